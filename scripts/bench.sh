@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# Space vs gocryptfs, side by side on the same disk (`npm run bench`).
+#
+# Mounts our drive and gocryptfs with both backing dirs under one temp dir, runs each workload on
+# gocryptfs and then on ours before moving to the next workload, and prints
+#   workload | ours | gocryptfs | ratio ours/gocryptfs | target
+# (throughput rows: MB/s = 10^6 B/s, ratio of throughput, target >= 1.0; time rows: seconds,
+# ratio of time, target <= 1.5). The same table goes to $BENCH_OUT as markdown, with our
+# daemon's peak RSS (VmHWM). Method: docs/performance.md.
+#
+# Environment (all optional):
+#   BENCH_SIZE_MB  size of the sequential file in MiB            (default 1024)
+#   BENCH_FILES    number of small files                          (default 10000)
+#   BENCH_RUNS     repetitions of the whole sequence; median kept (default 1)
+#   BENCH_FS       file systems to run                            (default "gocryptfs space")
+#   BENCH_DIR      work dir for sources, backing dirs, mounts     (default: new /var/tmp/space-bench.XXXX,
+#                  removed afterwards unless BENCH_KEEP=1)
+#   BENCH_OUT      markdown output                                (default docs/performance-latest.md)
+#   BENCH_VERIFY   1 = check the bytes read back (untimed)        (default 1)
+#   BENCH_SPACE_CMD  command that runs our CLI                    (default "node dist/src/cli/main.js",
+#                  built first if dist/ is missing or older than src/)
+# Exit status: 0 if every step ran and verified, 1 otherwise.
+set -euo pipefail
+export LC_ALL=C
+
+case "${BENCH_OUT:-}" in ''|/*) ;; *) BENCH_OUT="$PWD/$BENCH_OUT" ;; esac
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+NFILES=${BENCH_FILES:-10000}
+RUNS=${BENCH_RUNS:-1}
+read -r -a FSES <<< "${BENCH_FS:-gocryptfs space}"
+OUT=${BENCH_OUT:-$ROOT/docs/performance-latest.md}
+VERIFY=${BENCH_VERIFY:-1}
+SPACE_CMD=${BENCH_SPACE_CMD:-node dist/src/cli/main.js}
+READY_TIMEOUT=30 # seconds for a mount to come up, and for our daemon to exit after SIGTERM
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# Work dir, sources, cleanup
+# ---------------------------------------------------------------------------------------------
+if [ -n "${BENCH_DIR:-}" ]; then
+  WORK=$BENCH_DIR; mkdir -p "$WORK"; OWN_WORK=0
+else
+  WORK=$(mktemp -d /var/tmp/space-bench.XXXX); OWN_WORK=1
+fi
+WORK=$(cd "$WORK" && pwd)
+SRC_BIG=$WORK/src/big.bin   # SIZE_MB MiB of random bytes: incompressible, not dedupable
+SRC_TAR=$WORK/src/tree.tar  # NFILES files of 1-8 KiB in nested folders (scripts/bench/mktree.mjs)
+SRC_MD5=$WORK/src/tree.md5  # their md5sums, to check what the mounts give back
+
+declare -A PID MNT RSS RC   # per file system: daemon pid, mountpoint, peak RSS (kB), exit code
+declare -A TIMES            # "fs,workload" -> space-separated seconds per run (or FAIL/BAD)
+FAILED=0
+
+# On failure the logs (daemons: *.log, *.out; steps: *.err) and md5 lists (*.txt) stay in $WORK.
+cleanup() {
+  local status=$? fs
+  for fs in "${!PID[@]}"; do stop_fs "$fs" || true; done
+  if [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
+    if grep -qF " $WORK/" /proc/mounts; then
+      log "something is still mounted under $WORK; leaving it in place"
+    elif [ "$status" = 0 ]; then
+      rm -rf --one-file-system "$WORK"
+    else
+      find "$WORK" -mindepth 1 -maxdepth 1 ! -name '*.log' ! -name '*.out' ! -name '*.err' ! -name '*.txt' \
+        -exec rm -rf --one-file-system {} +
+      log "logs kept in $WORK"
+    fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+drop_caches() {
+  sync
+  if ! { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
+    [ -n "${WARNED_DROP:-}" ] || log "cannot drop caches (not root?); numbers include warm caches"
+    WARNED_DROP=1
+  fi
+}
+
+make_sources() {
+  mkdir -p "$WORK/src"
+  if [ ! -s "$SRC_BIG" ] || [ "$(stat -c %s "$SRC_BIG")" -ne $((SIZE_MB * 1048576)) ]; then
+    head -c $((SIZE_MB * 1048576)) /dev/urandom > "$SRC_BIG"
+  fi
+  rm -rf "$WORK/src/tree"
+  node scripts/bench/mktree.mjs "$WORK/src/tree" "$NFILES" > /dev/null
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00Z' \
+      -C "$WORK/src" -cf "$SRC_TAR" tree
+  (cd "$WORK/src/tree" && find . -type f -print0 | xargs -0 md5sum) | sort -k2 > "$SRC_MD5"
+  rm -rf "$WORK/src/tree"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Mounting. start_<fs> starts the daemon in the background and sets PID/MNT; stop_fs undoes it.
+# ---------------------------------------------------------------------------------------------
+# wait_until <what> <pid> <command...>: polls the command until it succeeds; dies if the daemon
+# exits first or READY_TIMEOUT passes.
+# first_line/last_line <file>: its first/last non-blank line, for one-line error messages.
+first_line() { nonblank_line "$1" head; }
+last_line() { nonblank_line "$1" tail; }
+nonblank_line() {
+  local line
+  line=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | "$2" -n 1 | cut -c1-200 || true)
+  echo "${line:-(nothing in $1)}"
+}
+wait_until() {
+  local what=$1 pid=$2; shift 2
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  local rc=0
+  until "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" || rc=$?; unset "PID[$what]"
+      die "$what: daemon exited (status $rc) before mounting: $(last_line "$WORK/$what.log")"
+    fi
+    [ $SECONDS -lt $deadline ] ||
+      die "$what: not mounted after ${READY_TIMEOUT}s; last log line: $(last_line "$WORK/$what.log")"
+    sleep 0.1
+  done
+}
+
+start_gocryptfs() {
+  local cipher=$WORK/gocryptfs.cipher mnt=$WORK/gocryptfs.mnt
+  mkdir -p "$cipher" "$mnt"
+  gocryptfs -init -q -extpass 'echo benchpass' -scryptn 10 "$cipher" > "$WORK/gocryptfs.log" 2>&1 ||
+    die "gocryptfs: -init failed (see $WORK/gocryptfs.log)"
+  gocryptfs -fg -q -extpass 'echo benchpass' "$cipher" "$mnt" >> "$WORK/gocryptfs.log" 2>&1 &
+  PID[gocryptfs]=$!; MNT[gocryptfs]=$mnt
+  wait_until gocryptfs "${PID[gocryptfs]}" mountpoint -q "$mnt"
+}
+
+start_space() {
+  local mnt=$WORK/space.mnt
+  mkdir -p "$WORK/space.data" "$WORK/space.config" "$mnt"
+  # shellcheck disable=SC2086 # SPACE_CMD is a command line
+  $SPACE_CMD mount "$mnt" --data-dir "$WORK/space.data" \
+    --config-dir "$WORK/space.config" --foreground > "$WORK/space.out" 2> "$WORK/space.log" &
+  PID[space]=$!; MNT[space]=$mnt
+  wait_until space "${PID[space]}" grep -qx "mounted $mnt" "$WORK/space.out"
+  mountpoint -q "$mnt" || die "space: printed 'mounted' but $mnt is not a mountpoint"
+}
+
+# stop_fs <fs>: records peak RSS, then gocryptfs: fusermount -u; ours: SIGTERM (the contract).
+# Either way, waits for the daemon and falls back to a lazy unmount + SIGKILL of that pid.
+stop_fs() {
+  local fs=$1 pid=${PID[$1]} mnt=${MNT[$1]} deadline=$((SECONDS + READY_TIMEOUT))
+  unset "PID[$fs]"
+  RSS[$fs]=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  if [ "$fs" = space ]; then kill -TERM "$pid" 2>/dev/null || true
+  else fusermount -u "$mnt" 2>/dev/null || true; fi
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$fs: daemon (pid $pid) still running ${READY_TIMEOUT}s after unmount request; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  RC[$fs]=0; wait "$pid" 2>/dev/null || RC[$fs]=$?
+  if mountpoint -q "$mnt"; then
+    log "$fs: $mnt still mounted after the daemon exited; lazy unmount"
+    fusermount -u -z "$mnt" 2>/dev/null || true
+    [ "${RC[$fs]}" != 0 ] || RC[$fs]=still-mounted
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Workloads. wl_<name> <mountpoint> <scratch-prefix>: the timed part only; its stderr goes to
+# <scratch-prefix>.err.
+# prep_<name> runs untimed before it (caches are dropped before every step; host-side inputs are
+# then read back into the page cache so the host disk is never the bottleneck);
+# check_<name> runs untimed after it when BENCH_VERIFY=1.
+# ---------------------------------------------------------------------------------------------
+WORKLOADS=(write read untar ls md5 rm)
+declare -A LABEL=(
+  [write]="seq write ${SIZE_MB} MiB + fsync"
+  [read]="seq read ${SIZE_MB} MiB, cold"
+  [untar]="create ${NFILES} files (untar)"
+  [ls]="ls -lR, cold"
+  [md5]="read all files (md5sum), cold"
+  [rm]="rm -rf tree"
+)
+declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time)
+
+prep_write() { cat "$SRC_BIG" > /dev/null; }
+wl_write()   { dd if="$SRC_BIG" of="$1/big" bs=1M count="$SIZE_MB" conv=fsync status=none; }
+wl_read()    { dd if="$1/big" of=/dev/null bs=1M status=none; }
+check_read() { cmp -s "$SRC_BIG" "$1/big" || { log "$1/big differs from what was written"; return 1; }; }
+prep_untar() { cat "$SRC_TAR" > /dev/null; }
+wl_untar()   { tar --no-same-owner -xf "$SRC_TAR" -C "$1"; }
+wl_ls()      { ls -lR "$1/tree" > /dev/null; }
+wl_md5()     { (cd "$1/tree" && find . -type f -print0 | xargs -0 md5sum) > "$2.txt"; }
+check_md5()  { sort -k2 "$2.txt" | cmp -s - "$SRC_MD5" || { log "file contents under $1/tree differ (see $2.txt)"; return 1; }; }
+wl_rm()      { [ -d "$1/tree" ] || { echo "no $1/tree to remove" >&2; return 1; }; rm -rf "$1/tree"; }
+check_rm()   { [ ! -e "$1/tree" ] || { log "$1/tree still exists after rm -rf"; return 1; }; }
+
+# run_step <fs> <workload>: prep, time, check; appends seconds (or FAIL/BAD) to TIMES[fs,wl].
+run_step() {
+  local fs=$1 wl=$2 mnt=${MNT[$1]} scratch=$WORK/$1-$2 t0 t1 result
+  drop_caches
+  if declare -F "prep_$wl" > /dev/null; then "prep_$wl" "$mnt" "$scratch"; fi
+  t0=$EPOCHREALTIME
+  if "wl_$wl" "$mnt" "$scratch" 2> "$scratch.err"; then
+    t1=$EPOCHREALTIME
+    result=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ "$VERIFY" = 1 ] && declare -F "check_$wl" > /dev/null && ! "check_$wl" "$mnt" "$scratch"; then
+      result=BAD
+    fi
+  else
+    log "$fs: '$wl' failed: $(first_line "$scratch.err")"; result=FAIL
+  fi
+  case $result in FAIL|BAD) FAILED=1 ;; esac
+  TIMES[$fs,$wl]="${TIMES[$fs,$wl]:-}${TIMES[$fs,$wl]:+ }$result"
+  printf 'bench:   %-9s %-34s %s\n' "$fs" "${LABEL[$wl]}" "$result" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+# median <values...>: median of numbers; FAIL/BAD if any run was not a number; "-" if none.
+median() {
+  [ $# -gt 0 ] || { echo -; return; }
+  printf '%s\n' "$@" | sort -g | awk '
+    !/^[0-9.]+$/ { bad = $0 } { v[NR] = $0 }
+    END { if (bad != "") print bad
+          else if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
+          else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# row <workload>: prints "label|ours|gocryptfs|ratio|target" with values formatted.
+row() {
+  local wl=$1 ours gcf
+  # shellcheck disable=SC2086 # word splitting of the per-run list is intended
+  ours=$(median ${TIMES[space,$wl]:-}); gcf=$(median ${TIMES[gocryptfs,$wl]:-})
+  awk -v label="${LABEL[$wl]}" -v kind="${KIND[$wl]}" -v o="$ours" -v g="$gcf" \
+      -v mb="$(awk -v s="$SIZE_MB" 'BEGIN { print s * 1048576 / 1e6 }')" '
+    function num(x) { return x ~ /^[0-9.]+$/ && x + 0 > 0 }
+    function show(x) { if (!num(x)) return x; return kind == "tput" ? sprintf("%.0f MB/s", mb / x) : sprintf("%.2f s", x) }
+    BEGIN {
+      ratio = "-"; target = "-"
+      if (num(o) && num(g)) {
+        ratio = sprintf("%.2f", kind == "tput" ? g / o : o / g); r = ratio + 0
+        target = kind == "tput" ? (r >= 1.0 ? "ok (>= 1.0)" : "MISS (>= 1.0)") : (r <= 1.5 ? "ok (<= 1.5)" : "MISS (<= 1.5)")
+      }
+      printf "%s|%s|%s|%s|%s\n", label, show(o), show(g), ratio, target
+    }'
+}
+
+mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }' || echo -; }
+
+report() {
+  local rows wl
+  rows=$(for wl in "${WORKLOADS[@]}"; do row "$wl"; done)
+  echo
+  { echo "workload|ours|gocryptfs|ours/gocryptfs|target"; echo "$rows"; } | column -t -s '|'
+  echo
+  echo "peak RSS (VmHWM): ours $(mib "${RSS[space]:-}"), gocryptfs $(mib "${RSS[gocryptfs]:-}")"
+
+  mkdir -p "$(dirname "$OUT")"
+  {
+    echo "# Space vs gocryptfs — latest run"
+    echo
+    echo "Generated by \`npm run bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC');"
+    echo "method in [performance.md](performance.md)."
+    echo
+    echo "| workload | ours | gocryptfs | ours/gocryptfs | target |"
+    echo "|---|---:|---:|---:|---|"
+    echo "$rows" | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
+    echo
+    echo "Throughput rows: MB/s (10^6 bytes/s), ratio of throughput. Time rows: seconds, ratio of time."
+    echo
+    echo "- Peak RSS (VmHWM) of our mount daemon: $(mib "${RSS[space]:-}") (gocryptfs: $(mib "${RSS[gocryptfs]:-}"))"
+    echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${NFILES} files of 1-8 KiB" \
+         "($(wc -l < "$SRC_MD5") files, $(du -sm "$SRC_TAR" | cut -f1) MiB tar), ${RUNS} run(s), median shown"
+    echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
+         "kernel $(uname -r), disk $(df --output=source "$WORK" | tail -1) ($(df --output=fstype "$WORK" | tail -1))"
+    echo "- Versions: $(gocryptfs -version 2>/dev/null | cut -d';' -f1), node $(node -v)," \
+         "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')"
+    if [ "$RUNS" -gt 1 ]; then
+      echo "- Raw seconds per run:"
+      for wl in "${WORKLOADS[@]}"; do
+        echo "  - ${LABEL[$wl]}: ours ${TIMES[space,$wl]:--}; gocryptfs ${TIMES[gocryptfs,$wl]:--}"
+      done
+    fi
+  } > "$OUT"
+  echo "table written to $OUT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+for v in "$SIZE_MB" "$NFILES" "$RUNS"; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB, BENCH_FILES and BENCH_RUNS must be positive integers"
+done
+for fs in "${FSES[@]}"; do
+  case $fs in
+    gocryptfs) command -v gocryptfs > /dev/null || die "gocryptfs not installed (run scripts/setup.sh)" ;;
+    space)
+      if [ -z "${BENCH_SPACE_CMD:-}" ] && { [ ! -f dist/src/cli/main.js ] || [ -n "$(find src -newer dist/src/cli/main.js -print -quit)" ]; }; then
+        log "building (dist/ is missing or older than src/)"
+        npm run -s build >&2 || die "build failed"
+      fi ;;
+    *) die "unknown file system '$fs' in BENCH_FS (known: gocryptfs space)" ;;
+  esac
+done
+
+log "work dir $WORK; generating sources (${SIZE_MB} MiB file, ${NFILES} small files)"
+make_sources
+for fs in "${FSES[@]}"; do
+  "start_$fs"
+  log "$fs mounted at ${MNT[$fs]} (pid ${PID[$fs]})"
+done
+
+for run in $(seq "$RUNS"); do
+  [ "$RUNS" -eq 1 ] || log "run $run of $RUNS"
+  for wl in "${WORKLOADS[@]}"; do
+    for fs in "${FSES[@]}"; do run_step "$fs" "$wl"; done
+  done
+  for fs in "${FSES[@]}"; do rm -f "${MNT[$fs]}/big"; done # every run starts from an empty mount
+done
+
+for fs in "${FSES[@]}"; do
+  stop_fs "$fs"
+  if [ "${RC[$fs]}" != 0 ]; then log "$fs: daemon did not exit cleanly (status ${RC[$fs]})"; FAILED=1; fi
+done
+report
+exit "$FAILED"

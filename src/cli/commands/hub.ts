@@ -1,0 +1,34 @@
+// `space hub`: runs the backup node's HTTP API in the foreground until SIGINT/SIGTERM.
+import { join } from 'node:path'
+import { resolveDataDir } from '../../keys/paths.js'
+import { ExitCode } from '../exit-codes.js'
+import { defineCommand, err, out, UsageError } from './keys-common.js'
+
+export const command = defineCommand({
+  name: 'hub',
+  summary: 'run the backup node (vault API) in the foreground',
+  usage: `usage: space hub [--host ADDR] [--port N] [--data-dir DIR]
+
+Serves the key-backup vault API over HTTP until interrupted.
+  --host ADDR     bind address (default 127.0.0.1; put TLS in front for anything public)
+  --port N        TCP port (default 7470; 0 picks a free one)
+  --data-dir DIR  where the hub database lives (default: <space data dir>/hub)
+Prints "space hub listening on <url>" once it accepts connections.`,
+  options: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' } }
+}, async (ctx, values) => {
+  const port = Number(values.port ?? '7470')
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad --port ${String(values.port)}`)
+  const dataDir = values['data-dir'] !== undefined ? resolveDataDir(values['data-dir'] as string) : join(resolveDataDir(), 'hub')
+  // Loaded here, not at the top: node:sqlite prints an experimental warning on import.
+  const { startHub } = await import('../../hub/server.js')
+  const hub = await startHub({ dataDir, host: (values.host as string | undefined) ?? '127.0.0.1', port, log: line => err(ctx, line) })
+  out(ctx, `space hub listening on ${hub.url} (data: ${dataDir})`)
+  await new Promise<void>(resolve => {
+    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+  await hub.close()
+  err(ctx, 'space hub: stopped')
+  return ExitCode.OK
+})

@@ -1,0 +1,280 @@
+// Composition root: opens a drive (store + journal + tree) in a data directory and mounts it.
+// The only module that names concrete classes; everything below gets narrow interfaces.
+import { promises as fsp, constants as FS, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { PackStore } from './store/pack-store.js'
+import { Journal } from './store/journal.js'
+import { BlockCache } from './store/block-cache.js'
+import { Tree, type CommitInfo } from './fs/tree/tree.js'
+import { CommitLog } from './fs/tree/commit-log.js'
+import type { CommitRecord } from './fs/tree/format.js'
+import { FuseNativeBinding } from './fs/fuse/fuse-native.js'
+import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
+import { buildOps } from './fs/fuse/frontend.js'
+import { Handles, type ChangeKind } from './fs/fuse/context.js'
+
+export const STORE_FORMAT = 1
+
+/** Errors the user sees when a drive cannot be opened or mounted; `code` maps to an exit code. */
+export class DriveError extends Error {
+  constructor (readonly code: DriveErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'DriveError'
+  }
+}
+
+export type DriveErrorCode =
+  | 'ERR_MOUNTPOINT_MISSING' | 'ERR_MOUNTPOINT_NOT_EMPTY' | 'ERR_MOUNTPOINT_NOT_DIR'
+  | 'ERR_STORE_IN_USE' | 'ERR_STORE_CORRUPT' | 'ERR_STORE_MISSING' | 'ERR_WRONG_KEY'
+  | 'ERR_NO_SPACE' | 'ERR_FUSE' | 'ERR_NOT_MOUNTED'
+
+interface StoreMeta { format: number, id: string, check: string }
+
+export interface LockInfo { pid: number, mountpoint: string | null, started: string }
+
+export interface DriveOptions {
+  cacheBytes?: number
+  log?: (line: string) => void
+  /** Create an empty store when the directory has none (false: a missing store is an error). */
+  create?: boolean
+}
+
+export interface CommitEntry { seq: number, time: number, root: string }
+
+/** An open drive: one store, its commit journal and the tree on top. Holds the store's lock. */
+export class Drive {
+  private constructor (
+    readonly dataDir: string,
+    readonly tree: Tree,
+    readonly store: PackStore,
+    private readonly journal: Journal,
+    private readonly lockPath: string,
+    private readonly history: CommitEntry[]
+  ) {}
+
+  static async open (dataDir: string, masterKey: Buffer, opts: DriveOptions = {}): Promise<Drive> {
+    dataDir = resolve(dataDir)
+    const log = opts.log ?? (() => {})
+    await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const lockPath = join(dataDir, 'lock')
+    await takeLock(lockPath)
+    try {
+      const meta = await loadMeta(dataDir, masterKey, opts.create ?? true)
+      const storeId = Buffer.from(meta.id, 'hex')
+      const { journal, records, cutBytes } = await Journal.open(join(dataDir, 'journal'))
+      if (cutBytes > 0) log(`recovery: cut ${cutBytes} bytes of an unfinished commit from the journal`)
+      const commits = new CommitLog(masterKey, storeId, journal)
+      let decoded: CommitRecord[]
+      try {
+        decoded = commits.decodeAll(records)
+      } catch (err) {
+        await journal.close()
+        throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
+      }
+      const head = decoded.at(-1) ?? null
+      let store: PackStore
+      try {
+        store = await PackStore.open(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] })
+      } catch (err) {
+        await journal.close()
+        throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
+      }
+      const cache = new BlockCache(opts.cacheBytes ?? 64 * 1024 * 1024)
+      const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+      const tree = new Tree({ store, cache, sink: commits, head, log })
+      const drive = new Drive(dataDir, tree, store, journal, lockPath, history)
+      return drive
+    } catch (err) {
+      await fsp.rm(lockPath, { force: true })
+      throw err
+    }
+  }
+
+  async commit (): Promise<CommitInfo> {
+    const before = this.tree.head.seq
+    const info = await this.tree.commit()
+    if (info.seq !== before) this.history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+    return info
+  }
+
+  /** Every commit of this store, oldest first; each names the root directory's CID. */
+  log (): CommitEntry[] { return [...this.history] }
+
+  async setMountpoint (mountpoint: string | null): Promise<void> {
+    const info: LockInfo = { pid: process.pid, mountpoint, started: new Date().toISOString() }
+    await fsp.writeFile(this.lockPath, JSON.stringify(info) + '\n', { mode: 0o600 })
+  }
+
+  async close (): Promise<void> {
+    await this.commit()
+    await this.store.close()
+    await this.journal.close()
+    await fsp.rm(this.lockPath, { force: true })
+  }
+}
+
+async function takeLock (lockPath: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await fsp.open(lockPath, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL, 0o600)
+      const info: LockInfo = { pid: process.pid, mountpoint: null, started: new Date().toISOString() }
+      await fh.writeFile(JSON.stringify(info) + '\n')
+      await fh.close()
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const holder = readLock(lockPath)
+      if (holder != null && holder.pid !== process.pid && pidAlive(holder.pid)) {
+        throw new DriveError('ERR_STORE_IN_USE', `the store is in use by process ${holder.pid}${holder.mountpoint != null ? ` (mounted at ${holder.mountpoint})` : ''}`)
+      }
+      await fsp.rm(lockPath, { force: true }) // left by a process that died
+    }
+  }
+  throw new DriveError('ERR_STORE_IN_USE', `cannot take the store lock ${lockPath}`)
+}
+
+export function readLock (lockPath: string): LockInfo | null {
+  try {
+    return JSON.parse(readFileSync(lockPath, 'utf8')) as LockInfo
+  } catch {
+    return null
+  }
+}
+
+export function pidAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+async function loadMeta (dataDir: string, masterKey: Buffer, create: boolean): Promise<StoreMeta> {
+  const path = join(dataDir, 'store.json')
+  let meta: StoreMeta
+  try {
+    meta = JSON.parse(await fsp.readFile(path, 'utf8')) as StoreMeta
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      const entries = (await fsp.readdir(dataDir)).filter(n => n !== 'lock')
+      if (!create || entries.length > 0) {
+        throw new DriveError(entries.length > 0 ? 'ERR_STORE_CORRUPT' : 'ERR_STORE_MISSING', `no store.json in ${dataDir}${entries.length > 0 ? ' (the directory holds other files: not a Space store, or a damaged one)' : ''}`)
+      }
+      const id = randomBytes(16)
+      meta = { format: STORE_FORMAT, id: id.toString('hex'), check: CommitLog.keyCheck(masterKey, id).toString('base64') }
+      const tmp = path + '.tmp'
+      await fsp.writeFile(tmp, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 })
+      const fh = await fsp.open(tmp, 'r')
+      await fh.sync()
+      await fh.close()
+      await fsp.rename(tmp, path)
+      return meta
+    }
+    throw new DriveError('ERR_STORE_CORRUPT', `${path} is unreadable: ${(err as Error).message}`, { cause: err })
+  }
+  if (meta.format !== STORE_FORMAT) throw new DriveError('ERR_STORE_CORRUPT', `${path}: unknown store format ${String(meta.format)}`)
+  if (typeof meta.id !== 'string' || !/^[0-9a-f]{32}$/.test(meta.id) || typeof meta.check !== 'string') {
+    throw new DriveError('ERR_STORE_CORRUPT', `${path} is malformed`)
+  }
+  if (!CommitLog.verifyKey(masterKey, Buffer.from(meta.id, 'hex'), Buffer.from(meta.check, 'base64'))) {
+    throw new DriveError('ERR_WRONG_KEY', `the key does not open the store in ${dataDir}`)
+  }
+  return meta
+}
+
+// ---- mounting --------------------------------------------------------------------------------
+
+export interface MountedDrive {
+  readonly drive: Drive
+  readonly mountpoint: string
+  /** Commits, unmounts and closes the store. Safe to call twice. */
+  stop: () => Promise<void>
+}
+
+export interface MountConfig {
+  mountpoint: string
+  allowOther?: boolean
+  commitIntervalMs?: number
+  binding?: FuseBinding
+  log?: (line: string) => void
+  onChange?: (kind: ChangeKind, path: string, to?: string) => void
+}
+
+/** Checks the mountpoint, clearing a stale mount left by a killed process. */
+export async function checkMountpoint (mountpoint: string, binding: FuseBinding): Promise<void> {
+  let st
+  try {
+    st = await fsp.stat(mountpoint)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+      await binding.clearStale(mountpoint)
+      st = await fsp.stat(mountpoint)
+    } else if (code === 'ENOENT') {
+      throw new DriveError('ERR_MOUNTPOINT_MISSING', `mountpoint ${mountpoint} does not exist`)
+    } else {
+      throw new DriveError('ERR_FUSE', `cannot use mountpoint ${mountpoint}: ${(err as Error).message}`)
+    }
+  }
+  if (!st.isDirectory()) throw new DriveError('ERR_MOUNTPOINT_NOT_DIR', `mountpoint ${mountpoint} is not a directory`)
+  if (isMounted(mountpoint)) throw new DriveError('ERR_MOUNTPOINT_NOT_EMPTY', `something is already mounted at ${mountpoint}`)
+  if ((await fsp.readdir(mountpoint)).length > 0) throw new DriveError('ERR_MOUNTPOINT_NOT_EMPTY', `mountpoint ${mountpoint} is not empty`)
+}
+
+/** Whether /proc/mounts lists a mount at exactly this path. */
+export function isMounted (mountpoint: string): boolean {
+  try {
+    const target = resolve(mountpoint)
+    return readFileSync('/proc/mounts', 'utf8').split('\n').some(l => l.split(' ')[1]?.replace(/\\040/g, ' ') === target)
+  } catch {
+    return false
+  }
+}
+
+export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<MountedDrive> {
+  const mountpoint = resolve(cfg.mountpoint)
+  const binding = cfg.binding ?? new FuseNativeBinding()
+  const log = cfg.log ?? (() => {})
+  await checkMountpoint(mountpoint, binding)
+  const statfs = async (): Promise<StatfsLike> => {
+    const s = await fsp.statfs(drive.dataDir)
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }
+  }
+  const ops = buildOps(
+    { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}) },
+    { onError: (op, path, err) => log(`error: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}`) }
+  )
+  let fuse: FuseMount
+  try {
+    fuse = await binding.mount(mountpoint, ops, {
+      fsname: 'space',
+      allowOther: cfg.allowOther ?? false,
+      defaultPermissions: true,
+      maxWrite: 128 * 1024,
+      attrTimeout: 1,
+      entryTimeout: 1
+    })
+  } catch (err) {
+    throw new DriveError('ERR_FUSE', `cannot mount ${mountpoint}: ${(err as Error).message}`, { cause: err })
+  }
+  await drive.setMountpoint(mountpoint)
+  // Writes without fsync become durable within about a second, like a journaling file system.
+  const timer = setInterval(() => {
+    if (drive.tree.dirty) drive.commit().catch(err => log(`commit failed: ${(err as Error).message}`))
+  }, cfg.commitIntervalMs ?? 1000)
+  let stopping: Promise<void> | null = null
+  return {
+    drive,
+    mountpoint,
+    stop: () => {
+      stopping ??= (async () => {
+        clearInterval(timer)
+        await fuse.unmount().catch(err => log(`unmount: ${(err as Error).message}`))
+        await drive.close()
+      })()
+      return stopping
+    }
+  }
+}

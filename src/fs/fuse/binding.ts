@@ -1,0 +1,71 @@
+// The small interface between our FUSE frontend and whatever libfuse binding sits under it.
+// Only fuse-native.ts knows the concrete package; a libfuse3 binding in native/ can replace it.
+export type Cb<T = void> = (errno: number, result?: T) => void
+
+export interface StatLike {
+  mode: number, uid: number, gid: number, size: number, nlink: number, ino: number, rdev: number,
+  blksize: number, blocks: number, atime: number, mtime: number, ctime: number
+}
+
+export interface StatfsLike {
+  bsize: number, frsize: number, blocks: number, bfree: number, bavail: number,
+  files: number, ffree: number, favail: number, fsid: number, flag: number, namemax: number
+}
+
+/** Path-based operations, callback style; errno values are negative, 0 is success. */
+export interface FuseOps {
+  init: (cb: Cb) => void
+  statfs: (path: string, cb: Cb<StatfsLike>) => void
+  getattr: (path: string, cb: Cb<StatLike>) => void
+  fgetattr: (path: string, fd: number, cb: Cb<StatLike>) => void
+  access: (path: string, mode: number, cb: Cb) => void
+  readdir: (path: string, cb: (errno: number, names?: string[], stats?: StatLike[]) => void) => void
+  opendir: (path: string, flags: number, cb: Cb<number>) => void
+  releasedir: (path: string, fd: number, cb: Cb) => void
+  open: (path: string, flags: number, cb: Cb<number>) => void
+  create: (path: string, mode: number, cb: Cb<number>) => void
+  read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
+  write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
+  flush: (path: string, fd: number, cb: Cb) => void
+  fsync: (path: string, datasync: boolean, fd: number, cb: Cb) => void
+  fsyncdir: (path: string, datasync: boolean, fd: number, cb: Cb) => void
+  release: (path: string, fd: number, cb: Cb) => void
+  truncate: (path: string, size: number, cb: Cb) => void
+  ftruncate: (path: string, fd: number, size: number, cb: Cb) => void
+  utimens: (path: string, atime: number, mtime: number, cb: Cb) => void
+  chmod: (path: string, mode: number, cb: Cb) => void
+  chown: (path: string, uid: number, gid: number, cb: Cb) => void
+  mknod: (path: string, mode: number, dev: number, cb: Cb) => void
+  mkdir: (path: string, mode: number, cb: Cb) => void
+  rmdir: (path: string, cb: Cb) => void
+  unlink: (path: string, cb: Cb) => void
+  rename: (from: string, to: string, cb: Cb) => void
+  link: (from: string, to: string, cb: Cb) => void
+  symlink: (target: string, path: string, cb: Cb) => void
+  readlink: (path: string, cb: Cb<string>) => void
+  setxattr: (path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb) => void
+  getxattr: (path: string, name: string, position: number, cb: Cb<Buffer | null>) => void
+  listxattr: (path: string, cb: Cb<string[]>) => void
+  removexattr: (path: string, name: string, cb: Cb) => void
+}
+
+export interface MountOptions {
+  fsname: string
+  allowOther: boolean
+  defaultPermissions: boolean
+  /** Largest write the kernel may send, bytes. */
+  maxWrite: number
+  attrTimeout: number
+  entryTimeout: number
+}
+
+export interface FuseMount {
+  readonly mountpoint: string
+  unmount: () => Promise<void>
+}
+
+export interface FuseBinding {
+  mount: (mountpoint: string, ops: FuseOps, opts: MountOptions) => Promise<FuseMount>
+  /** Detaches a mount left behind by a dead process. */
+  clearStale: (mountpoint: string) => Promise<void>
+}

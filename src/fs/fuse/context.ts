@@ -1,0 +1,44 @@
+// What every FUSE op gets: the tree, the open-handle table and a few services of the daemon.
+import type { Tree, Node, FileNode } from '../tree/tree.js'
+import type { StatfsLike } from './binding.js'
+import { TreeError } from '../tree/errors.js'
+import { FileNode as FileNodeClass } from '../tree/nodes.js'
+
+export interface Handle { node: Node, flags: number }
+
+/** Open files by handle number; an open file keeps working after unlink or rename. */
+export class Handles {
+  private readonly table = new Map<number, Handle>()
+  private next = 1
+
+  add (node: Node, flags: number): number {
+    const fh = this.next++
+    this.table.set(fh, { node, flags })
+    return fh
+  }
+
+  get (fh: number): Handle {
+    const h = this.table.get(fh)
+    if (h == null) throw new TreeError('ERR_BAD_HANDLE', `no open handle ${fh}`)
+    return h
+  }
+
+  file (fh: number): FileNode {
+    const { node } = this.get(fh)
+    if (!(node instanceof FileNodeClass)) throw new TreeError('ERR_IS_DIR', 'not a regular file')
+    return node
+  }
+
+  remove (fh: number): void { this.table.delete(fh) }
+  get size (): number { return this.table.size }
+}
+
+export type ChangeKind = 'created' | 'updated' | 'removed' | 'renamed'
+
+export interface OpContext {
+  tree: Tree
+  handles: Handles
+  statfs: () => Promise<StatfsLike>
+  /** Called after each successful namespace or content change (for the event stream). */
+  changed: (kind: ChangeKind, path: string, to?: string) => void
+}

@@ -1,0 +1,72 @@
+// Turns the async ops in ops/ into the callback table a FuseBinding mounts. Every op runs on the
+// one JS thread: ops never block, and every failure is answered with an errno from errno.ts.
+import type { Cb, FuseOps } from './binding.js'
+import type { OpContext } from './context.js'
+import { errnoOf } from './errno.js'
+import * as attr from './ops/attr.js'
+import * as dir from './ops/dir.js'
+import * as file from './ops/file.js'
+import * as names from './ops/names.js'
+import { rename } from './ops/rename.js'
+import * as xattr from './ops/xattr.js'
+
+export interface FrontendOptions {
+  /** Called with unexpected (non-user) errors: bugs and I/O failures worth a log line. */
+  onError: (op: string, path: string, err: unknown) => void
+}
+
+const EXPECTED = new Set(['ERR_NOT_FOUND', 'ERR_EXISTS', 'ERR_NOT_DIR', 'ERR_IS_DIR', 'ERR_NOT_EMPTY', 'ERR_NAME_TOO_LONG', 'ERR_NO_ATTR', 'ERR_NOT_PERMITTED', 'ERR_UNSUPPORTED', 'ERR_INVALID', 'ERR_INTEGRITY'])
+
+export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
+  function fail (op: string, path: string, err: unknown): number {
+    const code = (err as { code?: string })?.code
+    if (code == null || !EXPECTED.has(code)) opts.onError(op, path, err)
+    return errnoOf(err)
+  }
+  // Answers `cb(0, result)` or `cb(-errno)`.
+  function wrap<T> (op: string, path: string, p: Promise<T>, cb: Cb<T>): void {
+    p.then(r => cb(0, r), err => cb(fail(op, path, err)))
+  }
+  // read/write answer with a byte count or a negative errno in the first argument.
+  function count (op: string, path: string, p: Promise<number>, cb: (n: number) => void): void {
+    p.then(n => cb(n), err => cb(fail(op, path, err)))
+  }
+
+  return {
+    init: cb => cb(0),
+    statfs: (path, cb) => wrap('statfs', path, attr.statfs(ctx), cb),
+    getattr: (path, cb) => wrap('getattr', path, attr.getattr(ctx, path), cb),
+    fgetattr: (path, fd, cb) => wrap('fgetattr', path, attr.fgetattr(ctx, path, fd), cb),
+    access: (path, _mode, cb) => wrap('access', path, attr.access(ctx, path), cb),
+    readdir: (path, cb) => {
+      dir.readdir(ctx, path).then(([n, s]) => cb(0, n, s), err => cb(fail('readdir', path, err)))
+    },
+    opendir: (path, _flags, cb) => wrap('opendir', path, dir.opendir(ctx, path), cb),
+    releasedir: (_path, _fd, cb) => cb(0),
+    open: (path, flags, cb) => wrap('open', path, file.open(ctx, path, flags), cb),
+    create: (path, mode, cb) => wrap('create', path, file.create(ctx, path, mode), cb),
+    read: (path, fd, buf, len, pos, cb) => count('read', path, file.read(ctx, fd, buf, len, pos), cb),
+    write: (path, fd, buf, len, pos, cb) => count('write', path, file.write(ctx, path, fd, buf, len, pos), cb),
+    flush: (_path, _fd, cb) => cb(0),
+    fsync: (path, _datasync, _fd, cb) => wrap('fsync', path, file.fsync(ctx), cb),
+    fsyncdir: (path, _datasync, _fd, cb) => wrap('fsyncdir', path, dir.fsyncdir(ctx), cb),
+    release: (path, fd, cb) => wrap('release', path, file.release(ctx, fd), cb),
+    truncate: (path, size, cb) => wrap('truncate', path, file.truncate(ctx, path, size), cb),
+    ftruncate: (path, fd, size, cb) => wrap('ftruncate', path, file.ftruncate(ctx, path, fd, size), cb),
+    utimens: (path, atime, mtime, cb) => wrap('utimens', path, attr.utimens(ctx, path, atime, mtime), cb),
+    chmod: (path, mode, cb) => wrap('chmod', path, attr.chmod(ctx, path, mode), cb),
+    chown: (path, uid, gid, cb) => wrap('chown', path, attr.chown(ctx, path, uid, gid), cb),
+    mknod: (path, mode, dev, cb) => wrap('mknod', path, names.mknod(ctx, path, mode, dev), cb),
+    mkdir: (path, mode, cb) => wrap('mkdir', path, dir.mkdir(ctx, path, mode), cb),
+    rmdir: (path, cb) => wrap('rmdir', path, dir.rmdir(ctx, path), cb),
+    unlink: (path, cb) => wrap('unlink', path, names.unlink(ctx, path), cb),
+    rename: (from, to, cb) => wrap('rename', from, rename(ctx, from, to), cb),
+    link: (from, to, cb) => wrap('link', from, names.link(ctx, from, to), cb),
+    symlink: (target, path, cb) => wrap('symlink', path, names.symlink(ctx, target, path), cb),
+    readlink: (path, cb) => wrap('readlink', path, names.readlink(ctx, path), cb),
+    setxattr: (path, name, value, _pos, flags, cb) => wrap('setxattr', path, xattr.setxattr(ctx, path, name, value, flags), cb),
+    getxattr: (path, name, _pos, cb) => wrap('getxattr', path, xattr.getxattr(ctx, path, name), cb),
+    listxattr: (path, cb) => wrap('listxattr', path, xattr.listxattr(ctx, path), cb),
+    removexattr: (path, name, cb) => wrap('removexattr', path, xattr.removexattr(ctx, path, name), cb)
+  }
+}

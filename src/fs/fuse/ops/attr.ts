@@ -1,0 +1,36 @@
+// getattr, fgetattr, access, chmod, chown, utimens, statfs.
+import type { OpContext } from '../context.js'
+import type { StatLike, StatfsLike } from '../binding.js'
+
+export async function getattr (ctx: OpContext, path: string): Promise<StatLike> {
+  return ctx.tree.stat(await ctx.tree.lookup(path))
+}
+
+export async function fgetattr (ctx: OpContext, path: string, fh: number): Promise<StatLike> {
+  // libfuse 2 sends fgetattr with fh 0 for paths it has no handle for.
+  if (fh === 0) return await getattr(ctx, path)
+  return ctx.tree.stat(ctx.handles.get(fh).node)
+}
+
+export async function access (ctx: OpContext, path: string): Promise<void> {
+  await ctx.tree.lookup(path)
+}
+
+export async function chmod (ctx: OpContext, path: string, mode: number): Promise<void> {
+  await ctx.tree.chmod(path, mode)
+  ctx.changed('updated', path)
+}
+
+export async function chown (ctx: OpContext, path: string, uid: number, gid: number): Promise<void> {
+  await ctx.tree.chown(path, uid, gid)
+  ctx.changed('updated', path)
+}
+
+export async function utimens (ctx: OpContext, path: string, atime: number, mtime: number): Promise<void> {
+  await ctx.tree.utimens(path, atime, mtime)
+  ctx.changed('updated', path)
+}
+
+export async function statfs (ctx: OpContext): Promise<StatfsLike> {
+  return await ctx.statfs()
+}

@@ -1,0 +1,34 @@
+// readdir, opendir, releasedir, mkdir, rmdir, fsyncdir.
+import type { OpContext } from '../context.js'
+import type { StatLike } from '../binding.js'
+
+export async function readdir (ctx: OpContext, path: string): Promise<[string[], StatLike[]]> {
+  const dir = await ctx.tree.lookup(path)
+  const entries = await ctx.tree.readdir(path)
+  const names = ['.', '..']
+  const stats = [ctx.tree.stat(dir), ctx.tree.stat(dir.parent ?? dir)]
+  for (const [name, node] of entries) {
+    names.push(name)
+    stats.push(ctx.tree.stat(node))
+  }
+  return [names, stats]
+}
+
+export async function opendir (ctx: OpContext, path: string): Promise<number> {
+  await ctx.tree.readdir(path)
+  return 0
+}
+
+export async function mkdir (ctx: OpContext, path: string, mode: number): Promise<void> {
+  await ctx.tree.mkdir(path, mode)
+  ctx.changed('created', path)
+}
+
+export async function rmdir (ctx: OpContext, path: string): Promise<void> {
+  await ctx.tree.rmdir(path)
+  ctx.changed('removed', path)
+}
+
+export async function fsyncdir (ctx: OpContext): Promise<void> {
+  await ctx.tree.commit()
+}

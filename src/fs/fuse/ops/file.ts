@@ -1,0 +1,48 @@
+// open, create, read, write, flush, fsync, release, truncate, ftruncate.
+import type { OpContext } from '../context.js'
+import { FileNode } from '../../tree/nodes.js'
+import { TreeError } from '../../tree/errors.js'
+
+export async function open (ctx: OpContext, path: string, flags: number): Promise<number> {
+  const node = await ctx.tree.lookup(path)
+  return ctx.handles.add(node, flags)
+}
+
+export async function create (ctx: OpContext, path: string, mode: number): Promise<number> {
+  const f = await ctx.tree.create(path, mode)
+  ctx.changed('created', path)
+  return ctx.handles.add(f, 0)
+}
+
+export async function read (ctx: OpContext, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  return await ctx.tree.read(ctx.handles.file(fh), buf, len, pos)
+}
+
+// The kernel's buffer stays valid until we answer, and the tree copies from it into its own
+// block buffers; nothing keeps a reference to `buf` past the answer.
+export async function write (ctx: OpContext, path: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  const f = ctx.handles.file(fh)
+  const n = await ctx.tree.write(f, len === buf.length ? buf : buf.subarray(0, len), pos)
+  ctx.changed('updated', path)
+  return n
+}
+
+export async function fsync (ctx: OpContext): Promise<void> {
+  await ctx.tree.commit()
+}
+
+export async function release (ctx: OpContext, fh: number): Promise<void> {
+  ctx.handles.remove(fh)
+}
+
+export async function truncate (ctx: OpContext, path: string, size: number): Promise<void> {
+  const node = await ctx.tree.lookup(path)
+  if (!(node instanceof FileNode)) throw new TreeError(node.kind === 2 ? 'ERR_IS_DIR' : 'ERR_INVALID', `${path} is not a regular file`)
+  await ctx.tree.truncate(node, size)
+  ctx.changed('updated', path)
+}
+
+export async function ftruncate (ctx: OpContext, path: string, fh: number, size: number): Promise<void> {
+  await ctx.tree.truncate(ctx.handles.file(fh), size)
+  ctx.changed('updated', path)
+}

@@ -1,0 +1,18 @@
+// Typed errors of the tree. Codes are stable and carry no errno: the FUSE frontend's errno.ts
+// is the one place that turns them into errno values.
+export type TreeErrorCode =
+  | 'ERR_NOT_FOUND' | 'ERR_EXISTS' | 'ERR_NOT_DIR' | 'ERR_IS_DIR' | 'ERR_NOT_EMPTY'
+  | 'ERR_NAME_TOO_LONG' | 'ERR_INVALID' | 'ERR_NOT_PERMITTED' | 'ERR_INTEGRITY' | 'ERR_NO_ATTR'
+  | 'ERR_RANGE' | 'ERR_UNSUPPORTED' | 'ERR_BUSY' | 'ERR_NO_SPACE' | 'ERR_IO' | 'ERR_TOO_BIG'
+  | 'ERR_WRONG_KEY' | 'ERR_FORMAT' | 'ERR_CORRUPT_STORE' | 'ERR_BAD_HANDLE'
+
+export class TreeError extends Error {
+  readonly code: TreeErrorCode
+  constructor (code: TreeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'TreeError'
+    this.code = code
+  }
+}
+
+export const fail = (code: TreeErrorCode, message: string): never => { throw new TreeError(code, message) }

@@ -1,0 +1,77 @@
+// Byte formats of the tree (docs/format.md): directory nodes, block maps and commit records,
+// all dag-cbor inside sealed objects, each starting with a version field `v`.
+import * as cbor from '@ipld/dag-cbor'
+import type { CID } from 'multiformats/cid'
+import { TreeError } from './errors.js'
+
+export const FORMAT_VERSION = 1
+/** Plaintext bytes per content block: what the kernel sends per FUSE write with big_writes. */
+export const BLOCK_SIZE = 128 * 1024
+/** A file's block list stays inside its directory entry up to this many blocks. */
+export const INLINE_BLOCKS = 32
+
+export const enum Kind { File = 1, Dir = 2, Symlink = 3, Fifo = 4, Char = 5, Block = 6, Socket = 7 }
+
+export interface Attrs {
+  mode: number // permission bits only (07777); the type is `kind`
+  uid: number
+  gid: number
+  atime: number // milliseconds since the epoch
+  mtime: number
+  ctime: number
+}
+
+/** A directory entry as stored (short keys keep 10k-entry directories small). */
+export interface EntryRecord {
+  n: string // name
+  t: Kind
+  m: number
+  u: number
+  g: number
+  a: bigint | number // nanoseconds since the epoch
+  mt: bigint | number
+  c: bigint | number
+  x?: Record<string, Uint8Array> // user.* extended attributes
+  // files
+  i?: Uint8Array // file or directory id (16 bytes)
+  k?: Uint8Array // file or directory key (32 bytes)
+  s?: number // size in bytes
+  b?: Array<[number, CID]> // (block index, CID) pairs, sorted, holes omitted
+  bm?: CID // block map node when the list outgrows INLINE_BLOCKS
+  // directories
+  d?: CID // directory node
+  // symlinks
+  l?: string
+  // device nodes
+  r?: number
+}
+
+export interface DirNodeRecord { v: number, e: EntryRecord[] }
+export interface BlockMapRecord { v: number, b: Array<[number, CID]> }
+
+/** What one commit records; sealed into the journal under the store's commit key. */
+export interface CommitRecord {
+  v: number
+  seq: number
+  time: number
+  root: EntryRecord // the root directory's entry (name '')
+  pack: [number, number] // durable store watermark (pack id, offset)
+}
+
+export const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1000)) * 1000n
+export const nsToMs = (ns: bigint | number): number => typeof ns === 'bigint' ? Number(ns / 1000n) / 1000 : ns / 1e6
+
+export function encode (value: unknown): Uint8Array { return cbor.encode(value) }
+
+export function decode<T extends { v: number }> (bytes: Uint8Array, what: string): T {
+  let value: T
+  try {
+    value = cbor.decode<T>(bytes)
+  } catch (err) {
+    throw new TreeError('ERR_INTEGRITY', `${what} does not decode: ${(err as Error).message}`)
+  }
+  if (typeof value !== 'object' || value == null || value.v !== FORMAT_VERSION) {
+    throw new TreeError('ERR_FORMAT', `${what} has unknown format version ${String((value as { v?: unknown })?.v)}`)
+  }
+  return value
+}

@@ -1,0 +1,57 @@
+// In-memory inodes of the tree. A node knows its parent and name (there are no hard links), so a
+// change marks the path to the root dirty and the next commit rewrites exactly that path.
+import type { CID } from 'multiformats/cid'
+import { type Attrs, Kind } from './format.js'
+
+let nextIno = 2
+
+export abstract class Node {
+  readonly ino: number
+  abstract readonly kind: Kind
+  parent: DirNode | null = null
+  name = ''
+  xattrs: Map<string, Buffer> | null = null
+  constructor (public attrs: Attrs) { this.ino = nextIno++ }
+
+  /** Path from the root, for log lines. */
+  path (): string {
+    const parts: string[] = []
+    for (let n: Node | null = this; n?.parent != null; n = n.parent) parts.push(n.name)
+    return '/' + parts.reverse().join('/')
+  }
+}
+
+export class FileNode extends Node {
+  readonly kind = Kind.File
+  size = 0
+  /** Sealed blocks by index; null while the block map node is not loaded yet. */
+  blocks: Map<number, CID> | null = new Map()
+  blockMap: CID | null = null
+  blockMapDirty = false
+  /** Plaintext blocks written since they were last sealed (each BLOCK_SIZE bytes). */
+  readonly dirty = new Map<number, Buffer>()
+  loading: Promise<void> | null = null
+  lastReadEnd = -1
+  constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
+}
+
+export class DirNode extends Node {
+  readonly kind = Kind.Dir
+  /** Children by name; null until the directory node is loaded. */
+  children: Map<string, Node> | null = null
+  cid: CID | null = null
+  /** The directory node must be rewritten at the next commit. */
+  dirty = false
+  loading: Promise<void> | null = null
+  subdirs = 0
+  constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
+}
+
+export class SymlinkNode extends Node {
+  readonly kind = Kind.Symlink
+  constructor (attrs: Attrs, public readonly target: string) { super(attrs) }
+}
+
+export class SpecialNode extends Node {
+  constructor (attrs: Attrs, public readonly kind: Kind, public readonly rdev: number) { super(attrs) }
+}

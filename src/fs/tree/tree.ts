@@ -1,0 +1,686 @@
+// The encrypted Merkle tree: path resolution, POSIX-shaped operations on in-memory inodes, and
+// commits that seal what changed into blocks and append a new root to the journal. Knows no
+// FUSE and no network; it sees the block store through the narrow BlockStore interface.
+import type { CID } from 'multiformats/cid'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme } from '../../crypto/index.js'
+import {
+  type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
+  BLOCK_SIZE, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
+} from './format.js'
+import { TreeError, fail } from './errors.js'
+import { Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+
+export { Node, FileNode, DirNode, SymlinkNode, SpecialNode }
+
+/** What the tree needs of a block store. */
+export interface BlockStore {
+  put: (bytes: Uint8Array) => CID
+  get: (cid: CID) => Promise<Uint8Array>
+  sync: () => Promise<{ pack: number, offset: number }>
+  flush: () => Promise<void>
+  readonly backlog: number
+}
+
+/** What the tree needs of the decrypted-block cache. */
+export interface BlockCache {
+  get: (key: string) => Buffer | undefined
+  set: (key: string, value: Buffer) => void
+}
+
+/** Where commits go: the journal's append, sealed by the caller's commit key. */
+export interface CommitSink {
+  append: (record: CommitRecord) => Promise<void>
+}
+
+export interface TreeOptions {
+  store: BlockStore
+  cache: BlockCache
+  sink: CommitSink
+  /** The last committed record, or null for a new, empty tree. */
+  head: CommitRecord | null
+  log?: (line: string) => void
+  /** Plaintext bytes of dirty blocks kept before they are sealed eagerly. */
+  dirtyBudget?: number
+  now?: () => number
+  owner?: { uid: number, gid: number }
+}
+
+export interface Stat {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blocks: number
+  blksize: number
+  atime: number
+  mtime: number
+  ctime: number
+}
+
+export interface CommitInfo { seq: number, root: CID | null, time: number }
+
+const NAME_MAX = 255
+const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER
+const MAX_SYMLINK = 4095
+const TYPE_BITS: Record<Kind, number> = {
+  [Kind.File]: 0o100000,
+  [Kind.Dir]: 0o040000,
+  [Kind.Symlink]: 0o120000,
+  [Kind.Fifo]: 0o010000,
+  [Kind.Char]: 0o020000,
+  [Kind.Block]: 0o060000,
+  [Kind.Socket]: 0o140000
+}
+
+export function kindOfMode (mode: number): Kind {
+  switch (mode & 0o170000) {
+    case 0o100000: case 0: return Kind.File
+    case 0o040000: return Kind.Dir
+    case 0o120000: return Kind.Symlink
+    case 0o010000: return Kind.Fifo
+    case 0o020000: return Kind.Char
+    case 0o060000: return Kind.Block
+    case 0o140000: return Kind.Socket
+    default: return fail('ERR_INVALID', `unknown file type in mode ${mode.toString(8)}`)
+  }
+}
+
+export class Tree {
+  readonly root: DirNode
+  private readonly store: BlockStore
+  private readonly cache: BlockCache
+  private readonly sink: CommitSink
+  private readonly log: (line: string) => void
+  private readonly now: () => number
+  private readonly owner: { uid: number, gid: number }
+  private readonly dirtyFiles = new Set<FileNode>()
+  private readonly inflight = new Map<string, Promise<Buffer>>()
+  private readonly dirtyBudget: number
+  private seq: number
+  private headRoot: CID | null
+  private pendingCommit: Promise<CommitInfo> | null = null
+  private commitChain: Promise<unknown> = Promise.resolve()
+  private commitFailed = false
+
+  constructor (opts: TreeOptions) {
+    this.store = opts.store
+    this.cache = opts.cache
+    this.sink = opts.sink
+    this.log = opts.log ?? (() => {})
+    this.now = opts.now ?? Date.now
+    this.owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+    this.dirtyBudget = opts.dirtyBudget ?? 64 * 1024 * 1024
+    this.seq = opts.head?.seq ?? 0
+    if (opts.head != null) {
+      this.root = this.nodeFromEntry(opts.head.root) as DirNode
+      this.headRoot = this.root.cid
+    } else {
+      const t = this.now()
+      this.root = new DirNode({ mode: 0o755, uid: this.owner.uid, gid: this.owner.gid, atime: t, mtime: t, ctime: t }, randomId(), randomKey())
+      this.root.children = new Map()
+      this.root.dirty = true
+      this.headRoot = null
+    }
+  }
+
+  get dirty (): boolean { return this.root.dirty || this.commitFailed }
+  get head (): CommitInfo { return { seq: this.seq, root: this.headRoot, time: this.now() } }
+
+  // ---- loading -----------------------------------------------------------------------------
+
+  private nodeFromEntry (e: EntryRecord): Node {
+    const attrs: Attrs = { mode: e.m & 0o7777, uid: e.u, gid: e.g, atime: nsToMs(e.a), mtime: nsToMs(e.mt), ctime: nsToMs(e.c) }
+    let node: Node
+    switch (e.t) {
+      case Kind.File: {
+        const f = new FileNode(attrs, Buffer.from(e.i!), Buffer.from(e.k!))
+        f.size = e.s ?? 0
+        if (e.bm != null) { f.blocks = null; f.blockMap = e.bm } else f.blocks = new Map(e.b ?? [])
+        node = f
+        break
+      }
+      case Kind.Dir: {
+        const d = new DirNode(attrs, Buffer.from(e.i!), Buffer.from(e.k!))
+        d.cid = e.d ?? null
+        if (d.cid == null) d.children = new Map()
+        node = d
+        break
+      }
+      case Kind.Symlink: node = new SymlinkNode(attrs, e.l ?? ''); break
+      case Kind.Fifo: case Kind.Char: case Kind.Block: case Kind.Socket:
+        node = new SpecialNode(attrs, e.t, e.r ?? 0); break
+      default: return fail('ERR_FORMAT', `unknown entry type ${String(e.t)}`)
+    }
+    if (e.x != null) node.xattrs = new Map(Object.entries(e.x).map(([k, v]) => [k, Buffer.from(v)]))
+    node.name = e.n
+    return node
+  }
+
+  private async openSealed (key: Buffer, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
+    let sealed: Uint8Array
+    try {
+      sealed = await this.store.get(cid)
+    } catch (err) {
+      this.log(`integrity: ${what}: block ${cid.toString()} cannot be read: ${(err as Error).message}`)
+      throw new TreeError('ERR_INTEGRITY', `${what}: block missing`, { cause: err })
+    }
+    try {
+      return open(key, { type, objectId: id, index }, sealed)
+    } catch (err) {
+      const reason = err instanceof AuthError ? 'authentication failed' : (err as Error).message
+      this.log(`integrity: ${what}: block ${cid.toString()}: ${reason}`)
+      throw new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
+    }
+  }
+
+  /** Loads a directory's children once; concurrent callers share the load. */
+  async children (dir: DirNode): Promise<Map<string, Node>> {
+    if (dir.children != null) return dir.children
+    dir.loading ??= (async () => {
+      const framed = await this.openSealed(dir.key, SealType.Dir, dir.id, 0, dir.cid!, `directory ${dir.path()}`)
+      const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.path()}: bad framing`)
+      const rec = decode<DirNodeRecord>(body, `directory ${dir.path()}`)
+      const map = new Map<string, Node>()
+      let subdirs = 0
+      for (const e of rec.e) {
+        const child = this.nodeFromEntry(e)
+        child.parent = dir
+        if (child.kind === Kind.Dir) subdirs++
+        map.set(child.name, child)
+      }
+      if (dir.children == null) { dir.children = map; dir.subdirs = subdirs }
+    })().finally(() => { dir.loading = null })
+    await dir.loading
+    return dir.children!
+  }
+
+  private async blocks (f: FileNode): Promise<Map<number, CID>> {
+    if (f.blocks != null) return f.blocks
+    f.loading ??= (async () => {
+      const framed = await this.openSealed(f.key, SealType.BlockMap, f.id, 0, f.blockMap!, `file ${f.path()} block map`)
+      const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.path()}: bad block map framing`)
+      const rec = decode<BlockMapRecord>(body, `file ${f.path()} block map`)
+      if (f.blocks == null) f.blocks = new Map(rec.b)
+    })().finally(() => { f.loading = null })
+    await f.loading
+    return f.blocks!
+  }
+
+  // ---- resolution --------------------------------------------------------------------------
+
+  private static split (path: string): string[] {
+    const parts = path.split('/').filter(p => p.length > 0)
+    for (const p of parts) {
+      if (Buffer.byteLength(p) > NAME_MAX) fail('ERR_NAME_TOO_LONG', `name longer than ${NAME_MAX} bytes`)
+    }
+    return parts
+  }
+
+  async lookup (path: string): Promise<Node> {
+    let node: Node = this.root
+    for (const part of Tree.split(path)) {
+      if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${node.path()} is not a directory`)
+      const child: Node | undefined = (await this.children(node as DirNode)).get(part)
+      if (child == null) fail('ERR_NOT_FOUND', `${path} does not exist`)
+      node = child!
+    }
+    return node
+  }
+
+  private async parentOf (path: string): Promise<{ dir: DirNode, name: string, children: Map<string, Node> }> {
+    const parts = Tree.split(path)
+    const name = parts.pop()
+    if (name == null) fail('ERR_BUSY', 'the root cannot be replaced')
+    const dir = await this.lookup('/' + parts.join('/'))
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${dir.path()} is not a directory`)
+    return { dir: dir as DirNode, name: name!, children: await this.children(dir as DirNode) }
+  }
+
+  // ---- change tracking ---------------------------------------------------------------------
+
+  /** The node's entry changed: every directory on its path must be rewritten. */
+  private touch (node: Node): void {
+    for (let d: DirNode | null = node instanceof DirNode ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
+  }
+
+  private touchDir (dir: DirNode, t = this.now()): void {
+    dir.attrs.mtime = t
+    dir.attrs.ctime = t
+    this.touch(dir)
+  }
+
+  private attach (dir: DirNode, children: Map<string, Node>, name: string, node: Node): void {
+    node.parent = dir
+    node.name = name
+    children.set(name, node)
+    if (node.kind === Kind.Dir) dir.subdirs++
+  }
+
+  private detach (dir: DirNode, children: Map<string, Node>, node: Node): void {
+    children.delete(node.name)
+    if (node.kind === Kind.Dir) dir.subdirs--
+    node.parent = null
+  }
+
+  private newAttrs (mode: number, uid?: number, gid?: number): Attrs {
+    const t = this.now()
+    return { mode: mode & 0o7777, uid: uid ?? this.owner.uid, gid: gid ?? this.owner.gid, atime: t, mtime: t, ctime: t }
+  }
+
+  // ---- metadata ----------------------------------------------------------------------------
+
+  stat (node: Node): Stat {
+    const a = node.attrs
+    let size = 0
+    let blocks = 0
+    let nlink = 1
+    let rdev = 0
+    if (node instanceof FileNode) {
+      size = node.size
+      const stored = node.blocks != null ? node.blocks.size + [...node.dirty.keys()].filter(i => !node.blocks!.has(i)).length : Math.ceil(size / BLOCK_SIZE)
+      blocks = Math.min(Math.ceil(size / 512), stored * (BLOCK_SIZE / 512))
+    } else if (node instanceof DirNode) {
+      size = 4096
+      blocks = 8
+      nlink = 2 + node.subdirs
+    } else if (node instanceof SymlinkNode) {
+      size = Buffer.byteLength(node.target)
+    } else if (node instanceof SpecialNode) {
+      rdev = node.rdev
+    }
+    return { ino: node.ino, mode: TYPE_BITS[node.kind] | a.mode, nlink, uid: a.uid, gid: a.gid, rdev, size, blocks, blksize: BLOCK_SIZE, atime: a.atime, mtime: a.mtime, ctime: a.ctime }
+  }
+
+  async readdir (path: string): Promise<Array<[string, Node]>> {
+    const dir = await this.lookup(path)
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
+    return [...(await this.children(dir as DirNode)).entries()]
+  }
+
+  async chmod (path: string, mode: number): Promise<void> {
+    const node = await this.lookup(path)
+    node.attrs.mode = mode & 0o7777
+    node.attrs.ctime = this.now()
+    this.touch(node)
+  }
+
+  async chown (path: string, uid: number, gid: number): Promise<void> {
+    const node = await this.lookup(path)
+    if (uid !== -1 && uid !== 0xffffffff) node.attrs.uid = uid
+    if (gid !== -1 && gid !== 0xffffffff) node.attrs.gid = gid
+    node.attrs.ctime = this.now()
+    this.touch(node)
+  }
+
+  async utimens (path: string, atime: number, mtime: number): Promise<void> {
+    const node = await this.lookup(path)
+    node.attrs.atime = atime
+    node.attrs.mtime = mtime
+    node.attrs.ctime = this.now()
+    this.touch(node)
+  }
+
+  // ---- namespace ---------------------------------------------------------------------------
+
+  async create (path: string, mode: number, uid?: number, gid?: number): Promise<FileNode> {
+    const { dir, name, children } = await this.parentOf(path)
+    if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
+    const f = new FileNode(this.newAttrs(mode, uid, gid), randomId(), randomKey())
+    this.attach(dir, children, name, f)
+    this.touchDir(dir, f.attrs.ctime)
+    return f
+  }
+
+  async mknod (path: string, mode: number, rdev: number): Promise<Node> {
+    const kind = kindOfMode(mode)
+    if (kind === Kind.File) return await this.create(path, mode)
+    if (kind === Kind.Dir || kind === Kind.Symlink) fail('ERR_INVALID', 'mknod cannot make directories or symlinks')
+    const { dir, name, children } = await this.parentOf(path)
+    if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
+    const n = new SpecialNode(this.newAttrs(mode), kind, rdev)
+    this.attach(dir, children, name, n)
+    this.touchDir(dir, n.attrs.ctime)
+    return n
+  }
+
+  async mkdir (path: string, mode: number): Promise<DirNode> {
+    const { dir, name, children } = await this.parentOf(path)
+    if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
+    const d = new DirNode(this.newAttrs(mode), randomId(), randomKey())
+    d.children = new Map()
+    d.dirty = true
+    this.attach(dir, children, name, d)
+    this.touchDir(dir, d.attrs.ctime)
+    return d
+  }
+
+  async symlink (target: string, path: string): Promise<SymlinkNode> {
+    if (Buffer.byteLength(target) > MAX_SYMLINK) fail('ERR_NAME_TOO_LONG', 'symlink target too long')
+    const { dir, name, children } = await this.parentOf(path)
+    if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
+    const s = new SymlinkNode(this.newAttrs(0o777), target)
+    this.attach(dir, children, name, s)
+    this.touchDir(dir, s.attrs.ctime)
+    return s
+  }
+
+  async readlink (path: string): Promise<string> {
+    const node = await this.lookup(path)
+    if (!(node instanceof SymlinkNode)) fail('ERR_INVALID', `${path} is not a symlink`)
+    return (node as SymlinkNode).target
+  }
+
+  async unlink (path: string): Promise<Node> {
+    const { dir, name, children } = await this.parentOf(path)
+    const node = children.get(name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
+    if (node.kind === Kind.Dir) fail('ERR_IS_DIR', `${path} is a directory`)
+    this.detach(dir, children, node)
+    if (node instanceof FileNode) this.forget(node)
+    node.attrs.ctime = this.now()
+    this.touchDir(dir)
+    return node
+  }
+
+  async rmdir (path: string): Promise<void> {
+    const { dir, name, children } = await this.parentOf(path)
+    const node = children.get(name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
+    if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
+    if ((await this.children(node as DirNode)).size > 0) fail('ERR_NOT_EMPTY', `${path} is not empty`)
+    this.detach(dir, children, node)
+    this.touchDir(dir)
+  }
+
+  async link (_from: string, _to: string): Promise<never> {
+    // A folder's key opens exactly its subtree; a file reachable from two folders would leak
+    // through either and leave the other entry stale after a write. See docs/format.md.
+    return fail('ERR_NOT_PERMITTED', 'hard links are not supported')
+  }
+
+  async rename (from: string, to: string): Promise<void> {
+    const src = await this.parentOf(from)
+    const node = src.children.get(src.name) ?? fail('ERR_NOT_FOUND', `${from} does not exist`)
+    const dst = await this.parentOf(to)
+    for (let d: DirNode | null = dst.dir; d != null; d = d.parent) {
+      if (d === node) fail('ERR_INVALID', `cannot move ${from} into itself`)
+    }
+    const existing = dst.children.get(dst.name)
+    if (existing === node) return
+    if (existing != null) {
+      if (node instanceof DirNode) {
+        if (!(existing instanceof DirNode)) fail('ERR_NOT_DIR', `${to} is not a directory`)
+        if ((await this.children(existing as DirNode)).size > 0) fail('ERR_NOT_EMPTY', `${to} is not empty`)
+      } else if (existing instanceof DirNode) {
+        fail('ERR_IS_DIR', `${to} is a directory`)
+      }
+      this.detach(dst.dir, dst.children, existing)
+      if (existing instanceof FileNode) this.forget(existing)
+    }
+    this.detach(src.dir, src.children, node)
+    this.attach(dst.dir, dst.children, dst.name, node)
+    const t = this.now()
+    node.attrs.ctime = t
+    this.touch(node)
+    this.touchDir(src.dir, t)
+    this.touchDir(dst.dir, t)
+  }
+
+  /** A file left the tree: its dirty blocks stay for open handles but are never sealed. */
+  private forget (f: FileNode): void {
+    this.dirtyFiles.delete(f)
+  }
+
+  private dirtyBytes (): number {
+    let n = 0
+    for (const f of this.dirtyFiles) n += f.dirty.size
+    return n * BLOCK_SIZE
+  }
+
+  // ---- extended attributes -----------------------------------------------------------------
+
+  async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (!name.startsWith('user.')) fail('ERR_UNSUPPORTED', 'only user.* extended attributes are supported')
+    if (Buffer.byteLength(name) > 255) fail('ERR_RANGE', 'attribute name too long')
+    if (value.length > 64 * 1024) fail('ERR_TOO_BIG', 'attribute value too large')
+    const node = await this.lookup(path)
+    const has = node.xattrs?.has(name) ?? false
+    if ((flags & 1) !== 0 && has) fail('ERR_EXISTS', `${name} exists`)
+    if ((flags & 2) !== 0 && !has) fail('ERR_NO_ATTR', `${name} does not exist`)
+    node.xattrs ??= new Map()
+    node.xattrs.set(name, Buffer.from(value))
+    node.attrs.ctime = this.now()
+    this.touch(node)
+  }
+
+  async getxattr (path: string, name: string): Promise<Buffer> {
+    const node = await this.lookup(path)
+    return node.xattrs?.get(name) ?? fail('ERR_NO_ATTR', `${name} is not set`)
+  }
+
+  async listxattr (path: string): Promise<string[]> {
+    const node = await this.lookup(path)
+    return [...(node.xattrs?.keys() ?? [])]
+  }
+
+  async removexattr (path: string, name: string): Promise<void> {
+    const node = await this.lookup(path)
+    if (node.xattrs?.delete(name) !== true) fail('ERR_NO_ATTR', `${name} is not set`)
+    node.attrs.ctime = this.now()
+    this.touch(node)
+  }
+
+  // ---- file content ------------------------------------------------------------------------
+
+  /** Plaintext of one block (BLOCK_SIZE or shorter), or null for a hole. */
+  private async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
+    const d = f.dirty.get(idx)
+    if (d != null) return d
+    const cid = (await this.blocks(f)).get(idx)
+    if (cid == null) return null
+    const key = cid.toString()
+    const hit = this.cache.get(key)
+    if (hit != null) return hit
+    let p = this.inflight.get(key)
+    if (p == null) {
+      p = this.openSealed(f.key, SealType.Block, f.id, idx, cid, `file ${f.path()} block ${idx}`)
+        .then(plain => { this.cache.set(key, plain); return plain })
+        .finally(() => this.inflight.delete(key))
+      this.inflight.set(key, p)
+    }
+    return await p
+  }
+
+  async read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> {
+    if (pos >= f.size) return 0
+    const end = Math.min(f.size, pos + len)
+    const first = Math.floor(pos / BLOCK_SIZE)
+    const last = Math.floor((end - 1) / BLOCK_SIZE)
+    const parts: Array<Promise<Buffer | null>> = []
+    for (let i = first; i <= last; i++) parts.push(this.readBlock(f, i))
+    if (f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
+    f.lastReadEnd = end
+    const blocks = await Promise.all(parts)
+    for (let i = first; i <= last; i++) {
+      const blockStart = i * BLOCK_SIZE
+      const from = Math.max(pos, blockStart)
+      const to = Math.min(end, blockStart + BLOCK_SIZE)
+      const dst = from - pos
+      const b = blocks[i - first]
+      const avail = b == null ? 0 : Math.max(0, Math.min(to - blockStart, b.length) - (from - blockStart))
+      if (avail > 0) b!.copy(out, dst, from - blockStart, from - blockStart + avail)
+      if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
+    }
+    return end - pos
+  }
+
+  private readAhead (f: FileNode, from: number, count: number): void {
+    const lastIdx = Math.floor((f.size - 1) / BLOCK_SIZE)
+    for (let i = from; i < from + count && i <= lastIdx; i++) this.readBlock(f, i).catch(() => {})
+  }
+
+  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
+  private async dirtyBlock (f: FileNode, idx: number, whole: boolean): Promise<Buffer> {
+    let buf = f.dirty.get(idx)
+    if (buf != null) return buf
+    const old = whole || idx * BLOCK_SIZE >= f.size ? null : await this.readBlock(f, idx)
+    buf = f.dirty.get(idx) // another write may have created it meanwhile
+    if (buf != null) return buf
+    buf = Buffer.alloc(BLOCK_SIZE)
+    if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
+    f.dirty.set(idx, buf)
+    if (f.parent != null) this.dirtyFiles.add(f)
+    return buf
+  }
+
+  async write (f: FileNode, src: Buffer, pos: number): Promise<number> {
+    const len = src.length
+    if (pos + len > MAX_FILE_SIZE) fail('ERR_TOO_BIG', 'file too large')
+    if (f.blocks == null) await this.blocks(f)
+    let off = 0
+    while (off < len) {
+      const p = pos + off
+      const idx = Math.floor(p / BLOCK_SIZE)
+      const inner = p % BLOCK_SIZE
+      const n = Math.min(BLOCK_SIZE - inner, len - off)
+      const buf = f.dirty.get(idx) ?? await this.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE)
+      src.copy(buf, inner, off, off + n)
+      off += n
+      if (p + n > f.size) f.size = p + n
+      // A block filled to its end is final for now: seal it at once so memory stays bounded.
+      if (inner + n === BLOCK_SIZE && f.parent != null) this.sealBlock(f, idx)
+    }
+    const t = this.now()
+    f.attrs.mtime = t
+    f.attrs.ctime = t
+    this.touch(f)
+    if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
+    if (this.store.backlog > 64 * 1024 * 1024) await this.store.flush()
+    return len
+  }
+
+  async truncate (f: FileNode, size: number): Promise<void> {
+    if (size > MAX_FILE_SIZE) fail('ERR_TOO_BIG', 'file too large')
+    const blocks = await this.blocks(f)
+    if (size < f.size) {
+      const keep = Math.ceil(size / BLOCK_SIZE)
+      for (const i of [...blocks.keys()]) if (i >= keep) { blocks.delete(i); f.blockMapDirty = true }
+      for (const i of [...f.dirty.keys()]) if (i >= keep) f.dirty.delete(i)
+      const inner = size % BLOCK_SIZE
+      if (inner !== 0) {
+        const idx = keep - 1
+        if (blocks.has(idx) || f.dirty.has(idx)) (await this.dirtyBlock(f, idx, false)).fill(0, inner)
+      }
+    }
+    f.size = size
+    const t = this.now()
+    f.attrs.mtime = t
+    f.attrs.ctime = t
+    this.touch(f)
+  }
+
+  private sealBlock (f: FileNode, idx: number): void {
+    const buf = f.dirty.get(idx)
+    if (buf == null) return
+    const len = Math.min(BLOCK_SIZE, f.size - idx * BLOCK_SIZE)
+    f.dirty.delete(idx)
+    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
+    if (len <= 0) return
+    const plain = len === BLOCK_SIZE ? buf : buf.subarray(0, Math.min(BLOCK_SIZE, padme(len)))
+    const cid = this.store.put(seal(f.key, { type: SealType.Block, objectId: f.id, index: idx }, plain))
+    f.blocks!.set(idx, cid)
+    f.blockMapDirty = true
+    this.cache.set(cid.toString(), plain)
+  }
+
+  private sealAllDirty (): void {
+    for (const f of [...this.dirtyFiles]) {
+      if (f.parent == null) { this.dirtyFiles.delete(f); continue }
+      for (const idx of [...f.dirty.keys()]) this.sealBlock(f, idx)
+    }
+  }
+
+  // ---- commit ------------------------------------------------------------------------------
+
+  private entryOf (node: Node): EntryRecord {
+    const a = node.attrs
+    const e: EntryRecord = { n: node.name, t: node.kind, m: a.mode, u: a.uid, g: a.gid, a: msToNs(a.atime), mt: msToNs(a.mtime), c: msToNs(a.ctime) }
+    if (node.xattrs != null && node.xattrs.size > 0) e.x = Object.fromEntries(node.xattrs)
+    if (node instanceof FileNode) {
+      e.i = node.id
+      e.k = node.key
+      e.s = node.size
+      if (node.blocks == null) {
+        e.bm = node.blockMap!
+      } else if (node.blocks.size <= INLINE_BLOCKS) {
+        e.b = [...node.blocks.entries()].sort((x, y) => x[0] - y[0])
+      } else {
+        if (node.blockMapDirty || node.blockMap == null) {
+          const rec: BlockMapRecord = { v: FORMAT_VERSION, b: [...node.blocks.entries()].sort((x, y) => x[0] - y[0]) }
+          node.blockMap = this.store.put(seal(node.key, { type: SealType.BlockMap, objectId: node.id, index: 0 }, padFrame(encode(rec))))
+          node.blockMapDirty = false
+        }
+        e.bm = node.blockMap
+      }
+    } else if (node instanceof DirNode) {
+      e.i = node.id
+      e.k = node.key
+      e.d = node.cid!
+    } else if (node instanceof SymlinkNode) {
+      e.l = node.target
+    } else if (node instanceof SpecialNode) {
+      e.r = node.rdev
+    }
+    return e
+  }
+
+  /** Seals one dirty directory (children first) and returns its new CID. */
+  private sealDir (dir: DirNode): void {
+    const children = dir.children!
+    for (const c of children.values()) if (c instanceof DirNode && c.dirty) this.sealDir(c)
+    const names = [...children.keys()].sort()
+    const rec: DirNodeRecord = { v: FORMAT_VERSION, e: names.map(n => this.entryOf(children.get(n)!)) }
+    dir.cid = this.store.put(seal(dir.key, { type: SealType.Dir, objectId: dir.id, index: 0 }, padFrame(encode(rec))))
+    dir.dirty = false
+  }
+
+  /**
+   * Makes every change so far durable. Callers arriving while a commit runs share the next one,
+   * so a burst of fsyncs costs one commit.
+   */
+  commit (): Promise<CommitInfo> {
+    if (this.pendingCommit != null) return this.pendingCommit
+    const run = this.commitChain.then(async () => {
+      this.pendingCommit = null
+      return await this.commitNow()
+    })
+    this.pendingCommit = run
+    this.commitChain = run.catch(() => {})
+    return run
+  }
+
+  private async commitNow (): Promise<CommitInfo> {
+    if (!this.root.dirty && !this.commitFailed) return this.head
+    // Everything up to the journal append is synchronous: the snapshot is consistent.
+    this.sealAllDirty()
+    if (this.root.dirty) this.sealDir(this.root)
+    const rootEntry = this.entryOf(this.root)
+    const rootCid = this.root.cid
+    try {
+      const wm = await this.store.sync()
+      const rec: CommitRecord = { v: FORMAT_VERSION, seq: this.seq + 1, time: this.now(), root: rootEntry, pack: [wm.pack, wm.offset] }
+      await this.sink.append(rec)
+      this.seq = rec.seq
+      this.headRoot = rootCid
+      this.commitFailed = false
+      return { seq: rec.seq, root: rootCid, time: rec.time }
+    } catch (err) {
+      this.commitFailed = true
+      throw err
+    }
+  }
+
+  /** Bytes of plaintext waiting to be sealed. */
+  get dirtyPlaintext (): number { return this.dirtyBytes() }
+}

@@ -1,0 +1,105 @@
+// `space hub`: the backup node's HTTP API (vault service for now). Plain node:http, JSON in and
+// out; binds 127.0.0.1 unless told otherwise (put TLS in front of it for anything public).
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { API } from '../keys/vault-protocol.js'
+import { VERSION } from '../version.js'
+import { HubDb } from './db.js'
+import { badRequest, HubError } from './errors.js'
+import { MemoryBuckets, RateLimiter, type BucketPolicy } from './rate-limit.js'
+import { DEFAULT_GUESS_LIMITS, VaultService, type GuessLimits } from './vault-service.js'
+
+export interface HubOptions {
+  dataDir: string
+  host?: string
+  port?: number
+  guessLimits?: GuessLimits
+  /** Every request from one client address; a coarse flood guard in front of everything. */
+  requestLimit?: BucketPolicy
+  log?: (line: string) => void
+}
+
+export interface RunningHub { url: string, port: number, close: () => Promise<void> }
+
+const MAX_BODY = 64 * 1024
+
+async function readJson (req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const c of req) {
+    size += (c as Buffer).length
+    if (size > MAX_BODY) throw new HubError(413, 'too_large', 'request body too large')
+    chunks.push(c as Buffer)
+  }
+  try {
+    const v = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error()
+    return v
+  } catch {
+    throw badRequest('body must be a JSON object')
+  }
+}
+
+function send (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
+  res.end(text)
+}
+
+export async function startHub (opts: HubOptions): Promise<RunningHub> {
+  const log = opts.log ?? (() => {})
+  const db = new HubDb(opts.dataDir)
+  const vault = new VaultService(db, opts.guessLimits ?? DEFAULT_GUESS_LIMITS)
+  // A flood guard in front of everything, per client address, in memory.
+  const flood = new RateLimiter(new MemoryBuckets())
+  const requestLimit = opts.requestLimit ?? { capacity: 300, refillPerSec: 10 }
+
+  async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = req.socket.remoteAddress ?? 'unknown'
+    const limited = flood.take([[`req:${client}`, requestLimit]])
+    if (!limited.ok) throw new HubError(429, 'rate_limited', 'too many requests', { 'Retry-After': String(limited.retryAfter) })
+    const url = new URL(req.url ?? '/', 'http://hub')
+    const path = url.pathname
+    const method = req.method ?? 'GET'
+    if (method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, version: VERSION })
+    if (method === 'POST' && path === API.users) {
+      const r = vault.register(await readJson(req))
+      return send(res, r.status, { userId: r.userId })
+    }
+    if (method === 'GET' && path.startsWith(API.users + '/')) return send(res, 200, vault.lookup(decodeURIComponent(path.slice(API.users.length + 1))))
+    if (method === 'POST' && path === API.challenge) return send(res, 200, vault.challenge(await readJson(req)))
+    if (method === 'POST' && path === API.token) return send(res, 200, vault.token(await readJson(req)))
+    if (method === 'PUT' && path === API.vault) {
+      await vault.putVault(req.headers.authorization, await readJson(req))
+      return send(res, 204)
+    }
+    if (method === 'POST' && path === API.vaultFetch) return send(res, 200, await vault.fetchVault(client, await readJson(req)))
+    throw new HubError(404, 'not_found', `no route ${method} ${path}`)
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (err instanceof HubError) return send(res, err.status, { error: err.code, message: err.message }, err.headers)
+      log(`hub: internal error on ${req.method} ${req.url}: ${err instanceof Error ? err.stack : String(err)}`)
+      send(res, 500, { error: 'internal', message: 'internal error' })
+    })
+  })
+  server.headersTimeout = 10_000
+  server.requestTimeout = 30_000
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 7470, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
+  })
+  const addr = server.address() as AddressInfo
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  return {
+    url: `http://${host}:${addr.port}`,
+    port: addr.port,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+      db.close()
+    }
+  }
+}

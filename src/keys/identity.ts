@@ -1,0 +1,74 @@
+// The user's identity: everything derives from the 32 bytes of BIP39 entropy (the 24 words).
+//   seed      = BIP39 seed (PBKDF2-HMAC-SHA512, 2048 rounds, passphrase "")
+//   identity  = Ed25519, SLIP-10 path m/44'/7370'/0'/0'          (signs, is the account)
+//   share key = X25519, HKDF-SHA256(seed, "space/v1/x25519-share")  (receives shares)
+//   drive key = HKDF-SHA256(seed, "space/v1/drive-master")           (opens the drive)
+// A device key is random per device and certified by the identity (docs/keys.md).
+import { createHash, randomBytes } from 'node:crypto'
+import { hkdf } from '../crypto/index.js'
+import { ed25519FromSeed, ed25519Sign, ed25519Verify, slip10Ed25519, x25519FromSeed, type RawKeyPair } from './ed25519.js'
+import { entropyToSeed } from './mnemonic.js'
+
+export const IDENTITY_PATH = [44, 7370, 0, 0] as const
+export const LABEL_SHARE_KEY = 'space/v1/x25519-share'
+export const LABEL_DRIVE_MASTER = 'space/v1/drive-master'
+const DEVICE_CERT_CONTEXT = Buffer.from('space/v1/device-cert\0', 'utf8')
+const DEVICE_CERT_VERSION = 1
+
+export interface Identity {
+  /** The 24 words' entropy: the one secret every other key comes from. */
+  entropy: Buffer
+  signing: RawKeyPair
+  share: RawKeyPair
+  driveMaster: Buffer
+}
+
+export function deriveIdentity (entropy: Uint8Array): Identity {
+  const seed = entropyToSeed(entropy)
+  try {
+    return {
+      entropy: Buffer.from(entropy),
+      signing: ed25519FromSeed(slip10Ed25519(seed, [...IDENTITY_PATH]).key),
+      share: x25519FromSeed(hkdf(seed, LABEL_SHARE_KEY)),
+      driveMaster: hkdf(seed, LABEL_DRIVE_MASTER)
+    }
+  } finally {
+    seed.fill(0)
+  }
+}
+
+/** Short, human-comparable fingerprint: first 10 bytes of SHA-256(public key), hex in groups of 4. */
+export function fingerprint (publicKey: Uint8Array): string {
+  const hex = createHash('sha256').update(publicKey).digest('hex').slice(0, 20)
+  return hex.match(/.{4}/g)!.join('-')
+}
+
+export interface DeviceCertificate {
+  version: number
+  identityPublicKey: Buffer
+  devicePublicKey: Buffer
+  issuedAt: number // ms since epoch
+  signature: Buffer
+}
+
+function deviceCertMessage (identityPublicKey: Uint8Array, devicePublicKey: Uint8Array, issuedAt: number): Buffer {
+  const m = Buffer.alloc(DEVICE_CERT_CONTEXT.length + 1 + 32 + 32 + 8)
+  let o = DEVICE_CERT_CONTEXT.copy(m, 0)
+  m[o++] = DEVICE_CERT_VERSION
+  m.set(identityPublicKey, o); o += 32
+  m.set(devicePublicKey, o); o += 32
+  m.writeBigUInt64BE(BigInt(issuedAt), o)
+  return m
+}
+
+export function newDeviceKey (): RawKeyPair { return ed25519FromSeed(randomBytes(32)) }
+
+export function certifyDevice (identity: RawKeyPair, device: Uint8Array, issuedAt = Date.now()): DeviceCertificate {
+  const signature = ed25519Sign(identity.privateKey, deviceCertMessage(identity.publicKey, device, issuedAt))
+  return { version: DEVICE_CERT_VERSION, identityPublicKey: identity.publicKey, devicePublicKey: Buffer.from(device), issuedAt, signature }
+}
+
+export function verifyDeviceCertificate (cert: DeviceCertificate): boolean {
+  return cert.version === DEVICE_CERT_VERSION &&
+    ed25519Verify(cert.identityPublicKey, deviceCertMessage(cert.identityPublicKey, cert.devicePublicKey, cert.issuedAt), cert.signature)
+}

@@ -1,0 +1,10 @@
+// The keys layer: mnemonic -> identity and device keys, keychain / file keystore, key backup.
+export * from './errors.js'
+export * from './paths.js'
+export * from './mnemonic.js'
+export * from './identity.js'
+export * from './account.js'
+export * from './keystore.js'
+export * from './drive-key.js'
+export * from './backup.js'
+export { VaultClient } from './vault-client.js'

@@ -1,0 +1,238 @@
+// Log-structured block store: sealed blocks are appended to pack files and found through an
+// in-memory CID index rebuilt on open. Appends are batched; `sync()` makes everything written so
+// far durable and returns a watermark that a commit records, so on open anything past the last
+// committed watermark (a torn or uncommitted tail) is cut off. Sees only sealed bytes.
+import { promises as fsp, constants as FS } from 'node:fs'
+import { join } from 'node:path'
+import type { FileHandle } from 'node:fs/promises'
+import { CID, cidOf } from './cid.js'
+import { StoreError, ioError, notFound } from './errors.js'
+
+export const PACK_VERSION = 1
+const PACK_MAGIC = Buffer.from('SPACEPK1')
+const DEFAULT_PACK_LIMIT = 512 * 1024 * 1024
+const FLUSH_BYTES = 4 * 1024 * 1024
+
+/** Where the committed data ends: every byte before it is durable. */
+export interface Watermark { pack: number, offset: number }
+
+interface Location { pack: number, offset: number, length: number }
+
+interface Pack { id: number, fh: FileHandle, size: number, synced: boolean }
+
+export interface PackStoreOptions { packLimit?: number }
+
+export class PackStore {
+  private readonly dir: string
+  private readonly packLimit: number
+  private readonly index = new Map<string, Location>()
+  private readonly packs = new Map<number, Pack>()
+  private current!: Pack
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private readonly unflushed = new Map<string, Uint8Array>()
+  private queue: Promise<void> = Promise.resolve()
+  private failure: StoreError | null = null
+
+  private constructor (dir: string, opts: PackStoreOptions) {
+    this.dir = dir
+    this.packLimit = opts.packLimit ?? DEFAULT_PACK_LIMIT
+  }
+
+  /** Opens (or creates) the store in `dir`, cutting every pack back to `committed`. */
+  static async open (dir: string, committed: Watermark | null, opts: PackStoreOptions = {}): Promise<PackStore> {
+    const s = new PackStore(dir, opts)
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+    await s.load(committed)
+    return s
+  }
+
+  private packPath (id: number): string { return join(this.dir, `${String(id).padStart(8, '0')}.pack`) }
+
+  private async load (committed: Watermark | null): Promise<void> {
+    const ids = (await fsp.readdir(this.dir)).filter(n => /^\d{8}\.pack$/.test(n)).map(n => parseInt(n, 10)).sort((a, b) => a - b)
+    for (const id of ids) {
+      if (committed == null || id > committed.pack) {
+        // Written after the last commit: nothing references it.
+        await fsp.rm(this.packPath(id), { force: true })
+        continue
+      }
+      const fh = await fsp.open(this.packPath(id), FS.O_RDWR)
+      let size = (await fh.stat()).size
+      if (id === committed.pack && size !== committed.offset) {
+        if (size < committed.offset) throw new StoreError('ERR_CORRUPT_STORE', `pack ${id} is shorter (${size}) than its committed length ${committed.offset}`)
+        await fh.truncate(committed.offset)
+        size = committed.offset
+      }
+      const pack: Pack = { id, fh, size, synced: true }
+      this.packs.set(id, pack)
+      await this.scan(pack)
+    }
+    const last = committed != null ? this.packs.get(committed.pack) : undefined
+    if (committed != null && last == null) throw new StoreError('ERR_CORRUPT_STORE', `pack ${committed.pack} named by the last commit is missing`)
+    this.current = last ?? await this.createPack(1)
+  }
+
+  private async createPack (id: number): Promise<Pack> {
+    const fh = await fsp.open(this.packPath(id), FS.O_RDWR | FS.O_CREAT | FS.O_TRUNC, 0o600)
+    const header = Buffer.alloc(PACK_MAGIC.length + 1)
+    PACK_MAGIC.copy(header)
+    header[PACK_MAGIC.length] = PACK_VERSION
+    await fh.write(header, 0, header.length, 0)
+    const pack: Pack = { id, fh, size: header.length, synced: false }
+    this.packs.set(id, pack)
+    return pack
+  }
+
+  /** Rebuilds index entries of one pack from its record headers. */
+  private async scan (pack: Pack): Promise<void> {
+    const head = Buffer.alloc(PACK_MAGIC.length + 1)
+    await pack.fh.read(head, 0, head.length, 0)
+    if (!head.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC)) throw new StoreError('ERR_CORRUPT_STORE', `pack ${pack.id} has no pack header`)
+    if (head[PACK_MAGIC.length] !== PACK_VERSION) throw new StoreError('ERR_FORMAT', `pack ${pack.id} has unknown version ${head[PACK_MAGIC.length]}`)
+    let off = head.length
+    const buf = Buffer.alloc(1 + 1 + 64 + 4)
+    while (off < pack.size) {
+      const { bytesRead } = await pack.fh.read(buf, 0, buf.length, off)
+      const cidLen = buf[1]
+      if (bytesRead < 2 || buf[0] !== 1 || 2 + cidLen + 4 > bytesRead) throw new StoreError('ERR_CORRUPT_STORE', `pack ${pack.id}: bad record at offset ${off}`)
+      const cid = CID.decode(buf.subarray(2, 2 + cidLen))
+      const length = buf.readUInt32BE(2 + cidLen)
+      const dataOff = off + 2 + cidLen + 4
+      if (dataOff + length > pack.size) throw new StoreError('ERR_CORRUPT_STORE', `pack ${pack.id}: record at ${off} runs past the end`)
+      this.index.set(cid.toString(), { pack: pack.id, offset: dataOff, length })
+      off = dataOff + length
+    }
+  }
+
+  has (cid: CID): boolean {
+    const k = cid.toString()
+    return this.index.has(k) || this.unflushed.has(k)
+  }
+
+  /** Stores sealed bytes; returns their CID. Idempotent: a block already present is not rewritten. */
+  put (bytes: Uint8Array): CID {
+    if (this.failure != null) throw this.failure
+    const cid = cidOf(bytes)
+    const key = cid.toString()
+    if (this.index.has(key) || this.unflushed.has(key)) return cid
+    const cidBytes = cid.bytes
+    const header = Buffer.allocUnsafe(2 + cidBytes.length + 4)
+    header[0] = 1
+    header[1] = cidBytes.length
+    header.set(cidBytes, 2)
+    header.writeUInt32BE(bytes.length, 2 + cidBytes.length)
+    this.pending.push(header, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))
+    this.pendingBytes += header.length + bytes.length
+    this.unflushed.set(key, bytes)
+    if (this.pendingBytes >= FLUSH_BYTES) void this.flush().catch(() => {})
+    return cid
+  }
+
+  /** Bytes appended but not yet handed to the kernel; callers use it for back-pressure. */
+  get backlog (): number { return this.pendingBytes }
+
+  /** Resolves once the current backlog has been written to pack files. */
+  flush (): Promise<void> {
+    const run = this.queue.then(async () => { await this.writePending() })
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private async writePending (): Promise<void> {
+    if (this.failure != null) throw this.failure
+    while (this.pending.length > 0) {
+      let batch: Buffer[] = []
+      let bytes = 0
+      // Records never straddle packs: rotate before a record that would cross the limit.
+      while (this.pending.length > 0) {
+        const rec = this.pending[0].length + this.pending[1].length
+        if (bytes > 0 && this.current.size + bytes + rec > this.packLimit) break
+        batch.push(this.pending.shift()!, this.pending.shift()!)
+        bytes += rec
+        this.pendingBytes -= rec
+      }
+      if (this.current.size > PACK_MAGIC.length + 1 && this.current.size + bytes > this.packLimit) {
+        this.current = await this.createPack(this.current.id + 1)
+      }
+      const pack = this.current
+      const start = pack.size
+      try {
+        let off = start
+        for (let i = 0; i < batch.length; i += 64) {
+          const part = batch.slice(i, i + 64)
+          const len = part.reduce((n, b) => n + b.length, 0)
+          const { bytesWritten } = await pack.fh.writev(part, off)
+          if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+          off += len
+        }
+      } catch (err) {
+        // Put the pack back to its last good length; the failed records stay pending for a retry.
+        await pack.fh.truncate(start).catch(() => {})
+        this.pending = [...batch, ...this.pending]
+        this.pendingBytes += bytes
+        throw ioError(err, `appending to pack ${pack.id}`)
+      }
+      let off = start
+      for (let i = 0; i < batch.length; i += 2) {
+        const h = batch[i]
+        const cid = CID.decode(h.subarray(2, 2 + h[1]))
+        const key = cid.toString()
+        this.index.set(key, { pack: pack.id, offset: off + h.length, length: batch[i + 1].length })
+        this.unflushed.delete(key)
+        off += h.length + batch[i + 1].length
+      }
+      pack.size = off
+      pack.synced = false
+      batch = []
+    }
+  }
+
+  /** Makes every put so far durable; returns the watermark a commit records. */
+  async sync (): Promise<Watermark> {
+    await this.flush()
+    const run = this.queue.then(async () => {
+      for (const p of this.packs.values()) {
+        if (!p.synced) {
+          try { await p.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${p.id}`) }
+          p.synced = true
+        }
+      }
+      return { pack: this.current.id, offset: this.current.size }
+    })
+    this.queue = run.then(() => {}, () => {})
+    return await run
+  }
+
+  async get (cid: CID): Promise<Uint8Array> {
+    const key = cid.toString()
+    const mem = this.unflushed.get(key)
+    if (mem != null) return mem
+    const loc = this.index.get(key)
+    if (loc == null) throw notFound(key)
+    const pack = this.packs.get(loc.pack)!
+    const buf = Buffer.allocUnsafe(loc.length)
+    let done = 0
+    while (done < loc.length) {
+      const { bytesRead } = await pack.fh.read(buf, done, loc.length - done, loc.offset + done)
+      if (bytesRead === 0) throw new StoreError('ERR_CORRUPT_STORE', `block ${key} is cut short in pack ${loc.pack}`)
+      done += bytesRead
+    }
+    return buf
+  }
+
+  /** Bytes used by pack files. */
+  get size (): number {
+    let n = 0
+    for (const p of this.packs.values()) n += p.size
+    return n
+  }
+
+  get blockCount (): number { return this.index.size + this.unflushed.size }
+
+  async close (): Promise<void> {
+    await this.queue
+    for (const p of this.packs.values()) await p.fh.close().catch(() => {})
+    this.packs.clear()
+  }
+}
