@@ -18,7 +18,7 @@
 #   BENCH_OUT      markdown output                                (default docs/performance-latest.md)
 #   BENCH_VERIFY   1 = check the bytes read back (untimed)        (default 1)
 #   BENCH_SPACE_CMD  command that runs our CLI                    (default "node dist/src/cli/main.js",
-#                  built first if dist/ is missing or older than src/)
+#                  built first if dist/ is missing; a warning if older than src/)
 # Exit status: 0 if every step ran and verified, 1 otherwise.
 set -euo pipefail
 export LC_ALL=C
@@ -44,15 +44,7 @@ log() { echo "bench: $*" >&2; }
 # ---------------------------------------------------------------------------------------------
 # Work dir, sources, cleanup
 # ---------------------------------------------------------------------------------------------
-if [ -n "${BENCH_DIR:-}" ]; then
-  WORK=$BENCH_DIR; mkdir -p "$WORK"; OWN_WORK=0
-else
-  WORK=$(mktemp -d /var/tmp/space-bench.XXXX); OWN_WORK=1
-fi
-WORK=$(cd "$WORK" && pwd)
-SRC_BIG=$WORK/src/big.bin   # SIZE_MB MiB of random bytes: incompressible, not dedupable
-SRC_TAR=$WORK/src/tree.tar  # NFILES files of 1-8 KiB in nested folders (scripts/bench/mktree.mjs)
-SRC_MD5=$WORK/src/tree.md5  # their md5sums, to check what the mounts give back
+WORK=""; OWN_WORK=0           # set by make_work_dir
 
 declare -A PID MNT RSS RC   # per file system: daemon pid, mountpoint, peak RSS (kB), exit code
 declare -A TIMES            # "fs,workload" -> space-separated seconds per run (or FAIL/BAD)
@@ -62,7 +54,7 @@ FAILED=0
 cleanup() {
   local status=$? fs
   for fs in "${!PID[@]}"; do stop_fs "$fs" || true; done
-  if [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
+  if [ -n "$WORK" ] && [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
     if grep -qF " $WORK/" /proc/mounts; then
       log "something is still mounted under $WORK; leaving it in place"
     elif [ "$status" = 0 ]; then
@@ -83,6 +75,17 @@ drop_caches() {
     [ -n "${WARNED_DROP:-}" ] || log "cannot drop caches (not root?); numbers include warm caches"
     WARNED_DROP=1
   fi
+}
+
+make_work_dir() {
+  if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"; WORK=$(cd "$BENCH_DIR" && pwd)
+  else
+    WORK=$(mktemp -d /var/tmp/space-bench.XXXX); OWN_WORK=1
+  fi
+  SRC_BIG=$WORK/src/big.bin   # SIZE_MB MiB of random bytes: incompressible, not dedupable
+  SRC_TAR=$WORK/src/tree.tar  # NFILES files of 1-8 KiB in nested folders (scripts/bench/mktree.mjs)
+  SRC_MD5=$WORK/src/tree.md5  # their md5sums, to check what the mounts give back
 }
 
 make_sources() {
@@ -279,7 +282,7 @@ report() {
     echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
          "kernel $(uname -r), disk $(df --output=source "$WORK" | tail -1) ($(df --output=fstype "$WORK" | tail -1))"
     echo "- Versions: $(gocryptfs -version 2>/dev/null | cut -d';' -f1), node $(node -v)," \
-         "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')"
+         "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')${STALE:-}"
     if [ "$RUNS" -gt 1 ]; then
       echo "- Raw seconds per run:"
       for wl in "${WORKLOADS[@]}"; do
@@ -300,14 +303,19 @@ for fs in "${FSES[@]}"; do
   case $fs in
     gocryptfs) command -v gocryptfs > /dev/null || die "gocryptfs not installed (run scripts/setup.sh)" ;;
     space)
-      if [ -z "${BENCH_SPACE_CMD:-}" ] && { [ ! -f dist/src/cli/main.js ] || [ -n "$(find src -newer dist/src/cli/main.js -print -quit)" ]; }; then
-        log "building (dist/ is missing or older than src/)"
+      if [ -n "${BENCH_SPACE_CMD:-}" ]; then :
+      elif [ ! -f dist/src/cli/main.js ]; then
+        log "building (no dist/src/cli/main.js)"
         npm run -s build >&2 || die "build failed"
+      elif [ -n "$(find src -newer dist/src/cli/main.js -name '*.ts' -print -quit)" ]; then
+        STALE=" (dist/ older than src/)"
+        log "warning: dist/ is older than src/; benchmarking the existing build (npm run build refreshes it)"
       fi ;;
     *) die "unknown file system '$fs' in BENCH_FS (known: gocryptfs space)" ;;
   esac
 done
 
+make_work_dir
 log "work dir $WORK; generating sources (${SIZE_MB} MiB file, ${NFILES} small files)"
 make_sources
 for fs in "${FSES[@]}"; do

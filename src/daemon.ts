@@ -82,7 +82,10 @@ export class Drive {
       }
       const cache = new BlockCache(opts.cacheBytes ?? 64 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
-      const tree = new Tree({ store, cache, sink: commits, head, log })
+      const tree = new Tree({
+        store, cache, sink: commits, head, log,
+        onCommit: info => history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+      })
       const drive = new Drive(dataDir, tree, store, journal, lockPath, history)
       return drive
     } catch (err) {
@@ -91,15 +94,18 @@ export class Drive {
     }
   }
 
-  async commit (): Promise<CommitInfo> {
-    const before = this.tree.head.seq
-    const info = await this.tree.commit()
-    if (info.seq !== before) this.history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
-    return info
-  }
+  async commit (): Promise<CommitInfo> { return await this.tree.commit() }
 
   /** Every commit of this store, oldest first; each names the root directory's CID. */
   log (): CommitEntry[] { return [...this.history] }
+
+  /** Reads the commit history without taking the lock (the drive may be mounted elsewhere). */
+  static async readLog (dataDir: string, masterKey: Buffer): Promise<CommitEntry[]> {
+    const meta = await loadMeta(resolve(dataDir), masterKey, false)
+    const records = await Journal.read(join(dataDir, 'journal'))
+    const decoded = new CommitLog(masterKey, Buffer.from(meta.id, 'hex'), { append: async () => {} }).decodeAll(records)
+    return decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+  }
 
   async setMountpoint (mountpoint: string | null): Promise<void> {
     const info: LockInfo = { pid: process.pid, mountpoint, started: new Date().toISOString() }

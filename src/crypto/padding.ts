@@ -8,7 +8,7 @@ export function padme (len: number): number {
   const s = Math.floor(Math.log2(e)) + 1
   const lastBits = e - s
   const mask = 2 ** lastBits - 1
-  return Math.ceil((len + mask) / (mask + 1)) * (mask + 1)
+  return Math.floor((len + mask) / (mask + 1)) * (mask + 1)
 }
 
 /** Frames `body` as u32 length | body | zeros up to the Padmé length, so sizes leak only coarsely. */

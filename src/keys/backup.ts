@@ -1,5 +1,6 @@
 // Key backup and recovery by passphrase: to the hub's vault (the server gets the sealed box and
 // vsk, never vk) and to a local file. Both carry the same "vault file": the identity's entropy.
+import { readFile } from 'node:fs/promises'
 import { AuthError } from '../crypto/index.js'
 import type { Account, VaultConfig } from './account.js'
 import { KeysError } from './errors.js'
@@ -9,7 +10,6 @@ import { ENTROPY_LEN } from './mnemonic.js'
 import { BOX_HEADER_LEN, BoxPurpose, decodeBoxHeader, deriveBoxKeys, openBox, openWithPassphrase, sealWithPassphrase } from './passbox.js'
 import { VaultClient } from './vault-client.js'
 import { fromB64u } from './vault-protocol.js'
-import { readFile } from 'node:fs/promises'
 
 const VAULT_FILE_VERSION = 1
 

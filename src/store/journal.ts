@@ -16,6 +16,21 @@ export class Journal {
   static async open (path: string): Promise<{ journal: Journal, records: Buffer[], cutBytes: number }> {
     const fh = await fsp.open(path, FS.O_RDWR | FS.O_CREAT, 0o600)
     const data = await fh.readFile()
+    const { records, end: off } = Journal.parse(data)
+    const cutBytes = data.length - off
+    if (cutBytes > 0) {
+      await fh.truncate(off)
+      await fh.datasync()
+    }
+    return { journal: new Journal(fh, off, path), records, cutBytes }
+  }
+
+  /** Complete records of a journal another process may be appending to; changes nothing. */
+  static async read (path: string): Promise<Buffer[]> {
+    return Journal.parse(await fsp.readFile(path)).records
+  }
+
+  private static parse (data: Buffer): { records: Buffer[], end: number } {
     const records: Buffer[] = []
     let off = 0
     while (off + FRAME <= data.length) {
@@ -27,12 +42,7 @@ export class Journal {
       records.push(Buffer.from(payload))
       off += FRAME + len
     }
-    const cutBytes = data.length - off
-    if (cutBytes > 0) {
-      await fh.truncate(off)
-      await fh.datasync()
-    }
-    return { journal: new Journal(fh, off, path), records, cutBytes }
+    return { records, end: off }
   }
 
   /** Appends one record and makes it durable before resolving. */

@@ -55,11 +55,12 @@ export function defineCommand<O extends Options> (
           allowPositionals: spec.positionals === true,
           strict: true
         })
-        if (values.help === true) {
+        const flags = values as Record<string, string | boolean | undefined>
+        if (flags.help === true) {
           out(ctx, spec.usage)
           return ExitCode.OK
         }
-        return await body(ctx, values as Record<string, string | boolean | undefined>, positionals)
+        return await body(ctx, flags, positionals)
       } catch (e) {
         return report(ctx, spec.name, e)
       }

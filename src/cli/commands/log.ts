@@ -18,9 +18,7 @@ export const command: Command = {
     })
     try {
       const { key } = await loadDriveKey(resolveConfigDir(values['config-dir']))
-      const drive = await Drive.open(resolveDataDir(values['data-dir']), key, { create: false })
-      const entries = drive.log().reverse().slice(0, Number(values.limit))
-      await drive.close()
+      const entries = (await Drive.readLog(resolveDataDir(values['data-dir']), key)).reverse().slice(0, Number(values.limit))
       for (const e of entries) {
         ctx.stdout.write(values.json ? JSON.stringify(e) + '\n' : `${String(e.seq).padStart(6)}  ${new Date(e.time).toISOString()}  ${e.root}\n`)
       }

@@ -43,6 +43,8 @@ export interface TreeOptions {
   dirtyBudget?: number
   now?: () => number
   owner?: { uid: number, gid: number }
+  /** Called after each commit is durable. */
+  onCommit?: (info: CommitInfo) => void
 }
 
 export interface Stat {
@@ -104,6 +106,7 @@ export class Tree {
   private pendingCommit: Promise<CommitInfo> | null = null
   private commitChain: Promise<unknown> = Promise.resolve()
   private commitFailed = false
+  private readonly onCommit: (info: CommitInfo) => void
 
   constructor (opts: TreeOptions) {
     this.store = opts.store
@@ -113,6 +116,7 @@ export class Tree {
     this.now = opts.now ?? Date.now
     this.owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
     this.dirtyBudget = opts.dirtyBudget ?? 64 * 1024 * 1024
+    this.onCommit = opts.onCommit ?? (() => {})
     this.seq = opts.head?.seq ?? 0
     if (opts.head != null) {
       this.root = this.nodeFromEntry(opts.head.root) as DirNode
@@ -674,7 +678,9 @@ export class Tree {
       this.seq = rec.seq
       this.headRoot = rootCid
       this.commitFailed = false
-      return { seq: rec.seq, root: rootCid, time: rec.time }
+      const info = { seq: rec.seq, root: rootCid, time: rec.time }
+      this.onCommit(info)
+      return info
     } catch (err) {
       this.commitFailed = true
       throw err

@@ -1,0 +1,44 @@
+// `space backup-keys`: seals the identity under a passphrase-derived key and uploads it to the
+// hub's vault (after an Ed25519 challenge-response), or writes it to a local file with --to.
+import { resolve } from 'node:path'
+import { openAccount, requireIdentityConfig, writeIdentityConfig } from '../../keys/account.js'
+import { backupToFile, backupToHub } from '../../keys/backup.js'
+import { resolveConfigDir } from '../../keys/paths.js'
+import { ExitCode } from '../exit-codes.js'
+import { defineCommand, keystorePassphrase, out, readPassphrase, UsageError } from './keys-common.js'
+
+export const command = defineCommand({
+  name: 'backup-keys',
+  summary: 'back up your identity to the hub vault (or a file) under a passphrase',
+  usage: `usage: space backup-keys [--hub URL] [--username NAME] [--passphrase-stdin] [--config-dir DIR]
+       space backup-keys --to FILE [--passphrase-stdin] [--config-dir DIR]
+
+Seals your identity with a key derived from a passphrase on this machine (scrypt) and uploads
+the sealed box to the hub; the hub never sees the passphrase or the key. The passphrase is asked
+twice on the terminal, or read as one line from stdin with --passphrase-stdin.
+  --hub URL        the hub (default: the one used before, or SPACE_HUB_URL)
+  --username NAME  the name to recover with later (required the first time)
+  --to FILE        write a local backup file instead (sealed by the passphrase, mode 0600)`,
+  options: { hub: { type: 'string' }, username: { type: 'string' }, to: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' } }
+}, async (ctx, values) => {
+  const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
+  const config = await requireIdentityConfig(configDir)
+  const account = await openAccount(configDir, { passphrase: await keystorePassphrase(ctx, config.keystore.backend === 'file' ? config.keystore.protection : undefined) })
+  const fromStdin = values['passphrase-stdin'] === true
+
+  if (values.to !== undefined) {
+    const file = resolve(values.to as string)
+    await backupToFile(account, file, await readPassphrase(ctx, fromStdin, { confirm: true, what: 'Backup passphrase' }))
+    out(ctx, `Key backup written to ${file} (sealed by your passphrase; keep it somewhere other than this machine).`)
+    return ExitCode.OK
+  }
+  const hub = (values.hub as string | undefined) ?? config.vault?.hub ?? ctx.env.SPACE_HUB_URL
+  const username = (values.username as string | undefined) ?? config.vault?.username
+  if (hub === undefined || hub === '') throw new UsageError('no hub: pass --hub URL or set SPACE_HUB_URL')
+  if (username === undefined) throw new UsageError('pass --username NAME: the name you will recover with')
+  const passphrase = await readPassphrase(ctx, fromStdin, { confirm: true, what: 'Backup passphrase' })
+  const vault = await backupToHub(account, hub, username, passphrase)
+  await writeIdentityConfig(configDir, { ...account.config, vault })
+  out(ctx, `Key backup stored on ${vault.hub} for "${username}". Recover on a new machine with: space recover-keys ${username} --hub ${vault.hub}`)
+  return ExitCode.OK
+})
