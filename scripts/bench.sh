@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Space vs gocryptfs, side by side on the same disk (`npm run bench`).
 #
-# Mounts our drive and gocryptfs with both backing dirs under one temp dir, runs each workload on
-# gocryptfs and then on ours before moving to the next workload, and prints
+# Mounts gocryptfs, runs every workload on it and unmounts it, then does the same with our drive
+# (backing dirs under one temp dir on one disk; with BENCH_RUNS>1 the order alternates), and prints
 #   workload | ours | gocryptfs | ratio ours/gocryptfs | target
 # (throughput rows: MB/s = 10^6 B/s, ratio of throughput, target >= 1.0; time rows: seconds,
 # ratio of time, target <= 1.5). The same table goes to $BENCH_OUT as markdown, with our
@@ -132,8 +132,9 @@ wait_until() {
 start_gocryptfs() {
   local cipher=$WORK/gocryptfs.cipher mnt=$WORK/gocryptfs.mnt
   mkdir -p "$cipher" "$mnt"
-  gocryptfs -init -q -extpass 'echo benchpass' -scryptn 10 "$cipher" > "$WORK/gocryptfs.log" 2>&1 ||
-    die "gocryptfs: -init failed (see $WORK/gocryptfs.log)"
+  [ -f "$cipher/gocryptfs.conf" ] ||
+    gocryptfs -init -q -extpass 'echo benchpass' -scryptn 10 "$cipher" > "$WORK/gocryptfs.log" 2>&1 ||
+      die "gocryptfs: -init failed (see $WORK/gocryptfs.log)"
   gocryptfs -fg -q -extpass 'echo benchpass' "$cipher" "$mnt" >> "$WORK/gocryptfs.log" 2>&1 &
   PID[gocryptfs]=$!; MNT[gocryptfs]=$mnt
   wait_until gocryptfs "${PID[gocryptfs]}" mountpoint -q "$mnt"
@@ -144,7 +145,7 @@ start_space() {
   mkdir -p "$WORK/space.data" "$WORK/space.config" "$mnt"
   # shellcheck disable=SC2086 # SPACE_CMD is a command line
   $SPACE_CMD mount "$mnt" --data-dir "$WORK/space.data" \
-    --config-dir "$WORK/space.config" --foreground > "$WORK/space.out" 2> "$WORK/space.log" &
+    --config-dir "$WORK/space.config" --foreground > "$WORK/space.out" 2>> "$WORK/space.log" &
   PID[space]=$!; MNT[space]=$mnt
   wait_until space "${PID[space]}" grep -qx "mounted $mnt" "$WORK/space.out"
   mountpoint -q "$mnt" || die "space: printed 'mounted' but $mnt is not a mountpoint"
@@ -155,7 +156,9 @@ start_space() {
 stop_fs() {
   local fs=$1 pid=${PID[$1]} mnt=${MNT[$1]} deadline=$((SECONDS + READY_TIMEOUT))
   unset "PID[$fs]"
-  RSS[$fs]=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  local hwm
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+  [ -z "$hwm" ] || [ "${RSS[$fs]:-0}" -ge "$hwm" ] || RSS[$fs]=$hwm # the peak over all runs
   if [ "$fs" = space ]; then kill -TERM "$pid" 2>/dev/null || true
   else fusermount -u "$mnt" 2>/dev/null || true; fi
   while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
@@ -318,22 +321,20 @@ done
 make_work_dir
 log "work dir $WORK; generating sources (${SIZE_MB} MiB file, ${NFILES} small files)"
 make_sources
-for fs in "${FSES[@]}"; do
-  "start_$fs"
-  log "$fs mounted at ${MNT[$fs]} (pid ${PID[$fs]})"
-done
-
+# One file system mounted at a time, so neither daemon's background work (write-back, commits,
+# GC) runs during the other's steps; the order alternates between runs.
+order=("${FSES[@]}")
 for run in $(seq "$RUNS"); do
-  [ "$RUNS" -eq 1 ] || log "run $run of $RUNS"
-  for wl in "${WORKLOADS[@]}"; do
-    for fs in "${FSES[@]}"; do run_step "$fs" "$wl"; done
+  [ "$RUNS" -eq 1 ] || log "run $run of $RUNS: ${order[*]}"
+  for fs in "${order[@]}"; do
+    "start_$fs"
+    log "$fs mounted at ${MNT[$fs]} (pid ${PID[$fs]})"
+    for wl in "${WORKLOADS[@]}"; do run_step "$fs" "$wl"; done
+    rm -f "${MNT[$fs]}/big" # the next run starts from an empty mount
+    stop_fs "$fs"
+    if [ "${RC[$fs]}" != 0 ]; then log "$fs: daemon did not exit cleanly (status ${RC[$fs]})"; FAILED=1; fi
   done
-  for fs in "${FSES[@]}"; do rm -f "${MNT[$fs]}/big"; done # every run starts from an empty mount
-done
-
-for fs in "${FSES[@]}"; do
-  stop_fs "$fs"
-  if [ "${RC[$fs]}" != 0 ]; then log "$fs: daemon did not exit cleanly (status ${RC[$fs]})"; FAILED=1; fi
+  order=("${order[@]:1}" "${order[0]}")
 done
 report
 exit "$FAILED"

@@ -61,6 +61,19 @@ export class Mount {
     return m
   }
 
+  /** Waits (with a deadline) until the daemon's log matches `re`; resolves to the log. */
+  async waitForLog (re: RegExp, ms = 10_000): Promise<string> {
+    const deadline = Date.now() + ms
+    while (!re.test(this.stderr)) {
+      if (Date.now() > deadline) throw new Error(`log never matched ${re}:\n${this.stderr}`)
+      await new Promise(resolve => {
+        const t = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+        this.proc.stderr!.once('data', () => { clearTimeout(t); resolve(null) })
+      })
+    }
+    return this.stderr
+  }
+
   /** Clean stop: SIGTERM, which commits and unmounts; resolves to the exit code. */
   async stop (): Promise<number | null> {
     if (this.proc.exitCode == null && this.proc.signalCode == null) this.proc.kill('SIGTERM')

@@ -39,7 +39,7 @@ describe('mnemonic', () => {
   }
   it('refuses a wrong word count', () => {
     refused(ZERO_WORDS.split(' ').slice(0, 23).join(' '), /expected 24 words, got 23/)
-    refused(entropyToWords(Buffer.alloc(16)), /expected 24 words, got 12/)
+    refused('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about', /expected 24 words, got 12/)
     refused('', /got 0/)
   })
   it('refuses an unknown word and names it', () => {
