@@ -164,7 +164,7 @@ async function loadMeta (dataDir: string, masterKey: Buffer, create: boolean): P
     meta = JSON.parse(await fsp.readFile(path, 'utf8')) as StoreMeta
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      const entries = (await fsp.readdir(dataDir)).filter(n => n !== 'lock')
+      const entries = (await fsp.readdir(dataDir).catch(() => [] as string[])).filter(n => n !== 'lock')
       if (!create || entries.length > 0) {
         throw new DriveError(entries.length > 0 ? 'ERR_STORE_CORRUPT' : 'ERR_STORE_MISSING', `no store.json in ${dataDir}${entries.length > 0 ? ' (the directory holds other files: not a Space store, or a damaged one)' : ''}`)
       }

@@ -92,7 +92,7 @@ describe('space init with the file keystore', () => {
     assert.equal(locked.code, 25)
     assert.match(locked.stdout, /locked/)
     const bad = await cli(['doctor', '--config-dir', a], { env: baseEnv({ SPACE_KEYSTORE_PASSPHRASE: 'nope' }) })
-    assert.equal(bad.code, 26)
+    assert.equal(bad.code, 23)
     assert.match(bad.stdout, /wrong passphrase/)
     const ok = await cli(['doctor', '--config-dir', a], { env })
     assert.equal(ok.code, 0, ok.stdout)

@@ -8,7 +8,7 @@ import { KeysError } from '../../keys/errors.js'
 import { probeKeychain } from '../../keys/keystore.js'
 import { resolveConfigDir } from '../../keys/paths.js'
 import { ExitCode } from '../exit-codes.js'
-import { defineCommand, keystorePassphrase, out } from './keys-common.js'
+import { defineCommand, exitCodeFor, keystorePassphrase, out } from './keys-common.js'
 
 async function mode (path: string): Promise<string | null> {
   try {
@@ -53,7 +53,7 @@ the OS keychain answers, whether the identity's secret opens, and where the driv
   } catch (e) {
     if (!(e instanceof KeysError)) throw e
     out(ctx, `secret       ${e.message}`)
-    code = e.code === 'ERR_KEYSTORE_LOCKED' ? ExitCode.KEYSTORE_LOCKED : e.code === 'ERR_KEYCHAIN_UNAVAILABLE' ? ExitCode.KEYCHAIN_UNAVAILABLE : ExitCode.KEYSTORE_CORRUPT
+    code = exitCodeFor(e)
   }
   out(ctx, `key backup   ${config.vault === undefined ? 'none on a hub (space backup-keys)' : `hub ${config.vault.hub} as "${config.vault.username}"`}`)
   return code

@@ -68,10 +68,12 @@ export function defineCommand<O extends Options> (
   }
 }
 
+export const exitCodeFor = (e: KeysError): number => EXIT_FOR[e.code] ?? ExitCode.FAILURE
+
 function report (ctx: CommandContext, name: string, e: unknown): number {
   if (e instanceof KeysError) {
     err(ctx, `space ${name}: ${e.message}`)
-    return EXIT_FOR[e.code] ?? ExitCode.FAILURE
+    return exitCodeFor(e)
   }
   const code = (e as { code?: string }).code
   if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
