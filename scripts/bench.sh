@@ -20,6 +20,7 @@
 #   BENCH_SPACE_CMD  command that runs our CLI                    (default "node dist/src/cli/main.js",
 #                  built first if dist/ is missing; a warning if older than src/)
 # Exit status: 0 if every step ran and verified, 1 otherwise.
+# shellcheck disable=SC2317 # functions are called indirectly ("start_$fs", "wl_$wl", traps)
 set -euo pipefail
 export LC_ALL=C
 
@@ -51,8 +52,11 @@ declare -A TIMES            # "fs,workload" -> space-separated seconds per run (
 FAILED=0
 
 # On failure the logs (daemons: *.log, *.out; steps: *.err) and md5 lists (*.txt) stay in $WORK.
+# A signal's trap can run inside a redirection (e.g. `2>/dev/null`), so stderr is restored first.
+exec 3>&2
 cleanup() {
   local status=$? fs
+  exec 2>&3
   for fs in "${!PID[@]}"; do stop_fs "$fs" || true; done
   if [ -n "$WORK" ] && [ "$OWN_WORK" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
     if grep -qF " $WORK/" /proc/mounts; then
@@ -104,8 +108,6 @@ make_sources() {
 # ---------------------------------------------------------------------------------------------
 # Mounting. start_<fs> starts the daemon in the background and sets PID/MNT; stop_fs undoes it.
 # ---------------------------------------------------------------------------------------------
-# wait_until <what> <pid> <command...>: polls the command until it succeeds; dies if the daemon
-# exits first or READY_TIMEOUT passes.
 # first_line/last_line <file>: its first/last non-blank line, for one-line error messages.
 first_line() { nonblank_line "$1" head; }
 last_line() { nonblank_line "$1" tail; }
@@ -114,6 +116,9 @@ nonblank_line() {
   line=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | "$2" -n 1 | cut -c1-200 || true)
   echo "${line:-(nothing in $1)}"
 }
+
+# wait_until <what> <pid> <command...>: polls the command until it succeeds; dies if the daemon
+# exits first or READY_TIMEOUT passes.
 wait_until() {
   local what=$1 pid=$2; shift 2
   local deadline=$((SECONDS + READY_TIMEOUT))
@@ -123,7 +128,7 @@ wait_until() {
       wait "$pid" || rc=$?; unset "PID[$what]"
       die "$what: daemon exited (status $rc) before mounting: $(last_line "$WORK/$what.log")"
     fi
-    [ $SECONDS -lt $deadline ] ||
+    [ "$SECONDS" -lt "$deadline" ] ||
       die "$what: not mounted after ${READY_TIMEOUT}s; last log line: $(last_line "$WORK/$what.log")"
     sleep 0.1
   done
@@ -147,7 +152,7 @@ start_space() {
   $SPACE_CMD mount "$mnt" --data-dir "$WORK/space.data" \
     --config-dir "$WORK/space.config" --foreground > "$WORK/space.out" 2>> "$WORK/space.log" &
   PID[space]=$!; MNT[space]=$mnt
-  wait_until space "${PID[space]}" grep -qx "mounted $mnt" "$WORK/space.out"
+  wait_until space "${PID[space]}" grep -qsx "mounted $mnt" "$WORK/space.out"
   mountpoint -q "$mnt" || die "space: printed 'mounted' but $mnt is not a mountpoint"
 }
 
@@ -240,8 +245,10 @@ median() {
 # row <workload>: prints "label|ours|gocryptfs|ratio|target" with values formatted.
 row() {
   local wl=$1 ours gcf
-  # shellcheck disable=SC2086 # word splitting of the per-run list is intended
-  ours=$(median ${TIMES[space,$wl]:-}); gcf=$(median ${TIMES[gocryptfs,$wl]:-})
+  # shellcheck disable=SC2086 # word splitting of the per-run lists is intended
+  ours=$(median ${TIMES[space,$wl]:-})
+  # shellcheck disable=SC2086
+  gcf=$(median ${TIMES[gocryptfs,$wl]:-})
   awk -v label="${LABEL[$wl]}" -v kind="${KIND[$wl]}" -v o="$ours" -v g="$gcf" \
       -v mb="$(awk -v s="$SIZE_MB" 'BEGIN { print s * 1048576 / 1e6 }')" '
     function num(x) { return x ~ /^[0-9.]+$/ && x + 0 > 0 }

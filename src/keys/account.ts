@@ -75,6 +75,12 @@ export function storeFor (configDir: string, keystore: KeystoreConfig, passphras
   return new FileKeystore(configDir, passphrase)
 }
 
+/** One line naming where this account's secret lives, for people. */
+export function describeKeystore (configDir: string, keystore: KeystoreConfig): string {
+  if (keystore.backend === 'keychain') return new KeychainStore(keystore.account).describe()
+  return new FileKeystore(configDir, keystore.protection === 'none' ? null : '').describe()
+}
+
 function encodeRecord (entropy: Uint8Array, device: RawKeyPair): Buffer {
   return Buffer.concat([Buffer.from([RECORD_VERSION]), entropy, device.privateKey])
 }

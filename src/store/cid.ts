@@ -12,3 +12,8 @@ export function cidOf (bytes: Uint8Array): CID {
 }
 
 export { CID }
+
+/** The CID of bytes whose SHA-256 is already known. */
+export function cidFromSha256 (sha256: Uint8Array): CID {
+  return CID.createV1(RAW_CODEC, createDigest(SHA2_256, sha256))
+}

@@ -112,8 +112,12 @@ export class PackStore {
 
   /** Stores sealed bytes; returns their CID. Idempotent: a block already present is not rewritten. */
   put (bytes: Uint8Array): CID {
+    return this.putWithCid(cidOf(bytes), bytes)
+  }
+
+  /** put() for bytes whose CID the caller computed (off the event loop). */
+  putWithCid (cid: CID, bytes: Uint8Array): CID {
     if (this.failure != null) throw this.failure
-    const cid = cidOf(bytes)
     const key = cid.toString()
     if (this.index.has(key) || this.unflushed.has(key)) return cid
     const cidBytes = cid.bytes
@@ -188,20 +192,20 @@ export class PackStore {
     }
   }
 
-  /** Makes every put so far durable; returns the watermark a commit records. */
+  /**
+   * Makes every put so far durable; returns the watermark a commit records. The fdatasync runs
+   * outside the append queue, so appends go on while the disk catches up.
+   */
   async sync (): Promise<Watermark> {
     await this.flush()
-    const run = this.queue.then(async () => {
-      for (const p of this.packs.values()) {
-        if (!p.synced) {
-          try { await p.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${p.id}`) }
-          p.synced = true
-        }
-      }
-      return { pack: this.current.id, offset: this.current.size }
-    })
-    this.queue = run.then(() => {}, () => {})
-    return await run
+    const wm = { pack: this.current.id, offset: this.current.size }
+    for (const p of [...this.packs.values()]) {
+      if (p.synced) continue
+      const size = p.size
+      try { await p.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${p.id}`) }
+      if (p.size === size) p.synced = true
+    }
+    return wm
   }
 
   async get (cid: CID): Promise<Uint8Array> {

@@ -2,7 +2,7 @@
 // comes from. Exit 0 when the identity's secret could be read (or there is none yet to read).
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { openAccount, readIdentityConfig, storeFor } from '../../keys/account.js'
+import { describeKeystore, openAccount, readIdentityConfig } from '../../keys/account.js'
 import { TEMPORARY_KEY_FILE } from '../../keys/drive-key.js'
 import { KeysError } from '../../keys/errors.js'
 import { probeKeychain } from '../../keys/keystore.js'
@@ -41,7 +41,7 @@ the OS keychain answers, whether the identity's secret opens, and where the driv
     return code
   }
   out(ctx, `identity     ${config.identity.fingerprint} (${config.identity.publicKey})`)
-  out(ctx, `backend      ${config.keystore.backend}: ${storeFor(configDir, config.keystore, '').describe()}`)
+  out(ctx, `backend      ${config.keystore.backend}: ${describeKeystore(configDir, config.keystore)}`)
   if (config.keystore.backend === 'file') {
     const m = await mode(join(configDir, 'keystore.bin'))
     out(ctx, `keystore     ${m === null ? 'MISSING' : `mode ${m}${m === '0600' ? '' : ' (should be 0600)'}`}`)

@@ -1,10 +1,9 @@
 // `space init`: a new identity from a fresh 24-word mnemonic, or `--restore` from one on stdin.
-import { createAccount, readIdentityConfig } from '../../keys/account.js'
+import { createAccount, describeKeystore, readIdentityConfig } from '../../keys/account.js'
 import { retireTemporaryKey } from '../../keys/drive-key.js'
 import { KeysError } from '../../keys/errors.js'
 import { entropyToWords, generateEntropy, parseMnemonic } from '../../keys/mnemonic.js'
 import { resolveConfigDir } from '../../keys/paths.js'
-import { storeFor } from '../../keys/account.js'
 import { ExitCode } from '../exit-codes.js'
 import { chooseKeystore, defineCommand, err, KEYSTORE_FLAGS, out, readAllStdin, readSecretLine, stdinIsTerminal } from './keys-common.js'
 
@@ -40,7 +39,7 @@ Creates your identity from a new BIP39 recovery phrase and shows the phrase once
   out(ctx, values.restore === true ? 'Restored identity.' : 'Created identity.')
   out(ctx, `  public key   ${account.config.identity.publicKey}`)
   out(ctx, `  fingerprint  ${account.config.identity.fingerprint}`)
-  out(ctx, `  keystore     ${storeFor(configDir, account.config.keystore, '').describe()}`)
+  out(ctx, `  keystore     ${describeKeystore(configDir, account.config.keystore)}`)
   if (retired !== null) {
     err(ctx, `note: the temporary drive key is no longer used; it was kept as ${retired} for data written under it`)
   }

@@ -1,7 +1,7 @@
 // `space recover-keys <username>`: on a fresh machine, fetches the vault by passphrase, opens it
 // here, and installs the identity (same public key, same drive) with a new device key.
 import { resolve } from 'node:path'
-import { createAccount, readIdentityConfig, storeFor, writeIdentityConfig } from '../../keys/account.js'
+import { createAccount, describeKeystore, readIdentityConfig, writeIdentityConfig } from '../../keys/account.js'
 import { fetchFromHub, readBackupFile } from '../../keys/backup.js'
 import { retireTemporaryKey } from '../../keys/drive-key.js'
 import { KeysError } from '../../keys/errors.js'
@@ -50,6 +50,6 @@ machine and installs the identity here. Refuses if this config dir already has a
   out(ctx, 'Recovered identity.')
   out(ctx, `  public key   ${account.config.identity.publicKey}`)
   out(ctx, `  fingerprint  ${account.config.identity.fingerprint}`)
-  out(ctx, `  keystore     ${storeFor(configDir, account.config.keystore, '').describe()}`)
+  out(ctx, `  keystore     ${describeKeystore(configDir, account.config.keystore)}`)
   return ExitCode.OK
 })

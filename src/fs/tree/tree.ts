@@ -2,7 +2,8 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme } from '../../crypto/index.js'
+import { seal, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, importKey, sealAsync, openAsync, type AsyncKey } from '../../crypto/index.js'
+import { cidFromSha256 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
   BLOCK_SIZE, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
@@ -15,6 +16,7 @@ export { Node, FileNode, DirNode, SymlinkNode, SpecialNode }
 /** What the tree needs of a block store. */
 export interface BlockStore {
   put: (bytes: Uint8Array) => CID
+  putWithCid: (cid: CID, bytes: Uint8Array) => CID
   get: (cid: CID) => Promise<Uint8Array>
   sync: () => Promise<{ pack: number, offset: number }>
   flush: () => Promise<void>
@@ -99,6 +101,10 @@ export class Tree {
   private readonly now: () => number
   private readonly owner: { uid: number, gid: number }
   private readonly dirtyFiles = new Set<FileNode>()
+  private readonly sealingFiles = new Set<FileNode>()
+  private readonly seals = new Set<Promise<void>>()
+  /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
+  private readonly freeBuffers: Buffer[] = []
   private readonly inflight = new Map<string, Promise<Buffer>>()
   private readonly dirtyBudget: number
   private seq: number
@@ -163,7 +169,7 @@ export class Tree {
     return node
   }
 
-  private async openSealed (key: Buffer, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
+  private async openSealed (key: Buffer | Promise<AsyncKey>, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
     let sealed: Uint8Array
     try {
       sealed = await this.store.get(cid)
@@ -172,7 +178,7 @@ export class Tree {
       throw new TreeError('ERR_INTEGRITY', `${what}: block missing`, { cause: err })
     }
     try {
-      return open(key, { type, objectId: id, index }, sealed)
+      return await openAsync(await (Buffer.isBuffer(key) ? importKey(key) : key), { type, objectId: id, index }, sealed)
     } catch (err) {
       const reason = err instanceof AuthError ? 'authentication failed' : (err as Error).message
       this.log(`integrity: ${what}: block ${cid.toString()}: ${reason}`)
@@ -296,6 +302,17 @@ export class Tree {
       rdev = node.rdev
     }
     return { ino: node.ino, mode: TYPE_BITS[node.kind] | a.mode, nlink, uid: a.uid, gid: a.gid, rdev, size, blocks, blksize: BLOCK_SIZE, atime: a.atime, mtime: a.mtime, ctime: a.ctime }
+  }
+
+  /**
+   * stat() once what it counts is loaded: a directory's children give its link count, a file's
+   * block map its st_blocks. Nodes not loaded since the mount would otherwise report nlink 2 and
+   * a sparse file with a separate block map its full size as allocated.
+   */
+  async statLoaded (node: Node): Promise<Stat> {
+    if (node instanceof DirNode) await this.children(node)
+    else if (node instanceof FileNode && node.blocks == null) await this.blocks(node)
+    return this.stat(node)
   }
 
   async readdir (path: string): Promise<Array<[string, Node]>> {
@@ -479,7 +496,7 @@ export class Tree {
 
   /** Plaintext of one block (BLOCK_SIZE or shorter), or null for a hole. */
   private async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
-    const d = f.dirty.get(idx)
+    const d = f.dirty.get(idx) ?? f.sealing.get(idx)
     if (d != null) return d
     const cid = (await this.blocks(f)).get(idx)
     if (cid == null) return null
@@ -488,7 +505,7 @@ export class Tree {
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.openSealed(f.key, SealType.Block, f.id, idx, cid, `file ${f.path()} block ${idx}`)
+      p = this.openSealed(this.asyncKey(f), SealType.Block, f.id, idx, cid, `file ${f.path()} block ${idx}`)
         .then(plain => { this.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
@@ -501,21 +518,25 @@ export class Tree {
     const end = Math.min(f.size, pos + len)
     const first = Math.floor(pos / BLOCK_SIZE)
     const last = Math.floor((end - 1) / BLOCK_SIZE)
-    const parts: Array<Promise<Buffer | null>> = []
-    for (let i = first; i <= last; i++) parts.push(this.readBlock(f, i))
-    if (f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
-    f.lastReadEnd = end
-    const blocks = await Promise.all(parts)
-    for (let i = first; i <= last; i++) {
+    const copy = (i: number, b: Buffer | null): void => {
       const blockStart = i * BLOCK_SIZE
       const from = Math.max(pos, blockStart)
       const to = Math.min(end, blockStart + BLOCK_SIZE)
       const dst = from - pos
-      const b = blocks[i - first]
       const avail = b == null ? 0 : Math.max(0, Math.min(to - blockStart, b.length) - (from - blockStart))
       if (avail > 0) b!.copy(out, dst, from - blockStart, from - blockStart + avail)
       if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
     }
+    // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
+    const pending: Array<Promise<void>> = []
+    for (let i = first; i <= last; i++) {
+      const mem = f.dirty.get(i) ?? f.sealing.get(i)
+      if (mem != null) copy(i, mem)
+      else pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+    }
+    if (f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
+    f.lastReadEnd = end
+    await Promise.all(pending)
     return end - pos
   }
 
@@ -528,10 +549,20 @@ export class Tree {
   private async dirtyBlock (f: FileNode, idx: number, whole: boolean): Promise<Buffer> {
     let buf = f.dirty.get(idx)
     if (buf != null) return buf
+    const inSeal = f.sealing.get(idx)
+    if (inSeal != null) {
+      // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
+      f.sealing.delete(idx)
+      buf = Buffer.from(inSeal)
+      f.dirty.set(idx, buf)
+      if (f.parent != null) this.dirtyFiles.add(f)
+      return buf
+    }
     const old = whole || idx * BLOCK_SIZE >= f.size ? null : await this.readBlock(f, idx)
     buf = f.dirty.get(idx) // another write may have created it meanwhile
     if (buf != null) return buf
-    buf = Buffer.alloc(BLOCK_SIZE)
+    buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+    if (!whole) buf.fill(0)
     if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
     f.dirty.set(idx, buf)
     if (f.parent != null) this.dirtyFiles.add(f)
@@ -553,13 +584,14 @@ export class Tree {
       off += n
       if (p + n > f.size) f.size = p + n
       // A block filled to its end is final for now: seal it at once so memory stays bounded.
-      if (inner + n === BLOCK_SIZE && f.parent != null) this.sealBlock(f, idx)
+      if (inner + n === BLOCK_SIZE && f.parent != null) this.startSeal(f, idx)
     }
     const t = this.now()
     f.attrs.mtime = t
     f.attrs.ctime = t
     this.touch(f)
     if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
+    if (this.seals.size > 64) await Promise.race(this.seals)
     if (this.store.backlog > 64 * 1024 * 1024) await this.store.flush()
     return len
   }
@@ -571,6 +603,7 @@ export class Tree {
       const keep = Math.ceil(size / BLOCK_SIZE)
       for (const i of [...blocks.keys()]) if (i >= keep) { blocks.delete(i); f.blockMapDirty = true }
       for (const i of [...f.dirty.keys()]) if (i >= keep) f.dirty.delete(i)
+      for (const i of [...f.sealing.keys()]) if (i >= keep) f.sealing.delete(i)
       const inner = size % BLOCK_SIZE
       if (inner !== 0) {
         const idx = keep - 1
@@ -596,6 +629,51 @@ export class Tree {
     f.blocks!.set(idx, cid)
     f.blockMapDirty = true
     this.cache.set(cid.toString(), plain)
+  }
+
+  private asyncKey (f: FileNode): Promise<AsyncKey> {
+    f.asyncKey ??= importKey(f.key)
+    return f.asyncKey
+  }
+
+  /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
+  private startSeal (f: FileNode, idx: number): void {
+    const buf = f.dirty.get(idx)
+    if (buf == null) return
+    f.dirty.delete(idx)
+    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
+    f.sealing.set(idx, buf)
+    this.sealingFiles.add(f)
+    const job: Promise<void> = (async () => {
+      const { sealed, sha256 } = await sealAsync(await this.asyncKey(f), { type: SealType.Block, objectId: f.id, index: idx }, buf)
+      if (f.sealing.get(idx) !== buf) return // superseded by a newer write, a truncate or a commit
+      f.sealing.delete(idx)
+      f.blocks!.set(idx, this.store.putWithCid(cidFromSha256(sha256), sealed))
+      f.blockMapDirty = true
+      if (f.parent != null) this.touch(f)
+      // Nothing else holds `buf` now (reads copy in-memory blocks synchronously): reuse it.
+      if (this.freeBuffers.length < 128) this.freeBuffers.push(buf)
+    })().catch(err => {
+      this.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
+      if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); f.dirty.set(idx, buf); this.dirtyFiles.add(f) }
+    }).finally(() => {
+      this.seals.delete(job)
+      if (f.sealing.size === 0) this.sealingFiles.delete(f)
+    })
+    this.seals.add(job)
+  }
+
+  /** Seals synchronously what is still in flight, so a commit snapshot is complete. */
+  private takeOverSeals (): void {
+    for (const f of [...this.sealingFiles]) {
+      for (const [idx, buf] of [...f.sealing]) {
+        f.sealing.delete(idx)
+        if (f.parent == null) continue
+        f.dirty.set(idx, buf)
+        this.dirtyFiles.add(f)
+      }
+      this.sealingFiles.delete(f)
+    }
   }
 
   private sealAllDirty (): void {
@@ -665,8 +743,10 @@ export class Tree {
   }
 
   private async commitNow (): Promise<CommitInfo> {
+    if (this.seals.size > 0) await Promise.all([...this.seals])
     if (!this.root.dirty && !this.commitFailed) return this.head
     // Everything up to the journal append is synchronous: the snapshot is consistent.
+    this.takeOverSeals()
     this.sealAllDirty()
     if (this.root.dirty) this.sealDir(this.root)
     const rootEntry = this.entryOf(this.root)

@@ -3,13 +3,13 @@ import type { OpContext } from '../context.js'
 import type { StatLike, StatfsLike } from '../binding.js'
 
 export async function getattr (ctx: OpContext, path: string): Promise<StatLike> {
-  return ctx.tree.stat(await ctx.tree.lookup(path))
+  return await ctx.tree.statLoaded(await ctx.tree.lookup(path))
 }
 
 export async function fgetattr (ctx: OpContext, path: string, fh: number): Promise<StatLike> {
   // libfuse 2 sends fgetattr with fh 0 for paths it has no handle for.
   if (fh === 0) return await getattr(ctx, path)
-  return ctx.tree.stat(ctx.handles.get(fh).node)
+  return await ctx.tree.statLoaded(ctx.handles.get(fh).node)
 }
 
 export async function access (ctx: OpContext, path: string): Promise<void> {
