@@ -13,6 +13,7 @@ import { FuseNativeBinding } from './fs/fuse/fuse-native.js'
 import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
 import { buildOps } from './fs/fuse/frontend.js'
 import { Handles, type ChangeKind } from './fs/fuse/context.js'
+import { loadDriveKey, RETIRED_KEY_FILE } from './keys/drive-key.js'
 
 export const STORE_FORMAT = 1
 
@@ -99,6 +100,44 @@ export class Drive {
   /** Every commit of this store, oldest first; each names the root directory's CID. */
   log (): CommitEntry[] { return [...this.history] }
 
+  /**
+   * Moves a store to a new master key. The master key seals only the commit records and the key
+   * check (every node has its own random key), so this rewrites the journal and store.json.
+   */
+  static async rekey (dataDir: string, oldKey: Buffer, newKey: Buffer): Promise<void> {
+    dataDir = resolve(dataDir)
+    const lockPath = join(dataDir, 'lock')
+    await takeLock(lockPath)
+    try {
+      const meta = await loadMeta(dataDir, oldKey, false)
+      const id = Buffer.from(meta.id, 'hex')
+      const journalPath = join(dataDir, 'journal')
+      const raw = await Journal.read(journalPath)
+      const noSink = { append: async () => {} }
+      let records
+      try {
+        records = new CommitLog(oldKey, id, noSink).decodeAll(raw)
+      } catch (err) {
+        // An earlier rekey got as far as the journal: only store.json is left to do.
+        new CommitLog(newKey, id, noSink).decodeAll(raw)
+        await writeMeta(dataDir, { ...meta, check: CommitLog.keyCheck(newKey, id).toString('base64') })
+        return
+      }
+      const tmp = journalPath + '.rekey'
+      await fsp.rm(tmp, { force: true })
+      const { journal } = await Journal.open(tmp)
+      const sealer = new CommitLog(newKey, id, journal)
+      for (const r of records) await sealer.append(r)
+      await journal.close()
+      // Journal first: a crash between the two renames leaves a journal that the new key opens
+      // and a key check that only the old key opens; running the rekey again finishes it.
+      await fsp.rename(tmp, journalPath)
+      await writeMeta(dataDir, { ...meta, check: CommitLog.keyCheck(newKey, id).toString('base64') })
+    } finally {
+      await fsp.rm(lockPath, { force: true })
+    }
+  }
+
   /** Reads the commit history without taking the lock (the drive may be mounted elsewhere). */
   static async readLog (dataDir: string, masterKey: Buffer): Promise<CommitEntry[]> {
     const meta = await loadMeta(resolve(dataDir), masterKey, false)
@@ -157,6 +196,17 @@ export function pidAlive (pid: number): boolean {
   }
 }
 
+/** Replaces store.json atomically and durably. */
+async function writeMeta (dataDir: string, meta: StoreMeta): Promise<void> {
+  const path = join(dataDir, 'store.json')
+  const tmp = path + '.tmp'
+  await fsp.writeFile(tmp, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600, flush: true })
+  await fsp.rename(tmp, path)
+  const dir = await fsp.open(dataDir, 'r')
+  await dir.sync()
+  await dir.close()
+}
+
 async function loadMeta (dataDir: string, masterKey: Buffer, create: boolean): Promise<StoreMeta> {
   const path = join(dataDir, 'store.json')
   let meta: StoreMeta
@@ -170,12 +220,7 @@ async function loadMeta (dataDir: string, masterKey: Buffer, create: boolean): P
       }
       const id = randomBytes(16)
       meta = { format: STORE_FORMAT, id: id.toString('hex'), check: CommitLog.keyCheck(masterKey, id).toString('base64') }
-      const tmp = path + '.tmp'
-      await fsp.writeFile(tmp, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 })
-      const fh = await fsp.open(tmp, 'r')
-      await fh.sync()
-      await fh.close()
-      await fsp.rename(tmp, path)
+      await writeMeta(dataDir, meta)
       return meta
     }
     throw new DriveError('ERR_STORE_CORRUPT', `${path} is unreadable: ${(err as Error).message}`, { cause: err })
@@ -188,6 +233,29 @@ async function loadMeta (dataDir: string, masterKey: Buffer, create: boolean): P
     throw new DriveError('ERR_WRONG_KEY', `the key does not open the store in ${dataDir}`)
   }
   return meta
+}
+
+/**
+ * Opens the drive of a config dir. A store made under the temporary key file opens with the
+ * identity key after `space init` retired that file: it is moved to the identity key first.
+ */
+export async function openDriveFromConfig (configDir: string, dataDir: string, opts: DriveOptions = {}): Promise<Drive> {
+  const { key, source } = await loadDriveKey(configDir, { create: opts.create ?? true })
+  try {
+    return await Drive.open(dataDir, key, opts)
+  } catch (err) {
+    if ((err as DriveError).code !== 'ERR_WRONG_KEY' || source !== 'identity') throw err
+    const retired = (await fsp.readdir(configDir)).filter(n => n.startsWith(RETIRED_KEY_FILE)).sort().reverse()
+    const meta = JSON.parse(await fsp.readFile(join(dataDir, 'store.json'), 'utf8')) as StoreMeta
+    for (const name of retired) {
+      const old = await fsp.readFile(join(configDir, name))
+      if (!CommitLog.verifyKey(old, Buffer.from(meta.id, 'hex'), Buffer.from(meta.check, 'base64'))) continue
+      await Drive.rekey(dataDir, old, key)
+      opts.log?.(`migrated the store in ${dataDir} from the temporary key file ${name} to the identity's key`)
+      return await Drive.open(dataDir, key, opts)
+    }
+    throw err
+  }
 }
 
 // ---- mounting --------------------------------------------------------------------------------

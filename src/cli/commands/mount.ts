@@ -5,8 +5,7 @@ import { join, resolve } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import type { Command } from '../command.js'
 import { ExitCode as EXIT } from '../exit-codes.js'
-import { Drive, mountDrive } from '../../daemon.js'
-import { loadDriveKey } from '../../keys/drive-key.js'
+import { mountDrive, openDriveFromConfig } from '../../daemon.js'
 import { resolveConfigDir, resolveDataDir } from '../../keys/paths.js'
 import { exitCodeOf } from '../errors.js'
 
@@ -42,8 +41,7 @@ Ctrl-C, SIGTERM or "space unmount". Prints "mounted MOUNTPOINT" once the mount i
     const cacheMb = Number(values['cache-mb'])
     if (!Number.isFinite(cacheMb) || cacheMb < 1) { ctx.stderr.write('space: --cache-mb must be a positive number\n'); return EXIT.USAGE }
     try {
-      const { key } = await loadDriveKey(resolveConfigDir(values['config-dir']), { create: true })
-      const drive = await Drive.open(resolveDataDir(values['data-dir']), key, { cacheBytes: cacheMb * 1024 * 1024, log: err })
+      const drive = await openDriveFromConfig(resolveConfigDir(values['config-dir']), resolveDataDir(values['data-dir']), { cacheBytes: cacheMb * 1024 * 1024, log: err })
       let mounted
       try {
         mounted = await mountDrive(drive, { mountpoint, allowOther: values['allow-other'], log: err })
