@@ -36,4 +36,7 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
+// `space whoami | head -1`: a closed pipe ends the output, not the process with a stack trace.
+process.stdout.on('error', err => { if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(process.exitCode ?? 0) })
+
 main(process.argv.slice(2)).then(code => { process.exitCode = code }, err => { process.stderr.write(String(err) + '\n'); process.exitCode = EXIT.FAILURE })

@@ -290,7 +290,8 @@ export class Tree {
     let rdev = 0
     if (node instanceof FileNode) {
       size = node.size
-      const stored = node.blocks != null ? node.blocks.size + [...node.dirty.keys()].filter(i => !node.blocks!.has(i)).length : Math.ceil(size / BLOCK_SIZE)
+      // Blocks still sealing on the thread pool count too: they are stored a moment later.
+      const stored = node.blocks != null ? node.blocks.size + [...node.dirty.keys(), ...node.sealing.keys()].filter(i => !node.blocks!.has(i)).length : Math.ceil(size / BLOCK_SIZE)
       blocks = Math.min(Math.ceil(size / 512), stored * (BLOCK_SIZE / 512))
     } else if (node instanceof DirNode) {
       size = 4096
@@ -607,7 +608,8 @@ export class Tree {
       const inner = size % BLOCK_SIZE
       if (inner !== 0) {
         const idx = keep - 1
-        if (blocks.has(idx) || f.dirty.has(idx)) (await this.dirtyBlock(f, idx, false)).fill(0, inner)
+        // A block still sealing must be cut too, or its seal lands later with the old tail.
+        if (blocks.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)) (await this.dirtyBlock(f, idx, false)).fill(0, inner)
       }
     }
     f.size = size
@@ -628,7 +630,9 @@ export class Tree {
     const cid = this.store.put(seal(f.key, { type: SealType.Block, objectId: f.id, index: idx }, plain))
     f.blocks!.set(idx, cid)
     f.blockMapDirty = true
-    this.cache.set(cid.toString(), plain)
+    // Cache an exact-size copy: a view would pin the whole 128 KiB buffer while the LRU counts
+    // only the view's length.
+    this.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
   }
 
   private asyncKey (f: FileNode): Promise<AsyncKey> {
