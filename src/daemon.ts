@@ -8,7 +8,8 @@ import { Journal } from './store/journal.js'
 import { BlockCache } from './store/block-cache.js'
 import { Tree, type CommitInfo } from './fs/tree/tree.js'
 import { CommitLog } from './fs/tree/commit-log.js'
-import type { CommitRecord } from './fs/tree/format.js'
+import { type CommitRecord, BLOCK_SIZE } from './fs/tree/format.js'
+import { SealPool } from './crypto/index.js'
 import { FuseNativeBinding } from './fs/fuse/fuse-native.js'
 import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
 import { buildOps } from './fs/fuse/frontend.js'
@@ -51,7 +52,8 @@ export class Drive {
     readonly store: PackStore,
     private readonly journal: Journal,
     private readonly lockPath: string,
-    private readonly history: CommitEntry[]
+    private readonly history: CommitEntry[],
+    private readonly sealer: SealPool
   ) {}
 
   static async open (dataDir: string, masterKey: Buffer, opts: DriveOptions = {}): Promise<Drive> {
@@ -83,11 +85,12 @@ export class Drive {
       }
       const cache = new BlockCache(opts.cacheBytes ?? 64 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+      const sealer = new SealPool(BLOCK_SIZE)
       const tree = new Tree({
-        store, cache, sink: commits, head, log,
+        store, cache, sink: commits, head, log, sealer,
         onCommit: info => history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
       })
-      const drive = new Drive(dataDir, tree, store, journal, lockPath, history)
+      const drive = new Drive(dataDir, tree, store, journal, lockPath, history, sealer)
       return drive
     } catch (err) {
       await fsp.rm(lockPath, { force: true })
@@ -154,6 +157,7 @@ export class Drive {
   async close (): Promise<void> {
     await this.commit()
     await this.store.close()
+    await this.sealer.close()
     await this.journal.close()
     await fsp.rm(this.lockPath, { force: true })
   }

@@ -1,7 +1,8 @@
-// Exit codes of `space`: a stable interface for scripts (docs/keys.md lists them).
+// Exit codes of `space`: a stable interface for scripts (docs/cli.md lists them all).
 //   0-9    general
 //   10-19  mount and filesystem (reserved for src/fs)
 //   20-39  identity, keystore, vault
+//   40-59  daemon, control socket, app tokens
 export const ExitCode = {
   OK: 0,
   FAILURE: 1, // unexpected error
@@ -30,7 +31,25 @@ export const ExitCode = {
   VAULT_TAMPERED: 30,
   REFUSED: 31, // hub refused (bad signature, unauthorised, bad request)
   USERNAME_TAKEN: 32,
-  BAD_FORMAT: 33
+  BAD_FORMAT: 33,
+
+  NO_DAEMON: 40, // nothing answers on the control socket
+  SOCKET_IN_USE: 41, // another daemon answers on the socket this one would use
+  SOCKET_UNSAFE: 42, // socket directory not ours / open to others, path too long, not a socket
+  PROTOCOL_MISMATCH: 43, // daemon and CLI speak no common protocol version
+  TOKEN_MISSING: 44,
+  TOKEN_INVALID: 45, // malformed, wrong or unknown
+  TOKEN_REVOKED: 46,
+  TOKEN_EXPIRED: 47,
+  FORBIDDEN: 48, // the token lacks the scope for this method
+  TOKEN_NOT_FOUND: 49, // token revoke of an unknown id or name
+  TOKEN_NAME_TAKEN: 50,
+  ALREADY_MOUNTED: 51, // mount request to a daemon that has its drive mounted
+  DAEMON_BUSY: 52, // connection limit or request queue full
+  DAEMON_ERROR: 53, // the daemon failed internally or broke the protocol
+  DAEMON_START_FAILED: 54, // space daemon: the background process did not come up
+  TIMEOUT: 55, // the daemon did not answer or finish in time
+  DROPPED: 56 // space events: the daemon dropped the subscription (slow reader, token revoked)
 } as const
 
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode]

@@ -5,10 +5,13 @@ import { command as mount } from './commands/mount.js'
 import { command as unmount } from './commands/unmount.js'
 import { command as status } from './commands/status.js'
 import { command as log } from './commands/log.js'
+import { command as daemon } from './commands/daemon.js'
+import { command as token } from './commands/token.js'
+import { command as events } from './commands/events.js'
 import { commands as keyCommands } from './commands/index.js'
 import { VERSION } from '../version.js'
 
-const all: Command[] = [mount, unmount, status, log, ...keyCommands]
+const all: Command[] = [mount, unmount, status, log, daemon, token, events, ...keyCommands]
 
 function help (): string {
   const width = Math.max(...all.map(c => c.name.length))

@@ -29,10 +29,11 @@ export class PackStore {
   private readonly packs = new Map<number, Pack>()
   private current!: Pack
   private pending: Buffer[] = []
+  /** Called once a pending block's bytes are on disk (their owner may reuse the memory). */
+  private readonly releases = new Map<Buffer, () => void>()
   private pendingBytes = 0
   private readonly unflushed = new Map<string, Uint8Array>()
   private queue: Promise<void> = Promise.resolve()
-  private failure: StoreError | null = null
 
   private constructor (dir: string, opts: PackStoreOptions) {
     this.dir = dir
@@ -115,20 +116,24 @@ export class PackStore {
     return this.putWithCid(cidOf(bytes), bytes)
   }
 
-  /** put() for bytes whose CID the caller computed (off the event loop). */
-  putWithCid (cid: CID, bytes: Uint8Array): CID {
-    if (this.failure != null) throw this.failure
+  /**
+   * put() for bytes whose CID the caller computed (off the event loop). With `release`, the
+   * store does not copy `bytes` and calls `release` once it no longer needs them.
+   */
+  putWithCid (cid: CID, bytes: Uint8Array, release?: () => void): CID {
     const key = cid.toString()
-    if (this.index.has(key) || this.unflushed.has(key)) return cid
+    if (this.index.has(key) || this.unflushed.has(key)) { release?.(); return cid }
     const cidBytes = cid.bytes
     const header = Buffer.allocUnsafe(2 + cidBytes.length + 4)
     header[0] = 1
     header[1] = cidBytes.length
     header.set(cidBytes, 2)
     header.writeUInt32BE(bytes.length, 2 + cidBytes.length)
-    this.pending.push(header, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+    this.pending.push(header, body)
     this.pendingBytes += header.length + bytes.length
-    this.unflushed.set(key, bytes)
+    this.unflushed.set(key, body)
+    if (release != null) this.releases.set(body, release)
     if (this.pendingBytes >= FLUSH_BYTES) void this.flush().catch(() => {})
     return cid
   }
@@ -144,7 +149,6 @@ export class PackStore {
   }
 
   private async writePending (): Promise<void> {
-    if (this.failure != null) throw this.failure
     while (this.pending.length > 0) {
       let batch: Buffer[] = []
       let bytes = 0
@@ -184,6 +188,8 @@ export class PackStore {
         const key = cid.toString()
         this.index.set(key, { pack: pack.id, offset: off + h.length, length: batch[i + 1].length })
         this.unflushed.delete(key)
+        const release = this.releases.get(batch[i + 1])
+        if (release != null) { this.releases.delete(batch[i + 1]); release() }
         off += h.length + batch[i + 1].length
       }
       pack.size = off
@@ -208,14 +214,16 @@ export class PackStore {
     return wm
   }
 
-  async get (cid: CID): Promise<Uint8Array> {
+  /** The sealed bytes of a block; read into `scratch` (and a view of it returned) when it fits. */
+  async get (cid: CID, scratch?: Buffer): Promise<Uint8Array> {
     const key = cid.toString()
     const mem = this.unflushed.get(key)
-    if (mem != null) return mem
+    // A copy: the original may be released to its owner while the caller awaits.
+    if (mem != null) return Buffer.from(mem)
     const loc = this.index.get(key)
     if (loc == null) throw notFound(key)
     const pack = this.packs.get(loc.pack)!
-    const buf = Buffer.allocUnsafe(loc.length)
+    const buf = scratch != null && scratch.length >= loc.length ? scratch.subarray(0, loc.length) : Buffer.allocUnsafe(loc.length)
     let done = 0
     while (done < loc.length) {
       const { bytesRead } = await pack.fh.read(buf, done, loc.length - done, loc.offset + done)
@@ -236,6 +244,8 @@ export class PackStore {
 
   async close (): Promise<void> {
     await this.queue
+    for (const release of this.releases.values()) release()
+    this.releases.clear()
     for (const p of this.packs.values()) await p.fh.close().catch(() => {})
     this.packs.clear()
   }

@@ -200,6 +200,22 @@ test('truncate and ftruncate grow and shrink; bytes past a shrink read as zeros 
     assert.ok(got.subarray(BLOCK + 10).equals(Buffer.alloc(2 * BLOCK - 10)), `bytes past the shrink point must be zeros (round ${i})`)
   }
 
+  // The same right behind a long write, through one fd: many blocks are still sealing.
+  const big = randomBytes(64 * BLOCK)
+  for (let i = 0; i < 5; i++) {
+    const wfd = fs.openSync(p('trunc-big.bin'), 'w')
+    try {
+      fs.writeSync(wfd, big)
+      fs.ftruncateSync(wfd, 63 * BLOCK + 10)
+      fs.ftruncateSync(wfd, 64 * BLOCK)
+    } finally {
+      fs.closeSync(wfd)
+    }
+    const got = readFresh(p('trunc-big.bin'))
+    assert.ok(got.subarray(0, 63 * BLOCK + 10).equals(big.subarray(0, 63 * BLOCK + 10)))
+    assert.ok(got.subarray(63 * BLOCK + 10).equals(Buffer.alloc(BLOCK - 10)), `bytes past the shrink point must be zeros (long write, round ${i})`)
+  }
+
   const fd = fs.openSync(f, 'r+')
   try {
     fs.ftruncateSync(fd, 5)

@@ -1,9 +1,12 @@
-// `space init`: a new identity from a fresh 24-word mnemonic, or `--restore` from one on stdin.
+// `space init`: a new identity from a fresh 24-word mnemonic, or `--restore` from one on stdin;
+// also the master app token the CLI uses on the control socket.
+import { join } from 'node:path'
 import { createAccount, describeKeystore, readIdentityConfig } from '../../keys/account.js'
 import { retireTemporaryKey } from '../../keys/drive-key.js'
 import { KeysError } from '../../keys/errors.js'
 import { entropyToWords, generateEntropy, parseMnemonic } from '../../keys/mnemonic.js'
 import { resolveConfigDir } from '../../keys/paths.js'
+import { ensureMasterToken, MASTER_TOKEN_FILE } from '../../ctl/tokens.js'
 import { ExitCode } from '../exit-codes.js'
 import { chooseKeystore, defineCommand, err, KEYSTORE_FLAGS, out, readAllStdin, readSecretLine, stdinIsTerminal } from './keys-common.js'
 
@@ -35,11 +38,14 @@ Creates your identity from a new BIP39 recovery phrase and shows the phrase once
   const choice = await chooseKeystore(ctx, values)
   const account = await createAccount(configDir, entropy, choice)
   const retired = await retireTemporaryKey(configDir)
+  // The CLI's key to the daemon's control socket (docs/api.md); kept if one exists already.
+  const master = await ensureMasterToken(configDir)
 
   out(ctx, values.restore === true ? 'Restored identity.' : 'Created identity.')
   out(ctx, `  public key   ${account.config.identity.publicKey}`)
   out(ctx, `  fingerprint  ${account.config.identity.fingerprint}`)
   out(ctx, `  keystore     ${describeKeystore(configDir, account.config.keystore)}`)
+  out(ctx, `  app token    master token ${master.created ? 'created' : 'kept'} in ${master.store === 'keychain' ? 'the OS keychain' : `${join(configDir, MASTER_TOKEN_FILE)} (0600)`}`)
   if (retired !== null) {
     err(ctx, `note: the temporary drive key is no longer used; it was kept as ${retired} for data written under it`)
   }

@@ -1,31 +1,32 @@
-// space log: the committed versions of the tree, newest first, each with its root CID.
-import { parseArgs } from 'node:util'
-import type { Command } from '../command.js'
+// space log: the committed versions of the tree, newest first, each with its root CID. Asks the
+// daemon; with none running, the same method reads the store's journal directly.
+import type { LogEntry } from '../../ctl/protocol.js'
 import { ExitCode as EXIT } from '../exit-codes.js'
-import { Drive } from '../../daemon.js'
-import { loadDriveKey } from '../../keys/drive-key.js'
-import { resolveConfigDir, resolveDataDir } from '../../keys/paths.js'
-import { exitCodeOf } from '../errors.js'
+import { UsageError } from './keys-common.js'
+import { clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, openSession } from '../session.js'
 
-export const command: Command = {
+export const command = clientCommand({
   name: 'log',
   summary: 'list committed versions of the tree (root CIDs)',
-  usage: 'usage: space log [--data-dir DIR] [--config-dir DIR] [--limit N] [--json]\n\nReads the store directly, so it runs while the drive is not mounted.',
-  async run (ctx) {
-    const { values } = parseArgs({
-      args: ctx.argv,
-      options: { 'data-dir': { type: 'string' }, 'config-dir': { type: 'string' }, limit: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } }
-    })
-    try {
-      const { key } = await loadDriveKey(resolveConfigDir(values['config-dir']))
-      const entries = (await Drive.readLog(resolveDataDir(values['data-dir']), key)).reverse().slice(0, Number(values.limit))
-      for (const e of entries) {
-        ctx.stdout.write(values.json ? JSON.stringify(e) + '\n' : `${String(e.seq).padStart(6)}  ${new Date(e.time).toISOString()}  ${e.root}\n`)
-      }
-      return EXIT.OK
-    } catch (e) {
-      ctx.stderr.write(`space: ${(e as Error).message}\n`)
-      return exitCodeOf(e)
+  usage: `usage: space log [--limit N] [--json] [--data-dir DIR] [--config-dir DIR] [--socket PATH] [--token TOKEN]
+
+Lists commits newest first: sequence number, time, root CID. Asks the daemon serving the
+store; when none runs, reads the store directly (so it works while the drive is not mounted).
+  --limit N          at most N commits (default 20)
+  --json             one JSON object per line: {"seq","time","root"}
+${CLIENT_USAGE}`,
+  options: { ...CLIENT_OPTIONS, limit: { type: 'string' }, json: { type: 'boolean' } }
+}, async (ctx, values) => {
+  const limit = Number(values.limit ?? '20')
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new UsageError('--limit must be an integer from 1 to 100000')
+  const s = await openSession(values, { offline: true })
+  try {
+    const { entries } = await s.call('log', { limit }) as { entries: LogEntry[] }
+    for (const e of entries) {
+      ctx.stdout.write(values.json === true ? JSON.stringify(e) + '\n' : `${String(e.seq).padStart(6)}  ${new Date(e.time).toISOString()}  ${e.root}\n`)
     }
+    return EXIT.OK
+  } finally {
+    s.close()
   }
-}
+})

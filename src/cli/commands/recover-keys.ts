@@ -1,15 +1,16 @@
 // `space recover-keys <username>`: on a fresh machine, fetches the vault by passphrase, opens it
 // here, and installs the identity (same public key, same drive) with a new device key.
+// A thin client of the keys.recover method (ctl/methods.ts).
 import { resolve } from 'node:path'
-import { createAccount, describeKeystore, readIdentityConfig, writeIdentityConfig } from '../../keys/account.js'
-import { fetchFromHub, readBackupFile } from '../../keys/backup.js'
-import { retireTemporaryKey } from '../../keys/drive-key.js'
+import { PassThrough } from 'node:stream'
+import { describeKeystore, readIdentityConfig, type KeystoreConfig } from '../../keys/account.js'
 import { KeysError } from '../../keys/errors.js'
 import { resolveConfigDir } from '../../keys/paths.js'
 import { ExitCode } from '../exit-codes.js'
-import { chooseKeystore, defineCommand, err, KEYSTORE_FLAGS, out, readPassphrase, UsageError } from './keys-common.js'
+import { callWithProgress, clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, openSession } from '../session.js'
+import { chooseKeystore, err, KEYSTORE_FLAGS, out, readPassphrase, stdinIsTerminal, UsageError } from './keys-common.js'
 
-export const command = defineCommand({
+export const command = clientCommand({
   name: 'recover-keys',
   summary: 'restore your identity from the hub vault (or a backup file) by passphrase',
   usage: `usage: space recover-keys <username> [--hub URL] [--passphrase-stdin] [--keystore KIND] [--config-dir DIR]
@@ -20,8 +21,10 @@ machine and installs the identity here. Refuses if this config dir already has a
   --hub URL                 the hub (default SPACE_HUB_URL)
   --from FILE               use a local backup file made by "space backup-keys --to FILE"
   --passphrase-stdin        read the passphrase as one line from stdin
-  --keystore, --insecure-no-passphrase   as for "space init"`,
-  options: { hub: { type: 'string' }, from: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' }, ...KEYSTORE_FLAGS },
+  --keystore, --insecure-no-passphrase   as for "space init"
+Runs in the daemon when one serves the store, else in this process. Needs scope keys:admin.
+${CLIENT_USAGE}`,
+  options: { ...CLIENT_OPTIONS, hub: { type: 'string' }, from: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' }, ...KEYSTORE_FLAGS },
   positionals: true
 }, async (ctx, values, positionals) => {
   const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
@@ -30,26 +33,38 @@ machine and installs the identity here. Refuses if this config dir already has a
   if (positionals.length > 1) throw new UsageError('expected one username')
   const fromStdin = values['passphrase-stdin'] === true
 
-  let entropy: Buffer
-  let vault
+  const params: Record<string, unknown> = {}
   if (values.from !== undefined) {
-    entropy = await readBackupFile(resolve(values.from as string), await readPassphrase(ctx, fromStdin, { confirm: false, what: 'Backup passphrase' }))
+    params.from = resolve(values.from as string)
   } else {
     if (username === undefined) throw new UsageError('expected <username> (or --from FILE)')
     const hub = (values.hub as string | undefined) ?? ctx.env.SPACE_HUB_URL
     if (hub === undefined || hub === '') throw new UsageError('no hub: pass --hub URL or set SPACE_HUB_URL')
-    const r = await fetchFromHub(hub, username, await readPassphrase(ctx, fromStdin, { confirm: false, what: 'Backup passphrase' }))
-    entropy = r.entropy
-    vault = r.vault
+    params.hub = hub
+    params.username = username
   }
-  // Only now, with the identity in hand, pick a keystore: a wrong passphrase changes nothing.
-  const account = await createAccount(configDir, entropy, await chooseKeystore(ctx, values))
-  if (vault !== undefined) await writeIdentityConfig(configDir, { ...account.config, vault })
-  const retired = await retireTemporaryKey(configDir)
-  if (retired !== null) err(ctx, `note: the temporary drive key is no longer used; it was kept as ${retired}`)
+  params.passphrase = await readPassphrase(ctx, fromStdin, { confirm: false, what: 'Backup passphrase' })
+  // The keystore is picked before the backup is opened (the method does both), but nothing is
+  // written until it has opened. Off a terminal nothing can be prompted, so what the choice has to
+  // say (warnings) is held back until the backup opened: a wrong passphrase prints one line.
+  const held = new PassThrough()
+  let said = ''
+  held.on('data', d => { said += String(d) })
+  const choice = await chooseKeystore(stdinIsTerminal(ctx) ? ctx : { ...ctx, stderr: held }, values)
+  params.keystore = choice.backend
+  if (choice.backend === 'file' && choice.passphrase !== null) params.keystorePassphrase = choice.passphrase
+  const s = await openSession(values, { offline: true })
+  let r: { publicKey: string, fingerprint: string, keystore: KeystoreConfig, retiredKeyFile: string | null }
+  try {
+    r = await callWithProgress(ctx, s, 'keys.recover', params) as typeof r
+  } finally {
+    s.close()
+  }
+  ctx.stderr.write(said)
+  if (r.retiredKeyFile !== null) err(ctx, `note: the temporary drive key is no longer used; it was kept as ${r.retiredKeyFile}`)
   out(ctx, 'Recovered identity.')
-  out(ctx, `  public key   ${account.config.identity.publicKey}`)
-  out(ctx, `  fingerprint  ${account.config.identity.fingerprint}`)
-  out(ctx, `  keystore     ${describeKeystore(configDir, account.config.keystore)}`)
+  out(ctx, `  public key   ${r.publicKey}`)
+  out(ctx, `  fingerprint  ${r.fingerprint}`)
+  out(ctx, `  keystore     ${describeKeystore(configDir, r.keystore)}`)
   return ExitCode.OK
 })

@@ -1,26 +1,35 @@
 // `space whoami`: this identity's public key and fingerprint (public facts only; no keychain).
-import { requireIdentityConfig } from '../../keys/account.js'
-import { resolveConfigDir } from '../../keys/paths.js'
+// Asks the daemon when one runs; otherwise the same method reads identity.json here.
 import { ExitCode } from '../exit-codes.js'
-import { defineCommand, out } from './keys-common.js'
+import { out } from './keys-common.js'
+import { clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, openSession } from '../session.js'
 
-export const command = defineCommand({
+interface Who { publicKey: string, fingerprint: string, sharePublicKey: string, devicePublicKey: string, username: string | null, hub: string | null }
+
+export const command = clientCommand({
   name: 'whoami',
   summary: 'print your public key and fingerprint',
-  usage: `usage: space whoami [--json] [--config-dir DIR]
+  usage: `usage: space whoami [--json] [--config-dir DIR] [--socket PATH] [--token TOKEN]
 
-Prints the identity's Ed25519 public key (hex), its fingerprint, and this device's key.`,
-  options: { json: { type: 'boolean' } }
+Prints the identity's Ed25519 public key (hex), its fingerprint, and this device's key.
+${CLIENT_USAGE}`,
+  options: { ...CLIENT_OPTIONS, json: { type: 'boolean' } }
 }, async (ctx, values) => {
-  const c = await requireIdentityConfig(resolveConfigDir(values['config-dir'] as string | undefined))
+  const s = await openSession(values, { offline: true })
+  let c: Who
+  try {
+    c = await s.call('whoami') as Who
+  } finally {
+    s.close()
+  }
   if (values.json === true) {
-    out(ctx, JSON.stringify({ publicKey: c.identity.publicKey, fingerprint: c.identity.fingerprint, sharePublicKey: c.identity.sharePublicKey, devicePublicKey: c.device.publicKey, username: c.vault?.username ?? null }))
+    out(ctx, JSON.stringify({ publicKey: c.publicKey, fingerprint: c.fingerprint, sharePublicKey: c.sharePublicKey, devicePublicKey: c.devicePublicKey, username: c.username }))
     return ExitCode.OK
   }
-  out(ctx, `public key   ${c.identity.publicKey}`)
-  out(ctx, `fingerprint  ${c.identity.fingerprint}`)
-  out(ctx, `share key    ${c.identity.sharePublicKey} (X25519)`)
-  out(ctx, `device key   ${c.device.publicKey}`)
-  if (c.vault !== undefined) out(ctx, `username     ${c.vault.username} on ${c.vault.hub}`)
+  out(ctx, `public key   ${c.publicKey}`)
+  out(ctx, `fingerprint  ${c.fingerprint}`)
+  out(ctx, `share key    ${c.sharePublicKey} (X25519)`)
+  out(ctx, `device key   ${c.devicePublicKey}`)
+  if (c.username !== null) out(ctx, `username     ${c.username} on ${c.hub ?? ''}`)
   return ExitCode.OK
 })

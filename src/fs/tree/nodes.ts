@@ -1,7 +1,6 @@
 // In-memory inodes of the tree. A node knows its parent and name (there are no hard links), so a
 // change marks the path to the root dirty and the next commit rewrites exactly that path.
 import type { CID } from 'multiformats/cid'
-import type { AsyncKey } from '../../crypto/index.js'
 import { type Attrs, Kind } from './format.js'
 
 let nextIno = 2
@@ -33,7 +32,6 @@ export class FileNode extends Node {
   readonly dirty = new Map<number, Buffer>()
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
   readonly sealing = new Map<number, Buffer>()
-  asyncKey: Promise<AsyncKey> | null = null
   loading: Promise<void> | null = null
   lastReadEnd = -1
   constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }

@@ -2,7 +2,7 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, importKey, sealAsync, openAsync, type AsyncKey } from '../../crypto/index.js'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, type SealPosition, type SealedSlot } from '../../crypto/index.js'
 import { cidFromSha256 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
@@ -16,8 +16,8 @@ export { Node, FileNode, DirNode, SymlinkNode, SpecialNode }
 /** What the tree needs of a block store. */
 export interface BlockStore {
   put: (bytes: Uint8Array) => CID
-  putWithCid: (cid: CID, bytes: Uint8Array) => CID
-  get: (cid: CID) => Promise<Uint8Array>
+  putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
+  get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
   sync: () => Promise<{ pack: number, offset: number }>
   flush: () => Promise<void>
   readonly backlog: number
@@ -27,6 +27,11 @@ export interface BlockStore {
 export interface BlockCache {
   get: (key: string) => Buffer | undefined
   set: (key: string, value: Buffer) => void
+}
+
+/** Seals full blocks off the event loop (SealPool). */
+export interface BlockSealer {
+  seal: (key: Uint8Array, pos: SealPosition, plain: Uint8Array) => Promise<SealedSlot>
 }
 
 /** Where commits go: the journal's append, sealed by the caller's commit key. */
@@ -45,6 +50,8 @@ export interface TreeOptions {
   dirtyBudget?: number
   now?: () => number
   owner?: { uid: number, gid: number }
+  /** Seals full blocks off the event loop; without one they are sealed inline. */
+  sealer?: BlockSealer
   /** Called after each commit is durable. */
   onCommit?: (info: CommitInfo) => void
 }
@@ -105,6 +112,7 @@ export class Tree {
   private readonly seals = new Set<Promise<void>>()
   /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
   private readonly freeBuffers: Buffer[] = []
+  private readonly readBuffers: Buffer[] = []
   private readonly inflight = new Map<string, Promise<Buffer>>()
   private readonly dirtyBudget: number
   private seq: number
@@ -113,6 +121,7 @@ export class Tree {
   private commitChain: Promise<unknown> = Promise.resolve()
   private commitFailed = false
   private readonly onCommit: (info: CommitInfo) => void
+  private readonly sealer: BlockSealer | null
 
   constructor (opts: TreeOptions) {
     this.store = opts.store
@@ -123,6 +132,7 @@ export class Tree {
     this.owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
     this.dirtyBudget = opts.dirtyBudget ?? 64 * 1024 * 1024
     this.onCommit = opts.onCommit ?? (() => {})
+    this.sealer = opts.sealer ?? null
     this.seq = opts.head?.seq ?? 0
     if (opts.head != null) {
       this.root = this.nodeFromEntry(opts.head.root) as DirNode
@@ -169,20 +179,26 @@ export class Tree {
     return node
   }
 
-  private async openSealed (key: Buffer | Promise<AsyncKey>, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
-    let sealed: Uint8Array
+  private async openSealed (key: Buffer, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
+    // Sealed bytes land in a reused buffer; only the plaintext (what the cache keeps) is new.
+    const scratch = this.readBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE + 64)
     try {
-      sealed = await this.store.get(cid)
-    } catch (err) {
-      this.log(`integrity: ${what}: block ${cid.toString()} cannot be read: ${(err as Error).message}`)
-      throw new TreeError('ERR_INTEGRITY', `${what}: block missing`, { cause: err })
-    }
-    try {
-      return await openAsync(await (Buffer.isBuffer(key) ? importKey(key) : key), { type, objectId: id, index }, sealed)
-    } catch (err) {
-      const reason = err instanceof AuthError ? 'authentication failed' : (err as Error).message
-      this.log(`integrity: ${what}: block ${cid.toString()}: ${reason}`)
-      throw new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
+      let sealed: Uint8Array
+      try {
+        sealed = await this.store.get(cid, scratch)
+      } catch (err) {
+        this.log(`integrity: ${what}: block ${cid.toString()} cannot be read: ${(err as Error).message}`)
+        throw new TreeError('ERR_INTEGRITY', `${what}: block missing`, { cause: err })
+      }
+      try {
+        return open(key, { type, objectId: id, index }, sealed)
+      } catch (err) {
+        const reason = err instanceof AuthError ? 'authentication failed' : (err as Error).message
+        this.log(`integrity: ${what}: block ${cid.toString()}: ${reason}`)
+        throw new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
+      }
+    } finally {
+      if (this.readBuffers.length < 16) this.readBuffers.push(scratch)
     }
   }
 
@@ -506,7 +522,7 @@ export class Tree {
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.openSealed(this.asyncKey(f), SealType.Block, f.id, idx, cid, `file ${f.path()} block ${idx}`)
+      p = this.openSealed(f.key, SealType.Block, f.id, idx, cid, `file ${f.path()} block ${idx}`)
         .then(plain => { this.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
@@ -635,11 +651,6 @@ export class Tree {
     this.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
   }
 
-  private asyncKey (f: FileNode): Promise<AsyncKey> {
-    f.asyncKey ??= importKey(f.key)
-    return f.asyncKey
-  }
-
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
   private startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
@@ -648,11 +659,19 @@ export class Tree {
     if (f.dirty.size === 0) this.dirtyFiles.delete(f)
     f.sealing.set(idx, buf)
     this.sealingFiles.add(f)
+    const pos = { type: SealType.Block, objectId: f.id, index: idx }
     const job: Promise<void> = (async () => {
-      const { sealed, sha256 } = await sealAsync(await this.asyncKey(f), { type: SealType.Block, objectId: f.id, index: idx }, buf)
-      if (f.sealing.get(idx) !== buf) return // superseded by a newer write, a truncate or a commit
+      let cid: CID
+      if (this.sealer != null) {
+        const s = await this.sealer.seal(f.key, pos, buf)
+        if (f.sealing.get(idx) !== buf) { s.release(); return } // superseded: newer write, truncate or commit
+        cid = this.store.putWithCid(cidFromSha256(s.sha256), s.sealed, s.release)
+      } else {
+        if (f.sealing.get(idx) !== buf) return
+        cid = this.store.put(seal(f.key, pos, buf))
+      }
       f.sealing.delete(idx)
-      f.blocks!.set(idx, this.store.putWithCid(cidFromSha256(sha256), sealed))
+      f.blocks!.set(idx, cid)
       f.blockMapDirty = true
       if (f.parent != null) this.touch(f)
       // Nothing else holds `buf` now (reads copy in-memory blocks synchronously): reuse it.

@@ -1,0 +1,90 @@
+// Seals full blocks on worker threads. The plaintext is copied into a slot of one shared buffer,
+// a worker seals it in place and hashes it, and the sealed bytes stay in the slot until the
+// caller releases it (after they reached the disk). The main thread allocates nothing per block,
+// which keeps V8's garbage collector out of the write path.
+import { Worker } from 'node:worker_threads'
+import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
+import type { SealJob, SealResult } from './seal-worker.js'
+
+export interface SealedSlot {
+  /** The sealed bytes, a view into the shared slot: valid until release(). */
+  sealed: Buffer
+  sha256: Buffer
+  release: () => void
+}
+
+interface Pending { resolve: (r: SealedSlot) => void, reject: (e: Error) => void, slot: number }
+
+export class SealPool {
+  private readonly sab: SharedArrayBuffer
+  private readonly slotSize: number
+  private readonly free: number[] = []
+  private readonly waiters: Array<(slot: number) => void> = []
+  private readonly workers: Worker[] = []
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
+  private turn = 0
+
+  constructor (blockSize: number, slots = 128, threads = 2) {
+    this.slotSize = Math.ceil((blockSize + SEAL_OVERHEAD) / 64) * 64
+    this.sab = new SharedArrayBuffer(this.slotSize * slots)
+    for (let i = slots - 1; i >= 0; i--) this.free.push(i)
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(new URL('./seal-worker.js', import.meta.url))
+      w.on('message', (r: SealResult) => this.done(r))
+      w.on('error', err => { for (const p of this.pending.values()) p.reject(err) })
+      w.unref()
+      this.workers.push(w)
+    }
+  }
+
+  get maxPlain (): number { return this.slotSize - SEAL_OVERHEAD }
+
+  private async slot (): Promise<number> {
+    const s = this.free.pop()
+    if (s != null) return s
+    return await new Promise(resolve => this.waiters.push(resolve))
+  }
+
+  private releaseSlot (slot: number): void {
+    const w = this.waiters.shift()
+    if (w != null) w(slot)
+    else this.free.push(slot)
+  }
+
+  /** Seals a copy of `plain`, waiting for a free slot first if all are in use. */
+  async seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Promise<SealedSlot> {
+    if (plain.length > this.maxPlain) throw new RangeError('block larger than a slot')
+    const slot = await this.slot()
+    const offset = slot * this.slotSize
+    new Uint8Array(this.sab, offset, plain.length).set(plain)
+    const id = this.nextId++
+    // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
+    const job: SealJob = { id, sab: this.sab, offset, length: plain.length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    return await new Promise<SealedSlot>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, slot })
+      this.workers[this.turn++ % this.workers.length].postMessage(job)
+    })
+  }
+
+  private done (r: SealResult): void {
+    const p = this.pending.get(r.id)
+    if (p == null) return
+    this.pending.delete(r.id)
+    if (r.error != null) {
+      this.releaseSlot(p.slot)
+      p.reject(new Error(r.error))
+      return
+    }
+    let released = false
+    p.resolve({
+      sealed: Buffer.from(this.sab, p.slot * this.slotSize, r.length),
+      sha256: Buffer.from(r.sha256),
+      release: () => { if (!released) { released = true; this.releaseSlot(p.slot) } }
+    })
+  }
+
+  async close (): Promise<void> {
+    await Promise.all(this.workers.map(async w => await w.terminate()))
+  }
+}
