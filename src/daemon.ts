@@ -154,12 +154,16 @@ export class Drive {
     await fsp.writeFile(this.lockPath, JSON.stringify(info) + '\n', { mode: 0o600 })
   }
 
+  /** Commits and releases everything; when the commit fails, still releases, then throws. */
   async close (): Promise<void> {
-    await this.commit()
-    await this.store.close()
-    await this.sealer.close()
-    await this.journal.close()
-    await fsp.rm(this.lockPath, { force: true })
+    try {
+      await this.commit()
+    } finally {
+      await this.store.close()
+      await this.sealer.close()
+      await this.journal.close()
+      await fsp.rm(this.lockPath, { force: true })
+    }
   }
 }
 
@@ -320,9 +324,13 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     const s = await fsp.statfs(drive.dataDir)
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }
   }
+  let noSpaceLogged = false
   const ops = buildOps(
     { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}) },
-    { onError: (op, path, err) => log(`error: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}`) }
+    {
+      onError: (op, path, err) => log(`error: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}`),
+      onNoSpace: (op, path, err) => { if (!noSpaceLogged) log(`${op} ${path}: ${(err as Error).message}`); noSpaceLogged = true }
+    }
   )
   let fuse: FuseMount
   try {
@@ -339,8 +347,19 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   }
   await drive.setMountpoint(mountpoint)
   // Writes without fsync become durable within about a second, like a journaling file system.
+  let lastFailure = ''
   const timer = setInterval(() => {
-    if (drive.tree.dirty) drive.commit().catch(err => log(`commit failed: ${(err as Error).message}`))
+    if (!drive.tree.dirty) return
+    drive.commit().then(() => {
+      noSpaceLogged = false
+      if (lastFailure !== '') log('commits succeed again')
+      lastFailure = ''
+    }, err => {
+      // One line per kind of failure, not one per second.
+      const msg = (err as Error).message
+      if (msg !== lastFailure) log(`commit failed: ${msg}`)
+      lastFailure = msg
+    })
   }, cfg.commitIntervalMs ?? 1000)
   let stopping: Promise<void> | null = null
   return {

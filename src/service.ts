@@ -155,11 +155,15 @@ export class Service implements DaemonApi {
     this.stopping ??= (async () => {
       this.events.flush()
       await this.ctl?.close().catch(err => this.cfg.log?.(`control socket close: ${(err as Error).message}`))
-      await this.serial(async () => {
-        await this.mounted?.stop()
-        this.mounted = null
-      })
-      this.finish()
+      try {
+        await this.serial(async () => {
+          await this.mounted?.stop()
+          this.mounted = null
+        })
+      } finally {
+        // Even when the last commit fails (a full disk), the process must be able to end.
+        this.finish()
+      }
     })()
     await this.stopping
   }

@@ -62,6 +62,8 @@ export class SealPool {
     // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
     const job: SealJob = { id, sab: this.sab, offset, length: plain.length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
     return await new Promise<SealedSlot>((resolve, reject) => {
+      // Workers keep the process alive only while they have work.
+      if (this.pending.size === 0) for (const w of this.workers) w.ref()
       this.pending.set(id, { resolve, reject, slot })
       this.workers[this.turn++ % this.workers.length].postMessage(job)
     })
@@ -71,6 +73,7 @@ export class SealPool {
     const p = this.pending.get(r.id)
     if (p == null) return
     this.pending.delete(r.id)
+    if (this.pending.size === 0) for (const w of this.workers) w.unref()
     if (r.error != null) {
       this.releaseSlot(p.slot)
       p.reject(new Error(r.error))

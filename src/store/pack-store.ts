@@ -31,6 +31,8 @@ export class PackStore {
   private pending: Buffer[] = []
   /** Called once a pending block's bytes are on disk (their owner may reuse the memory). */
   private readonly releases = new Map<Buffer, () => void>()
+  /** The last append failed (a full disk): new writes are refused until an append succeeds. */
+  writeError: StoreError | null = null
   private pendingBytes = 0
   private readonly unflushed = new Map<string, Uint8Array>()
   private queue: Promise<void> = Promise.resolve()
@@ -175,12 +177,25 @@ export class PackStore {
           off += len
         }
       } catch (err) {
-        // Put the pack back to its last good length; the failed records stay pending for a retry.
+        // Put the pack back to its last good length; the failed records stay pending for a retry,
+        // in memory of their own so that their owners (the sealing slots) are not held up.
         await pack.fh.truncate(start).catch(() => {})
+        for (let i = 1; i < batch.length; i += 2) {
+          const release = this.releases.get(batch[i])
+          if (release == null) continue
+          this.releases.delete(batch[i])
+          const copy = Buffer.from(batch[i])
+          const key = CID.decode(batch[i - 1].subarray(2, 2 + batch[i - 1][1])).toString()
+          if (this.unflushed.has(key)) this.unflushed.set(key, copy)
+          batch[i] = copy
+          release()
+        }
         this.pending = [...batch, ...this.pending]
         this.pendingBytes += bytes
-        throw ioError(err, `appending to pack ${pack.id}`)
+        this.writeError = ioError(err, `appending to pack ${pack.id}`)
+        throw this.writeError
       }
+      this.writeError = null
       let off = start
       for (let i = 0; i < batch.length; i += 2) {
         const h = batch[i]

@@ -13,6 +13,8 @@ import * as xattr from './ops/xattr.js'
 export interface FrontendOptions {
   /** Called with unexpected (non-user) errors: bugs and I/O failures worth a log line. */
   onError: (op: string, path: string, err: unknown) => void
+  /** A full disk: expected, and worth a line rather than a stack per request. */
+  onNoSpace?: (op: string, path: string, err: unknown) => void
 }
 
 const EXPECTED = new Set(['ERR_NOT_FOUND', 'ERR_EXISTS', 'ERR_NOT_DIR', 'ERR_IS_DIR', 'ERR_NOT_EMPTY', 'ERR_NAME_TOO_LONG', 'ERR_NO_ATTR', 'ERR_NOT_PERMITTED', 'ERR_UNSUPPORTED', 'ERR_INVALID', 'ERR_INTEGRITY'])
@@ -20,7 +22,8 @@ const EXPECTED = new Set(['ERR_NOT_FOUND', 'ERR_EXISTS', 'ERR_NOT_DIR', 'ERR_IS_
 export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
   function fail (op: string, path: string, err: unknown): number {
     const code = (err as { code?: string })?.code
-    if (code == null || !EXPECTED.has(code)) opts.onError(op, path, err)
+    if (code === 'ERR_NO_SPACE') opts.onNoSpace?.(op, path, err)
+    else if (code == null || !EXPECTED.has(code)) opts.onError(op, path, err)
     return errnoOf(err)
   }
   // Answers `cb(0, result)` or `cb(-errno)`.

@@ -21,6 +21,8 @@ export interface BlockStore {
   sync: () => Promise<{ pack: number, offset: number }>
   flush: () => Promise<void>
   readonly backlog: number
+  /** Set while appends fail (a full disk); writes are refused with it. */
+  readonly writeError: Error | null
 }
 
 /** What the tree needs of the decrypted-block cache. */
@@ -564,29 +566,38 @@ export class Tree {
 
   /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
   private async dirtyBlock (f: FileNode, idx: number, whole: boolean): Promise<Buffer> {
-    let buf = f.dirty.get(idx)
-    if (buf != null) return buf
-    const inSeal = f.sealing.get(idx)
-    if (inSeal != null) {
-      // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
-      f.sealing.delete(idx)
-      buf = Buffer.from(inSeal)
+    for (;;) {
+      let buf = f.dirty.get(idx)
+      if (buf != null) return buf
+      const inSeal = f.sealing.get(idx)
+      if (inSeal != null) {
+        // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
+        f.sealing.delete(idx)
+        buf = Buffer.from(inSeal)
+        f.dirty.set(idx, buf)
+        if (f.parent != null) this.dirtyFiles.add(f)
+        return buf
+      }
+      const cid = f.blocks?.get(idx)
+      const old = whole || idx * BLOCK_SIZE >= f.size ? null : await this.readBlock(f, idx)
+      // Another write may have dirtied, sealed or replaced the block while we read: start over.
+      if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
+      buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+      if (!whole) buf.fill(0)
+      if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
       f.dirty.set(idx, buf)
       if (f.parent != null) this.dirtyFiles.add(f)
       return buf
     }
-    const old = whole || idx * BLOCK_SIZE >= f.size ? null : await this.readBlock(f, idx)
-    buf = f.dirty.get(idx) // another write may have created it meanwhile
-    if (buf != null) return buf
-    buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
-    if (!whole) buf.fill(0)
-    if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
-    f.dirty.set(idx, buf)
-    if (f.parent != null) this.dirtyFiles.add(f)
-    return buf
   }
 
+
   async write (f: FileNode, src: Buffer, pos: number): Promise<number> {
+    if (this.store.writeError != null) {
+      // Give the disk a chance to have room again before refusing.
+      await this.store.flush().catch(() => {})
+      if (this.store.writeError != null) throw new TreeError('ERR_NO_SPACE', this.store.writeError.message)
+    }
     const len = src.length
     if (pos + len > MAX_FILE_SIZE) fail('ERR_TOO_BIG', 'file too large')
     if (f.blocks == null) await this.blocks(f)
@@ -609,7 +620,7 @@ export class Tree {
     this.touch(f)
     if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
     if (this.seals.size > 64) await Promise.race(this.seals)
-    if (this.store.backlog > 64 * 1024 * 1024) await this.store.flush()
+    if (this.store.backlog > 16 * 1024 * 1024) await this.store.flush()
     return len
   }
 
