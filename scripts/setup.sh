@@ -42,6 +42,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+node scripts/patch-fuse-native.mjs
+
 echo "setup: building"
 npm run -s build
 echo "setup: ok (node $(node -v))"

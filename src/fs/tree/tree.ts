@@ -355,10 +355,11 @@ export class Tree {
     this.touch(node)
   }
 
-  async utimens (path: string, atime: number, mtime: number): Promise<void> {
+  /** Sets either time (undefined leaves it); ctime becomes now, as for any attribute change. */
+  async utimens (path: string, atime: number | undefined, mtime: number | undefined): Promise<void> {
     const node = await this.lookup(path)
-    node.attrs.atime = atime
-    node.attrs.mtime = mtime
+    if (atime !== undefined) node.attrs.atime = atime
+    if (mtime !== undefined) node.attrs.mtime = mtime
     node.attrs.ctime = this.now()
     this.touch(node)
   }

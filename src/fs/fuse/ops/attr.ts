@@ -26,8 +26,11 @@ export async function chown (ctx: OpContext, path: string, uid: number, gid: num
   ctx.changed('updated', path)
 }
 
+// The binding passes UTIME_OMIT as 2^64-1 ("leave unchanged"); UTIME_NOW arrives as a time.
+const OMIT = (ms: number): number | undefined => ms > Number.MAX_SAFE_INTEGER ? undefined : ms
+
 export async function utimens (ctx: OpContext, path: string, atime: number, mtime: number): Promise<void> {
-  await ctx.tree.utimens(path, atime, mtime)
+  await ctx.tree.utimens(path, OMIT(atime), OMIT(mtime))
   ctx.changed('updated', path)
 }
 
