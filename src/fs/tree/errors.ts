@@ -15,4 +15,14 @@ export class TreeError extends Error {
   }
 }
 
-export const fail = (code: TreeErrorCode, message: string): never => { throw new TreeError(code, message) }
+/**
+ * Throws an expected error (ENOENT on a lookup, EEXIST...). These are answers, not bugs, and
+ * the kernel asks for them thousands of times a second, so they carry no stack trace.
+ */
+export const fail = (code: TreeErrorCode, message: string): never => {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  const err = new TreeError(code, message)
+  Error.stackTraceLimit = limit
+  throw err
+}

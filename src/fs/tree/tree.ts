@@ -566,7 +566,19 @@ export class Tree {
   }
 
   /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
-  private async dirtyBlock (f: FileNode, idx: number, whole: boolean): Promise<Buffer> {
+  /** Buffer size for a new block holding `need` bytes: small files get small buffers. */
+  private static sizeFor (need: number): number {
+    return need > BLOCK_SIZE / 2 ? BLOCK_SIZE : Math.max(4096, 2 ** Math.ceil(Math.log2(need)))
+  }
+
+  private growDirty (f: FileNode, idx: number, buf: Buffer, need: number): Buffer {
+    const grown = Buffer.alloc(Tree.sizeFor(need))
+    buf.copy(grown)
+    f.dirty.set(idx, grown)
+    return grown
+  }
+
+  private async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE): Promise<Buffer> {
     for (;;) {
       let buf = f.dirty.get(idx)
       if (buf != null) return buf
@@ -583,8 +595,9 @@ export class Tree {
       const old = whole || idx * BLOCK_SIZE >= f.size ? null : await this.readBlock(f, idx)
       // Another write may have dirtied, sealed or replaced the block while we read: start over.
       if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
-      buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
-      if (!whole) buf.fill(0)
+      if (whole) buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+      else if (old != null) buf = Buffer.alloc(BLOCK_SIZE)
+      else buf = Buffer.alloc(Tree.sizeFor(need))
       if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
       f.dirty.set(idx, buf)
       if (f.parent != null) this.dirtyFiles.add(f)
@@ -608,7 +621,8 @@ export class Tree {
       const idx = Math.floor(p / BLOCK_SIZE)
       const inner = p % BLOCK_SIZE
       const n = Math.min(BLOCK_SIZE - inner, len - off)
-      const buf = f.dirty.get(idx) ?? await this.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE)
+      let buf = f.dirty.get(idx) ?? await this.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE, inner + n)
+      if (buf.length < inner + n) buf = this.growDirty(f, idx, buf, inner + n)
       src.copy(buf, inner, off, off + n)
       off += n
       if (p + n > f.size) f.size = p + n
@@ -637,7 +651,10 @@ export class Tree {
       if (inner !== 0) {
         const idx = keep - 1
         // A block still sealing must be cut too, or its seal lands later with the old tail.
-        if (blocks.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)) (await this.dirtyBlock(f, idx, false)).fill(0, inner)
+        if (blocks.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)) {
+          const b = await this.dirtyBlock(f, idx, false, inner)
+          if (inner < b.length) b.fill(0, inner)
+        }
       }
     }
     f.size = size
@@ -654,7 +671,9 @@ export class Tree {
     f.dirty.delete(idx)
     if (f.dirty.size === 0) this.dirtyFiles.delete(f)
     if (len <= 0) return
-    const plain = len === BLOCK_SIZE ? buf : buf.subarray(0, Math.min(BLOCK_SIZE, padme(len)))
+    const plainLen = len === BLOCK_SIZE ? BLOCK_SIZE : Math.min(BLOCK_SIZE, padme(len))
+    let plain = buf.subarray(0, plainLen)
+    if (plain.length < plainLen) { plain = Buffer.alloc(plainLen); buf.copy(plain) }
     const cid = this.store.put(seal(f.key, { type: SealType.Block, objectId: f.id, index: idx }, plain))
     f.blocks!.set(idx, cid)
     f.blockMapDirty = true
@@ -687,7 +706,7 @@ export class Tree {
       f.blockMapDirty = true
       if (f.parent != null) this.touch(f)
       // Nothing else holds `buf` now (reads copy in-memory blocks synchronously): reuse it.
-      if (this.freeBuffers.length < 128) this.freeBuffers.push(buf)
+      if (this.freeBuffers.length < 128 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {
       this.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
       if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); f.dirty.set(idx, buf); this.dirtyFiles.add(f) }

@@ -1,7 +1,7 @@
 // Extended attributes: only the user.* namespace is stored. Other namespaces read as absent,
 // which also answers the kernel's security.capability probe on every write without a lookup.
 import type { OpContext } from '../context.js'
-import { TreeError } from '../../tree/errors.js'
+import { fail } from '../../tree/errors.js'
 
 export async function setxattr (ctx: OpContext, path: string, name: string, value: Buffer, flags: number): Promise<void> {
   await ctx.tree.setxattr(path, name, value, flags)
@@ -9,7 +9,7 @@ export async function setxattr (ctx: OpContext, path: string, name: string, valu
 }
 
 export async function getxattr (ctx: OpContext, path: string, name: string): Promise<Buffer> {
-  if (!name.startsWith('user.')) throw new TreeError('ERR_NO_ATTR', `${name} is not set`)
+  if (!name.startsWith('user.')) fail('ERR_NO_ATTR', `${name} is not set`)
   return await ctx.tree.getxattr(path, name)
 }
 
