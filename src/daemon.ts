@@ -348,6 +348,12 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await drive.setMountpoint(mountpoint)
   // Writes without fsync become durable within about a second, like a journaling file system.
   let lastFailure = ''
+  const memTimer = process.env.SPACE_DEBUG_MEMORY === '1'
+    ? setInterval(() => {
+      const m = process.memoryUsage()
+      log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20} external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
+    }, 2000)
+    : null
   const timer = setInterval(() => {
     if (!drive.tree.dirty) return
     drive.commit().then(() => {
@@ -368,6 +374,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     stop: () => {
       stopping ??= (async () => {
         clearInterval(timer)
+        if (memTimer != null) clearInterval(memTimer)
         await fuse.unmount().catch(err => log(`unmount: ${(err as Error).message}`))
         await drive.close()
       })()

@@ -57,6 +57,24 @@ export function seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Bu
   return out
 }
 
+/**
+ * seal() into `out` (at least plain.length + SEAL_OVERHEAD bytes), which may be the very memory
+ * `plain` lies in: the ciphertext is computed before anything is written. Returns the length.
+ */
+export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array, out: Uint8Array): number {
+  const nonce = randomBytes(NONCE_LEN)
+  const c = createCipheriv('aes-256-gcm', key, nonce)
+  c.setAAD(associatedData(pos.type, pos.objectId, pos.index))
+  const body = c.update(plain)
+  c.final()
+  out[0] = SEAL_VERSION
+  out[1] = pos.type
+  out.set(nonce, 2)
+  out.set(body, HEADER_LEN)
+  out.set(c.getAuthTag(), HEADER_LEN + body.length)
+  return HEADER_LEN + body.length + TAG_LEN
+}
+
 /** Opens a sealed object; throws AuthError unless key, position and every byte match. */
 export function open (key: Uint8Array, pos: SealPosition, sealed: Uint8Array): Buffer {
   if (sealed.length < SEAL_OVERHEAD) throw new AuthError('sealed object too short')
