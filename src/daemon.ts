@@ -10,7 +10,7 @@ import { Tree, type CommitInfo } from './fs/tree/tree.js'
 import { CommitLog } from './fs/tree/commit-log.js'
 import { type CommitRecord, BLOCK_SIZE } from './fs/tree/format.js'
 import { SealPool } from './crypto/index.js'
-import { FuseNativeBinding } from './fs/fuse/fuse-native.js'
+import { defaultBinding } from './fs/fuse/select.js'
 import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
 import { buildOps } from './fs/fuse/frontend.js'
 import { Handles, type ChangeKind } from './fs/fuse/context.js'
@@ -83,7 +83,7 @@ export class Drive {
         await journal.close()
         throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
       }
-      const cache = new BlockCache(opts.cacheBytes ?? 64 * 1024 * 1024)
+      const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
       const sealer = new SealPool(BLOCK_SIZE)
       const tree = new Tree({
@@ -317,7 +317,7 @@ export function isMounted (mountpoint: string): boolean {
 
 export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<MountedDrive> {
   const mountpoint = resolve(cfg.mountpoint)
-  const binding = cfg.binding ?? new FuseNativeBinding()
+  const binding = cfg.binding ?? defaultBinding()
   const log = cfg.log ?? (() => {})
   await checkMountpoint(mountpoint, binding)
   const statfs = async (): Promise<StatfsLike> => {
@@ -338,7 +338,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
       fsname: 'space',
       allowOther: cfg.allowOther ?? false,
       defaultPermissions: true,
-      maxWrite: 128 * 1024,
+      // libfuse 3 takes up to 1 MiB per write; libfuse 2 caps it at 128 KiB.
+      maxWrite: 1024 * 1024,
       attrTimeout: 1,
       entryTimeout: 1
     })

@@ -82,7 +82,7 @@ mount instead and returns.
   --config-dir DIR   keys and settings (default $XDG_CONFIG_HOME/space)
   --socket PATH      the control socket (default SPACE_SOCKET, else derived from the data dir)
   --allow-other      let other users reach the mount (permission bits still apply)
-  --cache-mb N       decrypted-block cache budget in MiB (default 64)
+  --cache-mb N       decrypted-block cache budget in MiB (default 32)
   --foreground       accepted for compatibility; mount always serves in the foreground`,
   async run (ctx) {
     const { values, positionals } = parseArgs({
@@ -93,7 +93,7 @@ mount instead and returns.
         'config-dir': { type: 'string' },
         socket: { type: 'string' },
         'allow-other': { type: 'boolean', default: false },
-        'cache-mb': { type: 'string', default: '64' },
+        'cache-mb': { type: 'string', default: '32' },
         foreground: { type: 'boolean', default: true }
       }
     })

@@ -1,5 +1,6 @@
 // The small interface between our FUSE frontend and whatever libfuse binding sits under it.
-// Only fuse-native.ts knows the concrete package; a libfuse3 binding in native/ can replace it.
+// fuse-native.ts implements it over @cocalc/fuse-native (libfuse 2), fuse3-native.ts over our own
+// libfuse 3 addon in native/; select.ts picks one.
 export type Cb<T = void> = (errno: number, result?: T) => void
 
 export interface StatLike {
@@ -12,6 +13,13 @@ export interface StatfsLike {
   files: number, ffree: number, favail: number, fsid: number, flag: number, namemax: number
 }
 
+/** Who asked, for ops that create a name (libfuse 3 only: fuse_get_context()). */
+export interface Caller { uid: number, gid: number, pid: number, umask: number }
+
+/** renameat2 flags (libfuse 3 only). */
+export const RENAME_NOREPLACE = 1
+export const RENAME_EXCHANGE = 2
+
 /** Path-based operations, callback style; errno values are negative, 0 is success. */
 export interface FuseOps {
   init: (cb: Cb) => void
@@ -23,7 +31,7 @@ export interface FuseOps {
   opendir: (path: string, flags: number, cb: Cb<number>) => void
   releasedir: (path: string, fd: number, cb: Cb) => void
   open: (path: string, flags: number, cb: Cb<number>) => void
-  create: (path: string, mode: number, cb: Cb<number>) => void
+  create: (path: string, mode: number, cb: Cb<number>, caller?: Caller) => void
   read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
   write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
   flush: (path: string, fd: number, cb: Cb) => void
@@ -32,16 +40,17 @@ export interface FuseOps {
   release: (path: string, fd: number, cb: Cb) => void
   truncate: (path: string, size: number, cb: Cb) => void
   ftruncate: (path: string, fd: number, size: number, cb: Cb) => void
+  /** Times in ms; a value above Number.MAX_SAFE_INTEGER means UTIME_OMIT (leave unchanged). */
   utimens: (path: string, atime: number, mtime: number, cb: Cb) => void
   chmod: (path: string, mode: number, cb: Cb) => void
   chown: (path: string, uid: number, gid: number, cb: Cb) => void
-  mknod: (path: string, mode: number, dev: number, cb: Cb) => void
-  mkdir: (path: string, mode: number, cb: Cb) => void
+  mknod: (path: string, mode: number, dev: number, cb: Cb, caller?: Caller) => void
+  mkdir: (path: string, mode: number, cb: Cb, caller?: Caller) => void
   rmdir: (path: string, cb: Cb) => void
   unlink: (path: string, cb: Cb) => void
-  rename: (from: string, to: string, cb: Cb) => void
+  rename: (from: string, to: string, cb: Cb, flags?: number) => void
   link: (from: string, to: string, cb: Cb) => void
-  symlink: (target: string, path: string, cb: Cb) => void
+  symlink: (target: string, path: string, cb: Cb, caller?: Caller) => void
   readlink: (path: string, cb: Cb<string>) => void
   setxattr: (path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb) => void
   getxattr: (path: string, name: string, position: number, cb: Cb<Buffer | null>) => void
@@ -57,6 +66,8 @@ export interface MountOptions {
   maxWrite: number
   attrTimeout: number
   entryTimeout: number
+  /** Kernel writeback cache (libfuse 3 only; changes mtime and O_APPEND handling). Off by default. */
+  writebackCache?: boolean
 }
 
 export interface FuseMount {

@@ -35,7 +35,8 @@ export class FuseNativeBinding implements FuseBinding {
       timeout: 600_000
     })
     const base = fuse._fuseOptions.bind(fuse)
-    const extra = ['big_writes', `max_write=${opts.maxWrite}`, 'use_ino']
+    // libfuse 2's request buffer holds at most 128 KiB of data.
+    const extra = ['big_writes', `max_write=${Math.min(opts.maxWrite, 128 * 1024)}`, 'use_ino']
     fuse._fuseOptions = () => {
       const o = base()
       return o === '' ? '-o' + extra.join(',') : o + ',' + extra.join(',')

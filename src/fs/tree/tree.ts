@@ -375,22 +375,22 @@ export class Tree {
     return f
   }
 
-  async mknod (path: string, mode: number, rdev: number): Promise<Node> {
+  async mknod (path: string, mode: number, rdev: number, uid?: number, gid?: number): Promise<Node> {
     const kind = kindOfMode(mode)
-    if (kind === Kind.File) return await this.create(path, mode)
+    if (kind === Kind.File) return await this.create(path, mode, uid, gid)
     if (kind === Kind.Dir || kind === Kind.Symlink) fail('ERR_INVALID', 'mknod cannot make directories or symlinks')
     const { dir, name, children } = await this.parentOf(path)
     if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
-    const n = new SpecialNode(this.newAttrs(mode), kind, rdev)
+    const n = new SpecialNode(this.newAttrs(mode, uid, gid), kind, rdev)
     this.attach(dir, children, name, n)
     this.touchDir(dir, n.attrs.ctime)
     return n
   }
 
-  async mkdir (path: string, mode: number): Promise<DirNode> {
+  async mkdir (path: string, mode: number, uid?: number, gid?: number): Promise<DirNode> {
     const { dir, name, children } = await this.parentOf(path)
     if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
-    const d = new DirNode(this.newAttrs(mode), randomId(), randomKey())
+    const d = new DirNode(this.newAttrs(mode, uid, gid), randomId(), randomKey())
     d.children = new Map()
     d.dirty = true
     this.attach(dir, children, name, d)
@@ -398,11 +398,11 @@ export class Tree {
     return d
   }
 
-  async symlink (target: string, path: string): Promise<SymlinkNode> {
+  async symlink (target: string, path: string, uid?: number, gid?: number): Promise<SymlinkNode> {
     if (Buffer.byteLength(target) > MAX_SYMLINK) fail('ERR_NAME_TOO_LONG', 'symlink target too long')
     const { dir, name, children } = await this.parentOf(path)
     if (children.has(name)) fail('ERR_EXISTS', `${path} exists`)
-    const s = new SymlinkNode(this.newAttrs(0o777), target)
+    const s = new SymlinkNode(this.newAttrs(0o777, uid, gid), target)
     this.attach(dir, children, name, s)
     this.touchDir(dir, s.attrs.ctime)
     return s
@@ -440,7 +440,8 @@ export class Tree {
     return fail('ERR_NOT_PERMITTED', 'hard links are not supported')
   }
 
-  async rename (from: string, to: string): Promise<void> {
+  /** `noReplace` (RENAME_NOREPLACE): an existing target fails with ERR_EXISTS, checked atomically. */
+  async rename (from: string, to: string, noReplace = false): Promise<void> {
     const src = await this.parentOf(from)
     const node = src.children.get(src.name) ?? fail('ERR_NOT_FOUND', `${from} does not exist`)
     const dst = await this.parentOf(to)
@@ -448,6 +449,7 @@ export class Tree {
       if (d === node) fail('ERR_INVALID', `cannot move ${from} into itself`)
     }
     const existing = dst.children.get(dst.name)
+    if (existing != null && noReplace) fail('ERR_EXISTS', `${to} exists`)
     if (existing === node) return
     if (existing != null) {
       if (node instanceof DirNode) {
@@ -634,7 +636,7 @@ export class Tree {
     f.attrs.ctime = t
     this.touch(f)
     if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
-    if (this.seals.size > 64) await Promise.race(this.seals)
+    if (this.seals.size > 48) await Promise.race(this.seals)
     if (this.store.backlog > 16 * 1024 * 1024) await this.store.flush()
     return len
   }
@@ -706,7 +708,7 @@ export class Tree {
       f.blockMapDirty = true
       if (f.parent != null) this.touch(f)
       // Nothing else holds `buf` now (reads copy in-memory blocks synchronously): reuse it.
-      if (this.freeBuffers.length < 128 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
+      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {
       this.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
       if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); f.dirty.set(idx, buf); this.dirtyFiles.add(f) }

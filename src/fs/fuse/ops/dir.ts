@@ -1,6 +1,6 @@
 // readdir, opendir, releasedir, mkdir, rmdir, fsyncdir.
 import type { OpContext } from '../context.js'
-import type { StatLike } from '../binding.js'
+import type { Caller, StatLike } from '../binding.js'
 
 export async function readdir (ctx: OpContext, path: string): Promise<[string[], StatLike[]]> {
   const dir = await ctx.tree.lookup(path)
@@ -19,8 +19,8 @@ export async function opendir (ctx: OpContext, path: string): Promise<number> {
   return 0
 }
 
-export async function mkdir (ctx: OpContext, path: string, mode: number): Promise<void> {
-  await ctx.tree.mkdir(path, mode)
+export async function mkdir (ctx: OpContext, path: string, mode: number, caller?: Caller): Promise<void> {
+  await ctx.tree.mkdir(path, mode, caller?.uid, caller?.gid)
   ctx.changed('created', path)
 }
 

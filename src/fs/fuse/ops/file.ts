@@ -1,5 +1,6 @@
 // open, create, read, write, flush, fsync, release, truncate, ftruncate.
 import type { OpContext } from '../context.js'
+import type { Caller } from '../binding.js'
 import { FileNode } from '../../tree/nodes.js'
 import { TreeError } from '../../tree/errors.js'
 
@@ -8,8 +9,9 @@ export async function open (ctx: OpContext, path: string, flags: number): Promis
   return ctx.handles.add(node, flags)
 }
 
-export async function create (ctx: OpContext, path: string, mode: number): Promise<number> {
-  const f = await ctx.tree.create(path, mode)
+/** `caller` (libfuse 3): the new file belongs to the user who created it, not the mount owner. */
+export async function create (ctx: OpContext, path: string, mode: number, caller?: Caller): Promise<number> {
+  const f = await ctx.tree.create(path, mode, caller?.uid, caller?.gid)
   ctx.changed('created', path)
   return ctx.handles.add(f, 0)
 }

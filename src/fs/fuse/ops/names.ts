@@ -1,5 +1,6 @@
 // unlink, link, symlink, readlink, mknod.
 import type { OpContext } from '../context.js'
+import type { Caller } from '../binding.js'
 
 export async function unlink (ctx: OpContext, path: string): Promise<void> {
   await ctx.tree.unlink(path)
@@ -10,8 +11,8 @@ export async function link (ctx: OpContext, from: string, to: string): Promise<v
   await ctx.tree.link(from, to)
 }
 
-export async function symlink (ctx: OpContext, target: string, path: string): Promise<void> {
-  await ctx.tree.symlink(target, path)
+export async function symlink (ctx: OpContext, target: string, path: string, caller?: Caller): Promise<void> {
+  await ctx.tree.symlink(target, path, caller?.uid, caller?.gid)
   ctx.changed('created', path)
 }
 
@@ -19,7 +20,7 @@ export async function readlink (ctx: OpContext, path: string): Promise<string> {
   return await ctx.tree.readlink(path)
 }
 
-export async function mknod (ctx: OpContext, path: string, mode: number, dev: number): Promise<void> {
-  await ctx.tree.mknod(path, mode, dev)
+export async function mknod (ctx: OpContext, path: string, mode: number, dev: number, caller?: Caller): Promise<void> {
+  await ctx.tree.mknod(path, mode, dev, caller?.uid, caller?.gid)
   ctx.changed('created', path)
 }

@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "space_fuse3",
+      "sources": ["src/space_fuse3.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["<!@(pkg-config --cflags fuse3)"],
+      "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"]
+    }
+  ]
+}

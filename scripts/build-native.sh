@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds the libfuse3 binding in native/ (native/build/Release/space_fuse3.node) with node-gyp,
+# against the Node headers scripts/env.sh points npm_config_nodedir at. Needs libfuse3-dev.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+pkg-config --exists fuse3 || { echo "build-native: libfuse3-dev is missing (pkg-config fuse3)" >&2; exit 1; }
+if command -v node-gyp >/dev/null 2>&1; then GYP=(node-gyp)
+else GYP=(node "$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"); fi
+"${GYP[@]}" rebuild --directory native --loglevel=error >/dev/null
+test -f native/build/Release/space_fuse3.node
+echo "build-native: native/build/Release/space_fuse3.node"
