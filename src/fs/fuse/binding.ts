@@ -20,7 +20,11 @@ export interface Caller { uid: number, gid: number, pid: number, umask: number }
 export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
 
-/** Path-based operations, callback style; errno values are negative, 0 is success. */
+/**
+ * Path-based operations, callback style; errno values are negative, 0 is success. flush,
+ * opendir and releasedir are optional and our frontend leaves them out: they would do nothing,
+ * and without them libfuse and the kernel answer those requests without a round trip to JS.
+ */
 export interface FuseOps {
   init: (cb: Cb) => void
   statfs: (path: string, cb: Cb<StatfsLike>) => void
@@ -28,13 +32,13 @@ export interface FuseOps {
   fgetattr: (path: string, fd: number, cb: Cb<StatLike>) => void
   access: (path: string, mode: number, cb: Cb) => void
   readdir: (path: string, cb: (errno: number, names?: string[], stats?: StatLike[]) => void) => void
-  opendir: (path: string, flags: number, cb: Cb<number>) => void
-  releasedir: (path: string, fd: number, cb: Cb) => void
+  opendir?: (path: string, flags: number, cb: Cb<number>) => void
+  releasedir?: (path: string, fd: number, cb: Cb) => void
+  flush?: (path: string, fd: number, cb: Cb) => void
   open: (path: string, flags: number, cb: Cb<number>) => void
   create: (path: string, mode: number, cb: Cb<number>, caller?: Caller) => void
   read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
   write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
-  flush: (path: string, fd: number, cb: Cb) => void
   fsync: (path: string, datasync: boolean, fd: number, cb: Cb) => void
   fsyncdir: (path: string, datasync: boolean, fd: number, cb: Cb) => void
   release: (path: string, fd: number, cb: Cb) => void

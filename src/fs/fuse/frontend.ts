@@ -44,13 +44,10 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     readdir: (path, cb) => {
       dir.readdir(ctx, path).then(([n, s]) => cb(0, n, s), err => cb(fail('readdir', path, err)))
     },
-    opendir: (path, _flags, cb) => wrap('opendir', path, dir.opendir(ctx, path), cb),
-    releasedir: (_path, _fd, cb) => cb(0),
     open: (path, flags, cb) => wrap('open', path, file.open(ctx, path, flags), cb),
     create: (path, mode, cb, caller) => wrap('create', path, file.create(ctx, path, mode, caller), cb),
     read: (path, fd, buf, len, pos, cb) => count('read', path, file.read(ctx, fd, buf, len, pos), cb),
     write: (path, fd, buf, len, pos, cb) => count('write', path, file.write(ctx, path, fd, buf, len, pos), cb),
-    flush: (_path, _fd, cb) => cb(0),
     fsync: (path, _datasync, _fd, cb) => wrap('fsync', path, file.fsync(ctx), cb),
     fsyncdir: (path, _datasync, _fd, cb) => wrap('fsyncdir', path, dir.fsyncdir(ctx), cb),
     release: (path, fd, cb) => wrap('release', path, file.release(ctx, fd), cb),
