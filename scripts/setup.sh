@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 NODE_VERSION=${SPACE_NODE_VERSION:-22.23.3}
 
-APT_PKGS=(fuse libfuse-dev pkg-config build-essential python3 git rsync sqlite3 attr tar
+APT_PKGS=(fuse3 libfuse3-dev libfuse-dev pkg-config build-essential python3 git rsync sqlite3 attr tar
           gocryptfs util-linux procps psmisc dbus gnome-keyring libsecret-tools)
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -43,6 +43,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 node scripts/patch-fuse-native.mjs
+bash scripts/build-native.sh
 
 echo "setup: building"
 npm run -s build

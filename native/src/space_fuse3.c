@@ -524,6 +524,9 @@ static int f_setxattr (const char *path, const char *name, const char *value, si
 }
 
 static int f_getxattr (const char *path, const char *name, char *value, size_t size) {
+  // Only user.* is stored. The kernel asks for security.capability before every write and ls -l
+  // for two names per file: answer those here instead of a round trip to JS for each.
+  if (strncmp(name, "user.", 5) != 0) return -ENODATA;
   BEGIN(OP_getxattr)
   s->s1 = path;
   s->s2 = name;
@@ -929,14 +932,32 @@ static void finalize_mnt (napi_env env, void *data, void *hint) {
 
 static void tsfn_finalize (napi_env env, void *data, void *hint) { (void)env; (void)data; (void)hint; }
 
-// mount(mountpoint, options, config, dispatch) -> handle
+// mount(mountpoint, options, config, dispatch, implemented) -> handle
 // options: the -o string (fsname=..,subtype=..,default_permissions,allow_other)
 // config: { attrTimeout, entryTimeout, negativeTimeout?, maxWrite, threads?, writebackCache? }
+// implemented: names from OPS that JS serves; the others are left to libfuse and the kernel
+// (flush, opendir, releasedir: answered without a round trip to JS).
 static napi_value Mount (napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) { napi_throw_type_error(env, NULL, "mount(mountpoint, options, config, dispatch)"); return NULL; }
+  if (argc < 5) { napi_throw_type_error(env, NULL, "mount(mountpoint, options, config, dispatch, implemented)"); return NULL; }
+  bool has[OP_COUNT] = { false };
+  uint32_t nimpl = 0;
+  NAPI_OK(env, napi_get_array_length(env, argv[4], &nimpl));
+  for (uint32_t i = 0; i < nimpl; i++) {
+    napi_value v;
+    char name[32];
+    size_t n = 0;
+    if (napi_get_element(env, argv[4], i, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, name, sizeof name, &n) != napi_ok) continue;
+    for (int k = 0; k < OP_COUNT; k++) if (strcmp(name, OP_NAMES[k]) == 0) has[k] = true;
+  }
+  has[OP_init] = has[OP_getattr] = true;
+  struct fuse_operations ops = OPERATIONS;
+#define CLEAR_MISSING(n) if (!has[OP_##n]) ops.n = NULL;
+  OPS(CLEAR_MISSING)
+#undef CLEAR_MISSING
   char *mountpoint = get_string(env, argv[0]);
   char *options = get_string(env, argv[1]);
   if (mountpoint == NULL || options == NULL) {
@@ -974,7 +995,7 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
 
   char *args_v[] = { "space", "-o", options, NULL };
   struct fuse_args args = FUSE_ARGS_INIT(3, args_v);
-  m->fuse = fuse_new(&args, &OPERATIONS, sizeof OPERATIONS, m);
+  m->fuse = fuse_new(&args, &ops, sizeof ops, m);  // copies ops
   fuse_opt_free_args(&args);
   free(options);
   if (m->fuse == NULL) { free_mnt(m); napi_throw_error(env, "ERR_FUSE", "fuse_new failed (bad options?)"); return NULL; }

@@ -7,6 +7,7 @@ import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+export { bindingName } from '../../src/fs/fuse/select.js'
 export const CLI = join(ROOT, 'dist/src/cli/main.js')
 
 export interface Dirs { base: string, mnt: string, data: string, config: string }

@@ -30,6 +30,20 @@ export class Handles {
   }
 
   remove (fh: number): void { this.table.delete(fh) }
+
+  isOpen (node: Node): boolean {
+    for (const h of this.table.values()) if (h.node === node) return true
+    return false
+  }
+
+  // libfuse (hard_remove off) renames a file that is unlinked while open to .fuse_hiddenXXXX and
+  // unlinks that name after the last release. We unlink it from the tree at the rename and keep
+  // the node here under that name, so it is never listed, never committed, and stat() on the
+  // hidden name (fstat of the open fd) still works.
+  private readonly hiddenNodes = new Map<string, Node>()
+  hide (path: string, node: Node): void { this.hiddenNodes.set(path, node) }
+  hidden (path: string): Node | undefined { return this.hiddenNodes.get(path) }
+  unhide (path: string): boolean { return this.hiddenNodes.delete(path) }
   get size (): number { return this.table.size }
 }
 

@@ -14,7 +14,7 @@ type Handle = object
 interface Addon {
   OPS: string[]
   fuseVersion: number
-  mount: (mountpoint: string, options: string, cfg: Record<string, unknown>, dispatch: Dispatch) => Handle
+  mount: (mountpoint: string, options: string, cfg: Record<string, unknown>, dispatch: Dispatch, implemented: string[]) => Handle
   unmount: (h: Handle) => Promise<void>
   reply: (h: Handle, id: number, result: number, a?: unknown, b?: unknown) => boolean
 }
@@ -97,7 +97,8 @@ const HANDLERS: Record<string, Handler> = {
   read: (ops, r, path, _s2, buf, fh, len, pos) => ops.read(p(path), fh, buf!, len, pos, n => r(n)),
   write: (ops, r, path, _s2, buf, fh, len, pos) => ops.write(p(path), fh, buf!, len, pos, n => r(n)),
   statfs: (ops, r, path) => ops.statfs(p(path), (e, s) => { e === 0 && s != null ? r(0, statfsArray(s)) : r(err(e) || EIO) }),
-  flush: (ops, r, path, _s2, _b, fh) => ops.flush(p(path), fh, e => r(err(e))),
+  // flush, opendir and releasedir only reach JS when the ops table has them (see mount()).
+  flush: (ops, r, path, _s2, _b, fh) => ops.flush!(p(path), fh, e => r(err(e))),
   release: (ops, r, path, _s2, _b, fh) => ops.release(p(path), fh, e => r(err(e))),
   fsync: (ops, r, path, _s2, _b, datasync, fh) => ops.fsync(p(path), datasync !== 0, fh, e => r(err(e))),
   // The value is copied: the xattr table may keep it.
@@ -109,7 +110,7 @@ const HANDLERS: Record<string, Handler> = {
     e === 0 ? r(0, Buffer.from((names ?? []).map(n => n + '\0').join(''))) : r(err(e))
   }),
   removexattr: (ops, r, path, name) => ops.removexattr(p(path), p(name), e => r(err(e))),
-  opendir: (ops, r, path, _s2, _b, flags) => ops.opendir(p(path), flags, (e, fh) => r(e === 0 ? fh ?? 0 : err(e))),
+  opendir: (ops, r, path, _s2, _b, flags) => ops.opendir!(p(path), flags, (e, fh) => r(e === 0 ? fh ?? 0 : err(e))),
   readdir: (ops, r, path) => ops.readdir(p(path), (e, names, stats) => {
     if (e !== 0 || names == null) { r(err(e) || EIO); return }
     let packed: Float64Array | undefined
@@ -119,7 +120,7 @@ const HANDLERS: Record<string, Handler> = {
     }
     r(0, names, packed)
   }),
-  releasedir: (ops, r, path, _s2, _b, fh) => ops.releasedir(p(path), fh, e => r(err(e))),
+  releasedir: (ops, r, path, _s2, _b, fh) => ops.releasedir!(p(path), fh, e => r(err(e))),
   fsyncdir: (ops, r, path, _s2, _b, datasync, fh) => ops.fsyncdir(p(path), datasync !== 0, fh, e => r(err(e))),
   access: (ops, r, path, _s2, _b, mask) => ops.access(p(path), mask, e => r(err(e))),
   create: (ops, r, path, _s2, _b, mode, _flags, uid, gid, pid, umask) =>
@@ -138,6 +139,9 @@ export class Fuse3Binding implements FuseBinding {
     const a = loadAddon()
     const table = a.OPS.map(name => HANDLERS[name])
     const INIT = a.OPS.indexOf('init')
+    // getattr also serves fgetattr; an op missing from `ops` is left to libfuse and the kernel.
+    const implemented = a.OPS.filter(n => n === 'init' || n === 'getattr' ||
+      (HANDLERS[n] != null && typeof (ops as unknown as Record<string, unknown>)[n] === 'function'))
     let handle: Handle | null = null
     let inited!: (e: number) => void
     const init = new Promise<number>(resolve => { inited = resolve })
@@ -173,7 +177,7 @@ export class Fuse3Binding implements FuseBinding {
       maxWrite: opts.maxWrite,
       threads: this.threads,
       writebackCache: opts.writebackCache === true
-    }, dispatch)
+    }, dispatch, implemented)
 
     let closing: Promise<void> | null = null
     const unmount = async (): Promise<void> => {

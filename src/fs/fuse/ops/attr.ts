@@ -3,7 +3,7 @@ import type { OpContext } from '../context.js'
 import type { StatLike, StatfsLike } from '../binding.js'
 
 export async function getattr (ctx: OpContext, path: string): Promise<StatLike> {
-  return await ctx.tree.statLoaded(await ctx.tree.lookup(path))
+  return await ctx.tree.statLoaded(ctx.handles.hidden(path) ?? await ctx.tree.lookup(path))
 }
 
 export async function fgetattr (ctx: OpContext, path: string, fh: number): Promise<StatLike> {

@@ -3,6 +3,7 @@ import type { OpContext } from '../context.js'
 import type { Caller } from '../binding.js'
 
 export async function unlink (ctx: OpContext, path: string): Promise<void> {
+  if (ctx.handles.unhide(path)) return // see Handles.hide
   await ctx.tree.unlink(path)
   ctx.changed('removed', path)
 }
