@@ -6,7 +6,7 @@ import { FuseNativeBinding } from './fuse-native.js'
 import { Fuse3Binding, fuse3Available, loadAddon } from './fuse3-native.js'
 
 export type BindingName = 'fuse2' | 'fuse3'
-const DEFAULT: BindingName = 'fuse2'
+const DEFAULT: BindingName = 'fuse3'
 
 export function bindingName (env: NodeJS.ProcessEnv = process.env): BindingName {
   const want = env.SPACE_FUSE
