@@ -4,7 +4,11 @@
 // which keeps V8's garbage collector out of the write path.
 import { Worker } from 'node:worker_threads'
 import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
+import { AuthError } from './errors.js'
 import type { SealJob, SealResult } from './seal-worker.js'
+
+/** Plaintext opened in a shared slot: valid until release(). */
+export interface OpenedSlot { plain: Buffer, release: () => void }
 
 export interface SealedSlot {
   /** The sealed bytes, a view into the shared slot: valid until release(). */
@@ -13,7 +17,7 @@ export interface SealedSlot {
   release: () => void
 }
 
-interface Pending { resolve: (r: SealedSlot) => void, reject: (e: Error) => void, slot: number }
+interface Pending { resolve: (r: SealResult) => void, reject: (e: Error) => void, slot: number }
 
 export class SealPool {
   private readonly sab: SharedArrayBuffer
@@ -61,11 +65,45 @@ export class SealPool {
     new Uint8Array(this.sab, offset, plain.length).set(plain)
     const id = this.nextId++
     // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
-    const job: SealJob = { id, sab: this.sab, offset, length: plain.length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
-    return await new Promise<SealedSlot>((resolve, reject) => {
+    const job: SealJob = { op: 'seal', id, sab: this.sab, offset, length: plain.length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const r = await this.run(job, slot)
+    let released = false
+    return {
+      sealed: Buffer.from(this.sab, offset, r.length),
+      sha256: Buffer.from(r.sha256),
+      release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
+    }
+  }
+
+  /**
+   * Opens a sealed block in a slot: `fill` puts the sealed bytes into the slot (e.g. a pack
+   * read straight into it) and returns their length; a worker decrypts them in place.
+   */
+  async open (key: Uint8Array, pos: SealPosition, fill: (slot: Buffer) => Promise<number>): Promise<OpenedSlot> {
+    const slot = await this.slot()
+    const offset = slot * this.slotSize
+    let length: number
+    try {
+      length = await fill(Buffer.from(this.sab, offset, this.slotSize))
+    } catch (err) {
+      this.releaseSlot(slot)
+      throw err
+    }
+    const id = this.nextId++
+    const job: SealJob = { op: 'open', id, sab: this.sab, offset, length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const r = await this.run(job, slot)
+    let released = false
+    return {
+      plain: Buffer.from(this.sab, offset, r.length),
+      release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
+    }
+  }
+
+  private async run (job: SealJob, slot: number): Promise<SealResult> {
+    return await new Promise<SealResult>((resolve, reject) => {
       // Workers keep the process alive only while they have work.
       if (this.pending.size === 0) for (const w of this.workers) w.ref()
-      this.pending.set(id, { resolve, reject, slot })
+      this.pending.set(job.id, { resolve, reject, slot })
       this.workers[this.turn++ % this.workers.length].postMessage(job)
     })
   }
@@ -77,15 +115,10 @@ export class SealPool {
     if (this.pending.size === 0) for (const w of this.workers) w.unref()
     if (r.error != null) {
       this.releaseSlot(p.slot)
-      p.reject(new Error(r.error))
+      p.reject(r.auth === true ? new AuthError() : new Error(r.error))
       return
     }
-    let released = false
-    p.resolve({
-      sealed: Buffer.from(this.sab, p.slot * this.slotSize, r.length),
-      sha256: Buffer.from(r.sha256),
-      release: () => { if (!released) { released = true; this.releaseSlot(p.slot) } }
-    })
+    p.resolve(r)
   }
 
   async close (): Promise<void> {

@@ -2,7 +2,7 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, type SealPosition, type SealedSlot } from '../../crypto/index.js'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
 import { cidFromSha256 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
@@ -34,6 +34,8 @@ export interface BlockCache {
 /** Seals full blocks off the event loop (SealPool). */
 export interface BlockSealer {
   seal: (key: Uint8Array, pos: SealPosition, plain: Uint8Array) => Promise<SealedSlot>
+  /** Opens a block off the event loop into memory that is reused (no allocation per block). */
+  open?: (key: Uint8Array, pos: SealPosition, fill: (slot: Buffer) => Promise<number>) => Promise<OpenedSlot>
 }
 
 /** Where commits go: the journal's append, sealed by the caller's commit key. */
@@ -181,6 +183,15 @@ export class Tree {
     return node
   }
 
+  /** The error (and log line) for a block that cannot be read or fails authentication. */
+  private integrityError (what: string, cid: CID, err: unknown, stage: 'read' | 'open'): TreeError {
+    const reason = stage === 'read'
+      ? `cannot be read: ${(err as Error).message}`
+      : err instanceof AuthError ? 'authentication failed' : (err as Error).message
+    this.log(`integrity: ${what}: block ${cid.toString()}${stage === 'read' ? ' ' : ': '}${reason}`)
+    return new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
+  }
+
   private async openSealed (key: Buffer, type: SealType, id: Buffer, index: number, cid: CID, what: string): Promise<Buffer> {
     // Sealed bytes land in a reused buffer; only the plaintext (what the cache keeps) is new.
     const scratch = this.readBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE + 64)
@@ -189,15 +200,12 @@ export class Tree {
       try {
         sealed = await this.store.get(cid, scratch)
       } catch (err) {
-        this.log(`integrity: ${what}: block ${cid.toString()} cannot be read: ${(err as Error).message}`)
-        throw new TreeError('ERR_INTEGRITY', `${what}: block missing`, { cause: err })
+        throw this.integrityError(what, cid, err, 'read')
       }
       try {
         return open(key, { type, objectId: id, index }, sealed)
       } catch (err) {
-        const reason = err instanceof AuthError ? 'authentication failed' : (err as Error).message
-        this.log(`integrity: ${what}: block ${cid.toString()}: ${reason}`)
-        throw new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
+        throw this.integrityError(what, cid, err, 'open')
       }
     } finally {
       if (this.readBuffers.length < 16) this.readBuffers.push(scratch)
@@ -553,13 +561,40 @@ export class Tree {
     const pending: Array<Promise<void>> = []
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
-      if (mem != null) copy(i, mem)
-      else pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      if (mem != null) { copy(i, mem); continue }
+      // A read that takes a whole block (streaming) opens it in a reused slot and skips the
+      // cache: no allocation per block for the GC to chase, and nothing evicted for it.
+      const cid = f.blocks?.get(i)
+      const blockStart = i * BLOCK_SIZE
+      const whole = pos <= blockStart && (end >= blockStart + BLOCK_SIZE || end === f.size)
+      if (whole && cid != null && this.sealer?.open != null && this.cache.get(cid.toString()) == null) {
+        pending.push(this.readDirect(f, i, cid, plain => copy(i, plain)))
+      } else {
+        pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      }
     }
-    if (f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
+    // The kernel reads ahead in large requests by itself; small sequential requests get help.
+    if (len < 256 * 1024 && f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
     f.lastReadEnd = end
     await Promise.all(pending)
     return end - pos
+  }
+
+  private async readDirect (f: FileNode, idx: number, cid: CID, use: (plain: Buffer) => void): Promise<void> {
+    const what = `file ${f.path()} block ${idx}`
+    let stage: 'read' | 'open' = 'read'
+    let slot: OpenedSlot
+    try {
+      slot = await this.sealer!.open!(f.key, { type: SealType.Block, objectId: f.id, index: idx }, async dst => {
+        const sealed = await this.store.get(cid, dst)
+        if (sealed.buffer !== dst.buffer || sealed.byteOffset !== dst.byteOffset) dst.set(sealed)
+        stage = 'open'
+        return sealed.length
+      })
+    } catch (err) {
+      throw this.integrityError(what, cid, err, stage)
+    }
+    try { use(slot.plain) } finally { slot.release() }
   }
 
   private readAhead (f: FileNode, from: number, count: number): void {
