@@ -426,9 +426,7 @@ test('utimes sets explicit times exactly to the millisecond', () => {
   assert.equal(fs.statSync(p('link-target')).mtimeMs, t.getTime())
 })
 
-test('utimes with different atime and mtime keeps them apart', {
-  todo: FUSE2 && '@cocalc/fuse-native 2.4.3 passes atime for both arguments of utimens (sagemathinc/fuse-native#3)'
-}, () => {
+test('utimes with different atime and mtime keeps them apart', () => {
   const f = p('times2')
   fs.writeFileSync(f, 't')
   const at = new Date(1_500_000_000_250)
