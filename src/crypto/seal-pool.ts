@@ -30,7 +30,7 @@ export class SealPool {
   private turn = 0
 
   // One thread seals ~700 MB/s here, more than the kernel sends; the other core is the kernel's.
-  constructor (blockSize: number, slots = 64, threads = 1) {
+  constructor (blockSize: number, slots = 256, threads = 1) {
     this.slotSize = Math.ceil((blockSize + SEAL_OVERHEAD) / 64) * 64
     this.sab = new SharedArrayBuffer(this.slotSize * slots)
     for (let i = slots - 1; i >= 0; i--) this.free.push(i)

@@ -671,7 +671,7 @@ export class Tree {
     f.attrs.ctime = t
     this.touch(f)
     if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
-    if (this.seals.size > 48) await Promise.race(this.seals)
+    if (this.seals.size > 192) await Promise.race(this.seals)
     if (this.store.backlog > 16 * 1024 * 1024) await this.store.flush()
     return len
   }
