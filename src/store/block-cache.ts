@@ -9,6 +9,4 @@ export class BlockCache {
 
   get (key: string): Buffer | undefined { return this.lru.get(key) }
   set (key: string, value: Buffer): void { this.lru.set(key, value) }
-  delete (key: string): void { this.lru.delete(key) }
-  get bytes (): number { return this.lru.calculatedSize }
 }

@@ -20,6 +20,9 @@ interface Location { pack: number, offset: number, length: number }
 
 interface Pack { id: number, fh: FileHandle, size: number, synced: boolean }
 
+/** A block waiting to be appended; `release` hands its memory back once it is on disk. */
+interface PendingRecord { key: string, header: Buffer, body: Buffer, release?: () => void }
+
 export interface PackStoreOptions { packLimit?: number }
 
 export class PackStore {
@@ -28,9 +31,7 @@ export class PackStore {
   private readonly index = new Map<string, Location>()
   private readonly packs = new Map<number, Pack>()
   private current!: Pack
-  private pending: Buffer[] = []
-  /** Called once a pending block's bytes are on disk (their owner may reuse the memory). */
-  private readonly releases = new Map<Buffer, () => void>()
+  private pending: PendingRecord[] = []
   /** The last append failed (a full disk): new writes are refused until an append succeeds. */
   writeError: StoreError | null = null
   private pendingBytes = 0
@@ -132,10 +133,9 @@ export class PackStore {
     header.set(cidBytes, 2)
     header.writeUInt32BE(bytes.length, 2 + cidBytes.length)
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
-    this.pending.push(header, body)
+    this.pending.push({ key, header, body, release })
     this.pendingBytes += header.length + bytes.length
     this.unflushed.set(key, body)
-    if (release != null) this.releases.set(body, release)
     if (this.pendingBytes >= FLUSH_BYTES) void this.flush().catch(() => {})
     return cid
   }
@@ -152,16 +152,16 @@ export class PackStore {
 
   private async writePending (): Promise<void> {
     while (this.pending.length > 0) {
-      let batch: Buffer[] = []
+      // Records never straddle packs: a batch ends before a record that would cross the limit.
+      let n = 0
       let bytes = 0
-      // Records never straddle packs: rotate before a record that would cross the limit.
-      while (this.pending.length > 0) {
-        const rec = this.pending[0].length + this.pending[1].length
+      for (; n < this.pending.length; n++) {
+        const rec = this.pending[n].header.length + this.pending[n].body.length
         if (bytes > 0 && this.current.size + bytes + rec > this.packLimit) break
-        batch.push(this.pending.shift()!, this.pending.shift()!)
         bytes += rec
-        this.pendingBytes -= rec
       }
+      const batch = this.pending.splice(0, n)
+      this.pendingBytes -= bytes
       if (this.current.size > PACK_MAGIC.length + 1 && this.current.size + bytes > this.packLimit) {
         this.current = await this.createPack(this.current.id + 1)
       }
@@ -169,9 +169,9 @@ export class PackStore {
       const start = pack.size
       try {
         let off = start
-        for (let i = 0; i < batch.length; i += 64) {
-          const part = batch.slice(i, i + 64)
-          const len = part.reduce((n, b) => n + b.length, 0)
+        for (let i = 0; i < batch.length; i += 32) {
+          const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
+          const len = part.reduce((sum, b) => sum + b.length, 0)
           const { bytesWritten } = await pack.fh.writev(part, off)
           if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
           off += len
@@ -180,36 +180,28 @@ export class PackStore {
         // Put the pack back to its last good length; the failed records stay pending for a retry,
         // in memory of their own so that their owners (the sealing slots) are not held up.
         await pack.fh.truncate(start).catch(() => {})
-        for (let i = 1; i < batch.length; i += 2) {
-          const release = this.releases.get(batch[i])
-          if (release == null) continue
-          this.releases.delete(batch[i])
-          const copy = Buffer.from(batch[i])
-          const key = CID.decode(batch[i - 1].subarray(2, 2 + batch[i - 1][1])).toString()
-          if (this.unflushed.has(key)) this.unflushed.set(key, copy)
-          batch[i] = copy
-          release()
+        for (const r of batch) {
+          if (r.release == null) continue
+          r.body = Buffer.from(r.body)
+          if (this.unflushed.has(r.key)) this.unflushed.set(r.key, r.body)
+          r.release()
+          r.release = undefined
         }
-        this.pending = [...batch, ...this.pending]
+        this.pending.unshift(...batch)
         this.pendingBytes += bytes
         this.writeError = ioError(err, `appending to pack ${pack.id}`)
         throw this.writeError
       }
       this.writeError = null
       let off = start
-      for (let i = 0; i < batch.length; i += 2) {
-        const h = batch[i]
-        const cid = CID.decode(h.subarray(2, 2 + h[1]))
-        const key = cid.toString()
-        this.index.set(key, { pack: pack.id, offset: off + h.length, length: batch[i + 1].length })
-        this.unflushed.delete(key)
-        const release = this.releases.get(batch[i + 1])
-        if (release != null) { this.releases.delete(batch[i + 1]); release() }
-        off += h.length + batch[i + 1].length
+      for (const r of batch) {
+        this.index.set(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length })
+        this.unflushed.delete(r.key)
+        r.release?.()
+        off += r.header.length + r.body.length
       }
       pack.size = off
       pack.synced = false
-      batch = []
     }
   }
 
@@ -255,12 +247,10 @@ export class PackStore {
     return n
   }
 
-  get blockCount (): number { return this.index.size + this.unflushed.size }
 
   async close (): Promise<void> {
     await this.queue
-    for (const release of this.releases.values()) release()
-    this.releases.clear()
+    for (const r of this.pending) r.release?.()
     for (const p of this.packs.values()) await p.fh.close().catch(() => {})
     this.packs.clear()
   }

@@ -34,12 +34,3 @@ export function errnoOf (err: unknown): number {
   const n = typeof code === 'string' ? BY_CODE[code] : undefined
   return -(n ?? E.EIO)
 }
-
-export const ERRNO = {
-  ENOENT: -E.ENOENT,
-  EBADF: -E.EBADF,
-  EISDIR: -E.EISDIR,
-  ENODATA: -E.ENODATA,
-  EOPNOTSUPP: -E.EOPNOTSUPP,
-  ERANGE: -E.ERANGE
-}

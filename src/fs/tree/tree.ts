@@ -112,6 +112,7 @@ export class Tree {
   private readonly now: () => number
   private readonly owner: { uid: number, gid: number }
   private readonly dirtyFiles = new Set<FileNode>()
+  private dirtyBlocks = 0
   private readonly sealingFiles = new Set<FileNode>()
   private readonly seals = new Set<Promise<void>>()
   /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
@@ -480,13 +481,22 @@ export class Tree {
 
   /** A file left the tree: its dirty blocks stay for open handles but are never sealed. */
   private forget (f: FileNode): void {
-    this.dirtyFiles.delete(f)
+    if (this.dirtyFiles.delete(f)) this.dirtyBlocks -= f.dirty.size
   }
 
-  private dirtyBytes (): number {
-    let n = 0
-    for (const f of this.dirtyFiles) n += f.dirty.size
-    return n * BLOCK_SIZE
+  // dirtyFiles holds the files in the tree with dirty blocks, dirtyBlocks counts those blocks:
+  // every change to a file's dirty map goes through these two, so the count stays exact.
+  private markDirty (f: FileNode, idx: number, buf: Buffer): void {
+    const had = f.dirty.has(idx)
+    f.dirty.set(idx, buf)
+    if (f.parent == null) return
+    if (!this.dirtyFiles.has(f)) { this.dirtyFiles.add(f); this.dirtyBlocks += f.dirty.size } else if (!had) this.dirtyBlocks++
+  }
+
+  private unmarkDirty (f: FileNode, idx: number): void {
+    if (!f.dirty.delete(idx) || !this.dirtyFiles.has(f)) return
+    this.dirtyBlocks--
+    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
   }
 
   // ---- extended attributes -----------------------------------------------------------------
@@ -624,8 +634,7 @@ export class Tree {
         // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
         f.sealing.delete(idx)
         buf = Buffer.from(inSeal)
-        f.dirty.set(idx, buf)
-        if (f.parent != null) this.dirtyFiles.add(f)
+        this.markDirty(f, idx, buf)
         return buf
       }
       const cid = f.blocks?.get(idx)
@@ -636,8 +645,7 @@ export class Tree {
       else if (old != null) buf = Buffer.alloc(BLOCK_SIZE)
       else buf = Buffer.alloc(Tree.sizeFor(need))
       if (old != null) old.copy(buf, 0, 0, Math.min(old.length, Math.max(0, f.size - idx * BLOCK_SIZE)))
-      f.dirty.set(idx, buf)
-      if (f.parent != null) this.dirtyFiles.add(f)
+      this.markDirty(f, idx, buf)
       return buf
     }
   }
@@ -670,7 +678,7 @@ export class Tree {
     f.attrs.mtime = t
     f.attrs.ctime = t
     this.touch(f)
-    if (this.dirtyBytes() > this.dirtyBudget) this.sealAllDirty()
+    if (this.dirtyBlocks * BLOCK_SIZE > this.dirtyBudget) this.sealAllDirty()
     if (this.seals.size > 192) await Promise.race(this.seals)
     if (this.store.backlog > 16 * 1024 * 1024) await this.store.flush()
     return len
@@ -682,7 +690,7 @@ export class Tree {
     if (size < f.size) {
       const keep = Math.ceil(size / BLOCK_SIZE)
       for (const i of [...blocks.keys()]) if (i >= keep) { blocks.delete(i); f.blockMapDirty = true }
-      for (const i of [...f.dirty.keys()]) if (i >= keep) f.dirty.delete(i)
+      for (const i of [...f.dirty.keys()]) if (i >= keep) this.unmarkDirty(f, i)
       for (const i of [...f.sealing.keys()]) if (i >= keep) f.sealing.delete(i)
       const inner = size % BLOCK_SIZE
       if (inner !== 0) {
@@ -705,8 +713,7 @@ export class Tree {
     const buf = f.dirty.get(idx)
     if (buf == null) return
     const len = Math.min(BLOCK_SIZE, f.size - idx * BLOCK_SIZE)
-    f.dirty.delete(idx)
-    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
+    this.unmarkDirty(f, idx)
     if (len <= 0) return
     const plainLen = len === BLOCK_SIZE ? BLOCK_SIZE : Math.min(BLOCK_SIZE, padme(len))
     let plain = buf.subarray(0, plainLen)
@@ -723,8 +730,7 @@ export class Tree {
   private startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
     if (buf == null) return
-    f.dirty.delete(idx)
-    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
+    this.unmarkDirty(f, idx)
     f.sealing.set(idx, buf)
     this.sealingFiles.add(f)
     const pos = { type: SealType.Block, objectId: f.id, index: idx }
@@ -746,7 +752,7 @@ export class Tree {
       if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {
       this.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
-      if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); f.dirty.set(idx, buf); this.dirtyFiles.add(f) }
+      if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); this.markDirty(f, idx, buf) }
     }).finally(() => {
       this.seals.delete(job)
       if (f.sealing.size === 0) this.sealingFiles.delete(f)
@@ -759,9 +765,7 @@ export class Tree {
     for (const f of [...this.sealingFiles]) {
       for (const [idx, buf] of [...f.sealing]) {
         f.sealing.delete(idx)
-        if (f.parent == null) continue
-        f.dirty.set(idx, buf)
-        this.dirtyFiles.add(f)
+        if (f.parent != null) this.markDirty(f, idx, buf)
       }
       this.sealingFiles.delete(f)
     }
@@ -769,7 +773,7 @@ export class Tree {
 
   private sealAllDirty (): void {
     for (const f of [...this.dirtyFiles]) {
-      if (f.parent == null) { this.dirtyFiles.delete(f); continue }
+      if (f.parent == null) { this.forget(f); continue }
       for (const idx of [...f.dirty.keys()]) this.sealBlock(f, idx)
     }
   }
@@ -858,6 +862,4 @@ export class Tree {
     }
   }
 
-  /** Bytes of plaintext waiting to be sealed. */
-  get dirtyPlaintext (): number { return this.dirtyBytes() }
 }

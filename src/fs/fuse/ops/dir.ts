@@ -1,4 +1,4 @@
-// readdir, opendir, releasedir, mkdir, rmdir, fsyncdir.
+// readdir, mkdir, rmdir, fsyncdir (opendir/releasedir are left to libfuse: see binding.ts).
 import type { OpContext } from '../context.js'
 import type { Caller, StatLike } from '../binding.js'
 
@@ -12,11 +12,6 @@ export async function readdir (ctx: OpContext, path: string): Promise<[string[],
     stats.push(ctx.tree.stat(node))
   }
   return [names, stats]
-}
-
-export async function opendir (ctx: OpContext, path: string): Promise<number> {
-  await ctx.tree.readdir(path)
-  return 0
 }
 
 export async function mkdir (ctx: OpContext, path: string, mode: number, caller?: Caller): Promise<void> {
