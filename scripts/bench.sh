@@ -13,6 +13,7 @@
 #   BENCH_FILES    number of small files                          (default 10000)
 #   BENCH_RUNS     repetitions of the whole sequence; median kept (default 1)
 #   BENCH_FS       file systems to run                            (default "gocryptfs space")
+#   BENCH_ONLY     workloads to run, e.g. "write read"            (default: all six)
 #   BENCH_DIR      work dir for sources, backing dirs, mounts     (default: new /var/tmp/space-bench.XXXX,
 #                  removed afterwards unless BENCH_KEEP=1)
 #   BENCH_OUT      markdown output                                (default docs/performance-latest.md)
@@ -196,6 +197,12 @@ declare -A LABEL=(
   [rm]="rm -rf tree"
 )
 declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time)
+if [ -n "${BENCH_ONLY:-}" ]; then
+  read -r -a WORKLOADS <<< "$BENCH_ONLY"
+  for wl in "${WORKLOADS[@]}"; do
+    [ -n "${KIND[$wl]:-}" ] || die "BENCH_ONLY: no workload '$wl' (have: write read untar ls md5 rm)"
+  done
+fi
 
 prep_write() { cat "$SRC_BIG" > /dev/null; }
 wl_write()   { dd if="$SRC_BIG" of="$1/big" bs=1M count="$SIZE_MB" conv=fsync status=none; }

@@ -61,7 +61,7 @@ export function seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Bu
  * seal() into `out` (at least plain.length + SEAL_OVERHEAD bytes), which may be the very memory
  * `plain` lies in: the ciphertext is computed before anything is written. Returns the length.
  */
-export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array, out: Uint8Array): number {
+export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array, out: Buffer): number {
   const nonce = randomBytes(NONCE_LEN)
   const c = createCipheriv('aes-256-gcm', key, nonce)
   c.setAAD(associatedData(pos.type, pos.objectId, pos.index))
@@ -69,9 +69,11 @@ export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array,
   c.final()
   out[0] = SEAL_VERSION
   out[1] = pos.type
-  out.set(nonce, 2)
-  out.set(body, HEADER_LEN)
-  out.set(c.getAuthTag(), HEADER_LEN + body.length)
+  // Buffer#copy is a plain memmove; TypedArray#set into shared memory copies with relaxed
+  // atomics, at half the speed.
+  nonce.copy(out, 2)
+  body.copy(out, HEADER_LEN)
+  c.getAuthTag().copy(out, HEADER_LEN + body.length)
   return HEADER_LEN + body.length + TAG_LEN
 }
 

@@ -13,7 +13,8 @@ export interface OpenedSlot { plain: Buffer, release: () => void }
 export interface SealedSlot {
   /** The sealed bytes, a view into the shared slot: valid until release(). */
   sealed: Buffer
-  sha256: Buffer
+  /** BLAKE3 of the sealed bytes. */
+  digest: Buffer
   release: () => void
 }
 
@@ -62,7 +63,7 @@ export class SealPool {
     if (plain.length > this.maxPlain) throw new RangeError('block larger than a slot')
     const slot = await this.slot()
     const offset = slot * this.slotSize
-    new Uint8Array(this.sab, offset, plain.length).set(plain)
+    Buffer.from(plain.buffer, plain.byteOffset, plain.length).copy(Buffer.from(this.sab, offset, plain.length)) // memmove, not relaxed atomics
     const id = this.nextId++
     // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
     const job: SealJob = { op: 'seal', id, sab: this.sab, offset, length: plain.length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
@@ -70,7 +71,7 @@ export class SealPool {
     let released = false
     return {
       sealed: Buffer.from(this.sab, offset, r.length),
-      sha256: Buffer.from(r.sha256),
+      digest: Buffer.from(r.digest),
       release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
     }
   }

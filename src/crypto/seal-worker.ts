@@ -1,9 +1,9 @@
-// Worker thread of SealPool: seals one block in place in a shared slot and hashes the result,
-// or opens one in place. Its allocations live in this isolate, so the main thread's GC never
-// sees them.
+// Worker thread of SealPool: seals one block in place in a shared slot and hashes the result
+// (BLAKE3, the CID's hash), or opens one in place. Its allocations live in this isolate, so the
+// main thread's GC never sees them.
 import { parentPort } from 'node:worker_threads'
-import { createHash } from 'node:crypto'
 import { sealInto, open } from './aead.js'
+import { blake3 } from './blake3.js'
 import { AuthError } from './errors.js'
 
 export interface SealJob {
@@ -19,23 +19,23 @@ export interface SealJob {
   index: number
 }
 
-export interface SealResult { id: number, length: number, sha256: Uint8Array, error?: string, auth?: boolean }
+export interface SealResult { id: number, length: number, digest: Uint8Array, error?: string, auth?: boolean }
 
 const port = parentPort!
 port.on('message', (job: SealJob) => {
   try {
     // One allocation per block (the cipher's output): this isolate's GC stays cheap too.
-    const slot = new Uint8Array(job.sab, job.offset, job.slotSize)
+    const slot = Buffer.from(job.sab, job.offset, job.slotSize)
     if (job.op === 'open') {
       const plain = open(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length))
-      slot.set(plain)
-      port.postMessage({ id: job.id, length: plain.length, sha256: new Uint8Array(0) } satisfies SealResult)
+      plain.copy(slot)
+      port.postMessage({ id: job.id, length: plain.length, digest: new Uint8Array(0) } satisfies SealResult)
       return
     }
     const length = sealInto(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length), slot)
-    const sha256 = createHash('sha256').update(slot.subarray(0, length)).digest()
-    port.postMessage({ id: job.id, length, sha256 } satisfies SealResult)
+    const digest = blake3(slot.subarray(0, length))
+    port.postMessage({ id: job.id, length, digest } satisfies SealResult)
   } catch (err) {
-    port.postMessage({ id: job.id, length: 0, sha256: new Uint8Array(0), error: (err as Error).message, auth: err instanceof AuthError } satisfies SealResult)
+    port.postMessage({ id: job.id, length: 0, digest: new Uint8Array(0), error: (err as Error).message, auth: err instanceof AuthError } satisfies SealResult)
   }
 })

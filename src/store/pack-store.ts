@@ -12,6 +12,8 @@ export const PACK_VERSION = 1
 const PACK_MAGIC = Buffer.from('SPACEPK1')
 const DEFAULT_PACK_LIMIT = 512 * 1024 * 1024
 const FLUSH_BYTES = 4 * 1024 * 1024
+/** Written bytes after which the disk is asked to start writing them back (without waiting). */
+const WRITEBACK_BYTES = 32 * 1024 * 1024
 
 /** Where the committed data ends: every byte before it is durable. */
 export interface Watermark { pack: number, offset: number }
@@ -37,6 +39,8 @@ export class PackStore {
   private pendingBytes = 0
   private readonly unflushed = new Map<string, Uint8Array>()
   private queue: Promise<void> = Promise.resolve()
+  private unsyncedBytes = 0
+  private writeback: Promise<void> | null = null
 
   private constructor (dir: string, opts: PackStoreOptions) {
     this.dir = dir
@@ -202,7 +206,19 @@ export class PackStore {
       }
       pack.size = off
       pack.synced = false
+      this.unsyncedBytes += bytes
+      if (this.unsyncedBytes >= WRITEBACK_BYTES && this.writeback == null) this.startWriteback(pack)
     }
+  }
+
+  /**
+   * Streams written data to the disk while more is being written: the kernel would otherwise
+   * keep it all dirty in the page cache until the next commit's fdatasync, which then waits for
+   * the whole backlog at once. Not a durability point (sync() is); errors surface there.
+   */
+  private startWriteback (pack: Pack): void {
+    this.unsyncedBytes = 0
+    this.writeback = pack.fh.datasync().catch(() => {}).finally(() => { this.writeback = null })
   }
 
   /**

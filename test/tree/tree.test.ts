@@ -104,7 +104,7 @@ test('every commit is listed with its root, oldest first, and survives reopen', 
     const log = drive.log()
     assert.deepEqual(log.map(e => e.seq), [1, 2, 3])
     assert.equal(new Set(log.map(e => e.root)).size, 3, 'each commit has its own root CID')
-    assert.ok(log.every(e => e.root.startsWith('bafkrei')), 'roots are CIDv1 raw sha2-256')
+    assert.ok(log.every(e => e.root.startsWith('bafkr4i')), 'roots are CIDv1 raw blake3')
     await drive.close()
     assert.deepEqual(await Drive.readLog(dir, key), log)
     await assert.rejects(Drive.open(dir, randomBytes(32)), { code: 'ERR_WRONG_KEY' })

@@ -3,7 +3,7 @@
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
 import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
-import { cidFromSha256 } from '../../store/cid.js'
+import { cidFromBlake3 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
   BLOCK_SIZE, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
@@ -739,7 +739,7 @@ export class Tree {
       if (this.sealer != null) {
         const s = await this.sealer.seal(f.key, pos, buf)
         if (f.sealing.get(idx) !== buf) { s.release(); return } // superseded: newer write, truncate or commit
-        cid = this.store.putWithCid(cidFromSha256(s.sha256), s.sealed, s.release)
+        cid = this.store.putWithCid(cidFromBlake3(s.digest), s.sealed, s.release)
       } else {
         if (f.sealing.get(idx) !== buf) return
         cid = this.store.put(seal(f.key, pos, buf))
