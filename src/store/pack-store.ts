@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { FileHandle } from 'node:fs/promises'
 import { CID, cidOf } from './cid.js'
 import { StoreError, ioError, notFound } from './errors.js'
+import { DirectAppender } from './direct-append.js'
 
 export const PACK_VERSION = 1
 const PACK_MAGIC = Buffer.from('SPACEPK1')
@@ -14,18 +15,32 @@ const DEFAULT_PACK_LIMIT = 512 * 1024 * 1024
 const FLUSH_BYTES = 4 * 1024 * 1024
 /** Written bytes after which the disk is asked to start writing them back (without waiting). */
 const WRITEBACK_BYTES = 32 * 1024 * 1024
+/** Batches at least this big go to the disk with O_DIRECT (direct-append.ts); smaller ones buffered. */
+const DIRECT_MIN = 1024 * 1024
 
 /** Where the committed data ends: every byte before it is durable. */
 export interface Watermark { pack: number, offset: number }
 
 interface Location { pack: number, offset: number, length: number }
 
-interface Pack { id: number, fh: FileHandle, size: number, synced: boolean }
+interface Pack {
+  id: number
+  fh: FileHandle
+  /** The logical end; with direct appends the file can run up to a page past it until cut. */
+  size: number
+  synced: boolean
+  /** O_DIRECT appender of the current pack; undefined until first needed, null where refused. */
+  direct?: DirectAppender | null
+}
 
 /** A block waiting to be appended; `release` hands its memory back once it is on disk. */
 interface PendingRecord { key: string, header: Buffer, body: Buffer, release?: () => void }
 
-export interface PackStoreOptions { packLimit?: number }
+export interface PackStoreOptions {
+  packLimit?: number
+  /** Large appends with O_DIRECT where the file system allows it (default true). */
+  directIo?: boolean
+}
 
 export class PackStore {
   private readonly dir: string
@@ -41,10 +56,12 @@ export class PackStore {
   private queue: Promise<void> = Promise.resolve()
   private unsyncedBytes = 0
   private writeback: Promise<void> | null = null
+  private directIo: boolean
 
   private constructor (dir: string, opts: PackStoreOptions) {
     this.dir = dir
     this.packLimit = opts.packLimit ?? DEFAULT_PACK_LIMIT
+    this.directIo = opts.directIo ?? true
   }
 
   /** Opens (or creates) the store in `dir`, cutting every pack back to `committed`. */
@@ -167,23 +184,54 @@ export class PackStore {
       const batch = this.pending.splice(0, n)
       this.pendingBytes -= bytes
       if (this.current.size > PACK_MAGIC.length + 1 && this.current.size + bytes > this.packLimit) {
+        await this.finishDirect(this.current)
         this.current = await this.createPack(this.current.id + 1)
       }
       const pack = this.current
       const start = pack.size
       try {
         let off = start
-        for (let i = 0; i < batch.length; i += 32) {
+        let i = 0
+        while (i < batch.length) {
+          const direct = bytes >= DIRECT_MIN ? await this.directOf(pack) : null
+          if (direct != null) {
+            const parts: Buffer[] = []
+            let len = 0
+            let j = i
+            for (; j < batch.length; j++) {
+              const n = batch[j].header.length + batch[j].body.length
+              if (len + n > direct.capacity) break
+              parts.push(batch[j].header, batch[j].body)
+              len += n
+            }
+            if (j > i) {
+              try {
+                await direct.append(off, parts)
+                off += len
+                i = j
+                continue
+              } catch (err) {
+                if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+                // The kernel refused the alignment after all: buffered from now on.
+                this.directIo = false
+                pack.direct = null
+                await direct.close()
+              }
+            }
+          }
           const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
           const len = part.reduce((sum, b) => sum + b.length, 0)
           const { bytesWritten } = await pack.fh.writev(part, off)
           if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+          pack.direct?.invalidate()
           off += len
+          i += 32
         }
       } catch (err) {
         // Put the pack back to its last good length; the failed records stay pending for a retry,
         // in memory of their own so that their owners (the sealing slots) are not held up.
         await pack.fh.truncate(start).catch(() => {})
+        pack.direct?.invalidate()
         for (const r of batch) {
           if (r.release == null) continue
           r.body = Buffer.from(r.body)
@@ -216,6 +264,24 @@ export class PackStore {
    * keep it all dirty in the page cache until the next commit's fdatasync, which then waits for
    * the whole backlog at once. Not a durability point (sync() is); errors surface there.
    */
+  private async directOf (pack: Pack): Promise<DirectAppender | null> {
+    if (!this.directIo) return null
+    if (pack.direct === undefined) {
+      pack.direct = await DirectAppender.open(this.packPath(pack.id), pack.fh)
+      if (pack.direct == null) this.directIo = false
+    }
+    return pack.direct
+  }
+
+  /** Cuts a pack that had direct appends back to its logical end and closes the appender. */
+  private async finishDirect (pack: Pack): Promise<void> {
+    if (pack.direct == null) return
+    await pack.direct.close()
+    pack.direct = undefined
+    try { await pack.fh.truncate(pack.size) } catch (err) { throw ioError(err, `cutting pack ${pack.id}`) }
+    pack.synced = false
+  }
+
   private startWriteback (pack: Pack): void {
     this.unsyncedBytes = 0
     this.writeback = pack.fh.datasync().catch(() => {}).finally(() => { this.writeback = null })
@@ -267,7 +333,11 @@ export class PackStore {
   async close (): Promise<void> {
     await this.queue
     for (const r of this.pending) r.release?.()
-    for (const p of this.packs.values()) await p.fh.close().catch(() => {})
+    await this.writeback
+    for (const p of this.packs.values()) {
+      await this.finishDirect(p).catch(() => {})
+      await p.fh.close().catch(() => {})
+    }
     this.packs.clear()
   }
 }
