@@ -7,6 +7,12 @@
       "cflags": ["<!@(pkg-config --cflags fuse3)"],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"]
+    },
+    {
+      "target_name": "space_mem",
+      "sources": ["src/space_mem.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"]
     }
   ]
 }

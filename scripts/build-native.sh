@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libfuse3 binding in native/ (native/build/Release/space_fuse3.node) with node-gyp,
+# Builds the addons in native/ with node-gyp: the libfuse3 binding (space_fuse3.node) and a
+# memcpy for shared memory (space_mem.node), both in native/build/Release/,
 # against the Node headers scripts/env.sh points npm_config_nodedir at. Needs libfuse3-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ if command -v node-gyp >/dev/null 2>&1; then GYP=(node-gyp)
 else GYP=(node "$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"); fi
 "${GYP[@]}" rebuild --directory native --loglevel=error >/dev/null
 test -f native/build/Release/space_fuse3.node
-echo "build-native: native/build/Release/space_fuse3.node"
+test -f native/build/Release/space_mem.node
+echo "build-native: native/build/Release/space_fuse3.node space_mem.node"

@@ -5,6 +5,7 @@
 //   "SPC1" | version u8 | type u8 | objectId[16] | index u64 BE
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { AuthError, FormatError } from './errors.js'
+import { copyBytes } from './copy.js'
 
 export const SEAL_VERSION = 1
 export const NONCE_LEN = 12
@@ -69,10 +70,8 @@ export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array,
   c.final()
   out[0] = SEAL_VERSION
   out[1] = pos.type
-  // Buffer#copy is a plain memmove; TypedArray#set into shared memory copies with relaxed
-  // atomics, at half the speed.
   nonce.copy(out, 2)
-  body.copy(out, HEADER_LEN)
+  copyBytes(out, HEADER_LEN, body) // `out` may be shared memory (copy.ts)
   c.getAuthTag().copy(out, HEADER_LEN + body.length)
   return HEADER_LEN + body.length + TAG_LEN
 }

@@ -1,51 +1,44 @@
-// Seals full blocks on a worker thread. The plaintext is copied into a slot (an ArrayBuffer of
-// the pool), the slot is transferred to the worker (moved, not copied), sealed and hashed in
-// place there and transferred back; the sealed bytes stay in it until the caller releases it
-// (after they reached the disk). The main thread allocates nothing per block, which keeps V8's
-// garbage collector out of the write path.
-//
-// Slots are plain ArrayBuffers moved between threads rather than one SharedArrayBuffer: V8 copies
-// from and into shared memory with relaxed atomics, a word at a time (`relaxed_memmove`), and
-// those copies took 18% of the CPU of a 1 GiB write.
+// Seals full blocks on worker threads. The plaintext is copied into a slot of one shared buffer,
+// a worker seals it in place and hashes it, and the sealed bytes stay in the slot until the
+// caller releases it (after they reached the disk). The main thread allocates nothing per block,
+// which keeps V8's garbage collector out of the write path. Copies into and out of the slots go
+// through copyBytes (copy.ts): V8's own copies of shared memory are slow. (Moving plain
+// ArrayBuffers to the worker instead was tried: the per-transfer external-memory accounting made
+// reads 30% slower.)
 import { Worker } from 'node:worker_threads'
 import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
 import { AuthError } from './errors.js'
+import { copyBytes } from './copy.js'
 import type { SealJob, SealResult } from './seal-worker.js'
 
-/** Plaintext opened in a slot: valid until release(). */
+/** Plaintext opened in a shared slot: valid until release(). */
 export interface OpenedSlot { plain: Buffer, release: () => void }
 
 export interface SealedSlot {
-  /** The sealed bytes, a view into the slot: valid until release(). */
+  /** The sealed bytes, a view into the shared slot: valid until release(). */
   sealed: Buffer
   /** BLAKE3 of the sealed bytes. */
   digest: Buffer
   release: () => void
 }
 
-/**
- * Key and position for a job, copied: a structured clone of a view clones its whole buffer, and
- * small Buffers are views into Node's 8 KiB pool.
- */
-function position (key: Uint8Array, pos: SealPosition): Pick<SealJob, 'key' | 'type' | 'objectId' | 'index'> {
-  return { key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
-}
-
-interface Pending { resolve: (r: SealResult) => void, reject: (e: Error) => void }
+interface Pending { resolve: (r: SealResult) => void, reject: (e: Error) => void, slot: number }
 
 export class SealPool {
+  private readonly sab: SharedArrayBuffer
   private readonly slotSize: number
-  private readonly free: ArrayBuffer[] = []
-  private created = 0
-  private readonly waiters: Array<(slot: ArrayBuffer) => void> = []
+  private readonly free: number[] = []
+  private readonly waiters: Array<(slot: number) => void> = []
   private readonly workers: Worker[] = []
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private turn = 0
 
   // One thread seals ~2.5 GB/s here (AES-GCM + BLAKE3), more than the kernel sends.
-  constructor (blockSize: number, private readonly slots = 256, threads = 1) {
+  constructor (blockSize: number, slots = 256, threads = 1) {
     this.slotSize = Math.ceil((blockSize + SEAL_OVERHEAD) / 64) * 64
+    this.sab = new SharedArrayBuffer(this.slotSize * slots)
+    for (let i = slots - 1; i >= 0; i--) this.free.push(i)
     for (let i = 0; i < threads; i++) {
       const w = new Worker(new URL('./seal-worker.js', import.meta.url))
       w.on('message', (r: SealResult) => this.done(r))
@@ -57,56 +50,66 @@ export class SealPool {
 
   get maxPlain (): number { return this.slotSize - SEAL_OVERHEAD }
 
-  private async slot (): Promise<ArrayBuffer> {
+  private async slot (): Promise<number> {
     const s = this.free.pop()
     if (s != null) return s
-    if (this.created < this.slots) { this.created++; return new ArrayBuffer(this.slotSize) }
     return await new Promise(resolve => this.waiters.push(resolve))
   }
 
-  private releaseSlot (slot: ArrayBuffer): void {
+  private releaseSlot (slot: number): void {
     const w = this.waiters.shift()
     if (w != null) w(slot)
     else this.free.push(slot)
-  }
-
-  private handle (slot: ArrayBuffer): () => void {
-    let released = false
-    return () => { if (!released) { released = true; this.releaseSlot(slot) } }
   }
 
   /** Seals a copy of `plain`, waiting for a free slot first if all are in use. */
   async seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Promise<SealedSlot> {
     if (plain.length > this.maxPlain) throw new RangeError('block larger than a slot')
     const slot = await this.slot()
-    Buffer.from(plain.buffer, plain.byteOffset, plain.length).copy(Buffer.from(slot))
-    const r = await this.run({ op: 'seal', id: this.nextId++, buf: slot, length: plain.length, ...position(key, pos) })
-    return { sealed: Buffer.from(r.buf, 0, r.length), digest: Buffer.from(r.digest), release: this.handle(r.buf) }
+    const offset = slot * this.slotSize
+    copyBytes(new Uint8Array(this.sab, offset, plain.length), 0, plain)
+    const id = this.nextId++
+    // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
+    const job: SealJob = { op: 'seal', id, sab: this.sab, offset, length: plain.length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const r = await this.run(job, slot)
+    let released = false
+    return {
+      sealed: Buffer.from(this.sab, offset, r.length),
+      digest: Buffer.from(r.digest),
+      release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
+    }
   }
 
   /**
    * Opens a sealed block in a slot: `fill` puts the sealed bytes into the slot (e.g. a pack
-   * read straight into it) and returns their length; the worker decrypts them in place.
+   * read straight into it) and returns their length; a worker decrypts them in place.
    */
   async open (key: Uint8Array, pos: SealPosition, fill: (slot: Buffer) => Promise<number>): Promise<OpenedSlot> {
     const slot = await this.slot()
+    const offset = slot * this.slotSize
     let length: number
     try {
-      length = await fill(Buffer.from(slot))
+      length = await fill(Buffer.from(this.sab, offset, this.slotSize))
     } catch (err) {
       this.releaseSlot(slot)
       throw err
     }
-    const r = await this.run({ op: 'open', id: this.nextId++, buf: slot, length, ...position(key, pos) })
-    return { plain: Buffer.from(r.buf, 0, r.length), release: this.handle(r.buf) }
+    const id = this.nextId++
+    const job: SealJob = { op: 'open', id, sab: this.sab, offset, length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const r = await this.run(job, slot)
+    let released = false
+    return {
+      plain: Buffer.from(this.sab, offset, r.length),
+      release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
+    }
   }
 
-  private async run (job: SealJob): Promise<SealResult> {
+  private async run (job: SealJob, slot: number): Promise<SealResult> {
     return await new Promise<SealResult>((resolve, reject) => {
       // Workers keep the process alive only while they have work.
       if (this.pending.size === 0) for (const w of this.workers) w.ref()
-      this.pending.set(job.id, { resolve, reject })
-      this.workers[this.turn++ % this.workers.length].postMessage(job, [job.buf])
+      this.pending.set(job.id, { resolve, reject, slot })
+      this.workers[this.turn++ % this.workers.length].postMessage(job)
     })
   }
 
@@ -116,7 +119,7 @@ export class SealPool {
     this.pending.delete(r.id)
     if (this.pending.size === 0) for (const w of this.workers) w.unref()
     if (r.error != null) {
-      this.releaseSlot(r.buf)
+      this.releaseSlot(p.slot)
       p.reject(r.auth === true ? new AuthError() : new Error(r.error))
       return
     }

@@ -1,41 +1,42 @@
-// Worker thread of SealPool: seals one block in place in a slot moved here and hashes the result
-// (BLAKE3, the CID's hash), or opens one in place, then moves the slot back. Its allocations live
-// in this isolate, so the main thread's GC never sees them.
+// Worker thread of SealPool: seals one block in place in a shared slot and hashes the result
+// (BLAKE3, the CID's hash), or opens one in place. Its allocations live in this isolate, so the
+// main thread's GC never sees them.
 import { parentPort } from 'node:worker_threads'
 import { sealInto, open } from './aead.js'
 import { blake3 } from './blake3.js'
 import { AuthError } from './errors.js'
+import { copyBytes } from './copy.js'
 
 export interface SealJob {
   op: 'seal' | 'open'
   id: number
-  /** The slot, transferred. */
-  buf: ArrayBuffer
+  sab: SharedArrayBuffer
+  offset: number
   length: number
+  slotSize: number
   key: Uint8Array
   type: number
   objectId: Uint8Array
   index: number
 }
 
-export interface SealResult { id: number, buf: ArrayBuffer, length: number, digest: Uint8Array, error?: string, auth?: boolean }
+export interface SealResult { id: number, length: number, digest: Uint8Array, error?: string, auth?: boolean }
 
-const NO_DIGEST = new Uint8Array(0)
 const port = parentPort!
 port.on('message', (job: SealJob) => {
-  const slot = Buffer.from(job.buf)
-  const pos = { type: job.type, objectId: job.objectId, index: job.index }
-  let r: SealResult
   try {
+    // One allocation per block (the cipher's output): this isolate's GC stays cheap too.
+    const slot = Buffer.from(job.sab, job.offset, job.slotSize)
     if (job.op === 'open') {
-      const plain = open(job.key, pos, slot.subarray(0, job.length))
-      r = { id: job.id, buf: job.buf, length: plain.copy(slot), digest: NO_DIGEST }
-    } else {
-      const length = sealInto(job.key, pos, slot.subarray(0, job.length), slot)
-      r = { id: job.id, buf: job.buf, length, digest: blake3(slot.subarray(0, length)) }
+      const plain = open(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length))
+      copyBytes(slot, 0, plain)
+      port.postMessage({ id: job.id, length: plain.length, digest: new Uint8Array(0) } satisfies SealResult)
+      return
     }
+    const length = sealInto(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length), slot)
+    const digest = blake3(slot.subarray(0, length))
+    port.postMessage({ id: job.id, length, digest } satisfies SealResult)
   } catch (err) {
-    r = { id: job.id, buf: job.buf, length: 0, digest: NO_DIGEST, error: (err as Error).message, auth: err instanceof AuthError }
+    port.postMessage({ id: job.id, length: 0, digest: new Uint8Array(0), error: (err as Error).message, auth: err instanceof AuthError } satisfies SealResult)
   }
-  port.postMessage(r, [job.buf])
 })

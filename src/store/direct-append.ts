@@ -11,6 +11,7 @@
 // every pack back to the last commit's watermark anyway.
 import { promises as fsp, constants as FS } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
+import { copyBytes } from '../crypto/copy.js'
 
 const PAGE = 4096
 const WASM_PAGE = 65536
@@ -54,7 +55,7 @@ export class DirectAppender {
         if (bytesRead !== lead) throw new Error(`short read of the pack tail (${bytesRead} of ${lead} bytes)`)
       }
       let p = lead
-      for (const b of parts) p += b.copy(this.stage, p)
+      for (const b of parts) p += copyBytes(this.stage, p, b) // bodies may lie in shared slots
       const len = Math.ceil(p / PAGE) * PAGE
       this.stage.fill(0, p, len)
       let done = 0

@@ -8,6 +8,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { CID, cidOf } from './cid.js'
 import { StoreError, ioError, notFound } from './errors.js'
 import { DirectAppender } from './direct-append.js'
+import { copyBytes } from '../crypto/copy.js'
 
 export const PACK_VERSION = 1
 const PACK_MAGIC = Buffer.from('SPACEPK1')
@@ -308,7 +309,7 @@ export class PackStore {
     const key = cid.toString()
     const mem = this.unflushed.get(key)
     // A copy: the original may be released to its owner while the caller awaits.
-    if (mem != null) return Buffer.from(mem)
+    if (mem != null) { const c = Buffer.allocUnsafe(mem.length); copyBytes(c, 0, mem); return c }
     const loc = this.index.get(key)
     if (loc == null) throw notFound(key)
     const pack = this.packs.get(loc.pack)!

@@ -2,7 +2,7 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, copyBytes, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
@@ -564,7 +564,7 @@ export class Tree {
       const to = Math.min(end, blockStart + BLOCK_SIZE)
       const dst = from - pos
       const avail = b == null ? 0 : Math.max(0, Math.min(to - blockStart, b.length) - (from - blockStart))
-      if (avail > 0) b!.copy(out, dst, from - blockStart, from - blockStart + avail)
+      if (avail > 0) copyBytes(out, dst, b!, from - blockStart, avail) // b may be a shared slot
       if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
     }
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
@@ -597,7 +597,7 @@ export class Tree {
     try {
       slot = await this.sealer!.open!(f.key, { type: SealType.Block, objectId: f.id, index: idx }, async dst => {
         const sealed = await this.store.get(cid, dst)
-        if (sealed.buffer !== dst.buffer || sealed.byteOffset !== dst.byteOffset) dst.set(sealed)
+        if (sealed.buffer !== dst.buffer || sealed.byteOffset !== dst.byteOffset) copyBytes(dst, 0, sealed)
         stage = 'open'
         return sealed.length
       })
