@@ -14,5 +14,7 @@ function native (): Hash | null {
   }
 }
 
-export const blake3Native = native() != null
-export const blake3: Hash = native() ?? (bytes => blake3Js(bytes))
+const nativeHash = native()
+
+export const blake3Native = nativeHash != null
+export const blake3: Hash = nativeHash ?? (bytes => blake3Js(bytes))

@@ -8,7 +8,6 @@ import { blake3 } from '../crypto/blake3.js'
 
 export const RAW_CODEC = 0x55
 export const BLAKE3 = 0x1e
-export const SHA2_256 = 0x12
 
 export function cidOf (bytes: Uint8Array): CID {
   return cidFromBlake3(blake3(bytes))

@@ -37,6 +37,8 @@ interface Pack {
 /** A block waiting to be appended; `release` hands its memory back once it is on disk. */
 interface PendingRecord { key: string, header: Buffer, body: Buffer, release?: () => void }
 
+const recordLength = (r: PendingRecord): number => r.header.length + r.body.length
+
 export interface PackStoreOptions {
   packLimit?: number
   /** Large appends with O_DIRECT where the file system allows it (default true). */
@@ -178,7 +180,7 @@ export class PackStore {
       let n = 0
       let bytes = 0
       for (; n < this.pending.length; n++) {
-        const rec = this.pending[n].header.length + this.pending[n].body.length
+        const rec = recordLength(this.pending[n])
         if (bytes > 0 && this.current.size + bytes + rec > this.packLimit) break
         bytes += rec
       }
@@ -190,44 +192,9 @@ export class PackStore {
       }
       const pack = this.current
       const start = pack.size
+      let buffered: number
       try {
-        let off = start
-        let i = 0
-        while (i < batch.length) {
-          const direct = bytes >= DIRECT_MIN ? await this.directOf(pack) : null
-          if (direct != null) {
-            const parts: Buffer[] = []
-            let len = 0
-            let j = i
-            for (; j < batch.length; j++) {
-              const n = batch[j].header.length + batch[j].body.length
-              if (len + n > direct.capacity) break
-              parts.push(batch[j].header, batch[j].body)
-              len += n
-            }
-            if (j > i) {
-              try {
-                await direct.append(off, parts)
-                off += len
-                i = j
-                continue
-              } catch (err) {
-                if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
-                // The kernel refused the alignment after all: buffered from now on.
-                this.directIo = false
-                pack.direct = null
-                await direct.close()
-              }
-            }
-          }
-          const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
-          const len = part.reduce((sum, b) => sum + b.length, 0)
-          const { bytesWritten } = await pack.fh.writev(part, off)
-          if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
-          pack.direct?.invalidate()
-          off += len
-          i += 32
-        }
+        buffered = await this.appendBatch(pack, start, batch, bytes >= DIRECT_MIN)
       } catch (err) {
         // Put the pack back to its last good length; the failed records stay pending for a retry,
         // in memory of their own so that their owners (the sealing slots) are not held up.
@@ -251,20 +218,69 @@ export class PackStore {
         this.index.set(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length })
         this.unflushed.delete(r.key)
         r.release?.()
-        off += r.header.length + r.body.length
+        off += recordLength(r)
       }
       pack.size = off
       pack.synced = false
-      this.unsyncedBytes += bytes
+      this.unsyncedBytes += buffered
       if (this.unsyncedBytes >= WRITEBACK_BYTES && this.writeback == null) this.startWriteback(pack)
     }
   }
 
   /**
-   * Streams written data to the disk while more is being written: the kernel would otherwise
-   * keep it all dirty in the page cache until the next commit's fdatasync, which then waits for
-   * the whole backlog at once. Not a durability point (sync() is); errors surface there.
+   * Writes `batch` at `start` of `pack`: with O_DIRECT in staging-sized runs when `direct` (and
+   * the file system takes it), else buffered 32 records per writev. Returns the bytes that went
+   * through the page cache.
    */
+  private async appendBatch (pack: Pack, start: number, batch: PendingRecord[], direct: boolean): Promise<number> {
+    let off = start
+    let buffered = 0
+    let i = 0
+    while (i < batch.length) {
+      const appender = direct ? await this.directOf(pack) : null
+      if (appender != null) {
+        const done = await this.appendDirect(pack, appender, off, batch, i)
+        if (done.next > i) { off += done.bytes; i = done.next; continue }
+      }
+      const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
+      const len = part.reduce((sum, b) => sum + b.length, 0)
+      const { bytesWritten } = await pack.fh.writev(part, off)
+      if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+      pack.direct?.invalidate()
+      off += len
+      buffered += len
+      i += 32
+    }
+    return buffered
+  }
+
+  /**
+   * Appends records from batch[i] on, as many as fit the staging buffer, with O_DIRECT; returns
+   * the index after the last one and their bytes. None (next = i) when the record is larger than
+   * the staging buffer, or when the kernel refused the alignment (EINVAL): the store stays
+   * buffered from then on.
+   */
+  private async appendDirect (pack: Pack, appender: DirectAppender, off: number, batch: PendingRecord[], i: number): Promise<{ next: number, bytes: number }> {
+    const parts: Buffer[] = []
+    let bytes = 0
+    let j = i
+    for (; j < batch.length && bytes + recordLength(batch[j]) <= appender.capacity; j++) {
+      parts.push(batch[j].header, batch[j].body)
+      bytes += recordLength(batch[j])
+    }
+    if (j === i) return { next: i, bytes: 0 }
+    try {
+      await appender.append(off, parts)
+      return { next: j, bytes }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      this.directIo = false
+      pack.direct = null
+      await appender.close()
+      return { next: i, bytes: 0 }
+    }
+  }
+
   private async directOf (pack: Pack): Promise<DirectAppender | null> {
     if (!this.directIo) return null
     if (pack.direct === undefined) {
@@ -283,6 +299,12 @@ export class PackStore {
     pack.synced = false
   }
 
+  /**
+   * Streams buffered data to the disk while more is being written: the kernel would otherwise
+   * keep it all dirty in the page cache until the next commit's fdatasync, which then waits for
+   * the whole backlog at once. Not a durability point (sync() is); errors surface there.
+   * Direct appends do not count: they are on the disk already.
+   */
   private startWriteback (pack: Pack): void {
     this.unsyncedBytes = 0
     this.writeback = pack.fh.datasync().catch(() => {}).finally(() => { this.writeback = null })
