@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads'
 import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
 import { AuthError } from './errors.js'
 import { copyBytes } from './copy.js'
-import type { SealJob, SealResult } from './seal-worker.js'
+import type { SealJob, SealResult, SealWorkerData } from './seal-worker.js'
 
 /** Plaintext opened in a shared slot: valid until release(). */
 export interface OpenedSlot { plain: Buffer, release: () => void }
@@ -40,7 +40,9 @@ export class SealPool {
     this.sab = new SharedArrayBuffer(this.slotSize * slots)
     for (let i = slots - 1; i >= 0; i--) this.free.push(i)
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(new URL('./seal-worker.js', import.meta.url))
+      // The shared buffer goes over once: a SharedArrayBuffer in every job message made the worker
+      // wrap and track it anew per block, and those wrappers drove V8 into major collections.
+      const w = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { sab: this.sab, slotSize: this.slotSize } satisfies SealWorkerData })
       w.on('message', (r: SealResult) => this.done(r))
       w.on('error', err => { for (const p of this.pending.values()) p.reject(err) })
       w.unref()
@@ -70,7 +72,7 @@ export class SealPool {
     copyBytes(new Uint8Array(this.sab, offset, plain.length), 0, plain)
     const id = this.nextId++
     // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
-    const job: SealJob = { op: 'seal', id, sab: this.sab, offset, length: plain.length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const job: SealJob = { op: 'seal', id, offset, length: plain.length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
     const r = await this.run(job, slot)
     let released = false
     return {
@@ -95,7 +97,7 @@ export class SealPool {
       throw err
     }
     const id = this.nextId++
-    const job: SealJob = { op: 'open', id, sab: this.sab, offset, length, slotSize: this.slotSize, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const job: SealJob = { op: 'open', id, offset, length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
     const r = await this.run(job, slot)
     let released = false
     return {

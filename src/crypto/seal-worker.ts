@@ -1,7 +1,7 @@
 // Worker thread of SealPool: seals one block in place in a shared slot and hashes the result
 // (BLAKE3, the CID's hash), or opens one in place. Its allocations live in this isolate, so the
 // main thread's GC never sees them.
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { sealInto, open } from './aead.js'
 import { blake3 } from './blake3.js'
 import { AuthError } from './errors.js'
@@ -10,23 +10,26 @@ import { copyBytes } from './copy.js'
 export interface SealJob {
   op: 'seal' | 'open'
   id: number
-  sab: SharedArrayBuffer
   offset: number
   length: number
-  slotSize: number
   key: Uint8Array
   type: number
   objectId: Uint8Array
   index: number
 }
 
+/** Given once, at start: the pool's slots. */
+export interface SealWorkerData { sab: SharedArrayBuffer, slotSize: number }
+
 export interface SealResult { id: number, length: number, digest: Uint8Array, error?: string, auth?: boolean }
 
 const port = parentPort!
+const { sab, slotSize } = workerData as SealWorkerData
+const slots = Buffer.from(sab)
 port.on('message', (job: SealJob) => {
   try {
     // One allocation per block (the cipher's output): this isolate's GC stays cheap too.
-    const slot = Buffer.from(job.sab, job.offset, job.slotSize)
+    const slot = slots.subarray(job.offset, job.offset + slotSize)
     if (job.op === 'open') {
       const plain = open(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length))
       copyBytes(slot, 0, plain)
