@@ -68,7 +68,7 @@ test('a flipped byte in a block gives EIO for that block and names it in the log
       readSync(rfd, buf, 0, buf.length, b * 128 * 1024)
       assert.ok(buf.equals(victim.subarray(b * 128 * 1024, (b + 1) * 128 * 1024)), `block ${b} content`)
     } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'EIO')
+      assert.equal((err as NodeJS.ErrnoException).code, 'EIO', `daemon log:\n${m.stderr}`)
       assert.equal(bad, -1, 'only one block fails')
       bad = b
     }
