@@ -286,23 +286,33 @@ export interface MountConfig {
 
 /** Checks the mountpoint, clearing a stale mount left by a killed process. */
 export async function checkMountpoint (mountpoint: string, binding: FuseBinding): Promise<void> {
+  if (await isStale(mountpoint)) await binding.clearStale(mountpoint)
   let st
   try {
     st = await fsp.stat(mountpoint)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
-      await binding.clearStale(mountpoint)
-      st = await fsp.stat(mountpoint)
-    } else if (code === 'ENOENT') {
-      throw new DriveError('ERR_MOUNTPOINT_MISSING', `mountpoint ${mountpoint} does not exist`)
-    } else {
-      throw new DriveError('ERR_FUSE', `cannot use mountpoint ${mountpoint}: ${(err as Error).message}`)
-    }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DriveError('ERR_MOUNTPOINT_MISSING', `mountpoint ${mountpoint} does not exist`)
+    throw new DriveError('ERR_FUSE', `cannot use mountpoint ${mountpoint}: ${(err as Error).message}`)
   }
   if (!st.isDirectory()) throw new DriveError('ERR_MOUNTPOINT_NOT_DIR', `mountpoint ${mountpoint} is not a directory`)
   if (isMounted(mountpoint)) throw new DriveError('ERR_MOUNTPOINT_NOT_EMPTY', `something is already mounted at ${mountpoint}`)
   if ((await fsp.readdir(mountpoint)).length > 0) throw new DriveError('ERR_MOUNTPOINT_NOT_EMPTY', `mountpoint ${mountpoint} is not empty`)
+}
+
+/**
+ * A FUSE mount whose server died answers ENOTCONN (or ECONNABORTED). stat alone can miss it: for
+ * a moment after the server died the kernel may still answer it from its attribute cache, while
+ * a listing always goes to the server.
+ */
+async function isStale (mountpoint: string): Promise<boolean> {
+  try {
+    await fsp.stat(mountpoint)
+    if (isMounted(mountpoint)) await fsp.readdir(mountpoint)
+    return false
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return code === 'ENOTCONN' || code === 'ECONNABORTED'
+  }
 }
 
 /**
