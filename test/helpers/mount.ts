@@ -41,7 +41,11 @@ export class Mount {
     this.proc = spawn(process.execPath, [CLI, 'mount', dirs.mnt, '--data-dir', dirs.data, '--config-dir', dirs.config, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc.stdout!.setEncoding('utf8').on('data', (s: string) => { this.stdout += s })
     this.proc.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr += s })
-    this.exited = new Promise(resolve => this.proc.once('exit', code => resolve(code)))
+    this.exited = new Promise(resolve => this.proc.once('exit', (code, signal) => {
+      // A daemon killed by a signal (a crash in native code) prints nothing itself: say so.
+      if (signal != null) this.stderr += `[test] daemon ${this.proc.pid} ended by ${signal}\n`
+      resolve(code)
+    }))
   }
 
   get mnt (): string { return this.dirs.mnt }

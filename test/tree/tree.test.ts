@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -108,5 +108,42 @@ test('every commit is listed with its root, oldest first, and survives reopen', 
     await drive.close()
     assert.deepEqual(await Drive.readLog(dir, key), log)
     await assert.rejects(Drive.open(dir, randomBytes(32)), { code: 'ERR_WRONG_KEY' })
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+// The binding frees a read's reply buffer as soon as the read answers. A block that fails
+// integrity must not make read() answer while its sibling blocks are still being copied in.
+test('a read that fails on one block touches its buffer no more once it has answered', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-tree-'))
+  const key = randomBytes(32)
+  try {
+    let drive = await Drive.open(dir, key)
+    const f = await drive.tree.create('/v.bin', 0o644)
+    await drive.tree.write(f, randomBytes(16 * B), 0)
+    await drive.commit()
+    const cid = f.blocks!.get(0)!
+    const sealed = Buffer.from(await drive.store.get(cid))
+    await drive.close()
+    const packs = join(dir, 'packs')
+    let flipped = 0
+    for (const name of readdirSync(packs)) {
+      const bytes = readFileSync(join(packs, name))
+      const at = bytes.indexOf(sealed)
+      if (at < 0) continue
+      bytes[at + 100] ^= 0x01
+      writeFileSync(join(packs, name), bytes)
+      flipped++
+    }
+    assert.equal(flipped, 1, 'the sealed block was found in one pack')
+    for (let round = 0; round < 5; round++) {
+      drive = await Drive.open(dir, key)
+      const g = await drive.tree.lookup('/v.bin') as FileNode
+      const out = Buffer.alloc(16 * B)
+      await assert.rejects(drive.tree.read(g, out, out.length, 0), { code: 'ERR_INTEGRITY' })
+      out.fill(0xaa) // what the reply buffer's next owner would write
+      await new Promise(resolve => setTimeout(resolve, 50))
+      await drive.close()
+      assert.ok(out.equals(Buffer.alloc(out.length, 0xaa)), `round ${round}: read wrote into its buffer after answering`)
+    }
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })

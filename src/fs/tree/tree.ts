@@ -586,7 +586,10 @@ export class Tree {
     // The kernel reads ahead in large requests by itself; small sequential requests get help.
     if (len < 256 * 1024 && f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
     f.lastReadEnd = end
-    await Promise.all(pending)
+    // Every block settles before we answer: `out` is the binding's reply buffer, freed once we
+    // answer, so a block still copying after an early rejection would write into freed memory.
+    const results = await Promise.allSettled(pending)
+    for (const r of results) if (r.status === 'rejected') throw r.reason
     return end - pos
   }
 
