@@ -316,8 +316,9 @@ async function isStale (mountpoint: string): Promise<boolean> {
 }
 
 /**
- * The kernel gives a FUSE mount 128 KiB of readahead and the FUSE handshake can only lower it;
- * 1 MiB lets several block reads run at once (cold sequential reads: ~500 -> ~800 MB/s here).
+ * The kernel gives a FUSE mount 128 KiB of readahead and the FUSE handshake can only lower it.
+ * 4 MiB keeps about four 1 MiB read requests in flight, each one O_DIRECT pack read on the pool
+ * (cold 1 GiB read here: 1 MiB 0.92-1.06 s, 2 MiB 0.67-0.72, 4 MiB 0.59-0.61, 8 MiB 0.74-0.77).
  * Only root may write the knob; anyone else keeps the default.
  */
 async function raiseReadahead (mountpoint: string, log: (line: string) => void): Promise<void> {
@@ -325,7 +326,7 @@ async function raiseReadahead (mountpoint: string, log: (line: string) => void):
     const dev = (await fsp.stat(mountpoint)).dev
     const major = (dev >> 8) & 0xfff
     const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
-    await fsp.writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, '1024')
+    await fsp.writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, '4096')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EACCES') log(`readahead stays at the default: ${(err as Error).message}`)
   }

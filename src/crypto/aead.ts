@@ -26,7 +26,8 @@ export const enum SealType {
 
 const AD_MAGIC = Buffer.from('SPC1')
 
-function associatedData (type: number, objectId: Uint8Array, index: number): Buffer {
+/** The associated data binding a sealed object to its position (also handed to open-file.ts). */
+export function associatedData (type: number, objectId: Uint8Array, index: number): Buffer {
   if (objectId.length !== ID_LEN) throw new RangeError(`object id must be ${ID_LEN} bytes`)
   const ad = Buffer.allocUnsafe(4 + 2 + ID_LEN + 8)
   AD_MAGIC.copy(ad, 0)

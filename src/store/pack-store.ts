@@ -9,6 +9,7 @@ import { CID, cidOf } from './cid.js'
 import { StoreError, ioError, notFound } from './errors.js'
 import { DirectAppender } from './direct-append.js'
 import { copyBytes } from '../crypto/copy.js'
+import type { FileRange } from '../crypto/open-file.js'
 
 export const PACK_VERSION = 1
 const PACK_MAGIC = Buffer.from('SPACEPK1')
@@ -18,6 +19,12 @@ const FLUSH_BYTES = 4 * 1024 * 1024
 const WRITEBACK_BYTES = 32 * 1024 * 1024
 /** Batches at least this big go to the disk with O_DIRECT (direct-append.ts); smaller ones buffered. */
 const DIRECT_MIN = 1024 * 1024
+/**
+ * Records at least this big are read with O_DIRECT by locate()'s readers: streaming reads. Here
+ * a cold 1 GiB read took 0.59-0.61 s that way, and 0.46-1.9 s through the page cache: the copy
+ * out of freshly read page-cache pages was up to half of all CPU in the slow runs.
+ */
+const DIRECT_READ_MIN = 64 * 1024
 
 /** Where the committed data ends: every byte before it is durable. */
 export interface Watermark { pack: number, offset: number }
@@ -32,6 +39,8 @@ interface Pack {
   synced: boolean
   /** O_DIRECT appender of the current pack; undefined until first needed, null where refused. */
   direct?: DirectAppender | null
+  /** O_DIRECT read-only handle for large records (locate()); null where refused. */
+  directRead: FileHandle | null
 }
 
 /** A block waiting to be appended; `release` hands its memory back once it is on disk. */
@@ -41,7 +50,7 @@ const recordLength = (r: PendingRecord): number => r.header.length + r.body.leng
 
 export interface PackStoreOptions {
   packLimit?: number
-  /** Large appends with O_DIRECT where the file system allows it (default true). */
+  /** O_DIRECT, where the file system allows it, for large appends and large records' reads (default true). */
   directIo?: boolean
 }
 
@@ -71,7 +80,12 @@ export class PackStore {
   static async open (dir: string, committed: Watermark | null, opts: PackStoreOptions = {}): Promise<PackStore> {
     const s = new PackStore(dir, opts)
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
-    await s.load(committed)
+    try {
+      await s.load(committed)
+    } catch (err) {
+      await s.closeHandles()
+      throw err
+    }
     return s
   }
 
@@ -88,11 +102,14 @@ export class PackStore {
       const fh = await fsp.open(this.packPath(id), FS.O_RDWR)
       let size = (await fh.stat()).size
       if (id === committed.pack && size !== committed.offset) {
-        if (size < committed.offset) throw new StoreError('ERR_CORRUPT_STORE', `pack ${id} is shorter (${size}) than its committed length ${committed.offset}`)
+        if (size < committed.offset) {
+          await fh.close()
+          throw new StoreError('ERR_CORRUPT_STORE', `pack ${id} is shorter (${size}) than its committed length ${committed.offset}`)
+        }
         await fh.truncate(committed.offset)
         size = committed.offset
       }
-      const pack: Pack = { id, fh, size, synced: true }
+      const pack: Pack = { id, fh, size, synced: true, directRead: await this.openDirectRead(id) }
       this.packs.set(id, pack)
       await this.scan(pack)
     }
@@ -107,9 +124,14 @@ export class PackStore {
     PACK_MAGIC.copy(header)
     header[PACK_MAGIC.length] = PACK_VERSION
     await fh.write(header, 0, header.length, 0)
-    const pack: Pack = { id, fh, size: header.length, synced: false }
+    const pack: Pack = { id, fh, size: header.length, synced: false, directRead: await this.openDirectRead(id) }
     this.packs.set(id, pack)
     return pack
+  }
+
+  private async openDirectRead (id: number): Promise<FileHandle | null> {
+    if (!this.directIo) return null
+    return await fsp.open(this.packPath(id), FS.O_RDONLY | FS.O_DIRECT).catch(() => null)
   }
 
   /** Rebuilds index entries of one pack from its record headers. */
@@ -345,6 +367,22 @@ export class PackStore {
     return buf
   }
 
+  /**
+   * Where a block's sealed bytes lie in its pack, for a reader that reads them itself (the
+   * descriptor stays open until close()); null while the block is only in memory.
+   */
+  locate (cid: CID): FileRange | null {
+    const key = cid.toString()
+    if (this.unflushed.has(key)) return null
+    const loc = this.index.get(key)
+    if (loc == null) return null
+    const pack = this.packs.get(loc.pack)!
+    // Large records skip the page cache: the disk writes them straight into the reader's memory,
+    // where a buffered read costs a kernel copy. Small ones stay cached for the next reader.
+    if (pack.directRead != null && loc.length >= DIRECT_READ_MIN) return { fd: pack.directRead.fd, position: loc.offset, length: loc.length, direct: true }
+    return { fd: pack.fh.fd, position: loc.offset, length: loc.length }
+  }
+
   /** Bytes used by pack files. */
   get size (): number {
     let n = 0
@@ -357,9 +395,14 @@ export class PackStore {
     await this.queue
     for (const r of this.pending) r.release?.()
     await this.writeback
+    for (const p of this.packs.values()) await this.finishDirect(p).catch(() => {})
+    await this.closeHandles()
+  }
+
+  private async closeHandles (): Promise<void> {
     for (const p of this.packs.values()) {
-      await this.finishDirect(p).catch(() => {})
       await p.fh.close().catch(() => {})
+      await p.directRead?.close().catch(() => {})
     }
     this.packs.clear()
   }

@@ -2,7 +2,7 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, copyBytes, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, copyBytes, openRun, SEAL_OVERHEAD, type FileRange, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
@@ -13,11 +13,18 @@ import { Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode }
 
+/** One block of a run read straight from its pack (Tree.readRun). */
+interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
+/** Bytes between two records that still count as back to back (a record's header). */
+const RUN_GAP = 256
+
 /** What the tree needs of a block store. */
 export interface BlockStore {
   put: (bytes: Uint8Array) => CID
   putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
   get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
+  /** Where a block's sealed bytes lie on disk (null: only in memory, or not a file store). */
+  locate?: (cid: CID) => FileRange | null
   sync: () => Promise<{ pack: number, offset: number }>
   flush: () => Promise<void>
   readonly backlog: number
@@ -569,20 +576,33 @@ export class Tree {
     }
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     const pending: Array<Promise<void>> = []
+    let run: RunPart[] = []
+    const endRun = (): void => { if (run.length > 0) pending.push(this.readRun(f, run, out)); run = [] }
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
       if (mem != null) { copy(i, mem); continue }
-      // A read that takes a whole block (streaming) opens it in a reused slot and skips the
-      // cache: no allocation per block for the GC to chase, and nothing evicted for it.
+      // A read that takes a whole block (streaming) skips the cache: no allocation per block for
+      // the GC to chase, and nothing evicted for it. It is opened from the pack straight into
+      // `out` where the addon is built and the plaintext (padding included) fits there, blocks
+      // lying back to back in one pack together; else in a reused slot of the seal worker.
       const cid = f.blocks?.get(i)
       const blockStart = i * BLOCK_SIZE
       const whole = pos <= blockStart && (end >= blockStart + BLOCK_SIZE || end === f.size)
+      const at = whole && cid != null && openRun != null ? this.store.locate?.(cid) : null
+      if (at != null && at.length - SEAL_OVERHEAD <= out.length - (blockStart - pos) && this.cache.get(cid!.toString()) == null) {
+        const prev = run.at(-1)?.at
+        if (prev != null && !(prev.fd === at.fd && at.position > prev.position && at.position - (prev.position + prev.length) <= RUN_GAP)) endRun()
+        run.push({ idx: i, cid: cid!, at, dst: blockStart - pos, span: Math.min(end, blockStart + BLOCK_SIZE) - blockStart })
+        continue
+      }
+      endRun()
       if (whole && cid != null && this.sealer?.open != null && this.cache.get(cid.toString()) == null) {
         pending.push(this.readDirect(f, i, cid, plain => copy(i, plain)))
       } else {
         pending.push(this.readBlock(f, i).then(b => copy(i, b)))
       }
     }
+    endRun()
     // The kernel reads ahead in large requests by itself; small sequential requests get help.
     if (len < 256 * 1024 && f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
     f.lastReadEnd = end
@@ -591,6 +611,35 @@ export class Tree {
     const results = await Promise.allSettled(pending)
     for (const r of results) if (r.status === 'rejected') throw r.reason
     return end - pos
+  }
+
+  /**
+   * Opens blocks lying back to back in one pack straight into `out` (one read, one pool job),
+   * each at its `dst`, zero-filling past a short plaintext up to its `span`.
+   */
+  private async readRun (f: FileNode, run: RunPart[], out: Buffer): Promise<void> {
+    const start = run[0].at.position
+    const last = run[run.length - 1].at
+    const blocks = run.map(b => ({
+      offset: b.at.position - start,
+      length: b.at.length,
+      pos: { type: SealType.Block, objectId: f.id, index: b.idx },
+      at: b.dst,
+      room: Math.min(BLOCK_SIZE, out.length - b.dst)
+    }))
+    let results: Array<number | Error>
+    try {
+      results = await openRun!({ fd: last.fd, position: start, length: last.position + last.length - start, direct: last.direct }, f.key, blocks, out)
+    } catch (err) {
+      throw this.integrityError(`file ${f.path()} block ${run[0].idx}`, run[0].cid, err, 'read')
+    }
+    let failed: TreeError | null = null
+    run.forEach((b, i) => {
+      const n = results[i]
+      if (n instanceof Error) failed ??= this.integrityError(`file ${f.path()} block ${b.idx}`, b.cid, n, 'open')
+      else if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
+    })
+    if (failed != null) throw failed
   }
 
   private async readDirect (f: FileNode, idx: number, cid: CID, use: (plain: Buffer) => void): Promise<void> {
