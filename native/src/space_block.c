@@ -93,13 +93,18 @@ static int read_run (job_t *j, unsigned char **data) {
 
 // Opens one block; returns its plaintext length or -status. Its destination is zeroed on failure.
 static int64_t open_block (job_t *j, size_t i, unsigned char *sealed, size_t len, unsigned char *dst, size_t room) {
-  if (len < HEADER_LEN + TAG_LEN || sealed[1] != j->type) return -ERR_AUTH;
+  if (len < HEADER_LEN + TAG_LEN) return -ERR_AUTH;
   if (sealed[0] != SEAL_VERSION) return -ERR_FORMAT;
+  if (sealed[1] != j->type) return -ERR_AUTH;
   size_t ct = len - HEADER_LEN - TAG_LEN;
   if (ct > room || ct > INT_MAX) return -ERR_RANGE;
-  if (ctx == NULL && (ctx = EVP_CIPHER_CTX_new()) == NULL) return -ERR_NOMEM;
+  // The context is set up for AES-256-GCM once per thread; later inits only load key and nonce.
+  if (ctx == NULL) {
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL) return -ERR_NOMEM;
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) { EVP_CIPHER_CTX_free(ctx); ctx = NULL; return -ERR_NOMEM; }
+  }
   int n = 0, fin = 0;
-  if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, j->key, sealed + 2) != 1 ||
+  if (EVP_DecryptInit_ex(ctx, NULL, NULL, j->key, sealed + 2) != 1 ||
       EVP_DecryptUpdate(ctx, NULL, &n, j->ads + i * j->adlen, (int)j->adlen) != 1 ||
       EVP_DecryptUpdate(ctx, dst, &n, sealed + HEADER_LEN, (int)ct) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, sealed + HEADER_LEN + ct) != 1 ||
@@ -201,7 +206,7 @@ static napi_value open_run (napi_env env, napi_callback_info info) {
   }
   job_t *j = calloc(1, sizeof *j);
   if (j != NULL) {
-    j->ads = malloc(adslen);
+    j->ads = malloc(adslen + 1); // + 1: never malloc(0)
     j->blocks = malloc(n * sizeof *j->blocks);
     j->results = malloc(n * sizeof *j->results);
   }

@@ -434,7 +434,8 @@ static int f_link (const char *from, const char *to) {
   END
 }
 
-// chmod/chown/utimens have no handle-based form in FuseOps: an unlinked file has no path.
+// chmod/chown/utimens go by path (FuseOps has no handle form): a file unlinked while open keeps
+// its .fuse_hidden name (hard_remove off), which the JS side resolves (Handles.target).
 static int f_chmod (const char *path, mode_t mode, struct fuse_file_info *fi) {
   if (path == NULL) return -ENOENT;
   BEGIN(OP_chmod)

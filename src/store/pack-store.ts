@@ -69,6 +69,7 @@ export class PackStore {
   private unsyncedBytes = 0
   private writeback: Promise<void> | null = null
   private directIo: boolean
+  private directReads = true
 
   private constructor (dir: string, opts: PackStoreOptions) {
     this.dir = dir
@@ -100,17 +101,15 @@ export class PackStore {
         continue
       }
       const fh = await fsp.open(this.packPath(id), FS.O_RDWR)
-      let size = (await fh.stat()).size
-      if (id === committed.pack && size !== committed.offset) {
-        if (size < committed.offset) {
-          await fh.close()
-          throw new StoreError('ERR_CORRUPT_STORE', `pack ${id} is shorter (${size}) than its committed length ${committed.offset}`)
-        }
+      const pack: Pack = { id, fh, size: 0, synced: true, directRead: null }
+      this.packs.set(id, pack) // from here closeHandles() closes it if opening fails
+      pack.size = (await fh.stat()).size
+      if (id === committed.pack && pack.size !== committed.offset) {
+        if (pack.size < committed.offset) throw new StoreError('ERR_CORRUPT_STORE', `pack ${id} is shorter (${pack.size}) than its committed length ${committed.offset}`)
         await fh.truncate(committed.offset)
-        size = committed.offset
+        pack.size = committed.offset
       }
-      const pack: Pack = { id, fh, size, synced: true, directRead: await this.openDirectRead(id) }
-      this.packs.set(id, pack)
+      pack.directRead = await this.openDirectRead(id)
       await this.scan(pack)
     }
     const last = committed != null ? this.packs.get(committed.pack) : undefined
@@ -375,13 +374,16 @@ export class PackStore {
     const key = cid.toString()
     if (this.unflushed.has(key)) return null
     const loc = this.index.get(key)
-    if (loc == null) return null
-    const pack = this.packs.get(loc.pack)!
+    const pack = loc != null ? this.packs.get(loc.pack) : undefined
+    if (loc == null || pack == null) return null // closed
     // Large records skip the page cache: the disk writes them straight into the reader's memory,
     // where a buffered read costs a kernel copy. Small ones stay cached for the next reader.
-    if (pack.directRead != null && loc.length >= DIRECT_READ_MIN) return { fd: pack.directRead.fd, position: loc.offset, length: loc.length, direct: true }
+    if (pack.directRead != null && this.directReads && loc.length >= DIRECT_READ_MIN) return { fd: pack.directRead.fd, position: loc.offset, length: loc.length, direct: true }
     return { fd: pack.fh.fd, position: loc.offset, length: loc.length }
   }
+
+  /** locate() names buffered descriptors only from now on: the kernel refused an O_DIRECT read. */
+  refuseDirectReads (): void { this.directReads = false }
 
   /** Bytes used by pack files. */
   get size (): number {

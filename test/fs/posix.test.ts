@@ -167,6 +167,16 @@ test('an unlinked open file stays readable and writable through its fd', () => {
     fs.writeSync(fd, ' and written', 10)
     assert.equal(pread(fd, 100, 0).toString(), 'still here and written')
     assert.equal(fs.fstatSync(fd).size, 22)
+    // Attribute changes through the fd act on the file itself (fchmod, futimens, ftruncate).
+    fs.ftruncateSync(fd, 5)
+    fs.fchmodSync(fd, 0o600)
+    fs.futimesSync(fd, 1000, 2000)
+    const st = fs.fstatSync(fd)
+    assert.equal(st.mode & 0o7777, 0o600)
+    assert.equal(st.mtimeMs, 2_000_000)
+    assert.equal(st.atimeMs, 1_000_000)
+    assert.equal(st.size, 5)
+    assert.equal(pread(fd, 100, 0).toString(), 'still')
   } finally {
     fs.closeSync(fd)
   }

@@ -44,6 +44,8 @@ export class Handles {
   hide (path: string, node: Node): void { this.hiddenNodes.set(path, node) }
   hidden (path: string): Node | undefined { return this.hiddenNodes.get(path) }
   unhide (path: string): boolean { return this.hiddenNodes.delete(path) }
+  /** What an attribute op on `path` acts on: the hidden node (fchmod, futimens... of an unlinked open file) or the path. */
+  target (path: string): Node | string { return this.hiddenNodes.get(path) ?? path }
   get size (): number { return this.table.size }
 }
 

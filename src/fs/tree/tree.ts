@@ -17,6 +17,8 @@ export { Node, FileNode, DirNode, SymlinkNode, SpecialNode }
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
 /** Bytes between two records that still count as back to back (a record's header). */
 const RUN_GAP = 256
+/** Blocks per run at most (the addon's scratch buffer per pool thread grows to the largest run). */
+const RUN_BLOCKS = 16
 
 /** What the tree needs of a block store. */
 export interface BlockStore {
@@ -25,6 +27,8 @@ export interface BlockStore {
   get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
   /** Where a block's sealed bytes lie on disk (null: only in memory, or not a file store). */
   locate?: (cid: CID) => FileRange | null
+  /** From now on locate() names buffered descriptors only (O_DIRECT reads were refused). */
+  refuseDirectReads?: () => void
   sync: () => Promise<{ pack: number, offset: number }>
   flush: () => Promise<void>
   readonly backlog: number
@@ -356,15 +360,20 @@ export class Tree {
     return [...(await this.children(dir as DirNode)).entries()]
   }
 
-  async chmod (path: string, mode: number): Promise<void> {
-    const node = await this.lookup(path)
+  /** A node given as itself (an open file that was unlinked has no path) or by its path. */
+  private async target (t: Node | string): Promise<Node> {
+    return typeof t === 'string' ? await this.lookup(t) : t
+  }
+
+  async chmod (target: Node | string, mode: number): Promise<void> {
+    const node = await this.target(target)
     node.attrs.mode = mode & 0o7777
     node.attrs.ctime = this.now()
     this.touch(node)
   }
 
-  async chown (path: string, uid: number, gid: number): Promise<void> {
-    const node = await this.lookup(path)
+  async chown (target: Node | string, uid: number, gid: number): Promise<void> {
+    const node = await this.target(target)
     if (uid !== -1 && uid !== 0xffffffff) node.attrs.uid = uid
     if (gid !== -1 && gid !== 0xffffffff) node.attrs.gid = gid
     node.attrs.ctime = this.now()
@@ -372,8 +381,8 @@ export class Tree {
   }
 
   /** Sets either time (undefined leaves it); ctime becomes now, as for any attribute change. */
-  async utimens (path: string, atime: number | undefined, mtime: number | undefined): Promise<void> {
-    const node = await this.lookup(path)
+  async utimens (target: Node | string, atime: number | undefined, mtime: number | undefined): Promise<void> {
+    const node = await this.target(target)
     if (atime !== undefined) node.attrs.atime = atime
     if (mtime !== undefined) node.attrs.mtime = mtime
     node.attrs.ctime = this.now()
@@ -508,11 +517,11 @@ export class Tree {
 
   // ---- extended attributes -----------------------------------------------------------------
 
-  async setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void> {
+  async setxattr (target: Node | string, name: string, value: Buffer, flags: number): Promise<void> {
     if (!name.startsWith('user.')) fail('ERR_UNSUPPORTED', 'only user.* extended attributes are supported')
     if (Buffer.byteLength(name) > 255) fail('ERR_RANGE', 'attribute name too long')
     if (value.length > 64 * 1024) fail('ERR_TOO_BIG', 'attribute value too large')
-    const node = await this.lookup(path)
+    const node = await this.target(target)
     const has = node.xattrs?.has(name) ?? false
     if ((flags & 1) !== 0 && has) fail('ERR_EXISTS', `${name} exists`)
     if ((flags & 2) !== 0 && !has) fail('ERR_NO_ATTR', `${name} does not exist`)
@@ -522,18 +531,18 @@ export class Tree {
     this.touch(node)
   }
 
-  async getxattr (path: string, name: string): Promise<Buffer> {
-    const node = await this.lookup(path)
+  async getxattr (target: Node | string, name: string): Promise<Buffer> {
+    const node = await this.target(target)
     return node.xattrs?.get(name) ?? fail('ERR_NO_ATTR', `${name} is not set`)
   }
 
-  async listxattr (path: string): Promise<string[]> {
-    const node = await this.lookup(path)
+  async listxattr (target: Node | string): Promise<string[]> {
+    const node = await this.target(target)
     return [...(node.xattrs?.keys() ?? [])]
   }
 
-  async removexattr (path: string, name: string): Promise<void> {
-    const node = await this.lookup(path)
+  async removexattr (target: Node | string, name: string): Promise<void> {
+    const node = await this.target(target)
     if (node.xattrs?.delete(name) !== true) fail('ERR_NO_ATTR', `${name} is not set`)
     node.attrs.ctime = this.now()
     this.touch(node)
@@ -562,9 +571,27 @@ export class Tree {
 
   async read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> {
     if (pos >= f.size) return 0
+    if (f.blocks == null) await this.blocks(f) // so that streaming reads find their blocks' places
     const end = Math.min(f.size, pos + len)
     const first = Math.floor(pos / BLOCK_SIZE)
     const last = Math.floor((end - 1) / BLOCK_SIZE)
+    // Every block settles before we answer: `out` is the binding's reply buffer, freed once we
+    // answer, so a block still copying after an early failure would write into freed memory.
+    const pending: Array<Promise<void>> = []
+    try {
+      this.startReads(f, out.subarray(0, len), pos, end, first, last, pending)
+      // The kernel reads ahead in large requests by itself; small sequential requests get help.
+      if (len < 256 * 1024 && f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
+      f.lastReadEnd = end
+    } finally {
+      const results = await Promise.allSettled(pending)
+      for (const r of results) if (r.status === 'rejected') throw r.reason
+    }
+    return end - pos
+  }
+
+  /** Starts the reads of blocks first..last of out[0, end - pos), pushing one promise per job. */
+  private startReads (f: FileNode, out: Buffer, pos: number, end: number, first: number, last: number, pending: Array<Promise<void>>): void {
     const copy = (i: number, b: Buffer | null): void => {
       const blockStart = i * BLOCK_SIZE
       const from = Math.max(pos, blockStart)
@@ -574,10 +601,9 @@ export class Tree {
       if (avail > 0) copyBytes(out, dst, b!, from - blockStart, avail) // b may be a shared slot
       if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
     }
-    // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
-    const pending: Array<Promise<void>> = []
     let run: RunPart[] = []
     const endRun = (): void => { if (run.length > 0) pending.push(this.readRun(f, run, out)); run = [] }
+    // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
       if (mem != null) { copy(i, mem); continue }
@@ -588,29 +614,24 @@ export class Tree {
       const cid = f.blocks?.get(i)
       const blockStart = i * BLOCK_SIZE
       const whole = pos <= blockStart && (end >= blockStart + BLOCK_SIZE || end === f.size)
-      const at = whole && cid != null && openRun != null ? this.store.locate?.(cid) : null
-      if (at != null && at.length - SEAL_OVERHEAD <= out.length - (blockStart - pos) && this.cache.get(cid!.toString()) == null) {
+      const uncached = cid != null && this.cache.get(cid.toString()) == null
+      const at = whole && uncached && openRun != null ? this.store.locate?.(cid) : null
+      if (at != null && at.length - SEAL_OVERHEAD <= out.length - (blockStart - pos)) {
         const prev = run.at(-1)?.at
-        if (prev != null && !(prev.fd === at.fd && at.position > prev.position && at.position - (prev.position + prev.length) <= RUN_GAP)) endRun()
+        const adjacent = prev != null && prev.fd === at.fd && at.position >= prev.position + prev.length &&
+          at.position - (prev.position + prev.length) <= RUN_GAP && run.length < RUN_BLOCKS
+        if (!adjacent) endRun()
         run.push({ idx: i, cid: cid!, at, dst: blockStart - pos, span: Math.min(end, blockStart + BLOCK_SIZE) - blockStart })
         continue
       }
       endRun()
-      if (whole && cid != null && this.sealer?.open != null && this.cache.get(cid.toString()) == null) {
-        pending.push(this.readDirect(f, i, cid, plain => copy(i, plain)))
+      if (whole && uncached && this.sealer?.open != null) {
+        pending.push(this.readDirect(f, i, cid!, plain => copy(i, plain)))
       } else {
         pending.push(this.readBlock(f, i).then(b => copy(i, b)))
       }
     }
     endRun()
-    // The kernel reads ahead in large requests by itself; small sequential requests get help.
-    if (len < 256 * 1024 && f.lastReadEnd === pos && f.dirty.size === 0) this.readAhead(f, last + 1, 4)
-    f.lastReadEnd = end
-    // Every block settles before we answer: `out` is the binding's reply buffer, freed once we
-    // answer, so a block still copying after an early rejection would write into freed memory.
-    const results = await Promise.allSettled(pending)
-    for (const r of results) if (r.status === 'rejected') throw r.reason
-    return end - pos
   }
 
   /**
@@ -625,12 +646,19 @@ export class Tree {
       length: b.at.length,
       pos: { type: SealType.Block, objectId: f.id, index: b.idx },
       at: b.dst,
-      room: Math.min(BLOCK_SIZE, out.length - b.dst)
+      room: Math.min(BLOCK_SIZE, out.length - b.dst) // `out` ends where the answer ends
     }))
     let results: Array<number | Error>
     try {
       results = await openRun!({ fd: last.fd, position: start, length: last.position + last.length - start, direct: last.direct }, f.key, blocks, out)
     } catch (err) {
+      // A file system that opened the pack with O_DIRECT but refuses the aligned read: once for
+      // all, reads go through the page cache.
+      if (last.direct === true && (err as NodeJS.ErrnoException).code === 'EINVAL' && this.store.refuseDirectReads != null) {
+        this.store.refuseDirectReads()
+        const again = run.map(b => ({ ...b, at: this.store.locate?.(b.cid) ?? b.at }))
+        if (again.every(b => b.at.direct !== true)) return await this.readRun(f, again, out)
+      }
       throw this.integrityError(`file ${f.path()} block ${run[0].idx}`, run[0].cid, err, 'read')
     }
     let failed: TreeError | null = null

@@ -16,22 +16,27 @@ export async function access (ctx: OpContext, path: string): Promise<void> {
   await ctx.tree.lookup(path)
 }
 
+/** An attribute change is an event, unless it was on an unlinked file (no name to report). */
+export function updated (ctx: OpContext, path: string): void {
+  if (ctx.handles.hidden(path) == null) ctx.changed('updated', path)
+}
+
 export async function chmod (ctx: OpContext, path: string, mode: number): Promise<void> {
-  await ctx.tree.chmod(path, mode)
-  ctx.changed('updated', path)
+  await ctx.tree.chmod(ctx.handles.target(path), mode)
+  updated(ctx, path)
 }
 
 export async function chown (ctx: OpContext, path: string, uid: number, gid: number): Promise<void> {
-  await ctx.tree.chown(path, uid, gid)
-  ctx.changed('updated', path)
+  await ctx.tree.chown(ctx.handles.target(path), uid, gid)
+  updated(ctx, path)
 }
 
 // The binding passes UTIME_OMIT as 2^64-1 ("leave unchanged"); UTIME_NOW arrives as a time.
 const OMIT = (ms: number): number | undefined => ms > Number.MAX_SAFE_INTEGER ? undefined : ms
 
 export async function utimens (ctx: OpContext, path: string, atime: number, mtime: number): Promise<void> {
-  await ctx.tree.utimens(path, OMIT(atime), OMIT(mtime))
-  ctx.changed('updated', path)
+  await ctx.tree.utimens(ctx.handles.target(path), OMIT(atime), OMIT(mtime))
+  updated(ctx, path)
 }
 
 export async function statfs (ctx: OpContext): Promise<StatfsLike> {

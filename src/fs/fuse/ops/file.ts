@@ -3,6 +3,7 @@ import type { OpContext } from '../context.js'
 import type { Caller } from '../binding.js'
 import { FileNode } from '../../tree/nodes.js'
 import { TreeError } from '../../tree/errors.js'
+import { updated } from './attr.js'
 
 export async function open (ctx: OpContext, path: string, flags: number): Promise<number> {
   const node = await ctx.tree.lookup(path)
@@ -38,10 +39,10 @@ export async function release (ctx: OpContext, fh: number): Promise<void> {
 }
 
 export async function truncate (ctx: OpContext, path: string, size: number): Promise<void> {
-  const node = await ctx.tree.lookup(path)
+  const node = ctx.handles.hidden(path) ?? await ctx.tree.lookup(path)
   if (!(node instanceof FileNode)) throw new TreeError(node.kind === 2 ? 'ERR_IS_DIR' : 'ERR_INVALID', `${path} is not a regular file`)
   await ctx.tree.truncate(node, size)
-  ctx.changed('updated', path)
+  updated(ctx, path)
 }
 
 export async function ftruncate (ctx: OpContext, path: string, fh: number, size: number): Promise<void> {
