@@ -108,6 +108,7 @@ typedef struct mnt {
   double attr_timeout, entry_timeout, negative_timeout;
   unsigned max_write;
   bool writeback;
+  bool local_dirs;  // opendir/releasedir answered here, keeping a listing_t in fi->fh
   bool unmount_started, unmounted;
   napi_deferred deferred;
   napi_async_work work;
@@ -572,20 +573,98 @@ static int f_opendir (const char *path, struct fuse_file_info *fi) {
   return (int)r;
 }
 
+// A directory listing, kept from opendir to releasedir (fi->fh) when JS leaves those two to us.
+// The whole listing comes from JS at offset 0; the kernel then pages through it by offset (entry
+// i has offset i + 1). Giving libfuse offsets is what makes readdirplus work in its high-level
+// API: only then does it register each entry (do_lookup) and hand the kernel its attributes, so
+// that `ls -l` needs no getattr per entry. Entries whose attributes JS did not know exactly (mode
+// 0) go without them and are looked up as usual.
+typedef struct listing {
+  char *names;          // NUL-separated
+  const char **name;    // count pointers into names
+  struct stat *stats;   // count, or NULL
+  size_t count;
+  bool filled;
+} listing_t;
+
+static void free_listing (listing_t *l) {
+  free(l->names);
+  free(l->name);
+  free(l->stats);
+  l->names = NULL;
+  l->name = NULL;
+  l->stats = NULL;
+  l->count = 0;
+  l->filled = false;
+}
+
+static int f_opendir_local (const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  listing_t *l = calloc(1, sizeof *l);
+  if (l == NULL) return -ENOMEM;
+  fi->fh = (uint64_t)(uintptr_t)l;
+  return 0;
+}
+
+static int f_releasedir_local (const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  listing_t *l = (listing_t *)(uintptr_t)fi->fh;
+  if (l != NULL) { free_listing(l); free(l); }
+  fi->fh = 0;
+  return 0;
+}
+
+// Takes the listing JS answered with out of the slot.
+static int fetch_listing (mnt_t *m, slot_t *s, listing_t *l) {
+  int64_t r = call_js(m, s);
+  if (r != 0) return (int)r;
+  free_listing(l);
+  l->name = malloc((s->count > 0 ? s->count : 1) * sizeof *l->name);
+  if (l->name == NULL) return -ENOMEM;
+  l->names = s->names;
+  l->stats = s->stats;
+  l->count = s->count;
+  s->names = NULL;
+  s->stats = NULL;
+  const char *p = l->names;
+  for (size_t i = 0; i < l->count; i++) { l->name[i] = p; p += strlen(p) + 1; }
+  l->filled = true;
+  return 0;
+}
+
+// Hands libfuse the entries from index `from` on, until its buffer is full.
+static void fill_from (const listing_t *l, size_t from, void *buf, fuse_fill_dir_t filler, bool plus) {
+  for (size_t i = from; i < l->count; i++) {
+    const struct stat *st = l->stats != NULL && l->stats[i].st_mode != 0 ? &l->stats[i] : NULL;
+    if (filler(buf, l->name[i], st, (off_t)i + 1, plus && st != NULL ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
+  }
+}
+
 static int f_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags) {
-  (void)off;
-  BEGIN(OP_readdir)
   bool plus = (flags & FUSE_READDIR_PLUS) != 0;
+  mnt_t *mm = current();
+  listing_t *l = mm != NULL && mm->local_dirs && fi != NULL ? (listing_t *)(uintptr_t)fi->fh : NULL;
+  if (l != NULL && off > 0 && l->filled) {
+    fill_from(l, (size_t)off, buf, filler, plus);
+    return 0;
+  }
+  BEGIN(OP_readdir)
   s->s1 = path;
   s->num[0] = fh_arg(fi);
   s->num[1] = plus ? 1 : 0;
+  if (l != NULL) {
+    int r = fetch_listing(m, s, l);
+    release_slot(m, s);
+    if (r == 0) fill_from(l, 0, buf, filler, plus);
+    return r;
+  }
   int64_t r = call_js(m, s);
   if (r == 0) {
     // Offset 0 for every entry: libfuse keeps the whole listing and pages it out itself.
     const char *name = s->names;
     for (size_t i = 0; i < s->count; i++) {
-      const struct stat *st = s->stats != NULL ? &s->stats[i] : NULL;
+      const struct stat *st = s->stats != NULL && s->stats[i].st_mode != 0 ? &s->stats[i] : NULL;
       if (filler(buf, name, st, 0, plus && st != NULL ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
       name += strlen(name) + 1;
     }
@@ -970,6 +1049,11 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
 #define CLEAR_MISSING(n) if (!has[OP_##n]) ops.n = NULL;
   OPS(CLEAR_MISSING)
 #undef CLEAR_MISSING
+  bool local_dirs = !has[OP_opendir] && !has[OP_releasedir];
+  if (local_dirs) {
+    ops.opendir = f_opendir_local;
+    ops.releasedir = f_releasedir_local;
+  }
   char *mountpoint = get_string(env, argv[0]);
   char *options = get_string(env, argv[1]);
   if (mountpoint == NULL || options == NULL) {
@@ -980,6 +1064,7 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
   mnt_t *m = calloc(1, sizeof *m);
   if (m == NULL) { free(mountpoint); free(options); napi_throw_error(env, NULL, "out of memory"); return NULL; }
   m->mountpoint = mountpoint;
+  m->local_dirs = local_dirs;
   pthread_mutex_init(&m->pool_mu, NULL);
   pthread_cond_init(&m->pool_cv, NULL);
   double threads = 10, max_write = 1 << 20;

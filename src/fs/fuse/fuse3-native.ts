@@ -115,8 +115,9 @@ const HANDLERS: Record<string, Handler> = {
     if (e !== 0 || names == null) { r(err(e) || EIO); return }
     let packed: Float64Array | undefined
     if (stats != null && stats.length === names.length) {
+      // An entry without attributes stays all zeros (mode 0): the addon leaves it to a lookup.
       packed = new Float64Array(names.length * STAT_FIELDS)
-      for (let i = 0; i < stats.length; i++) putStat(packed, i * STAT_FIELDS, stats[i])
+      for (let i = 0; i < stats.length; i++) { const st = stats[i]; if (st != null) putStat(packed, i * STAT_FIELDS, st) }
     }
     r(0, names, packed)
   }),

@@ -354,6 +354,17 @@ export class Tree {
     return this.stat(node)
   }
 
+  /**
+   * stat() where it already says what statLoaded() would, with nothing to load; else null. A
+   * directory not loaded yet does not know its subdirectories (nlink), a file with a separate
+   * block map not loaded yet its holes (st_blocks).
+   */
+  statIfExact (node: Node): Stat | null {
+    if (node instanceof DirNode && node.children == null) return null
+    if (node instanceof FileNode && node.blocks == null) return null
+    return this.stat(node)
+  }
+
   async readdir (path: string): Promise<Array<[string, Node]>> {
     const dir = await this.lookup(path)
     if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)

@@ -2,14 +2,18 @@
 import type { OpContext } from '../context.js'
 import type { Caller, StatLike } from '../binding.js'
 
-export async function readdir (ctx: OpContext, path: string): Promise<[string[], StatLike[]]> {
+/**
+ * Names with their attributes where those are exact without loading more (the kernel keeps them
+ * as if looked up: `ls -l` then needs no getattr per entry); null where a lookup must tell.
+ */
+export async function readdir (ctx: OpContext, path: string): Promise<[string[], Array<StatLike | null>]> {
   const dir = await ctx.tree.lookup(path)
   const entries = await ctx.tree.readdir(path)
   const names = ['.', '..']
-  const stats = [ctx.tree.stat(dir), ctx.tree.stat(dir.parent ?? dir)]
+  const stats: Array<StatLike | null> = [ctx.tree.stat(dir), ctx.tree.stat(dir.parent ?? dir)]
   for (const [name, node] of entries) {
     names.push(name)
-    stats.push(ctx.tree.stat(node))
+    stats.push(ctx.tree.statIfExact(node))
   }
   return [names, stats]
 }
