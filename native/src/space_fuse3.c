@@ -63,6 +63,8 @@ static const char *const OP_NAMES[] = { OPS(AS_NAME) };
 
 #define NNUM 7
 #define STAT_FIELDS 12
+// readdir packs a stat per entry and one more number: 1 if the attributes are exact.
+#define READDIR_FIELDS (STAT_FIELDS + 1)
 #define STATFS_FIELDS 11
 #define MAX_THREADS 64
 // UTIME_OMIT is passed to JS as 2^64 (any value above Number.MAX_SAFE_INTEGER means "omit").
@@ -90,6 +92,7 @@ typedef struct slot {
   char *names;            // readdir: NUL-separated names
   size_t count;
   struct stat *stats;     // readdir: one per name, or NULL
+  bool *exact;            // readdir: whether stats[i] is exact (may go to the kernel as readdirplus)
   napi_ref copybuf;       // read without external buffers: the JS buffer to copy back from
 } slot_t;
 
@@ -109,6 +112,8 @@ typedef struct mnt {
   unsigned max_write;
   bool writeback;
   bool local_dirs;  // opendir/releasedir answered here, keeping a listing_t in fi->fh
+  uint64_t changes; // bumped when an op that changes attributes starts and when it ends
+  size_t rdplus_room; // bytes of entries a readdirplus reply is known to hold (fill_from)
   bool unmount_started, unmounted;
   napi_deferred deferred;
   napi_async_work work;
@@ -222,6 +227,7 @@ static slot_t *acquire (mnt_t *m, int op) {
   s->names = NULL;
   s->count = 0;
   s->stats = NULL;
+  s->exact = NULL;
   s->copybuf = NULL;
   return s;
 }
@@ -229,8 +235,10 @@ static slot_t *acquire (mnt_t *m, int op) {
 static void release_slot (mnt_t *m, slot_t *s) {
   free(s->names);
   free(s->stats);
+  free(s->exact);
   s->names = NULL;
   s->stats = NULL;
+  s->exact = NULL;
   pthread_mutex_lock(&m->pool_mu);
   s->busy = false;
   pthread_cond_signal(&m->pool_cv);
@@ -244,8 +252,31 @@ static void finish_locked (slot_t *s, int64_t res) {
   pthread_cond_signal(&s->cv);
 }
 
-// Queues the request to JS and waits for the answer.
+static int64_t wait_js (mnt_t *m, slot_t *s);
+
+// Ops after which attributes the kernel was given earlier may be out of date.
+static bool changes_attrs (int op) {
+  switch (op) {
+    case OP_write: case OP_create: case OP_mknod: case OP_mkdir: case OP_unlink: case OP_rmdir:
+    case OP_symlink: case OP_rename: case OP_link: case OP_chmod: case OP_chown: case OP_truncate:
+    case OP_utimens: case OP_setxattr: case OP_removexattr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Queues the request to JS and waits for the answer (wait_js), counting attribute changes
+// around it: a listing's attributes go to the kernel only while the count has not moved.
 static int64_t call_js (mnt_t *m, slot_t *s) {
+  bool changes = changes_attrs(s->op);
+  if (changes) __atomic_add_fetch(&m->changes, 1, __ATOMIC_SEQ_CST);
+  int64_t r = wait_js(m, s);
+  if (changes) __atomic_add_fetch(&m->changes, 1, __ATOMIC_SEQ_CST);
+  return r;
+}
+
+static int64_t wait_js (mnt_t *m, slot_t *s) {
   pthread_mutex_lock(&s->mu);
   s->seq = (s->seq + 1) & 0xffffffu;
   if (s->seq == 0) s->seq = 1;
@@ -577,13 +608,18 @@ static int f_opendir (const char *path, struct fuse_file_info *fi) {
 // The whole listing comes from JS at offset 0; the kernel then pages through it by offset (entry
 // i has offset i + 1). Giving libfuse offsets is what makes readdirplus work in its high-level
 // API: only then does it register each entry (do_lookup) and hand the kernel its attributes, so
-// that `ls -l` needs no getattr per entry. Entries whose attributes JS did not know exactly (mode
-// 0) go without them and are looked up as usual.
+// that `ls -l` needs no getattr per entry. Attributes go with an entry only when
+//  - JS knew them exactly (a directory not loaded yet does not know its link count), and
+//  - no op that changes attributes ran since the listing was asked for (mnt.changes): a later
+//    page would otherwise hand the kernel an old size or type over what it learned since.
+// Entries without them still carry inode number and type, and are looked up as usual.
 typedef struct listing {
   char *names;          // NUL-separated
   const char **name;    // count pointers into names
   struct stat *stats;   // count, or NULL
+  bool *exact;          // count, or NULL
   size_t count;
+  uint64_t changes;     // mnt.changes when the listing was asked for
   bool filled;
 } listing_t;
 
@@ -591,9 +627,11 @@ static void free_listing (listing_t *l) {
   free(l->names);
   free(l->name);
   free(l->stats);
+  free(l->exact);
   l->names = NULL;
   l->name = NULL;
   l->stats = NULL;
+  l->exact = NULL;
   l->count = 0;
   l->filled = false;
 }
@@ -614,18 +652,22 @@ static int f_releasedir_local (const char *path, struct fuse_file_info *fi) {
   return 0;
 }
 
-// Takes the listing JS answered with out of the slot.
+// Takes the listing JS answered with out of the slot (on failure the old one is gone too).
 static int fetch_listing (mnt_t *m, slot_t *s, listing_t *l) {
+  free_listing(l);
+  uint64_t changes = __atomic_load_n(&m->changes, __ATOMIC_SEQ_CST);
   int64_t r = call_js(m, s);
   if (r != 0) return (int)r;
-  free_listing(l);
   l->name = malloc((s->count > 0 ? s->count : 1) * sizeof *l->name);
   if (l->name == NULL) return -ENOMEM;
   l->names = s->names;
   l->stats = s->stats;
+  l->exact = s->exact;
   l->count = s->count;
+  l->changes = changes;
   s->names = NULL;
   s->stats = NULL;
+  s->exact = NULL;
   const char *p = l->names;
   for (size_t i = 0; i < l->count; i++) { l->name[i] = p; p += strlen(p) + 1; }
   l->filled = true;
@@ -633,10 +675,26 @@ static int fetch_listing (mnt_t *m, slot_t *s, listing_t *l) {
 }
 
 // Hands libfuse the entries from index `from` on, until its buffer is full.
-static void fill_from (const listing_t *l, size_t from, void *buf, fuse_fill_dir_t filler, bool plus) {
+//
+// With attributes, libfuse registers an entry (raises its lookup count) before it finds that the
+// entry does not fit, and the kernel never forgets what it never got: that node would stay in
+// libfuse's table for good. The reply buffer's size is not passed to us, so it is learned: when a
+// readdirplus buffer fills up, the bytes that fit are kept (the smallest seen, per mount), and
+// later pages stop before that many. At most the first full page of a mount costs one node.
+static void fill_from (mnt_t *m, const listing_t *l, size_t from, void *buf, fuse_fill_dir_t filler, bool plus) {
+  bool attrs = plus && l->stats != NULL && l->exact != NULL &&
+    __atomic_load_n(&m->changes, __ATOMIC_SEQ_CST) == l->changes;
+  size_t room = __atomic_load_n(&m->rdplus_room, __ATOMIC_RELAXED); // 0: not known yet
+  size_t used = 0;
   for (size_t i = from; i < l->count; i++) {
-    const struct stat *st = l->stats != NULL && l->stats[i].st_mode != 0 ? &l->stats[i] : NULL;
-    if (filler(buf, l->name[i], st, (off_t)i + 1, plus && st != NULL ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
+    const struct stat *st = l->stats != NULL ? &l->stats[i] : NULL;
+    size_t need = plus ? fuse_add_direntry_plus(NULL, NULL, 0, l->name[i], NULL, 0) : 0;
+    if (attrs && room != 0 && used > 0 && used + need > room) break;
+    if (filler(buf, l->name[i], st, (off_t)i + 1, attrs && l->exact[i] ? FUSE_FILL_DIR_PLUS : 0) != 0) {
+      if (plus && used > 0 && (room == 0 || used < room)) __atomic_store_n(&m->rdplus_room, used, __ATOMIC_RELAXED);
+      break;
+    }
+    used += need;
   }
 }
 
@@ -646,7 +704,7 @@ static int f_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t
   mnt_t *mm = current();
   listing_t *l = mm != NULL && mm->local_dirs && fi != NULL ? (listing_t *)(uintptr_t)fi->fh : NULL;
   if (l != NULL && off > 0 && l->filled) {
-    fill_from(l, (size_t)off, buf, filler, plus);
+    fill_from(mm, l, (size_t)off, buf, filler, plus);
     return 0;
   }
   BEGIN(OP_readdir)
@@ -656,7 +714,7 @@ static int f_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t
   if (l != NULL) {
     int r = fetch_listing(m, s, l);
     release_slot(m, s);
-    if (r == 0) fill_from(l, 0, buf, filler, plus);
+    if (r == 0) fill_from(m, l, (size_t)(off > 0 ? off : 0), buf, filler, plus);
     return r;
   }
   int64_t r = call_js(m, s);
@@ -664,8 +722,9 @@ static int f_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t
     // Offset 0 for every entry: libfuse keeps the whole listing and pages it out itself.
     const char *name = s->names;
     for (size_t i = 0; i < s->count; i++) {
-      const struct stat *st = s->stats != NULL && s->stats[i].st_mode != 0 ? &s->stats[i] : NULL;
-      if (filler(buf, name, st, 0, plus && st != NULL ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
+      const struct stat *st = s->stats != NULL ? &s->stats[i] : NULL;
+      bool with = plus && st != NULL && s->exact != NULL && s->exact[i];
+      if (filler(buf, name, st, 0, with ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
       name += strlen(name) + 1;
     }
   }
@@ -933,29 +992,34 @@ static int64_t take_result (napi_env env, slot_t *s, int64_t r, napi_value a, na
       napi_get_array_length(env, a, &count);
       double *d = NULL;
       size_t nd = 0;
-      bool have_stats = get_f64(env, b, &d, &nd) && nd >= (size_t)count * STAT_FIELDS;
+      bool have_stats = get_f64(env, b, &d, &nd) && nd >= (size_t)count * READDIR_FIELDS;
       size_t total = 0;
       size_t cap = 4096;
       char *names = malloc(cap);
       struct stat *stats = have_stats ? calloc(count > 0 ? count : 1, sizeof *stats) : NULL;
-      if (names == NULL || (have_stats && stats == NULL)) { free(names); free(stats); return -ENOMEM; }
+      bool *exact = have_stats ? calloc(count > 0 ? count : 1, sizeof *exact) : NULL;
+      if (names == NULL || (have_stats && (stats == NULL || exact == NULL))) { free(names); free(stats); free(exact); return -ENOMEM; }
       for (uint32_t i = 0; i < count; i++) {
         napi_value v;
         size_t n = 0;
         if (napi_get_element(env, a, i, &v) != napi_ok ||
-            napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) { free(names); free(stats); return -EIO; }
+            napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) { free(names); free(stats); free(exact); return -EIO; }
         if (total + n + 1 > cap) {
           while (total + n + 1 > cap) cap *= 2;
           char *bigger = realloc(names, cap);
-          if (bigger == NULL) { free(names); free(stats); return -ENOMEM; }
+          if (bigger == NULL) { free(names); free(stats); free(exact); return -ENOMEM; }
           names = bigger;
         }
         napi_get_value_string_utf8(env, v, names + total, n + 1, &n);
         total += n + 1;
-        if (have_stats) fill_stat(d + (size_t)i * STAT_FIELDS, &stats[i]);
+        if (have_stats) {
+          fill_stat(d + (size_t)i * READDIR_FIELDS, &stats[i]);
+          exact[i] = d[(size_t)i * READDIR_FIELDS + STAT_FIELDS] != 0;
+        }
       }
       s->names = names;
       s->stats = stats;
+      s->exact = exact;
       s->count = count;
       return 0;
     }

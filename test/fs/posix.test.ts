@@ -308,6 +308,29 @@ test('readdir lists every entry of a directory with many children', () => {
   assert.equal(fs.readFileSync(p('many', 'entry-123'), 'utf8'), 'entry-123')
 })
 
+test('a directory read lazily while its files change: later pages never carry stale attributes', async () => {
+  // A reader that stats and writes between getdents calls (scandir + stat, fs.opendir) gets the
+  // later pages of the listing after those changes. Attributes from the listing's first snapshot
+  // would overwrite what the kernel knows: stat shows the old size, O_APPEND writes at the old end.
+  // 3,000 long names take several readdir replies here (about 650 entries each on kernel 6.18).
+  fs.mkdirSync(p('lazy'))
+  const names = Array.from({ length: 3000 }, (_, i) => `lazily-listed-entry-with-a-long-name-${String(i).padStart(4, '0')}`)
+  for (const n of names) fs.writeFileSync(p('lazy', n), 'x')
+  const dir = await fs.promises.opendir(p('lazy'), { bufferSize: 1 })
+  let seen = 0
+  for await (const e of dir) {
+    // Each stat of a name that came without attributes is a lookup, after which the kernel asks
+    // for the next page with attributes (readdirplus).
+    fs.statSync(p('lazy', e.name))
+    if (++seen === 40) for (const n of names.slice(1000)) fs.appendFileSync(p('lazy', n), 'more')
+  }
+  assert.equal(seen, 3000, 'every entry listed once')
+  const stale = names.slice(1000).filter(n => fs.statSync(p('lazy', n)).size !== 5)
+  assert.deepEqual(stale, [], 'sizes after the listing')
+  fs.appendFileSync(p('lazy', names[2999]), '!')
+  assert.equal(fs.readFileSync(p('lazy', names[2999]), 'utf8'), 'xmore!')
+})
+
 // ---- rename -------------------------------------------------------------------------------
 
 test('rename a file within a directory and across directories', () => {
@@ -642,6 +665,10 @@ test('the tree survives an unmount and remount', async () => {
   // Cold listings first: the attributes readdirplus hands the kernel are what lstat() then gets
   // (within the attribute timeout), so they must be exact, also for a directory whose children
   // are not loaded yet (nlink) and a sparse file whose block map is not (st_blocks).
+  // Entries listed without attributes (directories not loaded yet) still carry their type.
+  const types = new Map(fs.readdirSync(m.mnt, { withFileTypes: true }).map(e => [e.name, e]))
+  assert.ok(types.get('persist')?.isDirectory() === true && types.get('many')?.isDirectory() === true)
+  assert.ok(types.get('model.bin')?.isFile() === true && types.get('fifo')?.isFIFO() === true)
   sh(`ls -la '${m.mnt}' '${p('persist')}' > /dev/null`)
   assert.deepEqual(snap(), before)
   // A listing longer than one readdir buffer is paged through by offset; every size is right.

@@ -31,8 +31,8 @@ export interface FuseOps {
   getattr: (path: string, cb: Cb<StatLike>) => void
   fgetattr: (path: string, fd: number, cb: Cb<StatLike>) => void
   access: (path: string, mode: number, cb: Cb) => void
-  /** stats[i] null: not known exactly without a lookup of that name. */
-  readdir: (path: string, cb: (errno: number, names?: string[], stats?: Array<StatLike | null>) => void) => void
+  /** exact[i] false: stats[i] may be off until a lookup of that name (link count, st_blocks). */
+  readdir: (path: string, cb: (errno: number, names?: string[], stats?: StatLike[], exact?: boolean[]) => void) => void
   opendir?: (path: string, flags: number, cb: Cb<number>) => void
   releasedir?: (path: string, fd: number, cb: Cb) => void
   flush?: (path: string, fd: number, cb: Cb) => void

@@ -42,7 +42,7 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     fgetattr: (path, fd, cb) => wrap('fgetattr', path, attr.fgetattr(ctx, path, fd), cb),
     access: (path, _mode, cb) => wrap('access', path, attr.access(ctx, path), cb),
     readdir: (path, cb) => {
-      dir.readdir(ctx, path).then(([n, s]) => cb(0, n, s), err => cb(fail('readdir', path, err)))
+      dir.readdir(ctx, path).then(([n, s, x]) => cb(0, n, s, x), err => cb(fail('readdir', path, err)))
     },
     open: (path, flags, cb) => wrap('open', path, file.open(ctx, path, flags), cb),
     create: (path, mode, cb, caller) => wrap('create', path, file.create(ctx, path, mode, caller), cb),

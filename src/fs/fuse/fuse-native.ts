@@ -24,11 +24,7 @@ function nativeClass (): NativeFuseClass {
 export class FuseNativeBinding implements FuseBinding {
   async mount (mountpoint: string, ops: FuseOps, opts: MountOptions): Promise<FuseMount> {
     const Fuse = nativeClass()
-    // The package wants a stat for every entry or none: where some are unknown, it gets none.
-    const readdir: FuseOps['readdir'] = (path, cb) => ops.readdir(path, (e, names, stats) => {
-      cb(e, names, stats?.every(st => st != null) === true ? stats : undefined)
-    })
-    const fuse = new Fuse(mountpoint, { ...ops, readdir }, {
+    const fuse = new Fuse(mountpoint, ops, {
       fsname: opts.fsname,
       subtype: 'space',
       allowOther: opts.allowOther,

@@ -49,6 +49,7 @@ export function fuse3Available (): boolean {
 }
 
 const STAT_FIELDS = 12
+const READDIR_FIELDS = STAT_FIELDS + 1
 function putStat (a: Float64Array, at: number, st: StatLike): void {
   a[at] = st.mode; a[at + 1] = st.uid; a[at + 2] = st.gid; a[at + 3] = st.size; a[at + 4] = st.nlink
   a[at + 5] = st.ino; a[at + 6] = st.rdev; a[at + 7] = st.blksize; a[at + 8] = st.blocks
@@ -111,13 +112,16 @@ const HANDLERS: Record<string, Handler> = {
   }),
   removexattr: (ops, r, path, name) => ops.removexattr(p(path), p(name), e => r(err(e))),
   opendir: (ops, r, path, _s2, _b, flags) => ops.opendir!(p(path), flags, (e, fh) => r(e === 0 ? fh ?? 0 : err(e))),
-  readdir: (ops, r, path) => ops.readdir(p(path), (e, names, stats) => {
+  readdir: (ops, r, path) => ops.readdir(p(path), (e, names, stats, exact) => {
     if (e !== 0 || names == null) { r(err(e) || EIO); return }
     let packed: Float64Array | undefined
     if (stats != null && stats.length === names.length) {
-      // An entry without attributes stays all zeros (mode 0): the addon leaves it to a lookup.
-      packed = new Float64Array(names.length * STAT_FIELDS)
-      for (let i = 0; i < stats.length; i++) { const st = stats[i]; if (st != null) putStat(packed, i * STAT_FIELDS, st) }
+      // Per entry its stat and 1 if exact (the addon sends only those with readdirplus).
+      packed = new Float64Array(names.length * READDIR_FIELDS)
+      for (let i = 0; i < stats.length; i++) {
+        putStat(packed, i * READDIR_FIELDS, stats[i])
+        packed[i * READDIR_FIELDS + STAT_FIELDS] = exact?.[i] === true ? 1 : 0
+      }
     }
     r(0, names, packed)
   }),

@@ -355,14 +355,14 @@ export class Tree {
   }
 
   /**
-   * stat() where it already says what statLoaded() would, with nothing to load; else null. A
-   * directory not loaded yet does not know its subdirectories (nlink), a file with a separate
-   * block map not loaded yet its holes (st_blocks).
+   * Whether stat() already says what statLoaded() would, with nothing to load: a directory not
+   * loaded yet does not know its subdirectories (nlink), a file with a separate block map not
+   * loaded yet its holes (st_blocks).
    */
-  statIfExact (node: Node): Stat | null {
-    if (node instanceof DirNode && node.children == null) return null
-    if (node instanceof FileNode && node.blocks == null) return null
-    return this.stat(node)
+  isStatExact (node: Node): boolean {
+    if (node instanceof DirNode) return node.children != null
+    if (node instanceof FileNode) return node.blocks != null
+    return true
   }
 
   async readdir (path: string): Promise<Array<[string, Node]>> {
