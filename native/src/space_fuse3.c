@@ -53,8 +53,8 @@ extern char **environ;
 #define OPS(X) \
   X(init) X(getattr) X(readlink) X(mknod) X(mkdir) X(unlink) X(rmdir) X(symlink) X(rename) \
   X(link) X(chmod) X(chown) X(truncate) X(open) X(read) X(write) X(statfs) X(flush) X(release) \
-  X(fsync) X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(opendir) X(readdir) \
-  X(releasedir) X(fsyncdir) X(access) X(create) X(utimens)
+  X(fsync) X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(readdir) \
+  X(fsyncdir) X(access) X(create) X(utimens)
 
 #define AS_ENUM(n) OP_##n,
 #define AS_NAME(n) #n,
@@ -111,7 +111,6 @@ typedef struct mnt {
   double attr_timeout, entry_timeout, negative_timeout;
   unsigned max_write;
   bool writeback;
-  bool local_dirs;  // opendir/releasedir answered here, keeping a listing_t in fi->fh
   uint64_t changes; // bumped when an op that changes attributes starts and when it ends
   size_t rdplus_room; // bytes of entries a readdirplus reply is known to hold (fill_from)
   bool unmount_started, unmounted;
@@ -594,17 +593,7 @@ static int f_removexattr (const char *path, const char *name) {
   END
 }
 
-static int f_opendir (const char *path, struct fuse_file_info *fi) {
-  BEGIN(OP_opendir)
-  s->s1 = path;
-  s->num[0] = fi->flags;
-  int64_t r = call_js(m, s);
-  if (r == 0) fi->fh = s->fh;
-  release_slot(m, s);
-  return (int)r;
-}
-
-// A directory listing, kept from opendir to releasedir (fi->fh) when JS leaves those two to us.
+// A directory listing, kept from opendir to releasedir in fi->fh (both answered here, not in JS).
 // The whole listing comes from JS at offset 0; the kernel then pages through it by offset (entry
 // i has offset i + 1). Giving libfuse offsets is what makes readdirplus work in its high-level
 // API: only then does it register each entry (do_lookup) and hand the kernel its attributes, so
@@ -636,7 +625,7 @@ static void free_listing (listing_t *l) {
   l->filled = false;
 }
 
-static int f_opendir_local (const char *path, struct fuse_file_info *fi) {
+static int f_opendir (const char *path, struct fuse_file_info *fi) {
   (void)path;
   listing_t *l = calloc(1, sizeof *l);
   if (l == NULL) return -ENOMEM;
@@ -644,7 +633,7 @@ static int f_opendir_local (const char *path, struct fuse_file_info *fi) {
   return 0;
 }
 
-static int f_releasedir_local (const char *path, struct fuse_file_info *fi) {
+static int f_releasedir (const char *path, struct fuse_file_info *fi) {
   (void)path;
   listing_t *l = (listing_t *)(uintptr_t)fi->fh;
   if (l != NULL) { free_listing(l); free(l); }
@@ -701,42 +690,21 @@ static void fill_from (mnt_t *m, const listing_t *l, size_t from, void *buf, fus
 static int f_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags) {
   bool plus = (flags & FUSE_READDIR_PLUS) != 0;
+  listing_t *l = (listing_t *)(uintptr_t)fi->fh;
+  if (l == NULL) return -EBADF;
   mnt_t *mm = current();
-  listing_t *l = mm != NULL && mm->local_dirs && fi != NULL ? (listing_t *)(uintptr_t)fi->fh : NULL;
-  if (l != NULL && off > 0 && l->filled) {
+  if (mm == NULL) return -EIO;
+  if (off > 0 && l->filled) {
     fill_from(mm, l, (size_t)off, buf, filler, plus);
     return 0;
   }
   BEGIN(OP_readdir)
   s->s1 = path;
-  s->num[0] = fh_arg(fi);
-  s->num[1] = plus ? 1 : 0;
-  if (l != NULL) {
-    int r = fetch_listing(m, s, l);
-    release_slot(m, s);
-    if (r == 0) fill_from(m, l, (size_t)(off > 0 ? off : 0), buf, filler, plus);
-    return r;
-  }
-  int64_t r = call_js(m, s);
-  if (r == 0) {
-    // Offset 0 for every entry: libfuse keeps the whole listing and pages it out itself.
-    const char *name = s->names;
-    for (size_t i = 0; i < s->count; i++) {
-      const struct stat *st = s->stats != NULL ? &s->stats[i] : NULL;
-      bool with = plus && st != NULL && s->exact != NULL && s->exact[i];
-      if (filler(buf, name, st, 0, with ? FUSE_FILL_DIR_PLUS : 0) != 0) break;
-      name += strlen(name) + 1;
-    }
-  }
+  s->num[0] = plus ? 1 : 0;
+  int r = fetch_listing(m, s, l);
   release_slot(m, s);
-  return (int)r;
-}
-
-static int f_releasedir (const char *path, struct fuse_file_info *fi) {
-  BEGIN(OP_releasedir)
-  s->s1 = path;
-  s->num[0] = fh_arg(fi);
-  END
+  if (r == 0) fill_from(m, l, (size_t)(off > 0 ? off : 0), buf, filler, plus);
+  return r;
 }
 
 static int f_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) {
@@ -981,7 +949,6 @@ static int64_t take_result (napi_env env, slot_t *s, int64_t r, napi_value a, na
       return (int64_t)n;
     }
     case OP_open:
-    case OP_opendir:
     case OP_create:
       s->fh = (uint64_t)r;
       return 0;
@@ -1091,7 +1058,7 @@ static void tsfn_finalize (napi_env env, void *data, void *hint) { (void)env; (v
 // options: the -o string (fsname=..,subtype=..,default_permissions,allow_other)
 // config: { attrTimeout, entryTimeout, negativeTimeout?, maxWrite, threads?, writebackCache? }
 // implemented: names from OPS that JS serves; the others are left to libfuse and the kernel
-// (flush, opendir, releasedir: answered without a round trip to JS).
+// (flush: answered without a round trip to JS). opendir and releasedir are always answered here.
 static napi_value Mount (napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -1113,11 +1080,6 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
 #define CLEAR_MISSING(n) if (!has[OP_##n]) ops.n = NULL;
   OPS(CLEAR_MISSING)
 #undef CLEAR_MISSING
-  bool local_dirs = !has[OP_opendir] && !has[OP_releasedir];
-  if (local_dirs) {
-    ops.opendir = f_opendir_local;
-    ops.releasedir = f_releasedir_local;
-  }
   char *mountpoint = get_string(env, argv[0]);
   char *options = get_string(env, argv[1]);
   if (mountpoint == NULL || options == NULL) {
@@ -1128,7 +1090,6 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
   mnt_t *m = calloc(1, sizeof *m);
   if (m == NULL) { free(mountpoint); free(options); napi_throw_error(env, NULL, "out of memory"); return NULL; }
   m->mountpoint = mountpoint;
-  m->local_dirs = local_dirs;
   pthread_mutex_init(&m->pool_mu, NULL);
   pthread_cond_init(&m->pool_cv, NULL);
   double threads = 10, max_write = 1 << 20;

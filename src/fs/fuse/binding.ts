@@ -21,9 +21,10 @@ export const RENAME_NOREPLACE = 1
 export const RENAME_EXCHANGE = 2
 
 /**
- * Path-based operations, callback style; errno values are negative, 0 is success. flush,
- * opendir and releasedir are optional and our frontend leaves them out: they would do nothing,
- * and without them libfuse and the kernel answer those requests without a round trip to JS.
+ * Path-based operations, callback style; errno values are negative, 0 is success. flush is
+ * optional and our frontend leaves it out: it would do nothing, and without it libfuse answers
+ * it without a round trip to JS. opendir and releasedir are the bindings' own business (the
+ * libfuse 3 addon keeps each open directory's listing between them).
  */
 export interface FuseOps {
   init: (cb: Cb) => void
@@ -33,8 +34,6 @@ export interface FuseOps {
   access: (path: string, mode: number, cb: Cb) => void
   /** exact[i] false: stats[i] may be off until a lookup of that name (link count, st_blocks). */
   readdir: (path: string, cb: (errno: number, names?: string[], stats?: StatLike[], exact?: boolean[]) => void) => void
-  opendir?: (path: string, flags: number, cb: Cb<number>) => void
-  releasedir?: (path: string, fd: number, cb: Cb) => void
   flush?: (path: string, fd: number, cb: Cb) => void
   open: (path: string, flags: number, cb: Cb<number>) => void
   create: (path: string, mode: number, cb: Cb<number>, caller?: Caller) => void

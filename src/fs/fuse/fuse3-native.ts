@@ -98,7 +98,7 @@ const HANDLERS: Record<string, Handler> = {
   read: (ops, r, path, _s2, buf, fh, len, pos) => ops.read(p(path), fh, buf!, len, pos, n => r(n)),
   write: (ops, r, path, _s2, buf, fh, len, pos) => ops.write(p(path), fh, buf!, len, pos, n => r(n)),
   statfs: (ops, r, path) => ops.statfs(p(path), (e, s) => { e === 0 && s != null ? r(0, statfsArray(s)) : r(err(e) || EIO) }),
-  // flush, opendir and releasedir only reach JS when the ops table has them (see mount()).
+  // flush only reaches JS when the ops table has it (see mount()).
   flush: (ops, r, path, _s2, _b, fh) => ops.flush!(p(path), fh, e => r(err(e))),
   release: (ops, r, path, _s2, _b, fh) => ops.release(p(path), fh, e => r(err(e))),
   fsync: (ops, r, path, _s2, _b, datasync, fh) => ops.fsync(p(path), datasync !== 0, fh, e => r(err(e))),
@@ -111,7 +111,6 @@ const HANDLERS: Record<string, Handler> = {
     e === 0 ? r(0, Buffer.from((names ?? []).map(n => n + '\0').join(''))) : r(err(e))
   }),
   removexattr: (ops, r, path, name) => ops.removexattr(p(path), p(name), e => r(err(e))),
-  opendir: (ops, r, path, _s2, _b, flags) => ops.opendir!(p(path), flags, (e, fh) => r(e === 0 ? fh ?? 0 : err(e))),
   readdir: (ops, r, path) => ops.readdir(p(path), (e, names, stats, exact) => {
     if (e !== 0 || names == null) { r(err(e) || EIO); return }
     let packed: Float64Array | undefined
@@ -125,7 +124,6 @@ const HANDLERS: Record<string, Handler> = {
     }
     r(0, names, packed)
   }),
-  releasedir: (ops, r, path, _s2, _b, fh) => ops.releasedir!(p(path), fh, e => r(err(e))),
   fsyncdir: (ops, r, path, _s2, _b, datasync, fh) => ops.fsyncdir(p(path), datasync !== 0, fh, e => r(err(e))),
   access: (ops, r, path, _s2, _b, mask) => ops.access(p(path), mask, e => r(err(e))),
   create: (ops, r, path, _s2, _b, mode, _flags, uid, gid, pid, umask) =>

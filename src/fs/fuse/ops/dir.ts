@@ -1,4 +1,4 @@
-// readdir, mkdir, rmdir, fsyncdir (opendir/releasedir are left to libfuse: see binding.ts).
+// readdir, mkdir, rmdir, fsyncdir (opendir/releasedir are the binding's: see binding.ts).
 import type { OpContext } from '../context.js'
 import type { Caller, StatLike } from '../binding.js'
 
