@@ -1,8 +1,8 @@
 // Reads a run of sealed objects lying back to back in a file and opens each into caller memory,
 // in one job on the libuv pool (native/src/space_block.c, on Node's own OpenSSL). This is the
-// streaming read path: one pool job per FUSE read request and no copy besides the disk's, where
-// the seal worker takes, per block, a pool hop for the read, a hop to the worker and back, an
-// allocation and two copies. The caller owns the fd; the only I/O in the crypto layer is this
+// streaming read path: one pool job per FUSE read request and no copy besides the disk's (the
+// seal worker it replaced took, per block, a pool hop for the read, a hop to the worker and
+// back, an allocation and two copies). The caller owns the fd; the only I/O in the crypto layer is this
 // pread. Null where the addon is not built.
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'

@@ -3,16 +3,12 @@
 // caller releases it (after they reached the disk). The main thread allocates nothing per block,
 // which keeps V8's garbage collector out of the write path. Copies into and out of the slots go
 // through copyBytes (copy.ts): V8's own copies of shared memory are slow. (Moving plain
-// ArrayBuffers to the worker instead was tried: the per-transfer external-memory accounting made
-// reads 30% slower.)
+// ArrayBuffers to the worker instead was tried, back when reads went through the worker too: the
+// per-transfer external-memory accounting made them 30% slower.)
 import { Worker } from 'node:worker_threads'
 import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
-import { AuthError } from './errors.js'
 import { copyBytes } from './copy.js'
 import type { SealJob, SealResult, SealWorkerData } from './seal-worker.js'
-
-/** Plaintext opened in a shared slot: valid until release(). */
-export interface OpenedSlot { plain: Buffer, release: () => void }
 
 export interface SealedSlot {
   /** The sealed bytes, a view into the shared slot: valid until release(). */
@@ -72,36 +68,12 @@ export class SealPool {
     copyBytes(new Uint8Array(this.sab, offset, plain.length), 0, plain)
     const id = this.nextId++
     // Copies: a view into Node's 8 KiB buffer pool would clone the whole pool slab.
-    const job: SealJob = { op: 'seal', id, offset, length: plain.length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
+    const job: SealJob = { id, offset, length: plain.length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
     const r = await this.run(job, slot)
     let released = false
     return {
       sealed: Buffer.from(this.sab, offset, r.length),
       digest: Buffer.from(r.digest),
-      release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
-    }
-  }
-
-  /**
-   * Opens a sealed block in a slot: `fill` puts the sealed bytes into the slot (e.g. a pack
-   * read straight into it) and returns their length; a worker decrypts them in place.
-   */
-  async open (key: Uint8Array, pos: SealPosition, fill: (slot: Buffer) => Promise<number>): Promise<OpenedSlot> {
-    const slot = await this.slot()
-    const offset = slot * this.slotSize
-    let length: number
-    try {
-      length = await fill(Buffer.from(this.sab, offset, this.slotSize))
-    } catch (err) {
-      this.releaseSlot(slot)
-      throw err
-    }
-    const id = this.nextId++
-    const job: SealJob = { op: 'open', id, offset, length, key: new Uint8Array(key), type: pos.type, objectId: new Uint8Array(pos.objectId), index: pos.index }
-    const r = await this.run(job, slot)
-    let released = false
-    return {
-      plain: Buffer.from(this.sab, offset, r.length),
       release: () => { if (!released) { released = true; this.releaseSlot(slot) } }
     }
   }
@@ -122,7 +94,7 @@ export class SealPool {
     if (this.pending.size === 0) for (const w of this.workers) w.unref()
     if (r.error != null) {
       this.releaseSlot(p.slot)
-      p.reject(r.auth === true ? new AuthError() : new Error(r.error))
+      p.reject(new Error(r.error))
       return
     }
     p.resolve(r)

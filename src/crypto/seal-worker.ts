@@ -1,14 +1,11 @@
 // Worker thread of SealPool: seals one block in place in a shared slot and hashes the result
-// (BLAKE3, the CID's hash), or opens one in place. Its allocations live in this isolate, so the
+// (BLAKE3, the CID's hash). (Reads open blocks in native code: open-file.ts.) Its allocations live in this isolate, so the
 // main thread's GC never sees them.
 import { parentPort, workerData } from 'node:worker_threads'
-import { sealInto, open } from './aead.js'
+import { sealInto } from './aead.js'
 import { blake3 } from './blake3.js'
-import { AuthError } from './errors.js'
-import { copyBytes } from './copy.js'
 
 export interface SealJob {
-  op: 'seal' | 'open'
   id: number
   offset: number
   length: number
@@ -21,7 +18,7 @@ export interface SealJob {
 /** Given once, at start: the pool's slots. */
 export interface SealWorkerData { sab: SharedArrayBuffer, slotSize: number }
 
-export interface SealResult { id: number, length: number, digest: Uint8Array, error?: string, auth?: boolean }
+export interface SealResult { id: number, length: number, digest: Uint8Array, error?: string }
 
 const port = parentPort!
 const { sab, slotSize } = workerData as SealWorkerData
@@ -30,16 +27,10 @@ port.on('message', (job: SealJob) => {
   try {
     // One allocation per block (the cipher's output): this isolate's GC stays cheap too.
     const slot = slots.subarray(job.offset, job.offset + slotSize)
-    if (job.op === 'open') {
-      const plain = open(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length))
-      copyBytes(slot, 0, plain)
-      port.postMessage({ id: job.id, length: plain.length, digest: new Uint8Array(0) } satisfies SealResult)
-      return
-    }
     const length = sealInto(job.key, { type: job.type, objectId: job.objectId, index: job.index }, slot.subarray(0, job.length), slot)
     const digest = blake3(slot.subarray(0, length))
     port.postMessage({ id: job.id, length, digest } satisfies SealResult)
   } catch (err) {
-    port.postMessage({ id: job.id, length: 0, digest: new Uint8Array(0), error: (err as Error).message, auth: err instanceof AuthError } satisfies SealResult)
+    port.postMessage({ id: job.id, length: 0, digest: new Uint8Array(0), error: (err as Error).message } satisfies SealResult)
   }
 })

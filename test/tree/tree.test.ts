@@ -114,7 +114,7 @@ test('every commit is listed with its root, oldest first, and survives reopen', 
 // The binding frees a read's reply buffer as soon as the read answers. A block that fails
 // integrity must not make read() answer while other blocks are still being opened into it: here
 // block 0 lies apart from blocks 1..24 in the pack, so its job fails while theirs still run. Both
-// read paths: native runs straight from the pack, and (no locate()) the seal worker's slots.
+// read paths: native runs straight from the pack, and (no locate()) the decrypted-block cache.
 test('a read that fails on one block touches its buffer no more once it has answered', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'space-tree-'))
   const key = randomBytes(32)

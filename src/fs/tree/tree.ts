@@ -2,7 +2,7 @@
 // commits that seal what changed into blocks and append a new root to the journal. Knows no
 // FUSE and no network; it sees the block store through the narrow BlockStore interface.
 import type { CID } from 'multiformats/cid'
-import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, copyBytes, openRun, SEAL_OVERHEAD, type FileRange, type SealPosition, type SealedSlot, type OpenedSlot } from '../../crypto/index.js'
+import { seal, open, randomKey, randomId, SealType, AuthError, padFrame, unpadFrame, padme, copyBytes, openRun, SEAL_OVERHEAD, type FileRange, type SealPosition, type SealedSlot } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type CommitRecord,
@@ -45,8 +45,6 @@ export interface BlockCache {
 /** Seals full blocks off the event loop (SealPool). */
 export interface BlockSealer {
   seal: (key: Uint8Array, pos: SealPosition, plain: Uint8Array) => Promise<SealedSlot>
-  /** Opens a block off the event loop into memory that is reused (no allocation per block). */
-  open?: (key: Uint8Array, pos: SealPosition, fill: (slot: Buffer) => Promise<number>) => Promise<OpenedSlot>
 }
 
 /** Where commits go: the journal's append, sealed by the caller's commit key. */
@@ -620,8 +618,8 @@ export class Tree {
       if (mem != null) { copy(i, mem); continue }
       // A read that takes a whole block (streaming) skips the cache: no allocation per block for
       // the GC to chase, and nothing evicted for it. It is opened from the pack straight into
-      // `out` where the addon is built and the plaintext (padding included) fits there, blocks
-      // lying back to back in one pack together; else in a reused slot of the seal worker.
+      // `out` where the plaintext (padding included) fits there, blocks lying back to back in one
+      // pack together. Blocks not on disk yet, and reads without the addon, use the cache.
       const cid = f.blocks?.get(i)
       const blockStart = i * BLOCK_SIZE
       const whole = pos <= blockStart && (end >= blockStart + BLOCK_SIZE || end === f.size)
@@ -636,11 +634,7 @@ export class Tree {
         continue
       }
       endRun()
-      if (whole && uncached && this.sealer?.open != null) {
-        pending.push(this.readDirect(f, i, cid!, plain => copy(i, plain)))
-      } else {
-        pending.push(this.readBlock(f, i).then(b => copy(i, b)))
-      }
+      pending.push(this.readBlock(f, i).then(b => copy(i, b)))
     }
     endRun()
   }
@@ -681,29 +675,12 @@ export class Tree {
     if (failed != null) throw failed
   }
 
-  private async readDirect (f: FileNode, idx: number, cid: CID, use: (plain: Buffer) => void): Promise<void> {
-    const what = `file ${f.path()} block ${idx}`
-    let stage: 'read' | 'open' = 'read'
-    let slot: OpenedSlot
-    try {
-      slot = await this.sealer!.open!(f.key, { type: SealType.Block, objectId: f.id, index: idx }, async dst => {
-        const sealed = await this.store.get(cid, dst)
-        if (sealed.buffer !== dst.buffer || sealed.byteOffset !== dst.byteOffset) copyBytes(dst, 0, sealed)
-        stage = 'open'
-        return sealed.length
-      })
-    } catch (err) {
-      throw this.integrityError(what, cid, err, stage)
-    }
-    try { use(slot.plain) } finally { slot.release() }
-  }
 
   private readAhead (f: FileNode, from: number, count: number): void {
     const lastIdx = Math.floor((f.size - 1) / BLOCK_SIZE)
     for (let i = from; i < from + count && i <= lastIdx; i++) this.readBlock(f, i).catch(() => {})
   }
 
-  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
   /** Buffer size for a new block holding `need` bytes: small files get small buffers. */
   private static sizeFor (need: number): number {
     return need > BLOCK_SIZE / 2 ? BLOCK_SIZE : Math.max(4096, 2 ** Math.ceil(Math.log2(need)))
@@ -716,6 +693,7 @@ export class Tree {
     return grown
   }
 
+  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
   private async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE): Promise<Buffer> {
     for (;;) {
       let buf = f.dirty.get(idx)
