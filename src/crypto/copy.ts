@@ -3,21 +3,11 @@
 // it), at a fraction of memcpy's speed: 18% of the CPU of a 1 GiB write went there. The sealing
 // slots are shared memory, so copies into and out of them use the small addon native/space_mem
 // where it is built, and TypedArray#set where it is not.
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { loadAddon } from './addon.js'
 
 type Copy = (target: Uint8Array, targetStart: number, source: Uint8Array, sourceStart: number, count: number) => number
 
-function load (): Copy | null {
-  try {
-    const path = fileURLToPath(new URL('../../../native/build/Release/space_mem.node', import.meta.url))
-    return (createRequire(import.meta.url)(path) as { copy: Copy }).copy
-  } catch {
-    return null
-  }
-}
-
-const native = load()
+const native = loadAddon<Copy>('space_mem', 'copy')
 
 /** True when copies use the native memmove. */
 export const nativeCopy = native != null

@@ -2,26 +2,16 @@
 // in one job on the libuv pool (native/src/space_block.c, on Node's own OpenSSL). This is the
 // streaming read path: one pool job per FUSE read request and no copy besides the disk's (the
 // seal worker it replaced took, per block, a pool hop for the read, a hop to the worker and
-// back, an allocation and two copies). The caller owns the fd; the only I/O in the crypto layer is this
-// pread. Null where the addon is not built.
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+// back, an allocation and two copies). The caller owns the fd; the only I/O in the crypto layer
+// is this pread. Null where the addon is not built.
 import { getSystemErrorName } from 'node:util'
 import { associatedData, type SealPosition } from './aead.js'
 import { AuthError, CryptoError, FormatError } from './errors.js'
+import { loadAddon } from './addon.js'
 
 type Native = (fd: number, position: number, length: number, direct: boolean, key: Uint8Array, type: number, ads: Uint8Array, blocks: Float64Array, dst: Uint8Array) => Promise<number[]>
 
-function load (): Native | null {
-  try {
-    const path = fileURLToPath(new URL('../../../native/build/Release/space_block.node', import.meta.url))
-    return (createRequire(import.meta.url)(path) as { openRun: Native }).openRun
-  } catch {
-    return null
-  }
-}
-
-const native = load()
+const native = loadAddon<Native>('space_block', 'openRun')
 
 /**
  * Where sealed bytes lie: `length` bytes at `position` of the open file `fd`; `direct`: fd was
