@@ -39,12 +39,16 @@ export class FileNode extends Node {
 
 export class DirNode extends Node {
   readonly kind = Kind.Dir
-  /** Children by name; null until the directory node is loaded. */
+  /**
+   * Children by name; null until the directory node is loaded. Private to dir-entries.ts by
+   * convention: every other module goes through its functions, so sharding changes one file.
+   */
   children: Map<string, Node> | null = null
   cid: CID | null = null
   /** The directory node must be rewritten at the next commit. */
   dirty = false
   loading: Promise<void> | null = null
+  /** Subdirectories among the children (nlink); kept by dir-entries.ts. */
   subdirs = 0
   constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
 }
