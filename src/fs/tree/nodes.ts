@@ -28,7 +28,7 @@ export class FileNode extends Node {
   blocks: Map<number, CID> | null = new Map()
   blockMap: CID | null = null
   blockMapDirty = false
-  /** Plaintext blocks written since they were last sealed (each BLOCK_SIZE bytes). */
+  /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
   readonly dirty = new Map<number, Buffer>()
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
   readonly sealing = new Map<number, Buffer>()
