@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
 import {
-  blockOf, offsetInBlock, blockStart, blockEnd, blockCount, lastBlock, blockSpan, bytesInBlock,
+  blockOf, offsetInBlock, roomInBlock, blockStart, blockEnd, blockCount, lastBlock, blockSpan, bytesInBlock,
   bytesOfBlocks, sectorsOf, sectorsOfBlocks, bufferSizeFor, paddedLength
 } from '../../src/fs/tree/block-range.js'
 
@@ -28,6 +28,7 @@ test('every offset up to three blocks and one byte falls in the block and at the
     if (blockOf(off) !== naiveIdx[off]) assert.fail(`blockOf(${off}) = ${blockOf(off)}, walk says ${naiveIdx[off]}`)
     if (offsetInBlock(off) !== naiveInner[off]) assert.fail(`offsetInBlock(${off}) = ${offsetInBlock(off)}, walk says ${naiveInner[off]}`)
     if (blockStart(blockOf(off)) + offsetInBlock(off) !== off) assert.fail(`block start plus inner offset of ${off}`)
+    if (roomInBlock(off) !== B - naiveInner[off]) assert.fail(`roomInBlock(${off}) = ${roomInBlock(off)}`)
   }
 })
 

@@ -11,6 +11,9 @@ export const blockOf = (offset: number): number => Math.floor(offset / BLOCK_SIZ
 /** Position of byte `offset` inside its block. */
 export const offsetInBlock = (offset: number): number => offset % BLOCK_SIZE
 
+/** Bytes from `offset` to the end of its block. */
+export const roomInBlock = (offset: number): number => BLOCK_SIZE - offsetInBlock(offset)
+
 /** File offset of the first byte of block `idx`. */
 export const blockStart = (idx: number): number => idx * BLOCK_SIZE
 

@@ -6,7 +6,7 @@ import type { CID } from 'multiformats/cid'
 import { TreeError, fail } from './errors.js'
 import type { FileNode } from './nodes.js'
 import { touch } from './changes.js'
-import { blockOf, offsetInBlock, blockCount } from './block-range.js'
+import { blockOf, offsetInBlock, roomInBlock, blockCount } from './block-range.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileBlocks } from './file-blocks.js'
 import type { BlockStore } from './ports.js'
@@ -40,7 +40,7 @@ export class FileWriter {
       const p = pos + off
       const idx = blockOf(p)
       const inner = offsetInBlock(p)
-      const n = Math.min(BLOCK_SIZE - inner, len - off)
+      const n = Math.min(roomInBlock(p), len - off)
       let buf = f.dirty.get(idx) ?? await fileBlocks.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE, inner + n)
       if (buf.length < inner + n) buf = fileBlocks.growDirty(f, idx, buf, inner + n)
       src.copy(buf, inner, off, off + n)
