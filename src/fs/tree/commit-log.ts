@@ -4,7 +4,7 @@
 import { seal, open, hkdf, SealType, padFrame, unpadFrame } from '../../crypto/index.js'
 import { type CommitRecord, encode, decode } from './format.js'
 import { TreeError } from './errors.js'
-import type { CommitSink } from './tree.js'
+import type { CommitSink } from './ports.js'
 
 export interface RecordFile { append: (bytes: Uint8Array) => Promise<void> }
 
@@ -40,12 +40,12 @@ export class CommitLog implements CommitSink {
       try {
         framed = open(this.key, { type: SealType.Root, objectId: this.storeId, index: i + 1 }, sealed)
       } catch {
-        throw new TreeError('ERR_CORRUPT_STORE', `commit record ${i + 1} fails authentication`)
+        throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} fails authentication`)
       }
       const body = unpadFrame(framed)
-      if (body == null) throw new TreeError('ERR_CORRUPT_STORE', `commit record ${i + 1} is malformed`)
+      if (body == null) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} is malformed`)
       const rec = decode<CommitRecord>(body, `commit record ${i + 1}`)
-      if (rec.seq !== i + 1) throw new TreeError('ERR_CORRUPT_STORE', `commit record ${i + 1} claims sequence ${rec.seq}`)
+      if (rec.seq !== i + 1) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} claims sequence ${rec.seq}`)
       return rec
     })
   }

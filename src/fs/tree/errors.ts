@@ -1,10 +1,15 @@
 // Typed errors of the tree. Codes are stable and carry no errno: the FUSE frontend's errno.ts
-// is the one place that turns them into errno values.
+// is the one place that turns them into errno values. The union lists exactly the codes thrown.
 export type TreeErrorCode =
   | 'ERR_NOT_FOUND' | 'ERR_EXISTS' | 'ERR_NOT_DIR' | 'ERR_IS_DIR' | 'ERR_NOT_EMPTY'
-  | 'ERR_NAME_TOO_LONG' | 'ERR_INVALID' | 'ERR_NOT_PERMITTED' | 'ERR_INTEGRITY' | 'ERR_NO_ATTR'
-  | 'ERR_RANGE' | 'ERR_UNSUPPORTED' | 'ERR_BUSY' | 'ERR_NO_SPACE' | 'ERR_IO' | 'ERR_TOO_BIG'
-  | 'ERR_WRONG_KEY' | 'ERR_FORMAT' | 'ERR_CORRUPT_STORE' | 'ERR_BAD_HANDLE'
+  | 'ERR_NAME_TOO_LONG' | 'ERR_INVALID' | 'ERR_NOT_PERMITTED' | 'ERR_NO_ATTR' | 'ERR_RANGE'
+  | 'ERR_UNSUPPORTED' | 'ERR_BUSY' | 'ERR_NO_SPACE' | 'ERR_TOO_BIG'
+  // a block or node fails authentication or does not decode (integrity), or is of a later format
+  | 'ERR_INTEGRITY' | 'ERR_FORMAT'
+  // the commit journal (commit-log.ts): the same spelling as the drive's
+  | 'ERR_STORE_CORRUPT'
+  // thrown as a TreeError by the FUSE frontend (src/fs/fuse/context.ts) for an unknown handle
+  | 'ERR_BAD_HANDLE'
 
 export class TreeError extends Error {
   readonly code: TreeErrorCode

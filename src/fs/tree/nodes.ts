@@ -28,7 +28,7 @@ export class FileNode extends Node {
   blocks: Map<number, CID> | null = new Map()
   blockMap: CID | null = null
   blockMapDirty = false
-  /** Plaintext blocks written since they were last sealed (each BLOCK_SIZE bytes). */
+  /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
   readonly dirty = new Map<number, Buffer>()
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
   readonly sealing = new Map<number, Buffer>()
@@ -39,12 +39,16 @@ export class FileNode extends Node {
 
 export class DirNode extends Node {
   readonly kind = Kind.Dir
-  /** Children by name; null until the directory node is loaded. */
+  /**
+   * Children by name; null until the directory node is loaded. Private to dir-entries.ts by
+   * convention: every other module goes through its functions, so sharding changes one file.
+   */
   children: Map<string, Node> | null = null
   cid: CID | null = null
   /** The directory node must be rewritten at the next commit. */
   dirty = false
   loading: Promise<void> | null = null
+  /** Subdirectories among the children (nlink); kept by dir-entries.ts. */
   subdirs = 0
   constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
 }

@@ -1,0 +1,106 @@
+// Entries <-> nodes, and the sealed objects of the tree: directory nodes and block maps (padded,
+// framed dag-cbor, sealed under the owning node's key) and content blocks' seal positions. Pure:
+// the one store it sees is the `put` a file's new block map goes to while its entry is made.
+import type { CID } from 'multiformats/cid'
+import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
+import {
+  type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord,
+  INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
+} from './format.js'
+import { fail } from './errors.js'
+import { type Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+import { startEmpty } from './dir-entries.js'
+import type { BlockStore } from './ports.js'
+
+/** A node from its stored entry; a directory's entries and a file's block map load later. */
+export function nodeFromEntry (e: EntryRecord): Node {
+  const attrs: Attrs = { mode: e.m & 0o7777, uid: e.u, gid: e.g, atime: nsToMs(e.a), mtime: nsToMs(e.mt), ctime: nsToMs(e.c) }
+  let node: Node
+  switch (e.t) {
+    case Kind.File: {
+      const f = new FileNode(attrs, Buffer.from(e.i!), Buffer.from(e.k!))
+      f.size = e.s ?? 0
+      if (e.bm != null) { f.blocks = null; f.blockMap = e.bm } else f.blocks = new Map(e.b ?? [])
+      node = f
+      break
+    }
+    case Kind.Dir: {
+      const d = new DirNode(attrs, Buffer.from(e.i!), Buffer.from(e.k!))
+      d.cid = e.d ?? null
+      if (d.cid == null) startEmpty(d)
+      node = d
+      break
+    }
+    case Kind.Symlink: node = new SymlinkNode(attrs, e.l ?? ''); break
+    case Kind.Fifo: case Kind.Char: case Kind.Block: case Kind.Socket:
+      node = new SpecialNode(attrs, e.t, e.r ?? 0); break
+    default: return fail('ERR_FORMAT', `unknown entry type ${String(e.t)}`)
+  }
+  if (e.x != null) node.xattrs = new Map(Object.entries(e.x).map(([k, v]) => [k, Buffer.from(v)]))
+  node.name = e.n
+  return node
+}
+
+/**
+ * The entry that stores `node`. A file whose block list outgrew INLINE_BLOCKS gets its block map
+ * sealed and put first when it changed; a directory must be sealed already (its `cid`).
+ */
+export function entryOf (node: Node, store: Pick<BlockStore, 'put'>): EntryRecord {
+  const a = node.attrs
+  const e: EntryRecord = { n: node.name, t: node.kind, m: a.mode, u: a.uid, g: a.gid, a: msToNs(a.atime), mt: msToNs(a.mtime), c: msToNs(a.ctime) }
+  if (node.xattrs != null && node.xattrs.size > 0) e.x = Object.fromEntries(node.xattrs)
+  if (node instanceof FileNode) {
+    e.i = node.id
+    e.k = node.key
+    e.s = node.size
+    if (node.blocks == null) {
+      e.bm = node.blockMap!
+    } else if (node.blocks.size <= INLINE_BLOCKS) {
+      e.b = sortedBlocks(node.blocks)
+    } else {
+      if (node.blockMapDirty || node.blockMap == null) {
+        node.blockMap = store.put(sealBlockMap(node, node.blocks))
+        node.blockMapDirty = false
+      }
+      e.bm = node.blockMap
+    }
+  } else if (node instanceof DirNode) {
+    e.i = node.id
+    e.k = node.key
+    e.d = node.cid!
+  } else if (node instanceof SymlinkNode) {
+    e.l = node.target
+  } else if (node instanceof SpecialNode) {
+    e.r = node.rdev
+  }
+  return e
+}
+
+const sortedBlocks = (blocks: Map<number, CID>): Array<[number, CID]> => [...blocks.entries()].sort((x, y) => x[0] - y[0])
+
+/** Where each sealed object of a node sits: binds the ciphertext to its node and position. */
+export const dirPosition = (dir: DirNode): SealPosition => ({ type: SealType.Dir, objectId: dir.id, index: 0 })
+export const blockMapPosition = (f: FileNode): SealPosition => ({ type: SealType.BlockMap, objectId: f.id, index: 0 })
+export const blockPosition = (f: FileNode, idx: number): SealPosition => ({ type: SealType.Block, objectId: f.id, index: idx })
+
+export function sealDirNode (dir: DirNode, entries: EntryRecord[]): Uint8Array {
+  const rec: DirNodeRecord = { v: FORMAT_VERSION, e: entries }
+  return seal(dir.key, dirPosition(dir), padFrame(encode(rec)))
+}
+
+export function sealBlockMap (f: FileNode, blocks: Map<number, CID>): Uint8Array {
+  const rec: BlockMapRecord = { v: FORMAT_VERSION, b: sortedBlocks(blocks) }
+  return seal(f.key, blockMapPosition(f), padFrame(encode(rec)))
+}
+
+/** The entries of an opened directory node (`framed`: its plaintext, still framed). */
+export function decodeDirNode (dir: DirNode, framed: Buffer): EntryRecord[] {
+  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.path()}: bad framing`)
+  return decode<DirNodeRecord>(body, `directory ${dir.path()}`).e
+}
+
+/** The (index, CID) pairs of an opened block map. */
+export function decodeBlockMap (f: FileNode, framed: Buffer): Array<[number, CID]> {
+  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.path()}: bad block map framing`)
+  return decode<BlockMapRecord>(body, `file ${f.path()} block map`).b
+}

@@ -1,0 +1,88 @@
+// Commits: seal what changed (content blocks still dirty or sealing, then every dirty directory
+// from the leaves up) into the store, make the store durable, and append the new root to the
+// commit sink. Concurrent callers share the next commit; a failed commit leaves the tree dirty.
+import type { CID } from 'multiformats/cid'
+import { type CommitRecord, FORMAT_VERSION } from './format.js'
+import type { DirNode } from './nodes.js'
+import { sealEntries } from './dir-entries.js'
+import { entryOf, sealDirNode } from './codec.js'
+import type { FileBlocks } from './file-blocks.js'
+import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
+
+export interface CommitDeps {
+  root: DirNode
+  store: Pick<BlockStore, 'put' | 'sync'>
+  sink: CommitSink
+  fileBlocks: Pick<FileBlocks, 'sealsInFlight' | 'waitForAllSeals' | 'takeOverSeals' | 'sealAllDirty'>
+  now: () => number
+  /** Called after each commit is durable. */
+  onCommit: (info: CommitInfo) => void
+  /** The last committed record, or null for a new tree. */
+  head: CommitRecord | null
+}
+
+export class Committer {
+  private seq: number
+  private headRoot: CID | null
+  private pending: Promise<CommitInfo> | null = null
+  private chain: Promise<unknown> = Promise.resolve()
+  private failed = false
+
+  constructor (private readonly deps: CommitDeps) {
+    this.seq = deps.head?.seq ?? 0
+    this.headRoot = deps.head != null ? deps.root.cid : null
+  }
+
+  /** Something changed since the last durable commit (or the last one failed). */
+  get dirty (): boolean { return this.deps.root.dirty || this.failed }
+
+  get head (): CommitInfo { return { seq: this.seq, root: this.headRoot, time: this.deps.now() } }
+
+  /**
+   * Makes every change so far durable. Callers arriving while a commit runs share the next one,
+   * so a burst of fsyncs costs one commit.
+   */
+  commit (): Promise<CommitInfo> {
+    if (this.pending != null) return this.pending
+    const run = this.chain.then(async () => {
+      this.pending = null
+      return await this.commitNow()
+    })
+    this.pending = run
+    this.chain = run.catch(() => {})
+    return run
+  }
+
+  private async commitNow (): Promise<CommitInfo> {
+    const { root, store, fileBlocks } = this.deps
+    if (fileBlocks.sealsInFlight > 0) await fileBlocks.waitForAllSeals()
+    if (!root.dirty && !this.failed) return this.head
+    // Everything up to the journal append is synchronous: the snapshot is consistent.
+    fileBlocks.takeOverSeals()
+    fileBlocks.sealAllDirty()
+    if (root.dirty) this.sealDir(root)
+    const rootEntry = entryOf(root, store)
+    const rootCid = root.cid
+    try {
+      const wm = await store.sync()
+      const rec: CommitRecord = { v: FORMAT_VERSION, seq: this.seq + 1, time: this.deps.now(), root: rootEntry, pack: [wm.pack, wm.offset] }
+      await this.deps.sink.append(rec)
+      this.seq = rec.seq
+      this.headRoot = rootCid
+      this.failed = false
+      const info = { seq: rec.seq, root: rootCid, time: rec.time }
+      this.deps.onCommit(info)
+      return info
+    } catch (err) {
+      this.failed = true
+      throw err
+    }
+  }
+
+  /** Seals one dirty directory, its dirty subdirectories first, and sets its `cid`. */
+  private sealDir (dir: DirNode): void {
+    const records = sealEntries(dir, sub => this.sealDir(sub), node => entryOf(node, this.deps.store))
+    dir.cid = this.deps.store.put(sealDirNode(dir, records))
+    dir.dirty = false
+  }
+}

@@ -1,0 +1,196 @@
+// The states of a file's content blocks and the jobs that move them: dirty -> sealing -> sealed.
+//
+// A block index `i` of file `f` is, from newest content to oldest:
+//   dirty    f.dirty.get(i): a plaintext buffer written since the block was last sealed;
+//   sealing  f.sealing.get(i): a full block whose seal job runs on the thread pool;
+//   sealed   f.blocks.get(i): the CID of its sealed bytes in the store; absent everywhere: a hole.
+// Invariants:
+//   1. An index is never both dirty and sealing; reads take dirty ?? sealing ?? sealed.
+//   2. A seal job's identity is its buffer: it lands (sealing -> sealed) only while
+//      f.sealing.get(i) is still that buffer. A write into the block (back to dirty), a truncate
+//      or a commit (which takes the block over and seals it inline) supersede it; its result is
+//      then dropped. A failed job puts the block back to dirty.
+//   3. dirtyFiles holds exactly the files in the tree (parent != null) with dirty blocks, and
+//      dirtyBlocks their number: every change of a dirty map goes through markDirty/unmarkDirty,
+//      and a file leaving the tree is forgotten (its dirty blocks stay for open handles but are
+//      never sealed).
+//   4. A dirty buffer holds the file's bytes of its block up to the file's size and zeros after;
+//      it is BLOCK_SIZE long or, for a block that starts small, a power of two that grows.
+//   5. A buffer goes back to freeBuffers only once its seal landed: reads copy in-memory blocks
+//      before any await, so nothing else holds it.
+import type { CID } from 'multiformats/cid'
+import { seal } from '../../crypto/index.js'
+import { cidFromBlake3 } from '../../store/cid.js'
+import { BLOCK_SIZE } from './format.js'
+import type { FileNode } from './nodes.js'
+import { blockPosition } from './codec.js'
+import { touch } from './changes.js'
+import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
+import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
+
+/** Seal jobs in flight beyond which a write waits for one to land. */
+const MAX_SEALS = 192
+
+export interface FileBlocksDeps {
+  store: Pick<BlockStore, 'put' | 'putWithCid'>
+  cache: Pick<BlockCache, 'set'>
+  /** Seals full blocks off the event loop; without one they are sealed inline. */
+  sealer: BlockSealer | null
+  /** Plaintext of one block as stored (or null for a hole): the old content a partial write keeps. */
+  readBlock: (f: FileNode, idx: number) => Promise<Buffer | null>
+  log: (line: string) => void
+  /** Plaintext bytes of dirty blocks kept before they are sealed eagerly. */
+  dirtyBudget: number
+}
+
+export class FileBlocks {
+  private readonly dirtyFiles = new Set<FileNode>()
+  private dirtyBlocks = 0
+  private readonly sealingFiles = new Set<FileNode>()
+  private readonly seals = new Set<Promise<void>>()
+  /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
+  private readonly freeBuffers: Buffer[] = []
+
+  constructor (private readonly deps: FileBlocksDeps) {}
+
+  /** Plaintext bytes of dirty blocks are over the budget: seal them now. */
+  get overBudget (): boolean { return bytesOfBlocks(this.dirtyBlocks) > this.deps.dirtyBudget }
+
+  /** Too many seal jobs in flight: a writer should wait for one. */
+  get congested (): boolean { return this.seals.size > MAX_SEALS }
+
+  async waitForOneSeal (): Promise<void> { await Promise.race(this.seals) }
+
+  get sealsInFlight (): number { return this.seals.size }
+
+  async waitForAllSeals (): Promise<void> { await Promise.all([...this.seals]) }
+
+  /** A file left the tree: its dirty blocks stay for open handles but are never sealed. */
+  forget (f: FileNode): void {
+    if (this.dirtyFiles.delete(f)) this.dirtyBlocks -= f.dirty.size
+  }
+
+  markDirty (f: FileNode, idx: number, buf: Buffer): void {
+    const had = f.dirty.has(idx)
+    f.dirty.set(idx, buf)
+    if (f.parent == null) return
+    if (!this.dirtyFiles.has(f)) { this.dirtyFiles.add(f); this.dirtyBlocks += f.dirty.size } else if (!had) this.dirtyBlocks++
+  }
+
+  unmarkDirty (f: FileNode, idx: number): void {
+    if (!f.dirty.delete(idx) || !this.dirtyFiles.has(f)) return
+    this.dirtyBlocks--
+    if (f.dirty.size === 0) this.dirtyFiles.delete(f)
+  }
+
+  /** Replaces a dirty buffer too short for `need` bytes by a larger copy. */
+  growDirty (f: FileNode, idx: number, buf: Buffer, need: number): Buffer {
+    const grown = Buffer.alloc(bufferSizeFor(need))
+    buf.copy(grown)
+    f.dirty.set(idx, grown)
+    return grown
+  }
+
+  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
+  async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE): Promise<Buffer> {
+    for (;;) {
+      let buf = f.dirty.get(idx)
+      if (buf != null) return buf
+      const inSeal = f.sealing.get(idx)
+      if (inSeal != null) {
+        // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
+        f.sealing.delete(idx)
+        buf = Buffer.from(inSeal)
+        this.markDirty(f, idx, buf)
+        return buf
+      }
+      const cid = f.blocks?.get(idx)
+      const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
+      // Another write may have dirtied, sealed or replaced the block while we read: start over.
+      if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
+      if (whole) buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+      else if (old != null) buf = Buffer.alloc(BLOCK_SIZE)
+      else buf = Buffer.alloc(bufferSizeFor(need))
+      if (old != null) old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx)))
+      this.markDirty(f, idx, buf)
+      return buf
+    }
+  }
+
+  /** Seals one dirty block inline (padded if it is the short last one) and caches its plaintext. */
+  sealBlock (f: FileNode, idx: number): void {
+    const buf = f.dirty.get(idx)
+    if (buf == null) return
+    const len = bytesInBlock(f.size, idx)
+    this.unmarkDirty(f, idx)
+    if (len <= 0) return
+    const plainLen = paddedLength(len)
+    let plain = buf.subarray(0, plainLen)
+    if (plain.length < plainLen) { plain = Buffer.alloc(plainLen); buf.copy(plain) }
+    const cid = this.deps.store.put(seal(f.key, blockPosition(f, idx), plain))
+    f.blocks!.set(idx, cid)
+    f.blockMapDirty = true
+    // Cache an exact-size copy: a view would pin the whole 128 KiB buffer while the LRU counts
+    // only the view's length.
+    this.deps.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
+  }
+
+  /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
+  startSeal (f: FileNode, idx: number): void {
+    const buf = f.dirty.get(idx)
+    if (buf == null) return
+    this.unmarkDirty(f, idx)
+    f.sealing.set(idx, buf)
+    this.sealingFiles.add(f)
+    const pos = blockPosition(f, idx)
+    const { store, sealer } = this.deps
+    const job: Promise<void> = (async () => {
+      let cid: CID
+      if (sealer != null) {
+        const s = await sealer.seal(f.key, pos, buf)
+        if (f.sealing.get(idx) !== buf) { s.release(); return } // superseded: newer write, truncate or commit
+        cid = store.putWithCid(cidFromBlake3(s.digest), s.sealed, s.release)
+      } else {
+        if (f.sealing.get(idx) !== buf) return
+        cid = store.put(seal(f.key, pos, buf))
+      }
+      f.sealing.delete(idx)
+      f.blocks!.set(idx, cid)
+      f.blockMapDirty = true
+      if (f.parent != null) touch(f)
+      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
+    })().catch(err => {
+      this.deps.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
+      if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); this.markDirty(f, idx, buf) }
+    }).finally(() => {
+      this.seals.delete(job)
+      if (f.sealing.size === 0) this.sealingFiles.delete(f)
+    })
+    this.seals.add(job)
+  }
+
+  /** Cuts a file's blocks at `keep` blocks: later dirty and sealing blocks are dropped. */
+  dropFrom (f: FileNode, keep: number): void {
+    for (const i of [...f.dirty.keys()]) if (i >= keep) this.unmarkDirty(f, i)
+    for (const i of [...f.sealing.keys()]) if (i >= keep) f.sealing.delete(i)
+  }
+
+  /** Takes back what is still sealing on the pool as dirty, so a commit seals it inline. */
+  takeOverSeals (): void {
+    for (const f of [...this.sealingFiles]) {
+      for (const [idx, buf] of [...f.sealing]) {
+        f.sealing.delete(idx)
+        if (f.parent != null) this.markDirty(f, idx, buf)
+      }
+      this.sealingFiles.delete(f)
+    }
+  }
+
+  /** Seals every dirty block of the files in the tree inline. */
+  sealAllDirty (): void {
+    for (const f of [...this.dirtyFiles]) {
+      if (f.parent == null) { this.forget(f); continue }
+      for (const idx of [...f.dirty.keys()]) this.sealBlock(f, idx)
+    }
+  }
+}

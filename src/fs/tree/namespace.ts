@@ -1,0 +1,188 @@
+// The namespace: path resolution and the operations that add, remove and move names (create,
+// mknod, mkdir, symlink, unlink, rmdir, rename, link), with their POSIX error codes. Entries are
+// reached through dir-entries.ts; a directory not loaded yet is loaded on the way.
+import { randomKey, randomId } from '../../crypto/index.js'
+import { type Attrs, Kind } from './format.js'
+import { fail } from './errors.js'
+import { type Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+import { isLoaded, getEntry, hasEntry, entryCount, entries, setEntry, deleteEntry, startEmpty } from './dir-entries.js'
+import { touch, touchDir } from './changes.js'
+import type { Owner } from './ports.js'
+
+const NAME_MAX = 255
+const MAX_SYMLINK = 4095
+
+export function kindOfMode (mode: number): Kind {
+  switch (mode & 0o170000) {
+    case 0o100000: case 0: return Kind.File
+    case 0o040000: return Kind.Dir
+    case 0o120000: return Kind.Symlink
+    case 0o010000: return Kind.Fifo
+    case 0o020000: return Kind.Char
+    case 0o060000: return Kind.Block
+    case 0o140000: return Kind.Socket
+    default: return fail('ERR_INVALID', `unknown file type in mode ${mode.toString(8)}`)
+  }
+}
+
+function split (path: string): string[] {
+  const parts = path.split('/').filter(p => p.length > 0)
+  for (const p of parts) {
+    if (Buffer.byteLength(p) > NAME_MAX) fail('ERR_NAME_TOO_LONG', `name longer than ${NAME_MAX} bytes`)
+  }
+  return parts
+}
+
+/** What the namespace needs of the rest of the tree. */
+export interface NamespaceDeps {
+  root: DirNode
+  loadDir: (dir: DirNode) => Promise<void>
+  /** A file left the tree (unlinked or replaced): its dirty blocks must not be sealed. */
+  forget: (f: FileNode) => void
+  now: () => number
+  owner: Owner
+}
+
+export class Namespace {
+  constructor (private readonly deps: NamespaceDeps) {}
+
+  private async loaded (dir: DirNode): Promise<DirNode> {
+    if (!isLoaded(dir)) await this.deps.loadDir(dir)
+    return dir
+  }
+
+  async lookup (path: string): Promise<Node> {
+    let node: Node = this.deps.root
+    for (const part of split(path)) {
+      if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${node.path()} is not a directory`)
+      const child: Node | undefined = getEntry(await this.loaded(node as DirNode), part)
+      if (child == null) fail('ERR_NOT_FOUND', `${path} does not exist`)
+      node = child!
+    }
+    return node
+  }
+
+  /** The loaded directory a path's last name lives in, and that name. */
+  private async parentOf (path: string): Promise<{ dir: DirNode, name: string }> {
+    const parts = split(path)
+    const name = parts.pop()
+    if (name == null) fail('ERR_BUSY', 'the root cannot be replaced')
+    const dir = await this.lookup('/' + parts.join('/'))
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${dir.path()} is not a directory`)
+    return { dir: await this.loaded(dir as DirNode), name: name! }
+  }
+
+  /** A node given as itself (an open file that was unlinked has no path) or by its path. */
+  async target (t: Node | string): Promise<Node> {
+    return typeof t === 'string' ? await this.lookup(t) : t
+  }
+
+  async readdir (path: string): Promise<Array<[string, Node]>> {
+    const dir = await this.lookup(path)
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
+    return entries(await this.loaded(dir as DirNode))
+  }
+
+  private newAttrs (mode: number, uid?: number, gid?: number): Attrs {
+    const t = this.deps.now()
+    const owner = this.deps.owner
+    return { mode: mode & 0o7777, uid: uid ?? owner.uid, gid: gid ?? owner.gid, atime: t, mtime: t, ctime: t }
+  }
+
+  /** Adds a new node under a free name; its creation time is the directory's new mtime. */
+  private async add<T extends Node> (path: string, make: () => T): Promise<T> {
+    const { dir, name } = await this.parentOf(path)
+    if (hasEntry(dir, name)) fail('ERR_EXISTS', `${path} exists`)
+    const node = make()
+    setEntry(dir, name, node)
+    touchDir(dir, node.attrs.ctime)
+    return node
+  }
+
+  async create (path: string, mode: number, uid?: number, gid?: number): Promise<FileNode> {
+    return await this.add(path, () => new FileNode(this.newAttrs(mode, uid, gid), randomId(), randomKey()))
+  }
+
+  async mknod (path: string, mode: number, rdev: number, uid?: number, gid?: number): Promise<Node> {
+    const kind = kindOfMode(mode)
+    if (kind === Kind.File) return await this.create(path, mode, uid, gid)
+    if (kind === Kind.Dir || kind === Kind.Symlink) fail('ERR_INVALID', 'mknod cannot make directories or symlinks')
+    return await this.add(path, () => new SpecialNode(this.newAttrs(mode, uid, gid), kind, rdev))
+  }
+
+  async mkdir (path: string, mode: number, uid?: number, gid?: number): Promise<DirNode> {
+    return await this.add(path, () => {
+      const d = new DirNode(this.newAttrs(mode, uid, gid), randomId(), randomKey())
+      startEmpty(d)
+      d.dirty = true
+      return d
+    })
+  }
+
+  async symlink (target: string, path: string, uid?: number, gid?: number): Promise<SymlinkNode> {
+    if (Buffer.byteLength(target) > MAX_SYMLINK) fail('ERR_NAME_TOO_LONG', 'symlink target too long')
+    return await this.add(path, () => new SymlinkNode(this.newAttrs(0o777, uid, gid), target))
+  }
+
+  async readlink (path: string): Promise<string> {
+    const node = await this.lookup(path)
+    if (!(node instanceof SymlinkNode)) fail('ERR_INVALID', `${path} is not a symlink`)
+    return (node as SymlinkNode).target
+  }
+
+  async unlink (path: string): Promise<Node> {
+    const { dir, name } = await this.parentOf(path)
+    const node = getEntry(dir, name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
+    if (node.kind === Kind.Dir) fail('ERR_IS_DIR', `${path} is a directory`)
+    deleteEntry(dir, node)
+    if (node instanceof FileNode) this.deps.forget(node)
+    node.attrs.ctime = this.deps.now()
+    touchDir(dir, this.deps.now())
+    return node
+  }
+
+  async rmdir (path: string): Promise<void> {
+    const { dir, name } = await this.parentOf(path)
+    const node = getEntry(dir, name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
+    if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
+    if (entryCount(await this.loaded(node as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${path} is not empty`)
+    deleteEntry(dir, node)
+    touchDir(dir, this.deps.now())
+  }
+
+  async link (_from: string, _to: string): Promise<never> {
+    // A folder's key opens exactly its subtree; a file reachable from two folders would leak
+    // through either and leave the other entry stale after a write. See docs/format.md.
+    return fail('ERR_NOT_PERMITTED', 'hard links are not supported')
+  }
+
+  /** `noReplace` (RENAME_NOREPLACE): an existing target fails with ERR_EXISTS, checked atomically. */
+  async rename (from: string, to: string, noReplace = false): Promise<void> {
+    const src = await this.parentOf(from)
+    const node = getEntry(src.dir, src.name) ?? fail('ERR_NOT_FOUND', `${from} does not exist`)
+    const dst = await this.parentOf(to)
+    for (let d: DirNode | null = dst.dir; d != null; d = d.parent) {
+      if (d === node) fail('ERR_INVALID', `cannot move ${from} into itself`)
+    }
+    const existing = getEntry(dst.dir, dst.name)
+    if (existing != null && noReplace) fail('ERR_EXISTS', `${to} exists`)
+    if (existing === node) return
+    if (existing != null) {
+      if (node instanceof DirNode) {
+        if (!(existing instanceof DirNode)) fail('ERR_NOT_DIR', `${to} is not a directory`)
+        if (entryCount(await this.loaded(existing as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${to} is not empty`)
+      } else if (existing instanceof DirNode) {
+        fail('ERR_IS_DIR', `${to} is a directory`)
+      }
+      deleteEntry(dst.dir, existing)
+      if (existing instanceof FileNode) this.deps.forget(existing)
+    }
+    deleteEntry(src.dir, node)
+    setEntry(dst.dir, dst.name, node)
+    const t = this.deps.now()
+    node.attrs.ctime = t
+    touch(node)
+    touchDir(src.dir, t)
+    touchDir(dst.dir, t)
+  }
+}

@@ -1,0 +1,59 @@
+// The interfaces the tree needs from the rest of the drive (it declares them; the pack store, the
+// decrypted-block cache, the seal pool and the commit journal implement them) and the shapes it
+// hands back (Stat, CommitInfo). Nothing here has behaviour.
+import type { CID } from 'multiformats/cid'
+import type { FileRange, SealPosition, SealedSlot } from '../../crypto/index.js'
+import type { CommitRecord } from './format.js'
+
+/** What the tree needs of a block store. */
+export interface BlockStore {
+  put: (bytes: Uint8Array) => CID
+  putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
+  get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
+  /** Where a block's sealed bytes lie on disk (null: only in memory, or not a file store). */
+  locate?: (cid: CID) => FileRange | null
+  /** From now on locate() names buffered descriptors only (O_DIRECT reads were refused). */
+  refuseDirectReads?: () => void
+  sync: () => Promise<{ pack: number, offset: number }>
+  flush: () => Promise<void>
+  readonly backlog: number
+  /** Set while appends fail (a full disk); writes are refused with it. */
+  readonly writeError: Error | null
+}
+
+/** What the tree needs of the decrypted-block cache. */
+export interface BlockCache {
+  get: (key: string) => Buffer | undefined
+  set: (key: string, value: Buffer) => void
+}
+
+/** Seals full blocks off the event loop (SealPool). */
+export interface BlockSealer {
+  seal: (key: Uint8Array, pos: SealPosition, plain: Uint8Array) => Promise<SealedSlot>
+}
+
+/** Where commits go: the journal's append, sealed by the caller's commit key. */
+export interface CommitSink {
+  append: (record: CommitRecord) => Promise<void>
+}
+
+export interface Stat {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blocks: number
+  blksize: number
+  atime: number
+  mtime: number
+  ctime: number
+}
+
+export interface CommitInfo { seq: number, root: CID | null, time: number }
+
+/** The clock and the default owner of new nodes, shared by the parts of the tree. */
+export interface TreeClock { now: () => number }
+export interface Owner { uid: number, gid: number }
