@@ -61,7 +61,7 @@ test('a pack shorter than its committed length is reported, not silently used', 
     s.put(randomBytes(1000))
     const wm = await s.sync()
     await s.close()
-    await assert.rejects(PackStore.open(dir, { pack: wm.pack, offset: wm.offset + 10 }), { code: 'ERR_CORRUPT_STORE' })
+    await assert.rejects(PackStore.open(dir, { pack: wm.pack, offset: wm.offset + 10 }), { code: 'ERR_STORE_CORRUPT' })
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
