@@ -195,10 +195,13 @@ export class Tree {
 
   /** The error (and log line) for a block that cannot be read or fails authentication. */
   private integrityError (what: string, cid: CID, err: unknown, stage: 'read' | 'open'): TreeError {
-    const reason = stage === 'read'
+    const mismatch = (err as { code?: string }).code === 'ERR_CID_MISMATCH' // older or other sealed bytes
+    const reason = mismatch
+      ? 'does not match its CID'
+      : stage === 'read'
       ? `cannot be read: ${(err as Error).message}`
       : err instanceof AuthError ? 'authentication failed' : (err as Error).message
-    this.log(`integrity: ${what}: block ${cid.toString()}${stage === 'read' ? ' ' : ': '}${reason}`)
+    this.log(`integrity: ${what}: block ${cid.toString()}${stage === 'read' || mismatch ? ' ' : ': '}${reason}`)
     return new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
   }
 
@@ -651,7 +654,8 @@ export class Tree {
       length: b.at.length,
       pos: { type: SealType.Block, objectId: f.id, index: b.idx },
       at: b.dst,
-      room: Math.min(BLOCK_SIZE, out.length - b.dst) // `out` ends where the answer ends
+      room: Math.min(BLOCK_SIZE, out.length - b.dst), // `out` ends where the answer ends
+      hash: b.cid.multihash // the addon checks the bytes against it before opening them
     }))
     let results: Array<number | Error>
     try {
