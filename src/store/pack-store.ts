@@ -14,7 +14,6 @@ import { copyBytes } from '../crypto/copy.js'
 import type { FileRange } from '../crypto/open-file.js'
 import type { BlockStore, Watermark } from './types.js'
 
-export { PACK_VERSION } from './record.js'
 export type { Watermark } from './types.js'
 
 const DEFAULT_PACK_LIMIT = 512 * 1024 * 1024
