@@ -1,7 +1,16 @@
-// Typed errors of the block store; `code` is stable.
+// Typed errors of the block store; `code` is stable and one of StoreErrorCode.
+export type StoreErrorCode =
+  | 'ERR_BLOCK_NOT_FOUND' // no block of that CID in the store
+  | 'ERR_STORE_CORRUPT' // a pack is missing, cut short, or holds a record that does not parse
+  | 'ERR_FORMAT' // a pack of a version this build does not know
+  | 'ERR_CID_MISMATCH' // a block's bytes do not hash to the CID it was fetched by
+  | 'ERR_CID_UNSUPPORTED' // a CID of a hash function the store cannot check
+  | 'ERR_NO_SPACE' // ENOSPC or EDQUOT while writing
+  | 'ERR_IO' // any other I/O failure
+
 export class StoreError extends Error {
-  readonly code: string
-  constructor (code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: StoreErrorCode
+  constructor (code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'StoreError'
     this.code = code
@@ -9,6 +18,8 @@ export class StoreError extends Error {
 }
 
 export const notFound = (cid: string): StoreError => new StoreError('ERR_BLOCK_NOT_FOUND', `block ${cid} is not in the store`)
+
+export const corrupt = (message: string): StoreError => new StoreError('ERR_STORE_CORRUPT', message)
 
 /** Maps an I/O failure to a store error, keeping ENOSPC/EDQUOT recognisable. */
 export function ioError (err: unknown, what: string): StoreError {

@@ -1,13 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, statSync, appendFileSync, readdirSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, createHash } from 'node:crypto'
+import { create as createDigest } from 'multiformats/hashes/digest'
 import { PackStore } from '../../src/store/pack-store.js'
 import { Journal } from '../../src/store/journal.js'
-import { cidOf } from '../../src/store/cid.js'
+import { cidOf, CID } from '../../src/store/cid.js'
+import { seal, open as openSealed, SealType } from '../../src/crypto/index.js'
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'space-pack-'))
 
@@ -59,7 +61,7 @@ test('a pack shorter than its committed length is reported, not silently used', 
     s.put(randomBytes(1000))
     const wm = await s.sync()
     await s.close()
-    await assert.rejects(PackStore.open(dir, { pack: wm.pack, offset: wm.offset + 10 }), { code: 'ERR_CORRUPT_STORE' })
+    await assert.rejects(PackStore.open(dir, { pack: wm.pack, offset: wm.offset + 10 }), { code: 'ERR_STORE_CORRUPT' })
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
@@ -107,5 +109,60 @@ test('locate() names the on-disk place of flushed blocks: large ones on an O_DIR
       }
       await s.close()
     }
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+/** Writes the sealed bytes of `from` over those of `over` in the pack, keeping the record headers. */
+async function substitute (dir: string, from: Uint8Array, over: Uint8Array): Promise<void> {
+  const pack = join(dir, readdirSync(dir).find(n => n.endsWith('.pack'))!)
+  const bytes = readFileSync(pack)
+  const at = bytes.indexOf(over)
+  assert.ok(at > 0 && from.length === over.length)
+  bytes.set(from, at)
+  writeFileSync(pack, bytes)
+}
+
+test('a record whose bytes were replaced by an older sealed version of the same length is refused by get()', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    const key = randomBytes(32)
+    const pos = { type: SealType.Block, objectId: randomBytes(16), index: 0 }
+    const older = seal(key, pos, randomBytes(128 * 1024))
+    const current = seal(key, pos, randomBytes(128 * 1024))
+    const cidOlder = s.put(older)
+    const cidCurrent = s.put(current)
+    const wm = await s.sync()
+    await s.close()
+    await substitute(dir, older, current)
+
+    const s2 = await PackStore.open(dir, wm)
+    // Both authenticate under the file's key and position: only the CID tells them apart.
+    assert.ok(openSealed(key, pos, older).length > 0)
+    await assert.rejects(s2.get(cidCurrent), { code: 'ERR_CID_MISMATCH', message: new RegExp(`block ${cidCurrent.toString()} .*does not match its CID`) })
+    assert.ok(Buffer.from(await s2.get(cidOlder)).equals(older), 'the record that holds its own bytes still reads')
+    await s2.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('blocks are checked against sha2-256 CIDs of old stores too, and CIDs of other hash functions are refused', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    const sha = (b: Uint8Array): CID => CID.createV1(0x55, createDigest(0x12, createHash('sha256').update(b).digest()))
+    const a = randomBytes(3000)
+    const b = randomBytes(3000)
+    const cidA = s.putWithCid(sha(a), a)
+    const cidB = s.putWithCid(sha(b), b)
+    const c = randomBytes(100)
+    const cidC = s.putWithCid(CID.createV1(0x55, createDigest(0x16, createHash('sha3-256').update(c).digest())), c)
+    const wm = await s.sync()
+    await s.close()
+    await substitute(dir, a, b)
+    const s2 = await PackStore.open(dir, wm)
+    assert.ok(Buffer.from(await s2.get(cidA)).equals(a))
+    await assert.rejects(s2.get(cidB), { code: 'ERR_CID_MISMATCH' })
+    await assert.rejects(s2.get(cidC), { code: 'ERR_CID_UNSUPPORTED', message: /hash function 0x16/ })
+    await s2.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })

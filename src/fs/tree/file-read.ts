@@ -121,7 +121,8 @@ export class FileReader {
       length: b.at.length,
       pos: blockPosition(f, b.idx),
       at: b.dst,
-      room: Math.min(BLOCK_SIZE, out.length - b.dst) // `out` ends where the answer ends
+      room: Math.min(BLOCK_SIZE, out.length - b.dst), // `out` ends where the answer ends
+      hash: b.cid.multihash // the addon checks the bytes against it before opening them
     }))
     let results: Array<number | Error>
     try {

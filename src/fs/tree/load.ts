@@ -18,10 +18,13 @@ export class Loader {
 
   /** The error (and log line) for a block that cannot be read or fails authentication. */
   integrityError (what: string, cid: CID, err: unknown, stage: 'read' | 'open'): TreeError {
-    const reason = stage === 'read'
-      ? `cannot be read: ${(err as Error).message}`
-      : err instanceof AuthError ? 'authentication failed' : (err as Error).message
-    this.log(`integrity: ${what}: block ${cid.toString()}${stage === 'read' ? ' ' : ': '}${reason}`)
+    const mismatch = (err as { code?: string })?.code === 'ERR_CID_MISMATCH' // older or other sealed bytes
+    const reason = mismatch
+      ? 'does not match its CID'
+      : stage === 'read'
+        ? `cannot be read: ${(err as Error).message}`
+        : err instanceof AuthError ? 'authentication failed' : (err as Error).message
+    this.log(`integrity: ${what}: block ${cid.toString()}${stage === 'read' || mismatch ? ' ' : ': '}${reason}`)
     return new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
   }
 

@@ -1,0 +1,205 @@
+// The pack store's write side: blocks put but not yet on disk (readable meanwhile), batched
+// appends to the current pack (O_DIRECT for large batches, buffered for small ones), rotation at
+// the pack limit, background writeback, and sync(), the durability point a commit records.
+import type { CID } from './cid.js'
+import { StoreError, ioError } from './errors.js'
+import { DirectAppender } from './direct-append.js'
+import { PACK_HEADER_LENGTH, encodeRecordHeader } from './record.js'
+import type { BlockIndex } from './block-index.js'
+import type { Pack, PackFiles } from './pack-files.js'
+import type { Watermark } from './types.js'
+
+const FLUSH_BYTES = 4 * 1024 * 1024
+/** Written bytes after which the disk is asked to start writing them back (without waiting). */
+const WRITEBACK_BYTES = 32 * 1024 * 1024
+/** Batches at least this big go to the disk with O_DIRECT (direct-append.ts); smaller ones buffered. */
+const DIRECT_MIN = 1024 * 1024
+
+/** A block waiting to be appended; `release` hands its memory back once it is on disk. */
+interface PendingRecord { key: string, header: Buffer, body: Buffer, release?: () => void }
+
+const recordLength = (r: PendingRecord): number => r.header.length + r.body.length
+
+export class PackWriter {
+  /** The last append failed (a full disk): new writes are refused until an append succeeds. */
+  writeError: StoreError | null = null
+  private pending: PendingRecord[] = []
+  private pendingBytes = 0
+  private readonly unflushed = new Map<string, Uint8Array>()
+  private queue: Promise<void> = Promise.resolve()
+  private unsyncedBytes = 0
+  private writeback: Promise<void> | null = null
+
+  constructor (private readonly files: PackFiles, private readonly index: BlockIndex, private current: Pack, private readonly packLimit: number) {}
+
+  /** The bytes of a block put but not yet written to its pack. */
+  unwritten (key: string): Uint8Array | undefined { return this.unflushed.get(key) }
+
+  /** Queues a block (not yet known to the index or to unwritten()) for appending. */
+  add (key: string, cid: CID, bytes: Uint8Array, release?: () => void): void {
+    const header = encodeRecordHeader(cid, bytes.length)
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+    this.pending.push({ key, header, body, release })
+    this.pendingBytes += header.length + bytes.length
+    this.unflushed.set(key, body)
+    if (this.pendingBytes >= FLUSH_BYTES) void this.flush().catch(() => {})
+  }
+
+  get backlog (): number { return this.pendingBytes }
+
+  flush (): Promise<void> {
+    const run = this.queue.then(async () => { await this.writePending() })
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private async writePending (): Promise<void> {
+    while (this.pending.length > 0) {
+      // Records never straddle packs: a batch ends before a record that would cross the limit.
+      let n = 0
+      let bytes = 0
+      for (; n < this.pending.length; n++) {
+        const rec = recordLength(this.pending[n])
+        if (bytes > 0 && this.current.size + bytes + rec > this.packLimit) break
+        bytes += rec
+      }
+      const batch = this.pending.splice(0, n)
+      this.pendingBytes -= bytes
+      if (this.current.size > PACK_HEADER_LENGTH && this.current.size + bytes > this.packLimit) {
+        await this.files.finishDirect(this.current)
+        this.current = await this.files.create(this.current.id + 1)
+      }
+      const pack = this.current
+      const start = pack.size
+      let buffered: number
+      try {
+        buffered = await this.appendBatch(pack, start, batch, bytes >= DIRECT_MIN)
+      } catch (err) {
+        // Put the pack back to its last good length; the failed records stay pending for a retry,
+        // in memory of their own so that their owners (the sealing slots) are not held up.
+        await pack.fh.truncate(start).catch(() => {})
+        pack.direct?.invalidate()
+        for (const r of batch) {
+          if (r.release == null) continue
+          r.body = Buffer.from(r.body)
+          if (this.unflushed.has(r.key)) this.unflushed.set(r.key, r.body)
+          r.release()
+          r.release = undefined
+        }
+        this.pending.unshift(...batch)
+        this.pendingBytes += bytes
+        this.writeError = ioError(err, `appending to pack ${pack.id}`)
+        throw this.writeError
+      }
+      this.writeError = null
+      let off = start
+      for (const r of batch) {
+        this.index.set(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length })
+        this.unflushed.delete(r.key)
+        r.release?.()
+        off += recordLength(r)
+      }
+      pack.size = off
+      pack.synced = false
+      this.unsyncedBytes += buffered
+      if (this.unsyncedBytes >= WRITEBACK_BYTES && this.writeback == null) this.startWriteback(pack)
+    }
+  }
+
+  /**
+   * Writes `batch` at `start` of `pack`: with O_DIRECT in staging-sized runs when `direct` (and
+   * the file system takes it), else buffered 32 records per writev. Returns the bytes that went
+   * through the page cache.
+   */
+  private async appendBatch (pack: Pack, start: number, batch: PendingRecord[], direct: boolean): Promise<number> {
+    let off = start
+    let buffered = 0
+    let i = 0
+    while (i < batch.length) {
+      const appender = direct ? await this.directOf(pack) : null
+      if (appender != null) {
+        const done = await this.appendDirect(pack, appender, off, batch, i)
+        if (done.next > i) { off += done.bytes; i = done.next; continue }
+      }
+      const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
+      const len = part.reduce((sum, b) => sum + b.length, 0)
+      const { bytesWritten } = await pack.fh.writev(part, off)
+      if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+      pack.direct?.invalidate()
+      off += len
+      buffered += len
+      i += 32
+    }
+    return buffered
+  }
+
+  /**
+   * Appends records from batch[i] on, as many as fit the staging buffer, with O_DIRECT; returns
+   * the index after the last one and their bytes. None (next = i) when the record is larger than
+   * the staging buffer, or when the kernel refused the alignment (EINVAL): the store stays
+   * buffered from then on.
+   */
+  private async appendDirect (pack: Pack, appender: DirectAppender, off: number, batch: PendingRecord[], i: number): Promise<{ next: number, bytes: number }> {
+    const parts: Buffer[] = []
+    let bytes = 0
+    let j = i
+    for (; j < batch.length && bytes + recordLength(batch[j]) <= appender.capacity; j++) {
+      parts.push(batch[j].header, batch[j].body)
+      bytes += recordLength(batch[j])
+    }
+    if (j === i) return { next: i, bytes: 0 }
+    try {
+      await appender.append(off, parts)
+      return { next: j, bytes }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      this.files.directIo = false
+      pack.direct = null
+      await appender.close()
+      return { next: i, bytes: 0 }
+    }
+  }
+
+  private async directOf (pack: Pack): Promise<DirectAppender | null> {
+    if (!this.files.directIo) return null
+    if (pack.direct === undefined) {
+      pack.direct = await DirectAppender.open(this.files.path(pack.id), pack.fh)
+      if (pack.direct == null) this.files.directIo = false
+    }
+    return pack.direct
+  }
+
+  /**
+   * Streams buffered data to the disk while more is being written: the kernel would otherwise
+   * keep it all dirty in the page cache until the next commit's fdatasync, which then waits for
+   * the whole backlog at once. Not a durability point (sync() is); errors surface there.
+   * Direct appends do not count: they are on the disk already.
+   */
+  private startWriteback (pack: Pack): void {
+    this.unsyncedBytes = 0
+    this.writeback = pack.fh.datasync().catch(() => {}).finally(() => { this.writeback = null })
+  }
+
+  /**
+   * Makes every put so far durable; returns the watermark a commit records. The fdatasync runs
+   * outside the append queue, so appends go on while the disk catches up.
+   */
+  async sync (): Promise<Watermark> {
+    await this.flush()
+    const wm = { pack: this.current.id, offset: this.current.size }
+    for (const p of [...this.files.packs.values()]) {
+      if (p.synced) continue
+      const size = p.size
+      try { await p.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${p.id}`) }
+      if (p.size === size) p.synced = true
+    }
+    return wm
+  }
+
+  /** Waits for the appends and the writeback under way; hands back the memory of what is left. */
+  async close (): Promise<void> {
+    await this.queue
+    for (const r of this.pending) r.release?.()
+    await this.writeback
+  }
+}

@@ -1,0 +1,27 @@
+// The block store's interfaces: what PackStore implements. Consumers declare the slice they need
+// (the tree's BlockStore in src/fs/tree); this is the whole of it, for the composition root and
+// for another store (in memory, or behind a persistent index) to implement.
+import type { CID } from './cid.js'
+import type { FileRange } from '../crypto/open-file.js'
+
+/** Where the committed data ends: every byte before it is durable. */
+export interface Watermark { pack: number, offset: number }
+
+export interface BlockStore {
+  has: (cid: CID) => boolean
+  /** Stores sealed bytes; returns their CID. Idempotent. */
+  put: (bytes: Uint8Array) => CID
+  /** put() for bytes whose CID the caller computed; with `release` the bytes are not copied. */
+  putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
+  /** The sealed bytes of a block, checked against `cid` (ERR_CID_MISMATCH otherwise). */
+  get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
+  /** Where a block's sealed bytes lie on disk, for a reader that checks them itself. */
+  locate: (cid: CID) => FileRange | null
+  refuseDirectReads: () => void
+  flush: () => Promise<void>
+  sync: () => Promise<Watermark>
+  readonly backlog: number
+  readonly writeError: Error | null
+  readonly size: number
+  close: () => Promise<void>
+}
