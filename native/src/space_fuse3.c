@@ -54,7 +54,7 @@ extern char **environ;
   X(init) X(getattr) X(readlink) X(mknod) X(mkdir) X(unlink) X(rmdir) X(symlink) X(rename) \
   X(link) X(chmod) X(chown) X(truncate) X(open) X(read) X(write) X(statfs) X(flush) X(release) \
   X(fsync) X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(readdir) \
-  X(fsyncdir) X(access) X(create) X(utimens)
+  X(fsyncdir) X(access) X(create) X(utimens) X(fallocate)
 
 #define AS_ENUM(n) OP_##n,
 #define AS_NAME(n) #n,
@@ -258,7 +258,7 @@ static bool changes_attrs (int op) {
   switch (op) {
     case OP_write: case OP_create: case OP_mknod: case OP_mkdir: case OP_unlink: case OP_rmdir:
     case OP_symlink: case OP_rename: case OP_link: case OP_chmod: case OP_chown: case OP_truncate:
-    case OP_utimens: case OP_setxattr: case OP_removexattr:
+    case OP_utimens: case OP_setxattr: case OP_removexattr: case OP_fallocate:
       return true;
     default:
       return false;
@@ -744,6 +744,17 @@ static int f_utimens (const char *path, const struct timespec tv[2], struct fuse
   END
 }
 
+// mode is the fallocate(2) mode (FALLOC_FL_* bits); JS decides which it supports (EOPNOTSUPP).
+static int f_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
+  BEGIN(OP_fallocate)
+  s->s1 = path;
+  s->num[0] = mode;
+  s->num[1] = (double)off;
+  s->num[2] = (double)len;
+  s->num[3] = fh_arg(fi);
+  END
+}
+
 static const struct fuse_operations OPERATIONS = {
   .init = f_init,
   .getattr = f_getattr,
@@ -776,6 +787,7 @@ static const struct fuse_operations OPERATIONS = {
   .access = f_access,
   .create = f_create,
   .utimens = f_utimens,
+  .fallocate = f_fallocate,
 };
 
 // ---- worker threads ---------------------------------------------------------------------------

@@ -44,6 +44,8 @@ export interface FuseOps {
   release: (path: string, fd: number, cb: Cb) => void
   truncate: (path: string, size: number, cb: Cb) => void
   ftruncate: (path: string, fd: number, size: number, cb: Cb) => void
+  /** fallocate(2) on an open file; `mode` is its FALLOC_FL_* bits (libfuse 3 only). */
+  fallocate?: (path: string, fd: number, mode: number, offset: number, length: number, cb: Cb) => void
   /** Times in ms; a value above Number.MAX_SAFE_INTEGER means UTIME_OMIT (leave unchanged). */
   utimens: (path: string, atime: number, mtime: number, cb: Cb) => void
   chmod: (path: string, mode: number, cb: Cb) => void

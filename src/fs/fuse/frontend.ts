@@ -53,6 +53,7 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     release: (path, fd, cb) => wrap('release', path, file.release(ctx, fd), cb),
     truncate: (path, size, cb) => wrap('truncate', path, file.truncate(ctx, path, size), cb),
     ftruncate: (path, fd, size, cb) => wrap('ftruncate', path, file.ftruncate(ctx, path, fd, size), cb),
+    fallocate: (path, fd, mode, offset, length, cb) => wrap('fallocate', path, file.fallocate(ctx, path, fd, mode, offset, length), cb),
     utimens: (path, atime, mtime, cb) => wrap('utimens', path, attr.utimens(ctx, path, atime, mtime), cb),
     chmod: (path, mode, cb) => wrap('chmod', path, attr.chmod(ctx, path, mode), cb),
     chown: (path, uid, gid, cb) => wrap('chown', path, attr.chown(ctx, path, uid, gid), cb),

@@ -128,7 +128,8 @@ const HANDLERS: Record<string, Handler> = {
   access: (ops, r, path, _s2, _b, mask) => ops.access(p(path), mask, e => r(err(e))),
   create: (ops, r, path, _s2, _b, mode, _flags, uid, gid, pid, umask) =>
     ops.create(p(path), mode, (e, fh) => r(e === 0 ? fh ?? 0 : err(e)), caller(uid, gid, pid, umask)),
-  utimens: (ops, r, path, _s2, _b, atime, mtime) => ops.utimens(p(path), atime, mtime, e => r(err(e)))
+  utimens: (ops, r, path, _s2, _b, atime, mtime) => ops.utimens(p(path), atime, mtime, e => r(err(e))),
+  fallocate: (ops, r, path, _s2, _b, mode, offset, length, fh) => ops.fallocate!(p(path), fh, mode, offset, length, e => r(err(e)))
 }
 
 /** libfuse's option syntax: commas separate options, a backslash escapes. */

@@ -175,6 +175,12 @@ export class FileBlocks {
     for (const i of [...f.sealing.keys()]) if (i >= keep) f.sealing.delete(i)
   }
 
+  /** Drops one block's dirty or sealing state (it becomes whatever f.blocks says: a hole when absent). */
+  dropBlock (f: FileNode, idx: number): void {
+    this.unmarkDirty(f, idx)
+    f.sealing.delete(idx)
+  }
+
   /** Takes back what is still sealing on the pool as dirty, so a commit seals it inline. */
   takeOverSeals (): void {
     for (const f of [...this.sealingFiles]) {

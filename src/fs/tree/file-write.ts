@@ -1,17 +1,23 @@
 // Writing file content: write() splits a range over blocks, fills their dirty buffers and starts
-// sealing each block written to its end; truncate() cuts or extends a file. The block states
+// sealing each block written to its end; truncate() cuts or extends a file; fallocate() extends
+// it or zeroes a range (whole blocks become holes). The block states
 // these move through are file-blocks.ts's; back pressure (dirty budget, seal jobs in flight,
 // the store's backlog) is applied here, after the bytes are in.
 import type { CID } from 'multiformats/cid'
 import { TreeError, fail } from './errors.js'
 import type { FileNode } from './nodes.js'
 import { touch } from './changes.js'
-import { blockOf, offsetInBlock, roomInBlock, blockCount } from './block-range.js'
+import { blockOf, offsetInBlock, roomInBlock, blockCount, blockStart, blockEnd, blockSpan } from './block-range.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileBlocks } from './file-blocks.js'
 import type { BlockStore } from './ports.js'
 
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER
+
+/** fallocate(2) mode bits (linux/falloc.h). */
+export const FALLOC_KEEP_SIZE = 0x01
+export const FALLOC_PUNCH_HOLE = 0x02
+export const FALLOC_ZERO_RANGE = 0x10
 /** Unwritten store bytes beyond which a writer waits for the store to flush. */
 const MAX_BACKLOG = 16 * 1024 * 1024
 
@@ -75,6 +81,52 @@ export class FileWriter {
     }
     f.size = size
     this.changed(f)
+  }
+
+  /**
+   * fallocate(2), modes 0 and KEEP_SIZE (nothing is reserved ahead: a copy-on-write store cannot
+   * promise room for later writes; the size grows unless KEEP_SIZE), PUNCH_HOLE|KEEP_SIZE and
+   * ZERO_RANGE (with or without KEEP_SIZE). Zeroed whole blocks become holes, so they cost no
+   * store space; partly covered blocks are rewritten with zeros. Other modes: ERR_UNSUPPORTED.
+   */
+  async fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> {
+    const keep = (mode & FALLOC_KEEP_SIZE) !== 0
+    const op = mode & ~FALLOC_KEEP_SIZE
+    if (op !== 0 && op !== FALLOC_PUNCH_HOLE && op !== FALLOC_ZERO_RANGE) fail('ERR_UNSUPPORTED', `fallocate mode 0x${mode.toString(16)} is not supported`)
+    if (op === FALLOC_PUNCH_HOLE && !keep) fail('ERR_UNSUPPORTED', 'PUNCH_HOLE needs KEEP_SIZE')
+    if (offset < 0 || length <= 0) fail('ERR_INVALID', 'fallocate needs offset >= 0 and length > 0')
+    const end = offset + length
+    if (end > MAX_FILE_SIZE) fail('ERR_TOO_BIG', 'file too large')
+    if (f.blocks == null) await this.deps.blocks(f)
+    let changed = false
+    if (op !== 0) changed = await this.zeroRange(f, offset, Math.min(end, f.size))
+    if (!keep && end > f.size) {
+      f.size = end
+      changed = true
+    }
+    if (changed) this.changed(f)
+  }
+
+  /** Zeroes [start, end) of a file (end <= size); returns whether there was anything to zero. */
+  private async zeroRange (f: FileNode, start: number, end: number): Promise<boolean> {
+    if (start >= end) return false
+    const { fileBlocks } = this.deps
+    const { first, last } = blockSpan(start, end)
+    for (let idx = first; idx <= last; idx++) {
+      const from = Math.max(start, blockStart(idx))
+      const to = Math.min(end, blockEnd(idx))
+      const stored = f.blocks!.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)
+      if (!stored) continue // a hole reads as zeros already
+      if (from === blockStart(idx) && (to === blockEnd(idx) || to === f.size)) {
+        // The whole block (or all of it the file keeps) goes: a hole.
+        if (f.blocks!.delete(idx)) f.blockMapDirty = true
+        fileBlocks.dropBlock(f, idx)
+        continue
+      }
+      const buf = await fileBlocks.dirtyBlock(f, idx, false, offsetInBlock(to - 1) + 1)
+      buf.fill(0, offsetInBlock(from), Math.min(buf.length, offsetInBlock(from) + (to - from)))
+    }
+    return true
   }
 
   private changed (f: FileNode): void {

@@ -138,6 +138,8 @@ export class Tree {
   read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> { return this.reader.read(f, out, len, pos) }
   write (f: FileNode, src: Buffer, pos: number): Promise<number> { return this.writer.write(f, src, pos) }
   truncate (f: FileNode, size: number): Promise<void> { return this.writer.truncate(f, size) }
+  /** fallocate(2): modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] (file-write.ts). */
+  fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> { return this.writer.fallocate(f, mode, offset, length) }
 
   // ---- commit ----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-// open, create, read, write, flush, fsync, release, truncate, ftruncate.
+// open, create, read, write, flush, fsync, release, truncate, ftruncate, fallocate.
 import type { OpContext } from '../context.js'
 import type { Caller } from '../binding.js'
 import { FileNode } from '../../tree/nodes.js'
@@ -47,5 +47,11 @@ export async function truncate (ctx: OpContext, path: string, size: number): Pro
 
 export async function ftruncate (ctx: OpContext, path: string, fh: number, size: number): Promise<void> {
   await ctx.tree.truncate(ctx.handles.file(fh), size)
+  ctx.changed('updated', path)
+}
+
+/** fallocate(2): modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE (with or without KEEP_SIZE). */
+export async function fallocate (ctx: OpContext, path: string, fh: number, mode: number, offset: number, length: number): Promise<void> {
+  await ctx.tree.fallocate(ctx.handles.file(fh), mode, offset, length)
   ctx.changed('updated', path)
 }
