@@ -3,6 +3,7 @@
 import type { Cb, FuseOps } from './binding.js'
 import type { OpContext } from './context.js'
 import { errnoOf } from './errno.js'
+import type { TreeErrorCode } from '../tree/errors.js'
 import * as attr from './ops/attr.js'
 import * as dir from './ops/dir.js'
 import * as file from './ops/file.js'
@@ -17,7 +18,9 @@ export interface FrontendOptions {
   onNoSpace?: (op: string, path: string, err: unknown) => void
 }
 
-const EXPECTED = new Set(['ERR_NOT_FOUND', 'ERR_EXISTS', 'ERR_NOT_DIR', 'ERR_IS_DIR', 'ERR_NOT_EMPTY', 'ERR_NAME_TOO_LONG', 'ERR_NO_ATTR', 'ERR_NOT_PERMITTED', 'ERR_UNSUPPORTED', 'ERR_INVALID', 'ERR_INTEGRITY'])
+/** Answers, not failures: no log line for them. */
+const EXPECTED_CODES: TreeErrorCode[] = ['ERR_NOT_FOUND', 'ERR_EXISTS', 'ERR_NOT_DIR', 'ERR_IS_DIR', 'ERR_NOT_EMPTY', 'ERR_NAME_TOO_LONG', 'ERR_NO_ATTR', 'ERR_NOT_PERMITTED', 'ERR_UNSUPPORTED', 'ERR_INVALID', 'ERR_INTEGRITY']
+const EXPECTED = new Set<string>(EXPECTED_CODES)
 
 export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
   function fail (op: string, path: string, err: unknown): number {
