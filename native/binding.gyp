@@ -19,6 +19,12 @@
       "sources": ["src/space_block.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    },
+    {
+      "target_name": "space_sys",
+      "sources": ["src/space_sys.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
     }
   ]
 }

@@ -119,6 +119,11 @@ async function handToDaemon (ctx: CommandContext, values: Record<string, unknown
   try {
     c = await connect(values as Record<string, string | undefined>)
   } catch (e) {
+    // Someone else's socket: say so, and never fall back to binding next to it.
+    if (e instanceof CtlError && e.code === 'ERR_SOCKET_UNSAFE') {
+      ctx.stderr.write(`space: ${e.message}\n`)
+      return exitCodeOfAny(e)
+    }
     // Nobody there (serve() replaces a stale socket), or a daemon we hold no token for
     // (serve() then says the socket is in use): either way, not ours to hand to.
     if (e instanceof CtlError) return null
