@@ -1,7 +1,9 @@
 // Clients that flood and never read: the handshake timeout is a deadline from connecting (a
 // client sending requests before hello, even ones that get no answer, is cut when it passes),
-// and a connection whose unread output passes the cap is cut at once. A real daemon and mount.
+// and a connection whose unread output passes the cap is cut at once; and the daemon cannot dump
+// core. A real daemon and mount.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { removeDirs } from '../helpers/mount.js'
@@ -28,6 +30,11 @@ describe('clients that flood and never read', () => {
     for (const s of socks) s.destroy()
     await d?.m.cleanup()
     if (d !== undefined) removeDirs(d.dirs)
+  })
+
+  it('the daemon runs with core dumps off (RLIMIT_CORE 0, soft and hard)', () => {
+    const line = readFileSync(`/proc/${d.m.pid}/limits`, 'utf8').split('\n').find(l => l.startsWith('Max core file size'))
+    assert.match(line ?? '', /^Max core file size\s+0\s+0\s+bytes/)
   })
 
   it('cuts a client that keeps sending before hello when the handshake deadline passes', async () => {
