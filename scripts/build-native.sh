@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the addons in native/ with node-gyp, into native/build/Release/: the libfuse3 binding
-# (space_fuse3.node), a memcpy for shared memory (space_mem.node) and a read-check-and-open of
+# (space_fuse3.node), a memcpy for shared memory (space_mem.node), a read-check-and-open of
 # sealed blocks on the libuv pool (space_block.node, on Node's own OpenSSL and the official BLAKE3
-# C sources), against the Node headers scripts/env.sh points npm_config_nodedir at. Needs
-# libfuse3-dev and librust-blake3-dev (Debian ships BLAKE3's C implementation, SIMD included, in
+# C sources), and the peer's uid of a Unix socket and no core dumps (space_sys.node), against the
+# Node headers scripts/env.sh points npm_config_nodedir at. Needs libfuse3-dev and
+# librust-blake3-dev (Debian ships BLAKE3's C implementation, SIMD included, in
 # /usr/share/cargo/registry/blake3-*/c; SPACE_BLAKE3_C names another directory of those sources).
 # `--blake3-dir` prints that directory relative to native/ (binding.gyp asks; gyp names objects
 # after relative source paths only).
@@ -32,4 +33,5 @@ else GYP=(node "$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/
 test -f native/build/Release/space_fuse3.node
 test -f native/build/Release/space_mem.node
 test -f native/build/Release/space_block.node
-echo "build-native: native/build/Release/space_fuse3.node space_mem.node space_block.node"
+test -f native/build/Release/space_sys.node
+echo "build-native: native/build/Release/space_fuse3.node space_mem.node space_block.node space_sys.node"

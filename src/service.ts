@@ -11,6 +11,7 @@ import { EventHub } from './ctl/events.js'
 import { TokenStore, ensureMasterToken } from './ctl/tokens.js'
 import { buildHandlers, type DaemonApi } from './ctl/methods.js'
 import { VERSION } from './version.js'
+import { disableCoreDumps } from './ctl/os.js'
 
 
 export interface ServeConfig {
@@ -23,6 +24,11 @@ export interface ServeConfig {
   mountpoint: string | null
   allowOther?: boolean
   cacheBytes?: number
+  /**
+   * Plaintext file paths in log lines only when true (--debug-log-paths); by default lines name
+   * files by id. The drive's own lines (daemon.ts onError/onNoSpace, fs/tree) read it from here.
+   */
+  logPaths?: boolean
   log?: (line: string) => void
   limits?: Partial<ServerLimits>
 }
@@ -69,6 +75,8 @@ export class Service implements DaemonApi {
    * socket, then mounts. Whatever fails undoes what came before it.
    */
   static async start (cfg: ServeConfig): Promise<Service> {
+    // Before any key is loaded: no core file, no same-uid ptrace or /proc/<pid>/mem read.
+    if (!disableCoreDumps()) cfg.log?.('core dumps stay enabled: native/build/Release/space_sys.node is missing (scripts/build-native.sh)')
     const s = new Service(cfg)
     const drive = cfg.mountpoint === null ? null : await openDriveFromConfig(cfg.configDir, cfg.dataDir, { cacheBytes: cfg.cacheBytes, log: cfg.log })
     try {

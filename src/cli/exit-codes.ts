@@ -32,6 +32,10 @@ export const ExitCode = {
   REFUSED: 31, // hub refused (bad signature, unauthorised, bad request)
   USERNAME_TAKEN: 32,
   BAD_FORMAT: 33,
+  WEAK_KDF: 34, // the hub or a file offers KDF parameters under the floor (docs/keys.md)
+  KDF_CHANGED: 35, // the hub's KDF parameters differ from this machine's last backup
+  INSECURE_HUB: 36, // plain http:// to a hub not on loopback, without --insecure-http
+  FILE_EXISTS: 37, // backup-keys --to an existing path
 
   NO_DAEMON: 40, // nothing answers on the control socket
   SOCKET_IN_USE: 41, // another daemon answers on the socket this one would use

@@ -1,23 +1,7 @@
-// The `space` command line: dispatches to one file per subcommand.
-import type { Command } from './command.js'
+// The `space` command line: dispatches to one file per subcommand (the list: commands/index.ts).
 import { ExitCode as EXIT } from './exit-codes.js'
-import { command as mount } from './commands/mount.js'
-import { command as unmount } from './commands/unmount.js'
-import { command as status } from './commands/status.js'
-import { command as log } from './commands/log.js'
-import { command as daemon } from './commands/daemon.js'
-import { command as token } from './commands/token.js'
-import { command as events } from './commands/events.js'
-import { commands as keyCommands } from './commands/index.js'
+import { commands as all, help } from './commands/index.js'
 import { VERSION } from '../version.js'
-
-const all: Command[] = [mount, unmount, status, log, daemon, token, events, ...keyCommands]
-
-function help (): string {
-  const width = Math.max(...all.map(c => c.name.length))
-  return `space ${VERSION} - end-to-end encrypted drive\n\nusage: space COMMAND [ARGS]\n\n` +
-    all.map(c => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n') + '\n\nRun "space COMMAND --help" for details.\n'
-}
 
 async function main (argv: string[]): Promise<number> {
   const [name, ...rest] = argv

@@ -2,6 +2,7 @@
 // dropped) go to listeners. Used by the CLI and by any TypeScript program that drives Space.
 import { createConnection, type Socket } from 'node:net'
 import { CtlError } from './errors.js'
+import { checkPeer, checkSocketPath } from './paths.js'
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, type Id, type MethodName, type ProgressParams } from './protocol.js'
 
 export interface HelloResult {
@@ -29,8 +30,13 @@ export class CtlClient {
     sock.on('close', () => this.onClose())
   }
 
-  /** Connects and says hello. ERR_NO_DAEMON when nothing listens on `path`. */
+  /**
+   * Connects and says hello. ERR_NO_DAEMON when nothing listens on `path`; ERR_SOCKET_UNSAFE,
+   * before a byte is sent, when the socket, its directory or the listening process is not this
+   * user's (the token and later the passphrases would go to whoever made it).
+   */
   static async connect (path: string, token: string | undefined, opts: { client?: string, timeoutMs?: number } = {}): Promise<CtlClient> {
+    await checkSocketPath(path)
     const sock = await new Promise<Socket>((resolve, reject) => {
       const s = createConnection(path)
       const t = setTimeout(() => { s.destroy(); reject(new CtlError('ERR_NO_DAEMON', `no answer on ${path} within ${opts.timeoutMs ?? 5000} ms`)) }, opts.timeoutMs ?? 5000)
@@ -43,6 +49,12 @@ export class CtlClient {
           : new CtlError('ERR_NO_DAEMON', `cannot reach the daemon on ${path}: ${err.message}`, { socket: path }))
       })
     })
+    try {
+      checkPeer(path, sock)
+    } catch (err) {
+      sock.destroy()
+      throw err
+    }
     const c = new CtlClient(sock, path)
     try {
       c.hello = await c.call('hello', { protocol: PROTOCOL_VERSION, token: token ?? null, client: opts.client ?? 'space-cli' }) as HelloResult

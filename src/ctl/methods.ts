@@ -121,9 +121,10 @@ export function buildHandlers (api: DaemonApi): Handlers {
     },
 
     'keys.backup': async (params, call) => {
-      const p = objectParams(params, ['passphrase', 'to', 'hub', 'username', 'keystorePassphrase'])
+      const p = objectParams(params, ['passphrase', 'to', 'hub', 'username', 'keystorePassphrase', 'insecureHttp'])
       const passphrase = reqStr(p, 'passphrase')
       const to = str(p, 'to')
+      const insecureHttp = bool(p, 'insecureHttp') === true
       return await keysCall(async () => {
         const steps = to !== undefined ? 2 : 3
         call.progress('opening the keystore', 0, steps)
@@ -141,7 +142,7 @@ export function buildHandlers (api: DaemonApi): Handlers {
         if (hub === undefined || hub === '') throw new CtlError('ERR_INVALID_PARAMS', 'no hub: pass "hub"', { param: 'hub' })
         if (username === undefined || username === '') throw new CtlError('ERR_INVALID_PARAMS', 'pass "username": the name to recover with', { param: 'username' })
         call.progress('registering, sealing (scrypt) and uploading', 1, steps)
-        const vault = await backupToHub(account, hub, username, passphrase)
+        const vault = await backupToHub(account, hub, username, passphrase, { insecureHttp })
         call.progress('saving the config', 2, steps)
         await writeIdentityConfig(api.configDir, { ...account.config, vault })
         call.progress('done', steps, steps)
@@ -150,7 +151,7 @@ export function buildHandlers (api: DaemonApi): Handlers {
     },
 
     'keys.recover': async (params, call) => {
-      const p = objectParams(params, ['passphrase', 'from', 'hub', 'username', 'keystore', 'keystorePassphrase'])
+      const p = objectParams(params, ['passphrase', 'from', 'hub', 'username', 'keystore', 'keystorePassphrase', 'insecureHttp'])
       const passphrase = reqStr(p, 'passphrase')
       const from = str(p, 'from')
       const backend = str(p, 'keystore') ?? 'keychain'
@@ -166,7 +167,7 @@ export function buildHandlers (api: DaemonApi): Handlers {
           entropy = await readBackupFile(resolve(from), passphrase)
         } else {
           const hub = reqStr(p, 'hub')
-          const r = await fetchFromHub(hub, reqStr(p, 'username'), passphrase)
+          const r = await fetchFromHub(hub, reqStr(p, 'username'), passphrase, { insecureHttp: bool(p, 'insecureHttp') === true })
           entropy = r.entropy
           vault = r.vault
         }

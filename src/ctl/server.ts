@@ -15,7 +15,7 @@ export interface ServerLimits {
   maxMessageBytes: number
   /** Concurrent connections; one more gets ERR_BUSY and is closed. */
   maxConnections: number
-  /** A connection must complete hello within this. */
+  /** A connection must complete hello within this of connecting: a deadline, not an idle timer. */
   handshakeTimeoutMs: number
   /** An authenticated connection with no traffic, no request running and no subscription is closed after this. */
   idleTimeoutMs: number
@@ -23,6 +23,8 @@ export interface ServerLimits {
   maxQueued: number
   /** Unsent bytes a client may leave in our buffer before its subscription is dropped. */
   maxSendBuffer: number
+  /** Unsent bytes of any kind past which the connection is cut at once (a client that does not read). */
+  maxOutputBytes: number
   /** Failed hellos before the connection is closed. */
   maxAuthFailures: number
 }
@@ -34,6 +36,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 300_000,
   maxQueued: 32,
   maxSendBuffer: 4 * 1024 * 1024,
+  maxOutputBytes: 16 * 1024 * 1024,
   maxAuthFailures: 5
 }
 
@@ -158,8 +161,19 @@ class Connection {
   private authFailures = 0
   private unsubscribe: (() => void) | null = null
   private ended = false
+  /** Until a hello succeeds. Traffic does not extend it: requests without id get no answer and would. */
+  private handshakeTimer: NodeJS.Timeout | null
 
   constructor (private readonly srv: CtlServer, private readonly sock: Socket, readonly id: number) {
+    this.handshakeTimer = setTimeout(() => {
+      this.handshakeTimer = null
+      if (this.grant !== null || this.ended) return
+      this.fail(new CtlError('ERR_TIMEOUT', `no hello within ${srv.limits.handshakeTimeoutMs} ms`))
+      // The error is in the kernel's buffer once written; a client that does not read must not
+      // hold the connection open for the 2 s a closing one gets.
+      setImmediate(() => this.sock.destroy())
+    }, srv.limits.handshakeTimeoutMs)
+    this.handshakeTimer.unref()
     sock.on('data', chunk => this.onData(chunk))
     sock.on('error', () => {}) // ECONNRESET/EPIPE from a client that left: 'close' follows
     sock.on('timeout', () => this.fail(new CtlError('ERR_TIMEOUT', this.grant === null
@@ -277,6 +291,7 @@ class Connection {
     }
     try {
       this.grant = this.srv.deps.tokens.verify(p.token)
+      this.clearHandshake()
     } catch (err) {
       if (++this.authFailures >= this.srv.limits.maxAuthFailures) setImmediate(() => this.fail(new CtlError('ERR_BUSY', 'too many failed hellos')))
       throw err
@@ -354,7 +369,19 @@ class Connection {
   private reply (id: Id, err: CtlError): void { this.send({ jsonrpc: '2.0', id, error: err.toRpc() }) }
 
   private send (msg: unknown): void {
-    if (!this.ended && !this.sock.destroyed) this.sock.write(frame(msg))
+    if (this.ended || this.sock.destroyed) return
+    this.sock.write(frame(msg))
+    // Backpressure stops work for a client that does not read, but what was already answered
+    // stays in our memory: past the cap the connection goes, unread answers and all.
+    if (this.sock.writableLength > this.srv.limits.maxOutputBytes) {
+      this.srv.deps.log?.(`control: connection ${this.id} dropped: more than ${this.srv.limits.maxOutputBytes} bytes of output unread`)
+      this.destroy()
+    }
+  }
+
+  private clearHandshake (): void {
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer)
+    this.handshakeTimer = null
   }
 
   /** Answers with an error (id null) and closes. */
@@ -366,6 +393,7 @@ class Connection {
 
   private end (): void {
     this.ended = true
+    this.clearHandshake()
     this.queue.length = 0
     this.stopEvents()
     this.sock.end()
@@ -379,12 +407,15 @@ class Connection {
 
   destroy (): void {
     this.ended = true
+    this.queue.length = 0
+    this.clearHandshake()
     this.stopEvents()
     this.sock.destroy()
   }
 
   closed (): void {
     this.ended = true
+    this.clearHandshake()
     this.stopEvents()
   }
 }

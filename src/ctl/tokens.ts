@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { KeychainStore, writePrivateFile } from '../keys/keystore.js'
 import { readIdentityConfig } from '../keys/account.js'
 import { CtlError } from './errors.js'
-import { allows, isAllowEntry, type MethodName, type TokenInfo } from './protocol.js'
+import { allows, isAllowEntry, METHODS, type MethodName, type TokenInfo } from './protocol.js'
 
 export const TOKENS_FILE = 'tokens.json'
 export const MASTER_TOKEN_FILE = 'master.token'
@@ -22,7 +22,8 @@ const TOKEN_RE = /^spc1_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const MAX_TOKENS = 1000
 
-interface TokenRecord extends TokenInfo { hash: string }
+/** `parent`: the token that minted this one (null: the master token, or made by the CLI's master). */
+interface TokenRecord extends TokenInfo { hash: string, parent?: string | null }
 type MasterStore = { store: 'keychain', account: string } | { store: 'file' }
 interface TokenTable { version: number, master: { id: string } & MasterStore, tokens: TokenRecord[] }
 
@@ -95,7 +96,21 @@ export class TokenStore {
     return this.check(rec)
   }
 
+  /**
+   * A token lives only as long as every token above it: a revoked, expired or missing ancestor
+   * ends it too (revoke also marks the descendants, but expiry needs this walk).
+   */
   private check (rec: TokenRecord): Grant {
+    const table = this.load()
+    const seen = new Set<string>([rec.id])
+    for (let up = rec.parent ?? null; up !== null;) {
+      const p = table.tokens.find(r => r.id === up)
+      if (p === undefined || seen.has(p.id)) throw new CtlError('ERR_TOKEN_REVOKED', `app token "${rec.name}" was minted by a token that no longer exists`, { token: rec.id })
+      seen.add(p.id)
+      if (p.revokedAt !== null) throw new CtlError('ERR_TOKEN_REVOKED', `app token "${rec.name}" ended with the token that minted it ("${p.name}", revoked at ${p.revokedAt})`, { token: rec.id })
+      if (p.expiresAt !== null && Date.parse(p.expiresAt) <= this.now()) throw new CtlError('ERR_TOKEN_EXPIRED', `app token "${rec.name}" ended with the token that minted it ("${p.name}", expired at ${p.expiresAt})`, { token: rec.id })
+      up = p.parent ?? null
+    }
     if (rec.revokedAt !== null) throw new CtlError('ERR_TOKEN_REVOKED', `app token "${rec.name}" was revoked at ${rec.revokedAt}`, { token: rec.id })
     if (rec.expiresAt !== null && Date.parse(rec.expiresAt) <= this.now()) throw new CtlError('ERR_TOKEN_EXPIRED', `app token "${rec.name}" expired at ${rec.expiresAt}`, { token: rec.id })
     return { id: rec.id, name: rec.name, allow: [...rec.allow], master: rec.master }
@@ -113,17 +128,25 @@ export class TokenStore {
     const unknown = req.allow.find(a => !isAllowEntry(a))
     if (unknown !== undefined) throw new CtlError('ERR_INVALID_PARAMS', `"${unknown}" is neither a scope nor a method`, { param: 'allow' })
     if (req.allow.includes('*')) throw new CtlError('ERR_INVALID_PARAMS', 'only the master token has "*"', { param: 'allow' })
-    const beyond = req.allow.find(a => !by.allow.includes('*') && !by.allow.includes(a))
+    // Within the parent's scopes: every method an entry grants must be one the parent may call.
+    const beyond = req.allow.find(a => !by.allow.includes('*') && !METHODS.filter(m => m !== 'hello' && allows([a], m)).every(m => allows(by.allow, m)))
     if (beyond !== undefined) throw new CtlError('ERR_FORBIDDEN', `token "${by.name}" cannot grant "${beyond}", which it does not hold`)
     const t = this.load()
+    const parent = by.master ? null : t.tokens.find(r => r.id === by.id)
+    if (parent === undefined) throw new CtlError('ERR_TOKEN_REVOKED', `app token "${by.name}" was revoked`)
+    // Within the parent's lifetime: no later expiry than its own.
+    const parentEnd = parent?.expiresAt == null ? null : Date.parse(parent.expiresAt)
+    const askedEnd = req.expiresInSec === undefined ? null : this.now() + req.expiresInSec * 1000
+    if (parentEnd !== null && askedEnd !== null && askedEnd > parentEnd) throw new CtlError('ERR_FORBIDDEN', `token "${by.name}" expires at ${parent!.expiresAt}; it cannot issue a token that outlives it`)
+    const end = askedEnd ?? parentEnd
     if (t.tokens.some(r => r.name === req.name && r.revokedAt === null)) throw new CtlError('ERR_TOKEN_NAME_TAKEN', `a token named "${req.name}" exists; revoke it first`)
     if (t.tokens.length >= MAX_TOKENS) throw new CtlError('ERR_BUSY', `at most ${MAX_TOKENS} tokens (revoked ones included)`)
     const { id, secret, token } = newToken()
     const rec: TokenRecord = {
       id, name: req.name, allow: [...new Set(req.allow)], hash: hashSecret(secret),
       createdAt: new Date(this.now()).toISOString(),
-      expiresAt: req.expiresInSec === undefined ? null : new Date(this.now() + req.expiresInSec * 1000).toISOString(),
-      revokedAt: null, master: false
+      expiresAt: end === null ? null : new Date(end).toISOString(),
+      revokedAt: null, master: false, parent: parent?.id ?? null
     }
     await this.save({ ...t, tokens: [...t.tokens, rec] })
     return { token, info: info(rec) }
@@ -136,9 +159,16 @@ export class TokenStore {
     if (rec === undefined) throw new CtlError('ERR_TOKEN_NOT_FOUND', `no token "${idOrName}"`)
     if (rec.master) throw new CtlError('ERR_FORBIDDEN', 'the master token cannot be revoked (it is how the CLI reaches the daemon)')
     if (rec.revokedAt !== null) return info(rec)
-    const revoked = { ...rec, revokedAt: new Date(this.now()).toISOString() }
-    await this.save({ ...t, tokens: t.tokens.map(r => r === rec ? revoked : r) })
-    return info(revoked)
+    // The token and everything minted below it, so the list says what check() enforces.
+    const doomed = new Set([rec.id])
+    for (let grew = true; grew;) {
+      grew = false
+      for (const r of t.tokens) if (r.parent != null && doomed.has(r.parent) && !doomed.has(r.id)) { doomed.add(r.id); grew = true }
+    }
+    const at = new Date(this.now()).toISOString()
+    const tokens = t.tokens.map(r => doomed.has(r.id) && r.revokedAt === null ? { ...r, revokedAt: at } : r)
+    await this.save({ ...t, tokens })
+    return info(tokens.find(r => r.id === rec.id)!)
   }
 }
 

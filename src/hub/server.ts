@@ -6,6 +6,7 @@ import { API } from '../keys/vault-protocol.js'
 import { VERSION } from '../version.js'
 import { HubDb } from './db.js'
 import { badRequest, HubError } from './errors.js'
+import { ClientKeys } from './client-key.js'
 import { MemoryBuckets, RateLimiter, type BucketPolicy } from './rate-limit.js'
 import { DEFAULT_GUESS_LIMITS, VaultService, type GuessLimits } from './vault-service.js'
 
@@ -16,8 +17,20 @@ export interface HubOptions {
   guessLimits?: GuessLimits
   /** Every request from one client address; a coarse flood guard in front of everything. */
   requestLimit?: BucketPolicy
+  /** Registrations per client (and, `registrationTotal`, for everyone together). */
+  registrationLimit?: BucketPolicy
+  registrationTotal?: BucketPolicy
+  /** Addresses of reverse proxies whose X-Forwarded-For is believed; nobody else's is. */
+  trustedProxies?: string[]
+  /** Open TCP connections at once; more are closed on accept. */
+  maxConnections?: number
   log?: (line: string) => void
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 1024
+/** A person registers once per device: 5 at once, then one per 10 minutes per client. */
+export const DEFAULT_REGISTRATION_LIMIT: BucketPolicy = { capacity: 5, refillPerSec: 1 / 600 }
+export const DEFAULT_REGISTRATION_TOTAL: BucketPolicy = { capacity: 200, refillPerSec: 1 }
 
 export interface RunningHub { url: string, port: number, close: () => Promise<void> }
 
@@ -53,9 +66,12 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   // A flood guard in front of everything, per client address, in memory.
   const flood = new RateLimiter(new MemoryBuckets())
   const requestLimit = opts.requestLimit ?? { capacity: 300, refillPerSec: 10 }
+  const registrationLimit = opts.registrationLimit ?? DEFAULT_REGISTRATION_LIMIT
+  const registrationTotal = opts.registrationTotal ?? DEFAULT_REGISTRATION_TOTAL
+  const keys = new ClientKeys(opts.trustedProxies)
 
   async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const client = req.socket.remoteAddress ?? 'unknown'
+    const client = keys.keyOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])
     const limited = flood.take([[`req:${client}`, requestLimit]])
     if (!limited.ok) throw new HubError(429, 'rate_limited', 'too many requests', { 'Retry-After': String(limited.retryAfter) })
     const url = new URL(req.url ?? '/', 'http://hub')
@@ -63,6 +79,8 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     const method = req.method ?? 'GET'
     if (method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, version: VERSION })
     if (method === 'POST' && path === API.users) {
+      const reg = flood.take([[`reg:${client}`, registrationLimit], ['reg:*', registrationTotal]])
+      if (!reg.ok) throw new HubError(429, 'rate_limited', 'too many registrations', { 'Retry-After': String(reg.retryAfter) })
       const r = vault.register(await readJson(req))
       return send(res, r.status, { userId: r.userId })
     }
@@ -84,6 +102,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
       send(res, 500, { error: 'internal', message: 'internal error' })
     })
   })
+  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000
 

@@ -21,7 +21,11 @@ export type KeystoreConfig =
   | { backend: 'keychain', account: string }
   | { backend: 'file', protection: 'passphrase' | 'none' }
 
-export interface VaultConfig { hub: string, username: string, userId: string }
+/**
+ * `kdf`: the passphrase KDF parameters of the last backup made from here; recovery and
+ * test-passphrase on this machine refuse a vault header from the hub with any others.
+ */
+export interface VaultConfig { hub: string, username: string, userId: string, kdf?: { N: number, r: number, p: number } }
 
 export interface IdentityConfig {
   version: number

@@ -1,14 +1,15 @@
 // Key backup and recovery by passphrase: to the hub's vault (the server gets the sealed box and
 // vsk, never vk) and to a local file. Both carry the same "vault file": the identity's entropy.
-import { readFile } from 'node:fs/promises'
+import { link, lstat, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { AuthError } from '../crypto/index.js'
 import type { Account, VaultConfig } from './account.js'
 import { KeysError } from './errors.js'
 import { deriveIdentity } from './identity.js'
-import { writePrivateFile } from './keystore.js'
 import { ENTROPY_LEN } from './mnemonic.js'
-import { BOX_HEADER_LEN, BoxPurpose, decodeBoxHeader, deriveBoxKeys, openBox, openWithPassphrase, sealWithPassphrase } from './passbox.js'
-import { VaultClient } from './vault-client.js'
+import { BOX_HEADER_LEN, BoxPurpose, checkKdfFloor, decodeBoxHeader, deriveBoxKeys, describeKdf, openBox, openWithPassphrase, sameKdf, sealWithPassphrase } from './passbox.js'
+import { VaultClient, type VaultClientOptions } from './vault-client.js'
+import type { ScryptParams } from '../crypto/index.js'
 import { fromB64u } from './vault-protocol.js'
 
 const VAULT_FILE_VERSION = 1
@@ -27,23 +28,34 @@ function decodeVaultFile (plain: Buffer): Buffer {
   return Buffer.from(entropy)
 }
 
-export async function backupToHub (account: Account, hub: string, username: string, passphrase: string): Promise<VaultConfig> {
-  const client = new VaultClient(hub)
+export async function backupToHub (account: Account, hub: string, username: string, passphrase: string, opts: VaultClientOptions = {}): Promise<VaultConfig> {
+  const client = new VaultClient(hub, opts)
   const userId = await client.register(username, account.identity.signing)
   const token = await client.authenticate(userId, account.identity.signing)
-  const { box, keys } = await sealWithPassphrase(BoxPurpose.Vault, passphrase, encodeVaultFile(account))
+  const { box, keys, header } = await sealWithPassphrase(BoxPurpose.Vault, passphrase, encodeVaultFile(account))
   await client.putVault(token, box, keys.vsk)
-  return { hub: client.hub, username, userId }
+  const { N, r, p } = header.params
+  return { hub: client.hub, username, userId, kdf: { N, r, p } }
+}
+
+export interface FetchOptions extends VaultClientOptions {
+  /** The parameters remembered from this machine's last backup: any others are refused. */
+  expectKdf?: ScryptParams
 }
 
 /** Fetches and opens the vault; changes nothing locally. Returns the identity's entropy. */
-export async function fetchFromHub (hub: string, username: string, passphrase: string): Promise<{ entropy: Buffer, vault: VaultConfig }> {
-  const client = new VaultClient(hub)
+export async function fetchFromHub (hub: string, username: string, passphrase: string, opts: FetchOptions = {}): Promise<{ entropy: Buffer, vault: VaultConfig }> {
+  const client = new VaultClient(hub, opts)
   const info = await client.lookup(username)
   const headerBytes = info.vaultHeader === null ? undefined : fromB64u(info.vaultHeader, BOX_HEADER_LEN)
   if (headerBytes === undefined) throw new KeysError('ERR_NOT_FOUND', `hub ${client.hub} has no key backup for "${username}"`)
   const header = decodeBoxHeader(headerBytes)
   if (header.purpose !== BoxPurpose.Vault) throw new KeysError('ERR_VAULT_TAMPERED', 'the hub sent a header that is not a vault header; refused')
+  // Both checks come before scrypt runs: deriving is what a weak header is there to cheapen.
+  checkKdfFloor(header.params)
+  if (opts.expectKdf !== undefined && !sameKdf(header.params, opts.expectKdf)) {
+    throw new KeysError('ERR_KDF_CHANGED', `the hub's vault header has other key derivation parameters (${describeKdf(header.params)}) than the backup made from this machine (${describeKdf(opts.expectKdf)}); refused`)
+  }
   const keys = await deriveBoxKeys(passphrase, header)
   const box = await client.fetchVault(info.userId, keys.vsk)
   const tampered = new KeysError('ERR_VAULT_TAMPERED', 'the vault box from the hub failed authentication (tampered or corrupt); refused')
@@ -59,12 +71,29 @@ export async function fetchFromHub (hub: string, username: string, passphrase: s
   if (deriveIdentity(entropy).signing.publicKey.toString('base64url') !== info.publicKey) {
     throw new KeysError('ERR_VAULT_TAMPERED', `the vault holds another identity than the one registered as "${username}"; refused`)
   }
-  return { entropy, vault: { hub: client.hub, username, userId: info.userId } }
+  const { N, r, p } = header.params
+  return { entropy, vault: { hub: client.hub, username, userId: info.userId, kdf: { N, r, p } } }
 }
 
+/**
+ * Writes the backup to `file`, which must not exist: link() of a finished 0600 temp file either
+ * creates the name or fails, so nothing already there (a file, a link to one) is overwritten.
+ */
 export async function backupToFile (account: Account, file: string, passphrase: string): Promise<void> {
+  const exists = (): KeysError => new KeysError('ERR_FILE_EXISTS', `${file} exists; not overwriting it (choose a new file name)`)
+  // Early, so no scrypt is spent on a name that cannot be used; link() below is what guarantees it.
+  if (await lstat(file).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT')) throw exists()
   const { box } = await sealWithPassphrase(BoxPurpose.BackupFile, passphrase, encodeVaultFile(account))
-  await writePrivateFile(file, box)
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(tmp, box, { mode: 0o600, flag: 'wx', flush: true })
+  try {
+    await link(tmp, file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw exists()
+    throw err
+  } finally {
+    await rm(tmp, { force: true })
+  }
 }
 
 export async function readBackupFile (file: string, passphrase: string): Promise<Buffer> {

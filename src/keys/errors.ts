@@ -16,6 +16,10 @@ export type KeysErrorCode =
   | 'ERR_RATE_LIMITED'
   | 'ERR_USERNAME_TAKEN'
   | 'ERR_BAD_USERNAME'
+  | 'ERR_WEAK_KDF'
+  | 'ERR_KDF_CHANGED'
+  | 'ERR_INSECURE_HUB'
+  | 'ERR_FILE_EXISTS'
 
 export class KeysError extends Error {
   readonly code: KeysErrorCode

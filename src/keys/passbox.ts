@@ -3,7 +3,7 @@
 // salt into a master M; HKDF splits M into the sealing key vk and the vault service key vsk, so
 // a server holding vsk learns nothing about vk. Layout in docs/keys.md ("Passphrase box").
 import { randomBytes } from 'node:crypto'
-import { AuthError, defaultScryptParams, hkdf, open, scrypt, seal, SealType, type ScryptParams } from '../crypto/index.js'
+import { AuthError, defaultScryptParams, hkdf, open, scrypt, seal, SealType, SCRYPT_TEST, SCRYPT_V1, type ScryptParams } from '../crypto/index.js'
 import { KeysError } from './errors.js'
 
 export const BOX_VERSION = 1
@@ -18,6 +18,28 @@ export const LABEL_VSK = 'space/v1/vault-service-key'
 const MAX_LOG2N = 22
 const MAX_R = 32
 const MAX_P = 16
+
+/**
+ * The least work per guess we derive with, per KDF version (docs/keys.md, "KDF floor"): a box
+ * from a hostile hub or file with cheaper parameters would make the passphrase cheap to guess
+ * by whoever holds the box. SPACE_TEST_CHEAP_KDF lowers it exactly as far as it lowers the
+ * parameters boxes are sealed with.
+ */
+export function kdfFloor (): ScryptParams {
+  return process.env.SPACE_TEST_CHEAP_KDF === '1' ? SCRYPT_TEST : SCRYPT_V1
+}
+
+export const describeKdf = (p: ScryptParams): string => `scrypt N=2^${Math.log2(p.N)} r=${p.r} p=${p.p}`
+
+/** Throws ERR_WEAK_KDF, before any derivation, for parameters under the floor. */
+export function checkKdfFloor (p: ScryptParams): void {
+  const f = kdfFloor()
+  if (p.N < f.N || p.r < f.r || p.p < f.p) {
+    throw new KeysError('ERR_WEAK_KDF', `refusing key derivation parameters weaker than this version's floor (${describeKdf(p)} < ${describeKdf(f)}): whoever supplied them could guess the passphrase cheaply`)
+  }
+}
+
+export const sameKdf = (a: ScryptParams, b: ScryptParams): boolean => a.N === b.N && a.r === b.r && a.p === b.p
 
 export interface BoxHeader {
   purpose: BoxPurpose
@@ -66,6 +88,7 @@ export function decodeBoxHeader (buf: Uint8Array): BoxHeader {
 export function normalizePassphrase (p: string): string { return p.normalize('NFKC') }
 
 export async function deriveBoxKeys (passphrase: string, h: BoxHeader): Promise<BoxKeys> {
+  checkKdfFloor(h.params)
   const m = await scrypt(h.noPassphrase ? '' : normalizePassphrase(passphrase), h.salt, h.params)
   try {
     return { vk: hkdf(m, LABEL_VK), vsk: hkdf(m, LABEL_VSK) }

@@ -4,9 +4,20 @@ import { ed25519Sign, type RawKeyPair } from './ed25519.js'
 import { KeysError } from './errors.js'
 import { API, authMessage, b64u, fromB64u, registerMessage, USERNAME_RE, type ErrorBody, type UserInfo } from './vault-protocol.js'
 
+/** Loopback hosts, where plain http never leaves the machine. */
+function isLoopback (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+}
+
+export interface VaultClientOptions {
+  /** Allow http:// to a host that is not loopback (--insecure-http). */
+  insecureHttp?: boolean
+}
+
 export class VaultClient {
   readonly hub: string
-  constructor (hub: string) {
+  constructor (hub: string, opts: VaultClientOptions = {}) {
     let url: URL
     try {
       url = new URL(hub)
@@ -14,6 +25,11 @@ export class VaultClient {
       throw new KeysError('ERR_HUB_UNAVAILABLE', `not a hub URL: ${hub}`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new KeysError('ERR_HUB_UNAVAILABLE', `not a hub URL: ${hub}`)
+    // Over plain http anyone on the path could serve their own vault header (weak KDF
+    // parameters) or read the sealed box and vsk: only loopback, or when asked for.
+    if (url.protocol === 'http:' && !isLoopback(url.hostname) && opts.insecureHttp !== true) {
+      throw new KeysError('ERR_INSECURE_HUB', `refusing plain http:// to hub ${url.origin}, which is not on this machine: use https://, or pass --insecure-http if the network path is trusted`)
+    }
     this.hub = url.origin
   }
 

@@ -224,7 +224,7 @@ describe('local backup file', () => {
     const r = await cli(['recover-keys', '--from', file, '--config-dir', dir(), '--passphrase-stdin', ...INSECURE], { input: PASS + '\n' })
     assert.equal(r.code, 0, r.stderr)
     assert.equal(publicKeyFrom(r.stdout), publicKeyFrom(init.stdout))
-    const short = await cli(['backup-keys', '--config-dir', a, '--to', file, '--passphrase-stdin'], { input: 'short\n' })
+    const short = await cli(['backup-keys', '--config-dir', a, '--to', join(root, 'other.space-keys'), '--passphrase-stdin'], { input: 'short\n' })
     assert.equal(short.code, 2)
   })
 })

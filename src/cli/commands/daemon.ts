@@ -70,7 +70,7 @@ If one already serves the store, says so and exits 0.
   --log FILE         the background process's log (default $XDG_STATE_HOME/space/daemon.log)
   --timeout SECONDS  how long to wait for it to come up, or to stop (default 60)
   --stop             commit, unmount and stop the running daemon
-  --socket PATH, --data-dir DIR, --allow-other, --cache-mb N   as for "space mount"`,
+  --socket PATH, --data-dir DIR, --allow-other, --cache-mb N, --debug-log-paths   as for "space mount"`,
   options: {
     ...CLIENT_OPTIONS,
     'no-mount': { type: 'boolean' },
@@ -79,7 +79,8 @@ If one already serves the store, says so and exits 0.
     log: { type: 'string' },
     timeout: { type: 'string' },
     'allow-other': { type: 'boolean' },
-    'cache-mb': { type: 'string' }
+    'cache-mb': { type: 'string' },
+    'debug-log-paths': { type: 'boolean' }
   },
   positionals: true
 }, async (ctx, values, positionals) => {
@@ -96,7 +97,7 @@ If one already serves the store, says so and exits 0.
   const t = target(values)
 
   if (values.foreground === true) {
-    return await serve(ctx, { ...t, mountpoint, allowOther: values['allow-other'] === true, cacheBytes: cacheMb * 1024 * 1024 })
+    return await serve(ctx, { ...t, mountpoint, allowOther: values['allow-other'] === true, cacheBytes: cacheMb * 1024 * 1024, logPaths: values['debug-log-paths'] === true })
   }
 
   const running = await tryConnect(values)
@@ -120,7 +121,8 @@ If one already serves the store, says so and exits 0.
   const args = [main, 'daemon', '--foreground', ...(mountpoint === null ? ['--no-mount'] : [mountpoint]),
     '--data-dir', t.dataDir, '--config-dir', t.configDir, '--cache-mb', String(cacheMb),
     ...(typeof values.socket === 'string' ? ['--socket', values.socket] : []),
-    ...(values['allow-other'] === true ? ['--allow-other'] : [])]
+    ...(values['allow-other'] === true ? ['--allow-other'] : []),
+    ...(values['debug-log-paths'] === true ? ['--debug-log-paths'] : [])]
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: ctx.env })
   closeSync(fd)
   let exited: number | null | undefined

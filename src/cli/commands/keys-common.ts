@@ -23,7 +23,11 @@ const EXIT_FOR: Record<KeysErrorCode, number> = {
   ERR_HUB_REFUSED: ExitCode.REFUSED,
   ERR_RATE_LIMITED: ExitCode.RATE_LIMITED,
   ERR_USERNAME_TAKEN: ExitCode.USERNAME_TAKEN,
-  ERR_BAD_USERNAME: ExitCode.USAGE
+  ERR_BAD_USERNAME: ExitCode.USAGE,
+  ERR_WEAK_KDF: ExitCode.WEAK_KDF,
+  ERR_KDF_CHANGED: ExitCode.KDF_CHANGED,
+  ERR_INSECURE_HUB: ExitCode.INSECURE_HUB,
+  ERR_FILE_EXISTS: ExitCode.FILE_EXISTS
 }
 
 /** A user mistake on the command line; printed with the usage hint. */

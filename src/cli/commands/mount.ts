@@ -17,6 +17,8 @@ export interface ServeOptions extends Target {
   mountpoint: string | null
   allowOther: boolean
   cacheBytes: number
+  /** --debug-log-paths: file paths in the log (default: file ids only). */
+  logPaths?: boolean
 }
 
 /** Test hook: SPACE_TEST_CTL_LIMITS='{"handshakeTimeoutMs":300}' tightens the socket's limits. */
@@ -42,6 +44,7 @@ export async function serve (ctx: CommandContext, o: ServeOptions): Promise<numb
       mountpoint: o.mountpoint,
       allowOther: o.allowOther,
       cacheBytes: o.cacheBytes,
+      logPaths: o.logPaths === true,
       log,
       limits: testLimits(ctx.env)
     })
@@ -72,7 +75,7 @@ export async function serve (ctx: CommandContext, o: ServeOptions): Promise<numb
 export const command: Command = {
   name: 'mount',
   summary: 'mount the encrypted drive (default ~/Space) and serve it in the foreground',
-  usage: `usage: space mount [MOUNTPOINT] [--data-dir DIR] [--config-dir DIR] [--socket PATH] [--allow-other] [--cache-mb N]
+  usage: `usage: space mount [MOUNTPOINT] [--data-dir DIR] [--config-dir DIR] [--socket PATH] [--allow-other] [--cache-mb N] [--debug-log-paths]
 
 Mounts the drive at MOUNTPOINT (default ~/Space, created if missing) and serves it, with the
 control socket, until Ctrl-C, SIGTERM or "space unmount". Prints "mounted MOUNTPOINT" once the
@@ -83,7 +86,8 @@ mount instead and returns.
   --socket PATH      the control socket (default SPACE_SOCKET, else derived from the data dir)
   --allow-other      let other users reach the mount (permission bits still apply)
   --cache-mb N       decrypted-block cache budget in MiB (default 32)
-  --foreground       accepted for compatibility; mount always serves in the foreground`,
+  --foreground       accepted for compatibility; mount always serves in the foreground
+  --debug-log-paths  write file paths into the log (default: file ids only; the log is plaintext)`,
   async run (ctx) {
     const { values, positionals } = parseArgs({
       args: ctx.argv,
@@ -94,7 +98,8 @@ mount instead and returns.
         socket: { type: 'string' },
         'allow-other': { type: 'boolean', default: false },
         'cache-mb': { type: 'string', default: '32' },
-        foreground: { type: 'boolean', default: true }
+        foreground: { type: 'boolean', default: true },
+        'debug-log-paths': { type: 'boolean', default: false }
       }
     })
     const defaultMnt = join(homedir(), 'Space')
@@ -105,7 +110,7 @@ mount instead and returns.
     const t = target(values)
     const handed = await handToDaemon(ctx, values, t, mountpoint)
     if (handed !== null) return handed
-    return await serve(ctx, { ...t, mountpoint, allowOther: values['allow-other'], cacheBytes: cacheMb * 1024 * 1024 })
+    return await serve(ctx, { ...t, mountpoint, allowOther: values['allow-other'], cacheBytes: cacheMb * 1024 * 1024, logPaths: values['debug-log-paths'] })
   }
 }
 
@@ -119,6 +124,11 @@ async function handToDaemon (ctx: CommandContext, values: Record<string, unknown
   try {
     c = await connect(values as Record<string, string | undefined>)
   } catch (e) {
+    // Someone else's socket: say so, and never fall back to binding next to it.
+    if (e instanceof CtlError && e.code === 'ERR_SOCKET_UNSAFE') {
+      ctx.stderr.write(`space: ${e.message}\n`)
+      return exitCodeOfAny(e)
+    }
     // Nobody there (serve() replaces a stale socket), or a daemon we hold no token for
     // (serve() then says the socket is in use): either way, not ours to hand to.
     if (e instanceof CtlError) return null

@@ -13,18 +13,19 @@ import { chooseKeystore, err, KEYSTORE_FLAGS, out, readPassphrase, stdinIsTermin
 export const command = clientCommand({
   name: 'recover-keys',
   summary: 'restore your identity from the hub vault (or a backup file) by passphrase',
-  usage: `usage: space recover-keys <username> [--hub URL] [--passphrase-stdin] [--keystore KIND] [--config-dir DIR]
+  usage: `usage: space recover-keys <username> [--hub URL] [--insecure-http] [--passphrase-stdin] [--keystore KIND] [--config-dir DIR]
        space recover-keys --from FILE [--passphrase-stdin] [--keystore KIND] [--config-dir DIR]
 
 Fetches the key backup of <username> from the hub, opens it with your passphrase on this
 machine and installs the identity here. Refuses if this config dir already has an identity.
   --hub URL                 the hub (default SPACE_HUB_URL)
+  --insecure-http           allow a plain http:// hub that is not on this machine
   --from FILE               use a local backup file made by "space backup-keys --to FILE"
   --passphrase-stdin        read the passphrase as one line from stdin
   --keystore, --insecure-no-passphrase   as for "space init"
 Runs in the daemon when one serves the store, else in this process. Needs scope keys:admin.
 ${CLIENT_USAGE}`,
-  options: { ...CLIENT_OPTIONS, hub: { type: 'string' }, from: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' }, ...KEYSTORE_FLAGS },
+  options: { ...CLIENT_OPTIONS, hub: { type: 'string' }, from: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' }, 'insecure-http': { type: 'boolean' }, ...KEYSTORE_FLAGS },
   positionals: true
 }, async (ctx, values, positionals) => {
   const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
@@ -42,6 +43,7 @@ ${CLIENT_USAGE}`,
     if (hub === undefined || hub === '') throw new UsageError('no hub: pass --hub URL or set SPACE_HUB_URL')
     params.hub = hub
     params.username = username
+    if (values['insecure-http'] === true) params.insecureHttp = true
   }
   params.passphrase = await readPassphrase(ctx, fromStdin, { confirm: false, what: 'Backup passphrase' })
   // The keystore is picked before the backup is opened (the method does both), but nothing is
