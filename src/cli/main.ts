@@ -8,10 +8,11 @@ import { command as log } from './commands/log.js'
 import { command as daemon } from './commands/daemon.js'
 import { command as token } from './commands/token.js'
 import { command as events } from './commands/events.js'
+import { command as fsck } from './commands/fsck.js'
 import { commands as keyCommands } from './commands/index.js'
 import { VERSION } from '../version.js'
 
-const all: Command[] = [mount, unmount, status, log, daemon, token, events, ...keyCommands]
+const all: Command[] = [mount, unmount, status, log, daemon, token, events, fsck, ...keyCommands]
 
 function help (): string {
   const width = Math.max(...all.map(c => c.name.length))

@@ -31,9 +31,10 @@ export async function packIds (packsDir: string): Promise<number[]> {
 }
 
 /**
- * Moves what lies past `wm` out of the packs into `qdir`: later packs whole (a rename), the
- * bytes of the watermark's pack past its offset as a copy (the store cuts them on open). With
- * no watermark, every pack. Returns the bytes kept.
+ * Keeps what lies past `wm` in `qdir`: later packs whole (a hard link, so the store may delete
+ * its own name on open), the bytes of the watermark's pack past its offset as a copy (the store
+ * cuts them on open). With no watermark, every pack. Nothing in `packsDir` changes, so a crash
+ * before the journal that makes them droppable is in place loses nothing. Returns the bytes kept.
  */
 export async function keepPackTail (packsDir: string, wm: Watermark | null, qdir: string): Promise<number> {
   let kept = 0
@@ -43,7 +44,7 @@ export async function keepPackTail (packsDir: string, wm: Watermark | null, qdir
     if (wm == null || id > wm.pack) {
       await fsp.mkdir(into, { recursive: true, mode: 0o700 })
       kept += (await fsp.stat(path)).size
-      await fsp.rename(path, join(into, packName(id)))
+      await fsp.link(path, join(into, packName(id)))
       continue
     }
     if (id !== wm.pack) continue
