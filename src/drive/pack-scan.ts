@@ -22,7 +22,7 @@ export interface PackInfo {
   boundaries: Set<number>
   /** The first byte whose framing is bad, or null. */
   firstBad: number | null
-  problems: string[]
+  problems: Array<{ offset: number, text: string }>
   records: number
 }
 
@@ -47,7 +47,7 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
   const info: PackInfo = { id, size, boundaries: new Set(), firstBad: null, problems: [], records: 0 }
   const bad = (off: number, what: string): void => {
     info.firstBad ??= off
-    info.problems.push(`pack ${id}: ${what} at byte ${off}`)
+    info.problems.push({ offset: off, text: `pack ${id}: ${what} at byte ${off}` })
   }
   const head = Buffer.alloc(PACK_HEADER)
   await fh.read(head, 0, PACK_HEADER, 0)
@@ -64,7 +64,7 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
       bad(off, 'bad record header')
       const next = await resync(fh, off + 1, size)
       if (next === null) break
-      info.problems.push(`pack ${id}: records resume at byte ${next} (${next - off} bytes skipped)`)
+      info.problems.push({ offset: off, text: `pack ${id}: records resume at byte ${next} (${next - off} bytes skipped)` })
       off = next
       continue
     }
