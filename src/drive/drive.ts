@@ -55,6 +55,7 @@ export class Drive {
       await checkWatermark(dataDir, head)
       const { journal, cutBytes } = await Journal.open(join(dataDir, 'journal'))
       if (cutBytes > 0) log(`recovery: cut ${cutBytes} bytes of an unfinished commit from the journal (kept in ${kept ?? '-'})`)
+      else if (kept != null) log(`recovery: the journal holds no commit but the packs hold blocks: kept them in ${kept}`)
       const commits = new CommitLog(masterKey, storeId, journal)
       let store: PackStore
       try {

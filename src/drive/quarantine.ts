@@ -44,7 +44,7 @@ export async function keepPackTail (packsDir: string, wm: Watermark | null, qdir
     if (wm == null || id > wm.pack) {
       await fsp.mkdir(into, { recursive: true, mode: 0o700 })
       kept += (await fsp.stat(path)).size
-      await fsp.link(path, join(into, packName(id)))
+      await fsp.link(path, join(into, packName(id))).catch(async () => await fsp.copyFile(path, join(into, packName(id))))
       continue
     }
     if (id !== wm.pack) continue

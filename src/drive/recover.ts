@@ -44,11 +44,21 @@ export function decodeOrRefuse (dataDir: string, decode: (records: Buffer[]) => 
  * watermark (blocks only the torn commit referenced), go to the quarantine. Returns its path.
  */
 export async function keepTornTail (dataDir: string, jb: JournalBytes, head: CommitRecord | null): Promise<string | null> {
-  if (jb.scan.end >= jb.data.length) return null
-  const q = await newQuarantine(dataDir)
-  await fsp.writeFile(join(q, `journal.from-${jb.scan.end}`), jb.data.subarray(jb.scan.end), { mode: 0o600, flush: true })
-  await keepPackTail(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, q)
-  return q
+  const packs = join(dataDir, 'packs')
+  if (jb.scan.end < jb.data.length) {
+    const q = await newQuarantine(dataDir)
+    await fsp.writeFile(join(q, `journal.from-${jb.scan.end}`), jb.data.subarray(jb.scan.end), { mode: 0o600, flush: true })
+    await keepPackTail(packs, head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, q)
+    return q
+  }
+  // No commit at all but blocks in the packs: a crash before the first commit, or a journal
+  // emptied by damage. The two look alike, so the blocks are kept (hard links: no copy).
+  if (head == null && await packsHoldRecords(packs)) {
+    const q = await newQuarantine(dataDir)
+    await keepPackTail(packs, null, q)
+    return q
+  }
+  return null
 }
 
 /** The pack the head commit names must exist and reach its watermark. */

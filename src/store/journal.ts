@@ -118,25 +118,22 @@ export class Journal {
 
   /** Appends one record and makes it durable before resolving. */
   async append (payload: Uint8Array): Promise<void> {
-    const frame = Buffer.allocUnsafe(FRAME + payload.length)
-    frame.writeUInt32BE(payload.length, 0)
-    frame.writeUInt32BE(crc32(payload), 4)
-    frame.set(payload, FRAME)
+    const f = frame(payload)
     try {
-      const { bytesWritten } = await this.fh.write(frame, 0, frame.length, this.size)
-      if (bytesWritten !== frame.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+      const { bytesWritten } = await this.fh.write(f, 0, f.length, this.size)
+      if (bytesWritten !== f.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
       await this.fh.datasync()
     } catch (err) {
       await this.fh.truncate(this.size).catch(() => {})
       throw ioError(err, 'writing the commit journal')
     }
-    this.size += frame.length
+    this.size += f.length
   }
 
   async close (): Promise<void> { await this.fh.close() }
 }
 
-/** Frames a payload as the journal stores it (for a journal rewritten whole, as by repair). */
+/** Frames a payload as the journal stores it (append, and a journal rewritten whole by repair). */
 export function frame (payload: Uint8Array): Buffer {
   const f = Buffer.allocUnsafe(FRAME + payload.length)
   f.writeUInt32BE(payload.length, 0)

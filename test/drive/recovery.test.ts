@@ -134,3 +134,15 @@ test('a rekey of a damaged journal refuses instead of rewriting it without the d
     assert.deepEqual(hashes(s.dir), before)
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
 })
+
+test('an empty journal beside packs that hold blocks keeps the packs in the quarantine before the store drops them', async () => {
+  const s = await threeCommits()
+  try {
+    const packs = hashes(join(s.dir, 'packs'))
+    writeFileSync(join(s.dir, 'journal'), Buffer.alloc(0))
+    const drive = await Drive.open(s.dir, s.key)
+    assert.deepEqual(drive.log(), [])
+    await drive.close()
+    assert.deepEqual(hashes(join(quarantineOf(s.dir), 'packs')), packs, 'every pack byte kept')
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
