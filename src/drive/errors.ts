@@ -16,5 +16,5 @@ export class DriveError extends Error {
 
 /** The refusal to open a damaged store; the message names the problem and the way out. */
 export function damaged (dataDir: string, problem: string, cause?: unknown): DriveError {
-  return new DriveError('ERR_STORE_DAMAGED', `store ${dataDir} is damaged: ${problem}; nothing was changed. Run "space fsck --data-dir ${dataDir}" to see what is damaged and "space fsck --repair" to recover the newest intact version`, { cause })
+  return new DriveError('ERR_STORE_DAMAGED', `store ${dataDir} is damaged: ${problem}; nothing was changed. Run "space fsck --data-dir ${dataDir}" to see what is damaged, and with --repair to recover the newest intact version`, { cause })
 }

@@ -21,7 +21,7 @@ async function storeKey (configDir: string, dataDir: string): Promise<Buffer> {
 function print (write: (line: string) => void, r: FsckResult): void {
   const { report } = r
   write(`store    ${report.dataDir}`)
-  write(`journal  ${report.journal.missing ? 'MISSING' : `${report.journal.bytes} bytes, ${report.journal.frames} frames, ${report.journal.commits} commits authenticate`}`)
+  write(`journal  ${report.journal.missing ? 'MISSING' : `${report.journal.bytes} bytes, ${report.journal.frames} valid frames, ${report.journal.commits} commits authenticate`}`)
   write(`packs    ${report.packs.count} packs, ${report.packs.bytes} bytes, ${report.packs.records} records`)
   if (report.head != null) {
     const c = report.head.counts
@@ -35,7 +35,7 @@ function print (write: (line: string) => void, r: FsckResult): void {
     for (const s of x.skipped) write(`skipped  commit ${s.seq}: ${s.reason}`)
     write(x.head == null
       ? 'repaired: no commit is intact; the drive is empty now'
-      : `repaired: commit ${x.head.was} is the head now${x.head.seq !== x.head.was ? ` (renumbered ${x.head.seq})` : ''}; it was ${x.previousHead ?? 'none'}`)
+      : `repaired: the head is commit ${x.head.was}${x.head.seq !== x.head.was ? ` (now numbered ${x.head.seq})` : ''}; the newest commit found was ${x.previousHead ?? 'none'}`)
     write(`kept     ${x.keptBytes} bytes in ${x.quarantine}`)
   }
 }
