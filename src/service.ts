@@ -2,7 +2,11 @@
 // drive (daemon.ts builds it), the control socket and the event stream; `space mount` runs it
 // in the foreground, `space daemon` in the background. Like daemon.ts, it names concrete classes.
 import { join } from 'node:path'
-import { Drive, DriveError, isMounted, mountDrive, openDriveFromConfig, pidAlive, readLock, type CommitEntry, type MountedDrive } from './daemon.js'
+import { mountDrive, openDriveFromConfig, type MountedDrive } from './daemon.js'
+import { Drive, type CommitEntry } from './drive/drive.js'
+import { DriveError } from './drive/errors.js'
+import { pidAlive, readLock } from './drive/lock.js'
+import { isMounted } from './drive/mountpoint.js'
 import { loadDriveKey } from './keys/drive-key.js'
 import { KeysError } from './keys/errors.js'
 import { CtlServer, type ServerLimits } from './ctl/server.js'

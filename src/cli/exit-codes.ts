@@ -17,6 +17,7 @@ export const ExitCode = {
   FUSE_FAILED: 16,
   NOT_MOUNTED: 17,
   STORE_MISSING: 18,
+  STORE_DAMAGED: 19, // opening would lose committed data (nothing was changed), or fsck found damage
 
   NO_IDENTITY: 20,
   IDENTITY_EXISTS: 21,

@@ -6,6 +6,7 @@ export type StoreErrorCode =
   | 'ERR_CID_MISMATCH' // a block's bytes do not hash to the CID it was fetched by
   | 'ERR_CID_UNSUPPORTED' // a CID of a hash function the store cannot check
   | 'ERR_NO_SPACE' // ENOSPC or EDQUOT while writing
+  | 'ERR_JOURNAL_DAMAGED' // a bad journal frame with valid frames after it (journal.ts): not a torn tail
   | 'ERR_IO' // any other I/O failure
 
 export class StoreError extends Error {

@@ -56,7 +56,7 @@ test('a second mount of the same store: exit 12, the first keeps serving', async
   assert.equal(await m.stop(), 0)
 })
 
-test('a corrupt or foreign store: exit 13; a wrong key: exit 15; a missing store: exit 18', async () => {
+test('a corrupt or foreign store: exit 13; a damaged journal: exit 19; a wrong key: exit 15; a missing store: exit 18', async () => {
   const d = fresh()
   const m = await Mount.start(d)
   writeFileSync(m.path('precious'), 'committed data')
@@ -88,8 +88,8 @@ test('a corrupt or foreign store: exit 13; a wrong key: exit 15; a missing store
   if (8 + len === bad.length) bad.writeUInt32BE(crc32(bad.subarray(8)), 4)
   writeFileSync(journal, bad)
   r = space(mountArgs(d))
-  assert.equal(r.status, 13)
-  assert.match(oneLine(r.stderr), /corrupt/)
+  assert.equal(r.status, 19)
+  assert.match(oneLine(r.stderr), /damaged: commit record 1 fails authentication.*space fsck/)
   writeFileSync(journal, realJournal)
 
   const empty = fresh()

@@ -7,6 +7,7 @@ import { command as backupKeys } from './backup-keys.js'
 import { command as daemon } from './daemon.js'
 import { command as doctor } from './doctor.js'
 import { command as events } from './events.js'
+import { command as fsck } from './fsck.js'
 import { command as hub } from './hub.js'
 import { command as init } from './init.js'
 import { command as log } from './log.js'
@@ -18,7 +19,7 @@ import { command as token } from './token.js'
 import { command as unmount } from './unmount.js'
 import { command as whoami } from './whoami.js'
 
-export const commands: readonly Command[] = [mount, unmount, status, log, daemon, token, events, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
+export const commands: readonly Command[] = [mount, unmount, status, log, daemon, token, events, fsck, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
 
 /** The top-level help, generated from the list. */
 export function help (): string {

@@ -31,6 +31,7 @@ const BY_CODE: Record<TreeErrorCode | StoreErrorCode, number> = {
   ERR_BLOCK_NOT_FOUND: E.EIO,
   ERR_CID_MISMATCH: E.EIO,
   ERR_CID_UNSUPPORTED: E.EIO,
+  ERR_JOURNAL_DAMAGED: E.EIO,
   ERR_IO: E.EIO
 }
 

@@ -1,0 +1,116 @@
+// The drive: one store (packs + commit journal) and the tree on top, opened under the store's
+// lock by the recovery rules of recover.ts. Knows no FUSE; mounting is daemon.ts's.
+import { promises as fsp } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { PackStore } from '../store/pack-store.js'
+import { Journal } from '../store/journal.js'
+import { BlockCache } from '../store/block-cache.js'
+import { Tree, type CommitInfo } from '../fs/tree/tree.js'
+import { CommitLog } from '../fs/tree/commit-log.js'
+import { BLOCK_SIZE } from '../fs/tree/format.js'
+import { SealPool } from '../crypto/index.js'
+import { DriveError, damaged } from './errors.js'
+import { takeLock, releaseLock, writeLock } from './lock.js'
+import { loadMeta } from './store-meta.js'
+import { checkWatermark, decodeOrRefuse, keepTornTail, readJournal } from './recover.js'
+import { JournalDamaged } from '../store/journal.js'
+
+export interface DriveOptions {
+  cacheBytes?: number
+  log?: (line: string) => void
+  /** Create an empty store when the directory has none (false: a missing store is an error). */
+  create?: boolean
+}
+
+export interface CommitEntry { seq: number, time: number, root: string }
+
+const noSink = { append: async () => {} }
+
+/** An open drive: one store, its commit journal and the tree on top. Holds the store's lock. */
+export class Drive {
+  private constructor (
+    readonly dataDir: string,
+    readonly tree: Tree,
+    readonly store: PackStore,
+    private readonly journal: Journal,
+    private readonly lockPath: string,
+    private readonly history: CommitEntry[],
+    private readonly sealer: SealPool
+  ) {}
+
+  static async open (dataDir: string, masterKey: Buffer, opts: DriveOptions = {}): Promise<Drive> {
+    dataDir = resolve(dataDir)
+    const log = opts.log ?? (() => {})
+    await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const lockPath = join(dataDir, 'lock')
+    await takeLock(lockPath)
+    try {
+      const meta = await loadMeta(dataDir, masterKey, opts.create ?? true)
+      const storeId = Buffer.from(meta.id, 'hex')
+      // Everything is checked before anything is cut: a refusal changes nothing.
+      const jb = await readJournal(dataDir)
+      const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, storeId, noSink).decodeAll(r), jb.scan.records)
+      const head = decoded.at(-1) ?? null
+      const kept = await keepTornTail(dataDir, jb, head)
+      await checkWatermark(dataDir, head)
+      const { journal, cutBytes } = await Journal.open(join(dataDir, 'journal'))
+      if (cutBytes > 0) log(`recovery: cut ${cutBytes} bytes of an unfinished commit from the journal (kept in ${kept ?? '-'})`)
+      else if (kept != null) log(`recovery: the journal holds no commit but the packs hold blocks: kept them in ${kept}`)
+      const commits = new CommitLog(masterKey, storeId, journal)
+      let store: PackStore
+      try {
+        store = await PackStore.open(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] })
+      } catch (err) {
+        await journal.close()
+        const code = (err as { code?: string }).code
+        if (code === 'ERR_CORRUPT_STORE' || code === 'ERR_STORE_CORRUPT') throw damaged(dataDir, (err as Error).message, err)
+        throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
+      }
+      const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
+      const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+      const sealer = new SealPool(BLOCK_SIZE)
+      const tree = new Tree({
+        store, cache, sink: commits, head, log, sealer,
+        onCommit: info => history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+      })
+      return new Drive(dataDir, tree, store, journal, lockPath, history, sealer)
+    } catch (err) {
+      await releaseLock(lockPath)
+      throw err
+    }
+  }
+
+  async commit (): Promise<CommitInfo> { return await this.tree.commit() }
+
+  /** Every commit of this store, oldest first; each names the root directory's CID. */
+  log (): CommitEntry[] { return [...this.history] }
+
+  /** Reads the commit history without taking the lock (the drive may be mounted elsewhere). */
+  static async readLog (dataDir: string, masterKey: Buffer): Promise<CommitEntry[]> {
+    dataDir = resolve(dataDir)
+    const meta = await loadMeta(dataDir, masterKey, false)
+    let records: Buffer[]
+    try {
+      records = await Journal.read(join(dataDir, 'journal'))
+    } catch (err) {
+      if (err instanceof JournalDamaged) throw damaged(dataDir, err.message, err)
+      throw err
+    }
+    const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, Buffer.from(meta.id, 'hex'), noSink).decodeAll(r), records)
+    return decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+  }
+
+  async setMountpoint (mountpoint: string | null): Promise<void> { await writeLock(this.lockPath, mountpoint) }
+
+  /** Commits and releases everything; when the commit fails, still releases, then throws. */
+  async close (): Promise<void> {
+    try {
+      await this.commit()
+    } finally {
+      await this.store.close()
+      await this.sealer.close()
+      await this.journal.close()
+      await releaseLock(this.lockPath)
+    }
+  }
+}

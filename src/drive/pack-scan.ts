@@ -1,0 +1,114 @@
+// A read-only look at pack files for fsck: the header, every record's framing, and an index of
+// where each CID's bytes lie. Unlike PackStore.open it never cuts or deletes; after a framing
+// error it searches forward for the next plausible record, so one bad spot hides little.
+// The record layout is docs/format.md's "Pack files".
+import { promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CID } from '../store/cid.js'
+import { packIds, packName } from './quarantine.js'
+
+const MAGIC = Buffer.from('SPACEPK1')
+export const PACK_HEADER = MAGIC.length + 1
+const MAX_CID = 64
+const WINDOW = 1024 * 1024
+
+export interface BlockLoc { pack: number, offset: number, length: number }
+
+export interface PackInfo {
+  id: number
+  size: number
+  /** Offsets where a record ends (and the next may start): the valid watermarks. */
+  boundaries: Set<number>
+  /** The first byte whose framing is bad, or null. */
+  firstBad: number | null
+  problems: Array<{ offset: number, text: string }>
+  records: number
+}
+
+export interface PackScan { packs: Map<number, PackInfo>, index: Map<string, BlockLoc>, bytes: number, records: number }
+
+export async function scanPacks (packsDir: string): Promise<PackScan> {
+  const out: PackScan = { packs: new Map(), index: new Map(), bytes: 0, records: 0 }
+  for (const id of await packIds(packsDir)) {
+    const fh = await fsp.open(join(packsDir, packName(id)), 'r')
+    try {
+      const info = await scanOne(fh, id, out.index)
+      out.packs.set(id, info)
+      out.bytes += info.size
+      out.records += info.records
+    } finally { await fh.close() }
+  }
+  return out
+}
+
+async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>): Promise<PackInfo> {
+  const size = (await fh.stat()).size
+  const info: PackInfo = { id, size, boundaries: new Set(), firstBad: null, problems: [], records: 0 }
+  const bad = (off: number, what: string): void => {
+    info.firstBad ??= off
+    info.problems.push({ offset: off, text: `pack ${id}: ${what} at byte ${off}` })
+  }
+  const head = Buffer.alloc(PACK_HEADER)
+  await fh.read(head, 0, PACK_HEADER, 0)
+  if (size < PACK_HEADER || !head.subarray(0, MAGIC.length).equals(MAGIC) || head[MAGIC.length] !== 1) bad(0, 'no pack header (or an unknown version)')
+  info.boundaries.add(PACK_HEADER)
+  const buf = Buffer.alloc(2 + MAX_CID + 4)
+  let off = PACK_HEADER
+  while (off < size) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, off)
+    const rec = parseHeader(buf.subarray(0, bytesRead), size - off)
+    if (rec === null) {
+      // Zeros past the last record are what an O_DIRECT append leaves until the pack is cut.
+      if (await allZero(fh, off, size)) break
+      bad(off, 'bad record header')
+      const next = await resync(fh, off + 1, size)
+      if (next === null) break
+      info.problems.push({ offset: off, text: `pack ${id}: records resume at byte ${next} (${next - off} bytes skipped)` })
+      off = next
+      continue
+    }
+    const dataOff = off + rec.headerLen
+    index.set(rec.cid.toString(), { pack: id, offset: dataOff, length: rec.length })
+    info.records++
+    off = dataOff + rec.length
+    info.boundaries.add(off)
+  }
+  return info
+}
+
+interface RecordHeader { cid: CID, length: number, headerLen: number }
+
+/** A record header at the start of `b`, if its fields are plausible and it fits in `left` bytes. */
+function parseHeader (b: Buffer, left: number): RecordHeader | null {
+  if (b.length < 2 || b[0] !== 1) return null
+  const c = b[1]
+  if (c < 4 || c > MAX_CID || b.length < 2 + c + 4) return null
+  let cid: CID
+  try { cid = CID.decode(b.subarray(2, 2 + c)) } catch { return null }
+  if (cid.version !== 1) return null
+  const length = b.readUInt32BE(2 + c)
+  if (length === 0 || 2 + c + 4 + length > left) return null
+  return { cid, length, headerLen: 2 + c + 4 }
+}
+
+/** The next offset from `from` where a plausible record starts, or null. */
+async function resync (fh: FileHandle, from: number, size: number): Promise<number | null> {
+  const win = Buffer.alloc(WINDOW + 2 + MAX_CID + 4)
+  for (let base = from; base < size; base += WINDOW) {
+    const { bytesRead } = await fh.read(win, 0, win.length, base)
+    for (let i = 0; i < Math.min(WINDOW, bytesRead); i++) {
+      // Cheap filter first: version 1, a 36-byte CIDv1 raw header (BLAKE3 or sha2-256).
+      if (win[i] !== 1 || win[i + 2] !== 1 || win[i + 3] !== 0x55) continue
+      if (parseHeader(win.subarray(i, bytesRead), size - base - i) !== null) return base + i
+    }
+  }
+  return null
+}
+
+async function allZero (fh: FileHandle, from: number, to: number): Promise<boolean> {
+  if (to - from > 64 * 1024) return false
+  const b = Buffer.alloc(to - from)
+  await fh.read(b, 0, b.length, from)
+  return b.every(x => x === 0)
+}

@@ -1,0 +1,71 @@
+// The recovery rules of an open: what may be cut silently (a torn journal tail, and the blocks
+// only it referenced, kept in the quarantine) and what refuses to open (ERR_STORE_DAMAGED):
+// a bad journal frame with valid frames after it, a missing or unreadable journal in a store
+// whose packs hold blocks, a record that fails authentication, a watermark past a pack's end.
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { Journal, type JournalScan } from '../store/journal.js'
+import type { CommitRecord } from '../fs/tree/format.js'
+import { damaged } from './errors.js'
+import { keepPackTail, newQuarantine, packName, packsHoldRecords } from './quarantine.js'
+
+export interface JournalBytes { data: Buffer, scan: JournalScan }
+
+/** The journal's bytes and frames; refuses (deleting nothing) unless only a tail is torn. */
+export async function readJournal (dataDir: string): Promise<JournalBytes> {
+  const path = join(dataDir, 'journal')
+  let data: Buffer
+  try {
+    data = await fsp.readFile(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT') throw damaged(dataDir, `the commit journal cannot be read (${(err as Error).message})`, err)
+    if (await packsHoldRecords(join(dataDir, 'packs'))) throw damaged(dataDir, 'the commit journal is missing but the packs hold blocks')
+    data = Buffer.alloc(0)
+  }
+  const scan = Journal.scan(data)
+  if (scan.after.length > 0) {
+    throw damaged(dataDir, `commit journal frame ${scan.records.length + 1} (byte ${scan.bad!.offset}) is bad (${scan.bad!.reason}) and ${scan.after.length} valid frame(s) follow it`)
+  }
+  return { data, scan }
+}
+
+/** Decodes records or refuses: a valid CRC that fails authentication is damage or tampering. */
+export function decodeOrRefuse (dataDir: string, decode: (records: Buffer[]) => CommitRecord[], records: Buffer[]): CommitRecord[] {
+  try {
+    return decode(records)
+  } catch (err) {
+    throw damaged(dataDir, (err as Error).message, err)
+  }
+}
+
+/**
+ * Before a torn tail is cut: its bytes, and the pack bytes past the last complete record's
+ * watermark (blocks only the torn commit referenced), go to the quarantine. Returns its path.
+ */
+export async function keepTornTail (dataDir: string, jb: JournalBytes, head: CommitRecord | null): Promise<string | null> {
+  const packs = join(dataDir, 'packs')
+  if (jb.scan.end < jb.data.length) {
+    const q = await newQuarantine(dataDir)
+    await fsp.writeFile(join(q, `journal.from-${jb.scan.end}`), jb.data.subarray(jb.scan.end), { mode: 0o600, flush: true })
+    await keepPackTail(packs, head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, q)
+    return q
+  }
+  // No commit at all but blocks in the packs: a crash before the first commit, or a journal
+  // emptied by damage. The two look alike, so the blocks are kept (hard links: no copy).
+  if (head == null && await packsHoldRecords(packs)) {
+    const q = await newQuarantine(dataDir)
+    await keepPackTail(packs, null, q)
+    return q
+  }
+  return null
+}
+
+/** The pack the head commit names must exist and reach its watermark. */
+export async function checkWatermark (dataDir: string, head: CommitRecord | null): Promise<void> {
+  if (head == null) return
+  const [pack, offset] = head.pack
+  const st = await fsp.stat(join(dataDir, 'packs', packName(pack))).catch(() => null)
+  if (st == null) throw damaged(dataDir, `pack ${pack}, named by commit ${head.seq}, is missing`)
+  if (st.size < offset) throw damaged(dataDir, `pack ${pack} is shorter (${st.size} bytes) than commit ${head.seq} recorded (${offset})`)
+}

@@ -1,0 +1,161 @@
+// fsck's walk of one commit's tree: every reachable directory node, block map and content block
+// is read from the packs (pack-scan.ts's index), hashed against the CID it is reached by, and
+// opened with its key and position. Results are kept per object, so walking many commits (as
+// repair does, newest first) reads each object once.
+import { promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import * as cbor from '@ipld/dag-cbor'
+import { CID } from '../store/cid.js'
+import { blake3 } from '../crypto/blake3.js'
+import { open, SealType, unpadFrame } from '../crypto/index.js'
+import type { BlockMapRecord, DirNodeRecord, EntryRecord } from '../fs/tree/format.js'
+import type { BlockLoc } from './pack-scan.js'
+import { packName } from './quarantine.js'
+
+/** One damaged object: where in the tree it is reached (path, block index) and what is wrong. */
+export interface TreeProblem { path: string, what: string, cid: string, block?: number }
+
+export interface TreeCounts { dirs: number, files: number, blocks: number }
+
+type DirEntry = EntryRecord & { d: CID, i: Uint8Array, k: Uint8Array }
+
+const KIND_DIR = 2
+const KIND_FILE = 1
+const BLAKE3_CODE = 0x1e
+const SHA256_CODE = 0x12
+
+/** Whether `bytes` hash to `cid` (BLAKE3 or sha2-256 multihash); null when the hash is unknown. */
+export function cidMatches (cid: CID, bytes: Uint8Array): boolean | null {
+  const mh = cid.multihash
+  let digest: Uint8Array
+  if (mh.code === BLAKE3_CODE) digest = blake3(bytes)
+  else if (mh.code === SHA256_CODE) digest = createHash('sha256').update(bytes).digest()
+  else return null
+  return Buffer.from(digest).equals(Buffer.from(mh.digest))
+}
+
+export class TreeChecker {
+  private readonly files = new Map<number, FileHandle>()
+  /** Per object (CID and position): null when intact, else what is wrong with it. */
+  private readonly seen = new Map<string, string | null>()
+  /** Per directory node: its subtree's problems (paths below it) and counts. */
+  private readonly subtrees = new Map<string, { problems: TreeProblem[], counts: TreeCounts }>()
+
+  constructor (private readonly packsDir: string, private readonly index: Map<string, BlockLoc>) {}
+
+  /** Problems of the tree under a commit's root entry (empty: every reachable object intact). */
+  async check (root: EntryRecord, counts: TreeCounts = { dirs: 0, files: 0, blocks: 0 }): Promise<TreeProblem[]> {
+    const problems: TreeProblem[] = []
+    await this.dir(root, '/', problems, counts)
+    return problems
+  }
+
+  /** A directory's subtree, walked once per node CID however many commits share it. */
+  private async dir (e: EntryRecord, path: string, problems: TreeProblem[], counts: TreeCounts): Promise<void> {
+    if (e.d == null || e.i == null || e.k == null) { counts.dirs++; problems.push({ path, what: 'directory entry without node, id or key', cid: '' }); return }
+    const key = `${e.d.toString()}/${Buffer.from(e.i).toString('hex')}`
+    let sub = this.subtrees.get(key)
+    if (sub == null) {
+      sub = { problems: [], counts: { dirs: 0, files: 0, blocks: 0 } }
+      await this.walkDir(e as DirEntry, '', sub.problems, sub.counts)
+      this.subtrees.set(key, sub)
+    }
+    const base = path === '/' ? '' : path
+    for (const p of sub.problems) problems.push({ ...p, path: base + p.path === '' ? '/' : base + p.path })
+    counts.dirs += sub.counts.dirs
+    counts.files += sub.counts.files
+    counts.blocks += sub.counts.blocks
+  }
+
+  private async walkDir (e: DirEntry, path: string, problems: TreeProblem[], counts: TreeCounts): Promise<void> {
+    counts.dirs++
+    const plain = await this.object(e.d, Buffer.from(e.k), SealType.Dir, Buffer.from(e.i), 0, path, problems)
+    if (plain == null) return
+    const rec = this.body<DirNodeRecord>(plain, e.d, path, problems)
+    if (rec == null) return
+    for (const child of rec.e ?? []) {
+      const p = `${path}/${child.n}`
+      if (child.t === KIND_DIR) await this.dir(child, p, problems, counts)
+      else if (child.t === KIND_FILE) await this.file(child, p, problems, counts)
+    }
+  }
+
+  private async file (e: EntryRecord, path: string, problems: TreeProblem[], counts: TreeCounts): Promise<void> {
+    counts.files++
+    if (e.i == null || e.k == null) { problems.push({ path, what: 'file entry without id or key', cid: '' }); return }
+    const id = Buffer.from(e.i)
+    const key = Buffer.from(e.k)
+    let blocks = e.b ?? []
+    if (e.bm != null) {
+      const plain = await this.object(e.bm, key, SealType.BlockMap, id, 0, `${path} (block map)`, problems)
+      if (plain == null) return
+      const rec = this.body<BlockMapRecord>(plain, e.bm, `${path} (block map)`, problems)
+      if (rec == null) return
+      blocks = rec.b ?? []
+    }
+    for (const [idx, cid] of blocks) {
+      counts.blocks++
+      await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
+    }
+  }
+
+  /** Reads, hashes and opens one object; null (and a problem) when any step fails. */
+  private async object (cid: CID, key: Buffer, type: SealType, id: Buffer, index: number, path: string, problems: TreeProblem[], block?: number): Promise<Buffer | null> {
+    const k = `${cid.toString()}/${type}/${id.toString('hex')}/${index}`
+    const known = this.seen.get(k)
+    if (known !== undefined && (known !== null || type === SealType.Block)) {
+      if (known !== null) problems.push({ path, what: known, cid: cid.toString(), block })
+      return null
+    }
+    let what: string | null = null
+    let plain: Buffer | null = null
+    const loc = this.index.get(cid.toString())
+    if (loc == null) what = 'missing from the packs'
+    else {
+      const sealed = await this.read(loc)
+      if (sealed == null) what = `cut short in pack ${loc.pack}`
+      else {
+        const ok = cidMatches(cid, sealed)
+        if (ok === false) what = `bytes in pack ${loc.pack} at ${loc.offset} do not match the CID`
+        else if (ok === null) what = 'CID uses an unknown hash function'
+        else {
+          try { plain = open(key, { type, objectId: id, index }, sealed) } catch { what = 'fails authentication' }
+        }
+      }
+    }
+    this.seen.set(k, what)
+    if (what !== null) problems.push({ path, what, cid: cid.toString(), block })
+    return plain
+  }
+
+  private body<T extends { v: number }> (plain: Buffer, cid: CID, path: string, problems: TreeProblem[]): T | null {
+    const framed = unpadFrame(plain)
+    try {
+      if (framed == null) throw new Error('bad framing')
+      const rec = cbor.decode<T>(framed)
+      if (rec?.v !== 1) throw new Error(`unknown version ${String(rec?.v)}`)
+      return rec
+    } catch (err) {
+      problems.push({ path, what: `does not decode: ${(err as Error).message}`, cid: cid.toString() })
+      return null
+    }
+  }
+
+  private async read (loc: BlockLoc): Promise<Buffer | null> {
+    let fh = this.files.get(loc.pack)
+    if (fh == null) {
+      fh = await fsp.open(join(this.packsDir, packName(loc.pack)), 'r')
+      this.files.set(loc.pack, fh)
+    }
+    const buf = Buffer.alloc(loc.length)
+    const { bytesRead } = await fh.read(buf, 0, loc.length, loc.offset)
+    return bytesRead === loc.length ? buf : null
+  }
+
+  async close (): Promise<void> {
+    for (const fh of this.files.values()) await fh.close().catch(() => {})
+    this.files.clear()
+  }
+}

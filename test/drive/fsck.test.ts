@@ -1,0 +1,62 @@
+// fsck and repair on stores opened directly (no mount): what counts as damage, what is only a
+// note, and that a repaired store opens at the newest intact commit.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { Drive } from '../../src/drive/drive.js'
+import { fsckStore } from '../../src/drive/repair.js'
+import type { FileNode } from '../../src/fs/tree/tree.js'
+import { threeCommits, frames, hashes } from './helpers.js'
+
+async function contentOf (drive: Drive, path: string): Promise<string> {
+  const f = await drive.tree.lookup(path) as FileNode
+  const out = Buffer.alloc(f.size)
+  let off = 0
+  while (off < f.size) off += await drive.tree.read(f, out.subarray(off), f.size - off, off)
+  return out.toString()
+}
+
+test('a clean store checks clean, every block of the head counted, and fsck changes nothing', async () => {
+  const s = await threeCommits()
+  try {
+    const before = hashes(s.dir)
+    const { report } = await fsckStore(s.dir, s.key)
+    assert.equal(report.clean, true, report.problems.join('\n'))
+    assert.equal(report.journal.commits, 3)
+    // /a is version 3 (200,010 bytes: two blocks) and /keep one block.
+    assert.deepEqual(report.head?.counts, { dirs: 1, files: 2, blocks: 3 })
+    assert.deepEqual(hashes(s.dir), before)
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
+
+test('a half-written record past the head\'s watermark (a crash) is a note, not damage', async () => {
+  const s = await threeCommits()
+  try {
+    appendFileSync(join(s.dir, 'packs', '00000001.pack'), Buffer.from([1, 36, 1, 0x55, 0x1e, 0x20, 7, 7]))
+    const { report } = await fsckStore(s.dir, s.key, { repair: true })
+    assert.equal(report.clean, true, report.problems.join('\n'))
+    assert.match(report.notes.join('\n'), /pack 1: bad record header .*uncommitted/)
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
+
+test('repair after a damaged first record renumbers the rest, and the store opens at the newest version', async () => {
+  const s = await threeCommits()
+  try {
+    const path = join(s.dir, 'journal')
+    const j = readFileSync(path)
+    j[frames(j)[0].offset + 8 + 3] ^= 1
+    writeFileSync(path, j)
+    const { report, repair } = await fsckStore(s.dir, s.key, { repair: true })
+    assert.equal(report.clean, false)
+    assert.deepEqual(repair?.head, { seq: 2, was: 3 })
+    const drive = await Drive.open(s.dir, s.key)
+    try {
+      assert.deepEqual(drive.log().map(e => e.seq), [1, 2])
+      assert.equal(await contentOf(drive, '/a'), s.versions[2])
+      await drive.tree.write(await drive.tree.create('/new', 0o644), Buffer.from('after repair'), 0)
+      assert.equal((await drive.commit()).seq, 3, 'commits continue after the renumbered head')
+    } finally { await drive.close() }
+    assert.equal((await fsckStore(s.dir, s.key)).report.clean, true)
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
