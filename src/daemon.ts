@@ -11,6 +11,7 @@ import { Drive, type DriveOptions } from './drive/drive.js'
 import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
+import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
 
 export { Drive, type DriveOptions, type CommitEntry } from './drive/drive.js'
@@ -51,6 +52,8 @@ export interface MountConfig {
   binding?: FuseBinding
   log?: (line: string) => void
   onChange?: (kind: ChangeKind, path: string, to?: string) => void
+  /** Log lines name files by path (a debug option); by default by id, since logs are plaintext. */
+  logPaths?: boolean
 }
 
 export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<MountedDrive> {
@@ -58,6 +61,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   const binding = cfg.binding ?? defaultBinding()
   const log = cfg.log ?? (() => {})
   await checkMountpoint(mountpoint, binding)
+  logOptions.paths = cfg.logPaths === true
+  const where = (path: string): string => logOptions.paths ? ` ${path}` : ''
   const statfs = async (): Promise<StatfsLike> => {
     const s = await fsp.statfs(drive.dataDir)
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }
@@ -66,8 +71,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   const ops = buildOps(
     { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}) },
     {
-      onError: (op, path, err) => log(`error: ${op} ${path}: ${(err as Error)?.stack ?? String(err)}`),
-      onNoSpace: (op, path, err) => policy.noSpace(`${op} ${path}: ${(err as Error).message}`)
+      onError: (op, path, err) => log(`error: ${op}${where(path)}: ${(err as Error)?.stack ?? String(err)}`),
+      onNoSpace: (op, path, err) => policy.noSpace(`${op}${where(path)}: ${(err as Error).message}`)
     }
   )
   let fuse: FuseMount

@@ -103,7 +103,7 @@ export class Service implements DaemonApi {
   }
 
   private async mountOpen (drive: Drive, mountpoint: string): Promise<MountedDrive> {
-    return await mountDrive(drive, { mountpoint, allowOther: this.cfg.allowOther, log: this.cfg.log, onChange: (k, p, to) => this.events.push(k, p, to) })
+    return await mountDrive(drive, { mountpoint, allowOther: this.cfg.allowOther, log: this.cfg.log, logPaths: this.cfg.logPaths, onChange: (k, p, to) => this.events.push(k, p, to) })
   }
 
   state (): { mounted: boolean, mountpoint: string | null } {

@@ -95,12 +95,12 @@ export function sealBlockMap (f: FileNode, blocks: Map<number, CID>): Uint8Array
 
 /** The entries of an opened directory node (`framed`: its plaintext, still framed). */
 export function decodeDirNode (dir: DirNode, framed: Buffer): EntryRecord[] {
-  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.path()}: bad framing`)
-  return decode<DirNodeRecord>(body, `directory ${dir.path()}`).e
+  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.label()}: bad framing`)
+  return decode<DirNodeRecord>(body, `directory ${dir.label()}`).e
 }
 
 /** The (index, CID) pairs of an opened block map. */
 export function decodeBlockMap (f: FileNode, framed: Buffer): Array<[number, CID]> {
-  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.path()}: bad block map framing`)
-  return decode<BlockMapRecord>(body, `file ${f.path()} block map`).b
+  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.label()}: bad block map framing`)
+  return decode<BlockMapRecord>(body, `file ${f.label()} block map`).b
 }

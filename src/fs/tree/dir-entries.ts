@@ -72,5 +72,5 @@ function loaded (dir: DirNode): Map<string, Node> {
 }
 
 function notLoaded (dir: DirNode): never {
-  throw new Error(`bug: directory ${dir.path()} used before its entries were loaded`)
+  throw new Error(`bug: directory ${dir.label()} used before its entries were loaded`)
 }

@@ -160,7 +160,7 @@ export class FileBlocks {
       if (f.parent != null) touch(f)
       if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {
-      this.deps.log(`error: sealing file ${f.path()} block ${idx}: ${(err as Error).message}`)
+      this.deps.log(`error: sealing file ${f.label()} block ${idx}: ${(err as Error).message}`)
       if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); this.markDirty(f, idx, buf) }
     }).finally(() => {
       this.seals.delete(job)

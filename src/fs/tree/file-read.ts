@@ -41,7 +41,7 @@ export class FileReader {
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.path()} block ${idx}`)
+      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.label()} block ${idx}`)
         .then(plain => { this.deps.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
@@ -136,12 +136,12 @@ export class FileReader {
         const again = run.map(b => ({ ...b, at: store.locate?.(b.cid) ?? b.at }))
         if (again.every(b => b.at.direct !== true)) return await this.readRun(f, again, out)
       }
-      throw this.deps.loader.integrityError(`file ${f.path()} block ${run[0].idx}`, run[0].cid, err, 'read')
+      throw this.deps.loader.integrityError(`file ${f.label()} block ${run[0].idx}`, run[0].cid, err, 'read')
     }
     let failed: TreeError | null = null
     run.forEach((b, i) => {
       const n = results[i]
-      if (n instanceof Error) failed ??= this.deps.loader.integrityError(`file ${f.path()} block ${b.idx}`, b.cid, n, 'open')
+      if (n instanceof Error) failed ??= this.deps.loader.integrityError(`file ${f.label()} block ${b.idx}`, b.cid, n, 'open')
       else if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
     })
     if (failed != null) throw failed

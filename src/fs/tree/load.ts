@@ -51,7 +51,7 @@ export class Loader {
   /** Loads a directory's entries from its node (once; concurrent callers share the load). */
   async loadDir (dir: DirNode): Promise<void> {
     await loadEntries(dir, async d => {
-      const framed = await this.openSealed(d.key, dirPosition(d), d.cid!, `directory ${d.path()}`)
+      const framed = await this.openSealed(d.key, dirPosition(d), d.cid!, `directory ${d.label()}`)
       return decodeDirNode(d, framed).map(nodeFromEntry)
     })
   }
@@ -60,7 +60,7 @@ export class Loader {
   async blocks (f: FileNode): Promise<Map<number, CID>> {
     if (f.blocks != null) return f.blocks
     f.loading ??= (async () => {
-      const framed = await this.openSealed(f.key, blockMapPosition(f), f.blockMap!, `file ${f.path()} block map`)
+      const framed = await this.openSealed(f.key, blockMapPosition(f), f.blockMap!, `file ${f.label()} block map`)
       const pairs = decodeBlockMap(f, framed)
       if (f.blocks == null) f.blocks = new Map(pairs)
     })().finally(() => { f.loading = null })

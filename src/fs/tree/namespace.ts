@@ -54,7 +54,7 @@ export class Namespace {
   async lookup (path: string): Promise<Node> {
     let node: Node = this.deps.root
     for (const part of split(path)) {
-      if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${node.path()} is not a directory`)
+      if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${node.label()} is not a directory`)
       const child: Node | undefined = getEntry(await this.loaded(node as DirNode), part)
       if (child == null) fail('ERR_NOT_FOUND', `${path} does not exist`)
       node = child!
@@ -68,7 +68,7 @@ export class Namespace {
     const name = parts.pop()
     if (name == null) fail('ERR_BUSY', 'the root cannot be replaced')
     const dir = await this.lookup('/' + parts.join('/'))
-    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${dir.path()} is not a directory`)
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${dir.label()} is not a directory`)
     return { dir: await this.loaded(dir as DirNode), name: name! }
   }
 

@@ -5,6 +5,13 @@ import { type Attrs, Kind } from './format.js'
 
 let nextIno = 2
 
+/**
+ * Log lines and error messages name nodes by label(): their id (files, directories) or inode
+ * number, never their path, unless a debug option (`--debug-log-paths`) turned paths on: logs
+ * are plaintext on disk, and a path is the user's data.
+ */
+export const logOptions = { paths: false }
+
 export abstract class Node {
   readonly ino: number
   abstract readonly kind: Kind
@@ -13,7 +20,14 @@ export abstract class Node {
   xattrs: Map<string, Buffer> | null = null
   constructor (public attrs: Attrs) { this.ino = nextIno++ }
 
-  /** Path from the root, for log lines. */
+  /** How log lines and error messages name this node (logOptions). */
+  label (): string {
+    if (logOptions.paths) return this.path()
+    const id = (this as { id?: Buffer }).id
+    return id != null ? `id ${id.subarray(0, 8).toString('hex')}` : `ino ${this.ino}`
+  }
+
+  /** Path from the root (one of its names). */
   path (): string {
     const parts: string[] = []
     for (let n: Node | null = this; n?.parent != null; n = n.parent) parts.push(n.name)
