@@ -1,16 +1,15 @@
 // A read-only look at pack files for fsck: the header, every record's framing, and an index of
 // where each CID's bytes lie. Unlike PackStore.open it never cuts or deletes; after a framing
 // error it searches forward for the next plausible record, so one bad spot hides little.
-// The record layout is docs/format.md's "Pack files".
+// The record layout is the store's (src/store/record.ts, docs/format.md's "Pack files").
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CID } from '../store/cid.js'
+import { checkPackHeader, parseRecordHeader, PACK_HEADER_LENGTH, MAX_RECORD_HEADER } from '../store/record.js'
 import { packIds, packName } from './quarantine.js'
+import type { CID } from '../store/cid.js'
 
-const MAGIC = Buffer.from('SPACEPK1')
-export const PACK_HEADER = MAGIC.length + 1
-const MAX_CID = 64
+export const PACK_HEADER = PACK_HEADER_LENGTH
 const WINDOW = 1024 * 1024
 
 export interface BlockLoc { pack: number, offset: number, length: number }
@@ -51,9 +50,14 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
   }
   const head = Buffer.alloc(PACK_HEADER)
   await fh.read(head, 0, PACK_HEADER, 0)
-  if (size < PACK_HEADER || !head.subarray(0, MAGIC.length).equals(MAGIC) || head[MAGIC.length] !== 1) bad(0, 'no pack header (or an unknown version)')
+  try {
+    if (size < PACK_HEADER) throw new Error('too short')
+    checkPackHeader(head, id)
+  } catch {
+    bad(0, 'no pack header (or an unknown version)')
+  }
   info.boundaries.add(PACK_HEADER)
-  const buf = Buffer.alloc(2 + MAX_CID + 4)
+  const buf = Buffer.alloc(MAX_RECORD_HEADER)
   let off = PACK_HEADER
   while (off < size) {
     const { bytesRead } = await fh.read(buf, 0, buf.length, off)
@@ -68,7 +72,7 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
       off = next
       continue
     }
-    const dataOff = off + rec.headerLen
+    const dataOff = off + rec.headerLength
     index.set(rec.cid.toString(), { pack: id, offset: dataOff, length: rec.length })
     info.records++
     off = dataOff + rec.length
@@ -77,24 +81,17 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
   return info
 }
 
-interface RecordHeader { cid: CID, length: number, headerLen: number }
-
-/** A record header at the start of `b`, if its fields are plausible and it fits in `left` bytes. */
-function parseHeader (b: Buffer, left: number): RecordHeader | null {
-  if (b.length < 2 || b[0] !== 1) return null
-  const c = b[1]
-  if (c < 4 || c > MAX_CID || b.length < 2 + c + 4) return null
-  let cid: CID
-  try { cid = CID.decode(b.subarray(2, 2 + c)) } catch { return null }
-  if (cid.version !== 1) return null
-  const length = b.readUInt32BE(2 + c)
-  if (length === 0 || 2 + c + 4 + length > left) return null
-  return { cid, length, headerLen: 2 + c + 4 }
+/** A record header at the start of `b`, if it parses, names a CIDv1 and fits in `left` bytes. */
+function parseHeader (b: Buffer, left: number): { cid: CID, headerLength: number, length: number } | null {
+  let rec
+  try { rec = parseRecordHeader(b, 0, 0) } catch { return null }
+  if (rec.cid.version !== 1 || rec.length === 0 || rec.headerLength + rec.length > left) return null
+  return rec
 }
 
 /** The next offset from `from` where a plausible record starts, or null. */
 async function resync (fh: FileHandle, from: number, size: number): Promise<number | null> {
-  const win = Buffer.alloc(WINDOW + 2 + MAX_CID + 4)
+  const win = Buffer.alloc(WINDOW + MAX_RECORD_HEADER)
   for (let base = from; base < size; base += WINDOW) {
     const { bytesRead } = await fh.read(win, 0, win.length, base)
     for (let i = 0; i < Math.min(WINDOW, bytesRead); i++) {

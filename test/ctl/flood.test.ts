@@ -25,7 +25,9 @@ const within = async (p: Promise<number>, ms: number): Promise<number | null> =>
 describe('clients that flood and never read', () => {
   let d: Served
   const socks: Socket[] = []
-  before(async () => { d = await serveDrive({ handshakeTimeoutMs: 500, maxOutputBytes: 8192, maxQueued: 32 }) })
+  // A queue deeper than the requests the output-cap test sends: on a loaded machine the daemon
+  // answers slower than they arrive, and a full queue would end that connection another way.
+  before(async () => { d = await serveDrive({ handshakeTimeoutMs: 500, maxOutputBytes: 8192, maxQueued: 8192 }) })
   after(async () => {
     for (const s of socks) s.destroy()
     await d?.m.cleanup()
