@@ -115,19 +115,25 @@ make_work_dir() {
   SRC_SQL=$WORK/src/updates.sql # SQL_TXNS transactions of 10 random row updates (sqlite-updates.mjs)
 }
 
+# make_sources: only the inputs of the selected workloads.
 make_sources() {
   mkdir -p "$WORK/src"
-  if [ ! -s "$SRC_BIG" ] || [ "$(stat -c %s "$SRC_BIG")" -ne $((SIZE_MB * 1048576)) ]; then
-    head -c $((SIZE_MB * 1048576)) /dev/urandom > "$SRC_BIG"
+  if wants write || wants read; then
+    if [ ! -s "$SRC_BIG" ] || [ "$(stat -c %s "$SRC_BIG")" -ne $((SIZE_MB * 1048576)) ]; then
+      head -c $((SIZE_MB * 1048576)) /dev/urandom > "$SRC_BIG"
+    fi
   fi
-  rm -rf "$WORK/src/tree"
-  node scripts/bench/mktree.mjs "$WORK/src/tree" "$NFILES" > /dev/null
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00Z' \
-      -C "$WORK/src" -cf "$SRC_TAR" tree
-  (cd "$WORK/src/tree" && find . -type f -print0 | xargs -0 md5sum) | sort -k2 > "$SRC_MD5"
-  rm -rf "$WORK/src/tree"
+  if wants untar || wants ls || wants md5 || wants rm; then
+    rm -rf "$WORK/src/tree"
+    node scripts/bench/mktree.mjs "$WORK/src/tree" "$NFILES" > /dev/null
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00Z' \
+        -C "$WORK/src" -cf "$SRC_TAR" tree
+    (cd "$WORK/src/tree" && find . -type f -print0 | xargs -0 md5sum) | sort -k2 > "$SRC_MD5"
+    rm -rf "$WORK/src/tree"
+  fi
   SQL_TOUCHED=$(node scripts/bench/sqlite-updates.mjs "$SRC_SQL" "$SQL_ROWS" "$SQL_TXNS")
 }
+wants() { [[ " ${WORKLOADS[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------
 # Mounting. start_<fs> starts the daemon in the background and sets PID/MNT; stop_fs undoes it.
@@ -311,13 +317,13 @@ check_sqlite() {
 # rewrites in place). settle <fs>: waits until our data dir has stopped growing (the daemon
 # commits about once a second; a write ends before its block is sealed and appended).
 store_bytes() {
-  if [ "$1" = space ]; then find "$WORK/space.data" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+  if [ "$1" = space ]; then find "$WORK/space.data" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'
   else echo 0; fi
 }
 snapshot() {
   local pid=${PID[$1]}
   printf '%s %s %s %s\n' \
-    "$(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')" \
+    "$(sed 's/.*) //' "/proc/$pid/stat" | awk '{ printf "%.0f", $12 + $13 }')" \
     "$(awk '/^read_bytes:/ { print $2 }' "/proc/$pid/io")" \
     "$(awk '/^write_bytes:/ { print $2 }' "/proc/$pid/io")" \
     "$(store_bytes "$1")"
@@ -505,8 +511,12 @@ report() {
     fi
     echo
     echo "- Peak RSS (VmHWM) of our mount daemon: $(mib "${RSS[space]:-}") (gocryptfs: $(mib "${RSS[gocryptfs]:-}"))"
-    echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${NFILES} files of 1-8 KiB" \
-         "($(wc -l < "$SRC_MD5") files, $(du -sm "$SRC_TAR" | cut -f1) MiB tar), ${RUNS} run(s), median shown"
+    if [ -f "$SRC_MD5" ]; then
+      echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${NFILES} files of 1-8 KiB" \
+           "($(wc -l < "$SRC_MD5") files, $(du -sm "$SRC_TAR" | cut -f1) MiB tar), ${RUNS} run(s), median shown"
+    else
+      echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${RUNS} run(s), median shown"
+    fi
     echo "- Random I/O: fio ${FIO_JOBS} jobs x ${FIO_MB} MiB file, psync, ${FIO_RUNTIME} s per row;" \
          "SQLite ${SQL_ROWS} rows, ${SQL_TXNS} transactions x 10 updates ($SQL_TOUCHED distinct rows)"
     echo "- Load before the first mount: ${LOAD_START:-?}; after the last: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -554,7 +564,7 @@ for fs in "${FSES[@]}"; do
 done
 
 make_work_dir
-log "work dir $WORK; generating sources (${SIZE_MB} MiB file, ${NFILES} small files)"
+log "work dir $WORK; generating the inputs of: ${WORKLOADS[*]}"
 make_sources
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average $LOAD_START"
