@@ -275,8 +275,12 @@ prep_fio() {
     [ "$(stat -c %s "$1/fio.$i.0" 2>/dev/null || echo 0)" = $((FIO_MB * 1048576)) ] || break
   done
   [ "$i" -lt "$FIO_JOBS" ] || return 0
-  fio_cmd "$1" --rw=write --bs=1m --create_only=1 --output="$2.layout.json" > /dev/null 2> "$2.layout.err" ||
+  # (fio lays files out only for jobs that read them first: a write job would start from empty files)
+  fio_cmd "$1" --rw=read --bs=1m --create_only=1 --output="$2.layout.json" > /dev/null 2> "$2.layout.err" ||
     die "fio layout in $1 failed: $(first_line "$2.layout.err")"
+  for ((i = 0; i < FIO_JOBS; i++)); do
+    [ "$(stat -c %s "$1/fio.$i.0")" = $((FIO_MB * 1048576)) ] || die "fio layout: $1/fio.$i.0 has the wrong size"
+  done
   settle "$CUR_FS"; drop_caches
 }
 wl_fio() {
