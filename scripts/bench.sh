@@ -11,8 +11,8 @@
 # Method: docs/performance.md.
 #
 # Default set: write read untar ls md5 rm (sequential and metadata) and randread randrw
-# randrw_fsync randrw64 sqlite (random I/O, issue 10). A default run takes about 6-7 minutes on
-# the 2-core VM, of which the random rows take ~5 (4 fio rows x 20 s x 2 file systems, the
+# randrw_fsync randrw64 sqlite (random I/O, issue 10). A default run took 5 min 17 s on the
+# 2-core VM (load 5-7), the random rows alone 3.5-4 min (4 fio rows x 20 s x 2 file systems, the
 # 4 x 256 MiB fio layout per file system, SQLite). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500
 # BENCH_FIO_SIZE_MB=16 BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100.
 #
@@ -265,7 +265,7 @@ declare -A FIO_ARGS=(
 fio_cmd() {
   local dir=$1; shift
   fio --name=fio --directory="$dir" --numjobs="$FIO_JOBS" --size="${FIO_MB}m" --ioengine=psync \
-      --group_reporting "$@"
+      --group_reporting --verify_state_save=0 "$@" # no verify state files in the working dir
 }
 prep_fio() {
   # A no-op once the files exist at their size; after laying them out, wait for the store to

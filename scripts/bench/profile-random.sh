@@ -50,7 +50,8 @@ else
   PID=$!
   until mountpoint -q "$W/mnt"; do kill -0 "$PID" || exit 1; sleep 0.1; done
 fi
-fio_cmd() { fio --name=fio --directory="$W/mnt" --numjobs=4 --size="${MB}m" --ioengine=psync --group_reporting "$@"; }
+fio_cmd() { fio --name=fio --directory="$W/mnt" --numjobs=4 --size="${MB}m" --ioengine=psync --group_reporting \
+      --verify_state_save=0 "$@"; }
 fio_cmd --rw=read --bs=1m --create_only=1 --output=/dev/null > /dev/null
 store() { find "$W/data" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 settle() { local a b; b=$(store); while sleep 1; a=$(store); [ "$a" != "$b" ]; do b=$a; done; }
@@ -85,7 +86,7 @@ awk -v hz="$hz" -v ops="$ops" 'NR == FNR { a[$1] += $2; next } { b[$1] += $2; n[
         printf "  %-21s %7.1f\n", "all", tot * 1e6 / hz / ops }' "$W/t0" "$W/t1" | sort -k3 -n -r
 read -r r0 w0 <<< "$io0"; read -r r1 w1 <<< "$io1"
 awk -v r=$((r1 - r0)) -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v ops="$ops" -v wops="$wops" 'BEGIN {
-  printf "disk per op: read %.1f KiB, written %.1f KiB; store growth %.1f KiB per write\n", r / 1024 / ops, w / 1024 / ops, wops > 0 ? s / 1024 / wops : 0 }'
+  printf "disk per op: read %.1f KiB, written %.1f KiB; store growth %.1f KiB per write\n", r / 1024 / ops, w / 1024 / ops, (wops > 0 ? s / 1024 / wops : 0) }'
 if [ "$FS" = space ] && [ "$wops" -gt 0 ]; then
   echo "records appended:"; read -r pn po <<< "$p0"; node scripts/bench/pack-records.mjs "$W/data" "$pn" "$po" | sed 's/^/  /'
 fi
