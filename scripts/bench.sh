@@ -4,22 +4,36 @@
 # Mounts gocryptfs, runs every workload on it and unmounts it, then does the same with our drive
 # (backing dirs under one temp dir on one disk; with BENCH_RUNS>1 the order alternates), and prints
 #   workload | ours | gocryptfs | ratio ours/gocryptfs | target
-# (throughput rows: MB/s = 10^6 B/s, ratio of throughput, target >= 1.0; time rows: seconds,
-# ratio of time, target <= 1.5). The same table goes to $BENCH_OUT as markdown, with our
-# daemon's peak RSS (VmHWM). Method: docs/performance.md.
+# (throughput rows: MB/s = 10^6 B/s, or MiB/s read / write for the fio rows, ratio of throughput,
+# target >= 1.0; time rows: seconds, ratio of time, target <= 1.5, SQLite <= 1.0), then for the
+# random-I/O rows the cost per fio op (daemon CPU, daemon disk bytes, bytes appended to our
+# store). The same tables go to $BENCH_OUT as markdown, with our daemon's peak RSS (VmHWM).
+# Method: docs/performance.md.
+#
+# Default set: write read untar ls md5 rm (sequential and metadata) and randread randrw
+# randrw_fsync randrw64 sqlite (random I/O, issue 10). A default run took 5 min 17 s on the
+# 2-core VM (load 5-7), the random rows alone 3.5-4 min (4 fio rows x 20 s x 2 file systems, the
+# 4 x 256 MiB fio layout per file system, SQLite). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500
+# BENCH_FIO_SIZE_MB=16 BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100.
 #
 # Environment (all optional):
 #   BENCH_SIZE_MB  size of the sequential file in MiB            (default 1024)
 #   BENCH_FILES    number of small files                          (default 10000)
+#   BENCH_FIO_SIZE_MB  size of each fio job's file in MiB         (default 256)
+#   BENCH_FIO_RUNTIME  seconds per fio row                        (default 20)
+#   BENCH_FIO_JOBS     fio jobs (one file each)                   (default 4)
+#   BENCH_SQLITE_ROWS  rows of the SQLite table                   (default 200000)
+#   BENCH_SQLITE_TXNS  SQLite transactions of 10 row updates      (default 1000)
 #   BENCH_RUNS     repetitions of the whole sequence; median kept (default 1)
 #   BENCH_FS       file systems to run                            (default "gocryptfs space")
-#   BENCH_ONLY     workloads to run, e.g. "write read"            (default: all six)
+#   BENCH_ONLY     workloads to run, e.g. "write read" or "randread randrw sqlite" (default: all)
 #   BENCH_DIR      work dir for sources, backing dirs, mounts     (default: new /var/tmp/space-bench.XXXX,
 #                  removed afterwards unless BENCH_KEEP=1)
 #   BENCH_OUT      markdown output                                (default docs/performance-latest.md)
 #   BENCH_VERIFY   1 = check the bytes read back (untimed)        (default 1)
 #   BENCH_SPACE_CMD  command that runs our CLI                    (default "node dist/src/cli/main.js",
 #                  built first if dist/ is missing; a warning if older than src/)
+# Needs fio and sqlite3 for the random rows (scripts/setup.sh installs them).
 # Exit status: 0 if every step ran and verified, 1 otherwise.
 # shellcheck disable=SC2317 # functions are called indirectly ("start_$fs", "wl_$wl", traps)
 set -euo pipefail
@@ -33,6 +47,11 @@ ROOT=$PWD
 
 SIZE_MB=${BENCH_SIZE_MB:-1024}
 NFILES=${BENCH_FILES:-10000}
+FIO_MB=${BENCH_FIO_SIZE_MB:-256}
+FIO_RUNTIME=${BENCH_FIO_RUNTIME:-20}
+FIO_JOBS=${BENCH_FIO_JOBS:-4}
+SQL_ROWS=${BENCH_SQLITE_ROWS:-200000}
+SQL_TXNS=${BENCH_SQLITE_TXNS:-1000}
 RUNS=${BENCH_RUNS:-1}
 read -r -a FSES <<< "${BENCH_FS:-gocryptfs space}"
 OUT=${BENCH_OUT:-$ROOT/docs/performance-latest.md}
@@ -49,7 +68,9 @@ log() { echo "bench: $*" >&2; }
 WORK=""; OWN_WORK=0           # set by make_work_dir
 
 declare -A PID MNT RSS RC   # per file system: daemon pid, mountpoint, peak RSS (kB), exit code
-declare -A TIMES            # "fs,workload" -> space-separated seconds per run (or FAIL/BAD)
+declare -A TIMES            # "fs,workload" -> space-separated seconds per run (or FAIL/BAD);
+                            # fio rows: read MiB/s per run, and "fs,workload:w" write MiB/s
+declare -A COST             # "fs,workload:what" -> per-run values per fio op (random rows)
 FAILED=0
 
 # On failure the logs (daemons: *.log, *.out; steps: *.err) and md5 lists (*.txt) stay in $WORK.
@@ -91,20 +112,28 @@ make_work_dir() {
   SRC_BIG=$WORK/src/big.bin   # SIZE_MB MiB of random bytes: incompressible, not dedupable
   SRC_TAR=$WORK/src/tree.tar  # NFILES files of 1-8 KiB in nested folders (scripts/bench/mktree.mjs)
   SRC_MD5=$WORK/src/tree.md5  # their md5sums, to check what the mounts give back
+  SRC_SQL=$WORK/src/updates.sql # SQL_TXNS transactions of 10 random row updates (sqlite-updates.mjs)
 }
 
+# make_sources: only the inputs of the selected workloads.
 make_sources() {
   mkdir -p "$WORK/src"
-  if [ ! -s "$SRC_BIG" ] || [ "$(stat -c %s "$SRC_BIG")" -ne $((SIZE_MB * 1048576)) ]; then
-    head -c $((SIZE_MB * 1048576)) /dev/urandom > "$SRC_BIG"
+  if wants write || wants read; then
+    if [ ! -s "$SRC_BIG" ] || [ "$(stat -c %s "$SRC_BIG")" -ne $((SIZE_MB * 1048576)) ]; then
+      head -c $((SIZE_MB * 1048576)) /dev/urandom > "$SRC_BIG"
+    fi
   fi
-  rm -rf "$WORK/src/tree"
-  node scripts/bench/mktree.mjs "$WORK/src/tree" "$NFILES" > /dev/null
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00Z' \
-      -C "$WORK/src" -cf "$SRC_TAR" tree
-  (cd "$WORK/src/tree" && find . -type f -print0 | xargs -0 md5sum) | sort -k2 > "$SRC_MD5"
-  rm -rf "$WORK/src/tree"
+  if wants untar || wants ls || wants md5 || wants rm; then
+    rm -rf "$WORK/src/tree"
+    node scripts/bench/mktree.mjs "$WORK/src/tree" "$NFILES" > /dev/null
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00Z' \
+        -C "$WORK/src" -cf "$SRC_TAR" tree
+    (cd "$WORK/src/tree" && find . -type f -print0 | xargs -0 md5sum) | sort -k2 > "$SRC_MD5"
+    rm -rf "$WORK/src/tree"
+  fi
+  SQL_TOUCHED=$(node scripts/bench/sqlite-updates.mjs "$SRC_SQL" "$SQL_ROWS" "$SQL_TXNS")
 }
+wants() { [[ " ${WORKLOADS[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------
 # Mounting. start_<fs> starts the daemon in the background and sets PID/MNT; stop_fs undoes it.
@@ -187,7 +216,7 @@ stop_fs() {
 # then read back into the page cache so the host disk is never the bottleneck);
 # check_<name> runs untimed after it when BENCH_VERIFY=1.
 # ---------------------------------------------------------------------------------------------
-WORKLOADS=(write read untar ls md5 rm)
+WORKLOADS=(write read untar ls md5 rm randread randrw randrw_fsync randrw64 sqlite)
 declare -A LABEL=(
   [write]="seq write ${SIZE_MB} MiB + fsync"
   [read]="seq read ${SIZE_MB} MiB, cold"
@@ -195,12 +224,19 @@ declare -A LABEL=(
   [ls]="ls -lR, cold"
   [md5]="read all files (md5sum), cold"
   [rm]="rm -rf tree"
+  [randread]="fio 4 KiB rand read"
+  [randrw]="fio 4 KiB rand r+w (r / w)"
+  [randrw_fsync]="fio 4 KiB rand r+w, fsync/32 (r / w)"
+  [randrw64]="fio 4k r / 64k w, crc32c, fsync/32"
+  [sqlite]="SQLite WAL ${SQL_TXNS} tx x 10 updates"
 )
-declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time)
+declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time
+                 [randread]=fio [randrw]=fio [randrw_fsync]=fio [randrw64]=fio [sqlite]=time)
+declare -A LIMIT=([sqlite]=1.0) # time rows: the largest time ratio that meets the target; else 1.5
 if [ -n "${BENCH_ONLY:-}" ]; then
   read -r -a WORKLOADS <<< "$BENCH_ONLY"
   for wl in "${WORKLOADS[@]}"; do
-    [ -n "${KIND[$wl]:-}" ] || die "BENCH_ONLY: no workload '$wl' (have: write read untar ls md5 rm)"
+    [ -n "${KIND[$wl]:-}" ] || die "BENCH_ONLY: no workload '$wl' (have: ${!KIND[*]})"
   done
 fi
 
@@ -216,15 +252,133 @@ check_md5()  { sort -k2 "$2.txt" | cmp -s - "$SRC_MD5" || { log "file contents u
 wl_rm()      { [ -d "$1/tree" ] || { echo "no $1/tree to remove" >&2; return 1; }; rm -rf "$1/tree"; }
 check_rm()   { [ ! -e "$1/tree" ] || { log "$1/tree still exists after rm -rf"; return 1; }; }
 
+# Random I/O (issue 10). fio: FIO_JOBS jobs with one FIO_MB MiB file each (MNT/fio.N.0, laid out
+# untimed by the first fio row of a mount and shared by the others), psync, buffered, FIO_RUNTIME
+# seconds each. A wl_ that leaves "<read MiB/s> <write MiB/s> <read ops> <write ops>" in
+# <scratch>.res reports that instead of its wall time.
+declare -A FIO_ARGS=(
+  [randread]="--rw=randread --bs=4k"
+  [randrw]="--rw=randrw --rwmixread=50 --bs=4k"
+  [randrw_fsync]="--rw=randrw --rwmixread=50 --bs=4k --fsync=32"
+  [randrw64]="--rw=randrw --rwmixread=50 --bs=4k,64k --verify=crc32c --fsync=32"
+)
+fio_cmd() {
+  local dir=$1; shift
+  fio --name=fio --directory="$dir" --numjobs="$FIO_JOBS" --size="${FIO_MB}m" --ioengine=psync \
+      --group_reporting --verify_state_save=0 "$@" # no verify state files in the working dir
+}
+prep_fio() {
+  # A no-op once the files exist at their size; after laying them out, wait for the store to
+  # settle and drop the caches again, so the row starts cold and with no write-back pending.
+  local i
+  for ((i = 0; i < FIO_JOBS; i++)); do
+    [ "$(stat -c %s "$1/fio.$i.0" 2>/dev/null || echo 0)" = $((FIO_MB * 1048576)) ] || break
+  done
+  [ "$i" -lt "$FIO_JOBS" ] || return 0
+  # (fio lays files out only for jobs that read them first: a write job would start from empty files)
+  fio_cmd "$1" --rw=read --bs=1m --create_only=1 --output="$2.layout.json" > /dev/null 2> "$2.layout.err" ||
+    die "fio layout in $1 failed: $(first_line "$2.layout.err")"
+  for ((i = 0; i < FIO_JOBS; i++)); do
+    [ "$(stat -c %s "$1/fio.$i.0")" = $((FIO_MB * 1048576)) ] || die "fio layout: $1/fio.$i.0 has the wrong size"
+  done
+  settle "$CUR_FS"; drop_caches
+}
+wl_fio() {
+  # shellcheck disable=SC2086 # FIO_ARGS holds several options
+  fio_cmd "$1" ${FIO_ARGS[$3]} --runtime="$FIO_RUNTIME" --time_based --output-format=json \
+      --output="$2.json" > /dev/null && node scripts/bench/fio-result.mjs "$2.json" > "$2.res"
+}
+for wl in randread randrw randrw_fsync randrw64; do
+  eval "prep_$wl() { prep_fio \"\$@\"; }; wl_$wl() { wl_fio \"\$1\" \"\$2\" $wl; }"
+done
+
+# SQLite: a SQL_ROWS-row table in WAL mode (created untimed, once per mount), then SRC_SQL with the
+# sqlite3 CLI's defaults (synchronous=FULL: the WAL is synced at every commit).
+prep_sqlite() {
+  [ -f "$1/bench.db" ] || {
+    sqlite3 "$1/bench.db" > /dev/null <<SQL
+PRAGMA journal_mode = WAL;
+CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $SQL_ROWS)
+INSERT INTO t SELECT i, hex(randomblob(50)) FROM c;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+    settle "$CUR_FS"; drop_caches
+  }
+  cat "$SRC_SQL" > /dev/null
+}
+wl_sqlite() { sqlite3 "$1/bench.db" < "$SRC_SQL" > /dev/null; }
+check_sqlite() {
+  local got want
+  want=$(printf 'ok\n%s\n%s' "$SQL_ROWS" "$SQL_TOUCHED")
+  got=$(sqlite3 "$1/bench.db" "PRAGMA integrity_check; SELECT count(*) FROM t; SELECT count(*) FROM t WHERE v LIKE 'u%';")
+  [ "$got" = "$want" ] || { log "$1/bench.db: got '${got//$'\n'/ }', want '${want//$'\n'/ }'"; return 1; }
+}
+
+# Per-op cost of the random rows. snapshot <fs>: "<cpu ticks> <read_bytes> <write_bytes>
+# <store bytes>" of the daemon (all threads; /proc/PID/io counts what reached the disk layer or
+# was dirtied in the page cache) and of our data dir (every file's length; 0 for gocryptfs, which
+# rewrites in place). settle <fs>: waits until our data dir has stopped growing (the daemon
+# commits about once a second; a write ends before its block is sealed and appended).
+store_bytes() {
+  if [ "$1" = space ]; then find "$WORK/space.data" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'
+  else echo 0; fi
+}
+snapshot() {
+  local pid=${PID[$1]}
+  printf '%s %s %s %s\n' \
+    "$(sed 's/.*) //' "/proc/$pid/stat" | awk '{ printf "%.0f", $12 + $13 }')" \
+    "$(awk '/^read_bytes:/ { print $2 }' "/proc/$pid/io")" \
+    "$(awk '/^write_bytes:/ { print $2 }' "/proc/$pid/io")" \
+    "$(store_bytes "$1")"
+}
+settle() {
+  [ "$1" = space ] || return 0
+  local last now same=0 deadline=$((SECONDS + 60))
+  last=$(store_bytes space)
+  while [ "$same" -lt 3 ] && [ $SECONDS -lt $deadline ]; do
+    sleep 0.5; now=$(store_bytes space)
+    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
+  done
+}
+# cost <fs> <wl> <before> <after> <ops> <writes>: appends CPU us, disk read and written bytes per
+# op and store bytes per write to COST[fs,wl:cpu|rd|wr|app].
+cost() {
+  local fs=$1 wl=$2 what v i=0 a b
+  read -r -a b <<< "$3"; read -r -a a <<< "$4"
+  for what in cpu rd wr app; do
+    v=$(awk -v d="$(( a[i] - b[i] ))" -v ops="$5" -v w="$6" -v what="$what" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+      if (what == "cpu") n = ops; else if (what == "app") n = w; else n = ops
+      if (n <= 0) { print "-"; exit }
+      printf "%.0f", (what == "cpu" ? d * 1e6 / hz : d) / n }')
+    COST[$fs,$wl:$what]="${COST[$fs,$wl:$what]:-}${COST[$fs,$wl:$what]:+ }$v"
+    i=$((i + 1))
+  done
+  COST[$fs,$wl:ops]="${COST[$fs,$wl:ops]:-}${COST[$fs,$wl:ops]:+ }$5"
+}
+is_random() { case $1 in randread|randrw|randrw_fsync|randrw64|sqlite) return 0 ;; esac; return 1; }
+
 # run_step <fs> <workload>: prep, time, check; appends seconds (or FAIL/BAD) to TIMES[fs,wl].
 run_step() {
-  local fs=$1 wl=$2 mnt=${MNT[$1]} scratch=$WORK/$1-$2 t0 t1 result
+  local fs=$1 wl=$2 mnt=${MNT[$1]} scratch=$WORK/$1-$2 t0 t1 result before="" after res
+  CUR_FS=$fs
   drop_caches
+  rm -f "$scratch.res"
   if declare -F "prep_$wl" > /dev/null; then "prep_$wl" "$mnt" "$scratch"; fi
+  if is_random "$wl"; then before=$(snapshot "$fs"); fi
   t0=$EPOCHREALTIME
   if "wl_$wl" "$mnt" "$scratch" 2> "$scratch.err"; then
     t1=$EPOCHREALTIME
     result=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ -n "$before" ]; then settle "$fs"; after=$(snapshot "$fs"); fi
+    if [ -s "$scratch.res" ]; then
+      read -r -a res < "$scratch.res"
+      result=${res[0]}
+      TIMES[$fs,$wl:w]="${TIMES[$fs,$wl:w]:-}${TIMES[$fs,$wl:w]:+ }${res[1]}"
+      cost "$fs" "$wl" "$before" "$after" $((res[2] + res[3])) "${res[3]}"
+    elif [ -n "$before" ]; then
+      cost "$fs" "$wl" "$before" "$after" "$SQL_TXNS" "$SQL_TXNS"
+    fi
     if [ "$VERIFY" = 1 ] && declare -F "check_$wl" > /dev/null && ! "check_$wl" "$mnt" "$scratch"; then
       result=BAD
     fi
@@ -233,7 +387,8 @@ run_step() {
   fi
   case $result in FAIL|BAD) FAILED=1 ;; esac
   TIMES[$fs,$wl]="${TIMES[$fs,$wl]:-}${TIMES[$fs,$wl]:+ }$result"
-  printf 'bench:   %-9s %-34s %s\n' "$fs" "${LABEL[$wl]}" "$result" >&2
+  printf 'bench:   %-9s %-38s %s%s\n' "$fs" "${LABEL[$wl]}" "$result" \
+    "${res[1]:+ / ${res[1]} MiB/s}" >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -251,32 +406,89 @@ median() {
 
 # row <workload>: prints "label|ours|gocryptfs|ratio|target" with values formatted.
 row() {
-  local wl=$1 ours gcf
+  local wl=$1 ours gcf ours_w=- gcf_w=-
   # shellcheck disable=SC2086 # word splitting of the per-run lists is intended
   ours=$(median ${TIMES[space,$wl]:-})
   # shellcheck disable=SC2086
   gcf=$(median ${TIMES[gocryptfs,$wl]:-})
-  awk -v label="${LABEL[$wl]}" -v kind="${KIND[$wl]}" -v o="$ours" -v g="$gcf" \
-      -v mb="$(awk -v s="$SIZE_MB" 'BEGIN { print s * 1048576 / 1e6 }')" '
-    function num(x) { return x ~ /^[0-9.]+$/ && x + 0 > 0 }
-    function show(x) { if (!num(x)) return x; return kind == "tput" ? sprintf("%.0f MB/s", mb / x) : sprintf("%.2f s", x) }
+  if [ "${KIND[$wl]}" = fio ]; then
+    # shellcheck disable=SC2086
+    ours_w=$(median ${TIMES[space,$wl:w]:-})
+    # shellcheck disable=SC2086
+    gcf_w=$(median ${TIMES[gocryptfs,$wl:w]:-})
+  fi
+  awk -v label="${LABEL[$wl]}" -v kind="${KIND[$wl]}" -v o="$ours" -v g="$gcf" -v ow="$ours_w" -v gw="$gcf_w" \
+      -v limit="${LIMIT[$wl]:-1.5}" -v mb="$(awk -v s="$SIZE_MB" 'BEGIN { print s * 1048576 / 1e6 }')" '
+    function num(x) { return x ~ /^[0-9.]+$/ }
+    function pos(x) { return num(x) && x + 0 > 0 }
+    function show(x, w) {
+      if (!num(x)) return x
+      if (kind == "fio") return num(w) && w + 0 > 0 ? sprintf("%.1f / %.1f MiB/s", x, w) : sprintf("%.1f MiB/s", x)
+      return kind == "tput" ? sprintf("%.0f MB/s", mb / x) : sprintf("%.2f s", x)
+    }
     BEGIN {
       ratio = "-"; target = "-"
-      if (num(o) && num(g)) {
+      if (kind == "fio") {
+        # read and write MiB/s: the ratio of their sums (fio moves both at once)
+        if (num(o) && num(g) && num(ow) && num(gw) && g + gw > 0) {
+          ratio = sprintf("%.2f", (o + ow) / (g + gw)); r = ratio + 0
+          target = r >= 1.0 ? "ok (>= 1.0)" : "MISS (>= 1.0)"
+        }
+      } else if (pos(o) && pos(g)) {
         ratio = sprintf("%.2f", kind == "tput" ? g / o : o / g); r = ratio + 0
-        target = kind == "tput" ? (r >= 1.0 ? "ok (>= 1.0)" : "MISS (>= 1.0)") : (r <= 1.5 ? "ok (<= 1.5)" : "MISS (<= 1.5)")
+        if (kind == "tput") target = r >= 1.0 ? "ok (>= 1.0)" : "MISS (>= 1.0)"
+        else target = sprintf(r <= limit + 0 ? "ok (<= %.1f)" : "MISS (<= %.1f)", limit)
       }
-      printf "%s|%s|%s|%s|%s\n", label, show(o), show(g), ratio, target
+      printf "%s|%s|%s|%s|%s\n", label, show(o, ow), show(g, gw), ratio, target
     }'
+}
+
+# growth_row: bytes appended to our store per 4 KiB random write over the randrw row (issue 10:
+# at most 16 KiB). Nothing if that row did not run on our drive.
+growth_row() {
+  local v
+  # shellcheck disable=SC2086
+  v=$(median ${COST[space,randrw:app]:-})
+  [ "$v" != - ] || return 0
+  awk -v v="$v" 'BEGIN {
+    if (v !~ /^[0-9.]+$/) { printf "store bytes per 4 KiB rand write (randrw)|%s|-|-|-\n", v; exit }
+    printf "store bytes per 4 KiB rand write (randrw)|%.1f KiB|-|-|%s\n", v / 1024, v <= 16384 ? "ok (<= 16 KiB)" : "MISS (<= 16 KiB)" }'
+}
+
+# cost_rows: "workload|fs|ops|CPU us/op|disk read KiB/op|disk write KiB/op|store KiB/write" for the
+# random rows that ran (medians over runs; SQLite: per transaction).
+cost_rows() {
+  local wl fs what vals
+  for wl in "${WORKLOADS[@]}"; do
+    is_random "$wl" || continue
+    for fs in "${FSES[@]}"; do
+      [ -n "${COST[$fs,$wl:ops]:-}" ] || continue
+      vals=""
+      for what in ops cpu rd wr app; do
+        # shellcheck disable=SC2086
+        vals="$vals $(median ${COST[$fs,$wl:$what]})"
+      done
+      awk -v label="${LABEL[$wl]}" -v fs="$fs" -v vals="$vals" 'BEGIN {
+        split(vals, v, " ")
+        kib = "%.1f"
+        printf "%s|%s|%d|%.0f|" kib "|" kib "|%s\n", label, fs, v[1], v[2], v[3] / 1024, v[4] / 1024,
+          fs == "space" && v[5] ~ /^[0-9.]+$/ ? sprintf(kib, v[5] / 1024) : "-" }'
+    done
+  done
 }
 
 mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }' || echo -; }
 
 report() {
-  local rows wl
-  rows=$(for wl in "${WORKLOADS[@]}"; do row "$wl"; done)
+  local rows wl costs
+  rows=$(for wl in "${WORKLOADS[@]}"; do row "$wl"; done; growth_row)
+  costs=$(cost_rows)
   echo
   { echo "workload|ours|gocryptfs|ours/gocryptfs|target"; echo "$rows"; } | column -t -s '|'
+  if [ -n "$costs" ]; then
+    echo
+    { echo "per op|fs|ops|CPU us/op|disk read KiB/op|disk write KiB/op|store KiB/write"; echo "$costs"; } | column -t -s '|'
+  fi
   echo
   echo "peak RSS (VmHWM): ours $(mib "${RSS[space]:-}"), gocryptfs $(mib "${RSS[gocryptfs]:-}")"
 
@@ -292,18 +504,35 @@ report() {
     echo "$rows" | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
     echo
     echo "Throughput rows: MB/s (10^6 bytes/s), ratio of throughput. Time rows: seconds, ratio of time."
+    echo "fio rows: MiB/s read / written (fio's bw), ratio of read+write."
+    if [ -n "$costs" ]; then
+      echo
+      echo "Cost per fio op (SQLite: per transaction), daemon process, all threads, medians:"
+      echo
+      echo "| workload | fs | ops | daemon CPU us/op | disk read KiB/op | disk write KiB/op | store growth KiB/write |"
+      echo "|---|---|---:|---:|---:|---:|---:|"
+      echo "$costs" | awk -F'|' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }'
+    fi
     echo
     echo "- Peak RSS (VmHWM) of our mount daemon: $(mib "${RSS[space]:-}") (gocryptfs: $(mib "${RSS[gocryptfs]:-}"))"
-    echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${NFILES} files of 1-8 KiB" \
-         "($(wc -l < "$SRC_MD5") files, $(du -sm "$SRC_TAR" | cut -f1) MiB tar), ${RUNS} run(s), median shown"
+    if [ -f "$SRC_MD5" ]; then
+      echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${NFILES} files of 1-8 KiB" \
+           "($(wc -l < "$SRC_MD5") files, $(du -sm "$SRC_TAR" | cut -f1) MiB tar), ${RUNS} run(s), median shown"
+    else
+      echo "- Sizes: ${SIZE_MB} MiB sequential file (random bytes), ${RUNS} run(s), median shown"
+    fi
+    echo "- Random I/O: fio ${FIO_JOBS} jobs x ${FIO_MB} MiB file, psync, ${FIO_RUNTIME} s per row;" \
+         "SQLite ${SQL_ROWS} rows, ${SQL_TXNS} transactions x 10 updates ($SQL_TOUCHED distinct rows)"
+    echo "- Load before the first mount: ${LOAD_START:-?}; after the last: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
          "kernel $(uname -r), disk $(df --output=source "$WORK" | tail -1) ($(df --output=fstype "$WORK" | tail -1))"
     echo "- Versions: $(gocryptfs -version 2>/dev/null | cut -d';' -f1), node $(node -v)," \
          "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')${STALE:-}"
     if [ "$RUNS" -gt 1 ]; then
-      echo "- Raw seconds per run:"
+      echo "- Raw seconds (fio rows: read MiB/s) per run:"
       for wl in "${WORKLOADS[@]}"; do
-        echo "  - ${LABEL[$wl]}: ours ${TIMES[space,$wl]:--}; gocryptfs ${TIMES[gocryptfs,$wl]:--}"
+        echo "  - ${LABEL[$wl]}: ours ${TIMES[space,$wl]:--}; gocryptfs ${TIMES[gocryptfs,$wl]:--}" \
+             "${TIMES[space,$wl:w]:+(write MiB/s: ours ${TIMES[space,$wl:w]}; gocryptfs ${TIMES[gocryptfs,$wl:w]:--})}"
       done
     fi
   } > "$OUT"
@@ -313,8 +542,14 @@ report() {
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
-for v in "$SIZE_MB" "$NFILES" "$RUNS"; do
-  [[ $v =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB, BENCH_FILES and BENCH_RUNS must be positive integers"
+for v in "$SIZE_MB" "$NFILES" "$RUNS" "$FIO_MB" "$FIO_RUNTIME" "$FIO_JOBS" "$SQL_ROWS" "$SQL_TXNS"; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || die "BENCH_SIZE_MB, BENCH_FILES, BENCH_RUNS, BENCH_FIO_* and BENCH_SQLITE_* must be positive integers"
+done
+for wl in "${WORKLOADS[@]}"; do
+  case ${KIND[$wl]},$wl in
+    fio,*) command -v fio > /dev/null || die "fio not installed (run scripts/setup.sh)" ;;
+    *,sqlite) command -v sqlite3 > /dev/null || die "sqlite3 not installed (run scripts/setup.sh)" ;;
+  esac
 done
 for fs in "${FSES[@]}"; do
   case $fs in
@@ -333,8 +568,10 @@ for fs in "${FSES[@]}"; do
 done
 
 make_work_dir
-log "work dir $WORK; generating sources (${SIZE_MB} MiB file, ${NFILES} small files)"
+log "work dir $WORK; generating the inputs of: ${WORKLOADS[*]}"
 make_sources
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average $LOAD_START"
 # One file system mounted at a time, so neither daemon's background work (write-back, commits,
 # GC) runs during the other's steps; the order alternates between runs.
 order=("${FSES[@]}")
@@ -344,7 +581,7 @@ for run in $(seq "$RUNS"); do
     "start_$fs"
     log "$fs mounted at ${MNT[$fs]} (pid ${PID[$fs]})"
     for wl in "${WORKLOADS[@]}"; do run_step "$fs" "$wl"; done
-    rm -f "${MNT[$fs]}/big" # the next run starts from an empty mount
+    rm -f "${MNT[$fs]}/big" "${MNT[$fs]}"/fio.*.0 "${MNT[$fs]}"/bench.db* # the next run starts from an empty mount
     stop_fs "$fs"
     if [ "${RC[$fs]}" != 0 ]; then log "$fs: daemon did not exit cleanly (status ${RC[$fs]})"; FAILED=1; fi
   done

