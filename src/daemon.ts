@@ -1,7 +1,7 @@
 // Composition root: opens a drive (src/drive/) with the key of a config dir and mounts it with
 // the FUSE frontend. The only module that wires the frontend, the binding and the drive.
 import { promises as fsp } from 'node:fs'
-import { resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { defaultBinding } from './fs/fuse/select.js'
 import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
 import { buildOps } from './fs/fuse/frontend.js'
@@ -13,6 +13,7 @@ import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
+import { markResealPending, resealPending, clearResealPending } from './drive/reseal.js'
 
 export { Drive, type DriveOptions, type CommitEntry } from './drive/drive.js'
 export { DriveError, type DriveErrorCode } from './drive/errors.js'
@@ -26,15 +27,42 @@ export { STORE_FORMAT } from './drive/store-meta.js'
  */
 export async function openDriveFromConfig (configDir: string, dataDir: string, opts: DriveOptions = {}): Promise<Drive> {
   const { key, source } = await loadDriveKey(configDir, { create: opts.create ?? true })
+  if (source === 'identity') await finishReseal(configDir, dataDir, key, opts)
   try {
     return await Drive.open(dataDir, key, opts)
   } catch (err) {
     if ((err as DriveError).code !== 'ERR_WRONG_KEY' || source !== 'identity') throw err
     const old = await findRetiredKey(configDir, dataDir, RETIRED_KEY_FILE)
     if (old == null) throw err
+    // The marker first: from here on, an interrupted migration is finished by the next open.
+    await markResealPending(dataDir, old.name)
     await rekey(dataDir, old.key, key)
-    opts.log?.(`migrated the store in ${dataDir} from the temporary key file ${old.name} to the identity's key`)
+    await finishReseal(configDir, dataDir, key, opts)
+    opts.log?.(`migrated the store in ${dataDir} from the temporary key file ${old.name} to the identity's key: every object re-sealed under fresh keys, the temporary key deleted`)
     return await Drive.open(dataDir, key, opts)
+  }
+}
+
+/** Finishes a migration's re-seal (drive/reseal.ts) if one is owed, then deletes the retired key. */
+async function finishReseal (configDir: string, dataDir: string, key: Buffer, opts: DriveOptions): Promise<void> {
+  const marker = await resealPending(dataDir)
+  if (marker == null) return
+  const log = opts.log ?? (() => {})
+  const drive = await Drive.open(dataDir, key, opts)
+  let last = 0
+  try {
+    const done = await drive.reseal(p => {
+      if (Date.now() - last < 1000) return
+      last = Date.now()
+      log(`re-sealing under fresh keys: ${p.files}/${p.totalFiles} files, ${p.bytes >> 20}/${p.totalBytes >> 20} MiB`)
+    })
+    log(`re-sealed ${done.files} files (${done.bytes >> 20} MiB) under fresh keys`)
+  } finally {
+    await drive.close()
+  }
+  await clearResealPending(dataDir)
+  if (marker.retiredKeyFile != null && basename(marker.retiredKeyFile) === marker.retiredKeyFile) {
+    await fsp.rm(join(configDir, marker.retiredKeyFile), { force: true })
   }
 }
 

@@ -7,8 +7,9 @@ import { Journal } from '../store/journal.js'
 import { BlockCache } from '../store/block-cache.js'
 import { Tree, type CommitInfo } from '../fs/tree/tree.js'
 import { CommitLog } from '../fs/tree/commit-log.js'
-import { BLOCK_SIZE } from '../fs/tree/format.js'
-import { SealPool } from '../crypto/index.js'
+import { BLOCK_SIZE, FORMAT_VERSION, Kind, msToNs, type CommitRecord } from '../fs/tree/format.js'
+import { SealPool, randomId, randomKey } from '../crypto/index.js'
+import { copyTree, type ResealProgress } from './reseal.js'
 import { DriveError, damaged } from './errors.js'
 import { takeLock, releaseLock, writeLock } from './lock.js'
 import { loadMeta } from './store-meta.js'
@@ -35,7 +36,10 @@ export class Drive {
     private readonly journal: Journal,
     private readonly lockPath: string,
     private readonly history: CommitEntry[],
-    private readonly sealer: SealPool
+    private readonly sealer: SealPool,
+    private readonly commits: CommitLog,
+    private readonly cache: BlockCache,
+    private readonly logLine: (line: string) => void
   ) {}
 
   static async open (dataDir: string, masterKey: Buffer, opts: DriveOptions = {}): Promise<Drive> {
@@ -63,7 +67,7 @@ export class Drive {
       } catch (err) {
         await journal.close()
         const code = (err as { code?: string }).code
-        if (code === 'ERR_CORRUPT_STORE' || code === 'ERR_STORE_CORRUPT') throw damaged(dataDir, (err as Error).message, err)
+        if (code === 'ERR_STORE_CORRUPT') throw damaged(dataDir, (err as Error).message, err)
         throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
       }
       const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
@@ -73,7 +77,7 @@ export class Drive {
         store, cache, sink: commits, head, log, sealer,
         onCommit: info => history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
       })
-      return new Drive(dataDir, tree, store, journal, lockPath, history, sealer)
+      return new Drive(dataDir, tree, store, journal, lockPath, history, sealer, commits, cache, log)
     } catch (err) {
       await releaseLock(lockPath)
       throw err
@@ -98,6 +102,31 @@ export class Drive {
     }
     const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, Buffer.from(meta.id, 'hex'), noSink).decodeAll(r), records)
     return decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
+  }
+
+  /**
+   * Copies the whole drive into a tree with fresh random ids and keys over the same store and
+   * journal, and commits it as the next version (reseal.ts says why). The drive must not be
+   * mounted; reopen it afterwards to serve the new version.
+   */
+  async reseal (progress?: (p: ResealProgress) => void): Promise<ResealProgress> {
+    await this.tree.commit()
+    const old = this.tree.root.attrs
+    const t = Date.now()
+    const head: CommitRecord = {
+      v: FORMAT_VERSION,
+      seq: this.tree.head.seq,
+      time: t,
+      root: { n: '', t: Kind.Dir, m: old.mode, u: old.uid, g: old.gid, a: msToNs(old.atime), mt: msToNs(old.mtime), c: msToNs(t), i: randomId(), k: randomKey() },
+      pack: [0, 0] // not read: a commit records the store's watermark of its own
+    }
+    const fresh = new Tree({
+      store: this.store, cache: this.cache, sink: this.commits, head, log: this.logLine, sealer: this.sealer,
+      onCommit: info => this.history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+    })
+    const done = await copyTree(this.tree, fresh, progress)
+    await fresh.commit()
+    return done
   }
 
   async setMountpoint (mountpoint: string | null): Promise<void> { await writeLock(this.lockPath, mountpoint) }
