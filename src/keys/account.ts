@@ -22,8 +22,9 @@ export type KeystoreConfig =
   | { backend: 'file', protection: 'passphrase' | 'none' }
 
 /**
- * `kdf`: the passphrase KDF parameters of the last backup made from here; recovery and
- * test-passphrase on this machine refuse a vault header from the hub with any others.
+ * `kdf`: the passphrase KDF parameters of the last backup made from here; test-passphrase on
+ * this machine refuses a vault header from the hub with any others. (Recovery runs where no
+ * config exists yet, so it has only the floor of kdf.ts to hold the hub to.)
  */
 export interface VaultConfig { hub: string, username: string, userId: string, kdf?: { N: number, r: number, p: number } }
 

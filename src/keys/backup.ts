@@ -78,8 +78,9 @@ export async function fetchFromHub (hub: string, username: string, passphrase: s
 /**
  * Writes the backup to `file`, which must not exist: link() of a finished 0600 temp file either
  * creates the name or fails, so nothing already there (a file, a link to one) is overwritten.
+ * Where the file system has no hard links, an exclusive create does the same.
  */
-export async function backupToFile (account: Account, file: string, passphrase: string): Promise<void> {
+export async function backupToFile (account: Account, file: string, passphrase: string, fsOps: { link: typeof link } = { link }): Promise<void> {
   const exists = (): KeysError => new KeysError('ERR_FILE_EXISTS', `${file} exists; not overwriting it (choose a new file name)`)
   // Early, so no scrypt is spent on a name that cannot be used; link() below is what guarantees it.
   if (await lstat(file).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT')) throw exists()
@@ -87,10 +88,20 @@ export async function backupToFile (account: Account, file: string, passphrase: 
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
   await writeFile(tmp, box, { mode: 0o600, flag: 'wx', flush: true })
   try {
-    await link(tmp, file)
+    await fsOps.link(tmp, file)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw exists()
-    throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') throw exists()
+    // A file system without hard links (vfat, exFAT, some FUSE mounts): O_CREAT|O_EXCL still
+    // refuses any existing name, a symlink included; only a crash mid-write can leave a part.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err
+    try {
+      await writeFile(file, box, { mode: 0o600, flag: 'wx', flush: true })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw exists()
+      await rm(file, { force: true }).catch(() => {})
+      throw e
+    }
   } finally {
     await rm(tmp, { force: true })
   }

@@ -8,6 +8,8 @@ import { buildHandlers } from '../../src/ctl/methods.js'
 import { isCtlError } from '../../src/ctl/errors.js'
 import { offlineApi } from '../../src/service.js'
 import { cli, tempDir } from './helpers.js'
+import { backupToFile, readBackupFile } from '../../src/keys/backup.js'
+import { openAccount } from '../../src/keys/account.js'
 
 const root = tempDir('space-backupfile-')
 after(() => rmSync(root, { recursive: true, force: true }))
@@ -39,6 +41,16 @@ describe('a key backup to a file', () => {
     const r = await cli(['backup-keys', '--config-dir', config, '--to', victim, '--passphrase-stdin', '--socket', join(root, 'none.sock')], { input: '' })
     assert.equal(r.code, 37, r.stderr)
     assert.match(r.stderr, /important\.txt exists; not overwriting it/)
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n')
+  })
+
+  it('on a file system without hard links (link() is EPERM) it writes the file exclusively, and still never overwrites', async () => {
+    const account = await openAccount(config, {})
+    const noLinks = { link: async () => { throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' }) } }
+    const file = join(root, 'on-vfat.space-keys')
+    await backupToFile(account, file, 'a long backup passphrase', noLinks)
+    assert.ok((await readBackupFile(file, 'a long backup passphrase')).length > 0, 'the backup opens')
+    await assert.rejects(backupToFile(account, victim, 'a long backup passphrase', noLinks), { code: 'ERR_FILE_EXISTS' })
     assert.equal(readFileSync(victim, 'utf8'), 'precious\n')
   })
 })
