@@ -30,6 +30,8 @@ export interface FsckReport {
 
 /** Everything fsck learned, for repair to act on. */
 export interface FsckState {
+  /** report.problems with tree damage described without paths (for files on disk). */
+  problemsWithoutPaths: string[]
   report: FsckReport
   storeId: Buffer
   commits: FoundCommit[]
@@ -129,11 +131,15 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
     for (const d of damage) report.problems.push(`commit ${head.seq}: ${describe(d)}`)
   }
   report.clean = report.problems.length === 0
-  return { report, storeId, commits, journalData: data, packs, checker }
+  // What repair writes to disk (quarantine/TIME/fsck.json) names no path: paths are the user's data.
+  const withoutPaths = report.problems.slice(0, report.problems.length - (report.head?.damage.length ?? 0))
+    .concat((report.head?.damage ?? []).map(d => `commit ${head!.seq}: ${describe(d, false)}`))
+  return { report, storeId, commits, journalData: data, packs, checker, problemsWithoutPaths: withoutPaths }
 }
 
-export function describe (d: TreeProblem): string {
-  return `${d.path}${d.block != null ? ` block ${d.block}` : ''}${d.cid !== '' ? ` (${d.cid})` : ''}: ${d.what}`
+/** One damaged object as a line; `paths` false leaves the path out (for what goes to disk). */
+export function describe (d: TreeProblem, paths = true): string {
+  return `${paths ? d.path : 'an object'}${d.block != null ? ` block ${d.block}` : ''}${d.cid !== '' ? ` (${d.cid})` : ''}: ${d.what}`
 }
 
 /**

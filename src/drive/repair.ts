@@ -45,13 +45,16 @@ async function repair (dataDir: string, masterKey: Buffer, state: FsckState): Pr
   const packsDir = join(dataDir, 'packs')
   const newestFirst = [...state.commits].sort((a, b) => b.seq - a.seq)
   const skipped: RepairResult['skipped'] = []
+  const skippedWithoutPaths: RepairResult['skipped'] = []
   let chosen = null
   for (const c of newestFirst) {
     const w = watermarkProblem(state.packs, c.record)
-    if (w != null) { skipped.push({ seq: c.seq, reason: w }); continue }
+    if (w != null) { skipped.push({ seq: c.seq, reason: w }); skippedWithoutPaths.push({ seq: c.seq, reason: w }); continue }
     const damage = await state.checker.check(c.record.root)
     if (damage.length > 0) {
-      skipped.push({ seq: c.seq, reason: describe(damage[0]) + (damage.length > 1 ? ` (and ${damage.length - 1} more)` : '') })
+      const more = damage.length > 1 ? ` (and ${damage.length - 1} more)` : ''
+      skipped.push({ seq: c.seq, reason: describe(damage[0]) + more })
+      skippedWithoutPaths.push({ seq: c.seq, reason: describe(damage[0], false) + more })
       continue
     }
     chosen = c
@@ -81,7 +84,13 @@ async function repair (dataDir: string, masterKey: Buffer, state: FsckState): Pr
     quarantine: q,
     keptBytes
   }
-  await fsp.writeFile(join(q, 'fsck.json'), JSON.stringify({ report: state.report, repair: result }, null, 2) + '\n', { mode: 0o600, flush: true })
+  // No path reaches the disk: the report as written names damaged objects by CID only.
+  const report = {
+    ...state.report,
+    problems: state.problemsWithoutPaths,
+    head: state.report.head == null ? null : { ...state.report.head, damage: state.report.head.damage.map(({ path: _, ...d }) => d) }
+  }
+  await fsp.writeFile(join(q, 'fsck.json'), JSON.stringify({ report, repair: { ...result, skipped: skippedWithoutPaths } }, null, 2) + '\n', { mode: 0o600, flush: true })
   await syncDir(q)
   const journal = join(dataDir, 'journal')
   await fsp.writeFile(journal + '.repair', Buffer.concat(frames), { mode: 0o600, flush: true })

@@ -148,6 +148,10 @@ test('a zeroed content block: fsck names the file and block (19), repair brings 
   assert.equal(fixed.status, 0, fixed.stdout + fixed.stderr)
   assert.match(fixed.stdout, /skipped {2}commit \d+: \/a block 0/)
   const q = quarantineOf(d.data)
+  // The report kept on disk names the damaged object by CID, never by path (plaintext).
+  const onDisk = readFileSync(join(q, 'fsck.json'), 'utf8')
+  assert.match(onDisk, /an object block 0 \(baf\w+\)/)
+  assert.ok(!onDisk.includes('/a') && !onDisk.includes('"path"'), onDisk)
   const tail = readdirSync(join(q, 'packs'))
   assert.ok(Buffer.concat([readFileSync(pack1(d)), readFileSync(join(q, 'packs', tail[0]))]).equals(pack), 'the zeroed block and everything after the new head are kept')
   assert.equal(space(args(d, 'fsck')).status, 0)
