@@ -55,21 +55,29 @@ export class Drive {
       const jb = await readJournal(dataDir)
       const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, storeId, noSink).decodeAll(r), jb.scan.records)
       const head = decoded.at(-1) ?? null
-      const kept = await keepTornTail(dataDir, jb, head)
       await checkWatermark(dataDir, head)
-      const { journal, cutBytes } = await Journal.open(join(dataDir, 'journal'))
-      if (cutBytes > 0) log(`recovery: cut ${cutBytes} bytes of an unfinished commit from the journal (kept in ${kept ?? '-'})`)
-      else if (kept != null) log(`recovery: the journal holds no commit but the packs hold blocks: kept them in ${kept}`)
-      const commits = new CommitLog(masterKey, storeId, journal)
+      const kept = await keepTornTail(dataDir, jb, head)
+      // The packs first (indexed before anything in them is cut), then the journal's torn tail.
       let store: PackStore
       try {
-        store = await PackStore.open(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] })
+        store = await PackStore.open(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, {
+          onDamage: d => log(`damage: pack ${d.pack}: ${d.skipped} bytes from byte ${d.offset} skipped (${d.reason}); blocks there read as EIO; run "space fsck --data-dir ${dataDir}"`)
+        })
       } catch (err) {
-        await journal.close()
         const code = (err as { code?: string }).code
         if (code === 'ERR_STORE_CORRUPT') throw damaged(dataDir, (err as Error).message, err)
         throw new DriveError('ERR_STORE_CORRUPT', `store ${dataDir} is corrupt: ${(err as Error).message}`, { cause: err })
       }
+      let journal: Journal
+      try {
+        const opened = await Journal.open(join(dataDir, 'journal'))
+        journal = opened.journal
+        if (opened.cutBytes > 0) log(`recovery: cut ${opened.cutBytes} bytes of an unfinished commit from the journal (kept in ${kept ?? '-'})`)
+      } catch (err) {
+        await store.close()
+        throw err
+      }
+      const commits = new CommitLog(masterKey, storeId, journal)
       const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
       const sealer = new SealPool(BLOCK_SIZE)

@@ -107,6 +107,7 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
       expected = rec.seq + 1
     }
     report.journal.commits = commits.length
+    if (commits.length === 0 && await packsHoldRecords(packsDir)) report.problems.push('journal: holds no commit, but the packs hold blocks')
   }
 
   const packs = await scanPacks(packsDir)
@@ -142,19 +143,15 @@ export function describe (d: TreeProblem, paths = true): string {
   return `${paths ? d.path : 'an object'}${d.block != null ? ` block ${d.block}` : ''}${d.cid !== '' ? ` (${d.cid})` : ''}: ${d.what}`
 }
 
-/**
- * Why the store could not open at this commit's watermark, or null: PackStore.open reads every
- * pack up to it, so their framing must hold up to there, and it must fall on a record's end.
- */
+/** Why the store could not open at this commit's watermark, or null. */
 export function watermarkProblem (packs: PackScan, rec: CommitRecord): string | null {
   const [id, offset] = rec.pack
   const last = packs.packs.get(id)
   if (last == null) return `pack ${id} it names is missing`
   if (last.size < offset) return `pack ${id} is shorter (${last.size} bytes) than the ${offset} it recorded`
-  if (last.firstBad != null && last.firstBad < offset) return `pack ${id} has bad framing at byte ${last.firstBad}, before the ${offset} it recorded`
-  if (!last.boundaries.has(offset)) return `its watermark ${offset} in pack ${id} is not at a record's end`
-  for (const p of packs.packs.values()) {
-    if (p.id < id && p.firstBad != null) return `pack ${p.id}, before its watermark, has bad framing at byte ${p.firstBad}`
-  }
+  // Bad framing before the watermark does not disqualify a commit: the store skips it on open
+  // (its blocks read as missing), and the commit's tree is checked object by object. Without
+  // damage before it, the watermark must end a record.
+  if ((last.firstBad == null || last.firstBad >= offset) && !last.boundaries.has(offset)) return `its watermark ${offset} in pack ${id} is not at a record's end`
   return null
 }

@@ -5,12 +5,11 @@
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { checkPackHeader, parseRecordHeader, PACK_HEADER_LENGTH, MAX_RECORD_HEADER } from '../store/record.js'
+import { checkPackHeader, PACK_HEADER_LENGTH, MAX_RECORD_HEADER } from '../store/record.js'
+import { plausibleRecord as parseHeader, nextRecord as resync, allZero } from '../store/block-index.js'
 import { packIds, packName } from './quarantine.js'
-import type { CID } from '../store/cid.js'
 
 export const PACK_HEADER = PACK_HEADER_LENGTH
-const WINDOW = 1024 * 1024
 
 export interface BlockLoc { pack: number, offset: number, length: number }
 
@@ -79,33 +78,4 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
     info.boundaries.add(off)
   }
   return info
-}
-
-/** A record header at the start of `b`, if it parses, names a CIDv1 and fits in `left` bytes. */
-function parseHeader (b: Buffer, left: number): { cid: CID, headerLength: number, length: number } | null {
-  let rec
-  try { rec = parseRecordHeader(b, 0, 0) } catch { return null }
-  if (rec.cid.version !== 1 || rec.length === 0 || rec.headerLength + rec.length > left) return null
-  return rec
-}
-
-/** The next offset from `from` where a plausible record starts, or null. */
-async function resync (fh: FileHandle, from: number, size: number): Promise<number | null> {
-  const win = Buffer.alloc(WINDOW + MAX_RECORD_HEADER)
-  for (let base = from; base < size; base += WINDOW) {
-    const { bytesRead } = await fh.read(win, 0, win.length, base)
-    for (let i = 0; i < Math.min(WINDOW, bytesRead); i++) {
-      // Cheap filter first: version 1, a 36-byte CIDv1 raw header (BLAKE3 or sha2-256).
-      if (win[i] !== 1 || win[i + 2] !== 1 || win[i + 3] !== 0x55) continue
-      if (parseHeader(win.subarray(i, bytesRead), size - base - i) !== null) return base + i
-    }
-  }
-  return null
-}
-
-async function allZero (fh: FileHandle, from: number, to: number): Promise<boolean> {
-  if (to - from > 64 * 1024) return false
-  const b = Buffer.alloc(to - from)
-  await fh.read(b, 0, b.length, from)
-  return b.every(x => x === 0)
 }

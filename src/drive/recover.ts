@@ -51,12 +51,11 @@ export async function keepTornTail (dataDir: string, jb: JournalBytes, head: Com
     await keepPackTail(packs, head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, q)
     return q
   }
-  // No commit at all but blocks in the packs: a crash before the first commit, or a journal
-  // emptied by damage. The two look alike, so the blocks are kept (hard links: no copy).
+  // No commit at all but blocks in the packs: a journal emptied by damage, or a crash before the
+  // very first commit. The two look alike, and the first would lose every commit: refuse, as for
+  // a missing journal; `space fsck --repair` keeps the blocks in the quarantine and starts empty.
   if (head == null && await packsHoldRecords(packs)) {
-    const q = await newQuarantine(dataDir)
-    await keepPackTail(packs, null, q)
-    return q
+    throw damaged(dataDir, 'the commit journal holds no commit but the packs hold blocks (a damaged journal, or a crash before the first commit)')
   }
   return null
 }

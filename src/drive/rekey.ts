@@ -32,8 +32,8 @@ export async function rekey (dataDir: string, oldKey: Buffer, newKey: Buffer): P
       return
     }
     // The rewritten journal ends at the last complete record: a torn tail is kept aside first.
-    await keepTornTail(dataDir, jb, records.at(-1) ?? null)
     await checkWatermark(dataDir, records.at(-1) ?? null)
+    await keepTornTail(dataDir, jb, records.at(-1) ?? null)
     const tmp = journalPath + '.rekey'
     await fsp.rm(tmp, { force: true })
     const { journal } = await Journal.open(tmp)

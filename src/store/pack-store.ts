@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import { type CID, cidOf, checkCid } from './cid.js'
 import { StoreError, corrupt, notFound } from './errors.js'
-import { MemoryIndex, indexPack, type BlockIndex } from './block-index.js'
+import { MemoryIndex, indexPack, type BlockIndex, type PackDamage } from './block-index.js'
 import { PackFiles } from './pack-files.js'
 import { PackWriter } from './pack-writer.js'
 import { copyBytes } from '../crypto/copy.js'
@@ -28,6 +28,8 @@ export interface PackStoreOptions {
   packLimit?: number
   /** O_DIRECT, where the file system allows it, for large appends and large records' reads (default true). */
   directIo?: boolean
+  /** Told of each stretch of a pack whose framing is bad (skipped: its blocks read as missing). */
+  onDamage?: (d: PackDamage) => void
 }
 
 export class PackStore implements BlockStore {
@@ -61,12 +63,14 @@ export class PackStore implements BlockStore {
         continue
       }
       const pack = await this.files.open(id)
-      if (id === committed.pack && pack.size !== committed.offset) {
-        if (pack.size < committed.offset) throw corrupt(`pack ${id} is shorter (${pack.size}) than its committed length ${committed.offset}`)
-        await pack.fh.truncate(committed.offset)
-        pack.size = committed.offset
+      const end = id === committed.pack ? committed.offset : pack.size
+      if (pack.size < end) throw corrupt(`pack ${id} is shorter (${pack.size}) than its committed length ${end}`)
+      // Indexed before anything is cut: a pack that cannot be read stops the open unchanged.
+      await indexPack(this.index, id, pack.fh, end, this.opts.onDamage)
+      if (pack.size !== end) {
+        await pack.fh.truncate(end) // uncommitted writes past the last commit's watermark
+        pack.size = end
       }
-      await indexPack(this.index, id, pack.fh, pack.size)
     }
     const last = committed != null ? this.files.packs.get(committed.pack) : undefined
     if (committed != null && last == null) throw corrupt(`pack ${committed.pack} named by the last commit is missing`)

@@ -7,8 +7,9 @@ import { appendFileSync, readFileSync, rmSync, writeFileSync, truncateSync, mkdi
 import { dirname, join } from 'node:path'
 import { Drive } from '../../src/drive/drive.js'
 import { rekey } from '../../src/drive/rekey.js'
+import { fsckStore } from '../../src/drive/repair.js'
 import type { FileNode } from '../../src/fs/tree/tree.js'
-import { threeCommits, frames, hashes, quarantineOf } from './helpers.js'
+import { threeCommits, frames, hashes, quarantineOf, packRecords } from './helpers.js'
 import { randomBytes } from 'node:crypto'
 
 async function contentOf (drive: Drive, path: string): Promise<string> {
@@ -135,14 +136,43 @@ test('a rekey of a damaged journal refuses instead of rewriting it without the d
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
 })
 
-test('an empty journal beside packs that hold blocks keeps the packs in the quarantine before the store drops them', async () => {
+test('an empty journal beside packs that hold blocks refuses to open; repair keeps the packs in the quarantine and starts empty', async () => {
   const s = await threeCommits()
   try {
     const packs = hashes(join(s.dir, 'packs'))
     writeFileSync(join(s.dir, 'journal'), Buffer.alloc(0))
+    const before = hashes(s.dir)
+    await assert.rejects(Drive.open(s.dir, s.key), e => isDamaged(e) && /holds no commit but the packs hold blocks/.test((e as Error).message))
+    assert.deepEqual(hashes(s.dir), before, 'nothing changed')
+    const { report, repair } = await fsckStore(s.dir, s.key, { repair: true })
+    assert.ok(report.problems.some(p => /holds no commit, but the packs hold blocks/.test(p)), report.problems.join('\n'))
+    assert.equal(repair?.head, null)
+    assert.deepEqual(hashes(join(quarantineOf(s.dir), 'packs')), packs, 'every pack byte kept')
     const drive = await Drive.open(s.dir, s.key)
     assert.deepEqual(drive.log(), [])
     await drive.close()
-    assert.deepEqual(hashes(join(quarantineOf(s.dir), 'packs')), packs, 'every pack byte kept')
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
+
+test('bad framing in an old block\'s record: the drive opens and serves the head, and repair keeps the head', async () => {
+  const s = await threeCommits()
+  try {
+    const packPath = join(s.dir, 'packs', '00000001.pack')
+    const pack = readFileSync(packPath)
+    // The first full block is block 0 of version 2, which only commit 2 references.
+    const rec = packRecords(pack).find(r => r.length === 131_102)!
+    pack[rec.start] = 0 // its record version byte
+    writeFileSync(packPath, pack)
+    const lines: string[] = []
+    const drive = await Drive.open(s.dir, s.key, { log: l => lines.push(l) })
+    try {
+      assert.match(lines.join('\n'), /damage: pack 1: \d+ bytes from byte \d+ skipped/)
+      const a = await drive.tree.lookup('/a') as FileNode
+      const out = Buffer.alloc(a.size)
+      await drive.tree.read(a, out, a.size, 0)
+      assert.equal(out.toString(), s.versions[2], 'the head reads back whole')
+    } finally { await drive.close() }
+    const { repair } = await fsckStore(s.dir, s.key, { repair: true })
+    assert.equal(repair?.head?.was, 3, `repair keeps the newest intact commit: ${JSON.stringify(repair?.skipped)}`)
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
 })
