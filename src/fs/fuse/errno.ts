@@ -20,6 +20,7 @@ const BY_CODE: Record<string, number> = {
   ERR_BUSY: E.EBUSY,
   ERR_NO_SPACE: E.ENOSPC,
   ERR_TOO_BIG: E.EFBIG,
+  ERR_TOO_MANY_LINKS: E.EMLINK,
   ERR_BAD_HANDLE: E.EBADF,
   ERR_INTERRUPTED: E.EINTR,
   // node's own errno names, from fs calls
