@@ -1,0 +1,76 @@
+// Hard links through a real mount: ln(1), cp -al and a local git clone (which hard-links its
+// objects) give names that stat(1) reports with one inode number and the right link count,
+// whose content is the same under each, and which come back linked after a remount.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import { tempDirs, Mount, removeDirs, sh, type Dirs } from '../helpers/mount.js'
+
+let dirs: Dirs
+let m: Mount
+
+before(async () => {
+  dirs = tempDirs('space-links-')
+  m = await Mount.start(dirs)
+})
+
+after(async () => {
+  await m?.cleanup()
+  if (dirs != null) removeDirs(dirs)
+})
+
+/** `stat -c '%h %i'`: link count and inode number, as the kernel reports them. */
+const hi = (path: string): string => sh(`stat -c '%h %i' '${path}'`).stdout.trim()
+
+test('ln gives a second name with the same inode and a link count of 2; content is shared; rm of one name keeps the other', async () => {
+  const a = m.path('a.txt')
+  const b = m.path('sub', 'b.txt')
+  fs.mkdirSync(m.path('sub'))
+  fs.writeFileSync(a, 'one')
+  sh(`ln '${a}' '${b}'`)
+  const [nlink, ino] = hi(a).split(' ')
+  assert.equal(nlink, '2')
+  assert.equal(hi(b), `2 ${ino}`)
+  fs.appendFileSync(b, ' two')
+  assert.equal(fs.readFileSync(a, 'utf8'), 'one two')
+  fs.chmodSync(a, 0o600)
+  assert.equal(fs.statSync(b).mode & 0o777, 0o600)
+  const failed = sh(`ln '${m.path('sub')}' '${m.path('sub2')}'`, { allowFail: true })
+  assert.notEqual(failed.status, 0, 'a hard link to a directory is refused')
+  const taken = sh(`ln '${a}' '${b}'`, { allowFail: true })
+  assert.match(taken.stderr, /exists/)
+  fs.writeFileSync(m.path('c.txt'), 'three')
+  sh(`ln '${m.path('c.txt')}' '${m.path('c2.txt')}' && rm '${m.path('c.txt')}'`)
+  assert.equal(hi(m.path('c2.txt')).split(' ')[0], '1')
+  assert.equal(fs.readFileSync(m.path('c2.txt'), 'utf8'), 'three')
+})
+
+test('cp -al and a local git clone make hard links that survive an unmount and a remount', async () => {
+  fs.mkdirSync(m.path('tree', 'deep'), { recursive: true })
+  fs.writeFileSync(m.path('tree', 'x'), 'x'.repeat(300_000))
+  fs.writeFileSync(m.path('tree', 'deep', 'y'), 'y')
+  sh(`cp -al '${m.path('tree')}' '${m.path('copy')}'`)
+  assert.equal(hi(m.path('copy', 'x')), hi(m.path('tree', 'x')))
+  assert.equal(hi(m.path('copy', 'deep', 'y')).split(' ')[0], '2')
+
+  const env = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1', HOME: dirs.base }
+  sh('git init -q repo && cd repo && echo hi > f && git add f && git commit -qm one', { cwd: m.mnt, env })
+  sh('git clone -q --local repo clone', { cwd: m.mnt, env })
+  const objects = sh('cd clone && find .git/objects -type f -links +1 | wc -l', { cwd: m.mnt }).stdout.trim()
+  assert.ok(Number(objects) >= 3, `hard-linked objects in the clone: ${objects}`)
+  assert.equal(sh('git -C clone log --format=%s', { cwd: m.mnt, env }).stdout.trim(), 'one')
+  const before = { x: hi(m.path('copy', 'x')), y: hi(m.path('tree', 'deep', 'y')) }
+
+  assert.equal(await m.stop(), 0)
+  m = await Mount.start(dirs)
+  assert.equal(fs.readFileSync(m.path('copy', 'x'), 'utf8'), 'x'.repeat(300_000))
+  assert.equal(fs.readFileSync(m.path('a.txt'), 'utf8'), 'one two')
+  const x = hi(m.path('copy', 'x'))
+  assert.equal(x.split(' ')[0], before.x.split(' ')[0])
+  assert.equal(hi(m.path('tree', 'x')), x, 'one inode under both names after the remount')
+  assert.equal(hi(m.path('sub', 'b.txt')), hi(m.path('a.txt')))
+  assert.equal(hi(m.path('copy', 'deep', 'y')).split(' ')[0], before.y.split(' ')[0])
+  fs.writeFileSync(m.path('copy', 'deep', 'y'), 'changed')
+  assert.equal(fs.readFileSync(m.path('tree', 'deep', 'y'), 'utf8'), 'changed')
+  assert.equal(sh('git -C clone fsck && git -C clone log --format=%s', { cwd: m.mnt, env }).stdout.trim(), 'one')
+})
