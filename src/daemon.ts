@@ -367,7 +367,9 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
       defaultPermissions: true,
       // libfuse 3 takes up to 1 MiB per write; libfuse 2 caps it at 128 KiB.
       maxWrite: 1024 * 1024,
-      attrTimeout: 1,
+      // 0: libfuse's path API gives each hard-linked name its own kernel inode, so a cached
+      // attribute of one name would outlive a change through another (link count, size, ctime).
+      attrTimeout: 0,
       entryTimeout: 1
     })
   } catch (err) {
