@@ -45,6 +45,22 @@ test('ln gives a second name with the same inode and a link count of 2; content 
   assert.equal(fs.readFileSync(m.path('c2.txt'), 'utf8'), 'three')
 })
 
+test('a file open under one name keeps working after that name is removed; the other name sees its writes', async () => {
+  const a = m.path('open-a')
+  const b = m.path('open-b')
+  fs.writeFileSync(a, 'start')
+  fs.linkSync(a, b)
+  const fd = fs.openSync(a, 'r+')
+  try {
+    fs.unlinkSync(a)
+    assert.equal(fs.statSync(b).nlink, 1)
+    fs.writeSync(fd, 'START', 0)
+    assert.equal(fs.fstatSync(fd).ino, fs.statSync(b).ino)
+  } finally { fs.closeSync(fd) }
+  assert.equal(fs.readFileSync(b, 'utf8'), 'START')
+  assert.deepEqual(fs.readdirSync(m.mnt).filter(n => n.startsWith('.fuse_hidden')), [])
+})
+
 test('cp -al and a local git clone make hard links that survive an unmount and a remount', async () => {
   fs.mkdirSync(m.path('tree', 'deep'), { recursive: true })
   fs.writeFileSync(m.path('tree', 'x'), 'x'.repeat(300_000))
