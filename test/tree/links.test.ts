@@ -192,3 +192,12 @@ test('a directory entry of a linked name stores only name, type and link id', as
   for (const e of rec.e) assert.deepEqual(Object.keys(e).sort(), ['h', 'n', 't'])
   assert.deepEqual(rec.e.map(e => e.n), ['a', 'b'])
 })
+
+test('a node at LINK_MAX names refuses another with EMLINK\'s code', async () => {
+  const { tree } = memoryTree()
+  const f = await tree.create('/a', 0o644)
+  const { LINK_MAX } = await import('../../src/fs/tree/namespace.js')
+  f.nlink = LINK_MAX
+  await assert.rejects(tree.link('/a', '/b'), { code: 'ERR_TOO_MANY_LINKS' })
+  await assert.rejects(tree.lookup('/b'), { code: 'ERR_NOT_FOUND' })
+})
