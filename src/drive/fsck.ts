@@ -127,7 +127,7 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
     const w = watermarkProblem(packs, head.record)
     if (w != null) report.problems.push(`commit ${head.seq}: ${w}`)
     const counts: TreeCounts = { dirs: 0, files: 0, blocks: 0 }
-    const damage = await checker.check(head.record.root, counts)
+    const damage = await checker.check(head.record.root, counts, head.record.links)
     report.head = { seq: head.seq, counts, damage }
     for (const d of damage) report.problems.push(`commit ${head.seq}: ${describe(d)}`)
   }

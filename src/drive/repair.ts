@@ -50,7 +50,7 @@ async function repair (dataDir: string, masterKey: Buffer, state: FsckState): Pr
   for (const c of newestFirst) {
     const w = watermarkProblem(state.packs, c.record)
     if (w != null) { skipped.push({ seq: c.seq, reason: w }); skippedWithoutPaths.push({ seq: c.seq, reason: w }); continue }
-    const damage = await state.checker.check(c.record.root)
+    const damage = await state.checker.check(c.record.root, undefined, c.record.links)
     if (damage.length > 0) {
       const more = damage.length > 1 ? ` (and ${damage.length - 1} more)` : ''
       skipped.push({ seq: c.seq, reason: describe(damage[0]) + more })

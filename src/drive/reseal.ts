@@ -65,6 +65,7 @@ export async function copyTree (from: Tree, to: Tree, progress: (p: ResealProgre
       const a = node.attrs
       const seen = linked.get(node)
       if (seen != null) { await to.link(seen, child); continue }
+      if (!(node instanceof DirNode) && node.nlink > 1) linked.set(node, child)
       if (node instanceof DirNode) {
         await to.mkdir(child, a.mode, a.uid, a.gid)
         await copyDir(child)
@@ -79,7 +80,6 @@ export async function copyTree (from: Tree, to: Tree, progress: (p: ResealProgre
           p.bytes += n
         }
         await to.truncate(f, node.size)
-        linked.set(node, child)
         p.files++
         progress(p)
       } else if (node instanceof SymlinkNode) {

@@ -10,7 +10,7 @@ import * as cbor from '@ipld/dag-cbor'
 import { CID } from '../store/cid.js'
 import { blake3 } from '../crypto/blake3.js'
 import { open, SealType, unpadFrame } from '../crypto/index.js'
-import type { BlockMapRecord, DirNodeRecord, EntryRecord } from '../fs/tree/format.js'
+import type { BlockMapRecord, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
 import type { BlockLoc } from './pack-scan.js'
 import { packName } from './quarantine.js'
 
@@ -45,11 +45,26 @@ export class TreeChecker {
 
   constructor (private readonly packsDir: string, private readonly index: Map<string, BlockLoc>) {}
 
-  /** Problems of the tree under a commit's root entry (empty: every reachable object intact). */
-  async check (root: EntryRecord, counts: TreeCounts = { dirs: 0, files: 0, blocks: 0 }): Promise<TreeProblem[]> {
+  /**
+   * Problems of the tree under a commit's root entry and of its link table (hard-linked nodes:
+   * their names in directories carry no record) — empty: every reachable object intact.
+   */
+  async check (root: EntryRecord, counts: TreeCounts = { dirs: 0, files: 0, blocks: 0 }, links?: CommitRecord['links']): Promise<TreeProblem[]> {
     const problems: TreeProblem[] = []
     await this.dir(root, '/', problems, counts)
+    if (links != null) await this.linkTable(links, problems, counts)
     return problems
+  }
+
+  private async linkTable (t: NonNullable<CommitRecord['links']>, problems: TreeProblem[], counts: TreeCounts): Promise<void> {
+    const where = '(link table)'
+    const plain = await this.object(t.d, Buffer.from(t.k), SealType.Dir, Buffer.from(t.i), 0, where, problems)
+    if (plain == null) return
+    const rec = this.body<LinkTableRecord>(plain, t.d, where, problems)
+    if (rec == null) return
+    for (const e of rec.e ?? []) {
+      if (e.t === KIND_FILE) await this.file(e, `(hard-linked file ${Buffer.from(e.h).toString('hex').slice(0, 16)})`, problems, counts)
+    }
   }
 
   /** A directory's subtree, walked once per node CID however many commits share it. */
@@ -75,7 +90,9 @@ export class TreeChecker {
     if (plain == null) return
     const rec = this.body<DirNodeRecord>(plain, e.d, path, problems)
     if (rec == null) return
-    for (const child of rec.e ?? []) {
+    for (const entry of rec.e ?? []) {
+      if ((entry as LinkNameRecord).h != null && (entry as EntryRecord).m == null) continue // checked in the link table
+      const child = entry as EntryRecord
       const p = `${path}/${child.n}`
       if (child.t === KIND_DIR) await this.dir(child, p, problems, counts)
       else if (child.t === KIND_FILE) await this.file(child, p, problems, counts)

@@ -7,7 +7,10 @@ import { dirname, join } from 'node:path'
 import { Drive } from '../../src/drive/drive.js'
 import { fsckStore } from '../../src/drive/repair.js'
 import type { FileNode } from '../../src/fs/tree/tree.js'
-import { threeCommits, frames, hashes } from './helpers.js'
+import { threeCommits, frames, hashes, packRecords } from './helpers.js'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { randomBytes } from 'node:crypto'
 
 async function contentOf (drive: Drive, path: string): Promise<string> {
   const f = await drive.tree.lookup(path) as FileNode
@@ -59,4 +62,30 @@ test('repair after a damaged first record renumbers the rest, and the store open
     } finally { await drive.close() }
     assert.equal((await fsckStore(s.dir, s.key)).report.clean, true)
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
+
+test('hard-linked files are checked through the link table: clean when intact, their damage found', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'space-fsck-links-')), 'data')
+  const key = randomBytes(32)
+  try {
+    const drive = await Drive.open(dir, key)
+    await drive.tree.mkdir('/d', 0o755)
+    const f = await drive.tree.create('/d/f', 0o644)
+    await drive.tree.write(f, Buffer.alloc(200_000, 3), 0)
+    await drive.tree.link('/d/f', '/g')
+    await drive.commit()
+    await drive.close()
+    const { report } = await fsckStore(dir, key)
+    assert.equal(report.clean, true, report.problems.join('\n'))
+    assert.equal(report.head?.counts.blocks, 2, 'the linked file\'s two blocks are counted once')
+    // Zero the linked file's first block in the pack: fsck names it as a hard-linked file.
+    const packPath = join(dir, 'packs', '00000001.pack')
+    const pack = readFileSync(packPath)
+    const rec = packRecords(pack).find(r => r.length === 131_102)!
+    pack.fill(0, rec.data, rec.data + rec.length)
+    writeFileSync(packPath, pack)
+    const damaged = await fsckStore(dir, key)
+    assert.equal(damaged.report.clean, false)
+    assert.match(damaged.report.problems.join('\n'), /hard-linked file [0-9a-f]{16}\) block 0 .*do not match the CID/)
+  } finally { rmSync(dirname(dir), { recursive: true, force: true }) }
 })

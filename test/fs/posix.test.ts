@@ -415,10 +415,15 @@ test('symlink and readlink, including a dangling link', () => {
   assert.throws(() => fs.symlinkSync('x', p('sym')), { code: 'EEXIST' })
 })
 
-test('hard links are refused with EPERM (by design: a cryptree entry has one parent)', () => {
+test('a hard link is a second name of the same file; one to a directory is refused with EPERM', () => {
   fs.writeFileSync(p('hl-src'), 'x')
-  assert.throws(() => fs.linkSync(p('hl-src'), p('hl-dst')), { code: 'EPERM' })
-  assert.throws(() => fs.statSync(p('hl-dst')), { code: 'ENOENT' })
+  fs.linkSync(p('hl-src'), p('hl-dst'))
+  assert.equal(fs.statSync(p('hl-dst')).ino, fs.statSync(p('hl-src')).ino)
+  assert.equal(fs.statSync(p('hl-src')).nlink, 2)
+  assert.throws(() => fs.linkSync(p('hl-src'), p('hl-dst')), { code: 'EEXIST' })
+  fs.mkdirSync(p('hl-dir'))
+  assert.throws(() => fs.linkSync(p('hl-dir'), p('hl-dir2')), { code: 'EPERM' })
+  assert.throws(() => fs.statSync(p('hl-dir2')), { code: 'ENOENT' })
 })
 
 // ---- attributes ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ const BY_CODE: Record<TreeErrorCode | StoreErrorCode, number> = {
   ERR_INTEGRITY: E.EIO,
   ERR_FORMAT: E.EIO,
   ERR_STORE_CORRUPT: E.EIO,
+  ERR_TOO_MANY_LINKS: E.EMLINK,
   ERR_BAD_HANDLE: E.EBADF,
   // the store's own (the tree wraps reads in ERR_INTEGRITY; appends and syncs can surface these)
   ERR_BLOCK_NOT_FOUND: E.EIO,

@@ -27,7 +27,7 @@ export function stat (node: Node): Stat {
   const a = node.attrs
   let size = 0
   let blocks = 0
-  let nlink = 1
+  let nlink = node.nlink
   let rdev = 0
   if (node instanceof FileNode) {
     size = node.size

@@ -1,9 +1,14 @@
 // Change tracking: a changed entry marks every directory on its path dirty, so the next commit
-// rewrites exactly that path (directories already dirty stop the walk: their parents are too).
+// rewrites exactly that path (directories already dirty stop the walk: their parents are too);
+// a linked node marks the link table instead.
 import { type Node, DirNode } from './nodes.js'
 
-/** The node's entry changed: every directory on its path must be rewritten. */
+/**
+ * The node's entry changed: every directory on its path must be rewritten. A linked node's
+ * record is in the link table, so the table is rewritten instead (no directory holds it).
+ */
 export function touch (node: Node): void {
+  if (node.link != null) { node.link.table.dirty = true; return }
   for (let d: DirNode | null = node instanceof DirNode ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
 }
 

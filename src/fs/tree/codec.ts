@@ -1,14 +1,14 @@
-// Entries <-> nodes, and the sealed objects of the tree: directory nodes and block maps (padded,
-// framed dag-cbor, sealed under the owning node's key) and content blocks' seal positions. Pure:
+// Entries <-> nodes, and the sealed objects of the tree: directory nodes, block maps and the link
+// table (padded, framed dag-cbor, sealed under the owning node's key) and content blocks' seal positions. Pure:
 // the one store it sees is the `put` a file's new block map goes to while its entry is made.
 import type { CID } from 'multiformats/cid'
 import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import {
-  type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord,
-  INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
+  type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type LinkNameRecord,
+  type LinkedRecord, type LinkTableRecord, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
 } from './format.js'
 import { fail } from './errors.js'
-import { type Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 import { startEmpty } from './dir-entries.js'
 import type { BlockStore } from './ports.js'
 
@@ -45,9 +45,27 @@ export function nodeFromEntry (e: EntryRecord): Node {
  * The entry that stores `node`. A file whose block list outgrew INLINE_BLOCKS gets its block map
  * sealed and put first when it changed; a directory must be sealed already (its `cid`).
  */
-export function entryOf (node: Node, store: Pick<BlockStore, 'put'>): EntryRecord {
+export function entryOf (node: Node, store: Pick<BlockStore, 'put'>, name = node.name): EntryRecord | LinkNameRecord {
+  if (node.link != null) return { n: name, t: node.kind, h: node.link.id }
+  return recordOf(node, store, name)
+}
+
+/** A linked node's record in the link table. */
+export function linkedRecordOf (node: Node, store: Pick<BlockStore, 'put'>): LinkedRecord {
+  return { ...recordOf(node, store, ''), h: node.link!.id, nl: node.nlink }
+}
+
+/** A linked node from its link table record (`table`: where its later changes go). */
+export function nodeFromLinked (e: LinkedRecord, table: LinkTable): Node {
+  const node = nodeFromEntry(e)
+  node.nlink = e.nl
+  node.link = { table, id: Buffer.from(e.h) }
+  return node
+}
+
+function recordOf (node: Node, store: Pick<BlockStore, 'put'>, name: string): EntryRecord {
   const a = node.attrs
-  const e: EntryRecord = { n: node.name, t: node.kind, m: a.mode, u: a.uid, g: a.gid, a: msToNs(a.atime), mt: msToNs(a.mtime), c: msToNs(a.ctime) }
+  const e: EntryRecord = { n: name, t: node.kind, m: a.mode, u: a.uid, g: a.gid, a: msToNs(a.atime), mt: msToNs(a.mtime), c: msToNs(a.ctime) }
   if (node.xattrs != null && node.xattrs.size > 0) e.x = Object.fromEntries(node.xattrs)
   if (node instanceof FileNode) {
     e.i = node.id
@@ -83,9 +101,22 @@ export const dirPosition = (dir: DirNode): SealPosition => ({ type: SealType.Dir
 export const blockMapPosition = (f: FileNode): SealPosition => ({ type: SealType.BlockMap, objectId: f.id, index: 0 })
 export const blockPosition = (f: FileNode, idx: number): SealPosition => ({ type: SealType.Block, objectId: f.id, index: idx })
 
-export function sealDirNode (dir: DirNode, entries: EntryRecord[]): Uint8Array {
+export function sealDirNode (dir: DirNode, entries: Array<EntryRecord | LinkNameRecord>): Uint8Array {
   const rec: DirNodeRecord = { v: FORMAT_VERSION, e: entries }
   return seal(dir.key, dirPosition(dir), padFrame(encode(rec)))
+}
+
+/** Where the link table is sealed: a directory position under the table's own random id. */
+export const linkTablePosition = (t: LinkTable): SealPosition => ({ type: SealType.Dir, objectId: t.id, index: 0 })
+
+export function sealLinkTable (t: LinkTable, records: LinkedRecord[]): Uint8Array {
+  const rec: LinkTableRecord = { v: FORMAT_VERSION, e: records }
+  return seal(t.key, linkTablePosition(t), padFrame(encode(rec)))
+}
+
+export function decodeLinkTable (framed: Buffer): LinkedRecord[] {
+  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', 'link table: bad framing')
+  return decode<LinkTableRecord>(body, 'link table').e
 }
 
 export function sealBlockMap (f: FileNode, blocks: Map<number, CID>): Uint8Array {
@@ -94,7 +125,7 @@ export function sealBlockMap (f: FileNode, blocks: Map<number, CID>): Uint8Array
 }
 
 /** The entries of an opened directory node (`framed`: its plaintext, still framed). */
-export function decodeDirNode (dir: DirNode, framed: Buffer): EntryRecord[] {
+export function decodeDirNode (dir: DirNode, framed: Buffer): Array<EntryRecord | LinkNameRecord> {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.label()}: bad framing`)
   return decode<DirNodeRecord>(body, `directory ${dir.label()}`).e
 }

@@ -1,16 +1,17 @@
 // Commits: seal what changed (content blocks still dirty or sealing, then every dirty directory
-// from the leaves up) into the store, make the store durable, and append the new root to the
+// from the leaves up, then the link table when it changed) into the store, make the store durable, and append the new root to the
 // commit sink. Concurrent callers share the next commit; a failed commit leaves the tree dirty.
 import type { CID } from 'multiformats/cid'
 import { type CommitRecord, FORMAT_VERSION } from './format.js'
-import type { DirNode } from './nodes.js'
+import type { DirNode, LinkTable } from './nodes.js'
 import { sealEntries } from './dir-entries.js'
-import { entryOf, sealDirNode } from './codec.js'
+import { entryOf, linkedRecordOf, sealDirNode, sealLinkTable } from './codec.js'
 import type { FileBlocks } from './file-blocks.js'
 import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
 
 export interface CommitDeps {
   root: DirNode
+  links: LinkTable
   store: Pick<BlockStore, 'put' | 'sync'>
   sink: CommitSink
   fileBlocks: Pick<FileBlocks, 'sealsInFlight' | 'waitForAllSeals' | 'takeOverSeals' | 'sealAllDirty'>
@@ -34,7 +35,7 @@ export class Committer {
   }
 
   /** Something changed since the last durable commit (or the last one failed). */
-  get dirty (): boolean { return this.deps.root.dirty || this.failed }
+  get dirty (): boolean { return this.deps.root.dirty || this.deps.links.dirty || this.failed }
 
   get head (): CommitInfo { return { seq: this.seq, root: this.headRoot, time: this.deps.now() } }
 
@@ -56,16 +57,18 @@ export class Committer {
   private async commitNow (): Promise<CommitInfo> {
     const { root, store, fileBlocks } = this.deps
     if (fileBlocks.sealsInFlight > 0) await fileBlocks.waitForAllSeals()
-    if (!root.dirty && !this.failed) return this.head
+    if (!this.dirty) return this.head
     // Everything up to the journal append is synchronous: the snapshot is consistent.
     fileBlocks.takeOverSeals()
     fileBlocks.sealAllDirty()
     if (root.dirty) this.sealDir(root)
-    const rootEntry = entryOf(root, store)
+    const rootEntry = entryOf(root, store) as CommitRecord['root']
     const rootCid = root.cid
+    const links = this.sealLinks()
     try {
       const wm = await store.sync()
       const rec: CommitRecord = { v: FORMAT_VERSION, seq: this.seq + 1, time: this.deps.now(), root: rootEntry, pack: [wm.pack, wm.offset] }
+      if (links != null) rec.links = links
       await this.deps.sink.append(rec)
       this.seq = rec.seq
       this.headRoot = rootCid
@@ -81,8 +84,20 @@ export class Committer {
 
   /** Seals one dirty directory, its dirty subdirectories first, and sets its `cid`. */
   private sealDir (dir: DirNode): void {
-    const records = sealEntries(dir, sub => this.sealDir(sub), node => entryOf(node, this.deps.store))
+    const records = sealEntries(dir, sub => this.sealDir(sub), (name, node) => entryOf(node, this.deps.store, name))
     dir.cid = this.deps.store.put(sealDirNode(dir, records))
     dir.dirty = false
+  }
+
+  /** Seals the link table when it changed; its reference for the commit record, once it exists. */
+  private sealLinks (): CommitRecord['links'] {
+    const t = this.deps.links
+    if (t.dirty && t.nodes != null) {
+      const records = [...t.nodes.values()].map(n => linkedRecordOf(n, this.deps.store))
+      records.sort((x, y) => Buffer.compare(x.h, y.h))
+      t.cid = this.deps.store.put(sealLinkTable(t, records))
+      t.dirty = false
+    }
+    return t.cid != null ? { i: t.id, k: t.key, d: t.cid } : undefined
   }
 }

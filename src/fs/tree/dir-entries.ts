@@ -1,7 +1,8 @@
 // A directory's entries: the one module that reads or writes DirNode.children. Get, set, delete,
 // iterate, load and seal go through here, and it keeps the subdirectory count (nlink) and each
-// child's parent and name in step with the map. Sharding directories later changes this file.
-import { Kind, type EntryRecord } from './format.js'
+// child's parent and name in step with the map (a linked node's are one of its names: the map's
+// key, not node.name, is the entry's name). Sharding directories later changes this file.
+import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
@@ -29,27 +30,31 @@ export function setEntry (dir: DirNode, name: string, node: Node): void {
   if (node.kind === Kind.Dir) dir.subdirs++
 }
 
-/** Takes `node` out of `dir`; it keeps its name but has no parent any more. */
-export function deleteEntry (dir: DirNode, node: Node): void {
-  loaded(dir).delete(node.name)
+/**
+ * Takes the entry `name` (holding `node`) out of `dir`. A node losing its last name keeps its
+ * name but has no parent any more; a linked node with names left keeps one of them.
+ */
+export function deleteEntry (dir: DirNode, name: string, node: Node): void {
+  loaded(dir).delete(name)
   if (node.kind === Kind.Dir) dir.subdirs--
-  node.parent = null
+  if (node.nlink <= 1) node.parent = null
 }
 
 /**
  * Loads a directory's entries once from `fetch` (its sealed node, decoded); concurrent callers
  * share the load, and a load that finds the entries already there keeps those.
  */
-export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promise<Node[]>): Promise<void> {
+export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promise<Array<[string, Node]>>): Promise<void> {
   if (dir.children != null) return
   dir.loading ??= (async () => {
-    const nodes = await fetch(dir)
+    const named = await fetch(dir)
     const map = new Map<string, Node>()
     let subdirs = 0
-    for (const child of nodes) {
+    for (const [name, child] of named) {
       child.parent = dir
+      child.name = name
       if (child.kind === Kind.Dir) subdirs++
-      map.set(child.name, child)
+      map.set(name, child)
     }
     if (dir.children == null) { dir.children = map; dir.subdirs = subdirs }
   })().finally(() => { dir.loading = null })
@@ -60,11 +65,11 @@ export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promis
  * The records a directory node stores, sorted by name. Dirty subdirectories are sealed first
  * (`sealDir`), since an entry names its directory's CID; `entryOf` then makes each record.
  */
-export function sealEntries (dir: DirNode, sealDir: (sub: DirNode) => void, entryOf: (node: Node) => EntryRecord): EntryRecord[] {
+export function sealEntries (dir: DirNode, sealDir: (sub: DirNode) => void, entryOf: (name: string, node: Node) => EntryRecord | LinkNameRecord): Array<EntryRecord | LinkNameRecord> {
   const children = loaded(dir)
   for (const c of children.values()) if (c instanceof DirNode && c.dirty) sealDir(c)
   const names = [...children.keys()].sort()
-  return names.map(n => entryOf(children.get(n)!))
+  return names.map(n => entryOf(n, children.get(n)!))
 }
 
 function loaded (dir: DirNode): Map<string, Node> {

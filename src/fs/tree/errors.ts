@@ -4,6 +4,7 @@ export type TreeErrorCode =
   | 'ERR_NOT_FOUND' | 'ERR_EXISTS' | 'ERR_NOT_DIR' | 'ERR_IS_DIR' | 'ERR_NOT_EMPTY'
   | 'ERR_NAME_TOO_LONG' | 'ERR_INVALID' | 'ERR_NOT_PERMITTED' | 'ERR_NO_ATTR' | 'ERR_RANGE'
   | 'ERR_UNSUPPORTED' | 'ERR_BUSY' | 'ERR_NO_SPACE' | 'ERR_TOO_BIG'
+  | 'ERR_TOO_MANY_LINKS' // link(2) past LINK_MAX names (EMLINK)
   // a block or node fails authentication or does not decode (integrity), or is of a later format
   | 'ERR_INTEGRITY' | 'ERR_FORMAT'
   // the commit journal (commit-log.ts): the same spelling as the drive's

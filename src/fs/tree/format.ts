@@ -1,5 +1,5 @@
-// Byte formats of the tree (docs/format.md): directory nodes, block maps and commit records,
-// all dag-cbor inside sealed objects, each starting with a version field `v`.
+// Byte formats of the tree (docs/format.md): directory nodes, block maps, the link table and
+// commit records, all dag-cbor inside sealed objects, each starting with a version field `v`.
 import * as cbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { TreeError } from './errors.js'
@@ -46,7 +46,23 @@ export interface EntryRecord {
   r?: number
 }
 
-export interface DirNodeRecord { v: number, e: EntryRecord[] }
+/** A name of a linked node in a directory: the node's record is in the link table, under `h`. */
+export interface LinkNameRecord {
+  n: string
+  t: Kind
+  h: Uint8Array // link id (16 bytes)
+}
+
+/** A linked node's record in the link table: its entry (name ''), link id and link count. */
+export interface LinkedRecord extends EntryRecord {
+  h: Uint8Array
+  nl: number
+}
+
+export interface DirNodeRecord { v: number, e: Array<EntryRecord | LinkNameRecord> }
+export interface LinkTableRecord { v: number, e: LinkedRecord[] }
+
+export const isLinkName = (e: EntryRecord | LinkNameRecord): e is LinkNameRecord => (e as LinkNameRecord).h != null && (e as EntryRecord).m == null
 export interface BlockMapRecord { v: number, b: Array<[number, CID]> }
 
 /** What one commit records; sealed into the journal under the store's commit key. */
@@ -56,6 +72,7 @@ export interface CommitRecord {
   time: number
   root: EntryRecord // the root directory's entry (name '')
   pack: [number, number] // durable store watermark (pack id, offset)
+  links?: { i: Uint8Array, k: Uint8Array, d: CID } // the link table (id, key, node), once there is one
 }
 
 export const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1000)) * 1000n

@@ -1,20 +1,21 @@
 // Reading sealed objects back: fetches a block or node from the store and opens it under its
 // node's key, turning a failed read or a failed authentication into ERR_INTEGRITY with a log
-// line; loads a directory's entries and a file's separate block map once, on first use.
+// line; loads a directory's entries, the link table and a file's separate block map once, on
+// first use (the link table before the first directory that names a linked node).
 import type { CID } from 'multiformats/cid'
 import { open, AuthError, type SealPosition } from '../../crypto/index.js'
-import { BLOCK_SIZE } from './format.js'
+import { BLOCK_SIZE, isLinkName } from './format.js'
 import { TreeError } from './errors.js'
-import type { DirNode, FileNode } from './nodes.js'
+import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
 import { loadEntries } from './dir-entries.js'
-import { nodeFromEntry, decodeDirNode, decodeBlockMap, dirPosition, blockMapPosition } from './codec.js'
+import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeBlockMap, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
 import type { BlockStore } from './ports.js'
 
 export class Loader {
   /** Scratch buffers the sealed bytes land in; only the plaintext (what the cache keeps) is new. */
   private readonly readBuffers: Buffer[] = []
 
-  constructor (private readonly store: Pick<BlockStore, 'get'>, private readonly log: (line: string) => void) {}
+  constructor (private readonly store: Pick<BlockStore, 'get'>, private readonly log: (line: string) => void, private readonly links: LinkTable) {}
 
   /** The error (and log line) for a block that cannot be read or fails authentication. */
   integrityError (what: string, cid: CID, err: unknown, stage: 'read' | 'open'): TreeError {
@@ -52,8 +53,32 @@ export class Loader {
   async loadDir (dir: DirNode): Promise<void> {
     await loadEntries(dir, async d => {
       const framed = await this.openSealed(d.key, dirPosition(d), d.cid!, `directory ${d.label()}`)
-      return decodeDirNode(d, framed).map(nodeFromEntry)
+      const records = decodeDirNode(d, framed)
+      const linked = records.some(isLinkName) ? await this.linkTable() : null
+      return records.map((e): [string, Node] => {
+        if (!isLinkName(e)) return [e.n, nodeFromEntry(e)]
+        const node = linked!.get(Buffer.from(e.h).toString('hex'))
+        if (node == null) {
+          this.log(`integrity: directory ${d.label()}: ${e.n} names link ${Buffer.from(e.h).toString('hex')}, which the link table does not hold`)
+          throw new TreeError('ERR_INTEGRITY', `directory ${d.label()}: ${e.n} names a missing link`)
+        }
+        return [e.n, node]
+      })
     })
+  }
+
+  /** The link table's nodes by link id, loading the table node once. */
+  async linkTable (): Promise<Map<string, Node>> {
+    const t = this.links
+    if (t.nodes != null) return t.nodes
+    t.loading ??= (async () => {
+      const framed = await this.openSealed(t.key, linkTablePosition(t), t.cid!, 'link table')
+      const map = new Map<string, Node>()
+      for (const e of decodeLinkTable(framed)) map.set(Buffer.from(e.h).toString('hex'), nodeFromLinked(e, t))
+      if (t.nodes == null) t.nodes = map
+    })().finally(() => { t.loading = null })
+    await t.loading
+    return t.nodes!
   }
 
   /** A file's blocks by index, loading its separate block map on first use. */

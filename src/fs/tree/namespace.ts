@@ -1,16 +1,19 @@
 // The namespace: path resolution and the operations that add, remove and move names (create,
 // mknod, mkdir, symlink, unlink, rmdir, rename, link), with their POSIX error codes. Entries are
-// reached through dir-entries.ts; a directory not loaded yet is loaded on the way.
+// reached through dir-entries.ts; a directory not loaded yet is loaded on the way. A node's
+// second name moves its record into the link table (nodes.ts); its last name forgets it.
 import { randomKey, randomId } from '../../crypto/index.js'
 import { type Attrs, Kind } from './format.js'
 import { fail } from './errors.js'
-import { type Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 import { isLoaded, getEntry, hasEntry, entryCount, entries, setEntry, deleteEntry, startEmpty } from './dir-entries.js'
 import { touch, touchDir } from './changes.js'
 import type { Owner } from './ports.js'
 
 const NAME_MAX = 255
 const MAX_SYMLINK = 4095
+/** Names one node may have (Linux's ext4 allows 65000). */
+export const LINK_MAX = 65000
 
 export function kindOfMode (mode: number): Kind {
   switch (mode & 0o170000) {
@@ -39,6 +42,9 @@ export interface NamespaceDeps {
   loadDir: (dir: DirNode) => Promise<void>
   /** A file left the tree (unlinked or replaced): its dirty blocks must not be sealed. */
   forget: (f: FileNode) => void
+  links: LinkTable
+  /** Loads the link table (a drive reopened with linked nodes has it sealed). */
+  loadLinks: () => Promise<void>
   now: () => number
   owner: Owner
 }
@@ -134,11 +140,23 @@ export class Namespace {
     const { dir, name } = await this.parentOf(path)
     const node = getEntry(dir, name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
     if (node.kind === Kind.Dir) fail('ERR_IS_DIR', `${path} is a directory`)
-    deleteEntry(dir, node)
-    if (node instanceof FileNode) this.deps.forget(node)
-    node.attrs.ctime = this.deps.now()
-    touchDir(dir, this.deps.now())
+    const t = this.deps.now()
+    this.dropName(dir, name, node, t)
+    touchDir(dir, t)
     return node
+  }
+
+  /**
+   * Takes one name of a non-directory away: its link count and ctime follow; a node losing its
+   * last name leaves the link table, and a file's dirty blocks are not sealed any more.
+   */
+  private dropName (dir: DirNode, name: string, node: Node, t: number): void {
+    deleteEntry(dir, name, node)
+    node.nlink--
+    node.attrs.ctime = t
+    if (node.nlink > 0) { touch(node); return }
+    if (node.link != null && this.deps.links.nodes?.delete(node.link.id.toString('hex')) === true) this.deps.links.dirty = true
+    if (node instanceof FileNode) this.deps.forget(node)
   }
 
   async rmdir (path: string): Promise<void> {
@@ -146,14 +164,34 @@ export class Namespace {
     const node = getEntry(dir, name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
     if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
     if (entryCount(await this.loaded(node as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${path} is not empty`)
-    deleteEntry(dir, node)
+    deleteEntry(dir, name, node)
     touchDir(dir, this.deps.now())
   }
 
-  async link (_from: string, _to: string): Promise<never> {
-    // A folder's key opens exactly its subtree; a file reachable from two folders would leak
-    // through either and leave the other entry stale after a write. See docs/format.md.
-    return fail('ERR_NOT_PERMITTED', 'hard links are not supported')
+  /**
+   * Gives the node at `from` the name `to` too. Its first extra name moves its record into the
+   * link table: its directory entry becomes a name and a link id, like the new one.
+   */
+  async link (from: string, to: string): Promise<Node> {
+    const node = await this.lookup(from)
+    if (node.kind === Kind.Dir) fail('ERR_NOT_PERMITTED', `${from} is a directory`)
+    const { dir, name } = await this.parentOf(to)
+    if (hasEntry(dir, name)) fail('ERR_EXISTS', `${to} exists`)
+    if (node.nlink >= LINK_MAX) fail('ERR_TOO_MANY_LINKS', `${from} has ${LINK_MAX} names`)
+    if (node.link == null) {
+      await this.deps.loadLinks()
+      touch(node) // the directory holding its one name now holds a link name
+      const id = randomId()
+      node.link = { table: this.deps.links, id }
+      this.deps.links.nodes!.set(id.toString('hex'), node)
+    }
+    const t = this.deps.now()
+    setEntry(dir, name, node)
+    node.nlink++
+    node.attrs.ctime = t
+    touch(node)
+    touchDir(dir, t)
+    return node
   }
 
   /** `noReplace` (RENAME_NOREPLACE): an existing target fails with ERR_EXISTS, checked atomically. */
@@ -174,12 +212,14 @@ export class Namespace {
       } else if (existing instanceof DirNode) {
         fail('ERR_IS_DIR', `${to} is a directory`)
       }
-      deleteEntry(dst.dir, existing)
-      if (existing instanceof FileNode) this.deps.forget(existing)
     }
-    deleteEntry(src.dir, node)
-    setEntry(dst.dir, dst.name, node)
     const t = this.deps.now()
+    if (existing != null) {
+      if (existing instanceof DirNode) deleteEntry(dst.dir, dst.name, existing)
+      else this.dropName(dst.dir, dst.name, existing, t)
+    }
+    deleteEntry(src.dir, src.name, node)
+    setEntry(dst.dir, dst.name, node)
     node.attrs.ctime = t
     touch(node)
     touchDir(src.dir, t)

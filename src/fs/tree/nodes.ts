@@ -1,5 +1,8 @@
-// In-memory inodes of the tree. A node knows its parent and name (there are no hard links), so a
-// change marks the path to the root dirty and the next commit rewrites exactly that path.
+// In-memory inodes of the tree and the drive's link table. A node with one name knows its parent
+// and name, so a change marks the path to the root dirty and the next commit rewrites exactly that
+// path. A node with more names (hard links) lives in the link table: every name resolves to the
+// one node object, its `parent`/`name` are one of its names (for log lines), and a change marks
+// the table dirty instead (changes.ts).
 import type { CID } from 'multiformats/cid'
 import { type Attrs, Kind } from './format.js'
 
@@ -18,6 +21,10 @@ export abstract class Node {
   parent: DirNode | null = null
   name = ''
   xattrs: Map<string, Buffer> | null = null
+  /** Names this node has (stat's st_nlink for non-directories). */
+  nlink = 1
+  /** Set once the node has had a second name: its record lives in the link table. */
+  link: LinkRef | null = null
   constructor (public attrs: Attrs) { this.ino = nextIno++ }
 
   /** How log lines and error messages name this node (logOptions). */
@@ -74,4 +81,24 @@ export class SymlinkNode extends Node {
 
 export class SpecialNode extends Node {
   constructor (attrs: Attrs, public readonly kind: Kind, public readonly rdev: number) { super(attrs) }
+}
+
+/** A linked node's place in the link table: the table, and the link id its entries name it by. */
+export interface LinkRef { readonly table: LinkTable, readonly id: Buffer }
+
+/**
+ * The drive's table of linked nodes: a sealed node of its own (random id and key, like a
+ * directory), referenced from the commit record. Loaded before any directory that names a link.
+ */
+export class LinkTable {
+  /** Linked nodes by link id (hex); null until the table node is loaded. */
+  nodes: Map<string, Node> | null
+  cid: CID | null
+  /** The table node must be rewritten at the next commit. */
+  dirty = false
+  loading: Promise<void> | null = null
+  constructor (public readonly id: Buffer, public readonly key: Buffer, cid: CID | null) {
+    this.cid = cid
+    this.nodes = cid == null ? new Map() : null
+  }
 }

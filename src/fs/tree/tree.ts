@@ -7,9 +7,10 @@
 //   file-blocks.ts dirty -> sealing -> sealed block states        commit.ts     commits
 //   load.ts        opening sealed objects, lazy loading           codec.ts      entries <-> nodes
 //   dir-entries.ts the only access to a directory's entries       block-range.ts block arithmetic
+//   nodes.ts       inodes and the link table (hard links)         changes.ts    what a change marks dirty
 import { randomKey, randomId } from '../../crypto/index.js'
 import type { CommitRecord } from './format.js'
-import { Node, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
+import { Node, FileNode, DirNode, SymlinkNode, SpecialNode, LinkTable } from './nodes.js'
 import { isLoaded, entryMap, startEmpty } from './dir-entries.js'
 import { nodeFromEntry } from './codec.js'
 import { Loader } from './load.js'
@@ -43,6 +44,8 @@ export interface TreeOptions {
 
 export class Tree {
   readonly root: DirNode
+  /** The drive's linked nodes (hard links): one record per node however many names it has. */
+  readonly links: LinkTable
   private readonly loader: Loader
   private readonly ns: Namespace
   private readonly attrs: AttrOps
@@ -64,7 +67,9 @@ export class Tree {
       startEmpty(this.root)
       this.root.dirty = true
     }
-    this.loader = new Loader(store, log)
+    const l = opts.head?.links
+    this.links = l != null ? new LinkTable(Buffer.from(l.i), Buffer.from(l.k), l.d) : new LinkTable(randomId(), randomKey(), null)
+    this.loader = new Loader(store, log, this.links)
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
       store, cache, log,
@@ -72,10 +77,10 @@ export class Tree {
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
       dirtyBudget: opts.dirtyBudget ?? 64 * 1024 * 1024
     })
-    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), forget: f => this.fileBlocks.forget(f), now, owner })
+    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
     this.writer = new FileWriter({ store, fileBlocks: this.fileBlocks, blocks: f => this.loader.blocks(f), now })
-    this.committer = new Committer({ root: this.root, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
+    this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
   }
 
   get dirty (): boolean { return this.committer.dirty }
@@ -129,7 +134,8 @@ export class Tree {
   readlink (path: string): Promise<string> { return this.ns.readlink(path) }
   unlink (path: string): Promise<Node> { return this.ns.unlink(path) }
   rmdir (path: string): Promise<void> { return this.ns.rmdir(path) }
-  link (from: string, to: string): Promise<never> { return this.ns.link(from, to) }
+  /** A second (third...) name for a non-directory: every name is the one node. */
+  link (from: string, to: string): Promise<Node> { return this.ns.link(from, to) }
   /** `noReplace` (RENAME_NOREPLACE): an existing target fails with ERR_EXISTS, checked atomically. */
   rename (from: string, to: string, noReplace = false): Promise<void> { return this.ns.rename(from, to, noReplace) }
 

@@ -10,6 +10,7 @@ export async function unlink (ctx: OpContext, path: string): Promise<void> {
 
 export async function link (ctx: OpContext, from: string, to: string): Promise<void> {
   await ctx.tree.link(from, to)
+  ctx.changed('created', to)
 }
 
 export async function symlink (ctx: OpContext, target: string, path: string, caller?: Caller): Promise<void> {
