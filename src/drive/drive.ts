@@ -15,6 +15,7 @@ import { takeLock, releaseLock, writeLock } from './lock.js'
 import { loadMeta } from './store-meta.js'
 import { checkWatermark, decodeOrRefuse, keepTornTail, readJournal } from './recover.js'
 import { JournalDamaged } from '../store/journal.js'
+import { packsHoldRecords } from './quarantine.js'
 
 export interface DriveOptions {
   cacheBytes?: number
@@ -106,7 +107,10 @@ export class Drive {
       records = await Journal.read(join(dataDir, 'journal'))
     } catch (err) {
       if (err instanceof JournalDamaged) throw damaged(dataDir, err.message, err)
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // No journal: a store never committed to has no history; one whose packs hold blocks lost it.
+      if (await packsHoldRecords(join(dataDir, 'packs'))) throw damaged(dataDir, 'the commit journal is missing but the packs hold blocks', err)
+      return []
     }
     const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, Buffer.from(meta.id, 'hex'), noSink).decodeAll(r), records)
     return decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))

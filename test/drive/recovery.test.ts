@@ -176,3 +176,13 @@ test('bad framing in an old block\'s record: the drive opens and serves the head
     assert.equal(repair?.head?.was, 3, `repair keeps the newest intact commit: ${JSON.stringify(repair?.skipped)}`)
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
 })
+
+test('space log of a store without its journal: empty for a store never committed to, damaged when the packs hold blocks', async () => {
+  const s = await threeCommits()
+  try {
+    rmSync(join(s.dir, 'journal'))
+    await assert.rejects(Drive.readLog(s.dir, s.key), e => isDamaged(e) && /journal is missing/.test((e as Error).message))
+    rmSync(join(s.dir, 'packs'), { recursive: true })
+    assert.deepEqual(await Drive.readLog(s.dir, s.key), [])
+  } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
+})
