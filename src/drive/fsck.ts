@@ -5,8 +5,8 @@
 import { promises as fsp } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Journal } from '../store/journal.js'
-import { open, hkdf, SealType, unpadFrame } from '../crypto/index.js'
-import { decode, type CommitRecord } from '../fs/tree/format.js'
+import { CommitLog } from '../fs/tree/commit-log.js'
+import type { CommitRecord } from '../fs/tree/format.js'
 import { loadMeta } from './store-meta.js'
 import { packsHoldRecords } from './quarantine.js'
 import { scanPacks, type PackScan } from './pack-scan.js'
@@ -40,16 +40,9 @@ export interface FsckState {
   checker: TreeChecker
 }
 
-/** Opens one sealed commit record as sequence `seq` (the journal's sealing: commit-log.ts). */
-export function openRecord (commitKey: Buffer, storeId: Buffer, sealed: Buffer, seq: number): CommitRecord | null {
-  try {
-    const framed = unpadFrame(open(commitKey, { type: SealType.Root, objectId: storeId, index: seq }, sealed))
-    if (framed == null) return null
-    const rec = decode<CommitRecord>(framed, `commit record ${seq}`)
-    return rec.seq === seq ? rec : null
-  } catch {
-    return null
-  }
+/** Record `seq` opened by `log`, or null when it is not that record (or not sealed by its key). */
+function openRecord (log: CommitLog, sealed: Buffer, seq: number): CommitRecord | null {
+  try { return log.open(sealed, seq) } catch { return null }
 }
 
 /** How many sequence numbers past the expected one a frame after damage may carry. */
@@ -60,7 +53,7 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
   dataDir = resolve(dataDir)
   const meta = await loadMeta(dataDir, masterKey, false)
   const storeId = Buffer.from(meta.id, 'hex')
-  const commitKey = hkdf(masterKey, 'space/v1/commit')
+  const log = new CommitLog(masterKey, storeId, { append: async () => {} })
   const packsDir = join(dataDir, 'packs')
   const report: FsckReport = {
     dataDir, clean: true, problems: [], notes: [],
@@ -97,7 +90,7 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
     for (const [i, f] of frames.entries()) {
       const afterDamage = i >= scan.records.length
       let rec: CommitRecord | null = null
-      for (let seq = expected; rec == null && seq < expected + (afterDamage ? SEQ_SEARCH : 1); seq++) rec = openRecord(commitKey, storeId, f.payload, seq)
+      for (let seq = expected; rec == null && seq < expected + (afterDamage ? SEQ_SEARCH : 1); seq++) rec = openRecord(log, f.payload, seq)
       if (rec == null) {
         report.problems.push(`journal: the record at byte ${f.offset}${afterDamage ? '' : ` (commit ${expected})`} fails authentication`)
         expected++

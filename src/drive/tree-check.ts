@@ -5,10 +5,8 @@
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createHash } from 'node:crypto'
 import * as cbor from '@ipld/dag-cbor'
-import { CID } from '../store/cid.js'
-import { blake3 } from '../crypto/blake3.js'
+import { CID, checkCid } from '../store/cid.js'
 import { open, SealType, unpadFrame } from '../crypto/index.js'
 import type { BlockMapRecord, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
 import type { BlockLoc } from './pack-scan.js'
@@ -23,18 +21,6 @@ type DirEntry = EntryRecord & { d: CID, i: Uint8Array, k: Uint8Array }
 
 const KIND_DIR = 2
 const KIND_FILE = 1
-const BLAKE3_CODE = 0x1e
-const SHA256_CODE = 0x12
-
-/** Whether `bytes` hash to `cid` (BLAKE3 or sha2-256 multihash); null when the hash is unknown. */
-export function cidMatches (cid: CID, bytes: Uint8Array): boolean | null {
-  const mh = cid.multihash
-  let digest: Uint8Array
-  if (mh.code === BLAKE3_CODE) digest = blake3(bytes)
-  else if (mh.code === SHA256_CODE) digest = createHash('sha256').update(bytes).digest()
-  else return null
-  return Buffer.from(digest).equals(Buffer.from(mh.digest))
-}
 
 export class TreeChecker {
   private readonly files = new Map<number, FileHandle>()
@@ -134,11 +120,13 @@ export class TreeChecker {
       const sealed = await this.read(loc)
       if (sealed == null) what = `cut short in pack ${loc.pack}`
       else {
-        const ok = cidMatches(cid, sealed)
-        if (ok === false) what = `bytes in pack ${loc.pack} at ${loc.offset} do not match the CID`
-        else if (ok === null) what = 'CID uses an unknown hash function'
-        else {
+        try {
+          checkCid(cid, sealed) // the store's own check, as every read makes it
           try { plain = open(key, { type, objectId: id, index }, sealed) } catch { what = 'fails authentication' }
+        } catch (err) {
+          what = (err as { code?: string }).code === 'ERR_CID_MISMATCH'
+            ? `bytes in pack ${loc.pack} at ${loc.offset} do not match the CID`
+            : 'CID uses an unknown hash function'
         }
       }
     }

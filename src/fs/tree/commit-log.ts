@@ -35,18 +35,21 @@ export class CommitLog implements CommitSink {
 
   /** Opens every record; they must be sealed by this key with sequence numbers 1, 2, 3, ... */
   decodeAll (records: Buffer[]): CommitRecord[] {
-    return records.map((sealed, i) => {
-      let framed: Buffer
-      try {
-        framed = open(this.key, { type: SealType.Root, objectId: this.storeId, index: i + 1 }, sealed)
-      } catch {
-        throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} fails authentication`)
-      }
-      const body = unpadFrame(framed)
-      if (body == null) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} is malformed`)
-      const rec = decode<CommitRecord>(body, `commit record ${i + 1}`)
-      if (rec.seq !== i + 1) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${i + 1} claims sequence ${rec.seq}`)
-      return rec
-    })
+    return records.map((sealed, i) => this.open(sealed, i + 1))
+  }
+
+  /** Opens one record that must be sealed by this key as number `seq`. */
+  open (sealed: Buffer, seq: number): CommitRecord {
+    let framed: Buffer
+    try {
+      framed = open(this.key, { type: SealType.Root, objectId: this.storeId, index: seq }, sealed)
+    } catch {
+      throw new TreeError('ERR_STORE_CORRUPT', `commit record ${seq} fails authentication`)
+    }
+    const body = unpadFrame(framed)
+    if (body == null) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${seq} is malformed`)
+    const rec = decode<CommitRecord>(body, `commit record ${seq}`)
+    if (rec.seq !== seq) throw new TreeError('ERR_STORE_CORRUPT', `commit record ${seq} claims sequence ${rec.seq}`)
+    return rec
   }
 }
