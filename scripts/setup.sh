@@ -10,7 +10,7 @@ ROOT=$PWD
 NODE_VERSION=${SPACE_NODE_VERSION:-22.23.3}
 
 APT_PKGS=(fuse3 libfuse3-dev libfuse-dev pkg-config build-essential python3 git rsync sqlite3 attr tar fio
-          gocryptfs util-linux procps psmisc dbus gnome-keyring libsecret-tools librust-blake3-dev)
+          gocryptfs syncthing util-linux procps psmisc dbus gnome-keyring libsecret-tools librust-blake3-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
