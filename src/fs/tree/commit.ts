@@ -28,6 +28,8 @@ export class Committer {
   private pending: Promise<CommitInfo> | null = null
   private chain: Promise<unknown> = Promise.resolve()
   private failed = false
+  /** A tree was swapped in (adopt.ts): the next commit records it though nothing is dirty. */
+  private adopted = false
 
   constructor (private readonly deps: CommitDeps) {
     this.seq = deps.head?.seq ?? 0
@@ -35,7 +37,10 @@ export class Committer {
   }
 
   /** Something changed since the last durable commit (or the last one failed). */
-  get dirty (): boolean { return this.deps.root.dirty || this.deps.links.dirty || this.failed }
+  get dirty (): boolean { return this.deps.root.dirty || this.deps.links.dirty || this.failed || this.adopted }
+
+  /** The root and link table now name another committed tree: record it at the next commit. */
+  markAdopted (): void { this.adopted = true }
 
   get head (): CommitInfo { return { seq: this.seq, root: this.headRoot, time: this.deps.now() } }
 
@@ -73,6 +78,7 @@ export class Committer {
       this.seq = rec.seq
       this.headRoot = rootCid
       this.failed = false
+      this.adopted = false
       const info = { seq: rec.seq, root: rootCid, time: rec.time }
       this.deps.onCommit(info)
       return info

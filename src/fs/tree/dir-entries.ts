@@ -11,6 +11,9 @@ export function isLoaded (dir: DirNode): boolean { return dir.children != null }
 /** A directory that starts with no entries (new, or stored without a directory node). */
 export function startEmpty (dir: DirNode): void { dir.children = new Map() }
 
+/** Forgets the loaded entries (the directory now names another node: they load again from it). */
+export function unloadEntries (dir: DirNode): void { dir.children = null; dir.subdirs = 0; dir.loading = null }
+
 /** The entries of a loaded directory (a live view: callers must not hold it across changes). */
 export function entryMap (dir: DirNode): ReadonlyMap<string, Node> { return loaded(dir) }
 

@@ -8,12 +8,15 @@ import { BLOCK_SIZE, isLinkName } from './format.js'
 import { TreeError } from './errors.js'
 import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
 import { loadEntries } from './dir-entries.js'
+import type { OpenFiles } from './adopt.js'
 import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeBlockMap, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
 import type { BlockStore } from './ports.js'
 
 export class Loader {
   /** Scratch buffers the sealed bytes land in; only the plaintext (what the cache keeps) is new. */
   private readonly readBuffers: Buffer[] = []
+  /** After a tree was swapped in (adopt.ts): the open files that loaded entries update in place. */
+  openFiles: OpenFiles | null = null
 
   constructor (private readonly store: Pick<BlockStore, 'get'>, private readonly log: (line: string) => void, private readonly links: LinkTable) {}
 
@@ -49,6 +52,8 @@ export class Loader {
     }
   }
 
+  private reuse (fresh: Node): Node { return this.openFiles?.reuse(fresh) ?? fresh }
+
   /** Loads a directory's entries from its node (once; concurrent callers share the load). */
   async loadDir (dir: DirNode): Promise<void> {
     await loadEntries(dir, async d => {
@@ -56,7 +61,7 @@ export class Loader {
       const records = decodeDirNode(d, framed)
       const linked = records.some(isLinkName) ? await this.linkTable() : null
       return records.map((e): [string, Node] => {
-        if (!isLinkName(e)) return [e.n, nodeFromEntry(e)]
+        if (!isLinkName(e)) return [e.n, this.reuse(nodeFromEntry(e))]
         const node = linked!.get(Buffer.from(e.h).toString('hex'))
         if (node == null) {
           this.log(`integrity: directory ${d.label()}: ${e.n} names link ${Buffer.from(e.h).toString('hex')}, which the link table does not hold`)
@@ -74,7 +79,7 @@ export class Loader {
     t.loading ??= (async () => {
       const framed = await this.openSealed(t.key, linkTablePosition(t), t.cid!, 'link table')
       const map = new Map<string, Node>()
-      for (const e of decodeLinkTable(framed)) map.set(Buffer.from(e.h).toString('hex'), nodeFromLinked(e, t))
+      for (const e of decodeLinkTable(framed)) map.set(Buffer.from(e.h).toString('hex'), this.reuse(nodeFromLinked(e, t)))
       if (t.nodes == null) t.nodes = map
     })().finally(() => { t.loading = null })
     await t.loading

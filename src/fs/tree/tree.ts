@@ -20,10 +20,11 @@ import { FileBlocks } from './file-blocks.js'
 import { FileReader } from './file-read.js'
 import { FileWriter } from './file-write.js'
 import { Committer } from './commit.js'
+import { swapIn, OpenFiles, type TreeRef } from './adopt.js'
 import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, Owner } from './ports.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
-export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat }
+export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef }
 
 export interface TreeOptions {
   store: BlockStore
@@ -154,4 +155,24 @@ export class Tree {
    * so a burst of fsyncs costs one commit.
    */
   commit (): Promise<CommitInfo> { return this.committer.commit() }
+
+  /**
+   * Swaps in the committed tree `ref` (a merge, src/sync) under the running mount and commits it,
+   * if nothing changed since commit `expect` (else false, and nothing happened). The root and
+   * link table keep their ids and keys: `ref` must be sealed under them. `open`: the files with
+   * open handles, which keep being the nodes of their ids (adopt.ts).
+   */
+  async adopt (ref: TreeRef, expect: number, open: Iterable<FileNode> = []): Promise<CommitInfo | null> {
+    if (this.committer.dirty || this.committer.head.seq !== expect) return null
+    if (!Buffer.from(ref.root.i ?? []).equals(this.root.id) || !Buffer.from(ref.root.k ?? []).equals(this.root.key)) {
+      throw new Error('bug: an adopted tree must keep the root directory\'s id and key')
+    }
+    if (ref.links != null && (!Buffer.from(ref.links.i).equals(this.links.id) || !Buffer.from(ref.links.k).equals(this.links.key))) {
+      throw new Error('bug: an adopted tree must keep the link table\'s id and key')
+    }
+    swapIn(this.root, this.links, ref)
+    this.loader.openFiles = new OpenFiles(open)
+    this.committer.markAdopted()
+    return await this.commit()
+  }
 }
