@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { PackStore } from '../store/pack-store.js'
 import { Journal } from '../store/journal.js'
 import { BlockCache } from '../store/block-cache.js'
-import { Tree, type CommitInfo } from '../fs/tree/tree.js'
+import { Tree, type CommitInfo, type BlockStore } from '../fs/tree/tree.js'
 import { CommitLog } from '../fs/tree/commit-log.js'
 import { BLOCK_SIZE, FORMAT_VERSION, Kind, msToNs, type CommitRecord } from '../fs/tree/format.js'
 import { SealPool, randomId, randomKey } from '../crypto/index.js'
@@ -22,6 +22,11 @@ export interface DriveOptions {
   log?: (line: string) => void
   /** Create an empty store when the directory has none (false: a missing store is an error). */
   create?: boolean
+  /**
+   * The store the tree reads through, given the drive's own (sync: one that fetches missing
+   * blocks from the hub and keeps them here, src/sync/fetching-store.ts).
+   */
+  wrapStore?: (local: PackStore) => BlockStore
 }
 
 export interface CommitEntry { seq: number, time: number, root: string }
@@ -40,8 +45,30 @@ export class Drive {
     private readonly sealer: SealPool,
     private readonly commits: CommitLog,
     private readonly cache: BlockCache,
-    private readonly logLine: (line: string) => void
+    private readonly logLine: (line: string) => void,
+    /** The newest commit record (null before the first commit). */
+    private headRecord: CommitRecord | null
   ) {}
+
+  private readonly listeners = new Set<(record: CommitRecord) => void>()
+
+  /** The newest commit record, null before the first commit. */
+  get head (): CommitRecord | null { return this.headRecord }
+
+  /** Calls `fn` with each commit record once it is durable (sync publishes them); returns the unsubscribe. */
+  onCommitted (fn: (record: CommitRecord) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  private committed (info: CommitInfo): void {
+    this.history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+    if (info.record == null) return
+    this.headRecord = info.record
+    for (const fn of this.listeners) {
+      try { fn(info.record) } catch (err) { this.logLine(`error: commit listener: ${(err as Error).message}`) }
+    }
+  }
 
   static async open (dataDir: string, masterKey: Buffer, opts: DriveOptions = {}): Promise<Drive> {
     dataDir = resolve(dataDir)
@@ -82,11 +109,13 @@ export class Drive {
       const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
       const sealer = new SealPool(BLOCK_SIZE)
+      let drive: Drive | null = null
       const tree = new Tree({
-        store, cache, sink: commits, head, log, sealer,
-        onCommit: info => history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+        store: opts.wrapStore?.(store) ?? store, cache, sink: commits, head, log, sealer,
+        onCommit: info => drive!.committed(info)
       })
-      return new Drive(dataDir, tree, store, journal, lockPath, history, sealer, commits, cache, log)
+      drive = new Drive(dataDir, tree, store, journal, lockPath, history, sealer, commits, cache, log, head)
+      return drive
     } catch (err) {
       await releaseLock(lockPath)
       throw err
@@ -134,7 +163,7 @@ export class Drive {
     }
     const fresh = new Tree({
       store: this.store, cache: this.cache, sink: this.commits, head, log: this.logLine, sealer: this.sealer,
-      onCommit: info => this.history.push({ seq: info.seq, time: info.time, root: info.root?.toString() ?? '' })
+      onCommit: info => this.committed(info)
     })
     const done = await copyTree(this.tree, fresh, progress)
     await fresh.commit()

@@ -79,7 +79,7 @@ export class Committer {
       this.headRoot = rootCid
       this.failed = false
       this.adopted = false
-      const info = { seq: rec.seq, root: rootCid, time: rec.time }
+      const info = { seq: rec.seq, root: rootCid, time: rec.time, record: rec }
       this.deps.onCommit(info)
       return info
     } catch (err) {

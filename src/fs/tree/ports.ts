@@ -52,7 +52,8 @@ export interface Stat {
   ctime: number
 }
 
-export interface CommitInfo { seq: number, root: CID | null, time: number }
+/** A commit: its number, root CID and time; `record`, the record appended (absent for the head of a tree that committed nothing yet). */
+export interface CommitInfo { seq: number, root: CID | null, time: number, record?: CommitRecord }
 
 /** The clock and the default owner of new nodes, shared by the parts of the tree. */
 export interface TreeClock { now: () => number }
