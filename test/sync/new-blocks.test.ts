@@ -1,5 +1,5 @@
-// Which blocks a commit added: the records between two watermarks of a real pack store, across
-// a pack boundary too, each once, in order.
+// Which blocks a commit added: the records between two watermarks of a real pack store, each
+// once, in order.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
