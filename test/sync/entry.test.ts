@@ -170,6 +170,14 @@ describe('device and revocation records', () => {
     assert.equal(back.after, 3)
     checkRevocation(back, id.signing.publicKey)
     assert.throws(() => checkRevocation(back, otherIdentity().signing.publicKey), /another identity/)
+    // Keys out of canonical order ("id" before "at"): cborg decodes it, the re-encoding check refuses it.
+    const b = Buffer.from(encodeRevocation(r))
+    assert.deepEqual([...b.subarray(0, 7)], [0xa6, 0x61, 0x76, 0x01, 0x62, 0x61, 0x74]) // map(6), "v", 1, "at"
+    const at = b.subarray(4, 4 + 3 + 9)
+    const idPair = b.subarray(16, 16 + 3 + 2 + 32)
+    assert.deepEqual([...idPair.subarray(0, 3)], [0x62, 0x69, 0x64])
+    const swapped = Buffer.concat([b.subarray(0, 4), idPair, at, b.subarray(16 + 37)])
+    refuses(() => decodeRevocation(swapped), 'ERR_SYNC_FORMAT', /not canonical/)
     const moved = decodeRevocation(remap(encodeRevocation(r), m => { m.after = 9 }))
     assert.throws(() => checkRevocation(moved, id.signing.publicKey), /signature does not verify/)
   })
