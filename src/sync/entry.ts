@@ -14,6 +14,8 @@ export const ENTRY_VERSION = 1
 export const BLOCK_LIST_VERSION = 1
 /** CIDs per block list block: 4096 raw CIDs are ~160 KiB, well under any IPFS block limit. */
 export const BLOCK_LIST_MAX = 4096
+/** An entry is a root, a certificate and one head per device: 1 MiB is far above any real one. */
+export const ENTRY_MAX_BYTES = 1024 * 1024
 const ENTRY_KEYS = ['v', 'drive', 'dev', 'cert', 'seq', 'prev', 'heads', 'root', 'blocks', 'time', 'sig'] as const
 const BLOCK_LIST_KEYS = ['v', 'b', 'next'] as const
 const SIG_CONTEXT = Buffer.from('space/v1/sync-entry\0', 'utf8')
@@ -80,6 +82,7 @@ export function signEntry (devicePrivateKey: Uint8Array, fields: EntryFields): S
  * signature: see verifyEntry.
  */
 export function decodeEntry (bytes: Uint8Array, expected?: CID): SignedEntry {
+  if (bytes.length > ENTRY_MAX_BYTES) throw new SyncError('ERR_SYNC_FORMAT', `entry of ${bytes.length} bytes: at most ${ENTRY_MAX_BYTES}`)
   const cid = expected === undefined ? dagCid(bytes) : checkDagCid(expected, bytes, 'entry')
   const m = decodeStrict(bytes, 'entry', ENTRY_VERSION, ENTRY_KEYS)
   const seq = uintField(m, 'seq', 'entry')

@@ -75,6 +75,7 @@ describe('entry encoding', () => {
     refuses(() => decodeEntry(remap(s.bytes, m => { m.blocks = cidOf(Buffer.from('x')) })), 'ERR_SYNC_FORMAT', /"blocks" must be a CIDv1 dag-cbor/)
     refuses(() => decodeEntry(cbor.encode([1, 2])), 'ERR_SYNC_FORMAT', /not a map/)
     refuses(() => decodeEntry(Buffer.from('not cbor at all')), 'ERR_SYNC_FORMAT')
+    refuses(() => decodeEntry(Buffer.alloc(1024 * 1024 + 1)), 'ERR_SYNC_FORMAT', /at most 1048576/)
   })
 
   it('refuses heads that are unsorted, repeated, or name the writer itself', () => {

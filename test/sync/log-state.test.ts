@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { LogState, decodeEntry, isSyncError, revokeDevice, type SyncErrorCode } from '../../src/sync/index.js'
-import { deriveDriveId } from '../../src/sync/entry-keys.js'
-import { LogWriter, device, identity, otherIdentity, remap } from './helpers.js'
+import { deriveDriveId, deriveSyncKey, openRoot } from '../../src/sync/entry-keys.js'
+import { nextEntry } from '../../src/sync/log-writer.js'
+import { LogWriter, device, identity, otherIdentity, payload, remap } from './helpers.js'
 
 const id = identity()
 const drive = deriveDriveId(id.driveMaster)
@@ -163,5 +164,25 @@ describe('log state: persistence', () => {
     await refuses(LogState.open(path, Buffer.alloc(16, 9), idKey), 'ERR_SYNC_STATE_DAMAGED', /it is drive c514/)
     await refuses(LogState.open(path, drive, otherIdentity().signing.publicKey), 'ERR_SYNC_STATE_DAMAGED', /another identity/)
     assert.equal((await LogState.open(path, drive, idKey)).head(laptop.key.publicKey)?.seq, 2)
+  })
+})
+
+describe('log writer', () => {
+  it('writes the entry after the recorded head, with the other logs\' heads and a root for that position', async () => {
+    const state = LogState.inMemory(drive, idKey)
+    const keys = { driveId: drive, syncKey: deriveSyncKey(id.driveMaster) }
+    const signer = { privateKey: laptop.key.privateKey, record: laptop.record }
+    const e1 = nextEntry(state, signer, keys, { root: payload(1), blocks: null, time: 1 })
+    assert.equal(e1.entry.seq, 1)
+    assert.equal(e1.entry.prev, null)
+    await state.accept(e1)
+    const ph = new LogWriter(phone).next()
+    await state.accept(ph)
+    const e2 = nextEntry(state, signer, keys, { root: payload(2), blocks: null })
+    assert.equal(e2.entry.seq, 2)
+    assert.ok(e2.entry.prev?.equals(e1.cid))
+    assert.deepEqual(e2.entry.heads.map(h => [h.dev.toString('hex'), h.seq]), [[phone.key.publicKey.toString('hex'), 1]])
+    assert.equal(openRoot(keys.syncKey, drive, 2, e2.entry.root).root.a, 2)
+    assert.equal((await state.accept(e2)).status, 'new')
   })
 })
