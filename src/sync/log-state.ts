@@ -4,7 +4,7 @@
 // The sequence rules are exported for the hub, which holds every entry (checkSequence).
 import { createHash, randomBytes } from 'node:crypto'
 import { open as openFile, readFile, rename, mkdir, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { SyncError } from './errors.js'
 import { checkRevocation, decodeRevocation, deviceLabel, encodeRevocation, type Revocation } from './devices.js'
@@ -13,6 +13,9 @@ import { hex } from './entry-codec.js'
 
 export const STATE_FORMAT = 'space-sync-state'
 export const STATE_VERSION = 1
+
+/** Where a device keeps a drive's log state: `<data dir>/sync/<drive id hex>.state`. */
+export const statePath = (dataDir: string, driveId: Uint8Array): string => join(dataDir, 'sync', `${hex(driveId)}.state`)
 
 export interface LogHead { seq: number, cid: CID, name?: string }
 
