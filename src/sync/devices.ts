@@ -1,7 +1,8 @@
 // Devices of an identity: the device record (device key + name, certified by the identity) that
 // every entry carries as `cert`, and the identity-signed revocation record. Both are dag-cbor
 // maps (docs/format.md, "Sync: device logs"); the checks here need public keys only.
-import { certifyDeviceRecord, verifyDeviceRecord, DEVICE_RECORD_VERSION, type DeviceRecord } from '../keys/identity.js'
+import { hostname } from 'node:os'
+import { certifyDeviceRecord, verifyDeviceRecord, DEVICE_NAME_MAX, DEVICE_RECORD_VERSION, type DeviceRecord } from '../keys/identity.js'
 import { ed25519Sign, ed25519Verify, type RawKeyPair } from '../keys/ed25519.js'
 import { SyncError } from './errors.js'
 import { bytesField, decodeStrict, encodeCanonical, hex, stringField, uintField, type Fields } from './entry-codec.js'
@@ -18,6 +19,13 @@ export const REVOCATION_VERSION = 1
 export function deviceLabel (dev: Uint8Array, name?: string): string {
   const short = hex(dev).slice(0, 8)
   return name === undefined ? `device ${short}` : `device "${name}" (${short})`
+}
+
+/** A device's default name: the hostname, without control characters, cut to 64 UTF-8 bytes. */
+export function defaultDeviceName (host = hostname()): string {
+  let name = host.replace(/[\u0000-\u001f\u007f]/g, '').trim()
+  while (Buffer.byteLength(name, 'utf8') > DEVICE_NAME_MAX) name = [...name].slice(0, -1).join('')
+  return name === '' ? 'device' : name
 }
 
 export function deviceRecordToCbor (r: DeviceRecord): Fields {

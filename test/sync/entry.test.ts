@@ -11,7 +11,7 @@ import { certifyDeviceRecord } from '../../src/keys/identity.js'
 import {
   checkDeviceRecord, checkRevocation, decodeBlockListBlock, decodeDeviceRecord, decodeEntry, decodeRevocation,
   encodeBlockList, encodeDeviceRecord, encodeRevocation, readBlockList, revokeDevice, verifyEntry, BLOCK_LIST_MAX,
-  dagCid, isSyncError, type SyncErrorCode
+  dagCid, defaultDeviceName, isSyncError, type SyncErrorCode
 } from '../../src/sync/index.js'
 import { deriveDriveId, deriveSyncKey, openRoot, sealRoot } from '../../src/sync/entry-keys.js'
 import { LogWriter, device, identity, otherIdentity, payload, remap } from './helpers.js'
@@ -165,6 +165,14 @@ describe('device and revocation records', () => {
     certifyDeviceRecord(id.signing, dev.key.publicKey, 'é'.repeat(32))
   })
 
+  it('a default device name is the hostname, cleaned and cut to 64 bytes on a character boundary', () => {
+    assert.equal(defaultDeviceName('laptop\n'), 'laptop')
+    const long = defaultDeviceName('é'.repeat(40))
+    assert.equal(long, 'é'.repeat(32))
+    assert.equal(defaultDeviceName('\u0001'), 'device')
+    certifyDeviceRecord(id.signing, dev.key.publicKey, defaultDeviceName())
+  })
+
   it('a revocation round-trips and verifies against its identity only', () => {
     const r = revokeDevice(id.signing, dev.key.publicKey, 3, 1_764_000_000_000)
     const back = decodeRevocation(encodeRevocation(r))
@@ -255,3 +263,27 @@ describe('frozen entry fixture (test/fixtures/sync)', () => {
 
 const DRIVE_ID_VECTOR = 'c514a29a43dae56e59fad39c7a21bf84'
 const SYNC_KEY_VECTOR = '3388f141ffa860cf305b8835b60b24f001ce6d52ba281ef28f05633a36c5b180'
+
+describe('tampering', () => {
+  it('every single bit flipped anywhere in an entry is refused with a SyncError, never accepted or crashed on', () => {
+    const dir = `${ROOT}test/fixtures/sync/`
+    const good = readFileSync(dir + 'entry-2.cbor')
+    const id = identity()
+    const ctx = { drive: deriveDriveId(id.driveMaster), identity: id.signing.publicKey }
+    const codes = new Map<string, number>()
+    for (let i = 0; i < good.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const bad = Buffer.from(good)
+        bad[i] ^= 1 << bit
+        try {
+          verifyEntry(decodeEntry(bad), ctx)
+          assert.fail(`byte ${i} bit ${bit} flipped: accepted`)
+        } catch (err) {
+          assert.ok(isSyncError(err), `byte ${i} bit ${bit} flipped: ${String(err)}`)
+          codes.set(err.code, (codes.get(err.code) ?? 0) + 1)
+        }
+      }
+    }
+    assert.ok((codes.get('ERR_SYNC_SIGNATURE') ?? 0) > 0 && (codes.get('ERR_SYNC_FORMAT') ?? 0) > 0, JSON.stringify([...codes]))
+  })
+})
