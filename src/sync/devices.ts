@@ -5,7 +5,7 @@ import { hostname } from 'node:os'
 import { certifyDeviceRecord, verifyDeviceRecord, DEVICE_NAME_MAX, DEVICE_RECORD_VERSION, type DeviceRecord } from '../keys/identity.js'
 import { ed25519Sign, ed25519Verify, type RawKeyPair } from '../keys/ed25519.js'
 import { SyncError } from './errors.js'
-import { bytesField, decodeStrict, encodeCanonical, hex, stringField, uintField, type Fields } from './entry-codec.js'
+import { bytesField, checkShape, decodeStrict, encodeCanonical, hex, stringField, uintField, type Fields } from './entry-codec.js'
 
 export type { DeviceRecord }
 export { certifyDeviceRecord }
@@ -34,7 +34,7 @@ export function deviceRecordToCbor (r: DeviceRecord): Fields {
 
 /** The fields of a decoded `cert` map; shape only (verify with checkDeviceRecord). */
 export function deviceRecordFromCbor (value: unknown, what: string): DeviceRecord {
-  const m = decodeStrict(encodeCanonical(value), what, DEVICE_RECORD_VERSION, RECORD_KEYS)
+  const m = checkShape(value, what, DEVICE_RECORD_VERSION, RECORD_KEYS)
   return {
     version: DEVICE_RECORD_VERSION,
     identityPublicKey: bytesField(m, 'id', what, 32),
@@ -61,9 +61,21 @@ export function checkDeviceRecord (r: DeviceRecord, identity: Uint8Array, dev?: 
   if (dev !== undefined && !Buffer.from(dev).equals(r.devicePublicKey)) {
     throw new SyncError('ERR_SYNC_CERT', `${deviceLabel(dev)}${at}: carries the certificate of ${who}`, { device: hex(dev), seq })
   }
-  if (!verifyDeviceRecord(r)) {
+  if (!verifiedRecord(r)) {
     throw new SyncError('ERR_SYNC_CERT', `${who}${at}: the identity's signature on its certificate does not verify`, { device: hex(r.devicePublicKey), seq })
   }
+}
+
+// Every entry of a device carries the same record: remember the last ones verified, so a log
+// costs one identity-signature check per device, not one per entry.
+const verified = new Set<string>()
+function verifiedRecord (r: DeviceRecord): boolean {
+  const key = `${hex(r.identityPublicKey)}/${hex(r.devicePublicKey)}/${r.issuedAt}/${hex(r.signature)}/${r.name}`
+  if (verified.has(key)) return true
+  if (!verifyDeviceRecord(r)) return false
+  if (verified.size >= 1024) verified.clear()
+  verified.add(key)
+  return true
 }
 
 export interface Revocation {

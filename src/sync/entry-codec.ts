@@ -32,6 +32,15 @@ export function decodeStrict (bytes: Uint8Array, what: string, version: number, 
   } catch (err) {
     throw new SyncError('ERR_SYNC_FORMAT', `${what} is not dag-cbor: ${(err as Error).message}`)
   }
+  const map = checkShape(value, what, version, keys)
+  if (!Buffer.from(cbor.encode(map)).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
+    throw new SyncError('ERR_SYNC_FORMAT', `${what} is not canonical dag-cbor`)
+  }
+  return map
+}
+
+/** A decoded value (e.g. a map nested in a checked block) with exactly `keys` and version `version`. */
+export function checkShape (value: unknown, what: string, version: number, keys: readonly string[]): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array || CID.asCID(value) !== null) {
     throw new SyncError('ERR_SYNC_FORMAT', `${what} is not a map`)
   }
@@ -40,9 +49,6 @@ export function decodeStrict (bytes: Uint8Array, what: string, version: number, 
   if (map.v !== version) throw new SyncError('ERR_SYNC_VERSION', `${what} has version ${String(map.v)}; this build reads version ${version}`)
   for (const k of keys) if (!(k in map)) throw new SyncError('ERR_SYNC_FORMAT', `${what} has no field "${k}"`)
   for (const k of Object.keys(map)) if (!keys.includes(k)) throw new SyncError('ERR_SYNC_FORMAT', `${what} has an unknown field "${k}"`)
-  if (!Buffer.from(cbor.encode(map)).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
-    throw new SyncError('ERR_SYNC_FORMAT', `${what} is not canonical dag-cbor`)
-  }
   return map
 }
 
