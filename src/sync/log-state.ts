@@ -206,15 +206,17 @@ export async function writeDurably (path: string, data: string | Uint8Array): Pr
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   const fh = await openFile(tmp, 'wx', 0o600)
   try {
-    await fh.writeFile(data)
-    await fh.sync()
+    try {
+      await fh.writeFile(data)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, path)
   } catch (err) {
-    await fh.close()
     await unlink(tmp).catch(() => {})
     throw err
   }
-  await fh.close()
-  await rename(tmp, path)
   const d = await openFile(dir, 'r')
   try { await d.sync() } finally { await d.close() }
 }

@@ -2,7 +2,7 @@
 // names the device and the sequence numbers and changes nothing; the state survives a reopen
 // and a damaged state file is an error, never a fresh start.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -142,6 +142,20 @@ describe('log state: persistence', () => {
     const before = readFileSync(path)
     await assert.rejects(state.accept(entries[0]))
     assert.deepEqual(readFileSync(path), before)
+  })
+
+  it('an entry whose recording fails is not taken in memory either', async () => {
+    const dir = tmp()
+    const path = join(dir, 'state')
+    const state = await LogState.open(path, drive, idKey)
+    mkdirSync(join(path, 'x'), { recursive: true }) // rename onto a non-empty directory fails
+    const w = new LogWriter(laptop)
+    const e1 = w.next()
+    await assert.rejects(state.accept(e1))
+    assert.equal(state.head(laptop.key.publicKey), undefined)
+    assert.deepEqual(readdirSync(dir), ['state'], 'no temporary file left behind')
+    rmSync(path, { recursive: true })
+    assert.equal((await state.accept(e1)).status, 'new')
   })
 
   it('refuses a damaged state file with a clear error and does not reset it', async () => {
