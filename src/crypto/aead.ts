@@ -22,6 +22,7 @@ export const enum SealType {
   BlockMap = 3,
   Root = 4,
   KeyFile = 5,
+  SyncRoot = 6, // a device log entry's root (src/sync/entry-keys.ts)
 }
 
 const AD_MAGIC = Buffer.from('SPC1')

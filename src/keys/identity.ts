@@ -72,3 +72,55 @@ export function verifyDeviceCertificate (cert: DeviceCertificate): boolean {
   return cert.version === DEVICE_CERT_VERSION &&
     ed25519Verify(cert.identityPublicKey, deviceCertMessage(cert.identityPublicKey, cert.devicePublicKey, cert.issuedAt), cert.signature)
 }
+
+// A device record: the device key and its name, certified together by the identity, so a device
+// can be listed and revoked by name while only the identity can name one (docs/format.md,
+// "Sync: device logs").
+const DEVICE_RECORD_CONTEXT = Buffer.from('space/v1/device-record\0', 'utf8')
+export const DEVICE_RECORD_VERSION = 1
+export const DEVICE_NAME_MAX = 64
+
+export interface DeviceRecord {
+  version: number
+  identityPublicKey: Buffer
+  devicePublicKey: Buffer
+  issuedAt: number // ms since epoch
+  name: string
+  signature: Buffer
+}
+
+/** Why `name` cannot name a device, or null: 1..64 UTF-8 bytes, no control characters. */
+export function deviceNameProblem (name: string): string | null {
+  const n = Buffer.byteLength(name, 'utf8')
+  if (n < 1 || n > DEVICE_NAME_MAX) return `a device name takes 1 to ${DEVICE_NAME_MAX} UTF-8 bytes, not ${n}`
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a device name has no control characters'
+  return null
+}
+
+export function deviceRecordMessage (identityPublicKey: Uint8Array, devicePublicKey: Uint8Array, issuedAt: number, name: string): Buffer {
+  const nameBytes = Buffer.from(name, 'utf8')
+  const m = Buffer.alloc(DEVICE_RECORD_CONTEXT.length + 1 + 32 + 32 + 8 + 1 + nameBytes.length)
+  let o = DEVICE_RECORD_CONTEXT.copy(m, 0)
+  m[o++] = DEVICE_RECORD_VERSION
+  m.set(identityPublicKey, o); o += 32
+  m.set(devicePublicKey, o); o += 32
+  m.writeBigUInt64BE(BigInt(issuedAt), o); o += 8
+  m[o++] = nameBytes.length
+  nameBytes.copy(m, o)
+  return m
+}
+
+export function certifyDeviceRecord (identity: RawKeyPair, device: Uint8Array, name: string, issuedAt = Date.now()): DeviceRecord {
+  const problem = deviceNameProblem(name)
+  if (problem !== null) throw new RangeError(problem)
+  const signature = ed25519Sign(identity.privateKey, deviceRecordMessage(identity.publicKey, device, issuedAt, name))
+  return { version: DEVICE_RECORD_VERSION, identityPublicKey: Buffer.from(identity.publicKey), devicePublicKey: Buffer.from(device), issuedAt, name, signature }
+}
+
+/** True when the identity named in the record signed it; the caller checks that it is the right identity. */
+export function verifyDeviceRecord (rec: DeviceRecord): boolean {
+  return rec.version === DEVICE_RECORD_VERSION && deviceNameProblem(rec.name) === null &&
+    rec.identityPublicKey.length === 32 && rec.devicePublicKey.length === 32 &&
+    Number.isSafeInteger(rec.issuedAt) && rec.issuedAt >= 0 &&
+    ed25519Verify(rec.identityPublicKey, deviceRecordMessage(rec.identityPublicKey, rec.devicePublicKey, rec.issuedAt, rec.name), rec.signature)
+}

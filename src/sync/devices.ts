@@ -1,0 +1,136 @@
+// Devices of an identity: the device record (device key + name, certified by the identity) that
+// every entry carries as `cert`, and the identity-signed revocation record. Both are dag-cbor
+// maps (docs/format.md, "Sync: device logs"); the checks here need public keys only.
+import { hostname } from 'node:os'
+import { certifyDeviceRecord, verifyDeviceRecord, DEVICE_NAME_MAX, DEVICE_RECORD_VERSION, type DeviceRecord } from '../keys/identity.js'
+import { ed25519Sign, ed25519Verify, type RawKeyPair } from '../keys/ed25519.js'
+import { SyncError } from './errors.js'
+import { bytesField, checkShape, decodeStrict, encodeCanonical, hex, stringField, uintField, type Fields } from './entry-codec.js'
+
+export type { DeviceRecord }
+export { certifyDeviceRecord }
+
+const RECORD_KEYS = ['v', 'id', 'dev', 'at', 'name', 'sig'] as const
+const REVOCATION_KEYS = ['v', 'id', 'dev', 'after', 'at', 'sig'] as const
+const REVOKE_CONTEXT = Buffer.from('space/v1/device-revoke\0', 'utf8')
+export const REVOCATION_VERSION = 1
+
+/** How messages name a device: its name where known, and the first 8 hex digits of its key. */
+export function deviceLabel (dev: Uint8Array, name?: string): string {
+  const short = hex(dev).slice(0, 8)
+  return name === undefined ? `device ${short}` : `device "${name}" (${short})`
+}
+
+/** A device's default name: the hostname, without control characters, cut to 64 UTF-8 bytes. */
+export function defaultDeviceName (host = hostname()): string {
+  let name = host.replace(/[\u0000-\u001f\u007f]/g, '').trim()
+  while (Buffer.byteLength(name, 'utf8') > DEVICE_NAME_MAX) name = [...name].slice(0, -1).join('')
+  return name === '' ? 'device' : name
+}
+
+export function deviceRecordToCbor (r: DeviceRecord): Fields {
+  return { v: r.version, id: r.identityPublicKey, dev: r.devicePublicKey, at: r.issuedAt, name: r.name, sig: r.signature }
+}
+
+/** The fields of a decoded `cert` map; shape only (verify with checkDeviceRecord). */
+export function deviceRecordFromCbor (value: unknown, what: string): DeviceRecord {
+  const m = checkShape(value, what, DEVICE_RECORD_VERSION, RECORD_KEYS)
+  return {
+    version: DEVICE_RECORD_VERSION,
+    identityPublicKey: bytesField(m, 'id', what, 32),
+    devicePublicKey: bytesField(m, 'dev', what, 32),
+    issuedAt: uintField(m, 'at', what),
+    name: stringField(m, 'name', what),
+    signature: bytesField(m, 'sig', what, 64)
+  }
+}
+
+export const encodeDeviceRecord = (r: DeviceRecord): Uint8Array => encodeCanonical(deviceRecordToCbor(r))
+
+export function decodeDeviceRecord (bytes: Uint8Array): DeviceRecord {
+  return deviceRecordFromCbor(decodeStrict(bytes, 'device record', DEVICE_RECORD_VERSION, RECORD_KEYS), 'device record')
+}
+
+/** Throws ERR_SYNC_CERT unless `identity` issued the record (and, given `dev`, for that device). */
+export function checkDeviceRecord (r: DeviceRecord, identity: Uint8Array, dev?: Uint8Array, seq?: number): void {
+  const who = deviceLabel(r.devicePublicKey, r.name)
+  const at = seq === undefined ? '' : `, entry ${seq}`
+  if (!Buffer.from(identity).equals(r.identityPublicKey)) {
+    throw new SyncError('ERR_SYNC_CERT', `${who}${at}: certified by another identity (${hex(r.identityPublicKey).slice(0, 8)}, not ${hex(identity).slice(0, 8)})`, { device: hex(r.devicePublicKey), seq })
+  }
+  if (dev !== undefined && !Buffer.from(dev).equals(r.devicePublicKey)) {
+    throw new SyncError('ERR_SYNC_CERT', `${deviceLabel(dev)}${at}: carries the certificate of ${who}`, { device: hex(dev), seq })
+  }
+  if (!verifiedRecord(r)) {
+    throw new SyncError('ERR_SYNC_CERT', `${who}${at}: the identity's signature on its certificate does not verify`, { device: hex(r.devicePublicKey), seq })
+  }
+}
+
+// Every entry of a device carries the same record: remember the last ones verified, so a log
+// costs one identity-signature check per device, not one per entry.
+const verified = new Set<string>()
+function verifiedRecord (r: DeviceRecord): boolean {
+  const key = `${hex(r.identityPublicKey)}/${hex(r.devicePublicKey)}/${r.issuedAt}/${hex(r.signature)}/${r.name}`
+  if (verified.has(key)) return true
+  if (!verifyDeviceRecord(r)) return false
+  if (verified.size >= 1024) verified.clear()
+  verified.add(key)
+  return true
+}
+
+export interface Revocation {
+  version: number
+  identityPublicKey: Buffer
+  devicePublicKey: Buffer
+  /** Last sequence number of the device's log that stays valid (0: none). */
+  after: number
+  /** ms since epoch; for people, never for ordering. */
+  at: number
+  signature: Buffer
+}
+
+function revocationMessage (identity: Uint8Array, dev: Uint8Array, after: number, at: number): Buffer {
+  const m = Buffer.alloc(REVOKE_CONTEXT.length + 1 + 32 + 32 + 8 + 8)
+  let o = REVOKE_CONTEXT.copy(m, 0)
+  m[o++] = REVOCATION_VERSION
+  m.set(identity, o); o += 32
+  m.set(dev, o); o += 32
+  m.writeBigUInt64BE(BigInt(after), o); o += 8
+  m.writeBigUInt64BE(BigInt(at), o)
+  return m
+}
+
+export function revokeDevice (identity: RawKeyPair, dev: Uint8Array, after: number, at = Date.now()): Revocation {
+  if (dev.length !== 32) throw new RangeError('device key must be 32 bytes')
+  if (!Number.isSafeInteger(after) || after < 0) throw new RangeError('after must be an unsigned integer')
+  const signature = ed25519Sign(identity.privateKey, revocationMessage(identity.publicKey, dev, after, at))
+  return { version: REVOCATION_VERSION, identityPublicKey: Buffer.from(identity.publicKey), devicePublicKey: Buffer.from(dev), after, at, signature }
+}
+
+export function encodeRevocation (r: Revocation): Uint8Array {
+  return encodeCanonical({ v: r.version, id: r.identityPublicKey, dev: r.devicePublicKey, after: r.after, at: r.at, sig: r.signature })
+}
+
+export function decodeRevocation (bytes: Uint8Array): Revocation {
+  const what = 'revocation record'
+  const m = decodeStrict(bytes, what, REVOCATION_VERSION, REVOCATION_KEYS)
+  return {
+    version: REVOCATION_VERSION,
+    identityPublicKey: bytesField(m, 'id', what, 32),
+    devicePublicKey: bytesField(m, 'dev', what, 32),
+    after: uintField(m, 'after', what),
+    at: uintField(m, 'at', what),
+    signature: bytesField(m, 'sig', what, 64)
+  }
+}
+
+/** Throws ERR_SYNC_CERT unless `identity` signed the revocation. */
+export function checkRevocation (r: Revocation, identity: Uint8Array): void {
+  const who = deviceLabel(r.devicePublicKey)
+  if (!Buffer.from(identity).equals(r.identityPublicKey)) {
+    throw new SyncError('ERR_SYNC_CERT', `revocation of ${who}: signed by another identity`, { device: hex(r.devicePublicKey) })
+  }
+  if (!ed25519Verify(r.identityPublicKey, revocationMessage(r.identityPublicKey, r.devicePublicKey, r.after, r.at), r.signature)) {
+    throw new SyncError('ERR_SYNC_CERT', `revocation of ${who}: the identity's signature does not verify`, { device: hex(r.devicePublicKey) })
+  }
+}
