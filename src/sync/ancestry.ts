@@ -1,0 +1,56 @@
+// The common ancestor of two states in the entry DAG: an entry's parents are its log's previous
+// entry and the heads it merged. Of the entries both states descend from, the one furthest from
+// the start (generation: 1 + the largest generation of its parents) is the merge base; ties go to
+// the smaller CID, so every device picks the same base for the same pair of states.
+import type { CID } from 'multiformats/cid'
+import type { SignedEntry } from './entry.js'
+
+export interface EntrySource { get: (cid: CID) => Promise<SignedEntry | null> }
+
+const parents = (s: SignedEntry): CID[] => [...(s.entry.prev != null ? [s.entry.prev] : []), ...s.entry.heads.map(h => h.cid)]
+
+/** Every ancestor of `from` this device holds (itself included), by CID string. */
+async function ancestors (src: EntrySource, from: CID): Promise<Map<string, SignedEntry>> {
+  const seen = new Map<string, SignedEntry>()
+  const todo: CID[] = [from]
+  while (todo.length > 0) {
+    const cid = todo.pop()!
+    const key = cid.toString()
+    if (seen.has(key)) continue
+    const s = await src.get(cid)
+    if (s == null) continue // history this device never had: the search stops there
+    seen.set(key, s)
+    todo.push(...parents(s))
+  }
+  return seen
+}
+
+export async function commonAncestor (src: EntrySource, a: CID, b: CID): Promise<SignedEntry | null> {
+  const left = await ancestors(src, a)
+  const right = await ancestors(src, b)
+  const gen = new Map<string, number>()
+  const generation = (key: string, all: Map<string, SignedEntry>): number => {
+    const known = gen.get(key)
+    if (known != null) return known
+    // Iterative: long logs must not overflow the stack.
+    const stack = [key]
+    while (stack.length > 0) {
+      const k = stack[stack.length - 1]
+      const s = all.get(k)
+      if (s == null) { gen.set(k, 0); stack.pop(); continue }
+      const ps = parents(s).map(c => c.toString())
+      const missing = ps.filter(p => !gen.has(p))
+      if (missing.length > 0) { stack.push(...missing); continue }
+      gen.set(k, 1 + Math.max(0, ...ps.map(p => gen.get(p)!)))
+      stack.pop()
+    }
+    return gen.get(key)!
+  }
+  let best: { key: string, g: number, s: SignedEntry } | null = null
+  for (const [key, s] of right) {
+    if (!left.has(key)) continue
+    const g = generation(key, left)
+    if (best == null || g > best.g || (g === best.g && key < best.key)) best = { key, g, s }
+  }
+  return best?.s ?? null
+}
