@@ -1,0 +1,2 @@
+// Kernel-cache invalidation (next commit).
+#include "fuse3.h"
