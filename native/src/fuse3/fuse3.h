@@ -145,6 +145,7 @@ void inval_stop (mnt_t *m);
 void inval_settle_left (napi_env env, mnt_t *m);
 void inval_barrier (mnt_t *m, uint64_t target);
 void inval_free (mnt_t *m);
+napi_status inval_make_tsfn (napi_env env, mnt_t *m);
 napi_value Invalidate (napi_env env, napi_callback_info info);
 napi_value InvalidatePath (napi_env env, napi_callback_info info);
 napi_value InvalidateEntry (napi_env env, napi_callback_info info);

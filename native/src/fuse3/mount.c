@@ -32,6 +32,7 @@ static void free_mnt (mnt_t *m) {
     }
     free(m->slots);
   }
+  inval_free(m);
   pthread_mutex_destroy(&m->pool_mu);
   pthread_cond_destroy(&m->pool_cv);
   free(m->mountpoint);
@@ -126,7 +127,8 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "space_fuse3", NAPI_AUTO_LENGTH, &name);
   if (napi_create_external(env, m, finalize_mnt, NULL, &handle) != napi_ok ||
       napi_create_reference(env, handle, 1, &m->self) != napi_ok ||
-      napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, tsfn_finalize, m, dispatch, &m->tsfn) != napi_ok) {
+      napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, tsfn_finalize, m, dispatch, &m->tsfn) != napi_ok ||
+      inval_make_tsfn(env, m) != napi_ok) {
     fuse_session_unmount(m->se);
     fuse_destroy(m->fuse);
     m->unmounted = true;  // the external (if made) frees it
@@ -142,11 +144,17 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
   for (; started < m->nthreads; started++) {
     if (pthread_create(&m->threads[started], NULL, worker, m) != 0) break;
   }
+  bool inval = started > 0 && inval_start(m);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (started == 0) {
+  if (!inval) {
+    inval_stop(m);
+    fuse_session_exit(m->se);
+    for (int i = 0; i < started; i++) pthread_cancel(m->threads[i]);
+    for (int i = 0; i < started; i++) pthread_join(m->threads[i], NULL);
     fuse_session_unmount(m->se);
     fuse_destroy(m->fuse);
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_abort);
+    napi_release_threadsafe_function(m->inval_tsfn, napi_tsfn_abort);
     napi_delete_reference(env, m->self);
     m->unmounted = true;
     napi_throw_error(env, "ERR_FUSE", "cannot start FUSE worker threads");
@@ -181,6 +189,7 @@ static void unmount_execute (napi_env env, void *data) {
       else if (errno != EINVAL && errno != ENOENT) snprintf(m->err, sizeof m->err, "umount %s: %s", m->mountpoint, strerror(errno));
     }
   }
+  inval_stop(m);
   // Workers waiting for the kernel are cancelled; one serving a request finishes it first.
   for (int i = 0; i < m->nthreads; i++) pthread_cancel(m->threads[i]);
   for (int i = 0; i < m->nthreads; i++) pthread_join(m->threads[i], NULL);
@@ -192,6 +201,8 @@ static void unmount_execute (napi_env env, void *data) {
 static void unmount_complete (napi_env env, napi_status status, void *data) {
   mnt_t *m = data;
   m->unmounted = true;
+  inval_settle_left(env, m);
+  napi_release_threadsafe_function(m->inval_tsfn, napi_tsfn_release);
   napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
   napi_delete_async_work(env, m->work);
   if (status == napi_ok && m->err[0] == 0) {
@@ -234,6 +245,12 @@ static napi_value Init (napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "unmount", fn);
   napi_create_function(env, "reply", NAPI_AUTO_LENGTH, Reply, NULL, &fn);
   napi_set_named_property(env, exports, "reply", fn);
+  napi_create_function(env, "invalidate", NAPI_AUTO_LENGTH, Invalidate, NULL, &fn);
+  napi_set_named_property(env, exports, "invalidate", fn);
+  napi_create_function(env, "invalidatePath", NAPI_AUTO_LENGTH, InvalidatePath, NULL, &fn);
+  napi_set_named_property(env, exports, "invalidatePath", fn);
+  napi_create_function(env, "invalidateEntry", NAPI_AUTO_LENGTH, InvalidateEntry, NULL, &fn);
+  napi_set_named_property(env, exports, "invalidateEntry", fn);
   napi_create_array_with_length(env, OP_COUNT, &names);
   for (uint32_t i = 0; i < OP_COUNT; i++) {
     napi_create_string_utf8(env, space_op_names[i], NAPI_AUTO_LENGTH, &v);

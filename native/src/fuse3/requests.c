@@ -59,6 +59,7 @@ slot_t *acquire (mnt_t *m, int op) {
   s->stats = NULL;
   s->exact = NULL;
   s->copybuf = NULL;
+  s->inval_wait = 0;
   return s;
 }
 
@@ -103,6 +104,8 @@ int64_t call_js (mnt_t *m, slot_t *s) {
   if (changes) __atomic_add_fetch(&m->changes, 1, __ATOMIC_SEQ_CST);
   int64_t r = wait_js(m, s);
   if (changes) __atomic_add_fetch(&m->changes, 1, __ATOMIC_SEQ_CST);
+  // What JS asked the kernel to forget before answering goes first (inval.c, "Timing").
+  inval_barrier(m, s->inval_wait);
   return r;
 }
 
@@ -373,6 +376,7 @@ napi_value Reply (napi_env env, napi_callback_info info) {
     if (s->waiting && s->seq == seq) {
       int64_t r = isfinite(res) ? (int64_t)res : -EIO;
       r = take_result(env, s, r, argc > 3 ? argv[3] : undef, argc > 4 ? argv[4] : undef);
+      s->inval_wait = __atomic_load_n(&m->before_reply.enqueued, __ATOMIC_ACQUIRE);
       finish_locked(s, r);
       taken = true;
     }
