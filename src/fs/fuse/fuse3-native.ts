@@ -1,6 +1,8 @@
 // FuseBinding over our own libfuse 3 addon (native/, built by scripts/build-native.sh). The addon
 // runs libfuse's workers on their own threads and calls `dispatch` on the JS thread for every
-// request; each request is answered exactly once through `reply`. See native/src/fuse3/ (fuse3.h lists its files).
+// request; each request is answered exactly once through `reply`. The mount's KernelCache
+// (invalidate, invalidatePath, invalidateEntry) is native/src/fuse3/inval.c's. See
+// native/src/fuse3/ (fuse3.h lists its files).
 import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
