@@ -2,10 +2,11 @@
   "targets": [
     {
       "target_name": "space_fuse3",
-      "sources": ["src/space_fuse3.c"],
+      "sources": ["src/fuse3/napi-util.c", "src/fuse3/requests.c", "src/fuse3/ops.c", "src/fuse3/listing.c",
+                  "src/fuse3/inval.c", "src/fuse3/mount.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["<!@(pkg-config --cflags fuse3)"],
-      "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"]
     },
     {

@@ -6,6 +6,7 @@ import { defaultBinding } from './fs/fuse/select.js'
 import type { FuseBinding, FuseMount, StatfsLike } from './fs/fuse/binding.js'
 import { buildOps } from './fs/fuse/frontend.js'
 import { Handles, type ChangeKind } from './fs/fuse/context.js'
+import { KernelNames } from './fs/fuse/kernel-names.js'
 import { loadDriveKey, RETIRED_KEY_FILE } from './keys/drive-key.js'
 import { Drive, type DriveOptions } from './drive/drive.js'
 import { DriveError } from './drive/errors.js'
@@ -69,6 +70,8 @@ async function finishReseal (configDir: string, dataDir: string, key: Buffer, op
 export interface MountedDrive {
   readonly drive: Drive
   readonly mountpoint: string
+  /** Tells the kernel about changes made to the tree outside FUSE ops (invalidatePath, invalidateEntry). */
+  readonly kernel: KernelNames
   /** Commits, unmounts and closes the store. Safe to call twice. */
   stop: () => Promise<void>
 }
@@ -96,8 +99,9 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }
   }
   const policy = new CommitPolicy({ get dirty () { return drive.tree.dirty }, commit: async () => await drive.commit() }, log, cfg.commitIntervalMs)
+  const kernel = new KernelNames(drive.tree.links)
   const ops = buildOps(
-    { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}) },
+    { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}), kernel },
     {
       onError: (op, path, err) => log(`error: ${op}${where(path)}: ${(err as Error)?.stack ?? String(err)}`),
       onNoSpace: (op, path, err) => policy.noSpace(`${op}${where(path)}: ${(err as Error).message}`)
@@ -111,12 +115,11 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
       defaultPermissions: true,
       // libfuse 3 takes up to 1 MiB per write; libfuse 2 caps it at 128 KiB.
       maxWrite: 1024 * 1024,
-      // 1 s. libfuse's path API gives each hard-linked name its own kernel inode, so a change
-      // through one name (link count, size, ctime) shows under another only when that one's
-      // cached attributes expire. 0 would make every lstat ~30x slower (5 -> 185 us here);
-      // invalidating the other names' attributes on change is the fix to come (issue 8.8).
+      // 1 s. A hard-linked node's other names are invalidated when it changes (kernel-names.ts);
+      // 0 would make every lstat ~30x slower (5 -> 185 us here).
       attrTimeout: 1,
-      entryTimeout: 1
+      entryTimeout: 1,
+      onKernelCache: k => kernel.attach(k)
     })
   } catch (err) {
     throw new DriveError('ERR_FUSE', `cannot mount ${mountpoint}: ${(err as Error).message}`, { cause: err })
@@ -128,6 +131,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   return {
     drive,
     mountpoint,
+    kernel,
     stop: () => {
       stopping ??= (async () => {
         policy.stop()

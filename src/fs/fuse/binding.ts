@@ -74,11 +74,29 @@ export interface MountOptions {
   entryTimeout: number
   /** Kernel writeback cache (libfuse 3 only; changes mtime and O_APPEND handling). Off by default. */
   writebackCache?: boolean
+  /** Called with the mount's KernelCache as soon as it exists, before any request is answered. */
+  onKernelCache?: (cache: KernelCache) => void
+}
+
+/**
+ * Makes the kernel forget what it caches about names (libfuse 3 only: native/src/fuse3/inval.c).
+ * Paths are the mount's ("/a/b"), as the kernel knows them; results are 0 or a negative errno
+ * (-ENOENT: the kernel had nothing cached there, which is no error).
+ */
+export interface KernelCache {
+  /** Attributes and page cache of each path, dropped before the reply of any request answered after this call. */
+  beforeReply: (paths: string[]) => void
+  /** Attributes and page cache of `path`, once done (nothing waits for it). */
+  invalidatePath: (path: string) => Promise<number>
+  /** The kernel forgets the name `name` in directory `dir` and all it cached below it: the next use looks it up. */
+  invalidateEntry: (dir: string, name: string) => Promise<number>
 }
 
 export interface FuseMount {
   readonly mountpoint: string
   unmount: () => Promise<void>
+  /** null: the binding cannot invalidate (libfuse 2: names show changes when the attribute timeout ends). */
+  readonly kernel: KernelCache | null
 }
 
 export interface FuseBinding {

@@ -3,6 +3,7 @@ import type { Tree, Node, FileNode } from '../tree/tree.js'
 import type { StatfsLike } from './binding.js'
 import { TreeError } from '../tree/errors.js'
 import { FileNode as FileNodeClass } from '../tree/nodes.js'
+import type { KernelNames } from './kernel-names.js'
 
 export interface Handle { node: Node, flags: number }
 
@@ -57,4 +58,6 @@ export interface OpContext {
   statfs: () => Promise<StatfsLike>
   /** Called after each successful namespace or content change (for the event stream). */
   changed: (kind: ChangeKind, path: string, to?: string) => void
+  /** Tells the kernel about other names of linked nodes an op changed (kernel-names.ts). */
+  kernel: Pick<KernelNames, 'beforeReply'>
 }

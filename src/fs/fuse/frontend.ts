@@ -1,5 +1,7 @@
 // Turns the async ops in ops/ into the callback table a FuseBinding mounts. Every op runs on the
 // one JS thread: ops never block, and every failure is answered with an errno from errno.ts.
+// Before any answer the kernel is told about other names of linked nodes that changed
+// (kernel-names.ts), so the caller can stat them as soon as it has the answer.
 import type { Cb, FuseOps } from './binding.js'
 import type { OpContext } from './context.js'
 import { errnoOf } from './errno.js'
@@ -29,13 +31,22 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     else if (code == null || !EXPECTED.has(code)) opts.onError(op, path, err)
     return errnoOf(err)
   }
-  // Answers `cb(0, result)` or `cb(-errno)`.
-  function wrap<T> (op: string, path: string, p: Promise<T>, cb: Cb<T>): void {
-    p.then(r => cb(0, r), err => cb(fail(op, path, err)))
+  // Answers `cb(0, result)` or `cb(-errno)`. `own`: the names whose kernel inodes the kernel
+  // updates itself from this op (kernel-names.ts), by default `path`.
+  function wrap<T> (op: string, path: string, p: Promise<T>, cb: Cb<T>, own: string[] = [path]): void {
+    p.then(r => { ctx.kernel.beforeReply(own); cb(0, r) }, err => {
+      const e = fail(op, path, err)
+      ctx.kernel.beforeReply(own)
+      cb(e)
+    })
   }
   // read/write answer with a byte count or a negative errno in the first argument.
   function count (op: string, path: string, p: Promise<number>, cb: (n: number) => void): void {
-    p.then(n => cb(n), err => cb(fail(op, path, err)))
+    p.then(n => { ctx.kernel.beforeReply([path]); cb(n) }, err => {
+      const e = fail(op, path, err)
+      ctx.kernel.beforeReply([path])
+      cb(e)
+    })
   }
 
   return {
@@ -64,8 +75,9 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     mkdir: (path, mode, cb, caller) => wrap('mkdir', path, dir.mkdir(ctx, path, mode, caller), cb),
     rmdir: (path, cb) => wrap('rmdir', path, dir.rmdir(ctx, path), cb),
     unlink: (path, cb) => wrap('unlink', path, names.unlink(ctx, path), cb),
-    rename: (from, to, cb, flags) => wrap('rename', from, rename(ctx, from, to, flags ?? 0), cb),
-    link: (from, to, cb) => wrap('link', from, names.link(ctx, from, to), cb),
+    rename: (from, to, cb, flags) => wrap('rename', from, rename(ctx, from, to, flags ?? 0), cb, [from, to]),
+    // The kernel only moves `from`'s ctime: its link count is invalidated like any other name's.
+    link: (from, to, cb) => wrap('link', from, names.link(ctx, from, to), cb, [to]),
     symlink: (target, path, cb, caller) => wrap('symlink', path, names.symlink(ctx, target, path, caller), cb),
     readlink: (path, cb) => wrap('readlink', path, names.readlink(ctx, path), cb),
     setxattr: (path, name, value, _pos, flags, cb) => wrap('setxattr', path, xattr.setxattr(ctx, path, name, value, flags), cb),

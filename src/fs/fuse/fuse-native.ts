@@ -45,6 +45,9 @@ export class FuseNativeBinding implements FuseBinding {
     let closed = false
     return {
       mountpoint,
+      // libfuse 2 through this package has no invalidation: names show changes made behind the
+      // kernel's back (another name of a hard link) when their attribute timeout ends.
+      kernel: null,
       unmount: async () => {
         if (closed) return
         closed = true

@@ -1,11 +1,13 @@
 // FuseBinding over our own libfuse 3 addon (native/, built by scripts/build-native.sh). The addon
 // runs libfuse's workers on their own threads and calls `dispatch` on the JS thread for every
-// request; each request is answered exactly once through `reply`. See native/src/space_fuse3.c.
+// request; each request is answered exactly once through `reply`. The mount's KernelCache
+// (invalidate, invalidatePath, invalidateEntry) is native/src/fuse3/inval.c's. See
+// native/src/fuse3/ (fuse3.h lists its files).
 import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import type { Caller, FuseBinding, FuseMount, FuseOps, MountOptions, StatLike, StatfsLike } from './binding.js'
+import type { Caller, FuseBinding, FuseMount, FuseOps, KernelCache, MountOptions, StatLike, StatfsLike } from './binding.js'
 
 const require = createRequire(import.meta.url)
 const run = promisify(execFile)
@@ -17,6 +19,9 @@ interface Addon {
   mount: (mountpoint: string, options: string, cfg: Record<string, unknown>, dispatch: Dispatch, implemented: string[]) => Handle
   unmount: (h: Handle) => Promise<void>
   reply: (h: Handle, id: number, result: number, a?: unknown, b?: unknown) => boolean
+  invalidate: (h: Handle, paths: string[]) => number
+  invalidatePath: (h: Handle, path: string) => Promise<number>
+  invalidateEntry: (h: Handle, dir: string, name: string) => Promise<number>
 }
 // (id, op, s1, s2, buf, n0..n6): the meaning of each argument depends on the op, see HANDLERS.
 type Dispatch = (id: number, op: number, s1: string | null, s2: string | null, buf: Buffer | null,
@@ -182,6 +187,14 @@ export class Fuse3Binding implements FuseBinding {
       threads: this.threads,
       writebackCache: opts.writebackCache === true
     }, dispatch, implemented)
+    const h = handle
+    const kernel: KernelCache = {
+      beforeReply: paths => { if (paths.length > 0) a.invalidate(h, paths) },
+      invalidatePath: async path => await a.invalidatePath(h, path),
+      invalidateEntry: async (dir, name) => await a.invalidateEntry(h, dir, name)
+    }
+    // Requests reach JS only from the next turn of the event loop: this comes first.
+    opts.onKernelCache?.(kernel)
 
     let closing: Promise<void> | null = null
     const unmount = async (): Promise<void> => {
@@ -197,7 +210,7 @@ export class Fuse3Binding implements FuseBinding {
       await unmount().catch(() => {})
       throw new Error(initErr === -110 ? 'the kernel never sent FUSE_INIT' : `init failed: errno ${-initErr}`)
     }
-    return { mountpoint, unmount }
+    return { mountpoint, unmount, kernel }
   }
 
   async clearStale (mountpoint: string): Promise<void> {

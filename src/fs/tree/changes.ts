@@ -1,6 +1,7 @@
 // Change tracking: a changed entry marks every directory on its path dirty, so the next commit
 // rewrites exactly that path (directories already dirty stop the walk: their parents are too);
-// a linked node marks the link table instead.
+// a linked node marks the link table instead, and is noted there as changed (every other name of
+// it shows stale attributes in the kernel until told: src/fs/fuse/kernel-names.ts).
 import { type Node, DirNode } from './nodes.js'
 
 /**
@@ -8,7 +9,11 @@ import { type Node, DirNode } from './nodes.js'
  * record is in the link table, so the table is rewritten instead (no directory holds it).
  */
 export function touch (node: Node): void {
-  if (node.link != null) { node.link.table.dirty = true; return }
+  if (node.link != null) {
+    node.link.table.dirty = true
+    node.link.table.markChanged(node)
+    return
+  }
   for (let d: DirNode | null = node instanceof DirNode ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
 }
 

@@ -1,7 +1,8 @@
 // A directory's entries: the one module that reads or writes DirNode.children. Get, set, delete,
 // iterate, load and seal go through here, and it keeps the subdirectory count (nlink) and each
 // child's parent and name in step with the map (a linked node's are one of its names: the map's
-// key, not node.name, is the entry's name). Sharding directories later changes this file.
+// key, not node.name, is the entry's name), and the link table's list of each linked node's names.
+// Sharding directories later changes this file.
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
 
@@ -31,6 +32,7 @@ export function setEntry (dir: DirNode, name: string, node: Node): void {
   node.name = name
   loaded(dir).set(name, node)
   if (node.kind === Kind.Dir) dir.subdirs++
+  node.link?.table.addName(node, dir, name)
 }
 
 /**
@@ -40,7 +42,13 @@ export function setEntry (dir: DirNode, name: string, node: Node): void {
 export function deleteEntry (dir: DirNode, name: string, node: Node): void {
   loaded(dir).delete(name)
   if (node.kind === Kind.Dir) dir.subdirs--
+  node.link?.table.removeName(node, dir, name)
   if (node.nlink <= 1) node.parent = null
+  else if (node.parent === dir && node.name === name && node.link != null) {
+    // Its parent and name stay one of its names (log lines, Node.path()).
+    const other = node.link.table.namesOf(node)[0]
+    if (other != null) { node.parent = other.dir; node.name = other.name }
+  }
 }
 
 /**
@@ -59,7 +67,11 @@ export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promis
       if (child.kind === Kind.Dir) subdirs++
       map.set(name, child)
     }
-    if (dir.children == null) { dir.children = map; dir.subdirs = subdirs }
+    if (dir.children == null) {
+      dir.children = map
+      dir.subdirs = subdirs
+      for (const [name, child] of map) child.link?.table.addName(child, dir, name)
+    }
   })().finally(() => { dir.loading = null })
   await dir.loading
 }

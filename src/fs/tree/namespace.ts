@@ -184,6 +184,7 @@ export class Namespace {
       const id = randomId()
       node.link = { table: this.deps.links, id }
       this.deps.links.nodes!.set(id.toString('hex'), node)
+      this.deps.links.addName(node, node.parent!, node.name) // its one name so far
     }
     const t = this.deps.now()
     setEntry(dir, name, node)

@@ -2,7 +2,9 @@
 // and name, so a change marks the path to the root dirty and the next commit rewrites exactly that
 // path. A node with more names (hard links) lives in the link table: every name resolves to the
 // one node object, its `parent`/`name` are one of its names (for log lines), and a change marks
-// the table dirty instead (changes.ts).
+// the table dirty instead (changes.ts). The table also knows every name of each linked node in a
+// loaded directory, and which linked nodes changed: the kernel caches attributes per name, so a
+// change through one name must reach the others (src/fs/fuse/kernel-names.ts).
 import type { CID } from 'multiformats/cid'
 import { type Attrs, Kind } from './format.js'
 
@@ -83,6 +85,9 @@ export class SpecialNode extends Node {
   constructor (attrs: Attrs, public readonly kind: Kind, public readonly rdev: number) { super(attrs) }
 }
 
+/** One name of a linked node: the directory holding it and the name there. */
+export interface LinkName { readonly dir: DirNode, readonly name: string }
+
 /** A linked node's place in the link table: the table, and the link id its entries name it by. */
 export interface LinkRef { readonly table: LinkTable, readonly id: Buffer }
 
@@ -97,8 +102,45 @@ export class LinkTable {
   /** The table node must be rewritten at the next commit. */
   dirty = false
   loading: Promise<void> | null = null
+  /** Each linked node's names in loaded directories (kept by dir-entries.ts and namespace.ts). */
+  private readonly names = new Map<Node, LinkName[]>()
+  /** Linked nodes changed since takeChanged() last ran (touch() adds them). */
+  private readonly changed = new Set<Node>()
   constructor (public readonly id: Buffer, public readonly key: Buffer, cid: CID | null) {
     this.cid = cid
     this.nodes = cid == null ? new Map() : null
+  }
+
+  addName (node: Node, dir: DirNode, name: string): void {
+    const list = this.names.get(node)
+    if (list == null) this.names.set(node, [{ dir, name }])
+    else if (!list.some(n => n.dir === dir && n.name === name)) list.push({ dir, name })
+  }
+
+  removeName (node: Node, dir: DirNode, name: string): void {
+    const list = this.names.get(node)
+    if (list == null) return
+    const i = list.findIndex(n => n.dir === dir && n.name === name)
+    if (i >= 0) list.splice(i, 1)
+    if (list.length === 0) this.names.delete(node)
+  }
+
+  /** The node's names in loaded directories (a directory not loaded has none the kernel knows). */
+  namesOf (node: Node): readonly LinkName[] { return this.names.get(node) ?? [] }
+
+  markChanged (node: Node): void { this.changed.add(node) }
+
+  /** The paths of every name of each linked node changed since the last call. */
+  takeChanged (): string[] {
+    if (this.changed.size === 0) return []
+    const paths: string[] = []
+    for (const node of this.changed) {
+      for (const { dir, name } of this.namesOf(node)) {
+        const d = dir.path()
+        paths.push(d === '/' ? '/' + name : d + '/' + name)
+      }
+    }
+    this.changed.clear()
+    return paths
   }
 }
