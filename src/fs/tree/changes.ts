@@ -2,6 +2,7 @@
 // rewrites exactly that path (directories already dirty stop the walk: their parents are too);
 // a linked node marks the link table instead.
 import { type Node, DirNode } from './nodes.js'
+import { isLoaded } from './dir-entries.js'
 
 /**
  * The node's entry changed: every directory on its path must be rewritten. A linked node's
@@ -9,7 +10,9 @@ import { type Node, DirNode } from './nodes.js'
  */
 export function touch (node: Node): void {
   if (node.link != null) { node.link.table.dirty = true; return }
-  for (let d: DirNode | null = node instanceof DirNode ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
+  // A directory not loaded yet has an unchanged node (its entry, in the parent, changed): it
+  // cannot and need not be rewritten.
+  for (let d: DirNode | null = node instanceof DirNode && isLoaded(node) ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
 }
 
 /** A directory's entries changed at `t`: its mtime and ctime follow. */
