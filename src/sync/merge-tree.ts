@@ -178,7 +178,9 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
       const rank = (id: string): [number, number, bigint, string] => {
         const n = out.nodes.get(id)!
         const b = r.base.nodes.get(id)
-        return [r.copies!.has(id) ? 0 : 1, b != null && placeKey(b) === placeKey(n) ? 1 : 0, mtimeOf(out, n), id]
+        // A folder's mtime moves with whatever any device put in it, so folders rank by id alone.
+        const dir = n.t === Kind.Dir && !n.linkName
+        return [r.copies!.has(id) ? 0 : 1, b != null && placeKey(b) === placeKey(n) ? 1 : 0, dir ? 0n : mtimeOf(out, n), id]
       }
       const sorted = group.map(id => ({ id, k: rank(id) })).sort((x, y) => {
         for (let i = 0; i < 4; i++) if (x.k[i] !== y.k[i]) return x.k[i] > y.k[i] ? -1 : 1

@@ -10,8 +10,8 @@
 //   each xattr             the greater value; a set beats a removal
 //   content (files, symlinks, device nodes)  the later mtime wins (then the greater content); the
 //                          other version is kept as a conflict copy next to it
-// A node one side deleted stays when the other changed its content (an edit beats a delete); a
-// rename or attribute change alone does not keep it. Then merge-tree.ts makes the result a valid
+// A node one side deleted stays when the other changed it at all (an edit, a rename, a chmod beat
+// a delete). Then merge-tree.ts makes the result a valid
 // tree: folders deleted on one side stay for what still lives in them, cycles are undone, names
 // that meet in one folder are told apart (new folders of one name are merged into one).
 import { Kind } from '../fs/tree/format.js'
@@ -28,7 +28,7 @@ export interface MergeDevices { ours: string, theirs: string }
 
 export type ConflictKind =
   | 'content' // both changed a file's content: the loser is a conflict copy
-  | 'edit-delete' // one side deleted what the other edited: the edit stays
+  | 'edit-delete' // one side deleted what the other changed: the changed node stays
   | 'rename' // both moved or renamed one node differently: one place chosen
   | 'name' // two nodes met under one name in one folder: one renamed
   | 'kept-folder' // a folder one side deleted stays for what the other put in it
@@ -132,10 +132,12 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
   const repair: Repair = { tentative: new Map(), tentativeLinks: new Map(), conflicts: [], base: B, devices }
   const conflicts = repair.conflicts
   const baseOf = (id: string): SnapNode | undefined => B.nodes.get(id)
+  // A linked file's name stays against a delete when its content changed (a new name for it or
+  // a chmod changes the record, not this name).
   const linkChanged = (side: Snapshot, h: string): boolean => {
     const l = side.links.get(h)
     const b = B.links.get(h)
-    return l != null && (b == null || contentKey(l.content) !== contentKey(b.content))
+    return l != null && (b == null || contentKey(b.content) !== contentKey(l.content))
   }
 
   const ids = [...new Set([...B.nodes.keys(), ...O.s.nodes.keys(), ...T.s.nodes.keys()])].sort()
@@ -157,9 +159,13 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
     const [x, side] = o != null ? [o, O] : [t!, T]
     if (b == null) { out.nodes.set(id, withOrigin(x, side.dev)); continue } // new on one side
     // Deleted on the other side.
-    if (x.t === Kind.Dir && !x.linkName) { repair.tentative.set(id, withOrigin(x, side.dev)); continue }
-    const edited = x.linkName ? linkChanged(side.s, x.content.h as string) : contentKey(x.content) !== contentKey(b.content)
-    if (edited) {
+    // Any change beats a delete, so that a delete never hides from a later merge a change a third
+    // device made (the fold stays order-free). A folder's times move with its entries: they do
+    // not count, and a folder that only lost entries stays only for what still lives in it.
+    const dir = x.t === Kind.Dir && !x.linkName
+    const changed = placeKey(x) !== placeKey(b) || (dir ? ownChanged(b.attrs!, x.attrs!) : x.linkName ? linkChanged(side.s, x.content.h as string) : recordChanged(b, x))
+    if (dir && !changed) { repair.tentative.set(id, withOrigin(x, side.dev)); continue }
+    if (changed) {
       out.nodes.set(id, withOrigin(x, side.dev))
       conflicts.push({ kind: 'edit-delete', id, path: null })
     }
@@ -242,9 +248,9 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
       if (o == null || t == null) {
         const [x, side] = o != null ? [o, O] : [t!, T]
         const rec = { ...x, origin: x.origin ?? side.dev }
-        // New, or edited while the other side removed every name: it stays. Otherwise it stays
+        // New, or changed while the other side removed every name: it stays. Otherwise it stays
         // only for a name that stays (merge-tree.ts).
-        if (b == null || contentKey(x.content) !== contentKey(b.content)) out.links.set(h, rec)
+        if (b == null || recordChanged(b, x)) out.links.set(h, rec)
         else repair.tentativeLinks.set(h, rec)
         continue
       }
@@ -263,6 +269,18 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
       out.links.set(h, { h, t: o.t, nl: 0, attrs, content, origin })
     }
   }
+}
+
+const attrKey = (a: SnapAttrs | null): string => a == null ? '' : JSON.stringify([a.m, a.u, a.g, String(a.a), String(a.mt), String(a.c), Object.entries(a.x).sort()])
+
+/** Content or any attribute differs. */
+function recordChanged (b: { attrs: SnapAttrs | null, content: Content }, x: { attrs: SnapAttrs | null, content: Content }): boolean {
+  return contentKey(b.content) !== contentKey(x.content) || attrKey(b.attrs) !== attrKey(x.attrs)
+}
+
+/** Mode, owner or xattrs differ (not times). */
+function ownChanged (b: SnapAttrs, x: SnapAttrs): boolean {
+  return b.m !== x.m || b.u !== x.u || b.g !== x.g || JSON.stringify(Object.entries(b.x).sort()) !== JSON.stringify(Object.entries(x.x).sort())
 }
 
 function mergeTable (b: Snapshot['linkTable'], o: Snapshot['linkTable'], t: Snapshot['linkTable']): Snapshot['linkTable'] {

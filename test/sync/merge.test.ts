@@ -57,12 +57,12 @@ const CASES: Array<MergeCase & { conflicts: string[] }> = [
     conflicts: ['edit-delete', 'edit-delete']
   },
   {
-    name: 'a delete beats a rename or a mode change alone (nothing written is lost)',
-    base: { 'f.txt': 'v0', 'g.txt': 'g0' },
-    ours: [['rm', 'f.txt'], ['rm', 'g.txt']],
+    name: 'a rename or a mode change beats a delete too, but a file the other side left alone is deleted',
+    base: { 'f.txt': 'v0', 'g.txt': 'g0', 'h.txt': 'h0' },
+    ours: [['rm', 'f.txt'], ['rm', 'g.txt'], ['rm', 'h.txt']],
     theirs: [['mv', 'f.txt', 'moved.txt'], ['chmod', 'g.txt', 0o600]],
-    expected: { },
-    conflicts: []
+    expected: { 'g.txt': { content: 'g0', mode: 0o600 }, 'moved.txt': 'v0' },
+    conflicts: ['edit-delete', 'edit-delete']
   },
   {
     name: 'a rename on one device and an edit on the other give the edit under the new name',
