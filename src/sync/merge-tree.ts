@@ -32,7 +32,7 @@ export interface Repair {
   /** Losing versions of linked files (step 1). */
   linkCopies?: Array<{ h: string, lose: SnapLink, dev: string, mark: string }>
   /** Conflict copies: the name they were made from, for a fresh conflict name if theirs is taken. */
-  copies?: Map<string, { stem: string, dev: string, mt: bigint }>
+  copies: Map<string, { stem: string, dev: string, mt: bigint }>
   conflicts: Conflict[]
 }
 
@@ -54,11 +54,6 @@ const placeKey = (n: SnapNode): string => `${n.parent ?? ''}\0${n.name}`
 
 export function repairTree (out: Snapshot, r: Repair): void {
   const fallbackDev = [r.devices.ours, r.devices.theirs].sort()[0]
-  r.copies ??= new Map()
-  for (const n of out.nodes.values()) {
-    const c = r.conflicts.find(x => x.copy === n.id)
-    if (c != null) r.copies.set(n.id, { stem: out.nodes.get(c.id)?.name ?? n.name, dev: n.origin ?? fallbackDev, mt: mtimeOf(out, n) })
-  }
   placeLinkCopies(out, r)
   keepFolders(out, r)
   undoCycles(out, r)
@@ -80,7 +75,7 @@ function placeLinkCopies (out: Snapshot, r: Repair): void {
     if (lose.t === Kind.File) { attrs.x[CONFLICT_XATTR] = mark; id = fileNodeId(lose.content.i as Uint8Array, attrs.x) }
     const name = conflictName(at.name, dev, attrs.mt, false)
     out.nodes.set(id, { id, parent: at.parent, name, t: lose.t, linkName: false, attrs, content: lose.content, origin: dev })
-    r.copies!.set(id, { stem: at.name, dev, mt: attrs.mt })
+    r.copies.set(id, { stem: at.name, dev, mt: attrs.mt })
     r.conflicts.push({ kind: 'content', id: at.id, path: null, copy: id })
   }
 }
@@ -160,7 +155,7 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
       let group = groups.get(name)!.sort()
       if (group.length < 2) continue
       // Folders new on both sides under one name: one folder (the smallest id), contents together.
-      const fresh = group.filter(id => { const n = out.nodes.get(id)!; return n.t === Kind.Dir && !n.linkName && !r.base.nodes.has(id) && !r.copies!.has(id) })
+      const fresh = group.filter(id => { const n = out.nodes.get(id)!; return n.t === Kind.Dir && !n.linkName && !r.base.nodes.has(id) && !r.copies.has(id) })
       if (fresh.length > 1) {
         const keep = fresh[0]
         const into = kids.get(keep) ?? new Set<string>()
@@ -180,7 +175,7 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
         const b = r.base.nodes.get(id)
         // A folder's mtime moves with whatever any device put in it, so folders rank by id alone.
         const dir = n.t === Kind.Dir && !n.linkName
-        return [r.copies!.has(id) ? 0 : 1, b != null && placeKey(b) === placeKey(n) ? 1 : 0, dir ? 0n : mtimeOf(out, n), id]
+        return [r.copies.has(id) ? 0 : 1, b != null && placeKey(b) === placeKey(n) ? 1 : 0, dir ? 0n : mtimeOf(out, n), id]
       }
       const sorted = group.map(id => ({ id, k: rank(id) })).sort((x, y) => {
         for (let i = 0; i < 4; i++) if (x.k[i] !== y.k[i]) return x.k[i] > y.k[i] ? -1 : 1
@@ -188,8 +183,11 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
       })
       for (const { id } of sorted.slice(1)) {
         const n = out.nodes.get(id)!
-        const copy = r.copies!.get(id)
-        const [stem, dev, mt] = copy != null ? [copy.stem, copy.dev, copy.mt] : [n.name, n.origin ?? fallbackDev, mtimeOf(out, n)]
+        const copy = r.copies.get(id)
+        // A folder's mtime moves with what any device puts in it: its name takes the base's.
+        const dir = n.t === Kind.Dir && !n.linkName
+        const mtime = dir ? (r.base.nodes.get(id)?.attrs?.mt ?? mtimeOf(out, n)) : mtimeOf(out, n)
+        const [stem, dev, mt] = copy != null ? [copy.stem, copy.dev, copy.mt] : [n.name, n.origin ?? fallbackDev, mtime]
         let k = 1
         let fresh: string
         do fresh = conflictName(stem, dev, mt, n.t === Kind.Dir && !n.linkName, k++); while (taken.has(fresh))

@@ -129,7 +129,7 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
   const T: Side = { s: alignIdless(base, theirs), dev: devices.theirs }
   const B = base
   const out: Snapshot = { nodes: new Map(), links: new Map(), linkTable: null, sealed: mergeSealed(B, O.s, T.s) }
-  const repair: Repair = { tentative: new Map(), tentativeLinks: new Map(), conflicts: [], base: B, devices }
+  const repair: Repair = { tentative: new Map(), tentativeLinks: new Map(), copies: new Map(), conflicts: [], base: B, devices }
   const conflicts = repair.conflicts
   const baseOf = (id: string): SnapNode | undefined => B.nodes.get(id)
   // A linked file's name stays against a delete when its content changed (a new name for it or
@@ -210,7 +210,9 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
         const [win, lose, loseSide] = laterVersion(ov, tv) ? [o, t, T] : [t, o, O]
         content = win.content
         origin = win.origin ?? (win === o ? O.dev : T.dev)
-        const copy = copyOf(id, lose, lose.origin ?? loseSide.dev, placed)
+        // The copy goes where the file was in the base (where it was before anyone moved it): the
+        // same place whichever device's merge makes it.
+        const copy = copyOf(id, lose, lose.origin ?? loseSide.dev, b != null && b.parent != null ? b : placed)
         out.nodes.set(copy.id, copy)
         conflicts.push({ kind: 'content', id, path: null, copy: copy.id })
       }
@@ -223,8 +225,8 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
     return (O.s.links.get(h) ?? T.s.links.get(h) ?? B.links.get(h))?.attrs.mt ?? 0n
   }
 
-  /** The losing version `lose` of node `id` as a node of its own beside `placed` (named in merge-tree.ts). */
-  function copyOf (id: string, lose: SnapNode, dev: string, placed: SnapNode): SnapNode {
+  /** The losing version `lose` of node `id` as a node of its own at `at`'s place, under a conflict name. */
+  function copyOf (id: string, lose: SnapNode, dev: string, at: SnapNode): SnapNode {
     const key = contentKey(lose.content)
     const mark = copyMark(id, key)
     const attrs = lose.attrs != null ? { ...lose.attrs, x: { ...lose.attrs.x } } : null
@@ -234,7 +236,8 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
       cid = fileNodeId(lose.content.i as Uint8Array, attrs.x)
     }
     const mt = attrs?.mt ?? linkMtime(lose)
-    return { ...lose, id: cid, parent: placed.parent, name: conflictName(placed.name, dev, mt, lose.t === Kind.Dir), attrs, origin: dev }
+    repair.copies.set(cid, { stem: at.name, dev, mt })
+    return { ...lose, id: cid, parent: at.parent, name: conflictName(at.name, dev, mt, lose.t === Kind.Dir), attrs, origin: dev }
   }
 
   /** The link table's records, by link id, like nodes by id. */
