@@ -14,6 +14,7 @@
 // a delete). Then merge-tree.ts makes the result a valid
 // tree: folders deleted on one side stay for what still lives in them, cycles are undone, names
 // that meet in one folder are told apart (new folders of one name are merged into one).
+import { createHash } from 'node:crypto'
 import { Kind } from '../fs/tree/format.js'
 import {
   type Snapshot, type SnapNode, type SnapLink, type SnapAttrs, type Content, type Sealed,
@@ -21,7 +22,6 @@ import {
 } from './snapshot.js'
 import { SnapshotError } from './snapshot-errors.js'
 import { conflictName, repairTree, type Repair } from './merge-tree.js'
-import { createHash } from 'node:crypto'
 
 /** The names of the devices whose trees are merged (conflict copies are named after them). */
 export interface MergeDevices { ours: string, theirs: string }

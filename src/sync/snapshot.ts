@@ -17,7 +17,8 @@ import type { CID } from 'multiformats/cid'
 import { Loader } from '../fs/tree/load.js'
 import { DirNode, LinkTable } from '../fs/tree/nodes.js'
 import { decodeDirNode, decodeLinkTable, dirPosition, linkTablePosition } from '../fs/tree/codec.js'
-import { type EntryRecord, type LinkNameRecord, type CommitRecord, Kind, isLinkName, encode, nsToMs } from '../fs/tree/format.js'
+import { unpadFrame } from '../crypto/index.js'
+import { type EntryRecord, type LinkNameRecord, type CommitRecord, Kind, FORMAT_VERSION, isLinkName, encode } from '../fs/tree/format.js'
 import type { BlockStore } from '../fs/tree/ports.js'
 import { SnapshotError } from './snapshot-errors.js'
 
@@ -69,10 +70,21 @@ export type TreeRef = Pick<CommitRecord, 'root' | 'links'>
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const bigNs = (v: bigint | number): bigint => typeof v === 'bigint' ? v : BigInt(v)
 
-export function digestOf (value: unknown): string { return createHash('sha256').update(encode(value)).digest('hex') }
+/** What a sealed directory node (or link table) held: a hash of its body, `{ v, e }` in dag-cbor. */
+export function digestOf (records: unknown[]): string { return bodyDigest(encode({ v: FORMAT_VERSION, e: records })) }
+const bodyDigest = (body: Uint8Array): string => createHash('sha256').update(body).digest('hex')
 
-/** Equal contents have equal keys (dag-cbor is canonical). */
-export function contentKey (c: Content): string { return Buffer.from(encode(c)).toString('hex') }
+/** The body of an opened node's framed plaintext (the codec has checked the framing already). */
+const bodyOf = (framed: Buffer): Uint8Array => unpadFrame(framed) ?? new Uint8Array()
+
+const keys = new WeakMap<Content, string>()
+
+/** Equal contents have equal keys (dag-cbor is canonical). Contents are never changed in place, so keys are kept per object. */
+export function contentKey (c: Content): string {
+  let k = keys.get(c)
+  if (k == null) keys.set(c, k = Buffer.from(encode(c)).toString('hex'))
+  return k
+}
 
 /** The id of a node the format gives no id (symlink, device node, linked node's name): its place. */
 export function synthId (parent: string, name: string, t: Kind, linkName: boolean): string {
@@ -121,7 +133,7 @@ export async function readSnapshot (ref: TreeRef, store: Pick<BlockStore, 'get'>
     snap.linkTable = { i: hex(ref.links.i), k: hex(ref.links.k) }
     const framed = await loader.openSealed(table.key, linkTablePosition(table), ref.links.d, 'link table')
     const records = decodeLinkTable(framed)
-    snap.sealed.set('links', [{ cid: ref.links.d, digest: digestOf(records) }])
+    snap.sealed.set('links', [{ cid: ref.links.d, digest: bodyDigest(bodyOf(framed)) }])
     for (const r of records) {
       const h = hex(r.h)
       snap.links.set(h, { h, t: r.t, nl: r.nl, attrs: attrsOf(r), content: contentOf(r, ['h', 'nl']) })
@@ -136,7 +148,7 @@ export async function readSnapshot (ref: TreeRef, store: Pick<BlockStore, 'get'>
     dir.cid = e.d
     const framed = await loader.openSealed(dir.key, dirPosition(dir), e.d, `directory ${dir.label()}`)
     const records = decodeDirNode(dir, framed)
-    snap.sealed.set(id, [{ cid: e.d, digest: digestOf(records) }])
+    snap.sealed.set(id, [{ cid: e.d, digest: bodyDigest(bodyOf(framed)) }])
     for (const r of records) {
       const node = nodeOf(id, r)
       if (snap.nodes.has(node.id)) throw new SnapshotError('ERR_SNAPSHOT_INVALID', `node ${node.id.slice(0, 16)} appears twice in the tree`)
@@ -203,6 +215,16 @@ export function invalidReason (s: Snapshot): string | null {
   if (root == null || root.parent != null || root.t !== Kind.Dir) return 'no root directory'
   const names = new Set<string>()
   const counts = new Map<string, number>()
+  const reaches = new Set<string>([ROOT])
+  const reachesRoot = (id: string): boolean => {
+    const path: string[] = []
+    for (let at: string | null | undefined = id; at != null && !reaches.has(at); at = s.nodes.get(at)?.parent) {
+      if (path.includes(at) || !s.nodes.has(at)) return false
+      path.push(at)
+    }
+    for (const p of path) reaches.add(p)
+    return true
+  }
   for (const n of s.nodes.values()) {
     if (n.id === ROOT) continue
     const p = n.parent != null ? s.nodes.get(n.parent) : undefined
@@ -212,7 +234,7 @@ export function invalidReason (s: Snapshot): string | null {
     const key = `${n.parent}\0${n.name}`
     if (names.has(key)) return `two entries named ${JSON.stringify(n.name)} in ${pathOf(s, n.parent!) ?? n.parent}`
     names.add(key)
-    if (pathOf(s, n.id) == null) return `node ${n.id} does not reach the root (a cycle)`
+    if (!reachesRoot(n.id)) return `node ${n.id} does not reach the root (a cycle)`
     if (n.linkName) {
       const h = n.content.h as string
       if (!s.links.has(h)) return `name ${n.name} names a missing link`
@@ -237,6 +259,3 @@ export function canonical (s: Snapshot): string {
 function attrText (a: SnapAttrs): unknown[] {
   return [a.m, a.u, a.g, String(a.a), String(a.mt), String(a.c), Object.entries(a.x).sort(([x], [y]) => x < y ? -1 : 1)]
 }
-
-/** Milliseconds of a stored time. */
-export const msOf = (ns: bigint): number => nsToMs(ns)
