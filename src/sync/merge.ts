@@ -305,3 +305,25 @@ function mergeSealed (...snaps: Snapshot[]): Map<string, Sealed[]> {
   }
   return out
 }
+
+/** One device's tree among several concurrent ones. */
+export interface DeviceTree { device: string, snapshot: Snapshot }
+
+/**
+ * Merges several devices' concurrent trees from their common ancestor, folding them in the order
+ * of their device names rather than the order they arrived in: devices that hold the same
+ * entries compute the same tree, however the entries reached them (docs/sync-merge.md). The
+ * device named in a conflict copy is the one whose tree held the losing version.
+ */
+export function mergeMany (base: Snapshot, trees: DeviceTree[]): MergeResult {
+  const sorted = [...trees].sort((x, y) => x.device < y.device ? -1 : x.device > y.device ? 1 : 0)
+  if (sorted.length === 0) return { snapshot: base, conflicts: [] }
+  let acc = sorted[0].snapshot
+  const conflicts: Conflict[] = []
+  for (const t of sorted.slice(1)) {
+    const r = merge3(base, acc, t.snapshot, { ours: sorted[0].device, theirs: t.device })
+    acc = r.snapshot
+    conflicts.push(...r.conflicts)
+  }
+  return { snapshot: acc, conflicts }
+}

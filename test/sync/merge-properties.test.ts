@@ -10,7 +10,7 @@ import { MergeWorld, BASE_TIME, type Edit, type TreeSpec } from '../helpers/tree
 import { DirNode, FileNode, type Tree } from '../../src/fs/tree/tree.js'
 import { Kind, type CommitRecord } from '../../src/fs/tree/format.js'
 import { readSnapshot, canonical, invalidReason, contentKey, pathOf, type Snapshot, type SnapNode } from '../../src/sync/snapshot.js'
-import { merge3 } from '../../src/sync/merge.js'
+import { merge3, mergeMany } from '../../src/sync/merge.js'
 import { materialize } from '../../src/sync/snapshot-write.js'
 
 /** mulberry32: a small seeded generator (tests only). */
@@ -199,4 +199,17 @@ test('three devices: every order in which one device folds in the other two give
   console.log(`three devices: ${orderFree} of ${CASES} histories order-free; ${claimed} inside the claim`)
   assert.deepEqual(failures, [], 'histories inside the claim whose fold depends on the order')
   assert.ok(claimed >= CASES / 4, `enough generated histories are inside the claim (${claimed})`)
+})
+
+test('mergeMany gives one tree for three devices\' trees in every order of arrival (it folds them by device name)', async () => {
+  const devs = ['laptop', 'desktop', 'phone']
+  const perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+  for (let seed = 2001; seed <= 2030; seed++) {
+    const { snaps: [b, ...s] } = await makeCase(seed, 3)
+    const results = new Set(perms.map(p => canonical(mergeMany(b, p.map(i => ({ device: devs[i], snapshot: s[i] }))).snapshot)))
+    assert.equal(results.size, 1, `seed ${seed}`)
+    const m = mergeMany(b, devs.map((device, i) => ({ device, snapshot: s[i] }))).snapshot
+    assert.equal(invalidReason(m), null, `seed ${seed}`)
+    for (const x of s) assert.deepEqual(lostVersions(b, x, m), [], `seed ${seed}: nothing written lost`)
+  }
 })
