@@ -148,7 +148,8 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
     if (o == null && t == null) continue
     if (o != null && t != null) {
       if (o.t !== t.t || o.linkName !== t.linkName) {
-        // One id, two kinds (only synthetic ids can): two nodes. The theirs one moves aside.
+        // One id, two kinds: two nodes (defensive: synthetic ids hash the kind in). The second
+        // gets a temporary id; the name step tells the two apart and the ids follow the place.
         out.nodes.set(id, withOrigin(o, O.dev))
         out.nodes.set(`${id}~`, { ...withOrigin(t, T.dev), id: `${id}~` })
         continue
@@ -158,8 +159,7 @@ export function merge3 (base: Snapshot, ours: Snapshot, theirs: Snapshot, device
     }
     const [x, side] = o != null ? [o, O] : [t!, T]
     if (b == null) { out.nodes.set(id, withOrigin(x, side.dev)); continue } // new on one side
-    // Deleted on the other side.
-    // Any change beats a delete, so that a delete never hides from a later merge a change a third
+    // Deleted on the other side. Any change beats a delete, so that a delete never hides from a later merge a change a third
     // device made (the fold stays order-free). A folder's times move with its entries: they do
     // not count, and a folder that only lost entries stays only for what still lives in it.
     const dir = x.t === Kind.Dir && !x.linkName
