@@ -8,7 +8,8 @@
 //   3. a cycle (each side moved a folder into the other's subtree) is undone by putting the member
 //      with the greatest id, of those that moved, back where the base had it;
 //   4. in each folder, from the root down: folders of one name that are new on both sides become
-//      one (the smallest id stays; their contents merge, and so on down); any other nodes that
+//      one (the smallest id stays; their contents merge, and so on down), and so do empty files
+//      new on both sides under one name; any other nodes that
 //      meet under one name keep one of them there (the one the base had there, else the later
 //      mtime, then the greater id) and the others get a conflict name. Names are compared as
 //      exact strings: `a` and `A`, or an NFC and an NFD spelling, are different names and both
@@ -170,6 +171,14 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
         group = group.filter(id => !fresh.slice(1).includes(id))
         if (group.length < 2) continue
       }
+      // Empty files new on both sides under one name (`touch .keep` on two devices) hold the
+      // same nothing: one file (the smallest id). Others cannot be compared without reading them.
+      const empty = group.filter(id => { const n = out.nodes.get(id)!; return isEmptyFile(n) && !r.base.nodes.has(id) && !r.copies.has(id) })
+      if (empty.length > 1) {
+        for (const other of empty.slice(1)) { out.nodes.delete(other); mine.delete(other) }
+        group = group.filter(id => !empty.slice(1).includes(id))
+        if (group.length < 2) continue
+      }
       const rank = (id: string): [number, number, bigint, string] => {
         const n = out.nodes.get(id)!
         const b = r.base.nodes.get(id)
@@ -201,6 +210,11 @@ function separateNames (out: Snapshot, r: Repair, fallbackDev: string): void {
       if (n != null && n.t === Kind.Dir && !n.linkName) queue.push(id)
     }
   }
+}
+
+function isEmptyFile (n: SnapNode): boolean {
+  const c = n.content
+  return n.t === Kind.File && !n.linkName && c.s === 0 && c.bm == null && (c.b == null || (c.b as unknown[]).length === 0) && n.attrs?.x[CONFLICT_XATTR] == null
 }
 
 function countLinks (out: Snapshot, r: Repair): void {

@@ -113,6 +113,14 @@ const CASES: Array<MergeCase & { conflicts: string[] }> = [
     conflicts: ['name']
   },
   {
+    name: 'two devices making an empty file of one name get one file',
+    base: {},
+    ours: [['write', 'd/.keep', '']],
+    theirs: [['write', 'd/.keep', '']],
+    expected: { 'd/.keep': '' },
+    conflicts: ['merged-folder']
+  },
+  {
     name: 'a case-only rename never overwrites a file of that name made on the other device, and names differing only in case both stay',
     base: { 'readme': 'r' },
     ours: [['mv', 'readme', 'README'], ['write', 'a', 'lower']],
