@@ -144,3 +144,12 @@ test('attributes and extended attributes change ctime and fail with their codes'
   await assert.rejects(tree.getxattr('/f', 'user.tag'), { code: 'ERR_NO_ATTR' })
   await assert.rejects(tree.removexattr('/f', 'user.tag'), { code: 'ERR_NO_ATTR' })
 })
+
+test('a directory renamed or chmodded before its entries were ever loaded commits, and keeps its entries', async () => {
+  const { store, sink } = await buildTree({ 'd/a.txt': 'a', 'x/y/b.txt': 'b' })
+  const tree = sink.reopen(store)
+  await tree.rename('/x/y', '/z')
+  await tree.chmod('/d', 0o700)
+  await tree.commit()
+  assert.deepEqual(await listTree(sink.reopen(store)), { 'd/': { mode: 0o700 }, 'd/a.txt': 'a', 'x/': {}, 'z/b.txt': 'b' })
+})

@@ -3,6 +3,7 @@
 // a linked node marks the link table instead, and is noted there as changed (every other name of
 // it shows stale attributes in the kernel until told: src/fs/fuse/kernel-names.ts).
 import { type Node, DirNode } from './nodes.js'
+import { isLoaded } from './dir-entries.js'
 
 /**
  * The node's entry changed: every directory on its path must be rewritten. A linked node's
@@ -14,7 +15,9 @@ export function touch (node: Node): void {
     node.link.table.markChanged(node)
     return
   }
-  for (let d: DirNode | null = node instanceof DirNode ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
+  // A directory not loaded yet has an unchanged node (its entry, in the parent, changed): it
+  // cannot and need not be rewritten.
+  for (let d: DirNode | null = node instanceof DirNode && isLoaded(node) ? node : node.parent; d != null && !d.dirty; d = d.parent) d.dirty = true
 }
 
 /** A directory's entries changed at `t`: its mtime and ctime follow. */
