@@ -1,0 +1,164 @@
+// The block half of the replication API over HTTP (docs/hub.md): CAR uploads, the missing-list,
+// batch fetch as one CAR stream, and GET /ipfs/{cid} under the IPFS Trustless Gateway
+// convention. Every route needs a device token: a user reads only blocks they uploaded, and a
+// stranger cannot probe which CIDs the hub holds (an unknown block and another user's block
+// both answer 404).
+import { once } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CID } from '../../store/cid.js'
+import { carHeader, checkBlock, readCar, sectionPrefix, type Block } from '../../sync/transport-car.js'
+import { TransportError } from '../../sync/transport-errors.js'
+import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
+import { badRequest, HubError } from '../errors.js'
+import { readJson, send } from '../http.js'
+import type { DeviceAuth } from './auth.js'
+import type { HubBlocks } from './blocks-store.js'
+
+/** Immutable by construction: a CID names its bytes forever (the gateway convention's value). */
+const IMMUTABLE = 'public, max-age=29030400, immutable'
+/** A JSON list of MAX_CIDS CIDs, with room to spare. */
+const MAX_CID_LIST_BODY = 1024 * 1024
+
+export interface BlockRouteDeps {
+  auth: Pick<DeviceAuth, 'authenticate'>
+  blocks: Pick<HubBlocks, 'commit' | 'missing' | 'get'>
+}
+
+/** Parses a CID string as the block routes accept them: CIDv1, a codec and hash we store. */
+function parseCid (s: unknown): CID {
+  let cid: CID
+  try {
+    if (typeof s !== 'string' || s.length > 128) throw new Error()
+    cid = CID.parse(s)
+  } catch {
+    throw new HubError(400, 'bad_cid', `not a CID: ${String(s).slice(0, 80)}`)
+  }
+  try {
+    checkBlock(cid, new Uint8Array(0))
+  } catch (err) {
+    if (err instanceof TransportError && err.code === 'ERR_CID_UNSUPPORTED') throw new HubError(400, 'unsupported_cid', err.message)
+    // A mismatch is expected here: only the CID's form was being checked.
+  }
+  return cid
+}
+
+function parseCidList (body: Record<string, unknown>): CID[] {
+  if (!Array.isArray(body.cids)) throw badRequest('cids must be a list of CID strings')
+  if (body.cids.length > MAX_CIDS) throw new HubError(413, 'too_large', `at most ${MAX_CIDS} CIDs per request`)
+  return body.cids.map(parseCid)
+}
+
+function carError (err: TransportError): HubError {
+  const stored = '; nothing of this batch was stored'
+  switch (err.code) {
+    case 'ERR_BLOCK_MISMATCH': return new HubError(400, 'cid_mismatch', err.message + stored)
+    case 'ERR_CID_UNSUPPORTED': return new HubError(400, 'unsupported_cid', err.message + stored)
+    case 'ERR_TOO_LARGE': return new HubError(413, 'too_large', err.message + stored, { connection: 'close' })
+    default: return new HubError(400, 'bad_car', err.message + stored)
+  }
+}
+
+/** Writes `chunk`, waiting while the socket is backed up; false once the client is gone. */
+async function write (res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
+  if (res.destroyed) return false
+  if (res.write(chunk)) return true
+  const gone = once(res, 'close').then(() => false)
+  return await Promise.race([once(res, 'drain').then(() => true), gone])
+}
+
+export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
+  const { auth, blocks } = deps
+
+  async function put (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const s = auth.authenticate(req)
+    const type = req.headers['content-type']
+    if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
+    const declared = Number(req.headers['content-length'] ?? NaN)
+    if (declared > MAX_CAR_BYTES) throw new HubError(413, 'too_large', `a CAR body is at most ${MAX_CAR_BYTES} bytes; send smaller batches`, { connection: 'close' })
+    // Held until the whole batch has checked out: a bad block anywhere stores nothing of it.
+    const batch: Block[] = []
+    const it = req.iterator({ destroyOnReturn: false })
+    try {
+      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES })) batch.push(b)
+    } catch (err) {
+      if (!(err instanceof TransportError)) throw err
+      batch.length = 0
+      // Read the rest (up to the cap) so the device gets the answer, not a reset connection.
+      if (err.code !== 'ERR_TOO_LARGE') {
+        let left = MAX_CAR_BYTES
+        for (let r = await it.next(); r.done !== true && left > 0; r = await it.next()) left -= (r.value as Buffer).length
+      }
+      throw carError(err)
+    }
+    send(res, 200, await blocks.commit(s.userId, batch))
+  }
+
+  async function fetchCar (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const s = auth.authenticate(req)
+    const cids = parseCidList(await readJson(req, MAX_CID_LIST_BODY))
+    // Every block is looked up before the first byte goes out: a 404 is an answer, a cut
+    // stream is an error.
+    const absent = blocks.missing(s.userId, cids)
+    if (absent.length > 0) throw new HubError(404, 'not_found', `no block ${absent[0].toString()}${absent.length > 1 ? ` (and ${absent.length - 1} more)` : ''} for this user`)
+    res.writeHead(200, { 'content-type': `${CAR_TYPE}; version=1`, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    if (!(await write(res, carHeader([])))) return
+    for (let i = 0; i < cids.length; i++) {
+      const bytes = await blocks.get(s.userId, cids[i])
+      if (bytes === undefined) { res.destroy(); return }
+      if (!(await write(res, sectionPrefix(cids[i], bytes.length))) || !(await write(res, bytes))) return
+    }
+    res.end()
+  }
+
+  async function gateway (req: IncomingMessage, res: ServerResponse, url: URL, method: string): Promise<void> {
+    const rest = url.pathname.slice(SYNC_API.gateway.length)
+    if (rest.includes('/')) throw badRequest('this gateway serves blocks by CID only: no path resolution')
+    const cid = parseCid(decodeURIComponent(rest))
+    const format = formatOf(url.searchParams.get('format'), req.headers.accept)
+    const s = auth.authenticate(req)
+    const etag = `"${cid.toString()}.${format}"`
+    const common = { etag, 'cache-control': IMMUTABLE, vary: 'Accept, Authorization', 'x-content-type-options': 'nosniff', 'x-ipfs-path': `/ipfs/${cid.toString()}` }
+    const bytes = await blocks.get(s.userId, cid)
+    if (bytes === undefined) throw new HubError(404, 'not_found', `no block ${cid.toString()} for this user`)
+    if (req.headers['if-none-match'] === etag) { res.writeHead(304, common); res.end(); return }
+    const body = format === 'raw' ? [bytes] : [carHeader([cid]), sectionPrefix(cid, bytes.length), bytes]
+    const length = body.reduce((n, b) => n + b.length, 0)
+    res.writeHead(200, {
+      ...common,
+      'content-type': format === 'raw' ? RAW_TYPE : `${CAR_TYPE}; version=1`,
+      'content-length': String(length),
+      'content-disposition': `attachment; filename="${cid.toString()}.${format === 'raw' ? 'bin' : 'car'}"`,
+      ...(format === 'car' ? { 'x-ipfs-roots': cid.toString() } : {})
+    })
+    if (method === 'HEAD') { res.end(); return }
+    for (const b of body.slice(0, -1)) res.write(b)
+    res.end(body[body.length - 1])
+  }
+
+  return async (req, res, url) => {
+    const method = req.method ?? 'GET'
+    const path = url.pathname
+    if (method === 'PUT' && path === SYNC_API.blocks) { await put(req, res); return true }
+    if (method === 'POST' && path === SYNC_API.missing) {
+      const s = auth.authenticate(req)
+      const cids = parseCidList(await readJson(req, MAX_CID_LIST_BODY))
+      send(res, 200, { missing: blocks.missing(s.userId, cids).map(c => c.toString()) })
+      return true
+    }
+    if (method === 'POST' && path === SYNC_API.fetch) { await fetchCar(req, res); return true }
+    if ((method === 'GET' || method === 'HEAD') && path.startsWith(SYNC_API.gateway)) { await gateway(req, res, url, method); return true }
+    return false
+  }
+}
+
+/** ?format= wins over Accept; a trustless gateway answers only raw blocks and CARs (406 otherwise). */
+function formatOf (param: string | null, accept: string | undefined): 'raw' | 'car' {
+  if (param !== null) {
+    if (param === 'raw' || param === 'car') return param
+    throw badRequest(`unsupported format "${param.slice(0, 20)}": raw or car`)
+  }
+  const types = (accept ?? '').split(',').map(t => t.split(';')[0].trim().toLowerCase())
+  if (types.includes(RAW_TYPE)) return 'raw'
+  if (types.includes(CAR_TYPE)) return 'car'
+  throw new HubError(406, 'not_acceptable', `a trustless gateway: ask for ?format=raw or ?format=car (Accept: ${RAW_TYPE} or ${CAR_TYPE})`)
+}
