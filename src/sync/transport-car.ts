@@ -6,7 +6,7 @@
 // Blocks are CIDv1 of the raw (0x55) or dag-cbor (0x71) codec, hashed with BLAKE3 or sha2-256.
 import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
-import { CID, checkCid } from '../store/cid.js'
+import { BLAKE3, CID, checkCid, SHA2_256 } from '../store/cid.js'
 import { StoreError } from '../store/errors.js'
 import { TransportError } from './transport-errors.js'
 import { MAX_BLOCK_BYTES } from './transport-protocol.js'
@@ -19,14 +19,21 @@ const MAX_CID = 64
 
 export interface Block { cid: CID, bytes: Uint8Array }
 
+/** Why `cid` is not one we store (CIDv1, raw or dag-cbor, BLAKE3 or sha2-256 of 32 bytes), or null. */
+export function unsupportedCid (cid: CID): string | null {
+  if (cid.version !== 1 || (cid.code !== RAW_CODEC && cid.code !== DAG_CBOR_CODEC)) return `block ${cid.toString()}: only CIDv1 of the raw (0x55) and dag-cbor (0x71) codecs are stored`
+  const { code, digest } = cid.multihash
+  if ((code !== BLAKE3 && code !== SHA2_256) || digest.length !== 32) return `block ${cid.toString()}: only BLAKE3 and sha2-256 (32-byte) hashes are checked`
+  return null
+}
+
 /**
  * Throws a TransportError unless `bytes` are the block `cid` names: a CIDv1 of a codec we store,
  * of a hash function we check, whose digest the bytes hash to.
  */
 export function checkBlock (cid: CID, bytes: Uint8Array): void {
-  if (cid.version !== 1 || (cid.code !== RAW_CODEC && cid.code !== DAG_CBOR_CODEC)) {
-    throw new TransportError('ERR_CID_UNSUPPORTED', `block ${cid.toString()}: only CIDv1 of the raw (0x55) and dag-cbor (0x71) codecs are stored`)
-  }
+  const unsupported = unsupportedCid(cid)
+  if (unsupported !== null) throw new TransportError('ERR_CID_UNSUPPORTED', unsupported)
   try {
     checkCid(cid, bytes)
   } catch (err) {

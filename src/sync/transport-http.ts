@@ -4,7 +4,6 @@
 // Every block received is hashed against its CID before it is yielded.
 import { request as httpRequest, Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https'
-import { once } from 'node:events'
 import { ed25519Sign, type RawKeyPair } from '../keys/ed25519.js'
 import type { DeviceCertificate } from '../keys/identity.js'
 import { isLoopback } from '../keys/vault-client.js'
@@ -39,11 +38,17 @@ export interface HttpTransportOptions {
 type Body = Buffer | ((req: ClientRequest) => Promise<void>)
 interface Call { headers?: Record<string, string>, body?: Body, signal?: AbortSignal, length?: number }
 
-/** Writes `chunk`, waiting while the socket is backed up; false once the request is gone. */
+/** Writes `chunk`, waiting while the socket is backed up; false once the peer is gone. */
 async function write (req: ClientRequest, chunk: Uint8Array): Promise<boolean> {
   if (req.destroyed) return false
   if (req.write(chunk)) return true
-  return await Promise.race([once(req, 'drain').then(() => true), once(req, 'close').then(() => false)])
+  return await new Promise<boolean>(resolve => {
+    const done = (ok: boolean) => (): void => { req.off('drain', drained); req.off('close', closed); resolve(ok) }
+    const drained = done(true)
+    const closed = done(false)
+    req.on('drain', drained)
+    req.on('close', closed)
+  })
 }
 
 async function readAll (res: IncomingMessage, limit: number): Promise<Buffer> {

@@ -27,6 +27,7 @@ export type UserLookup = { userById: (id: Uint8Array) => UserRow | undefined, us
 /** A request, as far as authentication reads it. */
 export interface AuthRequest { headers: { authorization?: string } }
 
+const revokedKey = (userId: Uint8Array, dev: Uint8Array): string => Buffer.from(userId).toString('hex') + Buffer.from(dev).toString('hex')
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 export const unauthorized = (message = 'a valid device token from /sync/v1/auth/token is required'): HubError =>
@@ -35,13 +36,16 @@ export const unauthorized = (message = 'a valid device token from /sync/v1/auth/
 export class DeviceAuth {
   private readonly challenges = new Map<string, { userId: Buffer, devicePublicKey: Buffer, challenge: Buffer, expires: number }>()
   private readonly tokens = new Map<string, DeviceSession & { expires: number }>()
-  private readonly revokedStmt
+  /** Every revoked (user, device), hex: asked on every request, changed only by revoke(). */
+  private readonly revoked = new Set<string>()
 
   constructor (private readonly users: UserLookup, private readonly db: DatabaseSync, private readonly now: () => number = Date.now) {
     db.exec(`CREATE TABLE IF NOT EXISTS revocations (
       user_id BLOB NOT NULL, device_key BLOB NOT NULL, revoked_at INTEGER NOT NULL, record BLOB NOT NULL,
       PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;`)
-    this.revokedStmt = db.prepare('SELECT 1 FROM revocations WHERE user_id = ? AND device_key = ?')
+    for (const r of db.prepare('SELECT user_id, device_key FROM revocations').all() as Array<{ user_id: Uint8Array, device_key: Uint8Array }>) {
+      this.revoked.add(revokedKey(r.user_id, r.device_key))
+    }
   }
 
   challenge (body: Record<string, unknown>): { challengeId: string, challenge: string, expiresIn: number } {
@@ -103,7 +107,7 @@ export class DeviceAuth {
   }
 
   isRevoked (userId: Uint8Array, devicePublicKey: Uint8Array): boolean {
-    return this.revokedStmt.get(userId, devicePublicKey) !== undefined
+    return this.revoked.has(revokedKey(userId, devicePublicKey))
   }
 
   /**
@@ -119,6 +123,7 @@ export class DeviceAuth {
     // The first revocation of a device stands; a later record cannot move its time.
     this.db.prepare('INSERT OR IGNORE INTO revocations (user_id, device_key, revoked_at, record) VALUES (?, ?, ?, ?)')
       .run(user.id, r.devicePublicKey, r.revokedAt, encodeRevocation(r))
+    this.revoked.add(revokedKey(user.id, r.devicePublicKey))
     for (const [k, s] of this.tokens) if (s.userId.equals(user.id) && s.devicePublicKey.equals(r.devicePublicKey)) this.tokens.delete(k)
     return { userId: b64u(user.id), devicePublicKey: b64u(r.devicePublicKey), revokedAt: r.revokedAt }
   }
