@@ -15,6 +15,8 @@ import type { HubBlocks } from './blocks-store.js'
 
 /** Immutable by construction: a CID names its bytes forever (the gateway convention's value). */
 const IMMUTABLE = 'public, max-age=29030400, immutable'
+/** What a refused upload's remaining body is read for, so the answer arrives. */
+const LINGER_BYTES = 2 * MAX_CAR_BYTES
 /** A JSON list of MAX_CIDS CIDs, with room to spare. */
 const MAX_CID_LIST_BODY = 1024 * 1024
 
@@ -48,7 +50,7 @@ function carError (err: TransportError): HubError {
   switch (err.code) {
     case 'ERR_BLOCK_MISMATCH': return new HubError(400, 'cid_mismatch', err.message + stored)
     case 'ERR_CID_UNSUPPORTED': return new HubError(400, 'unsupported_cid', err.message + stored)
-    case 'ERR_TOO_LARGE': return new HubError(413, 'too_large', err.message + stored, { connection: 'close' })
+    case 'ERR_TOO_LARGE': return new HubError(413, 'too_large', err.message + stored)
     default: return new HubError(400, 'bad_car', err.message + stored)
   }
 }
@@ -66,6 +68,20 @@ async function write (res: ServerResponse, chunk: Uint8Array): Promise<boolean> 
   })
 }
 
+/**
+ * `err`, once the rest of the request body is read and dropped (up to LINGER_BYTES): closing
+ * with unread bytes makes the kernel reset the connection, and the device would see a reset in
+ * place of the answer. Past the limit the answer closes the connection.
+ */
+async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubError> {
+  let left = LINGER_BYTES
+  for (let r = await it.next(); r.done !== true; r = await it.next()) {
+    left -= (r.value as Buffer).length
+    if (left < 0) return new HubError(err.status, err.code, err.message, { ...err.headers, connection: 'close' })
+  }
+  return err
+}
+
 export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const { auth, blocks } = deps
 
@@ -74,21 +90,19 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     const type = req.headers['content-type']
     if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
     const declared = Number(req.headers['content-length'] ?? NaN)
-    if (declared > MAX_CAR_BYTES) throw new HubError(413, 'too_large', `a CAR body is at most ${MAX_CAR_BYTES} bytes; send smaller batches`, { connection: 'close' })
+    const it = req.iterator({ destroyOnReturn: false })
+    if (declared > MAX_CAR_BYTES) {
+      const tooLarge = new HubError(413, 'too_large', `a CAR body is at most ${MAX_CAR_BYTES} bytes; send smaller batches`)
+      throw await drained(it, tooLarge)
+    }
     // Held until the whole batch has checked out: a bad block anywhere stores nothing of it.
     const batch: Block[] = []
-    const it = req.iterator({ destroyOnReturn: false })
     try {
       for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES })) batch.push(b)
     } catch (err) {
       if (!(err instanceof TransportError)) throw err
       batch.length = 0
-      // Read the rest (up to the cap) so the device gets the answer, not a reset connection.
-      if (err.code !== 'ERR_TOO_LARGE') {
-        let left = MAX_CAR_BYTES
-        for (let r = await it.next(); r.done !== true && left > 0; r = await it.next()) left -= (r.value as Buffer).length
-      }
-      throw carError(err)
+      throw await drained(it, carError(err))
     }
     send(res, 200, await blocks.commit(s.userId, batch))
   }
