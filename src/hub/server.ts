@@ -121,7 +121,8 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   })
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   server.headersTimeout = 10_000
-  server.requestTimeout = 30_000
+  // A whole request body must arrive within this: a 32 MiB CAR batch needs ~2.2 Mbit/s.
+  server.requestTimeout = 120_000
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
