@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CID } from '../../store/cid.js'
 import { carHeader, readCar, sectionPrefix, unsupportedCid, type Block } from '../../sync/transport-car.js'
+import { StoreError } from '../../store/errors.js'
 import { TransportError } from '../../sync/transport-errors.js'
 import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
 import { badRequest, HubError } from '../errors.js'
@@ -15,6 +16,8 @@ import type { HubBlocks } from './blocks-store.js'
 
 /** Immutable by construction: a CID names its bytes forever (the gateway convention's value). */
 const IMMUTABLE = 'public, max-age=29030400, immutable'
+/** Uploads being received at once (4 per syncing device is the transport's default). */
+const MAX_UPLOADS = 32
 /** What a refused upload's remaining body is read for, so the answer arrives. */
 const LINGER_BYTES = 2 * MAX_CAR_BYTES
 /** A JSON list of MAX_CIDS CIDs, with room to spare. */
@@ -85,8 +88,20 @@ async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubE
 export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const { auth, blocks } = deps
 
+  let uploads = 0
   async function put (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const s = auth.authenticate(req)
+    // Each upload holds its batch in memory until it checks out: bounded by the cap times this.
+    if (uploads >= MAX_UPLOADS) throw await drained(req.iterator({ destroyOnReturn: false }), new HubError(503, 'busy', 'too many uploads at once', { 'Retry-After': '1' }))
+    uploads++
+    try {
+      await putBatch(req, res, s.userId)
+    } finally {
+      uploads--
+    }
+  }
+
+  async function putBatch (req: IncomingMessage, res: ServerResponse, userId: Buffer): Promise<void> {
     const type = req.headers['content-type']
     if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
     const declared = Number(req.headers['content-length'] ?? NaN)
@@ -104,7 +119,12 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
       batch.length = 0
       throw await drained(it, carError(err))
     }
-    send(res, 200, await blocks.commit(s.userId, batch))
+    try {
+      send(res, 200, await blocks.commit(userId, batch))
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'ERR_NO_SPACE') throw new HubError(507, 'no_space', 'the hub\'s disk is full; nothing of this batch was acknowledged')
+      throw err
+    }
   }
 
   async function fetchCar (req: IncomingMessage, res: ServerResponse): Promise<void> {
