@@ -56,6 +56,7 @@ const blocks = Array.from({ length: n }, (_, i) => { const bytes = all.subarray(
 const cids = blocks.map(b => b.cid)
 const bytes = n * BLOCK
 
+console.log(`${MIB} MiB as ${n} blocks of 128 KiB; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
 for (let run = 1; run <= RUNS; run++) {
   const dir = mkdtempSync(join(tmpdir(), 'space-hubbench-'))
   const hub = await startHub(join(dir, 'hub'))
@@ -64,11 +65,13 @@ for (let run = 1; run <= RUNS; run++) {
     const rows = []
     const phase = async (name, fn) => {
       const before = procStats(hub.pid)
+      const cpu0 = process.cpuUsage()
       const t0 = process.hrtime.bigint()
       await fn()
       const s = Number(process.hrtime.bigint() - t0) / 1e9
+      const cpu = process.cpuUsage(cpu0)
       const after = procStats(hub.pid)
-      rows.push({ run, phase: name, MB_s: mbps(bytes, s), seconds: s.toFixed(2), hub_cpu_s: (after.cpu - before.cpu).toFixed(2), hub_peak_rss_MiB: (after.hwm / 2 ** 20).toFixed(0) })
+      rows.push({ run, phase: name, MB_s: mbps(bytes, s), seconds: s.toFixed(2), hub_cpu_s: (after.cpu - before.cpu).toFixed(2), hub_peak_rss_MiB: (after.hwm / 2 ** 20).toFixed(0), device_cpu_s: ((cpu.user + cpu.system) / 1e6).toFixed(2) })
     }
     const t = new HttpBlockTransport(hub.url, creds)
     await phase('missing (4096 CIDs)', async () => { if ((await t.missing(cids)).length !== n) throw new Error('missing') })

@@ -124,10 +124,17 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   // A whole request body must arrive within this: a 32 MiB CAR batch needs ~2.2 Mbit/s.
   server.requestTimeout = 120_000
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 7470, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.port ?? 7470, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    await blocks.close()
+    replDb.close()
+    db.close()
+    throw err
+  }
   const addr = server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
   return {
