@@ -14,6 +14,7 @@ import { certifyDevice, newDeviceKey } from '../../dist/src/keys/identity.js'
 import { API, b64u, fromB64u, registerMessage } from '../../dist/src/keys/vault-protocol.js'
 import { cidOf } from '../../dist/src/store/cid.js'
 import { HttpBlockTransport } from '../../dist/src/sync/transport-http.js'
+import { PackStore } from '../../dist/src/store/pack-store.js'
 
 const MIB = Number(process.argv[2] ?? 512)
 const RUNS = Number(process.argv[3] ?? 1)
@@ -81,6 +82,18 @@ for (let run = 1; run <= RUNS; run++) {
     const raw = new HttpBlockTransport(hub.url, creds, { getMode: 'raw' })
     await phase('download GET raw, 8 sockets', async () => { let k = 0; for await (const b of raw.get(cids)) if (!b.cid.equals(cids[k++])) throw new Error('order') })
     await Promise.all([t.close(), raw.close()])
+    // The disk's own ceiling for the upload: the pack store alone, in this process, 8 MiB
+    // batches each made durable (what the hub does per PUT, without group commit).
+    const storeDir = join(dir, 'store-alone')
+    const store = await PackStore.open(storeDir, null)
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < n; i += 64) {
+      for (const b of blocks.slice(i, i + 64)) store.putWithCid(b.cid, b.bytes)
+      await store.sync()
+    }
+    const s = Number(process.hrtime.bigint() - t0) / 1e9
+    await store.close()
+    rows.push({ run, phase: 'pack store alone, sync per 8 MiB', MB_s: mbps(bytes, s), seconds: s.toFixed(2), hub_cpu_s: '-', hub_peak_rss_MiB: '-', device_cpu_s: '-' })
     console.table(rows)
   } finally {
     await hub.stop()
