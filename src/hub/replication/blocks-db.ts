@@ -52,12 +52,12 @@ export class BlockRefs {
     return r === undefined ? null : { pack: Number(r.pack), offset: Number(r.offset) }
   }
 
-  /** Records `refs` for `userId` and moves the watermark forward to `w` (never back), atomically. */
-  commit (userId: Uint8Array, refs: BlockRef[], w: Watermark): void {
+  /** Records each user's `refs` and moves the watermark forward to `w` (never back), atomically. */
+  commit (batches: Array<{ userId: Uint8Array, refs: BlockRef[] }>, w: Watermark): void {
     const t = this.now()
     this.db.exec('BEGIN IMMEDIATE')
     try {
-      for (const r of refs) this.insertStmt.run(userId, r.cid, r.size, t)
+      for (const { userId, refs } of batches) for (const r of refs) this.insertStmt.run(userId, r.cid, r.size, t)
       const cur = this.watermark()
       if (cur === null || w.pack > cur.pack || (w.pack === cur.pack && w.offset > cur.offset)) {
         this.db.prepare('INSERT INTO store_state (id, pack, offset) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET pack = excluded.pack, offset = excluded.offset').run(w.pack, w.offset)

@@ -5,17 +5,17 @@
 import { join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { PackStore } from '../../store/pack-store.js'
-import type { BlockStore, Watermark } from '../../store/types.js'
+import type { BlockStore } from '../../store/types.js'
 import type { CID } from '../../store/cid.js'
-import { BlockRefs } from './blocks-db.js'
+import { BlockRefs, type BlockRef } from './blocks-db.js'
 
 export const BLOCKS_DIR = 'blocks'
 
 export interface StoredBatch { blocks: number, bytes: number, added: number }
 
 export class HubBlocks {
-  private syncing: Promise<Watermark> | null = null
-  private nextSync: Promise<Watermark> | null = null
+  private readonly queue: Array<{ userId: Uint8Array, refs: BlockRef[], resolve: () => void, reject: (err: unknown) => void }> = []
+  private committing = false
 
   private constructor (private readonly store: BlockStore, private readonly refs: BlockRefs) {}
 
@@ -46,22 +46,35 @@ export class HubBlocks {
       if (!this.store.has(b.cid)) added++
       this.store.putWithCid(b.cid, b.bytes)
     }
-    const w = await this.durable()
-    this.refs.commit(userId, blocks.map(b => ({ cid: b.cid.bytes, size: b.bytes.length })), w)
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ userId, refs: blocks.map(b => ({ cid: b.cid.bytes, size: b.bytes.length })), resolve, reject })
+      if (!this.committing) void this.commitQueued()
+    })
     return { blocks: blocks.length, bytes, added }
   }
 
   /**
-   * Group commit: batches arriving while a sync runs share the one after it (that sync may have
-   * started before their puts), so four PUTs in flight cost about two fdatasyncs, not four.
+   * Group commit: every batch queued while a round runs joins the next one, which makes all of
+   * them durable with one store sync and records them in one database transaction (one fsync of
+   * its own, which node:sqlite runs on the event loop: per batch, it held up every other request).
    */
-  private async durable (): Promise<Watermark> {
-    if (this.syncing === null) {
-      this.syncing = this.store.sync().finally(() => { this.syncing = null })
-      return await this.syncing
+  private async commitQueued (): Promise<void> {
+    this.committing = true
+    try {
+      while (this.queue.length > 0) {
+        // Taken before the sync starts: their puts all came before it, so it covers them.
+        const round = this.queue.splice(0)
+        try {
+          const w = await this.store.sync()
+          this.refs.commit(round, w)
+          for (const r of round) r.resolve()
+        } catch (err) {
+          for (const r of round) r.reject(err)
+        }
+      }
+    } finally {
+      this.committing = false
     }
-    this.nextSync ??= this.syncing.catch(() => {}).then(async () => { this.nextSync = null; return await this.durable() })
-    return await this.nextSync
   }
 
   /** A block's bytes, checked against its CID by the store; undefined unless `userId` holds it. */
