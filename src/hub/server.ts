@@ -113,6 +113,8 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
 
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
+      // The client went away mid-request (an interrupted upload): nobody to answer, nothing wrong here.
+      if (!(err instanceof HubError) && (req.destroyed || res.destroyed) && (err as NodeJS.ErrnoException)?.code === 'ECONNRESET') return
       if (res.headersSent) { log(`hub: ${req.method} ${req.url} failed mid-answer: ${String(err)}`); res.destroy(); return }
       if (err instanceof HubError) return send(res, err.status, { error: err.code, message: err.message }, err.headers)
       log(`hub: internal error on ${req.method} ${req.url}: ${err instanceof Error ? err.stack : String(err)}`)
