@@ -10,6 +10,8 @@ import { b64u } from '../../src/keys/vault-protocol.js'
 import { TransportError } from '../../src/sync/transport.js'
 import { postRevocation } from '../../src/sync/transport-http.js'
 import { encodeRevocation, signRevocation, SYNC_API } from '../../src/sync/transport-protocol.js'
+import { HubError } from '../../src/hub/errors.js'
+import { startHub as startHubInProcess } from '../../src/hub/server.js'
 import { startHub, tempDir, type HubProcess } from '../keys/helpers.js'
 import { deviceToken, newDevice, post, randomBlocks, registerUser, tokenRequest, transport, type User } from './replication-helpers.js'
 
@@ -110,5 +112,32 @@ describe('hub device authentication', () => {
     assert.equal(records.length, 1)
     assert.deepEqual(records[0].subarray(33, 65), lost.deviceKey.publicKey)
     await Promise.all([t.close(), other.close()])
+  })
+
+  it('exposes authenticate(req) and isRevoked() for the entry routes; a revocation outlives a restart', async () => {
+    const dataDir = join(root, 'inproc')
+    const h = await startHubInProcess({ dataDir, host: '127.0.0.1', port: 0 })
+    const carol = await registerUser(h.url, 'carol')
+    const dev = newDevice(carol.identity)
+    try {
+      const token = await deviceToken(h.url, carol, dev)
+      const s = h.authenticate({ headers: { authorization: `Bearer ${token}` } } as never)
+      assert.deepEqual(s.userId, carol.userId)
+      assert.deepEqual(s.devicePublicKey, dev.deviceKey.publicKey)
+      assert.throws(() => h.authenticate({ headers: {} } as never), (err: unknown) => err instanceof HubError && err.status === 401 && err.code === 'unauthorized')
+      assert.equal(h.isRevoked(carol.userId, dev.deviceKey.publicKey), false)
+      await postRevocation(h.url, encodeRevocation(signRevocation(carol.identity, dev.deviceKey.publicKey)))
+      assert.equal(h.isRevoked(carol.userId, dev.deviceKey.publicKey), true)
+      assert.throws(() => h.authenticate({ headers: { authorization: `Bearer ${token}` } } as never), (err: unknown) => err instanceof HubError && err.status === 401)
+    } finally {
+      await h.close()
+    }
+    const again = await startHubInProcess({ dataDir, host: '127.0.0.1', port: 0 })
+    try {
+      assert.equal(again.isRevoked(carol.userId, dev.deviceKey.publicKey), true)
+      assert.equal(again.isRevoked(carol.userId, newDevice(carol.identity).deviceKey.publicKey), false)
+    } finally {
+      await again.close()
+    }
   })
 })
