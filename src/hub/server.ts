@@ -1,14 +1,21 @@
-// `space hub`: the backup node's HTTP API (vault service for now). Plain node:http, JSON in and
-// out; binds 127.0.0.1 unless told otherwise (put TLS in front of it for anything public).
+// `space hub`: the backup node's HTTP API: the vault service and the replication API (device
+// auth, blocks, the IPFS Trustless Gateway; docs/hub.md). Plain node:http; a thin router over
+// the services; binds 127.0.0.1 unless told otherwise (put TLS in front for anything public).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { API } from '../keys/vault-protocol.js'
 import { VERSION } from '../version.js'
 import { HubDb } from './db.js'
-import { badRequest, HubError } from './errors.js'
+import { HubError } from './errors.js'
+import { readJson, send } from './http.js'
 import { ClientKeys } from './client-key.js'
 import { MemoryBuckets, RateLimiter, type BucketPolicy } from './rate-limit.js'
 import { DEFAULT_GUESS_LIMITS, VaultService, type GuessLimits } from './vault-service.js'
+import { DeviceAuth, type DeviceSession } from './replication/auth.js'
+import { openReplicationDb } from './replication/blocks-db.js'
+import { blockRoutes } from './replication/blocks-routes.js'
+import { HubBlocks } from './replication/blocks-store.js'
+import { SYNC_API } from '../sync/transport-protocol.js'
 
 export interface HubOptions {
   dataDir: string
@@ -17,6 +24,8 @@ export interface HubOptions {
   guessLimits?: GuessLimits
   /** Every request from one client address; a coarse flood guard in front of everything. */
   requestLimit?: BucketPolicy
+  /** Requests of one authenticated device (block traffic comes in thousands of requests). */
+  deviceRequestLimit?: BucketPolicy
   /** Registrations per client (and, `registrationTotal`, for everyone together). */
   registrationLimit?: BucketPolicy
   registrationTotal?: BucketPolicy
@@ -32,31 +41,16 @@ export const DEFAULT_MAX_CONNECTIONS = 1024
 export const DEFAULT_REGISTRATION_LIMIT: BucketPolicy = { capacity: 5, refillPerSec: 1 / 600 }
 export const DEFAULT_REGISTRATION_TOTAL: BucketPolicy = { capacity: 200, refillPerSec: 1 }
 
-export interface RunningHub { url: string, port: number, close: () => Promise<void> }
+export const DEFAULT_DEVICE_REQUEST_LIMIT: BucketPolicy = { capacity: 20_000, refillPerSec: 5_000 }
 
-const MAX_BODY = 64 * 1024
-
-async function readJson (req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const c of req) {
-    size += (c as Buffer).length
-    if (size > MAX_BODY) throw new HubError(413, 'too_large', 'request body too large')
-    chunks.push(c as Buffer)
-  }
-  try {
-    const v = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error()
-    return v
-  } catch {
-    throw badRequest('body must be a JSON object')
-  }
-}
-
-function send (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
-  const text = body === undefined ? '' : JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
-  res.end(text)
+export interface RunningHub {
+  url: string
+  port: number
+  /** For the entry routes: the (user, device) a request's bearer token names, or a HubError 401. */
+  authenticate: (req: IncomingMessage) => DeviceSession
+  /** Whether the identity revoked this device (the entry store refuses its later writes). */
+  isRevoked: (userId: Uint8Array, devicePublicKey: Uint8Array) => boolean
+  close: () => Promise<void>
 }
 
 export async function startHub (opts: HubOptions): Promise<RunningHub> {
@@ -68,15 +62,37 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   const requestLimit = opts.requestLimit ?? { capacity: 300, refillPerSec: 10 }
   const registrationLimit = opts.registrationLimit ?? DEFAULT_REGISTRATION_LIMIT
   const registrationTotal = opts.registrationTotal ?? DEFAULT_REGISTRATION_TOTAL
+  const deviceRequestLimit = opts.deviceRequestLimit ?? DEFAULT_DEVICE_REQUEST_LIMIT
   const keys = new ClientKeys(opts.trustedProxies)
+  const replDb = openReplicationDb(opts.dataDir)
+  const auth = new DeviceAuth(db, replDb)
+  let blocks: HubBlocks
+  try {
+    blocks = await HubBlocks.open(opts.dataDir, replDb, log)
+  } catch (err) {
+    replDb.close()
+    db.close()
+    throw err
+  }
+  const blockRoute = blockRoutes({ auth, blocks })
 
   async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A device with a valid token has its own, larger allowance; everyone else shares the
+    // address's.
+    const session = auth.sessionOf(req)
     const client = keys.keyOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])
-    const limited = flood.take([[`req:${client}`, requestLimit]])
+    const limited = session !== undefined
+      ? flood.take([[`dev:${session.devicePublicKey.toString('hex')}`, deviceRequestLimit]])
+      : flood.take([[`req:${client}`, requestLimit]])
     if (!limited.ok) throw new HubError(429, 'rate_limited', 'too many requests', { 'Retry-After': String(limited.retryAfter) })
     const url = new URL(req.url ?? '/', 'http://hub')
     const path = url.pathname
     const method = req.method ?? 'GET'
+    if (method === 'POST' && path === SYNC_API.challenge) return send(res, 200, auth.challenge(await readJson(req)))
+    if (method === 'POST' && path === SYNC_API.token) return send(res, 200, auth.token(await readJson(req)))
+    if (method === 'POST' && path === SYNC_API.revoke) return send(res, 200, auth.revoke(await readJson(req)))
+    if (method === 'GET' && path === SYNC_API.revoked) return send(res, 200, { records: auth.revocations(auth.authenticate(req).userId) })
+    if (await blockRoute(req, res, url)) return
     if (method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, version: VERSION })
     if (method === 'POST' && path === API.users) {
       const reg = flood.take([[`reg:${client}`, registrationLimit], ['reg:*', registrationTotal]])
@@ -97,6 +113,9 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
 
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
+      // The client went away mid-request (an interrupted upload): nobody to answer, nothing wrong here.
+      if (!(err instanceof HubError) && (req.destroyed || res.destroyed) && (err as NodeJS.ErrnoException)?.code === 'ECONNRESET') return
+      if (res.headersSent) { log(`hub: ${req.method} ${req.url} failed mid-answer: ${String(err)}`); res.destroy(); return }
       if (err instanceof HubError) return send(res, err.status, { error: err.code, message: err.message }, err.headers)
       log(`hub: internal error on ${req.method} ${req.url}: ${err instanceof Error ? err.stack : String(err)}`)
       send(res, 500, { error: 'internal', message: 'internal error' })
@@ -104,20 +123,32 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   })
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   server.headersTimeout = 10_000
-  server.requestTimeout = 30_000
+  // A whole request body must arrive within this: a 32 MiB CAR batch needs ~2.2 Mbit/s.
+  server.requestTimeout = 120_000
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 7470, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.port ?? 7470, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    await blocks.close()
+    replDb.close()
+    db.close()
+    throw err
+  }
   const addr = server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
   return {
     url: `http://${host}:${addr.port}`,
     port: addr.port,
+    authenticate: req => auth.authenticate(req),
+    isRevoked: (userId, dev) => auth.isRevoked(userId, dev),
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
+      await blocks.close()
+      replDb.close()
       db.close()
     }
   }

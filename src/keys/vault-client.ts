@@ -5,7 +5,7 @@ import { KeysError } from './errors.js'
 import { API, authMessage, b64u, fromB64u, registerMessage, USERNAME_RE, type ErrorBody, type UserInfo } from './vault-protocol.js'
 
 /** Loopback hosts, where plain http never leaves the machine. */
-function isLoopback (hostname: string): boolean {
+export function isLoopback (hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }

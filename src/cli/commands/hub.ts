@@ -6,13 +6,14 @@ import { defineCommand, err, out, UsageError } from './keys-common.js'
 
 export const command = defineCommand({
   name: 'hub',
-  summary: 'run the backup node (vault API) in the foreground',
+  summary: 'run the backup node (vault and replication API) in the foreground',
   usage: `usage: space hub [--host ADDR] [--port N] [--data-dir DIR] [--trusted-proxy ADDR,...] [--max-connections N]
 
-Serves the key-backup vault API over HTTP until interrupted.
+Serves the key-backup vault API and the replication API (blocks, IPFS Trustless Gateway;
+docs/hub.md) over HTTP until interrupted.
   --host ADDR     bind address (default 127.0.0.1; put TLS in front for anything public)
   --port N        TCP port (default 7470; 0 picks a free one)
-  --data-dir DIR  where the hub database lives (default: <space data dir>/hub)
+  --data-dir DIR  where the hub's databases and blocks live (default: <space data dir>/hub)
   --trusted-proxy ADDR,...  reverse proxies whose X-Forwarded-For names the client (default:
                   none; the socket's address is the client)
   --max-connections N  open connections at once (default 1024)

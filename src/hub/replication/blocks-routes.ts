@@ -1,0 +1,201 @@
+// The block half of the replication API over HTTP (docs/hub.md): CAR uploads, the missing-list,
+// batch fetch as one CAR stream, and GET /ipfs/{cid} under the IPFS Trustless Gateway
+// convention. Every route needs a device token: a user reads only blocks they uploaded, and a
+// stranger cannot probe which CIDs the hub holds (an unknown block and another user's block
+// both answer 404).
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CID } from '../../store/cid.js'
+import { carHeader, readCar, sectionPrefix, unsupportedCid, type Block } from '../../sync/transport-car.js'
+import { StoreError } from '../../store/errors.js'
+import { TransportError } from '../../sync/transport-errors.js'
+import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
+import { badRequest, HubError } from '../errors.js'
+import { readJson, send } from '../http.js'
+import type { DeviceAuth } from './auth.js'
+import type { HubBlocks } from './blocks-store.js'
+
+/** Immutable by construction: a CID names its bytes forever (the gateway convention's value). */
+const IMMUTABLE = 'public, max-age=29030400, immutable'
+/** Uploads being received at once (4 per syncing device is the transport's default). */
+const MAX_UPLOADS = 32
+/** What a refused upload's remaining body is read for, so the answer arrives. */
+const LINGER_BYTES = 2 * MAX_CAR_BYTES
+/** A JSON list of MAX_CIDS CIDs, with room to spare. */
+const MAX_CID_LIST_BODY = 1024 * 1024
+
+export interface BlockRouteDeps {
+  auth: Pick<DeviceAuth, 'authenticate'>
+  blocks: Pick<HubBlocks, 'commit' | 'missing' | 'get' | 'getHeld'>
+}
+
+/** Parses a CID string as the block routes accept them: CIDv1, a codec and hash we store. */
+function parseCid (s: unknown): CID {
+  let cid: CID
+  try {
+    if (typeof s !== 'string' || s.length > 128) throw new Error()
+    cid = CID.parse(s)
+  } catch {
+    throw new HubError(400, 'bad_cid', `not a CID: ${String(s).slice(0, 80)}`)
+  }
+  const unsupported = unsupportedCid(cid)
+  if (unsupported !== null) throw new HubError(400, 'unsupported_cid', unsupported)
+  return cid
+}
+
+function parseCidList (body: Record<string, unknown>): CID[] {
+  if (!Array.isArray(body.cids)) throw badRequest('cids must be a list of CID strings')
+  if (body.cids.length > MAX_CIDS) throw new HubError(413, 'too_large', `at most ${MAX_CIDS} CIDs per request`)
+  return body.cids.map(parseCid)
+}
+
+function carError (err: TransportError): HubError {
+  const stored = '; nothing of this batch was stored'
+  switch (err.code) {
+    case 'ERR_BLOCK_MISMATCH': return new HubError(400, 'cid_mismatch', err.message + stored)
+    case 'ERR_CID_UNSUPPORTED': return new HubError(400, 'unsupported_cid', err.message + stored)
+    case 'ERR_TOO_LARGE': return new HubError(413, 'too_large', err.message + stored)
+    default: return new HubError(400, 'bad_car', err.message + stored)
+  }
+}
+
+/** Writes `chunk`, waiting while the socket is backed up; false once the peer is gone. */
+async function write (res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
+  if (res.destroyed) return false
+  if (res.write(chunk)) return true
+  return await new Promise<boolean>(resolve => {
+    const done = (ok: boolean) => (): void => { res.off('drain', drained); res.off('close', closed); resolve(ok) }
+    const drained = done(true)
+    const closed = done(false)
+    res.on('drain', drained)
+    res.on('close', closed)
+  })
+}
+
+/**
+ * `err`, once the rest of the request body is read and dropped (up to LINGER_BYTES): closing
+ * with unread bytes makes the kernel reset the connection, and the device would see a reset in
+ * place of the answer. Past the limit the answer closes the connection.
+ */
+async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubError> {
+  let left = LINGER_BYTES
+  for (let r = await it.next(); r.done !== true; r = await it.next()) {
+    left -= (r.value as Buffer).length
+    if (left < 0) return new HubError(err.status, err.code, err.message, { ...err.headers, connection: 'close' })
+  }
+  return err
+}
+
+export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
+  const { auth, blocks } = deps
+
+  let uploads = 0
+  async function put (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const s = auth.authenticate(req)
+    // Each upload holds its batch in memory until it checks out: bounded by the cap times this.
+    if (uploads >= MAX_UPLOADS) throw await drained(req.iterator({ destroyOnReturn: false }), new HubError(503, 'busy', 'too many uploads at once', { 'Retry-After': '1' }))
+    uploads++
+    try {
+      await putBatch(req, res, s.userId)
+    } finally {
+      uploads--
+    }
+  }
+
+  async function putBatch (req: IncomingMessage, res: ServerResponse, userId: Buffer): Promise<void> {
+    const type = req.headers['content-type']
+    if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
+    const declared = Number(req.headers['content-length'] ?? NaN)
+    const it = req.iterator({ destroyOnReturn: false })
+    if (declared > MAX_CAR_BYTES) {
+      const tooLarge = new HubError(413, 'too_large', `a CAR body is at most ${MAX_CAR_BYTES} bytes; send smaller batches`)
+      throw await drained(it, tooLarge)
+    }
+    // Held until the whole batch has checked out: a bad block anywhere stores nothing of it.
+    const batch: Block[] = []
+    try {
+      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES })) batch.push(b)
+    } catch (err) {
+      if (!(err instanceof TransportError)) throw err
+      batch.length = 0
+      throw await drained(it, carError(err))
+    }
+    try {
+      send(res, 200, await blocks.commit(userId, batch))
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'ERR_NO_SPACE') throw new HubError(507, 'no_space', 'the hub\'s disk is full; nothing of this batch was acknowledged')
+      throw err
+    }
+  }
+
+  async function fetchCar (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const s = auth.authenticate(req)
+    const cids = parseCidList(await readJson(req, MAX_CID_LIST_BODY))
+    // Every block is looked up before the first byte goes out: a 404 is an answer, a cut
+    // stream is an error.
+    const absent = blocks.missing(s.userId, cids)
+    if (absent.length > 0) throw new HubError(404, 'not_found', `no block ${absent[0].toString()}${absent.length > 1 ? ` (and ${absent.length - 1} more)` : ''} for this user`)
+    res.writeHead(200, { 'content-type': `${CAR_TYPE}; version=1`, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    if (!(await write(res, carHeader([])))) return
+    // One block read ahead: the disk reads the next while the socket takes this one.
+    let next = cids.length > 0 ? blocks.getHeld(cids[0]) : null
+    for (let i = 0; i < cids.length; i++) {
+      const bytes = await next!
+      next = i + 1 < cids.length ? blocks.getHeld(cids[i + 1]) : null
+      next?.catch(() => {}) // awaited next round; not unhandled if the client leaves first
+      if (!(await write(res, sectionPrefix(cids[i], bytes.length))) || !(await write(res, bytes))) return
+    }
+    res.end()
+  }
+
+  async function gateway (req: IncomingMessage, res: ServerResponse, url: URL, method: string): Promise<void> {
+    const rest = url.pathname.slice(SYNC_API.gateway.length)
+    if (rest.includes('/')) throw badRequest('this gateway serves blocks by CID only: no path resolution')
+    const cid = parseCid(decodeURIComponent(rest))
+    const format = formatOf(url.searchParams.get('format'), req.headers.accept)
+    const s = auth.authenticate(req)
+    const etag = `"${cid.toString()}.${format}"`
+    const common = { etag, 'cache-control': IMMUTABLE, vary: 'Accept, Authorization', 'x-content-type-options': 'nosniff', 'x-ipfs-path': `/ipfs/${cid.toString()}` }
+    const bytes = await blocks.get(s.userId, cid)
+    if (bytes === undefined) throw new HubError(404, 'not_found', `no block ${cid.toString()} for this user`)
+    if (req.headers['if-none-match'] === etag) { res.writeHead(304, common); res.end(); return }
+    const body = format === 'raw' ? [bytes] : [carHeader([cid]), sectionPrefix(cid, bytes.length), bytes]
+    const length = body.reduce((n, b) => n + b.length, 0)
+    res.writeHead(200, {
+      ...common,
+      'content-type': format === 'raw' ? RAW_TYPE : `${CAR_TYPE}; version=1`,
+      'content-length': String(length),
+      'content-disposition': `attachment; filename="${cid.toString()}.${format === 'raw' ? 'bin' : 'car'}"`,
+      ...(format === 'car' ? { 'x-ipfs-roots': cid.toString() } : {})
+    })
+    if (method === 'HEAD') { res.end(); return }
+    for (const b of body.slice(0, -1)) res.write(b)
+    res.end(body[body.length - 1])
+  }
+
+  return async (req, res, url) => {
+    const method = req.method ?? 'GET'
+    const path = url.pathname
+    if (method === 'PUT' && path === SYNC_API.blocks) { await put(req, res); return true }
+    if (method === 'POST' && path === SYNC_API.missing) {
+      const s = auth.authenticate(req)
+      const cids = parseCidList(await readJson(req, MAX_CID_LIST_BODY))
+      send(res, 200, { missing: blocks.missing(s.userId, cids).map(c => c.toString()) })
+      return true
+    }
+    if (method === 'POST' && path === SYNC_API.fetch) { await fetchCar(req, res); return true }
+    if ((method === 'GET' || method === 'HEAD') && path.startsWith(SYNC_API.gateway)) { await gateway(req, res, url, method); return true }
+    return false
+  }
+}
+
+/** ?format= wins over Accept; a trustless gateway answers only raw blocks and CARs (406 otherwise). */
+function formatOf (param: string | null, accept: string | undefined): 'raw' | 'car' {
+  if (param !== null) {
+    if (param === 'raw' || param === 'car') return param
+    throw badRequest(`unsupported format "${param.slice(0, 20)}": raw or car`)
+  }
+  const types = (accept ?? '').split(',').map(t => t.split(';')[0].trim().toLowerCase())
+  if (types.includes(RAW_TYPE)) return 'raw'
+  if (types.includes(CAR_TYPE)) return 'car'
+  throw new HubError(406, 'not_acceptable', `a trustless gateway: ask for ?format=raw or ?format=car (Accept: ${RAW_TYPE} or ${CAR_TYPE})`)
+}

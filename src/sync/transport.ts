@@ -1,0 +1,32 @@
+// How a device moves blocks to and from a hub (or, later, a peer): the one interface the sync
+// engine depends on. transport-http.ts implements it over the hub's HTTP API; a libp2p stream
+// between devices can implement it next without the engine noticing.
+import type { CID } from '../store/cid.js'
+import type { Block } from './transport-car.js'
+
+export type { Block } from './transport-car.js'
+export { TransportError, type TransportErrorCode } from './transport-errors.js'
+
+export interface TransferProgress { blocks: number, bytes: number }
+
+export interface TransferOptions {
+  signal?: AbortSignal
+  /** Told after each acknowledged batch: the totals so far. */
+  onProgress?: (p: TransferProgress) => void
+}
+
+export interface BlockTransport {
+  /** The CIDs of `cids` the other side lacks (for a hub: lacks for this user), in their order. */
+  missing: (cids: CID[], opts?: TransferOptions) => Promise<CID[]>
+  /**
+   * Sends blocks (batched, several batches in flight); resolves once the other side has
+   * acknowledged every one of them as durable. A refused batch rejects with a TransportError.
+   */
+  put: (blocks: AsyncIterable<Block> | Iterable<Block>, opts?: TransferOptions) => Promise<TransferProgress>
+  /**
+   * The blocks of `cids`, in that order, each checked against its CID before it is yielded: a
+   * wrong block is a TransportError ERR_BLOCK_MISMATCH naming the CID, never yielded.
+   */
+  get: (cids: CID[], opts?: TransferOptions) => AsyncIterable<Block>
+  close: () => Promise<void>
+}
