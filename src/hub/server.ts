@@ -15,6 +15,8 @@ import { DeviceAuth, type DeviceSession } from './replication/auth.js'
 import { openReplicationDb } from './replication/blocks-db.js'
 import { blockRoutes } from './replication/blocks-routes.js'
 import { HubBlocks } from './replication/blocks-store.js'
+import { EntryStore } from './replication/entries.js'
+import { entryRoutes } from './replication/entries-routes.js'
 import { SYNC_API } from '../sync/transport-protocol.js'
 
 export interface HubOptions {
@@ -65,7 +67,6 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
   const deviceRequestLimit = opts.deviceRequestLimit ?? DEFAULT_DEVICE_REQUEST_LIMIT
   const keys = new ClientKeys(opts.trustedProxies)
   const replDb = openReplicationDb(opts.dataDir)
-  const auth = new DeviceAuth(db, replDb)
   let blocks: HubBlocks
   try {
     blocks = await HubBlocks.open(opts.dataDir, replDb, log)
@@ -74,7 +75,14 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     db.close()
     throw err
   }
+  // Entries are accepted only once every block they list is durable here as that user's.
+  const entries = new EntryStore(opts.dataDir, {
+    hasBlocks: (cids, user) => cids.every(c => blocks.has(user, c)),
+    getBlock: async (cid, user) => await blocks.get(user, cid)
+  })
+  const auth = new DeviceAuth(db, entries)
   const blockRoute = blockRoutes({ auth, blocks })
+  const entryDeps = { auth, entries, identityOf: (id: Uint8Array) => db.userById(id)?.publicKey }
 
   async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
     // A device with a valid token has its own, larger allowance; everyone else shares the
@@ -93,6 +101,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     if (method === 'POST' && path === SYNC_API.revoke) return send(res, 200, auth.revoke(await readJson(req)))
     if (method === 'GET' && path === SYNC_API.revoked) return send(res, 200, { records: auth.revocations(auth.authenticate(req).userId) })
     if (await blockRoute(req, res, url)) return
+    if (await entryRoutes(entryDeps, req, res, method, url)) return
     if (method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, version: VERSION })
     if (method === 'POST' && path === API.users) {
       const reg = flood.take([[`reg:${client}`, registrationLimit], ['reg:*', registrationTotal]])
@@ -133,6 +142,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     })
   } catch (err) {
     await blocks.close()
+    entries.close()
     replDb.close()
     db.close()
     throw err
@@ -148,6 +158,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
       await blocks.close()
+      entries.close()
       replDb.close()
       db.close()
     }

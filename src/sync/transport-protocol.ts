@@ -1,8 +1,7 @@
 // The hub's replication wire protocol, shared by the device side (transport-http.ts) and the hub
 // (hub/replication/): paths, limits, the device challenge-response message, the JSON form of a
-// device certificate, and the identity-signed device revocation record. docs/hub.md describes it.
+// device certificate (revocation records are src/sync/devices.ts's). docs/hub.md describes it.
 // Signed messages start with a context string, as keys/vault-protocol.ts's do.
-import { ed25519Sign, ed25519Verify } from '../keys/ed25519.js'
 import type { DeviceCertificate } from '../keys/identity.js'
 import { b64u, fromB64u } from '../keys/vault-protocol.js'
 
@@ -28,8 +27,6 @@ export const MAX_CAR_BYTES = 32 * 1024 * 1024
 export const MAX_CIDS = 8192
 
 const DEVICE_AUTH_CONTEXT = Buffer.from('space/v1/hub/device-auth\0', 'utf8')
-const REVOCATION_CONTEXT = Buffer.from('space/v1/device-revocation\0', 'utf8')
-export const REVOCATION_VERSION = 1
 
 /**
  * What a device signs, with its device key, to answer a challenge:
@@ -55,44 +52,6 @@ export function certificateFromJson (v: unknown): DeviceCertificate | undefined 
   if (typeof o.version !== 'number' || typeof o.issuedAt !== 'number' || !Number.isSafeInteger(o.issuedAt) || o.issuedAt < 0) return undefined
   if (identityPublicKey === undefined || devicePublicKey === undefined || signature === undefined) return undefined
   return { version: o.version, identityPublicKey, devicePublicKey, issuedAt: o.issuedAt, signature }
-}
-
-/**
- * A device revocation: the identity says "device key D is revoked from time T on". 137 bytes:
- *   version u8 (1) | identityPublicKey[32] | devicePublicKey[32] | revokedAt u64 BE (ms) | signature[64]
- * signed (Ed25519, identity key) over context "space/v1/device-revocation\0" | the first 73 bytes.
- */
-export interface Revocation { identityPublicKey: Buffer, devicePublicKey: Buffer, revokedAt: number, signature: Buffer }
-export const REVOCATION_LENGTH = 1 + 32 + 32 + 8 + 64
-
-function revocationBody (identityPublicKey: Uint8Array, devicePublicKey: Uint8Array, revokedAt: number): Buffer {
-  const b = Buffer.alloc(1 + 32 + 32 + 8)
-  b[0] = REVOCATION_VERSION
-  b.set(identityPublicKey, 1)
-  b.set(devicePublicKey, 33)
-  b.writeBigUInt64BE(BigInt(revokedAt), 65)
-  return b
-}
-
-/** Signs a revocation of `devicePublicKey` with the identity's key pair. */
-export function signRevocation (identity: { publicKey: Uint8Array, privateKey: Uint8Array }, devicePublicKey: Uint8Array, revokedAt = Date.now()): Revocation {
-  const body = revocationBody(identity.publicKey, devicePublicKey, revokedAt)
-  const signature = ed25519Sign(identity.privateKey, Buffer.concat([REVOCATION_CONTEXT, body]))
-  return { identityPublicKey: Buffer.from(identity.publicKey), devicePublicKey: Buffer.from(devicePublicKey), revokedAt, signature }
-}
-
-export function encodeRevocation (r: Revocation): Buffer {
-  return Buffer.concat([revocationBody(r.identityPublicKey, r.devicePublicKey, r.revokedAt), r.signature])
-}
-
-/** The record in `bytes` if it is well formed and its signature verifies; undefined otherwise. */
-export function decodeRevocation (bytes: Uint8Array): Revocation | undefined {
-  if (bytes.length !== REVOCATION_LENGTH || bytes[0] !== REVOCATION_VERSION) return undefined
-  const b = Buffer.from(bytes)
-  const revokedAt = b.readBigUInt64BE(65)
-  if (revokedAt > BigInt(Number.MAX_SAFE_INTEGER)) return undefined
-  const r: Revocation = { identityPublicKey: b.subarray(1, 33), devicePublicKey: b.subarray(33, 65), revokedAt: Number(revokedAt), signature: b.subarray(73) }
-  return ed25519Verify(r.identityPublicKey, Buffer.concat([REVOCATION_CONTEXT, b.subarray(0, 73)]), r.signature) ? r : undefined
 }
 
 /** The JSON error body every hub error answers with. */

@@ -2,14 +2,16 @@
 // challenge (user id + device key), answers with a device-key signature and its certificate; the
 // hub checks the certificate chains to the identity key registered for that user and that the
 // device is not revoked, and hands out a short-lived bearer token scoped to (user, device).
-// Also the revocation list: identity-signed records (sync/transport-protocol.ts) that the entry
-// store consults too, through isRevoked().
+// A revoked device (an identity-signed revocation record, sync/devices.ts, kept by the entry
+// store) gets no token, and the tokens it holds end: whatever seq the record keeps valid, the
+// device writes nothing more.
 import { createHash, randomBytes } from 'node:crypto'
-import type { DatabaseSync } from 'node:sqlite'
 import { ed25519Verify } from '../../keys/ed25519.js'
 import { verifyDeviceCertificate } from '../../keys/identity.js'
 import { b64u, CHALLENGE_ID_LEN, CHALLENGE_LEN, fromB64u, USER_ID_LEN } from '../../keys/vault-protocol.js'
-import { certificateFromJson, decodeRevocation, deviceAuthMessage, encodeRevocation, REVOCATION_LENGTH } from '../../sync/transport-protocol.js'
+import { certificateFromJson, deviceAuthMessage } from '../../sync/transport-protocol.js'
+import { decodeRevocation, type Revocation } from '../../sync/devices.js'
+import { SyncError } from '../../sync/errors.js'
 import type { UserRow } from '../db.js'
 import { badRequest, HubError } from '../errors.js'
 
@@ -23,6 +25,13 @@ export interface DeviceSession { userId: Buffer, devicePublicKey: Buffer }
 
 /** What the auth needs of the user table. */
 export type UserLookup = { userById: (id: Uint8Array) => UserRow | undefined, userByKey: (publicKey: Uint8Array) => UserRow | undefined }
+
+/** Where revocations are kept (the entry store): the consumer's slice. */
+export interface RevocationStore {
+  revoke: (owner: { user: Uint8Array, identity: Uint8Array }, record: Uint8Array) => Revocation
+  allRevoked: () => Array<{ user: Buffer, dev: Buffer }>
+  revocationRecords: (user: Uint8Array) => Buffer[]
+}
 
 /** A request, as far as authentication reads it. */
 export interface AuthRequest { headers: { authorization?: string } }
@@ -39,13 +48,8 @@ export class DeviceAuth {
   /** Every revoked (user, device), hex: asked on every request, changed only by revoke(). */
   private readonly revoked = new Set<string>()
 
-  constructor (private readonly users: UserLookup, private readonly db: DatabaseSync, private readonly now: () => number = Date.now) {
-    db.exec(`CREATE TABLE IF NOT EXISTS revocations (
-      user_id BLOB NOT NULL, device_key BLOB NOT NULL, revoked_at INTEGER NOT NULL, record BLOB NOT NULL,
-      PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;`)
-    for (const r of db.prepare('SELECT user_id, device_key FROM revocations').all() as Array<{ user_id: Uint8Array, device_key: Uint8Array }>) {
-      this.revoked.add(revokedKey(r.user_id, r.device_key))
-    }
+  constructor (private readonly users: UserLookup, private readonly store: RevocationStore, private readonly now: () => number = Date.now) {
+    for (const r of store.allRevoked()) this.revoked.add(revokedKey(r.user, r.dev))
   }
 
   challenge (body: Record<string, unknown>): { challengeId: string, challenge: string, expiresIn: number } {
@@ -114,24 +118,32 @@ export class DeviceAuth {
    * Stores an identity-signed revocation. It needs no token: the identity's signature is the
    * authority, and a device that lost its key must still be revocable from another one.
    */
-  revoke (body: Record<string, unknown>): { userId: string, devicePublicKey: string, revokedAt: number } {
-    const bytes = fromB64u(body.record, REVOCATION_LENGTH)
-    const r = bytes === undefined ? undefined : decodeRevocation(bytes)
-    if (r === undefined) throw new HubError(400, 'bad_revocation', 'record is not a revocation signed by its identity key')
+  revoke (body: Record<string, unknown>): { userId: string, devicePublicKey: string, after: number, at: number } {
+    const bytes = fromB64u(body.record)
+    if (bytes === undefined || bytes.length > 1024) throw new HubError(400, 'bad_revocation', 'record must be a revocation record (base64url)')
+    let r: Revocation
+    try {
+      r = decodeRevocation(bytes)
+    } catch (err) {
+      throw new HubError(400, 'bad_revocation', (err as Error).message)
+    }
     const user = this.users.userByKey(r.identityPublicKey)
     if (user === undefined) throw new HubError(404, 'not_found', 'no user has this identity key')
-    // The first revocation of a device stands; a later record cannot move its time.
-    this.db.prepare('INSERT OR IGNORE INTO revocations (user_id, device_key, revoked_at, record) VALUES (?, ?, ?, ?)')
-      .run(user.id, r.devicePublicKey, r.revokedAt, encodeRevocation(r))
+    try {
+      // Checks the identity's signature; of two revocations of a device the smaller `after` stands.
+      r = this.store.revoke({ user: user.id, identity: user.publicKey }, bytes)
+    } catch (err) {
+      if (err instanceof SyncError) throw new HubError(400, 'bad_revocation', err.message)
+      throw err
+    }
     this.revoked.add(revokedKey(user.id, r.devicePublicKey))
     for (const [k, s] of this.tokens) if (s.userId.equals(user.id) && s.devicePublicKey.equals(r.devicePublicKey)) this.tokens.delete(k)
-    return { userId: b64u(user.id), devicePublicKey: b64u(r.devicePublicKey), revokedAt: r.revokedAt }
+    return { userId: b64u(user.id), devicePublicKey: b64u(r.devicePublicKey), after: r.after, at: r.at }
   }
 
   /** The user's revocation records (base64url), for devices to check entries against. */
   revocations (userId: Uint8Array): string[] {
-    const rows = this.db.prepare('SELECT record FROM revocations WHERE user_id = ? ORDER BY revoked_at, device_key').all(userId) as Array<{ record: Uint8Array }>
-    return rows.map(r => b64u(r.record))
+    return this.store.revocationRecords(userId).map(b => b64u(b))
   }
 
   private sweep (): void {

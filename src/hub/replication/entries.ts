@@ -18,10 +18,10 @@ const SCHEMA_VERSION = 1
 
 /** What the store needs of the hub's block store: the consumer's slice. */
 export interface DurableBlocks {
-  /** True when every one of `cids` is durable (fsync'd) in the block store. */
-  hasBlocks: (cids: CID[]) => Promise<boolean> | boolean
-  /** The bytes of a durable block, or undefined; used to read block list blocks. */
-  getBlock: (cid: CID) => Promise<Uint8Array | undefined> | Uint8Array | undefined
+  /** True when every one of `cids` is durable (fsync'd) in the block store, as `user`'s. */
+  hasBlocks: (cids: CID[], user: Uint8Array) => Promise<boolean> | boolean
+  /** The bytes of a durable block of `user`'s, or undefined; used to read block list blocks. */
+  getBlock: (cid: CID, user: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined
 }
 
 /** Who is writing: the authenticated hub user and the identity public key of that account. */
@@ -76,7 +76,7 @@ export class EntryStore {
     const s = decodeEntry(bytes, expected)
     const first = this.check(owner, drive, s)
     if (first.status === 'duplicate') return first
-    await this.checkBlocks(s)
+    await this.checkBlocks(s, owner.user)
     // The awaits above let other appends run: check again and insert without yielding.
     const r = this.check(owner, drive, s)
     if (r.status === 'duplicate') return r
@@ -114,6 +114,16 @@ export class EntryStore {
       ON CONFLICT(user, dev) DO UPDATE SET after = excluded.after, at = excluded.at, record = excluded.record`)
       .run(owner.user, r.devicePublicKey, r.after, r.at, recordBytes)
     return r
+  }
+
+  /** Every revoked (user, device): what device authentication refuses, loaded at start. */
+  allRevoked (): Array<{ user: Buffer, dev: Buffer }> {
+    return (this.db.prepare('SELECT user, dev FROM revocations').all() as Array<{ user: Uint8Array, dev: Uint8Array }>).map(r => ({ user: buf(r.user), dev: buf(r.dev) }))
+  }
+
+  /** A user's revocation records as they were signed (for devices to check entries against). */
+  revocationRecords (user: Uint8Array): Buffer[] {
+    return (this.db.prepare('SELECT record FROM revocations WHERE user = ? ORDER BY at, dev').all(user) as Array<{ record: Uint8Array }>).map(r => buf(r.record))
   }
 
   revocation (user: Uint8Array, dev: Uint8Array): Revocation | undefined {
@@ -198,15 +208,15 @@ export class EntryStore {
     return { status, device: hexOf(e.dev), seq: e.seq, cid: s.cid }
   }
 
-  private async checkBlocks (s: SignedEntry): Promise<void> {
+  private async checkBlocks (s: SignedEntry, user: Uint8Array): Promise<void> {
     const e = s.entry
     if (e.blocks === null) return
     const who = `entry ${e.seq} of ${deviceLabel(e.dev, e.cert.name)}`
-    const list = await readBlockList(e.blocks, this.blocks.getBlock)
+    const list = await readBlockList(e.blocks, async cid => await this.blocks.getBlock(cid, user))
     if (list.missing !== null) {
       throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: its block list block ${list.missing.toString()} is not here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
     }
-    if (!await this.blocks.hasBlocks([...list.listBlocks, ...list.cids])) {
+    if (!await this.blocks.hasBlocks([...list.listBlocks, ...list.cids], user)) {
       throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: not every one of its ${list.cids.length} blocks is durable here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
     }
   }
