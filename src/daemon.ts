@@ -72,6 +72,8 @@ export interface MountedDrive {
   readonly mountpoint: string
   /** Tells the kernel about changes made to the tree outside FUSE ops (invalidatePath, invalidateEntry). */
   readonly kernel: KernelNames
+  /** The open file handles (a merge swapped in keeps their nodes, src/fs/tree/adopt.ts). */
+  readonly handles: Handles
   /** Commits, unmounts and closes the store. Safe to call twice. */
   stop: () => Promise<void>
 }
@@ -100,8 +102,9 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   }
   const policy = new CommitPolicy({ get dirty () { return drive.tree.dirty }, commit: async () => await drive.commit() }, log, cfg.commitIntervalMs)
   const kernel = new KernelNames(drive.tree.links)
+  const handles = new Handles()
   const ops = buildOps(
-    { tree: drive.tree, handles: new Handles(), statfs, changed: cfg.onChange ?? (() => {}), kernel },
+    { tree: drive.tree, handles, statfs, changed: cfg.onChange ?? (() => {}), kernel },
     {
       onError: (op, path, err) => log(`error: ${op}${where(path)}: ${(err as Error)?.stack ?? String(err)}`),
       onNoSpace: (op, path, err) => policy.noSpace(`${op}${where(path)}: ${(err as Error).message}`)
@@ -132,6 +135,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     drive,
     mountpoint,
     kernel,
+    handles,
     stop: () => {
       stopping ??= (async () => {
         policy.stop()

@@ -133,6 +133,15 @@ export class HttpBlockTransport implements BlockTransport {
     }
   }
 
+  /**
+   * An authenticated call to another route of the hub's API (the entry routes ride on this
+   * session and its keep-alive sockets); resolves to the answer's body, rejects on a refusal.
+   */
+  async call (method: string, path: string, opts: { body?: Buffer, headers?: Record<string, string>, signal?: AbortSignal } = {}): Promise<Buffer> {
+    const res = await this.authed(method, path, { body: opts.body, headers: opts.headers, signal: opts.signal })
+    return await readAll(res, 64 * 1024 * 1024)
+  }
+
   private async ok (res: IncomingMessage): Promise<IncomingMessage> {
     const status = res.statusCode ?? 0
     if (status >= 200 && status < 300) return res

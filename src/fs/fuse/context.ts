@@ -32,6 +32,13 @@ export class Handles {
 
   remove (fh: number): void { this.table.delete(fh) }
 
+  /** The files with open handles (a merge swapped in under the mount keeps them their nodes). */
+  openFiles (): FileNode[] {
+    const out = new Set<FileNode>()
+    for (const h of this.table.values()) if (h.node instanceof FileNodeClass) out.add(h.node)
+    return [...out]
+  }
+
   isOpen (node: Node): boolean {
     for (const h of this.table.values()) if (h.node === node) return true
     return false

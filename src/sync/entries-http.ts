@@ -1,0 +1,40 @@
+// The device side of the hub's entry API (src/hub/replication/entries-routes.ts): append this
+// log's entries, long-poll for the others', record this device. Rides on the block transport's
+// authenticated keep-alive session, so entries and blocks share one device token.
+import type { EntryHub } from './engine.js'
+import type { HttpBlockTransport } from './transport-http.js'
+import { TransportError } from './transport-errors.js'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+export class HttpEntryHub implements EntryHub {
+  private readonly path: string
+  constructor (private readonly http: HttpBlockTransport, drive: Uint8Array) {
+    this.path = `/sync/v1/drives/${hex(drive)}/entries`
+  }
+
+  async append (entry: Uint8Array): Promise<void> {
+    await this.http.call('POST', this.path, { body: Buffer.from(entry), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
+  }
+
+  async since (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array[]> {
+    const q = Object.entries(after).map(([d, s]) => `${d}:${s}`).join(',')
+    const body = await this.http.call('GET', `${this.path}?after=${q}&wait=${timeoutMs}`, { signal })
+    let v: { entries?: unknown }
+    try { v = JSON.parse(body.toString('utf8')) } catch { throw new TransportError('ERR_HUB', 'hub answered entries with something that is not JSON') }
+    if (!Array.isArray(v.entries) || !v.entries.every(e => typeof e === 'string')) throw new TransportError('ERR_HUB', 'hub answered entries without an entry list')
+    return (v.entries as string[]).map(e => Buffer.from(e, 'base64'))
+  }
+
+  async putDevice (record: Uint8Array): Promise<void> {
+    await this.http.call('PUT', '/sync/v1/devices', { body: Buffer.from(record), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
+  }
+
+  async devices (): Promise<unknown> {
+    return JSON.parse((await this.http.call('GET', '/sync/v1/devices')).toString('utf8'))
+  }
+
+  async revoke (record: Uint8Array): Promise<void> {
+    await this.http.call('POST', '/sync/v1/revocations', { body: Buffer.from(record), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
+  }
+}
