@@ -161,16 +161,17 @@ export async function writeIndex (path: string, meta: IdxMeta, entries: EntryLis
 
 /** A small LRU of checked buckets, shared by a store's index files, bounded in bytes. */
 export class BucketCache {
-  private readonly map = new Map<string, Buffer>()
+  private readonly map = new Map<number, Buffer>()
   private bytes = 0
   constructor (private readonly limit = 4 * 1024 * 1024) {}
-  get (k: string): Buffer | undefined {
+  /** Keys: pack * 65536 + bucket. */
+  get (k: number): Buffer | undefined {
     const v = this.map.get(k)
     if (v !== undefined) { this.map.delete(k); this.map.set(k, v) }
     return v
   }
 
-  set (k: string, v: Buffer): void {
+  set (k: number, v: Buffer): void {
     this.map.set(k, v)
     this.bytes += v.length
     for (const [old, b] of this.map) {
@@ -180,8 +181,8 @@ export class BucketCache {
     }
   }
 
-  drop (prefix: string): void {
-    for (const [k, b] of this.map) if (k.startsWith(prefix)) { this.map.delete(k); this.bytes -= b.length }
+  drop (pack: number): void {
+    for (const [k, b] of this.map) if (Math.floor(k / 65536) === pack) { this.map.delete(k); this.bytes -= b.length }
   }
 }
 
@@ -252,10 +253,10 @@ export class IdxFile {
     const lo = b === 0 ? 0 : this.fanout[b - 1]
     const hi = this.fanout[b]
     if (lo === hi) return null
-    const key = `${this.meta.pack}:${b}`
+    const key = this.meta.pack * 65536 + b
     let bucket = this.cache.get(key)
     if (bucket === undefined) {
-      bucket = Buffer.allocUnsafe((hi - lo) * ENTRY)
+      bucket = Buffer.allocUnsafeSlow((hi - lo) * ENTRY) // its own memory: a cached slice would pin a pool chunk
       let done = 0
       while (done < bucket.length) {
         const n = readSync(this.fh.fd, bucket, done, bucket.length - done, this.entriesAt + lo * ENTRY + done)
@@ -269,7 +270,7 @@ export class IdxFile {
     let h = hi - lo
     while (l < h) {
       const m = (l + h) >>> 1
-      let c = Buffer.compare(bucket.subarray(m * ENTRY, m * ENTRY + DIGEST), digest)
+      let c = bucket.compare(digest, 0, DIGEST, m * ENTRY, m * ENTRY + DIGEST)
       if (c === 0) c = bucket[m * ENTRY + DIGEST] - code
       if (c === 0) return { offset: readU64(bucket, m * ENTRY + 40), length: bucket.readUInt32BE(m * ENTRY + 36) }
       if (c < 0) l = m + 1
@@ -289,7 +290,7 @@ export class IdxFile {
   }
 
   async close (): Promise<void> {
-    this.cache.drop(`${this.meta.pack}:`)
+    this.cache.drop(this.meta.pack)
     await this.fh.close().catch(() => {})
   }
 }
