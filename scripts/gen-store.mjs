@@ -6,6 +6,10 @@
 //     before and after, then the cost of CID lookups (known CIDs, then absent ones) and one file
 //     read through the tree. --code runs another build's dist/ (e.g. main's, for "before").
 //     --drop-caches: sync; echo 3 > /proc/sys/vm/drop_caches first (root).
+//   node scripts/gen-store.mjs mount DIR [--drop-caches] [--space BIN]
+//     `space mount` (BIN: default this tree's bin/space) of DIR/data with DIR as config dir (its
+//     master.key): seconds until it prints "mounted", the daemon's VmRSS then and 5 s later
+//     (idle), one `ls` of /gen through the mount; then SIGTERM and the daemon's exit.
 // Needs a build (npm run build) of this tree.
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
@@ -17,7 +21,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const [mode, dirArg, ...rest] = process.argv.slice(2)
 const opt = (name, dflt) => { const i = rest.indexOf(`--${name}`); return i < 0 ? dflt : (rest[i + 1] ?? true) }
 const flag = name => rest.includes(`--${name}`)
-if (dirArg == null || (mode !== 'gen' && mode !== 'open' && mode !== 'child')) {
+if (dirArg == null || !['gen', 'open', 'child', 'mount'].includes(mode)) {
   console.error('usage: gen-store.mjs gen|open DIR [options] (see the header of this file)')
   process.exit(2)
 }
@@ -37,6 +41,34 @@ if (mode === 'gen') {
   })
   process.stderr.write('\n')
   console.log(JSON.stringify(r))
+} else if (mode === 'mount') {
+  const { spawn } = await import('node:child_process')
+  const { mkdtempSync, readdirSync: ls, rmSync } = await import('node:fs')
+  if (flag('drop-caches')) { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3\n') }
+  const base = mkdtempSync('/tmp/space-scale-') // 0700: the control socket's directory
+  const mnt = join(base, 'mnt')
+  mkdirSync(mnt)
+  const bin = resolve(opt('space', join(ROOT, 'bin/space')))
+  const t0 = performance.now()
+  const child = spawn(bin, ['mount', mnt, '--data-dir', join(dir, 'data'), '--config-dir', dir, '--socket', join(base, 'sock')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const vmRss = () => { try { return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024) } catch { return null } }
+  let out = ''
+  await new Promise((res, rej) => {
+    child.stdout.on('data', d => { out += d; if (out.includes('mounted')) res() })
+    child.on('exit', code => rej(new Error(`space mount exited ${code}: ${out}`)))
+  })
+  const mountS = (performance.now() - t0) / 1000
+  const rssMounted = vmRss()
+  await new Promise(res => setTimeout(res, 5000))
+  const rssIdle = vmRss()
+  const t1 = performance.now()
+  const names = ls(join(mnt, 'gen')).length
+  const lsMs = Math.round(performance.now() - t1)
+  const exited = new Promise(res => child.on('exit', code => res(code)))
+  child.kill('SIGTERM')
+  const code = await exited
+  rmSync(base, { recursive: true, force: true })
+  console.log(JSON.stringify({ bin, mountS: +mountS.toFixed(3), rssMountedMiB: rssMounted, rssIdle5sMiB: rssIdle, lsGenMs: lsMs, files: names, exit: code }))
 } else if (mode === 'open') {
   if (flag('drop-caches')) { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3\n') }
   // A fresh process, so that RSS and caches are those of a daemon starting.
