@@ -204,3 +204,35 @@ test('index files of packs past the watermark, and unfinished ones, are removed 
     assert.deepEqual(readdirSync(dir).sort(), ['00000001.idx', '00000001.pack'])
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
+
+test('after a crash (no close), sealed packs open from the index written at their rotation, and a long tail from the one its sync wrote', async () => {
+  const dir = tmp()
+  try {
+    // Many full packs and a short current one: only the current pack's tail is read.
+    const s = await PackStore.open(dir, null, { packLimit: 64 * 1024 })
+    const small = Array.from({ length: 2000 }, () => randomBytes(100))
+    const smallCids = small.map(b => s.put(b))
+    const wm = await s.sync()
+    await s.flush()
+    const s2 = await PackStore.open(dir, wm) // s is never closed: a crash
+    assert.ok(wm.pack >= 3)
+    assert.equal(s2.indexStats.fromIndex, wm.pack - 1, 'every full pack from its index')
+    assert.ok(s2.indexStats.scannedRecords > 0 && s2.indexStats.scannedRecords < 64 * 1024 / 100)
+    for (const i of [0, 999, 1999]) assert.deepEqual(Buffer.from(await s2.get(smallCids[i])), small[i])
+    await s2.close()
+    await s.close()
+
+    // One pack with a tail of 4,096+ records at a sync: the sync writes its index.
+    const dir2 = join(dir, 'one')
+    const t = await PackStore.open(dir2, null)
+    const blocks = Array.from({ length: 5000 }, () => randomBytes(100))
+    const cids = blocks.map(b => t.put(b))
+    const wm2 = await t.sync()
+    await t.flush()
+    const t2 = await PackStore.open(dir2, wm2)
+    assert.equal(t2.indexStats.scannedRecords, 0)
+    for (const i of [0, 4999]) assert.deepEqual(Buffer.from(await t2.get(cids[i])), blocks[i])
+    await t2.close()
+    await t.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
