@@ -89,6 +89,7 @@ export class Drive {
       let store: PackStore
       try {
         store = await PackStore.open(join(dataDir, 'packs'), head == null ? null : { pack: head.pack[0], offset: head.pack[1] }, {
+          log,
           onDamage: d => log(`damage: pack ${d.pack}: ${d.skipped} bytes from byte ${d.offset} skipped (${d.reason}); blocks there read as EIO; run "space fsck --data-dir ${dataDir}"`)
         })
       } catch (err) {

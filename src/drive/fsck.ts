@@ -9,7 +9,7 @@ import { CommitLog } from '../fs/tree/commit-log.js'
 import type { CommitRecord } from '../fs/tree/format.js'
 import { loadMeta } from './store-meta.js'
 import { packsHoldRecords } from './quarantine.js'
-import { scanPacks, type PackScan } from './pack-scan.js'
+import { scanPacks, checkIndexes, type PackScan } from './pack-scan.js'
 import { TreeChecker, type TreeProblem, type TreeCounts } from './tree-check.js'
 
 /** A journal frame that authenticates: its commit and where the frame lies. */
@@ -114,6 +114,9 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
       else report.notes.push(`${x.text} (past the head's watermark: uncommitted, dropped on the next open)`)
     }
   }
+
+  // Not damage: an index that does not check is rebuilt from its pack, never trusted.
+  report.notes.push(...await checkIndexes(packsDir, packs))
 
   const checker = new TreeChecker(packsDir, packs.index)
   if (head != null) {

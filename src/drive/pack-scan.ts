@@ -1,13 +1,17 @@
 // A read-only look at pack files for fsck: the header, every record's framing, and an index of
 // where each CID's bytes lie. Unlike PackStore.open it never cuts or deletes; after a framing
 // error it searches forward for the next plausible record, so one bad spot hides little.
-// The record layout is the store's (src/store/record.ts, docs/format.md's "Pack files").
+// The record layout is the store's (src/store/record.ts, docs/format.md's "Pack files"). Also
+// checks each pack's index file (src/store/pack-idx.ts) against what the scan found.
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkPackHeader, PACK_HEADER_LENGTH, MAX_RECORD_HEADER } from '../store/record.js'
 import { plausibleRecord as parseHeader, nextRecord as resync, allZero } from '../store/block-index.js'
 import { packIds, packName } from './quarantine.js'
+import { verifyIndexFile, entryAt, IndexDamaged } from '../store/pack-idx.js'
+import { CID, RAW_CODEC } from '../store/cid.js'
+import { create as createDigest } from 'multiformats/hashes/digest'
 
 export const PACK_HEADER = PACK_HEADER_LENGTH
 
@@ -78,4 +82,41 @@ async function scanOne (fh: FileHandle, id: number, index: Map<string, BlockLoc>
     info.boundaries.add(off)
   }
   return info
+}
+
+/**
+ * What is wrong with each pack's index file, one line each (not damage: the pack is the source
+ * of truth and the store rebuilds an index that does not check). An index must check whole
+ * (trailer and bucket checksums), and every entry must name a record the scan found where the
+ * entry says; a full pack's index must list all of its records.
+ */
+const REBUILT = '; reads through it are still checked against their CIDs; removing the file makes the next open rebuild it from the pack'
+
+export async function checkIndexes (packsDir: string, scan: PackScan): Promise<string[]> {
+  const out: string[] = []
+  for (const p of scan.packs.values()) {
+    const path = join(packsDir, `${String(p.id).padStart(8, '0')}.idx`)
+    let idx
+    try {
+      idx = await verifyIndexFile(path, p.id)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') { if (p.records > 0) out.push(`index: pack ${p.id} has no index file (the next open builds it)`); continue }
+      out.push(`index: pack ${p.id}: ${err instanceof IndexDamaged ? err.reason : `unreadable (${(err as Error).message})`}${REBUILT}`)
+      continue
+    }
+    const n = idx.entries.length / 48
+    let wrong = 0
+    let past = 0
+    for (let i = 0; i < n; i++) {
+      const e = entryAt(idx.entries, i)
+      if (e.offset + e.length > p.size) { past++; continue }
+      const loc = scan.index.get(CID.createV1(RAW_CODEC, createDigest(e.code, e.digest)).toString())
+      if (loc == null || (loc.pack === p.id && (loc.offset !== e.offset || loc.length !== e.length))) wrong++
+    }
+    if (wrong > 0) out.push(`index: pack ${p.id}: ${wrong} of its ${n} entries name no record where they say${REBUILT}`)
+    if (past > 0) out.push(`index: pack ${p.id}: ${past} entries lie past the pack's end (${p.size} bytes; cut on the next open)`)
+    if (idx.meta.to === p.size && n < p.records && wrong === 0) out.push(`index: pack ${p.id}: lists ${n} of its ${p.records} records${REBUILT}`)
+  }
+  return out
 }

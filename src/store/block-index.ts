@@ -1,58 +1,68 @@
-// The CID -> location map of the pack store, and its rebuild from a pack's record headers. Behind
-// the BlockIndex interface so that a persistent per-pack index (issue 11) can replace the
-// in-memory one without the store noticing. An index only says where a record claiming a CID
-// lies; reads check the bytes against the CID (cid.ts checkCid).
+// Where blocks lie: the Location of a record, the BlockIndex a store looks CIDs up in
+// (pack-idx-set.ts implements it over per-pack index files), and the scan of a pack's record
+// headers an index is built from. An index only says where a record claiming a CID lies; reads
+// check the bytes against the CID (cid.ts checkCid).
 import type { FileHandle } from 'node:fs/promises'
+import type { CID } from './cid.js'
 import { PACK_HEADER_LENGTH, MAX_RECORD_HEADER, checkPackHeader, parseRecordHeader, type RecordHeader } from './record.js'
+import { EntryList, type IdxDamage } from './pack-idx.js'
 
 /** Where a block's sealed bytes lie: `length` bytes at `offset` of pack `pack`. */
 export interface Location { pack: number, offset: number, length: number }
 
-/** Keys are CIDs in their string form. */
+/** `key` is the CID's string form (the caller has both). */
 export interface BlockIndex {
-  get: (key: string) => Location | undefined
-  has: (key: string) => boolean
-  set: (key: string, at: Location) => void
+  get: (cid: CID, key: string) => Location | undefined
+  has: (cid: CID, key: string) => boolean
 }
 
-export class MemoryIndex implements BlockIndex {
-  private readonly map = new Map<string, Location>()
-  get (key: string): Location | undefined { return this.map.get(key) }
-  has (key: string): boolean { return this.map.has(key) }
-  set (key: string, at: Location): void { this.map.set(key, at) }
-}
-
-/** Bytes of a pack whose framing is bad, skipped by indexPack (their blocks read as missing). */
+/** Bytes of a pack whose framing is bad, skipped by scanRecords (their blocks read as missing). */
 export interface PackDamage { pack: number, offset: number, skipped: number, reason: string }
 
+const SCAN_CHUNK = 1024 * 1024
+
+/** What a scan of a stretch of a pack found: its records as index entries, and its bad framing. */
+export interface PackRecords { entries: EntryList, damage: IdxDamage | null, records: number }
+
 /**
- * Adds every record of pack `pack` (its first `size` bytes, open as `fh`) to `index`. A bad record
+ * Reads the records of pack `pack` (open as `fh`) in [from, to), in 1 MiB reads. A bad record
  * header does not stop it: the bytes up to the next plausible record are skipped and reported to
  * `onDamage`, so one bad spot costs the blocks in it and nothing after (every read is checked
  * against its CID, so a record found by the search can never pass off wrong bytes).
  */
-export async function indexPack (index: BlockIndex, pack: number, fh: FileHandle, size: number, onDamage: (d: PackDamage) => void = () => {}): Promise<void> {
-  const head = Buffer.alloc(PACK_HEADER_LENGTH)
-  const { bytesRead } = await fh.read(head, 0, head.length, 0)
-  checkPackHeader(head.subarray(0, bytesRead), pack)
-  let off = head.length
-  const buf = Buffer.alloc(MAX_RECORD_HEADER)
-  while (off < size) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - off), off)
-    const rec = plausibleRecord(buf.subarray(0, bytesRead), size - off)
-    if (rec == null) {
-      // Zeros past the last record are what an O_DIRECT append leaves until the pack is cut.
-      if (await allZero(fh, off, size)) break
-      const next = await nextRecord(fh, off + 1, size)
-      onDamage({ pack, offset: off, skipped: (next ?? size) - off, reason: 'bad record header' })
-      if (next == null) break
-      off = next
-      continue
-    }
-    const dataOff = off + rec.headerLength
-    index.set(rec.cid.toString(), { pack, offset: dataOff, length: rec.length })
-    off = dataOff + rec.length
+export async function scanRecords (pack: number, fh: FileHandle, from: number, to: number, onDamage: (d: PackDamage) => void = () => {}): Promise<PackRecords> {
+  if (from <= PACK_HEADER_LENGTH) {
+    const head = Buffer.alloc(PACK_HEADER_LENGTH)
+    const { bytesRead } = await fh.read(head, 0, head.length, 0)
+    checkPackHeader(head.subarray(0, bytesRead), pack)
+    from = PACK_HEADER_LENGTH
   }
+  const out: PackRecords = { entries: new EntryList(), damage: null, records: 0 }
+  const buf = Buffer.alloc(SCAN_CHUNK)
+  let off = from
+  while (off < to) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - off), off)
+    if (bytesRead === 0) break
+    let p = 0
+    // Every record whose header lies whole in this read; the next read starts at the first that does not.
+    while (off + p < to && (p === 0 || p + MAX_RECORD_HEADER <= bytesRead || off + bytesRead === to) && p < bytesRead) {
+      const rec = plausibleRecord(buf.subarray(p, bytesRead), to - off - p)
+      if (rec == null) break
+      out.entries.push(rec.cid.multihash.digest, rec.cid.multihash.code, off + p + rec.headerLength, rec.length)
+      out.records++
+      p += rec.headerLength + rec.length
+    }
+    if (p > 0) { off += p; continue }
+    // No record starts at `off`. Zeros past the last record are what an O_DIRECT append leaves until the pack is cut.
+    if (await allZero(fh, off, to)) break
+    const next = await nextRecord(fh, off + 1, to)
+    const skipped = (next ?? to) - off
+    onDamage({ pack, offset: off, skipped, reason: 'bad record header' })
+    out.damage = out.damage == null ? { offset: off, skipped } : { offset: out.damage.offset, skipped: out.damage.skipped + skipped }
+    if (next == null) break
+    off = next
+  }
+  return out
 }
 
 /** The record header at the start of `b`, if it parses, names a CIDv1 and fits in `left` bytes. */

@@ -1,5 +1,5 @@
-// The pack files of a store directory: their names, and opening, creating, cutting and closing
-// them. A Pack is one open file and what the store knows of it; what is in it is record.ts's.
+// The pack files of a store directory: their names (and their index files' names, pack-idx.ts),
+// and opening, creating, cutting and closing them. A Pack is one open file and what the store knows of it; what is in it is record.ts's.
 import { promises as fsp, constants as FS } from 'node:fs'
 import { join } from 'node:path'
 import type { FileHandle } from 'node:fs/promises'
@@ -27,12 +27,27 @@ export class PackFiles {
 
   path (id: number): string { return join(this.dir, `${String(id).padStart(8, '0')}.pack`) }
 
+  idxPath (id: number): string { return join(this.dir, `${String(id).padStart(8, '0')}.idx`) }
+
   /** Numbers of the packs in the directory, ascending. */
   async list (): Promise<number[]> {
     return (await fsp.readdir(this.dir)).filter(n => /^\d{8}\.pack$/.test(n)).map(n => parseInt(n, 10)).sort((a, b) => a - b)
   }
 
-  async remove (id: number): Promise<void> { await fsp.rm(this.path(id), { force: true }) }
+  /** Removes index files whose pack is gone (a repair or a crash's dropped packs), and unfinished ones. */
+  async removeStrayIndexes (): Promise<void> {
+    const names = await fsp.readdir(this.dir)
+    const packs = new Set(names.filter(n => /^\d{8}\.pack$/.test(n)).map(n => parseInt(n, 10)))
+    for (const n of names) {
+      if (/^\d{8}\.idx\.tmp$/.test(n) || (/^\d{8}\.idx$/.test(n) && !packs.has(parseInt(n, 10)))) await fsp.rm(join(this.dir, n), { force: true })
+    }
+  }
+
+  /** Removes a pack and its index file. */
+  async remove (id: number): Promise<void> {
+    await fsp.rm(this.path(id), { force: true })
+    await fsp.rm(this.idxPath(id), { force: true })
+  }
 
   /** Opens an existing pack; its size is the file's (the caller cuts it to a watermark). */
   async open (id: number): Promise<Pack> {
@@ -45,6 +60,7 @@ export class PackFiles {
   }
 
   async create (id: number): Promise<Pack> {
+    await fsp.rm(this.idxPath(id), { force: true }) // an index of an older pack of that number
     const fh = await fsp.open(this.path(id), FS.O_RDWR | FS.O_CREAT | FS.O_TRUNC, 0o600)
     const header = encodePackHeader()
     await fh.write(header, 0, header.length, 0)

@@ -1,13 +1,14 @@
 // Log-structured block store: sealed blocks are appended to pack files and found through a CID
-// index rebuilt on open; every block read from a pack is checked against the CID it is fetched
+// index kept in one index file per pack (read on demand, not at open); every block read from a pack is checked against the CID it is fetched
 // by. `sync()` makes everything written so far durable and returns a watermark that a commit
 // records, so on open anything past the last committed watermark (a torn or uncommitted tail) is
 // cut off. Sees only sealed bytes. A facade: the record format is record.ts's, the index
-// block-index.ts's, the files pack-files.ts's, the appends pack-writer.ts's.
+// pack-idx-set.ts's, the files pack-files.ts's, the appends pack-writer.ts's.
 import { mkdir } from 'node:fs/promises'
 import { type CID, cidOf, checkCid } from './cid.js'
 import { StoreError, corrupt, notFound } from './errors.js'
-import { MemoryIndex, indexPack, type BlockIndex, type PackDamage } from './block-index.js'
+import type { PackDamage } from './block-index.js'
+import { PackIndexes, type IndexStats } from './pack-idx-set.js'
 import { PackFiles } from './pack-files.js'
 import { PackWriter } from './pack-writer.js'
 import { copyBytes } from '../crypto/copy.js'
@@ -30,16 +31,19 @@ export interface PackStoreOptions {
   directIo?: boolean
   /** Told of each stretch of a pack whose framing is bad (skipped: its blocks read as missing). */
   onDamage?: (d: PackDamage) => void
+  /** Where `index: pack N ...` lines go (an index file rebuilt, extended or cut). */
+  log?: (line: string) => void
 }
 
 export class PackStore implements BlockStore {
-  private readonly index: BlockIndex = new MemoryIndex()
+  private readonly index: PackIndexes
   private readonly files: PackFiles
   private writer!: PackWriter
   private directReads = true
 
   private constructor (dir: string, private readonly opts: PackStoreOptions) {
     this.files = new PackFiles(dir, opts.directIo ?? true)
+    this.index = new PackIndexes(this.files, opts.log ?? (() => {}), opts.onDamage ?? (() => {}))
   }
 
   /** Opens (or creates) the store in `dir`, cutting every pack back to `committed`. */
@@ -49,11 +53,18 @@ export class PackStore implements BlockStore {
     try {
       await s.load(committed)
     } catch (err) {
+      await s.index.close()
       await s.files.closeAll()
       throw err
     }
     return s
   }
+
+  /** What the open cost: packs opened, indexes used as they were or rebuilt, records scanned. */
+  get indexStats (): IndexStats { return { ...this.index.stats } }
+
+  /** Resolves once index rebuilds started by lookups (a damaged index file) are done. */
+  async settled (): Promise<void> { await this.index.rebuilding }
 
   private async load (committed: Watermark | null): Promise<void> {
     for (const id of await this.files.list()) {
@@ -66,12 +77,13 @@ export class PackStore implements BlockStore {
       const end = id === committed.pack ? committed.offset : pack.size
       if (pack.size < end) throw corrupt(`pack ${id} is shorter (${pack.size}) than its committed length ${end}`)
       // Indexed before anything is cut: a pack that cannot be read stops the open unchanged.
-      await indexPack(this.index, id, pack.fh, end, this.opts.onDamage)
+      await this.index.openPack(pack, end, id === committed.pack)
       if (pack.size !== end) {
         await pack.fh.truncate(end) // uncommitted writes past the last commit's watermark
         pack.size = end
       }
     }
+    await this.files.removeStrayIndexes()
     const last = committed != null ? this.files.packs.get(committed.pack) : undefined
     if (committed != null && last == null) throw corrupt(`pack ${committed.pack} named by the last commit is missing`)
     this.writer = new PackWriter(this.files, this.index, last ?? await this.files.create(1), this.opts.packLimit ?? DEFAULT_PACK_LIMIT)
@@ -79,10 +91,15 @@ export class PackStore implements BlockStore {
 
   has (cid: CID): boolean {
     const k = cid.toString()
-    return this.index.has(k) || this.writer.unwritten(k) != null
+    return this.writer.unwritten(k) != null || this.index.has(cid, k)
   }
 
-  /** Stores sealed bytes; returns their CID. Idempotent: a block already present is not rewritten. */
+  /**
+   * Stores sealed bytes; returns their CID. Idempotent; a block already in the current pack or
+   * not yet written is not written again. Older packs are not searched: sealed bytes carry fresh
+   * nonces, so a repeat is rare and costs one duplicate record, where a search would cost a probe
+   * of every pack's index per put.
+   */
   put (bytes: Uint8Array): CID {
     return this.putWithCid(cidOf(bytes), bytes)
   }
@@ -93,7 +110,7 @@ export class PackStore implements BlockStore {
    */
   putWithCid (cid: CID, bytes: Uint8Array, release?: () => void): CID {
     const key = cid.toString()
-    if (this.index.has(key) || this.writer.unwritten(key) != null) { release?.(); return cid }
+    if (this.writer.unwritten(key) != null || this.index.hasIn(this.writer.currentPack, cid, key)) { release?.(); return cid }
     this.writer.add(key, cid, bytes, release)
     return cid
   }
@@ -120,7 +137,7 @@ export class PackStore implements BlockStore {
     const mem = this.writer.unwritten(key)
     // A copy: the original may be released to its owner while the caller awaits.
     if (mem != null) { const c = Buffer.allocUnsafe(mem.length); copyBytes(c, 0, mem); return c }
-    const loc = this.index.get(key)
+    const loc = this.index.get(cid, key)
     if (loc == null) throw notFound(key)
     const pack = this.files.packs.get(loc.pack)!
     const buf = scratch != null && scratch.length >= loc.length ? scratch.subarray(0, loc.length) : Buffer.allocUnsafe(loc.length)
@@ -142,7 +159,7 @@ export class PackStore implements BlockStore {
   locate (cid: CID): FileRange | null {
     const key = cid.toString()
     if (this.writer.unwritten(key) != null) return null
-    const loc = this.index.get(key)
+    const loc = this.index.get(cid, key)
     const pack = loc != null ? this.files.packs.get(loc.pack) : undefined
     if (loc == null || pack == null) return null // closed
     // Large records skip the page cache: the disk writes them straight into the reader's memory,
@@ -160,6 +177,7 @@ export class PackStore implements BlockStore {
   async close (): Promise<void> {
     await this.writer?.close()
     for (const p of this.files.packs.values()) await this.files.finishDirect(p).catch(() => {})
+    await this.index.close()
     await this.files.closeAll()
   }
 }

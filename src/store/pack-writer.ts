@@ -1,11 +1,12 @@
 // The pack store's write side: blocks put but not yet on disk (readable meanwhile), batched
 // appends to the current pack (O_DIRECT for large batches, buffered for small ones), rotation at
-// the pack limit, background writeback, and sync(), the durability point a commit records.
+// the pack limit, background writeback, and sync(), the durability point a commit records. Tells
+// the index of every record appended, and when a pack is full or a sync may write its index.
 import type { CID } from './cid.js'
 import { StoreError, ioError } from './errors.js'
 import { DirectAppender } from './direct-append.js'
 import { PACK_HEADER_LENGTH, encodeRecordHeader } from './record.js'
-import type { BlockIndex } from './block-index.js'
+import type { Location } from './block-index.js'
 import type { Pack, PackFiles } from './pack-files.js'
 import type { Watermark } from './types.js'
 
@@ -16,7 +17,16 @@ const WRITEBACK_BYTES = 32 * 1024 * 1024
 const DIRECT_MIN = 1024 * 1024
 
 /** A block waiting to be appended; `release` hands its memory back once it is on disk. */
-interface PendingRecord { key: string, header: Buffer, body: Buffer, release?: () => void }
+interface PendingRecord { key: string, cid: CID, header: Buffer, body: Buffer, release?: () => void }
+
+/** What the writer needs of the index (pack-idx-set.ts). */
+export interface WriterIndex {
+  add: (key: string, at: Location, digest: Uint8Array, code: number) => void
+  /** The pack is full, or the store closes: index all of it. */
+  seal: (pack: Pack) => Promise<void>
+  /** A sync made the pack durable up to `end`: the index may write what it holds of it. */
+  checkpoint: (pack: Pack, end: number) => Promise<void>
+}
 
 const recordLength = (r: PendingRecord): number => r.header.length + r.body.length
 
@@ -30,7 +40,10 @@ export class PackWriter {
   private unsyncedBytes = 0
   private writeback: Promise<void> | null = null
 
-  constructor (private readonly files: PackFiles, private readonly index: BlockIndex, private current: Pack, private readonly packLimit: number) {}
+  constructor (private readonly files: PackFiles, private readonly index: WriterIndex, private current: Pack, private readonly packLimit: number) {}
+
+  /** The pack appends go to. */
+  get currentPack (): number { return this.current.id }
 
   /** The bytes of a block put but not yet written to its pack. */
   unwritten (key: string): Uint8Array | undefined { return this.unflushed.get(key) }
@@ -39,7 +52,7 @@ export class PackWriter {
   add (key: string, cid: CID, bytes: Uint8Array, release?: () => void): void {
     const header = encodeRecordHeader(cid, bytes.length)
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
-    this.pending.push({ key, header, body, release })
+    this.pending.push({ key, cid, header, body, release })
     this.pendingBytes += header.length + bytes.length
     this.unflushed.set(key, body)
     if (this.pendingBytes >= FLUSH_BYTES) void this.flush().catch(() => {})
@@ -63,12 +76,17 @@ export class PackWriter {
         if (bytes > 0 && this.current.size + bytes + rec > this.packLimit) break
         bytes += rec
       }
-      const batch = this.pending.splice(0, n)
-      this.pendingBytes -= bytes
       if (this.current.size > PACK_HEADER_LENGTH && this.current.size + bytes > this.packLimit) {
+        // The batch stays pending until the next pack exists: a failure here loses nothing.
         await this.files.finishDirect(this.current)
+        // Durable before its index names it; the index file is the pack's from then on.
+        try { await this.current.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${this.current.id}`) }
+        this.current.synced = true
+        try { await this.index.seal(this.current) } catch (err) { throw ioError(err, `writing the index of pack ${this.current.id}`) }
         this.current = await this.files.create(this.current.id + 1)
       }
+      const batch = this.pending.splice(0, n)
+      this.pendingBytes -= bytes
       const pack = this.current
       const start = pack.size
       let buffered: number
@@ -94,7 +112,7 @@ export class PackWriter {
       this.writeError = null
       let off = start
       for (const r of batch) {
-        this.index.set(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length })
+        this.index.add(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length }, r.cid.multihash.digest, r.cid.multihash.code)
         this.unflushed.delete(r.key)
         r.release?.()
         off += recordLength(r)
@@ -186,13 +204,20 @@ export class PackWriter {
    */
   async sync (): Promise<Watermark> {
     await this.flush()
-    const wm = { pack: this.current.id, offset: this.current.size }
+    const pack = this.current
+    const wm = { pack: pack.id, offset: pack.size }
     for (const p of [...this.files.packs.values()]) {
       if (p.synced) continue
       const size = p.size
       try { await p.fh.datasync() } catch (err) { throw ioError(err, `syncing pack ${p.id}`) }
       if (p.size === size) p.synced = true
     }
+    // In the append queue, so that it never races a rotation writing the same pack's index.
+    const run = this.queue.then(async () => { if (pack === this.current) await this.index.checkpoint(pack, wm.offset) })
+    this.queue = run.catch(() => {})
+    // Not the commit's business: the records stay indexed in memory, and the next sync or the
+    // pack's seal writes the file again; an open scans the tail meanwhile.
+    await run.catch(() => {})
     return wm
   }
 
@@ -201,5 +226,6 @@ export class PackWriter {
     await this.queue
     for (const r of this.pending) r.release?.()
     await this.writeback
+    await this.index.seal(this.current)
   }
 }

@@ -139,7 +139,8 @@ test('a rekey of a damaged journal refuses instead of rewriting it without the d
 test('an empty journal beside packs that hold blocks refuses to open; repair keeps the packs in the quarantine and starts empty', async () => {
   const s = await threeCommits()
   try {
-    const packs = hashes(join(s.dir, 'packs'))
+    // Index files are not pack bytes: they are rebuilt from the packs.
+    const packs = new Map([...hashes(join(s.dir, 'packs'))].filter(([n]) => !n.endsWith('.idx')))
     writeFileSync(join(s.dir, 'journal'), Buffer.alloc(0))
     const before = hashes(s.dir)
     await assert.rejects(Drive.open(s.dir, s.key), e => isDamaged(e) && /holds no commit but the packs hold blocks/.test((e as Error).message))
@@ -163,9 +164,12 @@ test('bad framing in an old block\'s record: the drive opens and serves the head
     const rec = packRecords(pack).find(r => r.length === 131_102)!
     pack[rec.start] = 0 // its record version byte
     writeFileSync(packPath, pack)
+    // An intact index file means the open reads no pack; the damage shows where the index is built.
+    rmSync(join(s.dir, 'packs', '00000001.idx'))
     const lines: string[] = []
     const drive = await Drive.open(s.dir, s.key, { log: l => lines.push(l) })
     try {
+      assert.match(lines.join('\n'), /index: pack 1 rebuilt from its \d+ records \(missing\)/)
       assert.match(lines.join('\n'), /damage: pack 1: \d+ bytes from byte \d+ skipped/)
       const a = await drive.tree.lookup('/a') as FileNode
       const out = Buffer.alloc(a.size)
