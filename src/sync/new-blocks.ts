@@ -6,11 +6,13 @@
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { indexPack, type BlockIndex, type Location } from '../store/block-index.js'
+import { create as digestOf } from 'multiformats/hashes/digest'
+import { scanRecords } from '../store/block-index.js'
 import type { Watermark } from '../store/types.js'
 
 export interface NewBlock { cid: CID, pack: number, offset: number, length: number }
 
+const RAW = 0x55
 const packPath = (dir: string, id: number): string => join(dir, `${String(id).padStart(8, '0')}.pack`)
 
 /**
@@ -31,12 +33,12 @@ export async function blocksBetween (packsDir: string, from: Watermark | null, t
     try {
       const size = pack === to.pack ? to.offset : (await fh.stat()).size
       const start = from != null && pack === from.pack ? from.offset : 0
-      const collect: BlockIndex = {
-        get: () => undefined,
-        has: () => false,
-        set: (key: string, at: Location) => { if (at.offset >= start) out.push({ cid: CID.parse(key), ...at }) }
+      const { entries } = await scanRecords(pack, fh, start, size)
+      // The drive's packs hold raw blocks only (sealed objects): a record's CID is raw of its digest.
+      for (let i = 0; i < entries.count; i++) {
+        const e = entries.at(i)
+        out.push({ cid: CID.createV1(RAW, digestOf(e.code, e.digest)), pack, offset: e.offset, length: e.length })
       }
-      await indexPack(collect, pack, fh, size)
     } finally {
       await fh.close()
     }
