@@ -16,6 +16,7 @@ import { TokenStore, ensureMasterToken } from './ctl/tokens.js'
 import { buildHandlers, type DaemonApi } from './ctl/methods.js'
 import { VERSION } from './version.js'
 import { disableCoreDumps } from './ctl/os.js'
+import { attachSync, prepareSync, type PreparedSync, type SyncAttachment } from './sync/attach.js'
 
 
 export interface ServeConfig {
@@ -58,6 +59,7 @@ export class Service implements DaemonApi {
   readonly done: Promise<void>
   private mounted: MountedDrive | null = null
   private ctl: CtlServer | null = null
+  private sync: SyncAttachment | null = null
   private readonly events = new EventHub()
   readonly tokens: TokenStore
   private busy: Promise<unknown> = Promise.resolve()
@@ -82,7 +84,7 @@ export class Service implements DaemonApi {
     // Before any key is loaded: no core file, no same-uid ptrace or /proc/<pid>/mem read.
     if (!disableCoreDumps()) cfg.log?.('core dumps stay enabled: native/build/Release/space_sys.node is missing (scripts/build-native.sh)')
     const s = new Service(cfg)
-    const drive = cfg.mountpoint === null ? null : await openDriveFromConfig(cfg.configDir, cfg.dataDir, { cacheBytes: cfg.cacheBytes, log: cfg.log })
+    const drive = cfg.mountpoint === null ? null : await s.openDrive()
     try {
       await ensureMasterToken(cfg.configDir)
       s.ctl = await CtlServer.listen(cfg.socketPath, {
@@ -102,9 +104,38 @@ export class Service implements DaemonApi {
     return s
   }
 
-  private async mountOpen (drive: Drive, mountpoint: string): Promise<MountedDrive> {
-    return await mountDrive(drive, { mountpoint, allowOther: this.cfg.allowOther, log: this.cfg.log, logPaths: this.cfg.logPaths, onChange: (k, p, to) => this.events.push(k, p, to) })
+  private prepared: PreparedSync | null = null
+
+  /** Opens the drive; with a hub configured, over a store that fetches missing blocks from it. */
+  private async openDrive (): Promise<Drive> {
+    this.prepared = await prepareSync(this.cfg.configDir).catch(err => {
+      this.cfg.log?.(`sync: not started: ${(err as Error).message}`)
+      return null
+    })
+    return await openDriveFromConfig(this.cfg.configDir, this.cfg.dataDir, { cacheBytes: this.cfg.cacheBytes, log: this.cfg.log, wrapStore: this.prepared?.wrapStore })
   }
+
+  private async mountOpen (drive: Drive, mountpoint: string): Promise<MountedDrive> {
+    const m = await mountDrive(drive, { mountpoint, allowOther: this.cfg.allowOther, log: this.cfg.log, logPaths: this.cfg.logPaths, onChange: (k, p, to) => this.events.push(k, p, to) })
+    if (this.prepared != null) {
+      // Sync failing to start leaves the drive served, as a local drive: the log says why.
+      try {
+        this.sync = await attachSync(this.prepared, m, { configDir: this.cfg.configDir, log: this.cfg.log })
+        this.cfg.log?.(`sync: with ${this.prepared.config.hub} as ${this.prepared.config.deviceName}`)
+      } catch (err) {
+        this.cfg.log?.(`sync: not started: ${(err as Error).message}`)
+      }
+    }
+    return m
+  }
+
+  private async stopSync (): Promise<void> {
+    const s = this.sync
+    this.sync = null
+    await s?.stop().catch(err => this.cfg.log?.(`sync: stopping: ${(err as Error).message}`))
+  }
+
+  syncStatus (): unknown { return this.sync?.status() ?? null }
 
   state (): { mounted: boolean, mountpoint: string | null } {
     return { mounted: this.mounted !== null, mountpoint: this.mountpoint }
@@ -122,7 +153,7 @@ export class Service implements DaemonApi {
       if (this.stopping !== null) throw new CtlError('ERR_NOT_MOUNTED', 'the daemon is stopping')
       if (this.mounted !== null) throw new CtlError('ERR_ALREADY_MOUNTED', `the drive is mounted at ${this.mounted.mountpoint}`, { mountpoint: this.mounted.mountpoint })
       try {
-        const drive = await openDriveFromConfig(this.cfg.configDir, this.cfg.dataDir, { cacheBytes: this.cfg.cacheBytes, log: this.cfg.log })
+        const drive = await this.openDrive()
         try {
           this.mounted = await this.mountOpen(drive, mountpoint)
         } catch (err) {
@@ -143,6 +174,7 @@ export class Service implements DaemonApi {
         return ''
       }
       this.events.flush()
+      await this.stopSync()
       await m.stop()
       this.mounted = null
       this.cfg.log?.(`unmounted ${m.mountpoint} (control request)`)
@@ -169,6 +201,7 @@ export class Service implements DaemonApi {
       await this.ctl?.close().catch(err => this.cfg.log?.(`control socket close: ${(err as Error).message}`))
       try {
         await this.serial(async () => {
+          await this.stopSync()
           await this.mounted?.stop()
           this.mounted = null
         })
@@ -203,6 +236,7 @@ export function offlineApi (configDir: string, dataDir: string): DaemonApi {
     unmount: noDaemon,
     log: async () => await readLogFromStore(configDir, dataDir),
     tokens: null,
-    counts: () => ({ connections: 0, subscribers: 0 })
+    counts: () => ({ connections: 0, subscribers: 0 }),
+    syncStatus: () => null
   }
 }

@@ -31,6 +31,8 @@ export interface DaemonApi {
     revoke: (idOrName: string) => Promise<TokenInfo>
   } | null
   counts: () => { connections: number, subscribers: number }
+  /** What sync is doing (src/sync/engine.ts SyncStatus), or null when no hub is configured or the drive is not mounted. */
+  syncStatus: () => unknown
 }
 
 /** Keys errors keep their own code in data.cause, so the CLI maps them to the same exit codes. */
@@ -95,6 +97,11 @@ export function buildHandlers (api: DaemonApi): Handlers {
 
   return {
     status,
+
+    'sync.status': async (params) => {
+      objectParams(params, [])
+      return { sync: api.syncStatus() }
+    },
 
     whoami: async (params) => {
       objectParams(params, [])

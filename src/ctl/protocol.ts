@@ -15,6 +15,7 @@ export type Scope = typeof SCOPES[number]
 export const METHOD_SCOPES = {
   hello: null,
   status: 'status:read',
+  'sync.status': 'status:read',
   whoami: 'identity:read',
   log: 'log:read',
   mount: 'mount:write',

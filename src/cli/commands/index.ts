@@ -14,12 +14,13 @@ import { command as log } from './log.js'
 import { command as mount } from './mount.js'
 import { command as recoverKeys } from './recover-keys.js'
 import { command as status } from './status.js'
+import { command as sync } from './sync.js'
 import { command as testPassphrase } from './test-passphrase.js'
 import { command as token } from './token.js'
 import { command as unmount } from './unmount.js'
 import { command as whoami } from './whoami.js'
 
-export const commands: readonly Command[] = [mount, unmount, status, log, daemon, token, events, fsck, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
+export const commands: readonly Command[] = [mount, unmount, status, sync, log, daemon, token, events, fsck, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
 
 /** The top-level help, generated from the list. */
 export function help (): string {

@@ -1,0 +1,73 @@
+// `space sync hub URL`: keep this drive in step with the identity's other devices through a hub
+// (registers the identity there if needed and writes <config dir>/sync.json; the next mount
+// syncs). `space sync status`: what sync is doing, from the daemon. docs/sync.md.
+import { ExitCode } from '../exit-codes.js'
+import { out, err, UsageError } from './keys-common.js'
+import { clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, openSession } from '../session.js'
+import { resolveConfigDir } from '../../keys/paths.js'
+import { openAccount, KEYSTORE_PASSPHRASE_ENV, requireIdentityConfig } from '../../keys/account.js'
+import { VaultClient } from '../../keys/vault-client.js'
+import { USERNAME_RE } from '../../keys/vault-protocol.js'
+import { defaultDeviceName, readSyncConfig, writeSyncConfig } from '../../sync/device.js'
+import type { SyncStatus } from '../../sync/engine.js'
+
+type Status = SyncStatus & { hub: string, fetched: { blocks: number, bytes: number } }
+
+const ago = (t: number | null): string => t == null ? 'never' : `${Math.max(0, Math.round((Date.now() - t) / 1000))} s ago`
+
+export const command = clientCommand({
+  name: 'sync',
+  summary: 'sync this drive with your other devices through a hub: sync hub URL, sync status',
+  usage: `usage: space sync hub URL [--device-name NAME] [--username NAME] [--insecure-http]
+       space sync status [--json] [--socket PATH] [--token TOKEN]
+
+hub URL      Syncs this drive through the hub at URL from the next mount on: every commit is
+             pushed (blocks first, then this device's signed log entry), and the other devices'
+             entries are merged in as they arrive. Registers the identity on the hub when it is
+             not yet (under --username, default the name of a key backup there, else one made
+             from the identity's fingerprint). --device-name: how other devices name this one
+             (default the hostname). Plain http:// only to loopback unless --insecure-http.
+status       Per device: the newest entry seen; this device's entries not yet on the hub; last
+             contact with the hub; the last error; blocks fetched on demand. --json: one object.
+${CLIENT_USAGE}`,
+  options: { ...CLIENT_OPTIONS, json: { type: 'boolean' }, 'device-name': { type: 'string' }, username: { type: 'string' }, 'insecure-http': { type: 'boolean' } },
+  positionals: true
+}, async (ctx, values, positionals) => {
+  const [sub, url] = positionals
+  if (sub === 'hub') {
+    if (url == null || positionals.length !== 2) throw new UsageError('usage: space sync hub URL')
+    const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
+    const config = await requireIdentityConfig(configDir)
+    const account = await openAccount(configDir, { passphrase: process.env[KEYSTORE_PASSPHRASE_ENV] })
+    const fp = config.identity.fingerprint.replace(/-/g, '')
+    const username = (values.username as string | undefined) ?? config.vault?.username ?? `space-${fp}`
+    if (!USERNAME_RE.test(username)) throw new UsageError(`--username must match ${USERNAME_RE.source}`)
+    const insecureHttp = values['insecure-http'] === true
+    const userId = await new VaultClient(url, { insecureHttp }).register(username, account.identity.signing)
+    const deviceName = (values['device-name'] as string | undefined) ?? (await readSyncConfig(configDir))?.deviceName ?? defaultDeviceName()
+    await writeSyncConfig(configDir, { hub: url, userId, deviceName, ...(insecureHttp ? { insecureHttp } : {}) })
+    out(ctx, `sync: ${url} as ${deviceName} (user ${username}); takes effect at the next mount`)
+    return ExitCode.OK
+  }
+  if (sub === 'status') {
+    if (positionals.length !== 1) throw new UsageError('usage: space sync status')
+    const s = await openSession(values, { offline: true })
+    let r: { sync: Status | null }
+    try {
+      r = await s.call('sync.status') as { sync: Status | null }
+    } finally {
+      s.close()
+    }
+    if (values.json === true) { out(ctx, JSON.stringify(r.sync)); return ExitCode.OK }
+    const st = r.sync
+    if (st == null) { out(ctx, 'sync: not running (no hub configured: "space sync hub URL", or the drive is not mounted)'); return ExitCode.OK }
+    out(ctx, `hub          ${st.hub}`)
+    out(ctx, `this device  ${st.device}: entry ${st.lastEntry.seq}, ${st.pendingUp} not yet on the hub; pushed ${st.pushed.entries} entries, ${st.pushed.blocks} blocks, ${st.pushed.bytes} bytes`)
+    for (const l of st.logs) out(ctx, `device       ${l.name ?? l.device.slice(0, 16)}: entry ${l.seq}`)
+    out(ctx, `fetched      ${st.fetched.blocks} blocks, ${st.fetched.bytes} bytes on demand`)
+    out(ctx, `last contact ${ago(st.lastContact)}`)
+    if (st.lastError != null) err(ctx, `last error   ${st.lastError}`)
+    return ExitCode.OK
+  }
+  throw new UsageError('usage: space sync hub URL | space sync status')
+})
