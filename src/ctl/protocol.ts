@@ -8,14 +8,14 @@ export const SUPPORTED_PROTOCOLS: readonly number[] = [1]
 /** One message, newline excluded. Bigger lines get ERR_MESSAGE_TOO_LARGE and the connection ends. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024
 
-export const SCOPES = ['status:read', 'identity:read', 'log:read', 'events:read', 'mount:write', 'keys:admin', 'tokens:admin'] as const
+export const SCOPES = ['status:read', 'sync:read', 'identity:read', 'log:read', 'events:read', 'mount:write', 'keys:admin', 'tokens:admin'] as const
 export type Scope = typeof SCOPES[number]
 
 /** Every method and the one scope that allows it (`hello` needs none: it is how a token arrives). */
 export const METHOD_SCOPES = {
   hello: null,
   status: 'status:read',
-  'sync.status': 'status:read',
+  'sync.status': 'sync:read',
   whoami: 'identity:read',
   log: 'log:read',
   mount: 'mount:write',
