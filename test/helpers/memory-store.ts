@@ -41,6 +41,16 @@ export class MemoryBlockStore implements BlockStore {
     return out
   }
 
+  async getRange (cid: CID, offset: number, length: number): Promise<Uint8Array> {
+    const b = this.blocks.get(cid.toString())
+    if (b == null) throw notFound(cid.toString())
+    if (offset < 0 || length < 0 || offset + length > b.length) throw new RangeError('range outside the block')
+    return Buffer.from(b.subarray(offset, offset + length))
+  }
+
+  /** Replaces a stored block's bytes (an attacker with write access to the packs). */
+  replace (cid: CID, bytes: Uint8Array): void { this.blocks.set(cid.toString(), Uint8Array.from(bytes)) }
+
   async sync (): Promise<{ pack: number, offset: number }> { return { pack: 0, offset: this.bytes } }
   async flush (): Promise<void> {}
 

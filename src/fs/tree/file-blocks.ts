@@ -18,8 +18,14 @@
 //      it is BLOCK_SIZE long or, for a block that starts small, a power of two that grows.
 //   5. A buffer goes back to freeBuffers only once its seal landed: reads copy in-memory blocks
 //      before any await, so nothing else holds it.
+//   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
+//      hole, with fewer than FOLD_SEGMENTS patched segments) is sealed as patches: one v2 object
+//      per run of written segments, numbered by their place in the block, appended to the
+//      block's reference. Anything but write() that changes a dirty block (truncate, zeroing)
+//      takes it out of f.patching, so it is sealed whole; so does a block whose reference
+//      changed under it. A block sealed whole drops its patches.
 import type { CID } from 'multiformats/cid'
-import { seal } from '../../crypto/index.js'
+import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileNode } from './nodes.js'
@@ -27,6 +33,7 @@ import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
+import { FOLD_SEGMENTS, SEGMENTS, patchedSegments, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land. */
 const MAX_SEALS = 192
@@ -78,6 +85,7 @@ export class FileBlocks {
   }
 
   unmarkDirty (f: FileNode, idx: number): void {
+    f.patching.delete(idx)
     if (!f.dirty.delete(idx) || !this.dirtyFiles.has(f)) return
     this.dirtyBlocks--
     if (f.dirty.size === 0) this.dirtyFiles.delete(f)
@@ -91,8 +99,26 @@ export class FileBlocks {
     return grown
   }
 
-  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
-  async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE): Promise<Buffer> {
+  /**
+   * Segments [inner, inner + n) of dirty block `idx` were written (write() calls it after
+   * copying): recorded for a block sealed as patches.
+   */
+  written (f: FileNode, idx: number, inner: number, n: number): void {
+    const p = f.patching.get(idx)
+    if (p == null || n <= 0) return
+    const s0 = Math.floor(inner / SEGMENT)
+    const s1 = Math.floor((inner + n - 1) / SEGMENT)
+    for (let s = s0; s <= s1; s++) p.written |= 1 << s
+  }
+
+  /** A dirty block changed by something other than write(): it is sealed whole. */
+  wholeDirty (f: FileNode, idx: number): void { f.patching.delete(idx) }
+
+  /**
+   * The writable plaintext buffer of one block, loading its sealed content first if needed.
+   * `patchable`: a write asks, so a full sealed block (or hole) may be sealed as patches.
+   */
+  async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE, patchable = false): Promise<Buffer> {
     for (;;) {
       let buf = f.dirty.get(idx)
       if (buf != null) return buf
@@ -113,6 +139,8 @@ export class FileBlocks {
       else buf = Buffer.alloc(bufferSizeFor(need))
       if (old != null) old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx)))
       this.markDirty(f, idx, buf)
+      // Patches only over a block the file fills (no padding, no tail to move) and not past the fold.
+      if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) f.patching.set(idx, { written: 0, over: cid })
       return buf
     }
   }
@@ -122,7 +150,11 @@ export class FileBlocks {
     const buf = f.dirty.get(idx)
     if (buf == null) return
     const len = bytesInBlock(f.size, idx)
+    const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
+    // Patches unless they would hold the block's worth of segments: then it is sealed whole.
+    if (patching != null && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over &&
+        patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS) { this.sealPatches(f, idx, buf, patching.over, patching.written); return }
     if (len <= 0) return
     const plainLen = paddedLength(len)
     let plain = buf.subarray(0, plainLen)
@@ -135,10 +167,33 @@ export class FileBlocks {
     this.deps.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
   }
 
+  /**
+   * Seals the written segments of dirty block `idx` as patches over `over` (one object per run
+   * of consecutive segments), inline: they are small.
+   */
+  private sealPatches (f: FileNode, idx: number, buf: Buffer, over: BlockRef | undefined, written: number): void {
+    let ref = over
+    const pos = blockPosition(f, idx)
+    for (let s = 0; s < SEGMENTS;) {
+      if ((written & (1 << s)) === 0) { s++; continue }
+      let e = s
+      while (e < SEGMENTS && (written & (1 << e)) !== 0) e++
+      let plain = buf.subarray(s * SEGMENT, e * SEGMENT)
+      if (plain.length < (e - s) * SEGMENT) { const p = Buffer.alloc((e - s) * SEGMENT); plain.copy(p); plain = p } // a buffer that started small
+      const cid = this.deps.store.put(sealPatch(f.key, pos, s, plain))
+      ref = withPatch(ref, { cid, first: s, count: e - s })
+      s = e
+    }
+    if (ref == null) return // nothing written after all: the block stays as it was
+    f.blocks!.set(idx, ref)
+    f.blockMapDirty = true
+  }
+
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
   startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
     if (buf == null) return
+    if (f.patching.has(idx)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
     this.unmarkDirty(f, idx)
     f.sealing.set(idx, buf)
     this.sealingFiles.add(f)
@@ -199,4 +254,10 @@ export class FileBlocks {
       for (const idx of [...f.dirty.keys()]) this.sealBlock(f, idx)
     }
   }
+}
+
+function popcount (x: number): number {
+  let n = 0
+  for (let v = x >>> 0; v !== 0; v &= v - 1) n++
+  return n
 }
