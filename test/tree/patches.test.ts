@@ -235,3 +235,26 @@ test('patches of a file with a separate block map survive commit and reopen', as
   sameBytes(await readAll(again, g), model, 'reopened')
   assert.ok(isPatched(g.blocks!.get(39)!))
 })
+
+test('a small write into a sealed block loads at most the segments it covers in part, never the block', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/w', 0o644)
+  const model = randomBytes(2 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const again = sink.reopen(store) // a fresh cache: nothing of the block in memory
+  const g = await again.lookup('/w') as FileNode
+  let gets = 0
+  const get = store.get.bind(store)
+  store.get = async (cid, scratch) => { gets++; return await get(cid, scratch) }
+  await again.write(g, Buffer.alloc(SEGMENT, 9), B + 4 * SEGMENT) // a whole segment: nothing loaded
+  assert.equal(gets, 0, 'an aligned 4 KiB write reads nothing')
+  assert.equal(g.patching.get(1)!.known, 1 << 4)
+  await again.write(g, Buffer.alloc(100, 8), B + 10 * SEGMENT + 50) // part of one: that segment only
+  assert.equal(g.patching.get(1)!.known, (1 << 4) | (1 << 10))
+  Buffer.alloc(SEGMENT, 9).copy(model, B + 4 * SEGMENT)
+  Buffer.alloc(100, 8).copy(model, B + 10 * SEGMENT + 50)
+  sameBytes(await readAll(again, g), model, 'before the seal')
+  await again.commit()
+  sameBytes(await readAll(sink.reopen(store), await sink.reopen(store).lookup('/w') as FileNode), model, 'reopened')
+})

@@ -21,9 +21,11 @@
 //   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
 //      hole, with fewer than FOLD_SEGMENTS patched segments) is sealed as patches: one v2 object
 //      per run of written segments, numbered by their place in the block, appended to the
-//      block's reference. Anything but write() that changes a dirty block (truncate, zeroing)
-//      takes it out of f.patching, so it is sealed whole; so does a block whose reference
-//      changed under it. A block sealed whole drops its patches.
+//      block's reference. Its buffer holds only the `known` segments (written, or loaded because
+//      a write covered part of one); reads take the others from the sealed block. Anything but
+//      write() that changes a dirty block (truncate, zeroing) first completes it (completeDirty)
+//      and takes it out of f.patching, so it is sealed whole. A block sealed whole drops its
+//      patches.
 import type { CID } from 'multiformats/cid'
 import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
@@ -43,6 +45,8 @@ export interface FileBlocksDeps {
   cache: Pick<BlockCache, 'set'>
   /** Seals full blocks off the event loop; without one they are sealed inline. */
   sealer: BlockSealer | null
+  /** Block bytes [from, to) of a sealed block reference into dst (zeros for a hole). */
+  readSegments: (f: FileNode, idx: number, ref: BlockRef, from: number, to: number, dst: Buffer) => Promise<void>
   /** Plaintext of one block as stored (or null for a hole): the old content a partial write keeps. */
   readBlock: (f: FileNode, idx: number) => Promise<Buffer | null>
   log: (line: string) => void
@@ -108,11 +112,61 @@ export class FileBlocks {
     if (p == null || n <= 0) return
     const s0 = Math.floor(inner / SEGMENT)
     const s1 = Math.floor((inner + n - 1) / SEGMENT)
-    for (let s = s0; s <= s1; s++) p.written |= 1 << s
+    for (let s = s0; s <= s1; s++) { p.written |= 1 << s; p.known |= 1 << s }
   }
 
-  /** A dirty block changed by something other than write(): it is sealed whole. */
-  wholeDirty (f: FileNode, idx: number): void { f.patching.delete(idx) }
+  /**
+   * Before a write of [inner, inner + n) into dirty block `idx`: loads the segments it covers
+   * only in part that its buffer does not hold yet. Returns false when it loaded any: the caller
+   * must fetch the block's buffer again (it awaited; the block may have been sealed meanwhile).
+   */
+  async prepareWrite (f: FileNode, idx: number, inner: number, n: number): Promise<boolean> {
+    const p = f.patching.get(idx)
+    if (p == null || n <= 0) return true
+    const s0 = Math.floor(inner / SEGMENT)
+    const s1 = Math.floor((inner + n - 1) / SEGMENT)
+    const load: number[] = []
+    for (const s of s0 === s1 ? [s0] : [s0, s1]) {
+      const covered = inner <= s * SEGMENT && inner + n >= (s + 1) * SEGMENT
+      if (!covered && (p.known & (1 << s)) === 0) load.push(s)
+    }
+    if (load.length === 0) return true
+    await this.loadSegments(f, idx, load)
+    return false
+  }
+
+  /** Loads segments `segs` of a patching dirty block from its sealed reference, where still unknown. */
+  private async loadSegments (f: FileNode, idx: number, segs: number[]): Promise<void> {
+    const p = f.patching.get(idx)!
+    const buf = f.dirty.get(idx)!
+    const over = p.over
+    const tmp = Buffer.alloc(segs.length * SEGMENT)
+    if (over != null) await Promise.all(segs.map(async (s, k) => await this.deps.readSegments(f, idx, over, s * SEGMENT, (s + 1) * SEGMENT, tmp.subarray(k * SEGMENT, (k + 1) * SEGMENT))))
+    // A write may have filled a segment, or a seal taken the block, while we read.
+    if (f.patching.get(idx) !== p || f.dirty.get(idx) !== buf) return
+    segs.forEach((s, k) => {
+      if ((p.known & (1 << s)) !== 0) return
+      tmp.copy(buf, s * SEGMENT, k * SEGMENT, (k + 1) * SEGMENT)
+      p.known |= 1 << s
+    })
+  }
+
+  /**
+   * A dirty block about to be changed by something other than write(): its buffer is
+   * completed from the sealed block, and it is sealed whole. Returns its buffer (fetch it again
+   * after this: the block may have been sealed while segments loaded, then it is loaded anew).
+   */
+  async completeDirty (f: FileNode, idx: number, need: number): Promise<Buffer> {
+    for (;;) {
+      const buf = await this.dirtyBlock(f, idx, false, need)
+      const p = f.patching.get(idx)
+      if (p == null) return buf
+      const missing: number[] = []
+      for (let s = 0; s < SEGMENTS; s++) if ((p.known & (1 << s)) === 0) missing.push(s)
+      if (missing.length > 0) await this.loadSegments(f, idx, missing)
+      if (f.dirty.get(idx) === buf && f.patching.get(idx) === p && (p.known >>> 0) === ALL) { f.patching.delete(idx); return buf }
+    }
+  }
 
   /**
    * The writable plaintext buffer of one block, loading its sealed content first if needed.
@@ -131,6 +185,14 @@ export class FileBlocks {
         return buf
       }
       const cid = f.blocks?.get(idx)
+      // Patches only over a block the file fills (no padding, no tail to move) and not past the
+      // fold; its old content is not loaded (prepareWrite loads what a write covers in part).
+      if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) {
+        buf = cid == null ? Buffer.alloc(BLOCK_SIZE) : this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+        this.markDirty(f, idx, buf)
+        f.patching.set(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
+        return buf
+      }
       const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
       // Another write may have dirtied, sealed or replaced the block while we read: start over.
       if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
@@ -139,8 +201,6 @@ export class FileBlocks {
       else buf = Buffer.alloc(bufferSizeFor(need))
       if (old != null) old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx)))
       this.markDirty(f, idx, buf)
-      // Patches only over a block the file fills (no padding, no tail to move) and not past the fold.
-      if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) f.patching.set(idx, { written: 0, over: cid })
       return buf
     }
   }
@@ -152,9 +212,14 @@ export class FileBlocks {
     const len = bytesInBlock(f.size, idx)
     const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
-    // Patches unless they would hold the block's worth of segments: then it is sealed whole.
-    if (patching != null && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over &&
-        patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS) { this.sealPatches(f, idx, buf, patching.over, patching.written); return }
+    // Patches unless they would hold the block's worth of segments and the buffer holds all of
+    // it: then it is sealed whole. (A partly known buffer is never sealed whole.)
+    if (patching != null && ((patching.known >>> 0) !== ALL ||
+        (len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS))) {
+      this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
+      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf) // reads copied it before any await
+      return
+    }
     if (len <= 0) return
     const plainLen = paddedLength(len)
     let plain = buf.subarray(0, plainLen)
@@ -255,6 +320,9 @@ export class FileBlocks {
     }
   }
 }
+
+/** Every segment of a block, as a bit mask. */
+const ALL = 0xffffffff
 
 function popcount (x: number): number {
   let n = 0

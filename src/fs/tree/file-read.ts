@@ -58,6 +58,15 @@ export class FileReader {
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
   async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
     const d = f.dirty.get(idx) ?? f.sealing.get(idx)
+    const partial = f.patching.get(idx)
+    if (d != null && partial != null && (partial.known >>> 0) !== 0xffffffff) {
+      // A dirty block holding only some segments: a copy of the whole, the rest from the store.
+      const out = Buffer.alloc(BLOCK_SIZE)
+      const pending: Array<Promise<void>> = []
+      this.copyPartial(f, idx, d, partial, 0, BLOCK_SIZE, out, pending)
+      await Promise.all(pending)
+      return out
+    }
     if (d != null) return d
     const ref = (await this.deps.loader.blocks(f)).get(idx)
     if (ref == null) return null
@@ -121,6 +130,14 @@ export class FileReader {
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
+      const partial = f.dirty.has(i) ? f.patching.get(i) : undefined
+      if (mem != null && partial != null && (partial.known >>> 0) !== 0xffffffff) {
+        endRun()
+        const start = blockStart(i)
+        const from = Math.max(pos, start)
+        this.copyPartial(f, i, mem, partial, from - start, Math.min(end, blockEnd(i)) - start, out.subarray(from - pos), pending)
+        continue
+      }
       if (mem != null) { copy(i, mem); continue }
       // A read that takes a whole block (streaming) skips the cache: no allocation per block for
       // the GC to chase, and nothing evicted for it. It is opened from the pack straight into
@@ -151,10 +168,30 @@ export class FileReader {
   }
 
   /**
+   * Block bytes [from, to) of a dirty block whose buffer holds only the `known` segments into
+   * dst: those copied now (before any await: the buffer is recycled once sealed), the others
+   * read from the sealed block it patches (one job per run, pushed to `pending`).
+   */
+  private copyPartial (f: FileNode, idx: number, buf: Buffer, p: { known: number, over: BlockRef | undefined }, from: number, to: number, dst: Buffer, pending: Array<Promise<void>>): void {
+    for (let s = Math.floor(from / SEGMENT); s * SEGMENT < to;) {
+      const known = (p.known & (1 << s)) !== 0
+      let e = s + 1
+      while (e * SEGMENT < to && ((p.known & (1 << e)) !== 0) === known) e++
+      const a = Math.max(from, s * SEGMENT)
+      const b = Math.min(to, e * SEGMENT)
+      const part = dst.subarray(a - from, b - from)
+      if (known) copyBytes(part, 0, buf, a, b - a)
+      else if (p.over == null) part.fill(0)
+      else pending.push(this.readSegments(f, idx, p.over, a, b, part))
+      s = e
+    }
+  }
+
+  /**
    * Bytes [from, to) of block `idx` (block coordinates) into dst, segment by segment from the
    * objects that hold them (the base, or the latest patch over a segment; zeros for a hole).
    */
-  private async readSegments (f: FileNode, idx: number, ref: BlockRef, from: number, to: number, dst: Buffer): Promise<void> {
+  async readSegments (f: FileNode, idx: number, ref: BlockRef, from: number, to: number, dst: Buffer): Promise<void> {
     const jobs: Array<Promise<void>> = []
     for (const run of sourceRuns(ref, Math.floor(from / SEGMENT), Math.floor((to - 1) / SEGMENT))) {
       const a = Math.max(from, run.from * SEGMENT)

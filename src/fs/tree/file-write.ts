@@ -48,6 +48,7 @@ export class FileWriter {
       const inner = offsetInBlock(p)
       const n = Math.min(roomInBlock(p), len - off)
       let buf = f.dirty.get(idx) ?? await fileBlocks.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE, inner + n, true)
+      if (!await fileBlocks.prepareWrite(f, idx, inner, n)) continue // it loaded segments: fetch the buffer again
       if (buf.length < inner + n) buf = fileBlocks.growDirty(f, idx, buf, inner + n)
       src.copy(buf, inner, off, off + n)
       fileBlocks.written(f, idx, inner, n)
@@ -75,8 +76,7 @@ export class FileWriter {
         const idx = keep - 1
         // A block still sealing must be cut too, or its seal lands later with the old tail.
         if (blocks.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)) {
-          const b = await this.deps.fileBlocks.dirtyBlock(f, idx, false, inner)
-          this.deps.fileBlocks.wholeDirty(f, idx)
+          const b = await this.deps.fileBlocks.completeDirty(f, idx, inner)
           if (inner < b.length) b.fill(0, inner)
         }
       }
@@ -125,8 +125,7 @@ export class FileWriter {
         fileBlocks.dropBlock(f, idx)
         continue
       }
-      const buf = await fileBlocks.dirtyBlock(f, idx, false, offsetInBlock(to - 1) + 1)
-      fileBlocks.wholeDirty(f, idx)
+      const buf = await fileBlocks.completeDirty(f, idx, offsetInBlock(to - 1) + 1)
       buf.fill(0, offsetInBlock(from), Math.min(buf.length, offsetInBlock(from) + (to - from)))
     }
     return true

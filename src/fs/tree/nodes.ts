@@ -53,10 +53,11 @@ export class FileNode extends Node {
   /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
   readonly dirty = new Map<number, Buffer>()
   /**
-   * Dirty blocks that are sealed as patches (file-blocks.ts): segments written since, one bit
-   * per 4 KiB segment, and the block reference the patches go over. Absent: sealed whole.
+   * Dirty blocks that are sealed as patches (file-blocks.ts): segments written since and
+   * segments the buffer holds (written or loaded; the others are read from `over`), one bit per
+   * 4 KiB segment, and the block reference the patches go over. Absent: sealed whole.
    */
-  readonly patching = new Map<number, { written: number, over: BlockRef | undefined }>()
+  readonly patching = new Map<number, { written: number, known: number, over: BlockRef | undefined }>()
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
   readonly sealing = new Map<number, Buffer>()
   loading: Promise<void> | null = null
