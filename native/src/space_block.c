@@ -396,7 +396,9 @@ static int bytes_of (napi_env env, napi_value v, napi_typedarray_type want, void
 //   version), -5 (larger than its room), -6 (out of memory), -7 (the bytes do not match the
 //   digest), -8 (a hash function other than BLAKE3 and sha2-256). A failed read rejects (code
 //   ERR_ERRNO with errno, or ERR_SHORT). `dst` must stay untouched by others until the promise
-//   settles.
+//   settles. Optional 11th argument nonces: Uint8Array(n * 12), filled with each v2 block's nonce
+//   (zeros for v1; meaningful only for blocks that opened), for the caller to remember by CID.
+//   Each ads entry is POS_LEN bytes: v1's associated data, then v2's prefix.
 static napi_value open_run (napi_env env, napi_callback_info info) {
   size_t argc = 11;
   napi_value argv[11], promise, name;

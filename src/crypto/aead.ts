@@ -29,8 +29,6 @@ export const SEGMENT_SEALED = SEGMENT + TAG_LEN
 export const V2_HEADER = 1 + NONCE_LEN
 /** v1: version, type, nonce. */
 export const V1_HEADER = 2 + NONCE_LEN
-/** @deprecated v1's header length; kept for readers of v1 objects. */
-export const HEADER_LEN = V1_HEADER
 /** Overhead of a v1 object (and of a v2 object of one segment, within a byte). */
 export const SEAL_OVERHEAD = V1_HEADER + TAG_LEN
 
