@@ -6,7 +6,7 @@
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -330,12 +330,15 @@ export class FileReader {
   }
 }
 
-/** Whether a sealed object of `sealedLen` bytes (either version) opens into `room` bytes. */
+/**
+ * Whether a content block of `sealedLen` sealed bytes opens into `room` bytes, whichever version
+ * it is (the reader learns that only from its first byte): always with a block's room; else when
+ * its plaintext would fit read as either version.
+ */
 function fitsIn (sealedLen: number, room: number): boolean {
-  return sealedLen - V2_OVERHEAD_MIN <= room
+  if (room >= BLOCK_SIZE) return true
+  return Math.max(plainLength(SEAL_V1, sealedLen), plainLength(SEAL_V2, sealedLen)) <= room
 }
-/** The smallest overhead of any sealed object (v2, one segment): a bound, the addon checks exactly. */
-const V2_OVERHEAD_MIN = 13 + 16
 
 /**
  * The sealed segments of a v2 object of `length` sealed bytes (segments numbered from `first`)
