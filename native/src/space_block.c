@@ -9,10 +9,20 @@
 // then each block decrypted into the destination. OpenSSL is Node's own (the node binary exports
 // it; its headers come with Node's).
 //
-// Sealed layout (src/crypto/aead.ts, docs/format.md): version u8 | type u8 | nonce[12] |
-// ciphertext | tag[16]. The associated data is built by the caller (aead.ts owns its format) and
-// passed in. On any failure the destination range is zeroed: unauthenticated plaintext never
-// stays in caller memory.
+// Sealed layouts (src/crypto/aead.ts, docs/format.md): v1 = 0x01 | type u8 | nonce[12] |
+// ciphertext | tag[16]; v2 = 0x02 | nonce[12] | per 4 KiB segment s: ciphertext | tag[16], segment
+// s under nonce XOR u32be(s) (last 4 bytes) with AD = prefix | s u32 BE | last u8. The associated
+// data is built by the caller (aead.ts owns its format) and passed in per object: v1's AD (30
+// bytes) followed by v2's prefix (29). On any failure the destination range is zeroed:
+// unauthenticated plaintext never stays in caller memory.
+//
+// Besides whole runs (openRun), readPart reads part of one block: the first time with the whole
+// record hashed against its CID and only the segments asked for opened (the nonce goes back to
+// the caller, who remembers it for this CID), later only those segments' bytes (pread of 4112
+// per segment) opened under the remembered nonce. A segment that authenticates under the
+// verified object's nonce and its position can only be that object's: the CID pin holds.
+// sealSegments/openSegments are the same segment crypto, synchronous, for the seal worker and
+// the JS thread.
 //
 // Authentication binds a block to its file, index and type but not to its version: an older
 // sealed version of the same block authenticates. So before opening, the sealed bytes are hashed
@@ -34,10 +44,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SEAL_VERSION 1
+#define SEAL_V1 1
+#define SEAL_V2 2
 #define NONCE_LEN 12
 #define TAG_LEN 16
-#define HEADER_LEN (2 + NONCE_LEN)
+#define HEADER_LEN (2 + NONCE_LEN)  // v1
+#define V2_HEADER (1 + NONCE_LEN)
+#define SEGMENT 4096
+#define SEGMENT_SEALED (SEGMENT + TAG_LEN)
+#define AD_V1_LEN 30
+#define AD_V2_PREFIX 29
+#define AD_V2_LEN (AD_V2_PREFIX + 5)
+#define POS_LEN (AD_V1_LEN + AD_V2_PREFIX) // per object: v1 AD, then v2's AD prefix
 #define KEY_LEN 32
 #define MAX_AD 64
 #define MAX_BLOCKS 256
@@ -56,7 +74,7 @@ typedef struct { double offset, length, dst, room; } block_t; // as the caller's
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref dst_ref;
+  napi_ref dst_ref, nonces_ref;
   int fd;
   int64_t position;
   size_t length;
@@ -70,6 +88,12 @@ typedef struct {
   int64_t *results;     // n: plaintext length, or -status
   unsigned char *dst;
   size_t dstlen;
+  unsigned char *nonces; // openRun: n * NONCE_LEN, each v2 object's nonce (zeros for v1); may be NULL
+  // readPart
+  bool part, known;
+  unsigned char nonce[NONCE_LEN];
+  uint32_t first;
+  int64_t from, to;
   int status, err;      // of the run (the read)
   char msg[96];
 } job_t;
@@ -78,6 +102,27 @@ typedef struct {
 static __thread unsigned char *scratch;
 static __thread size_t scratch_len;
 static __thread EVP_CIPHER_CTX *ctx;
+static __thread EVP_CIPHER_CTX *ectx;
+static __thread unsigned char *pscratch; // readPart's plaintext before the asked-for bytes are copied out
+static __thread size_t pscratch_len;
+
+// The thread's decryption context, set up for AES-256-GCM once; later inits only load key and nonce.
+static EVP_CIPHER_CTX *dctx (void) {
+  if (ctx == NULL) {
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL) return NULL;
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) { EVP_CIPHER_CTX_free(ctx); ctx = NULL; }
+  }
+  return ctx;
+}
+
+static int grow (unsigned char **buf, size_t *len, size_t want) {
+  if (*len >= want) return 0;
+  free(*buf);
+  *len = 0;
+  if (posix_memalign((void **)buf, PAGE, want) != 0) { *buf = NULL; return -1; }
+  *len = want;
+  return 0;
+}
 
 // With O_DIRECT the read covers whole pages into the page-aligned scratch buffer; `*data` then
 // points past the lead-in.
@@ -85,13 +130,7 @@ static int read_run (job_t *j, unsigned char **data) {
   int64_t start = j->direct ? j->position & ~(int64_t)(PAGE - 1) : j->position;
   size_t need = (size_t)(j->position - start) + j->length;
   size_t want = j->direct ? (need + PAGE - 1) & ~(size_t)(PAGE - 1) : need;
-  if (scratch_len < want) {
-    free(scratch);
-    scratch = NULL;
-    scratch_len = 0;
-    if (posix_memalign((void **)&scratch, PAGE, want) != 0) { j->status = ERR_ERRNO; j->err = ENOMEM; return -1; }
-    scratch_len = want;
-  }
+  if (grow(&scratch, &scratch_len, want) != 0) { j->status = ERR_ERRNO; j->err = ENOMEM; return -1; }
   size_t done = 0;
   while (done < need) {
     ssize_t got = pread(j->fd, scratch + done, want - done, (off_t)(start + (int64_t)done));
@@ -118,34 +157,109 @@ static int digest (int code, const unsigned char *data, size_t len, unsigned cha
   return -1;
 }
 
-// Opens one block; returns its plaintext length or -status. Its destination is zeroed on failure.
-static int64_t open_block (job_t *j, size_t i, unsigned char *sealed, size_t len, unsigned char *dst, size_t room) {
-  const unsigned char *want = j->hashes + i * HASH_ENTRY;
-  unsigned char got[DIGEST_LEN];
-  size_t zero = len > HEADER_LEN + TAG_LEN ? len - HEADER_LEN - TAG_LEN : 0;
-  if (zero > room) zero = room;
-  if (digest(want[0], sealed, len, got) != 0) { memset(dst, 0, zero); return -ERR_UNSUPPORTED; }
-  if (CRYPTO_memcmp(got, want + 1, DIGEST_LEN) != 0) { memset(dst, 0, zero); return -ERR_MISMATCH; }
+// Plaintext length of a v2 object of `len` sealed bytes; -1 when no v2 object is that long.
+static int64_t v2_plain_length (size_t len) {
+  if (len < V2_HEADER + TAG_LEN) return -1;
+  size_t body = len - V2_HEADER, full = body / SEGMENT_SEALED, rest = body - full * SEGMENT_SEALED;
+  if (rest == 0) return (int64_t)(full * SEGMENT);
+  if (rest < TAG_LEN || (rest == TAG_LEN && full > 0)) return -1;
+  return (int64_t)(full * SEGMENT + rest - TAG_LEN);
+}
+
+static size_t segments_of (int64_t plain) { return plain <= 0 ? 1 : (size_t)((plain + SEGMENT - 1) / SEGMENT); }
+
+static void segment_iv (unsigned char *iv, const unsigned char *nonce, uint32_t s) {
+  memcpy(iv, nonce, NONCE_LEN);
+  iv[8] ^= (unsigned char)(s >> 24); iv[9] ^= (unsigned char)(s >> 16); iv[10] ^= (unsigned char)(s >> 8); iv[11] ^= (unsigned char)s;
+}
+
+static void segment_ad (unsigned char *ad, const unsigned char *prefix, uint32_t s, bool last) {
+  memcpy(ad, prefix, AD_V2_PREFIX);
+  ad[AD_V2_PREFIX] = (unsigned char)(s >> 24); ad[AD_V2_PREFIX + 1] = (unsigned char)(s >> 16);
+  ad[AD_V2_PREFIX + 2] = (unsigned char)(s >> 8); ad[AD_V2_PREFIX + 3] = (unsigned char)s;
+  ad[AD_V2_PREFIX + 4] = last ? 1 : 0;
+}
+
+// Opens consecutive sealed v2 segments numbered s0, s0 + 1, ... (`len` sealed bytes back to
+// back) into dst; segment `last_seg` is the object's final one (AD last = 1). Returns the
+// plaintext length, or -ERR_AUTH with dst zeroed.
+static int64_t open_segs (const unsigned char *key, const unsigned char *prefix, const unsigned char *nonce,
+                          uint32_t s0, uint32_t last_seg, const unsigned char *segs, size_t len, unsigned char *dst) {
+  size_t full = len / SEGMENT_SEALED, rest = len - full * SEGMENT_SEALED;
+  if ((rest != 0 && rest < TAG_LEN) || len == 0) return -ERR_AUTH;
+  size_t count = full + (rest != 0), total = len - count * TAG_LEN;
+  EVP_CIPHER_CTX *c = dctx();
+  if (c == NULL) return -ERR_NOMEM;
+  if (EVP_DecryptInit_ex(c, NULL, NULL, key, NULL) != 1) return -ERR_NOMEM;
+  unsigned char iv[NONCE_LEN], ad[AD_V2_LEN];
+  size_t off = 0, out = 0;
+  for (size_t k = 0; k < count; k++) {
+    uint32_t s = s0 + (uint32_t)k;
+    size_t seg = len - off < SEGMENT_SEALED ? len - off : SEGMENT_SEALED;
+    size_t ct = seg - TAG_LEN;
+    int n = 0, fin = 0;
+    segment_iv(iv, nonce, s);
+    segment_ad(ad, prefix, s, s == last_seg);
+    if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, iv) != 1 ||
+        EVP_DecryptUpdate(c, NULL, &n, ad, AD_V2_LEN) != 1 ||
+        (ct > 0 && EVP_DecryptUpdate(c, dst + out, &n, segs + off, (int)ct) != 1) ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(segs + off + ct)) != 1 ||
+        EVP_DecryptFinal_ex(c, dst + out + ct, &fin) != 1) {
+      memset(dst, 0, total);
+      return -ERR_AUTH;
+    }
+    off += seg;
+    out += ct;
+  }
+  return (int64_t)out;
+}
+
+// Opens a v1 object (sealed[0] checked by the caller) into dst; plaintext length or -status.
+static int64_t open_v1 (job_t *j, const unsigned char *ad, unsigned char *sealed, size_t len, unsigned char *dst, size_t room) {
   if (len < HEADER_LEN + TAG_LEN) return -ERR_AUTH;
-  if (sealed[0] != SEAL_VERSION) return -ERR_FORMAT;
   if (sealed[1] != j->type) return -ERR_AUTH;
   size_t ct = len - HEADER_LEN - TAG_LEN;
   if (ct > room || ct > INT_MAX) return -ERR_RANGE;
-  // The context is set up for AES-256-GCM once per thread; later inits only load key and nonce.
-  if (ctx == NULL) {
-    if ((ctx = EVP_CIPHER_CTX_new()) == NULL) return -ERR_NOMEM;
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) { EVP_CIPHER_CTX_free(ctx); ctx = NULL; return -ERR_NOMEM; }
-  }
+  EVP_CIPHER_CTX *c = dctx();
+  if (c == NULL) return -ERR_NOMEM;
   int n = 0, fin = 0;
-  if (EVP_DecryptInit_ex(ctx, NULL, NULL, j->key, sealed + 2) != 1 ||
-      EVP_DecryptUpdate(ctx, NULL, &n, j->ads + i * j->adlen, (int)j->adlen) != 1 ||
-      EVP_DecryptUpdate(ctx, dst, &n, sealed + HEADER_LEN, (int)ct) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, sealed + HEADER_LEN + ct) != 1 ||
-      EVP_DecryptFinal_ex(ctx, dst + n, &fin) != 1) {
+  if (EVP_DecryptInit_ex(c, NULL, NULL, j->key, sealed + 2) != 1 ||
+      EVP_DecryptUpdate(c, NULL, &n, ad, AD_V1_LEN) != 1 ||
+      EVP_DecryptUpdate(c, dst, &n, sealed + HEADER_LEN, (int)ct) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, sealed + HEADER_LEN + ct) != 1 ||
+      EVP_DecryptFinal_ex(c, dst + n, &fin) != 1) {
     memset(dst, 0, ct);
     return -ERR_AUTH;
   }
   return (int64_t)n + fin;
+}
+
+// Checks `len` sealed bytes against block i's digest; 0 or -status.
+static int64_t check_hash (job_t *j, size_t i, const unsigned char *sealed, size_t len) {
+  const unsigned char *want = j->hashes + i * HASH_ENTRY;
+  unsigned char got[DIGEST_LEN];
+  if (digest(want[0], sealed, len, got) != 0) return -ERR_UNSUPPORTED;
+  if (CRYPTO_memcmp(got, want + 1, DIGEST_LEN) != 0) return -ERR_MISMATCH;
+  return 0;
+}
+
+// Opens one block; returns its plaintext length or -status. Its destination is zeroed on failure.
+static int64_t open_block (job_t *j, size_t i, unsigned char *sealed, size_t len, unsigned char *dst, size_t room) {
+  const unsigned char *ad = j->ads + i * j->adlen;
+  int64_t h = check_hash(j, i, sealed, len);
+  if (h != 0) {
+    size_t zero = len > V2_HEADER + TAG_LEN ? len - V2_HEADER - TAG_LEN : 0;
+    memset(dst, 0, zero > room ? room : zero);
+    return h;
+  }
+  if (len < 1) return -ERR_AUTH;
+  if (sealed[0] == SEAL_V1) return open_v1(j, ad, sealed, len, dst, room);
+  if (sealed[0] != SEAL_V2) return -ERR_FORMAT;
+  int64_t plain = v2_plain_length(len);
+  if (plain < 0) return -ERR_AUTH;
+  if ((size_t)plain > room) return -ERR_RANGE;
+  if (j->nonces != NULL) memcpy(j->nonces + i * NONCE_LEN, sealed + 1, NONCE_LEN);
+  return open_segs(j->key, ad + AD_V1_LEN, sealed + 1, 0, (uint32_t)segments_of(plain) - 1, sealed + V2_HEADER, len - V2_HEADER, dst);
 }
 
 static void execute (napi_env env, void *data) {
@@ -159,8 +273,70 @@ static void execute (napi_env env, void *data) {
   j->status = OK;
 }
 
+// readPart: bytes [from, to) (block coordinates) of the one object of the job, whose segments are
+// numbered from `first`; copies what the object holds of them into dst and returns how many.
+static int64_t read_part (job_t *j) {
+  const unsigned char *ad = j->ads;
+  size_t reclen = j->length;
+  int64_t base = (int64_t)j->first * SEGMENT;
+  unsigned char *sealed = NULL;
+  if (!j->known) {
+    if (read_run(j, &sealed) != 0) return 0;
+    int64_t h = check_hash(j, 0, sealed, reclen);
+    if (h != 0) return h;
+    if (reclen < 1) return -ERR_AUTH;
+    if (sealed[0] == SEAL_V1) {
+      if (j->first != 0) return -ERR_FORMAT;
+      if (grow(&pscratch, &pscratch_len, reclen) != 0) return -ERR_NOMEM;
+      int64_t n = open_v1(j, ad, sealed, reclen, pscratch, pscratch_len);
+      if (n < 0) return n;
+      int64_t end = j->to < n ? j->to : n;
+      if (end <= j->from) return 0;
+      memcpy(j->dst, pscratch + j->from, (size_t)(end - j->from));
+      return end - j->from;
+    }
+    if (sealed[0] != SEAL_V2) return -ERR_FORMAT;
+    memcpy(j->nonce, sealed + 1, NONCE_LEN);
+  }
+  int64_t plain = v2_plain_length(reclen);
+  if (plain < 0) return -ERR_AUTH;
+  uint32_t last_seg = j->first + (uint32_t)segments_of(plain) - 1;
+  int64_t end = j->to < base + plain ? j->to : base + plain;
+  if (end <= j->from) return 0;
+  uint32_t s0 = (uint32_t)(j->from / SEGMENT), s1 = (uint32_t)((end - 1) / SEGMENT);
+  size_t off = V2_HEADER + (size_t)(s0 - j->first) * SEGMENT_SEALED;
+  size_t stop = V2_HEADER + (size_t)(s1 - j->first + 1) * SEGMENT_SEALED;
+  if (stop > reclen) stop = reclen;
+  unsigned char *segs;
+  if (j->known) {
+    // Only the segments asked for: their bytes, at their place in the record.
+    j->position += (int64_t)off;
+    j->length = stop - off;
+    if (read_run(j, &segs) != 0) return 0;
+  } else {
+    segs = sealed + off;
+  }
+  if (grow(&pscratch, &pscratch_len, (size_t)(s1 - s0 + 1) * SEGMENT) != 0) return -ERR_NOMEM;
+  int64_t n = open_segs(j->key, ad + AD_V1_LEN, j->nonce, s0, last_seg, segs, stop - off, pscratch);
+  if (n < 0) return n;
+  size_t skip = (size_t)(j->from - (int64_t)s0 * SEGMENT);
+  memcpy(j->dst, pscratch + skip, (size_t)(end - j->from));
+  memset(pscratch, 0, (size_t)n);
+  return end - j->from;
+}
+
+static void execute_part (napi_env env, void *data) {
+  job_t *j = data;
+  j->status = OK;
+  int64_t r = read_part(j);
+  if (j->status != OK) return; // the read failed: the promise rejects
+  j->results[0] = r;
+  if (r < 0) memset(j->dst, 0, (size_t)(j->to - j->from));
+}
+
 static void free_job (napi_env env, job_t *j) {
   if (j->dst_ref != NULL) napi_delete_reference(env, j->dst_ref);
+  if (j->nonces_ref != NULL) napi_delete_reference(env, j->nonces_ref);
   if (j->work != NULL) napi_delete_async_work(env, j->work);
   OPENSSL_cleanse(j->key, KEY_LEN);
   free(j->ads);
@@ -173,7 +349,17 @@ static void free_job (napi_env env, job_t *j) {
 static void complete (napi_env env, napi_status status, void *data) {
   job_t *j = data;
   if (status != napi_ok) { j->status = ERR_ERRNO; j->err = ECANCELED; }
-  if (j->status == OK) {
+  if (j->status == OK && j->part) {
+    // readPart: the bytes placed (or -status), and the object's nonce for the caller to keep.
+    napi_value obj, v, buf;
+    void *p;
+    napi_create_object(env, &obj);
+    napi_create_int64(env, j->results[0], &v);
+    napi_set_named_property(env, obj, "n", v);
+    napi_create_buffer_copy(env, NONCE_LEN, j->nonce, &p, &buf);
+    napi_set_named_property(env, obj, "nonce", buf);
+    napi_resolve_deferred(env, j->deferred, obj);
+  } else if (j->status == OK) {
     napi_value arr, v;
     napi_create_array_with_length(env, j->n, &arr);
     for (size_t i = 0; i < j->n; i++) {
@@ -210,10 +396,12 @@ static int bytes_of (napi_env env, napi_value v, napi_typedarray_type want, void
 //   version), -5 (larger than its room), -6 (out of memory), -7 (the bytes do not match the
 //   digest), -8 (a hash function other than BLAKE3 and sha2-256). A failed read rejects (code
 //   ERR_ERRNO with errno, or ERR_SHORT). `dst` must stay untouched by others until the promise
-//   settles.
+//   settles. Optional 11th argument nonces: Uint8Array(n * 12), filled with each v2 block's nonce
+//   (zeros for v1; meaningful only for blocks that opened), for the caller to remember by CID.
+//   Each ads entry is POS_LEN bytes: v1's associated data, then v2's prefix.
 static napi_value open_run (napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10], promise, name;
+  size_t argc = 11;
+  napi_value argv[11], promise, name;
   void *key, *ads, *blocks, *hashes, *dst;
   size_t keylen, adslen, nums, hasheslen, dstlen;
   int32_t fd, type;
@@ -229,7 +417,15 @@ static napi_value open_run (napi_env env, napi_callback_info info) {
     return NULL;
   }
   size_t n = nums / 4;
-  bool ok = fd >= 0 && position >= 0 && length >= 0 && length <= MAX_RUN && keylen == KEY_LEN &&
+  void *nonces = NULL;
+  size_t nonceslen = 0;
+  napi_valuetype nt = napi_undefined;
+  if (argc >= 11) napi_typeof(env, argv[10], &nt);
+  if (nt != napi_undefined && nt != napi_null && bytes_of(env, argv[10], napi_uint8_array, &nonces, &nonceslen) != 0) {
+    napi_throw_type_error(env, NULL, "openRun: nonces must be a Uint8Array");
+    return NULL;
+  }
+  bool ok = (nonces == NULL || nonceslen == n * NONCE_LEN) && fd >= 0 && position >= 0 && length >= 0 && length <= MAX_RUN && keylen == KEY_LEN &&
     nums % 4 == 0 && n >= 1 && n <= MAX_BLOCKS && adslen % n == 0 && adslen / n <= MAX_AD && hasheslen == n * HASH_ENTRY;
   for (size_t i = 0; ok && i < n; i++) {
     const block_t *b = (const block_t *)blocks + i;
@@ -265,7 +461,10 @@ static napi_value open_run (napi_env env, napi_callback_info info) {
   memcpy(j->blocks, blocks, n * sizeof *j->blocks);
   j->dst = dst;
   j->dstlen = dstlen;
+  j->nonces = nonces;
+  if (nonces != NULL) memset(nonces, 0, nonceslen);
   if (napi_create_reference(env, argv[9], 1, &j->dst_ref) != napi_ok ||
+      (nonces != NULL && napi_create_reference(env, argv[10], 1, &j->nonces_ref) != napi_ok) ||
       napi_create_string_utf8(env, "space.openRun", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
       napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
@@ -275,6 +474,166 @@ static napi_value open_run (napi_env env, napi_callback_info info) {
     return NULL;
   }
   return promise;
+}
+
+// readPart(fd, position, length, direct, key: Uint8Array(32), type, ad: Uint8Array(59: v1 AD,
+//   v2 AD prefix), hash: Uint8Array(33: multihash code, digest), nonce: Uint8Array(12) | null,
+//   first, from, to, dst: Uint8Array(>= to - from)) -> Promise<{ n, nonce }>: bytes [from, to)
+//   (block coordinates) of one object of `length` sealed bytes at `position`, whose segments are
+//   numbered from `first`. Without a nonce the whole record is read and checked against `hash`
+//   (then only the segments asked for are opened) and the object's nonce comes back; with the
+//   nonce remembered from such a read only the segments' bytes are read and opened under it.
+//   n: bytes placed at dst[0, n) (the object may end before `to`), or a negative status as
+//   openRun's (dst[0, to - from) zeroed). A failed read rejects.
+static napi_value read_part_fn (napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13], promise, name;
+  void *key, *ad, *hash, *nonce = NULL, *dst;
+  size_t keylen, adlen, hashlen, noncelen = 0, dstlen;
+  int32_t fd, type;
+  int64_t position, length, first, from, to;
+  bool direct = false;
+  napi_valuetype nt = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 13 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &position) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || napi_get_value_bool(env, argv[3], &direct) != napi_ok ||
+      bytes_of(env, argv[4], napi_uint8_array, &key, &keylen) != 0 || napi_get_value_int32(env, argv[5], &type) != napi_ok ||
+      bytes_of(env, argv[6], napi_uint8_array, &ad, &adlen) != 0 || bytes_of(env, argv[7], napi_uint8_array, &hash, &hashlen) != 0 ||
+      napi_typeof(env, argv[8], &nt) != napi_ok || (nt != napi_null && nt != napi_undefined && bytes_of(env, argv[8], napi_uint8_array, &nonce, &noncelen) != 0) ||
+      napi_get_value_int64(env, argv[9], &first) != napi_ok || napi_get_value_int64(env, argv[10], &from) != napi_ok ||
+      napi_get_value_int64(env, argv[11], &to) != napi_ok || bytes_of(env, argv[12], napi_uint8_array, &dst, &dstlen) != 0) {
+    napi_throw_type_error(env, NULL, "readPart(fd, position, length, direct, key, type, ad, hash, nonce, first, from, to, dst)");
+    return NULL;
+  }
+  bool ok = fd >= 0 && position >= 0 && length >= 0 && length <= MAX_RUN && keylen == KEY_LEN && adlen == POS_LEN &&
+    hashlen == HASH_ENTRY && (nonce == NULL || noncelen == NONCE_LEN) && first >= 0 && first < (1 << 20) &&
+    from >= first * SEGMENT && to >= from && (size_t)(to - from) <= dstlen && to - from <= MAX_RUN;
+  if (!ok) {
+    napi_throw_range_error(env, NULL, "readPart: a bad fd, key, associated data, hash, nonce or range");
+    return NULL;
+  }
+  job_t *j = calloc(1, sizeof *j);
+  if (j != NULL) {
+    j->ads = malloc(adlen);
+    j->hashes = malloc(hashlen);
+    j->results = malloc(sizeof *j->results);
+  }
+  if (j == NULL || j->ads == NULL || j->hashes == NULL || j->results == NULL) {
+    if (j != NULL) free_job(env, j);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  j->part = true;
+  j->fd = fd;
+  j->position = position;
+  j->length = (size_t)length;
+  j->direct = direct;
+  memcpy(j->key, key, KEY_LEN);
+  j->type = type;
+  j->n = 1;
+  j->adlen = adlen;
+  memcpy(j->ads, ad, adlen);
+  memcpy(j->hashes, hash, hashlen);
+  j->known = nonce != NULL;
+  if (nonce != NULL) memcpy(j->nonce, nonce, NONCE_LEN);
+  j->first = (uint32_t)first;
+  j->from = from;
+  j->to = to;
+  j->dst = dst;
+  j->dstlen = dstlen;
+  if (napi_create_reference(env, argv[12], 1, &j->dst_ref) != napi_ok ||
+      napi_create_string_utf8(env, "space.readPart", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute_part, complete, j, &j->work) != napi_ok ||
+      napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free_job(env, j);
+    napi_throw_error(env, NULL, "readPart: could not queue the read");
+    return NULL;
+  }
+  return promise;
+}
+
+// sealSegments(key, adPrefix: Uint8Array(29), nonce: Uint8Array(12), first, plain, out) -> bytes
+//   written: plain sealed as v2 segments first, first + 1, ... (the last one with last = 1) into
+//   out (ciphertext | tag per segment, no header), on the calling thread. Segments are sealed
+//   from the last one back through a 4 KiB buffer, so `out` may lie in the same memory as
+//   `plain`, starting at or after it.
+static napi_value seal_segments (napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], res;
+  void *key, *prefix, *nonce, *plain, *out;
+  size_t keylen, prefixlen, noncelen, plainlen, outlen;
+  int64_t first;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 ||
+      bytes_of(env, argv[0], napi_uint8_array, &key, &keylen) != 0 || bytes_of(env, argv[1], napi_uint8_array, &prefix, &prefixlen) != 0 ||
+      bytes_of(env, argv[2], napi_uint8_array, &nonce, &noncelen) != 0 || napi_get_value_int64(env, argv[3], &first) != napi_ok ||
+      bytes_of(env, argv[4], napi_uint8_array, &plain, &plainlen) != 0 || bytes_of(env, argv[5], napi_uint8_array, &out, &outlen) != 0) {
+    napi_throw_type_error(env, NULL, "sealSegments(key, adPrefix, nonce, first, plain, out)");
+    return NULL;
+  }
+  size_t count = segments_of((int64_t)plainlen), total = plainlen + count * TAG_LEN;
+  if (keylen != KEY_LEN || prefixlen != AD_V2_PREFIX || noncelen != NONCE_LEN || first < 0 || (uint64_t)first > UINT32_MAX - count ||
+      outlen < total || plainlen > INT_MAX) {
+    napi_throw_range_error(env, NULL, "sealSegments: a bad key, prefix, nonce, first segment or output size");
+    return NULL;
+  }
+  if (ectx == NULL) {
+    if ((ectx = EVP_CIPHER_CTX_new()) == NULL || EVP_EncryptInit_ex(ectx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
+      if (ectx != NULL) { EVP_CIPHER_CTX_free(ectx); ectx = NULL; }
+      napi_throw_error(env, NULL, "sealSegments: out of memory");
+      return NULL;
+    }
+  }
+  unsigned char iv[NONCE_LEN], ad[AD_V2_LEN], tmp[SEGMENT];
+  bool fail = EVP_EncryptInit_ex(ectx, NULL, NULL, key, NULL) != 1;
+  for (size_t k = count; !fail && k-- > 0;) {
+    uint32_t s = (uint32_t)first + (uint32_t)k;
+    size_t from = k * SEGMENT, len = plainlen - from < SEGMENT ? plainlen - from : SEGMENT;
+    int n = 0, fin = 0;
+    segment_iv(iv, nonce, s);
+    segment_ad(ad, prefix, s, k == count - 1);
+    unsigned char *dst = (unsigned char *)out + k * SEGMENT_SEALED;
+    fail = EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, iv) != 1 ||
+      EVP_EncryptUpdate(ectx, NULL, &n, ad, AD_V2_LEN) != 1 ||
+      (len > 0 && EVP_EncryptUpdate(ectx, tmp, &n, (unsigned char *)plain + from, (int)len) != 1) ||
+      EVP_EncryptFinal_ex(ectx, tmp + len, &fin) != 1;
+    if (!fail) {
+      memmove(dst, tmp, len);
+      fail = EVP_CIPHER_CTX_ctrl(ectx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, dst + len) != 1;
+    }
+  }
+  OPENSSL_cleanse(tmp, sizeof tmp);
+  if (fail) { napi_throw_error(env, NULL, "sealSegments: AES-GCM failed"); return NULL; }
+  napi_create_int64(env, (int64_t)total, &res);
+  return res;
+}
+
+// openSegments(key, adPrefix(29), nonce(12), first, lastSegment, segs, out) -> plaintext length,
+//   or -3 (authentication failed; out zeroed): sealed segments first, first + 1, ... back to
+//   back, of an object whose final segment is lastSegment, opened on the calling thread.
+static napi_value open_segments (napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7], res;
+  void *key, *prefix, *nonce, *segs, *out;
+  size_t keylen, prefixlen, noncelen, segslen, outlen;
+  int64_t first, last;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 ||
+      bytes_of(env, argv[0], napi_uint8_array, &key, &keylen) != 0 || bytes_of(env, argv[1], napi_uint8_array, &prefix, &prefixlen) != 0 ||
+      bytes_of(env, argv[2], napi_uint8_array, &nonce, &noncelen) != 0 || napi_get_value_int64(env, argv[3], &first) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &last) != napi_ok ||
+      bytes_of(env, argv[5], napi_uint8_array, &segs, &segslen) != 0 || bytes_of(env, argv[6], napi_uint8_array, &out, &outlen) != 0) {
+    napi_throw_type_error(env, NULL, "openSegments(key, adPrefix, nonce, first, lastSegment, segs, out)");
+    return NULL;
+  }
+  size_t count = segslen / SEGMENT_SEALED + (segslen % SEGMENT_SEALED != 0);
+  if (keylen != KEY_LEN || prefixlen != AD_V2_PREFIX || noncelen != NONCE_LEN || first < 0 || last < first || last > UINT32_MAX ||
+      segslen == 0 || segslen > INT_MAX || outlen < segslen - count * TAG_LEN) {
+    napi_throw_range_error(env, NULL, "openSegments: a bad key, prefix, nonce, segment numbers or output size");
+    return NULL;
+  }
+  int64_t n = open_segs(key, prefix, nonce, (uint32_t)first, (uint32_t)last, segs, segslen, out);
+  napi_create_int64(env, n, &res);
+  return res;
 }
 
 // digest(code, bytes: Uint8Array) -> Uint8Array(32): the hash openRun checks blocks with, on the
@@ -303,6 +662,12 @@ NAPI_MODULE_INIT () {
   napi_value fn;
   napi_create_function(env, "openRun", NAPI_AUTO_LENGTH, open_run, NULL, &fn);
   napi_set_named_property(env, exports, "openRun", fn);
+  napi_create_function(env, "readPart", NAPI_AUTO_LENGTH, read_part_fn, NULL, &fn);
+  napi_set_named_property(env, exports, "readPart", fn);
+  napi_create_function(env, "sealSegments", NAPI_AUTO_LENGTH, seal_segments, NULL, &fn);
+  napi_set_named_property(env, exports, "sealSegments", fn);
+  napi_create_function(env, "openSegments", NAPI_AUTO_LENGTH, open_segments, NULL, &fn);
+  napi_set_named_property(env, exports, "openSegments", fn);
   napi_create_function(env, "digest", NAPI_AUTO_LENGTH, digest_of, NULL, &fn);
   napi_set_named_property(env, exports, "digest", fn);
   return exports;

@@ -3,8 +3,9 @@
 //   node scripts/bench/pack-records.mjs <data-dir> [from-pack from-offset]
 // Without opening anything (no key needed) it walks the record headers of packs/NNNNNNNN.pack
 // (docs/format.md, "Pack files") from the given position (default: the start) and prints, per
-// sealed length class, the number of records and their bytes. Full content blocks are 131,102
-// bytes sealed (128 KiB + 30); block maps and directory nodes are the other classes.
+// sealed length class, the number of records and their bytes. Full content blocks are 131,597
+// bytes sealed in v2 (128 KiB in 32 segments of 4096 + 16, and 13) and 131,102 in v1; a v2 patch of
+// k segments is 13 + 4112 k bytes; block maps and directory nodes are the other classes.
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -15,7 +16,8 @@ if (!dir) {
 }
 const fromPack = Number(fromPackArg ?? 0);
 const fromOff = Number(fromOffArg ?? 9);
-const FULL = 131072 + 30;
+const FULL = 131072 + 13 + 32 * 16;
+const FULL_V1 = 131072 + 30;
 const classes = new Map();
 const add = (name, len) => {
   const c = classes.get(name) ?? { n: 0, bytes: 0 };
@@ -36,7 +38,8 @@ for (const name of readdirSync(join(dir, 'packs')).filter(n => n.endsWith('.pack
     const c = head[1];
     const n = head.readUInt32BE(2 + c);
     const rec = 6 + c + n;
-    const kind = n === FULL ? 'content block, full (128 KiB)' : n > FULL ? 'larger than a block' : n >= 65536 ? '64-128 KiB (block map / last block)' : n >= 4096 ? '4-64 KiB' : 'under 4 KiB';
+    const patch = n < FULL && (n - 13) % 4112 === 0 && n > 13 ? (n - 13) / 4112 : 0;
+    const kind = n === FULL || n === FULL_V1 ? 'content block, full (128 KiB)' : patch > 0 ? `patch of ${patch} segment${patch > 1 ? 's' : ''} (or a node of that size)` : n > FULL ? 'larger than a block' : n >= 65536 ? '64-128 KiB (block map / last block)' : n >= 4096 ? '4-64 KiB' : 'under 4 KiB';
     add(kind, rec);
     pos += rec;
   }

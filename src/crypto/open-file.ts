@@ -6,13 +6,15 @@
 // back, an allocation and two copies). The caller owns the fd; the only I/O in the crypto layer
 // is this pread. Null where the addon is not built.
 import { getSystemErrorName } from 'node:util'
-import { associatedData, type SealPosition } from './aead.js'
+import { positionData, type SealPosition } from './aead.js'
 import { AuthError, CryptoError, FormatError } from './errors.js'
 import { loadAddon } from './addon.js'
 
-type Native = (fd: number, position: number, length: number, direct: boolean, key: Uint8Array, type: number, ads: Uint8Array, blocks: Float64Array, hashes: Uint8Array, dst: Uint8Array) => Promise<number[]>
+type Native = (fd: number, position: number, length: number, direct: boolean, key: Uint8Array, type: number, ads: Uint8Array, blocks: Float64Array, hashes: Uint8Array, dst: Uint8Array, nonces?: Uint8Array) => Promise<number[]>
+type NativePart = (fd: number, position: number, length: number, direct: boolean, key: Uint8Array, type: number, ad: Uint8Array, hash: Uint8Array, nonce: Uint8Array | null, first: number, from: number, to: number, dst: Uint8Array) => Promise<{ n: number, nonce: Buffer }>
 
 const native = loadAddon<Native>('space_block', 'openRun')
+const nativePart = loadAddon<NativePart>('space_block', 'readPart')
 
 /** Multihash codes the reader checks: BLAKE3-256 and (stores before 0.2) sha2-256. */
 const BLAKE3 = 0x1e
@@ -65,28 +67,65 @@ function readError (err: unknown): Error {
  * its `hash`, AuthError unless key, position and every byte match; its room in `dst` is then
  * zeroed). A failed read rejects. `dst` must not be used by anyone else until this settles.
  */
-export const openRun: ((at: FileRange, key: Uint8Array, blocks: RunBlock[], dst: Uint8Array) => Promise<Array<number | Error>>) | null =
+export const openRun: ((at: FileRange, key: Uint8Array, blocks: RunBlock[], dst: Uint8Array, nonces?: Uint8Array) => Promise<Array<number | Error>>) | null =
   native == null
     ? null
-    : async (at, key, blocks, dst) => {
-      const ads = Buffer.concat(blocks.map(b => associatedData(b.pos.type, b.pos.objectId, b.pos.index)))
+    : async (at, key, blocks, dst, nonces) => {
+      const ads = Buffer.concat(blocks.map(b => positionData(b.pos)))
       const table = new Float64Array(blocks.length * 4)
       blocks.forEach((b, i) => table.set([b.offset, b.length, b.at, b.room], i * 4))
       // Per block: the multihash code (0, refused there, for anything but the two known ones
       // with 32-byte digests) and the digest.
-      const hashes = new Uint8Array(blocks.length * (1 + DIGEST_LEN))
-      blocks.forEach((b, i) => {
-        const known = (b.hash.code === BLAKE3 || b.hash.code === SHA2_256) && b.hash.digest.length === DIGEST_LEN
-        hashes[i * (1 + DIGEST_LEN)] = known ? b.hash.code : 0
-        if (known) hashes.set(b.hash.digest, i * (1 + DIGEST_LEN) + 1)
-      })
+      const hashes = new Uint8Array(blocks.length * HASH_ENTRY)
+      blocks.forEach((b, i) => hashEntry(b.hash, hashes, i * HASH_ENTRY))
       let results: number[]
       try {
-        results = await native(at.fd, at.position, at.length, at.direct === true, key, blocks[0].pos.type, ads, table, hashes, dst)
+        results = await native(at.fd, at.position, at.length, at.direct === true, key, blocks[0].pos.type, ads, table, hashes, dst, nonces)
       } catch (err) {
         throw readError(err)
       }
-      return results.map(r => r >= 0 ? r : (BLOCK_ERRORS[r] ?? (() => new CryptoError('ERR_UNKNOWN', `block failed (${r})`)))())
+      return results.map(blockResult)
+    }
+
+const HASH_ENTRY = 1 + DIGEST_LEN
+
+/** A multihash as the addon takes it: its code (0, refused there, for anything but the two known ones with 32-byte digests) and digest. */
+function hashEntry (hash: Multihash, into: Uint8Array, at: number): void {
+  const known = (hash.code === BLAKE3 || hash.code === SHA2_256) && hash.digest.length === DIGEST_LEN
+  into[at] = known ? hash.code : 0
+  if (known) into.set(hash.digest, at + 1)
+}
+
+const blockResult = (r: number): number | Error => r >= 0 ? r : (BLOCK_ERRORS[r] ?? (() => new CryptoError('ERR_UNKNOWN', `block failed (${r})`)))()
+
+/**
+ * Part of one sealed object: bytes [from, to) of its block (an object whose segments start at
+ * `first`: a patch; 0 for a whole block), `at` being the whole record.
+ */
+export interface PartRead { pos: SealPosition, hash: Multihash, first: number, from: number, to: number }
+
+/**
+ * Reads bytes [from, to) of one block's object into dst[0, to - from). Without `nonce` (the
+ * first read of this object in the process) the whole record is read and checked against its
+ * CID, only the segments asked for are opened, and the object's nonce comes back (null for a v1
+ * object): the caller remembers it by CID. With the remembered nonce only those segments are
+ * read (4112 bytes each) and opened under it. Returns the bytes placed (the object may end
+ * before `to`) or the block's error (dst zeroed); a failed read rejects.
+ */
+export const readPart: ((at: FileRange, key: Uint8Array, part: PartRead, nonce: Uint8Array | null, dst: Uint8Array) => Promise<{ n: number | Error, nonce: Buffer | null }>) | null =
+  nativePart == null
+    ? null
+    : async (at, key, part, nonce, dst) => {
+      const hash = new Uint8Array(HASH_ENTRY)
+      hashEntry(part.hash, hash, 0)
+      let r: { n: number, nonce: Buffer }
+      try {
+        r = await nativePart(at.fd, at.position, at.length, at.direct === true, key, part.pos.type, positionData(part.pos), hash, nonce, part.first, part.from, part.to, dst)
+      } catch (err) {
+        throw readError(err)
+      }
+      const v2 = r.nonce.some(b => b !== 0)
+      return { n: blockResult(r.n), nonce: r.n >= 0 && v2 ? r.nonce : null }
     }
 
 /** The addon's digest (the one openRun checks with), for tests and measurements; null where not built. */

@@ -6,7 +6,7 @@
 // ArrayBuffers to the worker instead was tried, back when reads went through the worker too: the
 // per-transfer external-memory accounting made them 30% slower.)
 import { Worker } from 'node:worker_threads'
-import { SEAL_OVERHEAD, type SealPosition } from './aead.js'
+import { sealedLength, type SealPosition } from './aead.js'
 import { copyBytes } from './copy.js'
 import type { SealJob, SealResult, SealWorkerData } from './seal-worker.js'
 
@@ -31,8 +31,8 @@ export class SealPool {
   private turn = 0
 
   // One thread seals ~2.5 GB/s here (AES-GCM + BLAKE3), more than the kernel sends.
-  constructor (blockSize: number, slots = 256, threads = 1) {
-    this.slotSize = Math.ceil((blockSize + SEAL_OVERHEAD) / 64) * 64
+  constructor (private readonly blockSize: number, slots = 256, threads = 1) {
+    this.slotSize = Math.ceil(sealedLength(blockSize) / 64) * 64
     this.sab = new SharedArrayBuffer(this.slotSize * slots)
     for (let i = slots - 1; i >= 0; i--) this.free.push(i)
     for (let i = 0; i < threads; i++) {
@@ -46,7 +46,7 @@ export class SealPool {
     }
   }
 
-  get maxPlain (): number { return this.slotSize - SEAL_OVERHEAD }
+  get maxPlain (): number { return this.blockSize }
 
   private async slot (): Promise<number> {
     const s = this.free.pop()

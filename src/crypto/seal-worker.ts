@@ -1,4 +1,5 @@
-// Worker thread of SealPool: seals one block in place in a shared slot and hashes the result
+// Worker thread of SealPool: seals one block in place in a shared slot (v2: 32 segments, in
+// native code where the addon is built) and hashes the result
 // (BLAKE3, the CID's hash). (Reads open blocks in native code: open-file.ts.) Its allocations live in this isolate, so the
 // main thread's GC never sees them.
 import { parentPort, workerData } from 'node:worker_threads'

@@ -12,7 +12,7 @@ import { SealPool, randomId, randomKey } from '../crypto/index.js'
 import { copyTree, type ResealProgress } from './reseal.js'
 import { DriveError, damaged } from './errors.js'
 import { takeLock, releaseLock, writeLock } from './lock.js'
-import { loadMeta } from './store-meta.js'
+import { loadMeta, upgradeMeta } from './store-meta.js'
 import { checkWatermark, decodeOrRefuse, keepTornTail, readJournal } from './recover.js'
 import { JournalDamaged } from '../store/journal.js'
 import { packsHoldRecords } from './quarantine.js'
@@ -106,6 +106,8 @@ export class Drive {
         await store.close()
         throw err
       }
+      // Only once every check passed (a refusal changes nothing): everything sealed from now on is v2.
+      await upgradeMeta(dataDir, meta).catch(async err => { await store.close(); await journal.close(); throw err })
       const commits = new CommitLog(masterKey, storeId, journal)
       const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))

@@ -6,7 +6,15 @@ import { randomBytes } from 'node:crypto'
 import { CommitLog } from '../fs/tree/commit-log.js'
 import { DriveError } from './errors.js'
 
-export const STORE_FORMAT = 1
+/**
+ * 2: sealed objects v2 (4 KiB segments) and patched blocks in block maps (docs/format.md). A
+ * format 1 store opens and reads as it is; it becomes 2 when a drive opens it (what it seals
+ * from then on is v2, beside the old v1 objects). A reader older than 2 refuses a format 2
+ * store: "unknown store format 2" (ERR_STORE_CORRUPT).
+ */
+export const STORE_FORMAT = 2
+/** Formats this build opens. */
+const READABLE = [1, 2]
 
 export interface StoreMeta { format: number, id: string, check: string }
 
@@ -43,11 +51,19 @@ export async function readMeta (dataDir: string, create = false, masterKey?: Buf
     }
     throw new DriveError('ERR_STORE_CORRUPT', `${path} is unreadable: ${(err as Error).message}`, { cause: err })
   }
-  if (meta.format !== STORE_FORMAT) throw new DriveError('ERR_STORE_CORRUPT', `${path}: unknown store format ${String(meta.format)}`)
+  if (!READABLE.includes(meta.format)) throw new DriveError('ERR_STORE_CORRUPT', `${path}: unknown store format ${String(meta.format)}`)
   if (typeof meta.id !== 'string' || !/^[0-9a-f]{32}$/.test(meta.id) || typeof meta.check !== 'string') {
     throw new DriveError('ERR_STORE_CORRUPT', `${path} is malformed`)
   }
   return meta
+}
+
+/** Marks a store of an older format as STORE_FORMAT before anything of the new format is written to it. */
+export async function upgradeMeta (dataDir: string, meta: StoreMeta): Promise<StoreMeta> {
+  if (meta.format >= STORE_FORMAT) return meta
+  const up = { ...meta, format: STORE_FORMAT }
+  await writeMeta(dataDir, up)
+  return up
 }
 
 /** store.json, checked against the key (ERR_WRONG_KEY); a new one when `create` and none exists. */

@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as cbor from '@ipld/dag-cbor'
 import { CID, checkCid } from '../store/cid.js'
-import { open, SealType, unpadFrame } from '../crypto/index.js'
+import { open, openPatch, SealType, unpadFrame } from '../crypto/index.js'
 import type { BlockMapRecord, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
 import type { BlockLoc } from './pack-scan.js'
 import { packName } from './quarantine.js'
@@ -98,14 +98,15 @@ export class TreeChecker {
       if (rec == null) return
       blocks = rec.b ?? []
     }
-    for (const [idx, cid] of blocks) {
+    for (const [idx, cid, patches] of blocks) {
       counts.blocks++
-      await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
+      if (cid != null) await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
+      for (const [p, first] of patches ?? []) await this.object(p, key, SealType.Block, id, idx, path, problems, idx, first) // format 2: patches
     }
   }
 
   /** Reads, hashes and opens one object; null (and a problem) when any step fails. */
-  private async object (cid: CID, key: Buffer, type: SealType, id: Buffer, index: number, path: string, problems: TreeProblem[], block?: number): Promise<Buffer | null> {
+  private async object (cid: CID, key: Buffer, type: SealType, id: Buffer, index: number, path: string, problems: TreeProblem[], block?: number, first = 0): Promise<Buffer | null> {
     const k = `${cid.toString()}/${type}/${id.toString('hex')}/${index}`
     const known = this.seen.get(k)
     if (known !== undefined && (known !== null || type === SealType.Block)) {
@@ -122,7 +123,7 @@ export class TreeChecker {
       else {
         try {
           checkCid(cid, sealed) // the store's own check, as every read makes it
-          try { plain = open(key, { type, objectId: id, index }, sealed) } catch { what = 'fails authentication' }
+          try { plain = first === 0 ? open(key, { type, objectId: id, index }, sealed) : openPatch(key, { type, objectId: id, index }, first, sealed) } catch { what = 'fails authentication' }
         } catch (err) {
           what = (err as { code?: string }).code === 'ERR_CID_MISMATCH'
             ? `bytes in pack ${loc.pack} at ${loc.offset} do not match the CID`

@@ -156,7 +156,7 @@ export class PackStore implements BlockStore {
    * them against the CID (the descriptor stays open until close()); null while the block is
    * only in memory.
    */
-  locate (cid: CID): FileRange | null {
+  locate (cid: CID, buffered = false): FileRange | null {
     const key = cid.toString()
     if (this.writer.unwritten(key) != null) return null
     const loc = this.index.get(cid, key)
@@ -164,8 +164,27 @@ export class PackStore implements BlockStore {
     if (loc == null || pack == null) return null // closed
     // Large records skip the page cache: the disk writes them straight into the reader's memory,
     // where a buffered read costs a kernel copy. Small ones stay cached for the next reader.
-    if (pack.directRead != null && this.directReads && loc.length >= DIRECT_READ_MIN) return { fd: pack.directRead.fd, position: loc.offset, length: loc.length, direct: true }
+    if (!buffered && pack.directRead != null && this.directReads && loc.length >= DIRECT_READ_MIN) return { fd: pack.directRead.fd, position: loc.offset, length: loc.length, direct: true }
     return { fd: pack.fh.fd, position: loc.offset, length: loc.length }
+  }
+
+  /** Part of a block's sealed bytes (unchecked: see BlockStore.getRange). */
+  async getRange (cid: CID, offset: number, length: number): Promise<Uint8Array> {
+    const key = cid.toString()
+    const mem = this.writer.unwritten(key)
+    if (mem != null) { const c = Buffer.allocUnsafe(length); copyBytes(c, 0, mem, offset, length); return c }
+    const loc = this.index.get(key)
+    if (loc == null) throw notFound(key)
+    if (offset < 0 || length < 0 || offset + length > loc.length) throw new RangeError(`bytes ${offset} + ${length} of a ${loc.length}-byte block`)
+    const pack = this.files.packs.get(loc.pack)!
+    const buf = Buffer.allocUnsafe(length)
+    let done = 0
+    while (done < length) {
+      const { bytesRead } = await pack.fh.read(buf, done, length - done, loc.offset + offset + done)
+      if (bytesRead === 0) throw corrupt(`block ${key} is cut short in pack ${loc.pack}`)
+      done += bytesRead
+    }
+    return buf
   }
 
   /** locate() names buffered descriptors only from now on: the kernel refused an O_DIRECT read. */

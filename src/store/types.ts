@@ -15,8 +15,14 @@ export interface BlockStore {
   putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
   /** The sealed bytes of a block, checked against `cid` (ERR_CID_MISMATCH otherwise). */
   get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
-  /** Where a block's sealed bytes lie on disk, for a reader that checks them itself. */
-  locate: (cid: CID) => FileRange | null
+  /** Where a block's sealed bytes lie on disk, for a reader that checks them itself; `buffered`: through the page cache. */
+  locate: (cid: CID, buffered?: boolean) => FileRange | null
+  /**
+   * Bytes [offset, offset + length) of a block's sealed bytes, NOT checked against its CID: for
+   * a reader that verified the whole block before and opens these under what it verified
+   * (a v2 object's nonce).
+   */
+  getRange: (cid: CID, offset: number, length: number) => Promise<Uint8Array>
   refuseDirectReads: () => void
   flush: () => Promise<void>
   sync: () => Promise<Watermark>

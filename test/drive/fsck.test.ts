@@ -81,7 +81,7 @@ test('hard-linked files are checked through the link table: clean when intact, t
     // Zero the linked file's first block in the pack: fsck names it as a hard-linked file.
     const packPath = join(dir, 'packs', '00000001.pack')
     const pack = readFileSync(packPath)
-    const rec = packRecords(pack).find(r => r.length === 131_102)!
+    const rec = packRecords(pack).find(r => r.length === 131_597)! // a full content block, sealed v2
     pack.fill(0, rec.data, rec.data + rec.length)
     writeFileSync(packPath, pack)
     const damaged = await fsckStore(dir, key)

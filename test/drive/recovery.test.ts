@@ -161,7 +161,7 @@ test('bad framing in an old block\'s record: the drive opens and serves the head
     const packPath = join(s.dir, 'packs', '00000001.pack')
     const pack = readFileSync(packPath)
     // The first full block is block 0 of version 2, which only commit 2 references.
-    const rec = packRecords(pack).find(r => r.length === 131_102)!
+    const rec = packRecords(pack).find(r => r.length === 131_597)! // a full content block, sealed v2
     pack[rec.start] = 0 // its record version byte
     writeFileSync(packPath, pack)
     // An intact index file means the open reads no pack; the damage shows where the index is built.

@@ -80,7 +80,7 @@ test('an older sealed version of block 0 written over the current one reads as E
   assert.equal(await m.stop(), 0)
 
   // The file's only full-size records: block 0 as first committed, then as rewritten.
-  const full = records(d).filter(r => r.length === B + 30)
+  const full = records(d).filter(r => r.length === B + 13 + 32 * 16) // sealed v2: 32 segments
   assert.equal(full.length, 2, 'two sealed versions of block 0 in the packs')
   substitute(full[0], full[1])
 

@@ -11,7 +11,7 @@ import { Tree, type TreeOptions, type BlockStore, type CommitSink } from '../../
 
 export class MemoryBlockStore implements BlockStore {
   private readonly blocks = new Map<string, Uint8Array>()
-  private bytes = 0
+  private bytesStored = 0
   /** Set it to make writes fail as on a full disk (the tree answers ERR_NO_SPACE). */
   writeError: Error | null = null
   readonly backlog = 0
@@ -26,7 +26,7 @@ export class MemoryBlockStore implements BlockStore {
     const key = cid.toString()
     if (!this.blocks.has(key)) {
       this.blocks.set(key, Uint8Array.from(bytes)) // a copy: the caller may reuse its buffer
-      this.bytes += bytes.length
+      this.bytesStored += bytes.length
       this.stored++
     }
     release?.()
@@ -41,10 +41,22 @@ export class MemoryBlockStore implements BlockStore {
     return out
   }
 
-  async sync (): Promise<{ pack: number, offset: number }> { return { pack: 0, offset: this.bytes } }
+  async getRange (cid: CID, offset: number, length: number): Promise<Uint8Array> {
+    const b = this.blocks.get(cid.toString())
+    if (b == null) throw notFound(cid.toString())
+    if (offset < 0 || length < 0 || offset + length > b.length) throw new RangeError('range outside the block')
+    return Buffer.from(b.subarray(offset, offset + length))
+  }
+
+  /** Replaces a stored block's bytes (an attacker with write access to the packs). */
+  replace (cid: CID, bytes: Uint8Array): void { this.blocks.set(cid.toString(), Uint8Array.from(bytes)) }
+
+  async sync (): Promise<{ pack: number, offset: number }> { return { pack: 0, offset: this.bytesStored } }
   async flush (): Promise<void> {}
 
   has (cid: CID): boolean { return this.blocks.has(cid.toString()) }
+  /** Sealed bytes stored in all. */
+  get bytes (): number { return this.bytesStored }
   get size (): number { return this.blocks.size }
 
   /** Flips one bit of a stored block, as a damaged disk would. */

@@ -1,6 +1,7 @@
 // File content on memory parts (no mount, no pack store, no seal pool): writes and reads across
 // block boundaries, holes, truncates, overwrites, and files whose block list needs a block map,
 // each checked against a plain buffer before a commit, after it, and in a tree reopened from it.
+import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -163,7 +164,7 @@ test('a stored block that fails authentication reads as ERR_INTEGRITY and is log
   const f = await tree.create('/c', 0o644)
   await tree.write(f, randomBytes(2 * B), 0)
   await tree.commit()
-  const cid = f.blocks!.get(1)!
+  const cid = f.blocks!.get(1)! as CID
   store.corrupt(cid)
   const lines: string[] = []
   const again = sink.reopen(store, { log: line => lines.push(line) })

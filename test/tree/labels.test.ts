@@ -1,5 +1,6 @@
 // Log lines and error messages name nodes by id or inode, never by path, unless the debug option
 // (`--debug-log-paths`, logOptions.paths) asks for paths.
+import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { logOptions } from '../../src/fs/tree/nodes.js'
@@ -14,7 +15,7 @@ test('a damaged block is logged by file id by default and by path only with the 
     const written = await first.create('/secret-folder/private-name.txt', 0o644)
     await first.write(written, Buffer.alloc(200_000, 7), 0)
     await first.commit()
-    store.corrupt(written.blocks!.get(0)!)
+    store.corrupt(written.blocks!.get(0)! as CID)
     const tree = sink.reopen(store, { log: l => lines.push(l) })
     const f = await tree.lookup('/secret-folder/private-name.txt') as FileNode
     logOptions.paths = paths

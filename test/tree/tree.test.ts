@@ -1,3 +1,4 @@
+import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -125,7 +126,7 @@ test('a read that fails on one block touches its buffer no more once it has answ
     await drive.commit()
     await drive.tree.write(f, randomBytes(B), 0)
     await drive.commit()
-    const cid = f.blocks!.get(0)!
+    const cid = f.blocks!.get(0)! as CID
     const sealed = Buffer.from(await drive.store.get(cid))
     await drive.close()
     const packs = join(dir, 'packs')

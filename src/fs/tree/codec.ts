@@ -5,9 +5,10 @@ import type { CID } from 'multiformats/cid'
 import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import {
   type Attrs, type EntryRecord, type DirNodeRecord, type BlockMapRecord, type LinkNameRecord,
-  type LinkedRecord, type LinkTableRecord, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
+  type LinkedRecord, type LinkTableRecord, type BlockEntry, INLINE_BLOCKS, FORMAT_VERSION, Kind, encode, decode, msToNs, nsToMs
 } from './format.js'
 import { fail } from './errors.js'
+import { type BlockRef, fromEntry, entryOf as blockEntry } from './block-ref.js'
 import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 import { startEmpty } from './dir-entries.js'
 import type { BlockStore } from './ports.js'
@@ -20,7 +21,7 @@ export function nodeFromEntry (e: EntryRecord): Node {
     case Kind.File: {
       const f = new FileNode(attrs, Buffer.from(e.i!), Buffer.from(e.k!))
       f.size = e.s ?? 0
-      if (e.bm != null) { f.blocks = null; f.blockMap = e.bm } else f.blocks = new Map(e.b ?? [])
+      if (e.bm != null) { f.blocks = null; f.blockMap = e.bm } else f.blocks = new Map((e.b ?? []).map(fromEntry))
       node = f
       break
     }
@@ -94,7 +95,7 @@ function recordOf (node: Node, store: Pick<BlockStore, 'put'>, name: string): En
   return e
 }
 
-const sortedBlocks = (blocks: Map<number, CID>): Array<[number, CID]> => [...blocks.entries()].sort((x, y) => x[0] - y[0])
+const sortedBlocks = (blocks: Map<number, BlockRef>): BlockEntry[] => [...blocks.entries()].sort((x, y) => x[0] - y[0]).map(([i, r]) => blockEntry(i, r))
 
 /** Where each sealed object of a node sits: binds the ciphertext to its node and position. */
 export const dirPosition = (dir: DirNode): SealPosition => ({ type: SealType.Dir, objectId: dir.id, index: 0 })
@@ -119,7 +120,7 @@ export function decodeLinkTable (framed: Buffer): LinkedRecord[] {
   return decode<LinkTableRecord>(body, 'link table').e
 }
 
-export function sealBlockMap (f: FileNode, blocks: Map<number, CID>): Uint8Array {
+export function sealBlockMap (f: FileNode, blocks: Map<number, BlockRef>): Uint8Array {
   const rec: BlockMapRecord = { v: FORMAT_VERSION, b: sortedBlocks(blocks) }
   return seal(f.key, blockMapPosition(f), padFrame(encode(rec)))
 }
@@ -130,8 +131,8 @@ export function decodeDirNode (dir: DirNode, framed: Buffer): Array<EntryRecord 
   return decode<DirNodeRecord>(body, `directory ${dir.label()}`).e
 }
 
-/** The (index, CID) pairs of an opened block map. */
-export function decodeBlockMap (f: FileNode, framed: Buffer): Array<[number, CID]> {
+/** The blocks of an opened block map, by index. */
+export function decodeBlockMap (f: FileNode, framed: Buffer): Array<[number, BlockRef]> {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.label()}: bad block map framing`)
-  return decode<BlockMapRecord>(body, `file ${f.label()} block map`).b
+  return decode<BlockMapRecord>(body, `file ${f.label()} block map`).b.map(fromEntry)
 }

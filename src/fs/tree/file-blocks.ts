@@ -18,8 +18,16 @@
 //      it is BLOCK_SIZE long or, for a block that starts small, a power of two that grows.
 //   5. A buffer goes back to freeBuffers only once its seal landed: reads copy in-memory blocks
 //      before any await, so nothing else holds it.
+//   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
+//      hole, with fewer than FOLD_SEGMENTS patched segments) is sealed as patches: one v2 object
+//      per run of written segments, numbered by their place in the block, appended to the
+//      block's reference. Its buffer holds only the `known` segments (written, or loaded because
+//      a write covered part of one); reads take the others from the sealed block. Anything but
+//      write() that changes a dirty block (truncate, zeroing) first completes it (completeDirty)
+//      and takes it out of f.patching, so it is sealed whole. A block sealed whole drops its
+//      patches.
 import type { CID } from 'multiformats/cid'
-import { seal } from '../../crypto/index.js'
+import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileNode } from './nodes.js'
@@ -27,6 +35,7 @@ import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
+import { FOLD_SEGMENTS, SEGMENTS, patchedSegments, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land. */
 const MAX_SEALS = 192
@@ -36,6 +45,8 @@ export interface FileBlocksDeps {
   cache: Pick<BlockCache, 'set'>
   /** Seals full blocks off the event loop; without one they are sealed inline. */
   sealer: BlockSealer | null
+  /** Block bytes [from, to) of a sealed block reference into dst (zeros for a hole). */
+  readSegments: (f: FileNode, idx: number, ref: BlockRef, from: number, to: number, dst: Buffer) => Promise<void>
   /** Plaintext of one block as stored (or null for a hole): the old content a partial write keeps. */
   readBlock: (f: FileNode, idx: number) => Promise<Buffer | null>
   log: (line: string) => void
@@ -78,6 +89,7 @@ export class FileBlocks {
   }
 
   unmarkDirty (f: FileNode, idx: number): void {
+    f.patching.delete(idx)
     if (!f.dirty.delete(idx) || !this.dirtyFiles.has(f)) return
     this.dirtyBlocks--
     if (f.dirty.size === 0) this.dirtyFiles.delete(f)
@@ -91,8 +103,76 @@ export class FileBlocks {
     return grown
   }
 
-  /** The writable plaintext buffer of one block, loading its sealed content first if needed. */
-  async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE): Promise<Buffer> {
+  /**
+   * Segments [inner, inner + n) of dirty block `idx` were written (write() calls it after
+   * copying): recorded for a block sealed as patches.
+   */
+  written (f: FileNode, idx: number, inner: number, n: number): void {
+    const p = f.patching.get(idx)
+    if (p == null || n <= 0) return
+    const s0 = Math.floor(inner / SEGMENT)
+    const s1 = Math.floor((inner + n - 1) / SEGMENT)
+    for (let s = s0; s <= s1; s++) { p.written |= 1 << s; p.known |= 1 << s }
+  }
+
+  /**
+   * Before a write of [inner, inner + n) into dirty block `idx`: loads the segments it covers
+   * only in part that its buffer does not hold yet. Returns false when it loaded any: the caller
+   * must fetch the block's buffer again (it awaited; the block may have been sealed meanwhile).
+   */
+  async prepareWrite (f: FileNode, idx: number, inner: number, n: number): Promise<boolean> {
+    const p = f.patching.get(idx)
+    if (p == null || n <= 0) return true
+    const s0 = Math.floor(inner / SEGMENT)
+    const s1 = Math.floor((inner + n - 1) / SEGMENT)
+    const load: number[] = []
+    for (const s of s0 === s1 ? [s0] : [s0, s1]) {
+      const covered = inner <= s * SEGMENT && inner + n >= (s + 1) * SEGMENT
+      if (!covered && (p.known & (1 << s)) === 0) load.push(s)
+    }
+    if (load.length === 0) return true
+    await this.loadSegments(f, idx, load)
+    return false
+  }
+
+  /** Loads segments `segs` of a patching dirty block from its sealed reference, where still unknown. */
+  private async loadSegments (f: FileNode, idx: number, segs: number[]): Promise<void> {
+    const p = f.patching.get(idx)!
+    const buf = f.dirty.get(idx)!
+    const over = p.over
+    const tmp = Buffer.alloc(segs.length * SEGMENT)
+    if (over != null) await Promise.all(segs.map(async (s, k) => await this.deps.readSegments(f, idx, over, s * SEGMENT, (s + 1) * SEGMENT, tmp.subarray(k * SEGMENT, (k + 1) * SEGMENT))))
+    // A write may have filled a segment, or a seal taken the block, while we read.
+    if (f.patching.get(idx) !== p || f.dirty.get(idx) !== buf) return
+    segs.forEach((s, k) => {
+      if ((p.known & (1 << s)) !== 0) return
+      tmp.copy(buf, s * SEGMENT, k * SEGMENT, (k + 1) * SEGMENT)
+      p.known |= 1 << s
+    })
+  }
+
+  /**
+   * A dirty block about to be changed by something other than write(): its buffer is
+   * completed from the sealed block, and it is sealed whole. Returns its buffer (fetch it again
+   * after this: the block may have been sealed while segments loaded, then it is loaded anew).
+   */
+  async completeDirty (f: FileNode, idx: number, need: number): Promise<Buffer> {
+    for (;;) {
+      const buf = await this.dirtyBlock(f, idx, false, need)
+      const p = f.patching.get(idx)
+      if (p == null) return buf
+      const missing: number[] = []
+      for (let s = 0; s < SEGMENTS; s++) if ((p.known & (1 << s)) === 0) missing.push(s)
+      if (missing.length > 0) await this.loadSegments(f, idx, missing)
+      if (f.dirty.get(idx) === buf && f.patching.get(idx) === p && (p.known >>> 0) === ALL) { f.patching.delete(idx); return buf }
+    }
+  }
+
+  /**
+   * The writable plaintext buffer of one block, loading its sealed content first if needed.
+   * `patchable`: a write asks, so a full sealed block (or hole) may be sealed as patches.
+   */
+  async dirtyBlock (f: FileNode, idx: number, whole: boolean, need = BLOCK_SIZE, patchable = false): Promise<Buffer> {
     for (;;) {
       let buf = f.dirty.get(idx)
       if (buf != null) return buf
@@ -105,6 +185,14 @@ export class FileBlocks {
         return buf
       }
       const cid = f.blocks?.get(idx)
+      // Patches only over a block the file fills (no padding, no tail to move) and not past the
+      // fold; its old content is not loaded (prepareWrite loads what a write covers in part).
+      if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) {
+        buf = cid == null ? Buffer.alloc(BLOCK_SIZE) : this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+        this.markDirty(f, idx, buf)
+        f.patching.set(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
+        return buf
+      }
       const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
       // Another write may have dirtied, sealed or replaced the block while we read: start over.
       if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
@@ -122,7 +210,16 @@ export class FileBlocks {
     const buf = f.dirty.get(idx)
     if (buf == null) return
     const len = bytesInBlock(f.size, idx)
+    const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
+    // Patches unless they would hold the block's worth of segments and the buffer holds all of
+    // it: then it is sealed whole. (A partly known buffer is never sealed whole.)
+    if (patching != null && ((patching.known >>> 0) !== ALL ||
+        (len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS))) {
+      this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
+      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf) // reads copied it before any await
+      return
+    }
     if (len <= 0) return
     const plainLen = paddedLength(len)
     let plain = buf.subarray(0, plainLen)
@@ -135,10 +232,33 @@ export class FileBlocks {
     this.deps.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
   }
 
+  /**
+   * Seals the written segments of dirty block `idx` as patches over `over` (one object per run
+   * of consecutive segments), inline: they are small.
+   */
+  private sealPatches (f: FileNode, idx: number, buf: Buffer, over: BlockRef | undefined, written: number): void {
+    let ref = over
+    const pos = blockPosition(f, idx)
+    for (let s = 0; s < SEGMENTS;) {
+      if ((written & (1 << s)) === 0) { s++; continue }
+      let e = s
+      while (e < SEGMENTS && (written & (1 << e)) !== 0) e++
+      let plain = buf.subarray(s * SEGMENT, e * SEGMENT)
+      if (plain.length < (e - s) * SEGMENT) { const p = Buffer.alloc((e - s) * SEGMENT); plain.copy(p); plain = p } // a buffer that started small
+      const cid = this.deps.store.put(sealPatch(f.key, pos, s, plain))
+      ref = withPatch(ref, { cid, first: s, count: e - s })
+      s = e
+    }
+    if (ref == null) return // nothing written after all: the block stays as it was
+    f.blocks!.set(idx, ref)
+    f.blockMapDirty = true
+  }
+
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
   startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
     if (buf == null) return
+    if (f.patching.has(idx)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
     this.unmarkDirty(f, idx)
     f.sealing.set(idx, buf)
     this.sealingFiles.add(f)
@@ -199,4 +319,13 @@ export class FileBlocks {
       for (const idx of [...f.dirty.keys()]) this.sealBlock(f, idx)
     }
   }
+}
+
+/** Every segment of a block, as a bit mask. */
+const ALL = 0xffffffff
+
+function popcount (x: number): number {
+  let n = 0
+  for (let v = x >>> 0; v !== 0; v &= v - 1) n++
+  return n
 }

@@ -1,9 +1,12 @@
 // Reading file content. Blocks held in memory (dirty, sealing) are copied at once; whole blocks
 // on disk are opened by the native run reader straight from their pack into the reply buffer,
-// blocks lying back to back in one pack as one run (readRun); the rest go through the
-// decrypted-block cache (readBlock). Every job settles before read() answers.
+// blocks lying back to back in one pack as one run (readRun); part of a block is read segment
+// by segment (readSegments: the first read of an object checks all of it against its CID, later
+// ones read only the 4 KiB segments asked for, under the nonce remembered from that check);
+// without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
+// Every job settles before read() answers.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, SEAL_OVERHEAD, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -11,6 +14,7 @@ import { blockPosition } from './codec.js'
 import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
+import { type BlockRef, type Patch, isPatched, sourceRuns } from './block-ref.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -19,29 +23,70 @@ const RUN_GAP = 256
 /** Blocks per run at most (the addon's scratch buffer per pool thread grows to the largest run). */
 const RUN_BLOCKS = 16
 
+/**
+ * Objects whose nonce the process remembers (each verified whole against its CID once): 16
+ * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
+ */
+const MAX_VERIFIED = 64 * 1024
+
 export interface FileReadDeps {
-  store: Pick<BlockStore, 'locate' | 'refuseDirectReads'>
+  store: Pick<BlockStore, 'locate' | 'refuseDirectReads' | 'get' | 'getRange'>
   cache: BlockCache
   loader: Pick<Loader, 'blocks' | 'openSealed' | 'integrityError'>
 }
 
+/** CID -> nonce and sealed length of a v2 object checked whole against that CID in this process. */
+class Verified {
+  private readonly map = new Map<string, Buffer>()
+  get (key: string): Buffer | undefined { return this.map.get(key) }
+  set (key: string, nonce: Uint8Array, sealedLength: number): void {
+    if (this.map.has(key)) return
+    if (this.map.size >= MAX_VERIFIED) this.map.delete(this.map.keys().next().value!) // oldest first
+    const v = Buffer.allocUnsafeSlow(16)
+    v.set(nonce.subarray(0, 12))
+    v.writeUInt32BE(sealedLength, 12)
+    this.map.set(key, v)
+  }
+}
+
 export class FileReader {
   private readonly inflight = new Map<string, Promise<Buffer>>()
+  private readonly verified = new Verified()
 
   constructor (private readonly deps: FileReadDeps) {}
 
-  /** Plaintext of one block (BLOCK_SIZE or shorter), or null for a hole. */
+  /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
   async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
     const d = f.dirty.get(idx) ?? f.sealing.get(idx)
+    const partial = f.patching.get(idx)
+    if (d != null && partial != null && (partial.known >>> 0) !== 0xffffffff) {
+      // A dirty block holding only some segments: a copy of the whole, the rest from the store.
+      const out = Buffer.alloc(BLOCK_SIZE)
+      const pending: Array<Promise<void>> = []
+      this.copyPartial(f, idx, d, partial, 0, BLOCK_SIZE, out, pending)
+      await Promise.all(pending)
+      return out
+    }
     if (d != null) return d
-    const cid = (await this.deps.loader.blocks(f)).get(idx)
-    if (cid == null) return null
+    const ref = (await this.deps.loader.blocks(f)).get(idx)
+    if (ref == null) return null
+    if (!isPatched(ref)) return await this.wholeObject(f, idx, ref)
+    // A base (or a hole) with its patches applied in order: a fresh buffer the caller may keep.
+    const out = Buffer.alloc(BLOCK_SIZE)
+    if (ref.base != null) { const b = await this.wholeObject(f, idx, ref.base); b.copy(out, 0, 0, Math.min(b.length, BLOCK_SIZE)) }
+    const plains = await Promise.all(ref.patches.map(async p => await this.wholeObject(f, idx, p.cid, p)))
+    ref.patches.forEach((p, i) => plains[i].copy(out, p.first * SEGMENT, 0, Math.min(plains[i].length, p.count * SEGMENT)))
+    return out
+  }
+
+  /** Plaintext of one sealed object of block `idx` (a patch's when `patch`), through the cache. */
+  private async wholeObject (f: FileNode, idx: number, cid: CID, patch?: Patch): Promise<Buffer> {
     const key = cid.toString()
     const hit = this.deps.cache.get(key)
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.label()} block ${idx}`)
+      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.label()} block ${idx}`, patch?.first ?? 0)
         .then(plain => { this.deps.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
@@ -85,17 +130,27 @@ export class FileReader {
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
+      const partial = f.dirty.has(i) ? f.patching.get(i) : undefined
+      if (mem != null && partial != null && (partial.known >>> 0) !== 0xffffffff) {
+        endRun()
+        const start = blockStart(i)
+        const from = Math.max(pos, start)
+        this.copyPartial(f, i, mem, partial, from - start, Math.min(end, blockEnd(i)) - start, out.subarray(from - pos), pending)
+        continue
+      }
       if (mem != null) { copy(i, mem); continue }
       // A read that takes a whole block (streaming) skips the cache: no allocation per block for
       // the GC to chase, and nothing evicted for it. It is opened from the pack straight into
       // `out` where the plaintext (padding included) fits there, blocks lying back to back in one
       // pack together. Blocks not on disk yet, and reads without the addon, use the cache.
-      const cid = f.blocks?.get(i)
+      const ref = f.blocks?.get(i)
       const start = blockStart(i)
+      if (ref == null) { endRun(); copy(i, null); continue } // a hole
       const whole = pos <= start && (end >= blockEnd(i) || end === f.size)
+      const cid = isPatched(ref) ? null : ref
       const uncached = cid != null && this.deps.cache.get(cid.toString()) == null
-      const at = whole && uncached && openRun != null ? this.deps.store.locate?.(cid) : null
-      if (at != null && at.length - SEAL_OVERHEAD <= out.length - (start - pos)) {
+      const at = whole && uncached && openRun != null ? this.deps.store.locate?.(cid!) : null
+      if (at != null && fitsIn(at.length, out.length - (start - pos))) {
         const prev = run.at(-1)?.at
         const adjacent = prev != null && prev.fd === at.fd && at.position >= prev.position + prev.length &&
           at.position - (prev.position + prev.length) <= RUN_GAP && run.length < RUN_BLOCKS
@@ -104,9 +159,125 @@ export class FileReader {
         continue
       }
       endRun()
-      pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      const from = Math.max(pos, start)
+      const to = Math.min(end, blockEnd(i))
+      if (cid != null && this.deps.cache.get(cid.toString()) != null) pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
     endRun()
+  }
+
+  /**
+   * Block bytes [from, to) of a dirty block whose buffer holds only the `known` segments into
+   * dst: those copied now (before any await: the buffer is recycled once sealed), the others
+   * read from the sealed block it patches (one job per run, pushed to `pending`).
+   */
+  private copyPartial (f: FileNode, idx: number, buf: Buffer, p: { known: number, over: BlockRef | undefined }, from: number, to: number, dst: Buffer, pending: Array<Promise<void>>): void {
+    for (let s = Math.floor(from / SEGMENT); s * SEGMENT < to;) {
+      const known = (p.known & (1 << s)) !== 0
+      let e = s + 1
+      while (e * SEGMENT < to && ((p.known & (1 << e)) !== 0) === known) e++
+      const a = Math.max(from, s * SEGMENT)
+      const b = Math.min(to, e * SEGMENT)
+      const part = dst.subarray(a - from, b - from)
+      if (known) copyBytes(part, 0, buf, a, b - a)
+      else if (p.over == null) part.fill(0)
+      else pending.push(this.readSegments(f, idx, p.over, a, b, part))
+      s = e
+    }
+  }
+
+  /**
+   * Bytes [from, to) of block `idx` (block coordinates) into dst, segment by segment from the
+   * objects that hold them (the base, or the latest patch over a segment; zeros for a hole).
+   */
+  async readSegments (f: FileNode, idx: number, ref: BlockRef, from: number, to: number, dst: Buffer): Promise<void> {
+    const jobs: Array<Promise<void>> = []
+    for (const run of sourceRuns(ref, Math.floor(from / SEGMENT), Math.floor((to - 1) / SEGMENT))) {
+      const a = Math.max(from, run.from * SEGMENT)
+      const b = Math.min(to, run.to * SEGMENT)
+      const part = dst.subarray(a - from, b - from)
+      if (run.cid == null) part.fill(0)
+      else jobs.push(this.readObjectPart(f, idx, run.cid, run.first, a, b, part))
+    }
+    const results = await Promise.allSettled(jobs)
+    for (const r of results) if (r.status === 'rejected') throw r.reason
+  }
+
+  /**
+   * Bytes [a, b) of block `idx` from one of its objects (segments numbered from `first`) into
+   * dst, zeros past the object's end. The first read of the object in this process checks it
+   * whole against its CID and remembers its nonce; later ones read and open only the segments
+   * they need under that nonce (docs/format.md, "What a read checks").
+   */
+  private async readObjectPart (f: FileNode, idx: number, cid: CID, first: number, a: number, b: number, dst: Buffer): Promise<void> {
+    const { store, loader } = this.deps
+    const key = cid.toString()
+    const known = this.verified.get(key)
+    const what = `file ${f.label()} block ${idx}`
+    const pos = blockPosition(f, idx)
+    const at = readPart != null ? store.locate?.(cid, known != null) : null
+    if (at != null) {
+      let r: Awaited<ReturnType<NonNullable<typeof readPart>>>
+      try {
+        r = await readPart!(at, f.key, { pos, hash: cid.multihash, first, from: a, to: b }, known?.subarray(0, 12) ?? null, dst)
+      } catch (err) {
+        throw loader.integrityError(what, cid, err, 'read')
+      }
+      if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
+      if (r.nonce != null) this.verified.set(key, r.nonce, at.length)
+      if (r.n < dst.length) dst.fill(0, r.n)
+      return
+    }
+    // No addon, or the block is not in a pack yet: the same reads in JS.
+    if (known == null || store.getRange == null) {
+      const sealed = await this.checkedObject(f, idx, cid)
+      if (sealed == null) {
+        const plain = await this.wholeObject(f, idx, cid, first > 0 ? { cid, first, count: 0 } : undefined)
+        copyPlain(plain, first, a, b, dst)
+        return
+      }
+      const nonce = nonceOf(sealed)
+      if (nonce != null) this.verified.set(key, nonce, sealed.length)
+      this.openPart(f, idx, cid, nonce, sealed.length, first, a, b, dst, s => sealed.subarray(s.offset, s.offset + s.length))
+      return
+    }
+    const length = known.readUInt32BE(12)
+    const span = partSpan(length, first, a, b)
+    if (span == null) { dst.fill(0); return }
+    let segs: Uint8Array
+    try {
+      segs = await store.getRange(cid, span.offset, span.length)
+    } catch (err) {
+      throw loader.integrityError(what, cid, err, 'read')
+    }
+    this.openPart(f, idx, cid, known.subarray(0, 12), length, first, a, b, dst, () => segs)
+  }
+
+  /** The sealed bytes of a v2 object, checked against its CID (null for a v1 object). */
+  private async checkedObject (f: FileNode, idx: number, cid: CID): Promise<Uint8Array | null> {
+    let sealed: Uint8Array
+    try {
+      sealed = await this.deps.store.get(cid) // checks the bytes against the CID
+    } catch (err) {
+      throw this.deps.loader.integrityError(`file ${f.label()} block ${idx}`, cid, err, 'read')
+    }
+    return sealed[0] === SEAL_V2 ? sealed : null
+  }
+
+  /** Opens the segments of [a, b) of a v2 object (`bytes` hands their sealed bytes) into dst. */
+  private openPart (f: FileNode, idx: number, cid: CID, nonce: Uint8Array | null, length: number, first: number, a: number, b: number, dst: Buffer, bytes: (s: { offset: number, length: number }) => Uint8Array): void {
+    const span = nonce != null ? partSpan(length, first, a, b) : null
+    if (span == null) { dst.fill(0); return }
+    let plain: Buffer
+    try {
+      plain = openSegments(f.key, blockPosition(f, idx), nonce!, span.s0, span.last, bytes(span))
+    } catch (err) {
+      throw this.deps.loader.integrityError(`file ${f.label()} block ${idx}`, cid, err, 'open')
+    }
+    const n = Math.max(0, Math.min(b, span.end) - a)
+    plain.copy(dst, 0, a - span.s0 * SEGMENT, a - span.s0 * SEGMENT + n)
+    if (n < dst.length) dst.fill(0, n)
   }
 
   /**
@@ -114,6 +285,7 @@ export class FileReader {
    * each at its `dst`, zero-filling past a short plaintext up to its `span`.
    */
   private async readRun (f: FileNode, run: RunPart[], out: Buffer): Promise<void> {
+    const nonces = new Uint8Array(run.length * 12)
     const start = run[0].at.position
     const last = run[run.length - 1].at
     const blocks = run.map(b => ({
@@ -126,7 +298,7 @@ export class FileReader {
     }))
     let results: Array<number | Error>
     try {
-      results = await openRun!({ fd: last.fd, position: start, length: last.position + last.length - start, direct: last.direct }, f.key, blocks, out)
+      results = await openRun!({ fd: last.fd, position: start, length: last.position + last.length - start, direct: last.direct }, f.key, blocks, out, nonces)
     } catch (err) {
       // A file system that opened the pack with O_DIRECT but refuses the aligned read: once for
       // all, reads go through the page cache.
@@ -142,7 +314,11 @@ export class FileReader {
     run.forEach((b, i) => {
       const n = results[i]
       if (n instanceof Error) failed ??= this.deps.loader.integrityError(`file ${f.label()} block ${b.idx}`, b.cid, n, 'open')
-      else if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
+      else {
+        if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
+        const nonce = nonces.subarray(i * 12, i * 12 + 12)
+        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length) // v2: its segments can be read alone now
+      }
     })
     if (failed != null) throw failed
   }
@@ -152,4 +328,39 @@ export class FileReader {
     const lastIdx = lastBlock(f.size)
     for (let i = from; i < from + count && i <= lastIdx; i++) this.readBlock(f, i).catch(() => {})
   }
+}
+
+/**
+ * Whether a content block of `sealedLen` sealed bytes opens into `room` bytes, whichever version
+ * it is (the reader learns that only from its first byte): always with a block's room; else when
+ * its plaintext would fit read as either version.
+ */
+function fitsIn (sealedLen: number, room: number): boolean {
+  if (room >= BLOCK_SIZE) return true
+  return Math.max(plainLength(SEAL_V1, sealedLen), plainLength(SEAL_V2, sealedLen)) <= room
+}
+
+/**
+ * The sealed segments of a v2 object of `length` sealed bytes (segments numbered from `first`)
+ * that hold block bytes [a, b): their byte span in the object, first segment, the object's final
+ * segment number and the block offset where its plaintext ends; null when it holds none of them.
+ */
+function partSpan (length: number, first: number, a: number, b: number): { offset: number, length: number, s0: number, last: number, end: number } | null {
+  const plain = plainLength(SEAL_V2, length)
+  if (plain < 0) return null
+  const end = first * SEGMENT + plain
+  const stop = Math.min(b, end)
+  if (stop <= a) return null
+  const s0 = Math.floor(a / SEGMENT)
+  const s1 = Math.floor((stop - 1) / SEGMENT)
+  const offset = segmentOffset(s0 - first)
+  return { offset, length: Math.min(length, segmentOffset(s1 - first) + SEGMENT_SEALED) - offset, s0, last: first + segmentsOf(plain) - 1, end }
+}
+
+/** Block bytes [a, b) of an object's plaintext (segments from `first`) into dst, zeros past its end. */
+function copyPlain (plain: Buffer, first: number, a: number, b: number, dst: Buffer): void {
+  const off = a - first * SEGMENT
+  const n = Math.max(0, Math.min(b - a, plain.length - off))
+  if (n > 0) plain.copy(dst, 0, off, off + n)
+  if (n < dst.length) dst.fill(0, n)
 }

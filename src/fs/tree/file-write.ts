@@ -3,7 +3,7 @@
 // it or zeroes a range (whole blocks become holes). The block states
 // these move through are file-blocks.ts's; back pressure (dirty budget, seal jobs in flight,
 // the store's backlog) is applied here, after the bytes are in.
-import type { CID } from 'multiformats/cid'
+import type { BlockRef } from './block-ref.js'
 import { TreeError, fail } from './errors.js'
 import type { FileNode } from './nodes.js'
 import { touch } from './changes.js'
@@ -24,7 +24,7 @@ const MAX_BACKLOG = 16 * 1024 * 1024
 export interface FileWriteDeps {
   store: Pick<BlockStore, 'writeError' | 'flush' | 'backlog'>
   fileBlocks: FileBlocks
-  blocks: (f: FileNode) => Promise<Map<number, CID>>
+  blocks: (f: FileNode) => Promise<Map<number, BlockRef>>
   now: () => number
 }
 
@@ -47,9 +47,11 @@ export class FileWriter {
       const idx = blockOf(p)
       const inner = offsetInBlock(p)
       const n = Math.min(roomInBlock(p), len - off)
-      let buf = f.dirty.get(idx) ?? await fileBlocks.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE, inner + n)
+      let buf = f.dirty.get(idx) ?? await fileBlocks.dirtyBlock(f, idx, inner === 0 && n === BLOCK_SIZE, inner + n, true)
+      if (!await fileBlocks.prepareWrite(f, idx, inner, n)) continue // it loaded segments: fetch the buffer again
       if (buf.length < inner + n) buf = fileBlocks.growDirty(f, idx, buf, inner + n)
       src.copy(buf, inner, off, off + n)
+      fileBlocks.written(f, idx, inner, n)
       off += n
       if (p + n > f.size) f.size = p + n
       // A block filled to its end is final for now: seal it at once so memory stays bounded.
@@ -74,7 +76,7 @@ export class FileWriter {
         const idx = keep - 1
         // A block still sealing must be cut too, or its seal lands later with the old tail.
         if (blocks.has(idx) || f.dirty.has(idx) || f.sealing.has(idx)) {
-          const b = await this.deps.fileBlocks.dirtyBlock(f, idx, false, inner)
+          const b = await this.deps.fileBlocks.completeDirty(f, idx, inner)
           if (inner < b.length) b.fill(0, inner)
         }
       }
@@ -123,7 +125,7 @@ export class FileWriter {
         fileBlocks.dropBlock(f, idx)
         continue
       }
-      const buf = await fileBlocks.dirtyBlock(f, idx, false, offsetInBlock(to - 1) + 1)
+      const buf = await fileBlocks.completeDirty(f, idx, offsetInBlock(to - 1) + 1)
       buf.fill(0, offsetInBlock(from), Math.min(buf.length, offsetInBlock(from) + (to - from)))
     }
     return true

@@ -36,7 +36,7 @@ export interface EntryRecord {
   i?: Uint8Array // file or directory id (16 bytes)
   k?: Uint8Array // file or directory key (32 bytes)
   s?: number // size in bytes
-  b?: Array<[number, CID]> // (block index, CID) pairs, sorted, holes omitted
+  b?: BlockEntry[] // per block, sorted, holes omitted: [index, CID], or [index, base CID | null, patches]
   bm?: CID // block map node when the list outgrows INLINE_BLOCKS
   // directories
   d?: CID // directory node
@@ -63,7 +63,12 @@ export interface DirNodeRecord { v: number, e: Array<EntryRecord | LinkNameRecor
 export interface LinkTableRecord { v: number, e: LinkedRecord[] }
 
 export const isLinkName = (e: EntryRecord | LinkNameRecord): e is LinkNameRecord => (e as LinkNameRecord).h != null && (e as EntryRecord).m == null
-export interface BlockMapRecord { v: number, b: Array<[number, CID]> }
+export interface BlockMapRecord { v: number, b: BlockEntry[] }
+
+/** A patch in a block map entry: its CID and the segments it covers (first, count). */
+export type PatchEntry = [CID, number, number]
+/** One block of a file: [index, CID] whole, or [index, base CID | null (a hole), patches in write order]. */
+export type BlockEntry = [number, CID] | [number, CID | null, PatchEntry[]]
 
 /** What one commit records; sealed into the journal under the store's commit key. */
 export interface CommitRecord {

@@ -3,7 +3,7 @@
 // line; loads a directory's entries, the link table and a file's separate block map once, on
 // first use (the link table before the first directory that names a linked node).
 import type { CID } from 'multiformats/cid'
-import { open, AuthError, type SealPosition } from '../../crypto/index.js'
+import { open, openPatch, AuthError, type SealPosition } from '../../crypto/index.js'
 import { BLOCK_SIZE, isLinkName } from './format.js'
 import { TreeError } from './errors.js'
 import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
@@ -11,6 +11,7 @@ import { loadEntries } from './dir-entries.js'
 import type { OpenFiles } from './adopt.js'
 import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeBlockMap, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
 import type { BlockStore } from './ports.js'
+import type { BlockRef } from './block-ref.js'
 
 export class Loader {
   /** Scratch buffers the sealed bytes land in; only the plaintext (what the cache keeps) is new. */
@@ -32,8 +33,8 @@ export class Loader {
     return new TreeError('ERR_INTEGRITY', `${what}: ${reason}`, { cause: err })
   }
 
-  /** The plaintext of the sealed object `cid`, opened under `key` at `pos`. */
-  async openSealed (key: Buffer, pos: SealPosition, cid: CID, what: string): Promise<Buffer> {
+  /** The plaintext of the sealed object `cid`, opened under `key` at `pos` (a patch: its segments numbered from `first`). */
+  async openSealed (key: Buffer, pos: SealPosition, cid: CID, what: string, first = 0): Promise<Buffer> {
     const scratch = this.readBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE + 64)
     try {
       let sealed: Uint8Array
@@ -43,7 +44,7 @@ export class Loader {
         throw this.integrityError(what, cid, err, 'read')
       }
       try {
-        return open(key, pos, sealed)
+        return first === 0 ? open(key, pos, sealed) : openPatch(key, pos, first, sealed)
       } catch (err) {
         throw this.integrityError(what, cid, err, 'open')
       }
@@ -87,7 +88,7 @@ export class Loader {
   }
 
   /** A file's blocks by index, loading its separate block map on first use. */
-  async blocks (f: FileNode): Promise<Map<number, CID>> {
+  async blocks (f: FileNode): Promise<Map<number, BlockRef>> {
     if (f.blocks != null) return f.blocks
     f.loading ??= (async () => {
       const framed = await this.openSealed(f.key, blockMapPosition(f), f.blockMap!, `file ${f.label()} block map`)

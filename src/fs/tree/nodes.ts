@@ -7,6 +7,7 @@
 // change through one name must reach the others (src/fs/fuse/kernel-names.ts).
 import type { CID } from 'multiformats/cid'
 import { type Attrs, Kind } from './format.js'
+import type { BlockRef } from './block-ref.js'
 
 let nextIno = 2
 
@@ -47,12 +48,18 @@ export abstract class Node {
 export class FileNode extends Node {
   readonly kind = Kind.File
   size = 0
-  /** Sealed blocks by index; null while the block map node is not loaded yet. */
-  blocks: Map<number, CID> | null = new Map()
+  /** Sealed blocks by index (whole, or a base with patches); null while the block map node is not loaded yet. */
+  blocks: Map<number, BlockRef> | null = new Map()
   blockMap: CID | null = null
   blockMapDirty = false
   /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
   readonly dirty = new Map<number, Buffer>()
+  /**
+   * Dirty blocks that are sealed as patches (file-blocks.ts): segments written since and
+   * segments the buffer holds (written or loaded; the others are read from `over`), one bit per
+   * 4 KiB segment, and the block reference the patches go over. Absent: sealed whole.
+   */
+  readonly patching = new Map<number, { written: number, known: number, over: BlockRef | undefined }>()
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
   readonly sealing = new Map<number, Buffer>()
   loading: Promise<void> | null = null

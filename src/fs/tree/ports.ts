@@ -10,8 +10,13 @@ export interface BlockStore {
   put: (bytes: Uint8Array) => CID
   putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
   get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
-  /** Where a block's sealed bytes lie on disk (null: only in memory, or not a file store). */
-  locate?: (cid: CID) => FileRange | null
+  /**
+   * Where a block's sealed bytes lie on disk (null: only in memory, or not a file store);
+   * `buffered`: through the page cache (small reads of part of a record).
+   */
+  locate?: (cid: CID, buffered?: boolean) => FileRange | null
+  /** Bytes [offset, offset + length) of a block's sealed bytes, unchecked (the caller opens them under a nonce it verified). */
+  getRange?: (cid: CID, offset: number, length: number) => Promise<Uint8Array>
   /** From now on locate() names buffered descriptors only (O_DIRECT reads were refused). */
   refuseDirectReads?: () => void
   sync: () => Promise<{ pack: number, offset: number }>

@@ -76,6 +76,7 @@ export class Tree {
       store, cache, log,
       sealer: opts.sealer ?? null,
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
+      readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
       dirtyBudget: opts.dirtyBudget ?? 64 * 1024 * 1024
     })
     this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })

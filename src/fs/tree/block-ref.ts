@@ -1,0 +1,82 @@
+// What a file's block map says about one block: a whole sealed block (its CID), or a base (a CID
+// or a hole) with sealed patches over some of its 4 KiB segments, later patches winning
+// (docs/format.md, "Block map node"). How a block map entry encodes either, which object holds
+// each segment, and when a block has collected enough patches to be sealed whole again.
+import type { CID } from 'multiformats/cid'
+import { SEGMENT } from '../../crypto/index.js'
+import { BLOCK_SIZE, type BlockEntry } from './format.js'
+import { fail } from './errors.js'
+
+/** Sealed segments [first, first + count) of a block, in one v2 object whose segments are numbered from `first`. */
+export interface Patch { cid: CID, first: number, count: number }
+
+export interface PatchedBlock { base: CID | null, patches: Patch[] }
+
+export type BlockRef = CID | PatchedBlock
+
+/** Segments per block. */
+export const SEGMENTS = BLOCK_SIZE / SEGMENT
+
+/**
+ * Patched segments (counted with repeats) at which a block is sealed whole again at its next
+ * seal: the tuning of store bytes per small write against the reads and index entries a patch
+ * costs (docs/performance.md, "Random I/O").
+ */
+export const FOLD_SEGMENTS = 16
+
+export const isPatched = (r: BlockRef): r is PatchedBlock => (r as PatchedBlock).patches != null
+
+export const baseOf = (r: BlockRef): CID | null => isPatched(r) ? r.base : r
+
+export const patchesOf = (r: BlockRef): Patch[] => isPatched(r) ? r.patches : []
+
+/** Segments the patches of a block cover, counted with repeats. */
+export const patchedSegments = (r: BlockRef | undefined): number => r == null ? 0 : patchesOf(r).reduce((n, p) => n + p.count, 0)
+
+/** The block with one more patch (applied over everything before it). */
+export function withPatch (r: BlockRef | undefined, p: Patch): PatchedBlock {
+  return r == null ? { base: null, patches: [p] } : { base: baseOf(r), patches: [...patchesOf(r), p] }
+}
+
+/** The object segment `s` of a block is read from (a patch's, or the base's; cid null: a hole). */
+export function sourceOf (r: BlockRef, s: number): { cid: CID | null, first: number } {
+  const ps = patchesOf(r)
+  for (let i = ps.length - 1; i >= 0; i--) {
+    const p = ps[i]
+    if (s >= p.first && s < p.first + p.count) return { cid: p.cid, first: p.first }
+  }
+  return { cid: baseOf(r), first: 0 }
+}
+
+/**
+ * Runs of consecutive segments of [s0, s1] that one object holds, in order: what a read of
+ * those segments fetches (one read per run).
+ */
+export function sourceRuns (r: BlockRef, s0: number, s1: number): Array<{ cid: CID | null, first: number, from: number, to: number }> {
+  const runs: Array<{ cid: CID | null, first: number, from: number, to: number }> = []
+  for (let s = s0; s <= s1; s++) {
+    const src = sourceOf(r, s)
+    const last = runs.at(-1)
+    if (last != null && last.cid === src.cid && last.first === src.first && last.to === s) last.to = s + 1
+    else runs.push({ ...src, from: s, to: s + 1 })
+  }
+  return runs
+}
+
+/** Every CID a block names (its base and its patches): what it keeps reachable. */
+export const cidsOf = (r: BlockRef): CID[] => isPatched(r) ? [...(r.base != null ? [r.base] : []), ...r.patches.map(p => p.cid)] : [r]
+
+/** The block map entry of block `idx`. */
+export function entryOf (idx: number, r: BlockRef): BlockEntry {
+  return isPatched(r) ? [idx, r.base, r.patches.map(p => [p.cid, p.first, p.count])] : [idx, r]
+}
+
+/** A block map entry as a block reference. */
+export function fromEntry (e: BlockEntry): [number, BlockRef] {
+  if (e.length === 2) return [e[0], e[1]]
+  const patches = e[2].map(([cid, first, count]) => {
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > SEGMENTS) fail('ERR_FORMAT', `block ${e[0]}: a patch of segments ${first} + ${count}`)
+    return { cid, first, count }
+  })
+  return [e[0], { base: e[1], patches }]
+}

@@ -1,0 +1,260 @@
+// Small writes into sealed blocks are sealed as patches (file-blocks.ts, block-ref.ts): checked
+// against a byte model over random offsets and lengths after every write, seal, commit and
+// reopen; patches over holes; the fold back into a whole block; store bytes per small write;
+// and the reads that must fail: an old patch replayed in the pack (its CID), and a segment
+// substituted after the object's nonce was remembered (authentication under that nonce).
+import type { CID } from 'multiformats/cid'
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { Drive } from '../../src/daemon.js'
+import { FileNode } from '../../src/fs/tree/nodes.js'
+import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
+import { isPatched, patchedSegments, FOLD_SEGMENTS } from '../../src/fs/tree/block-ref.js'
+import { segmentOffset, SEGMENT } from '../../src/crypto/index.js'
+import { memoryTree } from '../helpers/memory-store.js'
+import type { Tree } from '../../src/fs/tree/tree.js'
+
+const B = BLOCK_SIZE
+
+/** A deterministic PRNG (xorshift32), so a failure repeats. */
+function rng (seed: number): () => number {
+  let x = seed >>> 0 || 1
+  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 2 ** 32 }
+}
+
+async function readAll (tree: Tree, f: FileNode): Promise<Buffer> {
+  const out = Buffer.alloc(f.size)
+  assert.equal(await tree.read(f, out, f.size, 0), f.size)
+  return out
+}
+
+function sameBytes (got: Buffer, want: Buffer, what: string): void {
+  if (got.equals(want)) return
+  let i = 0
+  while (i < want.length && got[i] === want[i]) i++
+  assert.fail(`${what}: first differing byte ${i} (block ${Math.floor(i / B)}, segment ${Math.floor((i % B) / SEGMENT)}) of ${want.length}`)
+}
+
+test('random small writes over sealed blocks read back exactly after every write, seal, commit and reopen', async () => {
+  const { tree: t0, store, sink } = memoryTree()
+  let tree = t0
+  const model = randomBytes(4 * B + 5000)
+  let f = await tree.create('/db', 0o644)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const rand = rng(0x5eed)
+  let sawPatch = false
+  for (let op = 0; op < 400; op++) {
+    const r = rand()
+    // Mostly 4 KiB-aligned pages (databases), some unaligned, some across blocks.
+    const len = r < 0.6 ? SEGMENT : r < 0.8 ? 1 + Math.floor(rand() * 3 * SEGMENT) : 1 + Math.floor(rand() * 2 * B)
+    const at = r < 0.6 ? Math.floor(rand() * (model.length / SEGMENT - 1)) * SEGMENT : Math.floor(rand() * (model.length - len))
+    const data = randomBytes(Math.min(len, model.length - at))
+    await tree.write(f, data, at)
+    data.copy(model, at)
+    // A read of a random range right after the write (dirty blocks and sealed ones mixed).
+    const ra = Math.floor(rand() * model.length)
+    const rl = Math.min(model.length - ra, 1 + Math.floor(rand() * 3 * SEGMENT))
+    const got = Buffer.alloc(rl)
+    await tree.read(f, got, rl, ra)
+    sameBytes(got, model.subarray(ra, ra + rl), `op ${op}: read ${ra}+${rl}`)
+    if (op % 7 === 6) {
+      await tree.commit()
+      for (const ref of f.blocks!.values()) if (isPatched(ref)) sawPatch = true
+      sameBytes(await readAll(tree, f), model, `op ${op}: after commit`)
+    }
+    if (op % 50 === 49) {
+      await tree.commit()
+      tree = sink.reopen(store)
+      f = await tree.lookup('/db') as FileNode
+      sameBytes(await readAll(tree, f), model, `op ${op}: reopened`)
+    }
+  }
+  assert.ok(sawPatch, 'some blocks were sealed as patches')
+  await tree.commit()
+  sameBytes(await readAll(sink.reopen(store), await sink.reopen(store).lookup('/db') as FileNode), model, 'at the end')
+})
+
+test('4 KiB writes into a sealed block append 4 KiB patches until the fold seals it whole again', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/f', 0o644)
+  const model = randomBytes(2 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const before = store.bytes
+  const seals = FOLD_SEGMENTS + 1
+  for (let i = 0; i < seals; i++) {
+    const page = randomBytes(SEGMENT)
+    const at = B + ((i * 5) % 32) * SEGMENT
+    await tree.write(f, page, at)
+    page.copy(model, at)
+    await tree.commit()
+    const ref = f.blocks!.get(1)!
+    if (i < FOLD_SEGMENTS) assert.equal(patchedSegments(ref), i + 1, `after write ${i}: one more patched segment`)
+    else assert.ok(!isPatched(ref), 'the write after the fold sealed the block whole')
+    assert.ok(!isPatched(f.blocks!.get(0)!), 'the untouched block stays whole')
+  }
+  const grown = store.bytes - before
+  // 16 patches of 4125 bytes and one whole block, plus a root directory node per commit (the
+  // file's block list, patches included, is inline in it: up to ~1 KiB).
+  assert.ok(grown < FOLD_SEGMENTS * 4200 + B + 1024 + seals * 1024, `grew ${grown} bytes`)
+  const again = sink.reopen(store)
+  sameBytes(await readAll(again, await again.lookup('/f') as FileNode), model, 'reopened')
+})
+
+test('a write into a hole of a sparse file is a patch over nothing, and reads back with zeros around it', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/sparse', 0o644)
+  await tree.truncate(f, 8 * B)
+  const page = randomBytes(SEGMENT)
+  await tree.write(f, page, 3 * B + 5 * SEGMENT)
+  await tree.commit()
+  const ref = f.blocks!.get(3)!
+  assert.ok(isPatched(ref) && ref.base == null && ref.patches.length === 1 && ref.patches[0].first === 5, 'a patch over a hole')
+  const again = sink.reopen(store)
+  const g = await again.lookup('/sparse') as FileNode
+  const all = await readAll(again, g)
+  const want = Buffer.alloc(8 * B)
+  page.copy(want, 3 * B + 5 * SEGMENT)
+  sameBytes(all, want, 'sparse file')
+})
+
+test('truncating into a patched block seals it whole with the tail cut', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/t', 0o644)
+  const model = randomBytes(3 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const page = randomBytes(SEGMENT)
+  await tree.write(f, page, B + 2 * SEGMENT)
+  page.copy(model, B + 2 * SEGMENT)
+  await tree.commit()
+  assert.ok(isPatched(f.blocks!.get(1)!))
+  await tree.truncate(f, B + 3 * SEGMENT + 10)
+  await tree.commit()
+  assert.ok(!isPatched(f.blocks!.get(1)!))
+  const again = sink.reopen(store)
+  sameBytes(await readAll(again, await again.lookup('/t') as FileNode), model.subarray(0, B + 3 * SEGMENT + 10), 'truncated')
+})
+
+/** Replaces, in the one pack holding `what`, those bytes by `by` (same length). */
+function replaceInPacks (dir: string, what: Buffer, by: Buffer): void {
+  const packs = join(dir, 'packs')
+  let found = 0
+  for (const name of readdirSync(packs)) {
+    const bytes = readFileSync(join(packs, name))
+    const at = bytes.indexOf(what)
+    if (at < 0) continue
+    by.copy(bytes, at)
+    writeFileSync(join(packs, name), bytes)
+    found++
+  }
+  assert.equal(found, 1, 'the sealed bytes were found in one pack')
+}
+
+test('an older patch replayed over the newer one in the pack reads as EIO (its CID), never as the old bytes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-patch-'))
+  const key = randomBytes(32)
+  try {
+    let drive = await Drive.open(dir, key)
+    const f = await drive.tree.create('/p', 0o644)
+    await drive.tree.write(f, randomBytes(2 * B), 0)
+    await drive.commit()
+    await drive.tree.write(f, Buffer.alloc(SEGMENT, 1), 3 * SEGMENT)
+    await drive.commit()
+    await drive.tree.write(f, Buffer.alloc(SEGMENT, 2), 3 * SEGMENT)
+    await drive.commit()
+    const ref = f.blocks!.get(0)!
+    assert.ok(isPatched(ref) && ref.patches.length === 2)
+    const older = Buffer.from(await drive.store.get(ref.patches[0].cid))
+    const newer = Buffer.from(await drive.store.get(ref.patches[1].cid))
+    assert.equal(older.length, newer.length)
+    await drive.close()
+    replaceInPacks(dir, newer, older)
+    const lines: string[] = []
+    drive = await Drive.open(dir, key, { log: l => lines.push(l) })
+    const g = await drive.tree.lookup('/p') as FileNode
+    const out = Buffer.alloc(SEGMENT)
+    await assert.rejects(drive.tree.read(g, out, SEGMENT, 3 * SEGMENT), { code: 'ERR_INTEGRITY' })
+    assert.ok(!out.equals(Buffer.alloc(SEGMENT, 1)), 'not the old bytes')
+    assert.ok(lines.some(l => l.includes('does not match its CID')), lines.join('\n'))
+    // The segments the replayed patch does not cover still read.
+    await drive.tree.read(g, out, SEGMENT, 4 * SEGMENT)
+    await drive.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('a segment substituted after the block was verified is refused under the remembered nonce', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-patch-'))
+  const key = randomBytes(32)
+  try {
+    let drive = await Drive.open(dir, key)
+    const f = await drive.tree.create('/s', 0o644)
+    await drive.tree.write(f, randomBytes(B), 0)
+    await drive.commit()
+    const current = Buffer.from(await drive.store.get(f.blocks!.get(0)! as CID))
+    // Another sealed version of the same block (same key, file and index), stored too.
+    await drive.tree.write(f, randomBytes(B), 0)
+    await drive.commit()
+    const other = Buffer.from(await drive.store.get(f.blocks!.get(0)! as CID))
+    await drive.close()
+    // The current CID names `other`: read it (checked whole, its nonce remembered), then put
+    // segment 6 of the older version in its place in the pack.
+    drive = await Drive.open(dir, key)
+    const g = await drive.tree.lookup('/s') as FileNode
+    const out = Buffer.alloc(SEGMENT)
+    await drive.tree.read(g, out, SEGMENT, 6 * SEGMENT) // verified whole, nonce remembered
+    const seg = (o: Buffer): Buffer => o.subarray(segmentOffset(6), segmentOffset(7))
+    replaceInPacks(dir, seg(other), Buffer.from(seg(current)))
+    await assert.rejects(drive.tree.read(g, out, SEGMENT, 6 * SEGMENT), { code: 'ERR_INTEGRITY' })
+    await drive.tree.read(g, out, SEGMENT, 7 * SEGMENT) // the segment next to it is untouched
+    await drive.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('patches of a file with a separate block map survive commit and reopen', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/big', 0o644)
+  const model = randomBytes(40 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  for (const at of [0, 7 * B + 3 * SEGMENT, 39 * B + 31 * SEGMENT, 20 * B + 100]) {
+    const data = randomBytes(SEGMENT)
+    await tree.write(f, data, at)
+    data.copy(model, at)
+  }
+  await tree.commit()
+  assert.ok(isPatched(f.blocks!.get(7)!))
+  const again = sink.reopen(store)
+  const g = await again.lookup('/big') as FileNode
+  assert.equal(g.blocks, null, 'the block list is in a block map node')
+  sameBytes(await readAll(again, g), model, 'reopened')
+  assert.ok(isPatched(g.blocks!.get(39)!))
+})
+
+test('a small write into a sealed block loads at most the segments it covers in part, never the block', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/w', 0o644)
+  const model = randomBytes(2 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const again = sink.reopen(store) // a fresh cache: nothing of the block in memory
+  const g = await again.lookup('/w') as FileNode
+  let gets = 0
+  const get = store.get.bind(store)
+  store.get = async (cid, scratch) => { gets++; return await get(cid, scratch) }
+  await again.write(g, Buffer.alloc(SEGMENT, 9), B + 4 * SEGMENT) // a whole segment: nothing loaded
+  assert.equal(gets, 0, 'an aligned 4 KiB write reads nothing')
+  assert.equal(g.patching.get(1)!.known, 1 << 4)
+  await again.write(g, Buffer.alloc(100, 8), B + 10 * SEGMENT + 50) // part of one: that segment only
+  assert.equal(g.patching.get(1)!.known, (1 << 4) | (1 << 10))
+  Buffer.alloc(SEGMENT, 9).copy(model, B + 4 * SEGMENT)
+  Buffer.alloc(100, 8).copy(model, B + 10 * SEGMENT + 50)
+  sameBytes(await readAll(again, g), model, 'before the seal')
+  await again.commit()
+  sameBytes(await readAll(sink.reopen(store), await sink.reopen(store).lookup('/w') as FileNode), model, 'reopened')
+})
