@@ -173,7 +173,7 @@ export class PackStore implements BlockStore {
     const key = cid.toString()
     const mem = this.writer.unwritten(key)
     if (mem != null) { const c = Buffer.allocUnsafe(length); copyBytes(c, 0, mem, offset, length); return c }
-    const loc = this.index.get(key)
+    const loc = this.index.get(cid, key)
     if (loc == null) throw notFound(key)
     if (offset < 0 || length < 0 || offset + length > loc.length) throw new RangeError(`bytes ${offset} + ${length} of a ${loc.length}-byte block`)
     const pack = this.files.packs.get(loc.pack)!
