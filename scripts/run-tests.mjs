@@ -16,5 +16,11 @@ function find (dir, out = []) {
 const filter = process.argv.slice(2)
 let files = find('dist/test').sort()
 if (filter.length > 0) files = files.filter(f => filter.some(x => f.includes(x)))
+// With no file, `node --test` would run every .js/.mjs it finds, fixture generators included
+// (which rewrite the frozen fixtures): refuse instead.
+if (files.length === 0) {
+  console.error(`no test file under dist/test matches ${filter.map(x => JSON.stringify(x)).join(' or ')} (build first: npm run build)`)
+  process.exit(2)
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=900000', ...files], { stdio: 'inherit', env: { ...process.env, SPACE_TEST_CHEAP_KDF: '1' } })
 process.exit(r.status ?? 1)
