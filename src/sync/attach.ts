@@ -48,6 +48,7 @@ export interface SyncAttachment {
   revoke: (record: Uint8Array) => Promise<void>
   /** The highest entry this device has seen of a log (hex device key). */
   seen: (dev: string) => number
+  revokedAfter: (dev: string) => number | null
   stop: () => Promise<void>
 }
 
@@ -186,6 +187,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
     }),
     revoke: async record => await sync.engine.revoke(record),
     seen: dev => sync.engine.seen(dev),
+    revokedAfter: dev => sync.engine.revokedAfter(dev),
     stop: async () => { unsubscribe(); await downloader?.stop(); await sync.stop() }
   }
 }

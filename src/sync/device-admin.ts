@@ -27,6 +27,8 @@ export interface DeviceListing {
 export interface LocalLogAccess {
   revoke: (record: Uint8Array) => Promise<void>
   seen: (dev: string) => number
+  /** The `after` of a revocation of the device this device already holds, or null. */
+  revokedAfter: (dev: string) => number | null
 }
 
 export class DeviceAdminError extends Error {
@@ -75,7 +77,8 @@ export async function listDevices (configDir: string): Promise<DeviceListing[]> 
 /**
  * Revokes the device named `name` (its name, or a prefix of its key of 8 or more hex digits):
  * every entry of its log up to the highest the hub or this device has seen stays valid, none
- * after. Refuses this device itself (revoke it from another one).
+ * after (or, if this device revoked it before, what that revocation kept). Refuses this device
+ * itself (revoke it from another one).
  */
 export async function revokeByName (configDir: string, dataDir: string, name: string, local: LocalLogAccess | null): Promise<DeviceListing & { after: number }> {
   return await withHub(configDir, async s => {
@@ -88,7 +91,10 @@ export async function revokeByName (configDir: string, dataDir: string, name: st
     if (d.thisDevice) throw new DeviceAdminError('ERR_SYNC_SELF', `"${d.name}" (${d.key}) is this device: revoke it from another of your devices`)
     const state = local == null ? await LogState.open(statePath(dataDir, s.driveId), s.driveId, s.account.identity.signing.publicKey) : null
     const seenHere = local?.seen(d.device) ?? state?.head(d.device)?.seq ?? 0
-    const after = Math.max(d.seq, seenHere)
+    // Revoked here before: that stricter revocation is sent again (a hub that lost it may have
+    // taken later entries since, which must not become valid).
+    const known = local != null ? local.revokedAfter(d.device) : state?.revocation(d.device)?.after ?? null
+    const after = known ?? Math.max(d.seq, seenHere)
     const record = encodeRevocation(revokeDevice(s.account.identity.signing, Buffer.from(d.device, 'hex'), after))
     await postRevocation(s.config.hub, record)
     if (local != null) await local.revoke(record)

@@ -261,6 +261,7 @@ export class SyncEngine {
 
   /** The highest entry seen of a device's log, or 0. */
   seen (dev: string): number { return this.deps.state.head(dev)?.seq ?? 0 }
+  revokedAfter (dev: string): number | null { return this.deps.state.revocation(dev)?.after ?? null }
 
   private async refOf (s: SignedEntry): Promise<TreeRef> {
     return openRoot(this.deps.syncKey, this.deps.driveId, s.entry.seq, s.entry.root) as TreeRef

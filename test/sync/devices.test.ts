@@ -89,6 +89,7 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
   const dirs: Dirs[] = []
   const mounts: Mount[] = []
   let events: Events | null = null
+  let revokedAfter = 0
 
   const devices = async (d: Dirs): Promise<Array<Record<string, any>>> => {
     const r = await cli(['devices', '--json', '--config-dir', d.config, '--data-dir', d.data], { env: { ...process.env } })
@@ -152,9 +153,13 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     assert.match(self.stderr, /this device/)
     const r = await cli(['devices', 'revoke', 'beta', '--config-dir', dirs[0].config, '--data-dir', dirs[0].data], { env: { ...process.env } })
     assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, new RegExp(`revoked "beta" \\([0-9a-f]{8}\\): its entries up to ${seq} stay`))
+    // beta may have published more entries (its own merges) since `seq` was read: the hub's highest counts.
+    const m = /^revoked "beta" \([0-9a-f]{8}\): its entries up to (\d+) stay/.exec(r.stdout)
+    assert.ok(m != null, r.stdout)
+    revokedAfter = Number(m[1])
+    assert.ok(revokedAfter >= seq, `${revokedAfter} >= ${seq}`)
     const beta = (await devices(dirs[0])).find(d => d.name === 'beta')!
-    assert.equal(beta.revoked?.after, seq)
+    assert.equal(beta.revoked?.after, revokedAfter)
 
     writeFileSync(B.path('after-revoke.txt'), 'beta, revoked\n')
     await B.waitForLog(/device_revoked|revoked by its identity/, 15_000)
@@ -162,7 +167,9 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     assert.match(JSON.parse(st.stdout).lastError ?? '', /revoked/)
     await new Promise(resolve => setTimeout(resolve, 2000))
     assert.equal(read(A.path('after-revoke.txt')), null)
-    assert.ok(outState(dirs[1]).pushed === seq, 'the hub took nothing of beta after the revocation')
+    const listed = (await devices(dirs[0])).find(d => d.name === 'beta')!
+    assert.equal(listed.seq, revokedAfter, 'the hub serves nothing of beta past the revocation')
+    assert.ok(outState(dirs[1]).seq > revokedAfter, 'beta did write entries after it')
   })
 
   it('when a hub that forgot the revocation serves beta\'s later entries, alpha refuses them and its mount does not change', async () => {
@@ -180,5 +187,18 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     await new Promise(resolve => setTimeout(resolve, 1500))
     assert.equal(read(A.path('after-revoke.txt')), null)
     assert.deepEqual(readdirSync(A.mnt).sort(), ['from-beta.txt'])
+  })
+
+  it('without a daemon, space devices revoke sends the revocation this device holds to the hub again, and space devices shows it', async () => {
+    assert.equal(await mounts[0].stop(), 0)
+    const before = (await devices(dirs[0])).find(d => d.name === 'beta')!
+    assert.equal(before.revoked, null, 'the hub forgot the revocation')
+    const r = await cli(['devices', 'revoke', 'beta', '--json', '--config-dir', dirs[0].config, '--data-dir', dirs[0].data], { env: { ...process.env } })
+    assert.equal(r.code, 0, r.stderr)
+    const beta = (await devices(dirs[0])).find(d => d.name === 'beta')!
+    assert.ok(before.seq > revokedAfter, `the hub took entries past the revocation (${before.seq})`)
+    assert.equal(beta.revoked?.after, revokedAfter, 'the revocation this device held, not the hub\'s newer entries')
+    const text = await cli(['devices', '--config-dir', dirs[0].config, '--data-dir', dirs[0].data], { env: { ...process.env } })
+    assert.match(text.stdout, new RegExp(`^ {2}beta .* revoked .*, entries after ${beta.revoked.after as number} refused$`, 'm'))
   })
 })
