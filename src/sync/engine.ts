@@ -72,6 +72,7 @@ export type SyncEvent =
   | { kind: 'refused', device: string, seq: number, code: string, message: string }
   | { kind: 'error', message: string }
   | { kind: 'download', files: number, bytes: number, done: number, total: number }
+  | { kind: 'upload', seq: number, blocks: number, bytes: number, totalBlocks: number }
 
 export interface SyncStatus {
   device: string
@@ -81,6 +82,8 @@ export interface SyncStatus {
   lastContact: number | null
   lastError: string | null
   pushed: { entries: number, blocks: number, bytes: number }
+  /** The upload under way: entry seq, blocks and bytes acknowledged of the blocks it sends. */
+  uploading: { seq: number, blocks: number, bytes: number, totalBlocks: number } | null
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -113,12 +116,19 @@ export class SyncEngine {
   /** Revoked logs: the highest refused seq, so the hub is not asked for those entries again. */
   private readonly refusedUpTo = new Map<string, number>()
   private revocationsAt = 0
+  private uploadReported = 0
   private upCache: { key: string, value: { entries: number, files: number, bytes: number } } | null = null
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
       log: deps.log, transport: deps.transport, entries: deps.hub, store: deps.drive.store, logLine: deps.logLine,
-      onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) }
+      onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) },
+      onUpload: u => {
+        this.lastContact = Date.now()
+        if (Date.now() - this.uploadReported < 1000) return // a long upload reports once a second
+        this.uploadReported = Date.now()
+        deps.onEvent?.({ kind: 'upload', ...u })
+      }
     })
   }
 
@@ -156,7 +166,8 @@ export class SyncEngine {
       logs: this.deps.state.heads().map(h => ({ device: hexOf(h.dev), name: this.deps.state.head(h.dev)?.name ?? null, seq: h.seq, cid: h.cid.toString(), revokedAfter: this.deps.state.revocation(h.dev)?.after ?? null })),
       lastContact: this.lastContact,
       lastError: this.lastError ?? this.pusher.lastError?.message ?? null,
-      pushed: { ...this.pusher.totals }
+      pushed: { ...this.pusher.totals },
+      uploading: this.pusher.current == null ? null : { ...this.pusher.current }
     }
   }
 

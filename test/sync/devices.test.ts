@@ -143,6 +143,8 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     const merged = await until('a merged event', () => events!.lines.find(e => e.kind === 'sync' && e.sync?.event === 'merged' && e.sync.device === 'beta') ?? false)
     assert.ok(merged.sync.changes >= 1 && merged.sync.conflicts === 0, JSON.stringify(merged))
     assert.ok(events!.lines.some(e => e.kind === 'created' && e.path === '/from-beta.txt'), JSON.stringify(events!.lines))
+    // alpha's own entry for the merged tree goes up as well
+    await until('a pushed event', () => events!.lines.some(e => e.kind === 'sync' && e.sync?.event === 'pushed' && e.sync.entries >= 1))
   })
 
   it('after space devices revoke beta, the hub refuses beta\'s writes and alpha\'s mount does not change', async () => {

@@ -11,6 +11,7 @@ function syncLine (s: Record<string, any>): string {
     case 'pushed': return `pushed ${s.entries} entries, ${s.blocks} blocks, ${s.bytes} bytes`
     case 'merged': return `merged entry ${s.seq} of ${s.device}: ${s.changes} changes, ${s.conflicts} conflicts${s.copies?.length > 0 ? ` (${s.copies.join(', ')})` : ''}`
     case 'refused': return `refused entry ${s.seq} of ${s.device}: ${s.code} ${s.message}`
+    case 'upload': return `uploading entry ${s.seq}: ${s.blocks} of ${s.totalBlocks} blocks, ${s.bytes} bytes`
     case 'download': return `download: ${s.files} files, ${s.bytes} bytes to go (${s.done} of ${s.total})`
     default: return `${String(s.event)}${s.message != null ? `: ${s.message}` : ''}`
   }
@@ -22,8 +23,8 @@ export const command = clientCommand({
   usage: `usage: space events [--json] [--count N] [--data-dir DIR] [--config-dir DIR] [--socket PATH] [--token TOKEN]
 
 Prints one line per change: time, kind (created, updated, removed, renamed; "overflow" when
-the daemon had to drop events, so rescan; "sync": what sync did: pushed, merged, refused,
-error, download), path, and for renames the new path. Writes to one
+the daemon had to drop events, so rescan; "sync": what sync did: pushed, upload, merged,
+refused, error, download), path, and for renames the new path. Writes to one
 file are coalesced (at most one "updated" per file per 200 ms window).
   --json     one JSON object per line: {"kind","path","to"?,"time"}
   --count N  exit 0 after N events

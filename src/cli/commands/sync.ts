@@ -85,7 +85,8 @@ ${CLIENT_USAGE}`,
     out(ctx, `hub          ${st.hub}`)
     out(ctx, `this device  ${st.device}: entry ${st.lastEntry.seq}; pushed ${st.pushed.entries} entries, ${st.pushed.blocks} blocks, ${mb(st.pushed.bytes)} since start`)
     for (const l of st.logs) out(ctx, `device       ${l.name ?? l.device.slice(0, 16)} (${l.device.slice(0, 8)}): entry ${l.seq}${l.revokedAfter != null ? `, revoked after entry ${l.revokedAfter}` : ''}`)
-    out(ctx, `up           ${st.up.entries} entries, ${st.up.files} files, ${mb(st.up.bytes)} not yet on the hub`)
+    const u = st.uploading
+    out(ctx, `up           ${st.up.entries} entries, ${st.up.files} files, ${mb(st.up.bytes)} not yet on the hub${u != null ? `; uploading entry ${u.seq}: ${u.blocks} of ${u.totalBlocks} blocks (${mb(u.bytes)})` : ''}`)
     const d = st.down
     const pct = d.progress.total > 0 ? ` (${Math.floor(100 * d.progress.done / d.progress.total)}% of ${mb(d.progress.total)})` : ''
     out(ctx, `down         ${d.pending.files} files, ${mb(d.pending.bytes)} not here yet; ${d.mode === 'on-demand' ? 'files on demand' : d.state}${d.state === 'downloading' ? pct : ''}`)
