@@ -1,7 +1,7 @@
 // A new device gets the whole drive: a hub and real daemons on 127.0.0.1. Device alpha fills the
 // drive; gamma (init --restore --sync-hub, files on demand) mounts and shows the whole drive at
 // once, and reading the first bytes of a 16 MiB file fetches a few of its 128 blocks, not all of
-// them; delta (init --restore --sync-hub, the default) downloads everything in the background
+// them; delta (recover-keys --sync-hub from the hub's key vault, the default) downloads everything in the background
 // (sync status: nothing pending down), and keeps serving every file after the hub is gone.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -44,6 +44,7 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
   const dirs: Record<string, Dirs> = {}
   const mounts: Mount[] = []
   let words = ''
+  let username = ''
   const big = randomBytes(BIG)
   const files: Record<string, Buffer> = { 'small.txt': Buffer.from('small from alpha\n'), 'docs/readme.md': Buffer.from('# read me\n'), 'big.bin': big }
 
@@ -56,6 +57,7 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     words = mnemonicFrom(a.stdout).split(' ').join('\n') + '\n'
     const s = await cli(['sync', 'hub', hub.url, '--device-name', 'alpha', '--config-dir', dirs.alpha.config], { env: baseEnv() })
     assert.equal(s.code, 0, s.stderr)
+    username = /\(user ([^)]+)\)/.exec(s.stdout)![1]
     const A = await Mount.start(dirs.alpha)
     mounts.push(A)
     mkdirSync(A.path('docs'))
@@ -107,9 +109,13 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     assert.deepEqual(s2.down.pending, { files: 0, bytes: 0 })
   })
 
-  it('by default the whole drive downloads in the background, and every file stays readable once the hub is gone', async (t) => {
-    const r = await cli(['init', '--restore', '--sync-hub', hub.url, '--device-name', 'delta', '--config-dir', dirs.delta.config, ...INSECURE], { input: words, env: baseEnv() })
+  it('recover-keys --sync-hub: by default the whole drive downloads in the background, and every file stays readable once the hub is gone', async (t) => {
+    // delta comes back through the hub's key vault: recover-keys --sync-hub
+    const b = await cli(['backup-keys', '--hub', hub.url, '--username', username, '--passphrase-stdin', '--config-dir', dirs.alpha.config, '--data-dir', dirs.alpha.data], { input: 'correct horse battery staple\n', env: { ...process.env, SPACE_TEST_CHEAP_KDF: '1' } })
+    assert.equal(b.code, 0, b.stderr)
+    const r = await cli(['recover-keys', username, '--hub', hub.url, '--passphrase-stdin', '--sync-hub', hub.url, '--device-name', 'delta', '--config-dir', dirs.delta.config, '--data-dir', dirs.delta.data, ...INSECURE], { input: 'correct horse battery staple\n', env: baseEnv() })
     assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /sync: .* as delta/)
     const D = await Mount.start(dirs.delta)
     mounts.push(D)
     const t0 = Date.now()
