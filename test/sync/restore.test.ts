@@ -89,6 +89,9 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     assert.deepEqual(readdirSync(G.mnt).sort(), ['big.bin', 'docs', 'small.txt'])
     const s0 = await until('gamma lists what is not here yet', async () => { const s = await status(dirs.gamma); return s.down.pending.files === 3 ? s : false })
     assert.equal(s0.down.mode, 'on-demand')
+    const text = await cli(['sync', 'status', '--config-dir', dirs.gamma.config, '--data-dir', dirs.gamma.data], { env: { ...process.env } })
+    assert.match(text.stdout, /^down +3 files, 16\.0 MiB not here yet; files on demand$/m)
+    assert.match(text.stdout, /^device +alpha \([0-9a-f]{8}\): entry \d+$/m)
     assert.ok(s0.down.pending.bytes >= BIG, JSON.stringify(s0.down))
 
     const fd = openSync(G.path('big.bin'), 'r')
