@@ -16,7 +16,7 @@ import { TokenStore, ensureMasterToken } from './ctl/tokens.js'
 import { buildHandlers, type DaemonApi } from './ctl/methods.js'
 import { VERSION } from './version.js'
 import { disableCoreDumps } from './ctl/os.js'
-import { attachSync, prepareSync, type PreparedSync, type SyncAttachment } from './sync/attach.js'
+import { attachSync, prepareSync, syncEventJson, type PreparedSync, type SyncAttachment } from './sync/attach.js'
 
 
 export interface ServeConfig {
@@ -120,7 +120,12 @@ export class Service implements DaemonApi {
     if (this.prepared != null) {
       // Sync failing to start leaves the drive served, as a local drive: the log says why.
       try {
-        this.sync = await attachSync(this.prepared, m, { configDir: this.cfg.configDir, log: this.cfg.log })
+        this.sync = await attachSync(this.prepared, m, {
+          configDir: this.cfg.configDir,
+          log: this.cfg.log,
+          onEvent: e => this.events.pushSync(syncEventJson(e)),
+          onChange: c => this.events.push(c.kind, c.path, c.to)
+        })
         this.cfg.log?.(`sync: with ${this.prepared.config.hub} as ${this.prepared.config.deviceName}`)
       } catch (err) {
         this.cfg.log?.(`sync: not started: ${(err as Error).message}`)
@@ -135,7 +140,8 @@ export class Service implements DaemonApi {
     await s?.stop().catch(err => this.cfg.log?.(`sync: stopping: ${(err as Error).message}`))
   }
 
-  syncStatus (): unknown { return this.sync?.status() ?? null }
+  async syncStatus (): Promise<unknown> { return await this.sync?.status() ?? null }
+  syncAttachment (): SyncAttachment | null { return this.sync }
 
   state (): { mounted: boolean, mountpoint: string | null } {
     return { mounted: this.mounted !== null, mountpoint: this.mountpoint }
@@ -237,6 +243,7 @@ export function offlineApi (configDir: string, dataDir: string): DaemonApi {
     log: async () => await readLogFromStore(configDir, dataDir),
     tokens: null,
     counts: () => ({ connections: 0, subscribers: 0 }),
-    syncStatus: () => null
+    syncStatus: async () => null,
+    syncAttachment: () => null
   }
 }

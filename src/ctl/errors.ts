@@ -26,6 +26,7 @@ export const CTL_ERRORS = {
   ERR_ALREADY_MOUNTED: -32021,
   ERR_DRIVE: -32022,
   ERR_KEYS: -32023,
+  ERR_SYNC: -32024, // no hub configured, no such device, or the hub refused (data.cause: the sync or transport code)
   // client side only: nothing answers on the socket, or the answer is not JSON-RPC
   ERR_NO_DAEMON: -32030,
   ERR_SOCKET_IN_USE: -32031,

@@ -39,6 +39,14 @@ export class EventHub {
     this.timer ??= setTimeout(() => this.flush(), this.opts.windowMs ?? 200)
   }
 
+  /** A sync event (engine.ts SyncEvent), in the same stream; never coalesced. */
+  pushSync (sync: Record<string, unknown>): void {
+    if (this.listeners.size === 0) return
+    if (this.pending.length >= (this.opts.maxPending ?? 10_000)) { this.overflowed = true; return }
+    this.pending.push({ kind: 'sync', path: '', time: (this.opts.now ?? Date.now)(), sync })
+    this.timer ??= setTimeout(() => this.flush(), this.opts.windowMs ?? 200)
+  }
+
   /** Sends what is pending now (also used on shutdown). */
   flush (): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }

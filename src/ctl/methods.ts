@@ -11,6 +11,7 @@ import { CtlError } from './errors.js'
 import { bool, int, objectParams, PROTOCOL_VERSION, reqStr, str, strList, type LogEntry, type StatusResult, type TokenInfo } from './protocol.js'
 import type { Call, Handler, Handlers } from './server.js'
 import type { Grant } from './tokens.js'
+import { listDevices, revokeByName, type LocalLogAccess } from '../sync/device-admin.js'
 
 /** The slice of the daemon the methods need. Implemented in daemon.ts. */
 export interface DaemonApi {
@@ -31,8 +32,22 @@ export interface DaemonApi {
     revoke: (idOrName: string) => Promise<TokenInfo>
   } | null
   counts: () => { connections: number, subscribers: number }
-  /** What sync is doing (src/sync/engine.ts SyncStatus), or null when no hub is configured or the drive is not mounted. */
-  syncStatus: () => unknown
+  /** What sync is doing (src/sync/attach.ts FullSyncStatus), or null when no hub is configured or the drive is not mounted. */
+  syncStatus: () => Promise<unknown>
+  /** The running sync's log state (revocations are recorded there), or null: the state file is used. */
+  syncAttachment: () => LocalLogAccess | null
+}
+
+/** Sync, transport and device-admin errors keep their code in data.cause. */
+async function syncCall<T> (fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (err instanceof KeysError) throw new CtlError('ERR_KEYS', err.message, { cause: err.code })
+    if (err instanceof Error && !(err instanceof CtlError) && typeof code === 'string') throw new CtlError('ERR_SYNC', err.message, { cause: code })
+    throw err
+  }
 }
 
 /** Keys errors keep their own code in data.cause, so the CLI maps them to the same exit codes. */
@@ -100,7 +115,18 @@ export function buildHandlers (api: DaemonApi): Handlers {
 
     'sync.status': async (params) => {
       objectParams(params, [])
-      return { sync: api.syncStatus() }
+      return { sync: await api.syncStatus() }
+    },
+
+    devices: async (params) => {
+      objectParams(params, [])
+      return { devices: await syncCall(async () => await listDevices(api.configDir)) }
+    },
+
+    'devices.revoke': async (params) => {
+      const p = objectParams(params, ['name'])
+      const name = reqStr(p, 'name', { max: 128 })
+      return await syncCall(async () => await revokeByName(api.configDir, api.dataDir, name, api.syncAttachment()))
     },
 
     whoami: async (params) => {

@@ -16,6 +16,8 @@ export const METHOD_SCOPES = {
   hello: null,
   status: 'status:read',
   'sync.status': 'sync:read',
+  devices: 'sync:read',
+  'devices.revoke': 'keys:admin',
   whoami: 'identity:read',
   log: 'log:read',
   mount: 'mount:write',
@@ -42,8 +44,11 @@ export function allows (allow: readonly string[], method: MethodName): boolean {
 export const isAllowEntry = (s: string): boolean => s === '*' || (SCOPES as readonly string[]).includes(s) || (isMethod(s) && s !== 'hello')
 
 export type ChangeKind = 'created' | 'updated' | 'removed' | 'renamed'
-/** `overflow`: events were dropped because too many piled up in one window; rescan. */
-export interface ChangeEvent { kind: ChangeKind | 'overflow', path: string, to?: string, time: number }
+/**
+ * `overflow`: events were dropped because too many piled up in one window; rescan. `sync`: what
+ * sync did (path ''; `sync` says what: pushed, merged, refused, error, download; docs/api.md).
+ */
+export interface ChangeEvent { kind: ChangeKind | 'overflow' | 'sync', path: string, to?: string, time: number, sync?: Record<string, unknown> }
 export interface ProgressParams { id: string | number | null, stage: string, done: number, total: number | null }
 export interface LogEntry { seq: number, time: number, root: string }
 

@@ -1,7 +1,9 @@
 // Sync in the serving process: before the drive opens, prepareSync() reads the config and gives
 // the drive a store that fetches missing blocks from the hub; once it is mounted, attachSync()
 // opens the identity, connects and starts the engine over the mounted drive: every commit is
-// published and pushed, other devices' entries are merged in and the kernel is told what changed.
+// published and pushed, other devices' entries are merged in and the kernel is told what changed;
+// what a merge changed is reported as file events too, and the background download (or, on
+// demand, the reads) brings the blocks of the merged tree.
 import type { CID } from 'multiformats/cid'
 import type { Drive } from '../drive/drive.js'
 import type { CommitRecord } from '../fs/tree/format.js'
@@ -9,7 +11,7 @@ import type { FileNode } from '../fs/tree/nodes.js'
 import type { PackStore } from '../store/pack-store.js'
 import type { BlockStore } from '../fs/tree/ports.js'
 import { openAccount, KEYSTORE_PASSPHRASE_ENV } from '../keys/account.js'
-import { FetchingStore } from './fetching-store.js'
+import { FetchingStore, Downloader, type DownloadStatus } from './fetching-store.js'
 import { HttpBlockTransport } from './transport-http.js'
 import { readSyncConfig, startDeviceSync, type SyncConfig, type DeviceSync } from './device.js'
 import type { LiveDrive, LocalHead, SyncEvent, SyncStatus } from './engine.js'
@@ -30,9 +32,50 @@ export interface PreparedSync {
   setTransport: (t: HttpBlockTransport) => void
 }
 
+export interface FullSyncStatus extends SyncStatus {
+  hub: string
+  /** Blocks fetched from the hub by this process, on demand and in the background. */
+  fetched: { blocks: number, bytes: number }
+  /** This device's entries not yet on the hub, the paths they change and the bytes they add. */
+  up: { entries: number, files: number, bytes: number }
+  /** The merged tree's file blocks not here yet, and the background download. */
+  down: DownloadStatus
+}
+
 export interface SyncAttachment {
-  status: () => SyncStatus & { hub: string, fetched: { blocks: number, bytes: number } }
+  status: () => Promise<FullSyncStatus>
+  /** Records a revocation this device made: the revoked device's later entries are refused. */
+  revoke: (record: Uint8Array) => Promise<void>
+  /** The highest entry this device has seen of a log (hex device key). */
+  seen: (dev: string) => number
+  revokedAfter: (dev: string) => number | null
   stop: () => Promise<void>
+}
+
+/** A file change a merge made, as the event stream reports it. */
+export type MergeChange = { kind: 'created' | 'updated' | 'removed' | 'renamed', path: string, to?: string }
+
+/**
+ * A sync event as the event stream carries it (`sync` of a `kind: "sync"` event): `event` says
+ * which; a merge gives its number of changes and conflicts and the paths of conflict copies.
+ */
+export function syncEventJson (e: SyncEvent): Record<string, unknown> {
+  const { kind, ...rest } = e
+  if (e.kind === 'merged') {
+    return { event: kind, device: e.device, seq: e.seq, changes: e.changes, conflicts: e.conflicts.length, copies: e.conflicts.map(c => c.copy ?? c.path).filter(p => p != null) }
+  }
+  return { event: kind, ...rest }
+}
+
+function changeEvents (changes: PathChange[]): MergeChange[] {
+  const out: MergeChange[] = []
+  for (const c of changes) {
+    if (c.old == null && c.new != null) out.push({ kind: 'created', path: c.new })
+    else if (c.old != null && c.new == null) out.push({ kind: 'removed', path: c.old })
+    else if (c.old != null && c.new != null && c.old !== c.new) out.push({ kind: 'renamed', path: c.old, to: c.new })
+    else if (c.new != null && c.new !== '/') out.push({ kind: 'updated', path: c.new })
+  }
+  return out
 }
 
 export async function prepareSync (configDir: string): Promise<PreparedSync | null> {
@@ -77,6 +120,8 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   configDir: string
   log?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
+  /** File changes a merge made (the mount's own writes are reported by the FUSE layer). */
+  onChange?: (c: MergeChange) => void
 }): Promise<SyncAttachment> {
   const account = await openAccount(opts.configDir, { passphrase: process.env[KEYSTORE_PASSPHRASE_ENV] })
   const { config } = prep
@@ -96,6 +141,13 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   const tree = drive.tree
   const fetching = prep.fetching()
   const store = fetching ?? drive.store
+  const downloader = fetching == null
+    ? null
+    : new Downloader(fetching, {
+      mode: config.download ?? 'all',
+      log: opts.log,
+      onProgress: d => opts.onEvent?.({ kind: 'download', files: d.pending.files, bytes: d.pending.bytes, done: d.progress.done, total: d.progress.total })
+    })
   const live: LiveDrive = {
     commit: async () => {
       await drive.commit()
@@ -106,10 +158,13 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       const info = await tree.adopt(ref, expect, m.handles.openFiles())
       if (info == null) return false
       await invalidate(m.kernel, changes)
+      for (const c of changeEvents(changes)) opts.onChange?.(c)
+      downloader?.schedule(ref)
       return true
     },
     keys: () => ({ root: { i: tree.root.id, k: tree.root.key }, links: { i: tree.links.id, k: tree.links.key } }),
-    store: { get: async (cid: CID) => await store.get(cid), put: (bytes: Uint8Array) => drive.store.put(bytes) }
+    store: { get: async (cid: CID) => await store.get(cid), put: (bytes: Uint8Array) => drive.store.put(bytes) },
+    blockSize: (cid: CID) => drive.store.locate(cid)?.length ?? 0
   }
   let sync: DeviceSync
   try {
@@ -120,8 +175,19 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   }
   const unsubscribe = drive.onCommitted(rec => sync.engine.committed(headOf(rec)))
   if (drive.head != null) sync.engine.committed(headOf(drive.head)) // a commit made while sync was not running
+  if (drive.head != null) downloader?.schedule(headOf(drive.head).ref) // what an earlier run left to fetch
+  const idle: DownloadStatus = { mode: config.download ?? 'all', state: 'idle', pending: { files: 0, bytes: 0 }, progress: { done: 0, total: 0 }, lastError: null }
   return {
-    status: () => ({ ...sync.engine.status(), hub: config.hub, fetched: { ...(fetching?.fetched ?? { blocks: 0, bytes: 0 }) } }),
-    stop: async () => { unsubscribe(); await sync.stop() }
+    status: async () => ({
+      ...sync.engine.status(),
+      hub: config.hub,
+      fetched: { ...(fetching?.fetched ?? { blocks: 0, bytes: 0 }) },
+      up: await sync.engine.pendingUpDetail().catch(() => ({ entries: sync.engine.status().pendingUp, files: 0, bytes: 0 })),
+      down: downloader?.status() ?? idle
+    }),
+    revoke: async record => await sync.engine.revoke(record),
+    seen: dev => sync.engine.seen(dev),
+    revokedAfter: dev => sync.engine.revokedAfter(dev),
+    stop: async () => { unsubscribe(); await downloader?.stop(); await sync.stop() }
   }
 }

@@ -20,7 +20,8 @@ import { SyncError } from './errors.js'
 export const SYNC_CONFIG = 'sync.json'
 const CONFIG_VERSION = 1
 
-export interface SyncConfig { hub: string, userId: string, deviceName: string, insecureHttp?: boolean }
+/** download: 'all' (default) fetches the whole drive in the background; 'on-demand' only what is read. */
+export interface SyncConfig { hub: string, userId: string, deviceName: string, insecureHttp?: boolean, download?: 'all' | 'on-demand' }
 
 export async function readSyncConfig (configDir: string): Promise<SyncConfig | null> {
   let text: string
@@ -35,7 +36,7 @@ export async function readSyncConfig (configDir: string): Promise<SyncConfig | n
   if (v.v !== CONFIG_VERSION || typeof v.hub !== 'string' || typeof v.userId !== 'string' || typeof v.deviceName !== 'string') {
     throw new SyncError('ERR_SYNC_FORMAT', `${join(configDir, SYNC_CONFIG)} is not a sync config this version reads`)
   }
-  return { hub: v.hub, userId: v.userId, deviceName: v.deviceName, insecureHttp: v.insecureHttp === true }
+  return { hub: v.hub, userId: v.userId, deviceName: v.deviceName, insecureHttp: v.insecureHttp === true, download: v.download === 'on-demand' ? 'on-demand' : 'all' }
 }
 
 export async function writeSyncConfig (configDir: string, c: SyncConfig): Promise<void> {
@@ -78,7 +79,8 @@ export async function startDeviceSync (opts: {
     drive: opts.drive, log, state, entries, transport: opts.transport, hub, driveId,
     identity: account.identity.signing.publicKey, syncKey,
     device: { publicKey: account.device.publicKey, name: config.deviceName },
-    logLine: opts.log, onEvent: opts.onEvent
+    logLine: opts.log, onEvent: opts.onEvent,
+    revocations: async () => await opts.transport.revocations()
   })
   // The hub lists this device under `space devices` from its record; entries carry it as well.
   hub.putDevice(encodeDeviceRecord(record)).catch(err => opts.log?.(`sync: recording this device on the hub: ${(err as Error).message}`))

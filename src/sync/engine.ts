@@ -8,10 +8,10 @@
 // Knows no HTTP and no FUSE: the hub is behind BlockTransport and EntryHub, the drive behind
 // LiveDrive; each is declared here as the engine needs it.
 import type { CID } from 'multiformats/cid'
-import { decodeEntry, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
+import { decodeEntry, decodeBlockListBlock, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
 import { openRoot, type RootPayload } from './entry-keys.js'
 import type { LogState } from './log-state.js'
-import { deviceLabel } from './devices.js'
+import { decodeRevocation, deviceLabel } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
@@ -45,6 +45,8 @@ export interface LiveDrive {
   keys: () => { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
   /** Blocks: local first, fetched from the hub (and kept) when missing. */
   store: { get: (cid: CID) => Promise<Uint8Array>, put: (bytes: Uint8Array) => CID }
+  /** A local block's stored size, or 0 when it is not here. */
+  blockSize?: (cid: CID) => number
 }
 
 export interface EngineDeps {
@@ -60,6 +62,8 @@ export interface EngineDeps {
   device: { publicKey: Buffer, name: string }
   logLine?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
+  /** The identity's revocation records the hub holds; taken into the log state as they come. */
+  revocations?: () => Promise<Uint8Array[]>
 }
 
 export type SyncEvent =
@@ -67,15 +71,19 @@ export type SyncEvent =
   | { kind: 'merged', device: string, seq: number, changes: number, conflicts: Conflict[] }
   | { kind: 'refused', device: string, seq: number, code: string, message: string }
   | { kind: 'error', message: string }
+  | { kind: 'download', files: number, bytes: number, done: number, total: number }
+  | { kind: 'upload', seq: number, blocks: number, bytes: number, totalBlocks: number }
 
 export interface SyncStatus {
   device: string
   lastEntry: { seq: number, cid: string | null }
   pendingUp: number
-  logs: Array<{ device: string, name: string | null, seq: number, cid: string }>
+  logs: Array<{ device: string, name: string | null, seq: number, cid: string, revokedAfter: number | null }>
   lastContact: number | null
   lastError: string | null
   pushed: { entries: number, blocks: number, bytes: number }
+  /** The upload under way: entry seq, blocks and bytes acknowledged of the blocks it sends. */
+  uploading: { seq: number, blocks: number, bytes: number, totalBlocks: number } | null
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -105,11 +113,22 @@ export class SyncEngine {
   private pulling: Promise<void> | null = null
   private lastContact: number | null = null
   private lastError: string | null = null
+  /** Revoked logs: the highest refused seq, so the hub is not asked for those entries again. */
+  private readonly refusedUpTo = new Map<string, number>()
+  private revocationsAt = 0
+  private uploadReported = 0
+  private upCache: { key: string, value: { entries: number, files: number, bytes: number } } | null = null
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
       log: deps.log, transport: deps.transport, entries: deps.hub, store: deps.drive.store, logLine: deps.logLine,
-      onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) }
+      onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) },
+      onUpload: u => {
+        this.lastContact = Date.now()
+        if (Date.now() - this.uploadReported < 1000) return // a long upload reports once a second
+        this.uploadReported = Date.now()
+        deps.onEvent?.({ kind: 'upload', ...u })
+      }
     })
   }
 
@@ -144,11 +163,34 @@ export class SyncEngine {
       device: this.deps.device.name,
       lastEntry: { seq: st.seq, cid: st.cid?.toString() ?? null },
       pendingUp: st.seq - st.pushed,
-      logs: this.deps.state.heads().map(h => ({ device: hexOf(h.dev), name: this.deps.state.head(h.dev)?.name ?? null, seq: h.seq, cid: h.cid.toString() })),
+      logs: this.deps.state.heads().map(h => ({ device: hexOf(h.dev), name: this.deps.state.head(h.dev)?.name ?? null, seq: h.seq, cid: h.cid.toString(), revokedAfter: this.deps.state.revocation(h.dev)?.after ?? null })),
       lastContact: this.lastContact,
       lastError: this.lastError ?? this.pusher.lastError?.message ?? null,
-      pushed: { ...this.pusher.totals }
+      pushed: { ...this.pusher.totals },
+      uploading: this.pusher.current == null ? null : { ...this.pusher.current }
     }
+  }
+
+  /**
+   * What is not on the hub yet: entries, the files (paths) they change since the last pushed
+   * entry, and the stored bytes of the blocks they add. Computed once per queue state.
+   */
+  async pendingUpDetail (): Promise<{ entries: number, files: number, bytes: number }> {
+    const { log, drive } = this.deps
+    const st = log.state
+    const entries = st.seq - st.pushed
+    if (entries <= 0) return { entries: 0, files: 0, bytes: 0 }
+    const key = `${st.pushed}/${st.seq}`
+    if (this.upCache?.key === key) return this.upCache.value
+    const snapAt = async (seq: number): Promise<Snapshot> => seq === 0 ? emptySnapshot() : await readSnapshot(await this.refOf(decodeEntry((await log.entry(seq)).bytes)), drive.store)
+    const files = diffSnapshots(await snapAt(st.pushed), await snapAt(st.seq)).length
+    let bytes = 0
+    for (const seq of log.pending()) {
+      for (const b of (await log.entry(seq)).list) for (const cid of decodeBlockListBlock(b.cid, b.bytes).cids) bytes += drive.blockSize?.(cid) ?? 0
+    }
+    const value = { entries, files, bytes }
+    this.upCache = { key, value }
+    return value
   }
 
   private kickPush (): void {
@@ -166,12 +208,16 @@ export class SyncEngine {
     let backoff = 500
     while (!this.stopped) {
       try {
+        await this.refreshRevocations()
         const after: Record<string, number> = {}
         for (const h of this.deps.state.heads()) after[hexOf(h.dev)] = h.seq
+        for (const [dev, seq] of this.refusedUpTo) after[dev] = Math.max(after[dev] ?? 0, seq)
         const batch = await this.deps.hub.since(after, 25_000, this.abort.signal)
         this.lastContact = Date.now()
         backoff = 500
-        await this.receive(batch)
+        const accepted = await this.receive(batch)
+        // Only refusals (entries waiting on one that is missing, say): do not ask again at once.
+        if (batch.length > 0 && accepted === 0) await new Promise(resolve => setTimeout(resolve, 1000).unref())
       } catch (err) {
         if (this.stopped) return
         this.fail('pull', err)
@@ -181,8 +227,21 @@ export class SyncEngine {
     }
   }
 
-  /** Checks a batch of entries, then merges the newest accepted entry of each log. */
-  async receive (batch: Uint8Array[]): Promise<void> {
+  /** Takes in the hub's revocation records (at most every 10 s): a revoked device's later entries are refused. */
+  private async refreshRevocations (): Promise<void> {
+    if (this.deps.revocations == null || Date.now() - this.revocationsAt < 10_000) return
+    this.revocationsAt = Date.now()
+    for (const bytes of await this.deps.revocations()) {
+      try {
+        await this.deps.state.revoke(decodeRevocation(bytes))
+      } catch (err) {
+        this.fail('a revocation record from the hub', err)
+      }
+    }
+  }
+
+  /** Checks a batch of entries, then merges the newest accepted entry of each log; the number accepted. */
+  async receive (batch: Uint8Array[]): Promise<number> {
     const ours = hexOf(this.deps.device.publicKey)
     const newest = new Map<string, SignedEntry>()
     const decoded = batch.map(b => decodeEntry(b)).sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev) || x.entry.seq - y.entry.seq)
@@ -199,10 +258,21 @@ export class SyncEngine {
         const code = (err as { code?: string }).code ?? 'ERR_SYNC'
         this.deps.logLine?.(`sync: refused ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: ${(err as Error).message}`)
         this.deps.onEvent?.({ kind: 'refused', device: s.entry.cert.name, seq: s.entry.seq, code, message: (err as Error).message })
+        if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
       }
     }
     for (const s of [...newest.values()].sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev))) await this.mergeEntry(s)
+    return newest.size
   }
+
+  /** Records a revocation this device made (space devices revoke): its later entries are refused from now on. */
+  async revoke (bytes: Uint8Array): Promise<void> {
+    await this.deps.state.revoke(decodeRevocation(bytes))
+  }
+
+  /** The highest entry seen of a device's log, or 0. */
+  seen (dev: string): number { return this.deps.state.head(dev)?.seq ?? 0 }
+  revokedAfter (dev: string): number | null { return this.deps.state.revocation(dev)?.after ?? null }
 
   private async refOf (s: SignedEntry): Promise<TreeRef> {
     return openRoot(this.deps.syncKey, this.deps.driveId, s.entry.seq, s.entry.root) as TreeRef

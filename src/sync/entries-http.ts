@@ -26,6 +26,14 @@ export class HttpEntryHub implements EntryHub {
     return (v.entries as string[]).map(e => Buffer.from(e, 'base64'))
   }
 
+  /** The hub's newest entry of each of this drive's logs (device key hex -> seq); no entries are sent. */
+  async heads (devices: string[]): Promise<Map<string, number>> {
+    if (devices.length === 0) return new Map()
+    const q = devices.map(d => `${d}:999999999999999`).join(',')
+    const v = JSON.parse((await this.http.call('GET', `${this.path}?after=${q}&wait=0`)).toString('utf8')) as { heads?: Array<{ dev: string, seq: number }> }
+    return new Map((v.heads ?? []).map(h => [h.dev, h.seq]))
+  }
+
   async putDevice (record: Uint8Array): Promise<void> {
     await this.http.call('PUT', '/sync/v1/devices', { body: Buffer.from(record), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
   }

@@ -3,15 +3,26 @@
 // mounts at once and reads what it touches (a large file streams before it has fully arrived),
 // and a merge reads the other device's directory nodes as if they were local. Concurrent reads of
 // one missing block share one fetch. Everything else is the local store's.
-import type { CID } from 'multiformats/cid'
+// Also the background download (Downloader): after a merge, every file block of the tree that is
+// not here yet is listed (pending down, in files and bytes) and, unless the device keeps files
+// on demand, fetched in batches with progress.
+import { CID } from 'multiformats/cid'
 import type { BlockStore } from '../store/types.js'
 import type { BlockTransport } from './transport.js'
+import { Loader } from '../fs/tree/load.js'
+import { FileNode, LinkTable } from '../fs/tree/nodes.js'
+import { BLOCK_SIZE, Kind, type BlockEntry } from '../fs/tree/format.js'
+import { baseOf, patchesOf, fromEntry, type BlockRef } from '../fs/tree/block-ref.js'
+import { SEGMENT } from '../crypto/index.js'
+import { readSnapshot, type Content, type TreeRef } from './snapshot.js'
 
 export interface FetchStats { blocks: number, bytes: number }
 
 export class FetchingStore {
   private readonly inflight = new Map<string, Promise<Uint8Array>>()
   readonly fetched: FetchStats = { blocks: 0, bytes: 0 }
+  /** Told of every block that arrived, on demand or in the background. */
+  onFetched: ((cid: CID) => void) | null = null
 
   constructor (private readonly local: BlockStore, private readonly transport: () => BlockTransport | null) {}
 
@@ -27,6 +38,8 @@ export class FetchingStore {
     })
   }
 
+  has (cid: CID): boolean { return this.local.has(cid) }
+
   async get (cid: CID, scratch?: Buffer): Promise<Uint8Array> {
     if (this.local.has(cid)) return await this.local.get(cid, scratch)
     const t = this.transport()
@@ -36,9 +49,7 @@ export class FetchingStore {
     if (p == null) {
       p = (async () => {
         for await (const b of t.get([cid])) {
-          this.local.putWithCid(cid, b.bytes)
-          this.fetched.blocks++
-          this.fetched.bytes += b.bytes.length
+          this.keep(cid, b.bytes)
           return b.bytes
         }
         return await this.local.get(cid, scratch)
@@ -48,16 +59,177 @@ export class FetchingStore {
     return await p
   }
 
+  private keep (cid: CID, bytes: Uint8Array): void {
+    if (this.local.has(cid)) return
+    this.local.putWithCid(cid, bytes)
+    this.fetched.blocks++
+    this.fetched.bytes += bytes.length
+    this.onFetched?.(cid)
+  }
+
   /** Fetches every block of `cids` the local store lacks, in batches (background download). */
-  async prefetch (cids: CID[], onProgress?: (s: FetchStats) => void): Promise<void> {
+  async prefetch (cids: CID[], onProgress?: (s: FetchStats) => void, signal?: AbortSignal): Promise<void> {
     const t = this.transport()
-    if (t == null) return
-    const want = cids.filter(c => !this.local.has(c))
-    for await (const b of t.get(want)) {
-      if (!this.local.has(b.cid)) this.local.putWithCid(b.cid, b.bytes)
-      this.fetched.blocks++
-      this.fetched.bytes += b.bytes.length
+    if (t == null) throw new Error('no hub connection yet')
+    const want = cids.filter(c => !this.local.has(c) && !this.inflight.has(c.toString()))
+    if (want.length === 0) return
+    for await (const b of t.get(want, { signal })) {
+      this.keep(b.cid, b.bytes)
       onProgress?.(this.fetched)
     }
+  }
+}
+
+/** What sync status shows of the download. */
+export interface DownloadStatus {
+  /** off: files stay on the hub until read (on demand). */
+  mode: 'all' | 'on-demand'
+  state: 'idle' | 'scanning' | 'downloading' | 'waiting'
+  /** File blocks of the tree not here yet: in files, and plaintext bytes. */
+  pending: { files: number, bytes: number }
+  /** This round of the background download: bytes fetched of bytes listed. */
+  progress: { done: number, total: number }
+  lastError: string | null
+}
+
+const BATCH = 1024 // CIDs per prefetch call: a stop or a newer tree is noticed between batches
+
+/**
+ * The background download: scan(ref) lists the tree's file blocks that are not here; in mode
+ * 'all' they are fetched. A scan asked for while one runs runs after it, on the newest tree.
+ */
+export class Downloader {
+  /** Missing block -> (file id, plaintext bytes it holds). */
+  private missing = new Map<string, { file: string, bytes: number }>()
+  private files = new Map<string, number>() // file id -> missing blocks
+  private bytes = 0
+  private st: DownloadStatus['state'] = 'idle'
+  private progress = { done: 0, total: 0 }
+  private lastError: string | null = null
+  private next: TreeRef | null = null
+  private running: Promise<void> | null = null
+  private stopped = false
+  private readonly abort = new AbortController()
+  private lastReport = 0
+
+  constructor (private readonly fetching: FetchingStore, private readonly opts: {
+    mode: 'all' | 'on-demand'
+    onProgress?: (s: DownloadStatus) => void
+    log?: (line: string) => void
+  }) {
+    fetching.onFetched = cid => this.arrived(cid)
+  }
+
+  status (): DownloadStatus {
+    return { mode: this.opts.mode, state: this.st, pending: { files: this.files.size, bytes: this.bytes }, progress: { ...this.progress }, lastError: this.lastError }
+  }
+
+  /** The tree is now `ref`: list (and fetch) what of it is not here. */
+  schedule (ref: TreeRef): void {
+    if (this.stopped) return
+    this.next = ref
+    this.running ??= this.loop().finally(() => { this.running = null })
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.abort.abort()
+    await this.running?.catch(() => {})
+  }
+
+  private arrived (cid: CID): void {
+    const m = this.missing.get(cid.toString())
+    if (m == null) return
+    this.missing.delete(cid.toString())
+    this.bytes -= m.bytes
+    this.progress.done += m.bytes
+    const left = (this.files.get(m.file) ?? 1) - 1
+    if (left <= 0) this.files.delete(m.file)
+    else this.files.set(m.file, left)
+    this.report(false)
+  }
+
+  private report (final: boolean): void {
+    const now = Date.now()
+    if (!final && now - this.lastReport < 1000) return
+    this.lastReport = now
+    this.opts.onProgress?.(this.status())
+  }
+
+  private async loop (): Promise<void> {
+    let backoff = 1000
+    while (this.next != null && !this.stopped) {
+      const ref = this.next
+      this.next = null
+      try {
+        this.st = 'scanning'
+        await this.scan(ref)
+        if (this.opts.mode === 'all' && this.missing.size > 0) {
+          this.st = 'downloading'
+          this.progress = { done: 0, total: this.bytes }
+          this.report(true)
+          const all = [...this.missing.keys()].map(s => CID.parse(s))
+          for (let i = 0; i < all.length && !this.stopped && this.next == null; i += BATCH) {
+            await this.fetching.prefetch(all.slice(i, i + BATCH), undefined, this.abort.signal)
+          }
+        }
+        this.lastError = null
+        backoff = 1000
+        this.st = 'idle'
+        this.report(true)
+      } catch (err) {
+        if (this.stopped) return
+        this.lastError = (err as Error).message
+        this.opts.log?.(`sync: background download: ${this.lastError}`)
+        this.st = 'waiting'
+        this.next ??= ref
+        await new Promise(resolve => setTimeout(resolve, backoff).unref())
+        backoff = Math.min(backoff * 2, 30_000)
+      }
+    }
+  }
+
+  /** Lists the file blocks of `ref` the local store lacks (directory nodes and block maps are fetched on the way). */
+  private async scan (ref: TreeRef): Promise<void> {
+    const store = { get: async (cid: CID, scratch?: Buffer) => await this.fetching.get(cid, scratch) }
+    const snap = await readSnapshot(ref, store, this.opts.log)
+    const loader = new Loader(store, this.opts.log ?? (() => {}), new LinkTable(Buffer.alloc(16), Buffer.alloc(32), null))
+    const missing = new Map<string, { file: string, bytes: number }>()
+    const files = new Map<string, number>()
+    let bytes = 0
+    const visit = async (c: Content): Promise<void> => {
+      const i = c.i as Uint8Array | undefined
+      const k = c.k as Uint8Array | undefined
+      const size = typeof c.s === 'number' ? c.s : 0
+      if (i == null || k == null || size === 0) return
+      let pairs: Array<[number, BlockRef]>
+      if (c.bm != null) {
+        const f = new FileNode({ mode: 0o644, uid: 0, gid: 0, atime: 0, mtime: 0, ctime: 0 }, Buffer.from(i), Buffer.from(k))
+        f.blocks = null
+        f.blockMap = c.bm as CID
+        pairs = [...(await loader.blocks(f)).entries()]
+      } else {
+        pairs = ((c.b as BlockEntry[] | undefined) ?? []).map(fromEntry)
+      }
+      const file = Buffer.from(i).toString('hex')
+      for (const [idx, ref] of pairs) {
+        // A block is its base and its patches (format 2), each a block of its own.
+        const base = baseOf(ref)
+        const parts = [...(base != null ? [{ cid: base, bytes: Math.max(0, Math.min(BLOCK_SIZE, size - idx * BLOCK_SIZE)) }] : []),
+          ...patchesOf(ref).map(p => ({ cid: p.cid, bytes: p.count * SEGMENT }))]
+        for (const { cid, bytes: b } of parts) {
+          const key = cid.toString()
+          if (this.fetching.has(cid) || missing.has(key)) continue
+          missing.set(key, { file, bytes: b })
+          files.set(file, (files.get(file) ?? 0) + 1)
+          bytes += b
+        }
+      }
+    }
+    for (const n of snap.nodes.values()) if (n.t === Kind.File && !n.linkName) await visit(n.content)
+    for (const l of snap.links.values()) if (l.t === Kind.File) await visit(l.content)
+    this.missing = missing
+    this.files = files
+    this.bytes = bytes
   }
 }

@@ -20,6 +20,8 @@ export interface PusherDeps {
   entries: EntrySink
   store: LocalBlocks
   onProgress?: (p: PushProgress) => void
+  /** After each acknowledged batch of an entry's blocks. */
+  onUpload?: (u: NonNullable<Pusher['current']>) => void
   logLine?: (line: string) => void
 }
 
@@ -29,6 +31,8 @@ export class Pusher {
   lastError: Error | null = null
   lastSuccess = 0
   totals = { entries: 0, blocks: 0, bytes: 0 }
+  /** The upload of the entry being pushed: blocks and bytes acknowledged of the blocks it sends. */
+  current: { seq: number, blocks: number, bytes: number, totalBlocks: number } | null = null
 
   constructor (private readonly deps: PusherDeps) {}
 
@@ -61,7 +65,8 @@ export class Pusher {
       async function * blocks (): AsyncGenerator<Block> {
         for (const cid of missing) yield listed.get(cid.toString()) ?? { cid, bytes: await store.get(cid) }
       }
-      const sent = missing.length === 0 ? { blocks: 0, bytes: 0 } : await transport.put(blocks())
+      this.current = { seq, blocks: 0, bytes: 0, totalBlocks: missing.length }
+      const sent = missing.length === 0 ? { blocks: 0, bytes: 0 } : await transport.put(blocks(), { onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) } }).finally(() => { this.current = null })
       await entries.append(bytes)
       await log.pushed(seq)
       this.totals.entries++

@@ -5,13 +5,26 @@ import { ExitCode as EXIT } from '../exit-codes.js'
 import { out, UsageError } from './keys-common.js'
 import { clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, connect } from '../session.js'
 
+/** A sync event (docs/api.md, events.subscribe) as one line. */
+function syncLine (s: Record<string, any>): string {
+  switch (s.event) {
+    case 'pushed': return `pushed ${s.entries} entries, ${s.blocks} blocks, ${s.bytes} bytes`
+    case 'merged': return `merged entry ${s.seq} of ${s.device}: ${s.changes} changes, ${s.conflicts} conflicts${s.copies?.length > 0 ? ` (${s.copies.join(', ')})` : ''}`
+    case 'refused': return `refused entry ${s.seq} of ${s.device}: ${s.code} ${s.message}`
+    case 'upload': return `uploading entry ${s.seq}: ${s.blocks} of ${s.totalBlocks} blocks, ${s.bytes} bytes`
+    case 'download': return `download: ${s.files} files, ${s.bytes} bytes to go (${s.done} of ${s.total})`
+    default: return `${String(s.event)}${s.message != null ? `: ${s.message}` : ''}`
+  }
+}
+
 export const command = clientCommand({
   name: 'events',
   summary: 'stream file changes in the drive as they happen',
   usage: `usage: space events [--json] [--count N] [--data-dir DIR] [--config-dir DIR] [--socket PATH] [--token TOKEN]
 
 Prints one line per change: time, kind (created, updated, removed, renamed; "overflow" when
-the daemon had to drop events, so rescan), path, and for renames the new path. Writes to one
+the daemon had to drop events, so rescan; "sync": what sync did: pushed, upload, merged,
+refused, error, download), path, and for renames the new path. Writes to one
 file are coalesced (at most one "updated" per file per 200 ms window).
   --json     one JSON object per line: {"kind","path","to"?,"time"}
   --count N  exit 0 after N events
@@ -31,7 +44,8 @@ ${CLIENT_USAGE}`,
     process.on('SIGTERM', onInt)
     c.on('event', p => {
       const e = p as ChangeEvent
-      out(ctx, values.json === true ? JSON.stringify(e) : `${new Date(e.time).toISOString()}  ${e.kind.padEnd(8)}  ${e.path}${e.to !== undefined ? ` -> ${e.to}` : ''}`)
+      const what = e.kind === 'sync' ? syncLine(e.sync ?? {}) : `${e.path}${e.to !== undefined ? ` -> ${e.to}` : ''}`
+      out(ctx, values.json === true ? JSON.stringify(e) : `${new Date(e.time).toISOString()}  ${e.kind.padEnd(8)}  ${what}`)
       if (++seen >= count) finish(EXIT.OK)
     })
     c.on('dropped', p => { dropped = (p as { reason?: string }).reason ?? 'dropped' })

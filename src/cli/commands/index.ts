@@ -5,6 +5,7 @@ import type { Command } from '../command.js'
 import { VERSION } from '../../version.js'
 import { command as backupKeys } from './backup-keys.js'
 import { command as daemon } from './daemon.js'
+import { command as devices } from './devices.js'
 import { command as doctor } from './doctor.js'
 import { command as events } from './events.js'
 import { command as fsck } from './fsck.js'
@@ -20,7 +21,7 @@ import { command as token } from './token.js'
 import { command as unmount } from './unmount.js'
 import { command as whoami } from './whoami.js'
 
-export const commands: readonly Command[] = [mount, unmount, status, sync, log, daemon, token, events, fsck, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
+export const commands: readonly Command[] = [mount, unmount, status, sync, devices, log, daemon, token, events, fsck, init, whoami, doctor, backupKeys, recoverKeys, testPassphrase, hub]
 
 /** The top-level help, generated from the list. */
 export function help (): string {

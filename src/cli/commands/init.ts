@@ -9,19 +9,23 @@ import { resolveConfigDir } from '../../keys/paths.js'
 import { ensureMasterToken, MASTER_TOKEN_FILE } from '../../ctl/tokens.js'
 import { ExitCode } from '../exit-codes.js'
 import { chooseKeystore, defineCommand, err, KEYSTORE_FLAGS, out, readAllStdin, readSecretLine, stdinIsTerminal } from './keys-common.js'
+import { setupHub } from './sync.js'
 
 export const command = defineCommand({
   name: 'init',
   summary: 'create an identity (new 24-word recovery phrase) or restore one',
-  usage: `usage: space init [--restore] [--keystore auto|keychain|file] [--insecure-no-passphrase] [--config-dir DIR]
+  usage: `usage: space init [--restore] [--sync-hub URL] [--keystore auto|keychain|file] [--insecure-no-passphrase] [--config-dir DIR]
 
 Creates your identity from a new BIP39 recovery phrase and shows the phrase once.
   --restore                 read an existing 24-word phrase from stdin (never from the command line)
   --keystore KIND           where the secret goes: auto (OS keychain if it answers, else file),
                             keychain, or file (encrypted with a passphrase from a terminal prompt
                             or SPACE_KEYSTORE_PASSPHRASE)
-  --insecure-no-passphrase  file keystore without a passphrase, for headless machines (unsafe)`,
-  options: { restore: { type: 'boolean' }, ...KEYSTORE_FLAGS }
+  --insecure-no-passphrase  file keystore without a passphrase, for headless machines (unsafe)
+  --sync-hub URL            then sync this drive through the hub at URL (as "space sync hub URL"
+                            does; with --device-name NAME, --on-demand, --insecure-http)
+With --restore and --sync-hub, the next "space mount" shows the whole drive of your other devices.`,
+  options: { restore: { type: 'boolean' }, 'sync-hub': { type: 'string' }, 'device-name': { type: 'string' }, 'on-demand': { type: 'boolean' }, 'insecure-http': { type: 'boolean' }, ...KEYSTORE_FLAGS }
 }, async (ctx, values) => {
   const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
   if (await readIdentityConfig(configDir) !== null) throw new KeysError('ERR_IDENTITY_EXISTS', `an identity already exists in ${configDir}`)
@@ -60,6 +64,15 @@ Creates your identity from a new BIP39 recovery phrase and shows the phrase once
       out(ctx, '  ' + words.slice(i, i + 4).map((w, j) => `${String(i + j + 1).padStart(2)}. ${w.padEnd(10)}`).join(' ').trimEnd())
     }
     out(ctx)
+  }
+  const hub = values['sync-hub'] as string | undefined
+  if (hub !== undefined) {
+    await setupHub(ctx, configDir, hub, {
+      deviceName: values['device-name'] as string | undefined,
+      insecureHttp: values['insecure-http'] === true,
+      onDemand: values['on-demand'] === true,
+      passphrase: choice.backend === 'file' ? choice.passphrase ?? undefined : undefined
+    })
   }
   return ExitCode.OK
 })

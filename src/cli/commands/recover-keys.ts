@@ -9,6 +9,7 @@ import { resolveConfigDir } from '../../keys/paths.js'
 import { ExitCode } from '../exit-codes.js'
 import { callWithProgress, clientCommand, CLIENT_OPTIONS, CLIENT_USAGE, openSession } from '../session.js'
 import { chooseKeystore, err, KEYSTORE_FLAGS, out, readPassphrase, stdinIsTerminal, UsageError } from './keys-common.js'
+import { setupHub } from './sync.js'
 
 export const command = clientCommand({
   name: 'recover-keys',
@@ -23,9 +24,11 @@ machine and installs the identity here. Refuses if this config dir already has a
   --from FILE               use a local backup file made by "space backup-keys --to FILE"
   --passphrase-stdin        read the passphrase as one line from stdin
   --keystore, --insecure-no-passphrase   as for "space init"
+  --sync-hub URL            then sync this drive through the hub at URL (as "space sync hub URL"
+                            does; with --device-name NAME, --on-demand, --insecure-http)
 Runs in the daemon when one serves the store, else in this process. Needs scope keys:admin.
 ${CLIENT_USAGE}`,
-  options: { ...CLIENT_OPTIONS, hub: { type: 'string' }, from: { type: 'string' }, 'passphrase-stdin': { type: 'boolean' }, 'insecure-http': { type: 'boolean' }, ...KEYSTORE_FLAGS },
+  options: { ...CLIENT_OPTIONS, hub: { type: 'string' }, from: { type: 'string' }, 'sync-hub': { type: 'string' }, 'device-name': { type: 'string' }, 'on-demand': { type: 'boolean' }, 'passphrase-stdin': { type: 'boolean' }, 'insecure-http': { type: 'boolean' }, ...KEYSTORE_FLAGS },
   positionals: true
 }, async (ctx, values, positionals) => {
   const configDir = resolveConfigDir(values['config-dir'] as string | undefined)
@@ -68,5 +71,15 @@ ${CLIENT_USAGE}`,
   out(ctx, `  public key   ${r.publicKey}`)
   out(ctx, `  fingerprint  ${r.fingerprint}`)
   out(ctx, `  keystore     ${describeKeystore(configDir, r.keystore)}`)
+  const syncHub = values['sync-hub'] as string | undefined
+  if (syncHub !== undefined) {
+    await setupHub(ctx, configDir, syncHub, {
+      deviceName: values['device-name'] as string | undefined,
+      username: username,
+      insecureHttp: values['insecure-http'] === true,
+      onDemand: values['on-demand'] === true,
+      passphrase: choice.backend === 'file' ? choice.passphrase ?? undefined : undefined
+    })
+  }
   return ExitCode.OK
 })
