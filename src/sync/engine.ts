@@ -3,8 +3,9 @@
 //   publish  every local commit becomes this device's next signed entry (local-log.ts), at once;
 //   push     queued entries go to the hub, blocks first (pusher.ts);
 //   pull     a long-poll on the hub brings the other logs' new entries; each is checked
-//            (log-state.ts), its tree fetched as needed, merged three-way against the common
-//            ancestor (merge.ts) and swapped in under the running mount (LiveDrive.adopt).
+//            (log-state.ts), its tree fetched as needed; the drive's tree and the new heads are
+//            merged in device-name order, each against its common ancestor (merge-heads.ts), and
+//            swapped in under the running mount (LiveDrive.adopt).
 // Knows no HTTP and no FUSE: the hub is behind BlockTransport and EntryHub, the drive behind
 // LiveDrive; each is declared here as the engine needs it.
 import type { CID } from 'multiformats/cid'
@@ -15,11 +16,12 @@ import { deviceLabel } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
-import { readSnapshot, emptySnapshot, ROOT, type Snapshot, type TreeRef } from './snapshot.js'
-import { merge3, type Conflict } from './merge.js'
-import { materialize, diffSnapshots, type PathChange } from './snapshot-write.js'
+import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snapshot.js'
+import type { Conflict } from './merge.js'
+import { materialize, type PathChange } from './snapshot-write.js'
 import { EntryCache } from './entry-cache.js'
-import { commonAncestor } from './ancestry.js'
+import { commonAncestor, descendsFrom } from './ancestry.js'
+import { foldHeads, adoptable, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
 
 /** What the engine needs of the hub's entry API. */
@@ -79,21 +81,6 @@ export interface SyncStatus {
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-
-/**
- * Each device seals its root directory and link table under its own ids and keys (they came from
- * its own store), so the merged tree takes this device's: the other side's sealed root can never
- * be reused here, since this tree could not open it.
- */
-function keepOwnIds (merged: Snapshot, ours: Snapshot, keys: ReturnType<LiveDrive['keys']>): void {
-  const root = merged.nodes.get(ROOT)!
-  root.content = { ...root.content, i: keys.root.i, k: keys.root.k }
-  merged.sealed.set(ROOT, ours.sealed.get(ROOT) ?? [])
-  if (merged.linkTable != null || merged.links.size > 0) {
-    merged.linkTable = { i: hexOf(keys.links.i), k: hexOf(keys.links.k) }
-    merged.sealed.set('links', ours.sealed.get('links') ?? [])
-  }
-}
 
 export class SyncEngine {
   private readonly pusher: Pusher
@@ -181,7 +168,7 @@ export class SyncEngine {
     }
   }
 
-  /** Checks a batch of entries, then merges the newest accepted entry of each log. */
+  /** Checks a batch of entries, then merges the newest accepted entry of each log, all at once. */
   async receive (batch: Uint8Array[]): Promise<void> {
     const ours = hexOf(this.deps.device.publicKey)
     const newest = new Map<string, SignedEntry>()
@@ -201,36 +188,50 @@ export class SyncEngine {
         this.deps.onEvent?.({ kind: 'refused', device: s.entry.cert.name, seq: s.entry.seq, code, message: (err as Error).message })
       }
     }
-    for (const s of [...newest.values()].sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev))) await this.mergeEntry(s)
+    if (newest.size > 0) await this.mergeHeads([...newest.values()])
   }
 
   private async refOf (s: SignedEntry): Promise<TreeRef> {
     return openRoot(this.deps.syncKey, this.deps.driveId, s.entry.seq, s.entry.root) as TreeRef
   }
 
-  /** Merges one remote entry into the drive; retried while local writes keep landing first. */
-  private async mergeEntry (s: SignedEntry): Promise<void> {
-    const { drive } = this.deps
-    const theirsRef = await this.refOf(s)
+  /**
+   * Merges other logs' new entries into the drive, together: the drive's tree and theirs folded
+   * in device-name order (merge-heads.ts), so the result does not depend on which entry arrived
+   * first. Retried while local writes keep landing first.
+   */
+  private async mergeHeads (entries: SignedEntry[]): Promise<void> {
+    const { drive, entries: src } = this.deps
+    // An entry another of these entries has merged adds nothing of its own.
+    const heads: SignedEntry[] = []
+    for (const s of entries) {
+      let covered = false
+      for (const o of entries) if (o !== s && await descendsFrom(src, o.cid, s.cid)) covered = true
+      if (!covered) heads.push(s)
+    }
+    const theirs: Head[] = []
+    for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cid: s.cid, snapshot: await readSnapshot(await this.refOf(s), drive.store) })
+    const baseOf = async (folded: CID[], next: CID | null): Promise<Snapshot> => {
+      const b = next == null || folded.length === 0 ? null : await commonAncestor(src, folded, next)
+      return b == null ? emptySnapshot() : await readSnapshot(await this.refOf(b), drive.store)
+    }
+    const label = heads.map(s => `${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}`).join(', ')
     for (let attempt = 0; attempt < 20; attempt++) {
       const head = await drive.commit()
       await this.publishing // our entry for `head` exists before the ancestor search
-      const mine = this.deps.log.state.cid
-      const baseEntry = mine == null ? null : await commonAncestor(this.deps.entries, mine, s.cid)
-      const base: Snapshot = baseEntry == null ? emptySnapshot() : await readSnapshot(await this.refOf(baseEntry), drive.store)
       const ours = await readSnapshot(head.ref, drive.store)
-      const theirs = await readSnapshot(theirsRef, drive.store)
-      const { snapshot, conflicts } = merge3(base, ours, theirs, { ours: this.deps.device.name, theirs: s.entry.cert.name })
-      const changes = diffSnapshots(ours, snapshot)
-      this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
-      if (changes.length === 0) return // nothing new for this tree: the next entry carries the head
-      keepOwnIds(snapshot, ours, drive.keys())
+      const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cid: this.deps.log.state.cid, snapshot: ours }
+      const folded = await foldHeads([mine, ...theirs], baseOf)
+      for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
+      const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
+      if (changes.length === 0) return // nothing new for this tree: the next entry carries the heads
       const m = materialize(snapshot, drive.store, { before: ours })
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
-        this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts })
+        this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
+        heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
         return
       }
     }
-    throw new Error(`could not merge ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: local changes kept landing first`)
+    throw new Error(`could not merge ${label}: local changes kept landing first`)
   }
 }
