@@ -20,8 +20,8 @@ import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snap
 import type { Conflict } from './merge.js'
 import { materialize, type PathChange } from './snapshot-write.js'
 import { EntryCache } from './entry-cache.js'
-import { commonAncestor, descendsFrom } from './ancestry.js'
-import { foldHeads, adoptable, type Head } from './merge-heads.js'
+import { commonAncestor } from './ancestry.js'
+import { foldHeads, adoptable, Origins, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
 
 /** What the engine needs of the hub's entry API. */
@@ -92,6 +92,7 @@ export class SyncEngine {
   private pulling: Promise<void> | null = null
   private lastContact: number | null = null
   private lastError: string | null = null
+  private readonly origins = new Origins()
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
@@ -103,7 +104,10 @@ export class SyncEngine {
   /** Resumes what the queue holds and starts pulling. */
   async start (): Promise<void> {
     const last = this.deps.log.state
-    if (last.seq > 0) for (const h of decodeEntry((await this.deps.log.entry(last.seq)).bytes).entry.heads) this.merged.set(hexOf(h.dev), h)
+    // From the entry cache: a pushed entry's block list is gone from the queue (local-log.ts).
+    const own = last.cid != null ? await this.deps.entries.get(last.cid) : null
+    const heads = own?.entry.heads ?? (last.seq > 0 ? decodeEntry((await this.deps.log.entry(last.seq)).bytes).entry.heads : [])
+    for (const h of heads) this.merged.set(hexOf(h.dev), h)
     this.kickPush()
     this.pulling = this.pullLoop()
   }
@@ -202,13 +206,9 @@ export class SyncEngine {
    */
   private async mergeHeads (entries: SignedEntry[]): Promise<void> {
     const { drive, entries: src } = this.deps
-    // An entry another of these entries has merged adds nothing of its own.
-    const heads: SignedEntry[] = []
-    for (const s of entries) {
-      let covered = false
-      for (const o of entries) if (o !== s && await descendsFrom(src, o.cid, s.cid)) covered = true
-      if (!covered) heads.push(s)
-    }
+    // Entries another of them has merged stay in: folded first (by name), their devices are the
+    // ones conflict copies are named after, not the device that merged them.
+    const heads = entries
     const theirs: Head[] = []
     for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cid: s.cid, snapshot: await readSnapshot(await this.refOf(s), drive.store) })
     const baseOf = async (folded: CID[], next: CID | null): Promise<Snapshot> => {
@@ -220,6 +220,7 @@ export class SyncEngine {
       const head = await drive.commit()
       await this.publishing // our entry for `head` exists before the ancestor search
       const ours = await readSnapshot(head.ref, drive.store)
+      this.origins.apply(ours)
       const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cid: this.deps.log.state.cid, snapshot: ours }
       const folded = await foldHeads([mine, ...theirs], baseOf)
       for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
@@ -227,6 +228,7 @@ export class SyncEngine {
       if (changes.length === 0) return // nothing new for this tree: the next entry carries the heads
       const m = materialize(snapshot, drive.store, { before: ours })
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
+        this.origins.remember(snapshot)
         this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
         heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
         return

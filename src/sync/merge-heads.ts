@@ -7,7 +7,7 @@
 // the drive's tree is a change (another device's root id alone is none).
 import type { CID } from 'multiformats/cid'
 import { merge3, type Conflict } from './merge.js'
-import { ROOT, type Snapshot } from './snapshot.js'
+import { ROOT, contentKey, type Snapshot } from './snapshot.js'
 import { diffSnapshots, type PathChange } from './snapshot-write.js'
 
 /** One tree to fold: a device's, with the entry it is (null: a tree no entry names yet). */
@@ -56,4 +56,27 @@ export function adoptable (merged: Snapshot, ours: Snapshot, keys: OwnIds): { sn
     merged.sealed.set('links', ours.sealed.get('links') ?? [])
   }
   return { snapshot: merged, changes: diffSnapshots(ours, merged) }
+}
+
+/**
+ * Which device each version in the drive's tree came from, as far as this process merged it: a
+ * version the drive adopted from another device is still that device's when a later merge makes
+ * it a conflict copy (the copy is named after it, the same name every device gives it). Versions
+ * the drive wrote itself, or adopted before this process started, are the drive's own.
+ */
+export class Origins {
+  private readonly byId = new Map<string, { key: string, origin: string }>()
+
+  remember (merged: Snapshot): void {
+    this.byId.clear()
+    for (const n of merged.nodes.values()) if (n.origin != null) this.byId.set(n.id, { key: contentKey(n.content), origin: n.origin })
+  }
+
+  /** Marks the nodes of `ours` that still hold a version another device made. */
+  apply (ours: Snapshot): void {
+    for (const n of ours.nodes.values()) {
+      const o = this.byId.get(n.id)
+      if (o != null && o.key === contentKey(n.content)) n.origin = o.origin
+    }
+  }
 }

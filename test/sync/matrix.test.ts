@@ -208,7 +208,7 @@ describe('the merge matrix through three real mounts', { timeout: 240_000 }, () 
     assert.equal(read(G('combine-b.txt')), 'beta combines\n')
     // Same file on both: the later mtime keeps the name, the other is a conflict copy named after alpha and its time.
     assert.equal(read(G('doc.txt')), 'beta doc\n')
-    assert.equal(read(G('doc (conflict from alpha 2026-01-02 030410).txt')), 'alpha doc\n')
+    assert.equal(read(G('doc (conflict from alpha 2026-01-02 030410).txt')), 'alpha doc\n', JSON.stringify(tree, null, 1))
     assert.equal(read(G('gone.txt')), 'beta kept it\n', 'an edit beats a delete')
     assert.equal(read(G('ren-new.txt')), 'beta edited ren\n', 'rename vs edit: the edit under the new name')
     assert.ok(!existsSync(G('ren.txt')))
