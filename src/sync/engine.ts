@@ -104,10 +104,7 @@ export class SyncEngine {
   /** Resumes what the queue holds and starts pulling. */
   async start (): Promise<void> {
     const last = this.deps.log.state
-    // From the entry cache: a pushed entry's block list is gone from the queue (local-log.ts).
-    const own = last.cid != null ? await this.deps.entries.get(last.cid) : null
-    const heads = own?.entry.heads ?? (last.seq > 0 ? decodeEntry((await this.deps.log.entry(last.seq)).bytes).entry.heads : [])
-    for (const h of heads) this.merged.set(hexOf(h.dev), h)
+    if (last.seq > 0) for (const h of decodeEntry((await this.deps.log.entry(last.seq)).bytes).entry.heads) this.merged.set(hexOf(h.dev), h)
     this.kickPush()
     this.pulling = this.pullLoop()
   }
