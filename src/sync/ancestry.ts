@@ -25,19 +25,18 @@ async function ancestors (src: EntrySource, from: CID): Promise<Map<string, Sign
   return seen
 }
 
-/** True when `cid` is `from` or one of its ancestors. */
-export async function descendsFrom (src: EntrySource, from: CID, cid: CID): Promise<boolean> {
-  return (await ancestors(src, from)).has(cid.toString())
-}
-
 /**
- * The base of `a` and `b`. `a` may be several states (a tree that merged several heads): their
+ * The base of `a` and `b`. Each may be several states (a tree that merged several heads): their
  * ancestors together are its history.
  */
-export async function commonAncestor (src: EntrySource, a: CID | CID[], b: CID): Promise<SignedEntry | null> {
-  const left = new Map<string, SignedEntry>()
-  for (const x of Array.isArray(a) ? a : [a]) for (const [k, s] of await ancestors(src, x)) left.set(k, s)
-  const right = await ancestors(src, b)
+export async function commonAncestor (src: EntrySource, a: CID | CID[], b: CID | CID[]): Promise<SignedEntry | null> {
+  const history = async (xs: CID | CID[]): Promise<Map<string, SignedEntry>> => {
+    const all = new Map<string, SignedEntry>()
+    for (const x of Array.isArray(xs) ? xs : [xs]) for (const [k, s] of await ancestors(src, x)) all.set(k, s)
+    return all
+  }
+  const left = await history(a)
+  const right = await history(b)
   const gen = new Map<string, number>()
   const generation = (key: string, all: Map<string, SignedEntry>): number => {
     const known = gen.get(key)

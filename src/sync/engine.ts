@@ -207,9 +207,9 @@ export class SyncEngine {
     // ones conflict copies are named after, not the device that merged them.
     const heads = entries
     const theirs: Head[] = []
-    for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cid: s.cid, snapshot: await readSnapshot(await this.refOf(s), drive.store) })
-    const baseOf = async (folded: CID[], next: CID | null): Promise<Snapshot> => {
-      const b = next == null || folded.length === 0 ? null : await commonAncestor(src, folded, next)
+    for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
+    const baseOf = async (folded: CID[], next: CID[]): Promise<Snapshot> => {
+      const b = next.length === 0 || folded.length === 0 ? null : await commonAncestor(src, folded, next)
       return b == null ? emptySnapshot() : await readSnapshot(await this.refOf(b), drive.store)
     }
     const label = heads.map(s => `${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}`).join(', ')
@@ -218,18 +218,28 @@ export class SyncEngine {
       await this.publishing // our entry for `head` exists before the ancestor search
       const ours = await readSnapshot(head.ref, drive.store)
       this.origins.apply(ours)
-      const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cid: this.deps.log.state.cid, snapshot: ours }
+      // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
+      // that changed nothing publishes nothing): its history is its entry and those heads.
+      const own = this.deps.log.state.cid
+      const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
       const folded = await foldHeads([mine, ...theirs], baseOf)
-      for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
+      // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
+      const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
       const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
-      if (changes.length === 0) return // nothing new for this tree: the next entry carries the heads
+      if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
       const m = materialize(snapshot, drive.store, { before: ours })
+      // Set before the swap: the commit it makes is published with these heads. Undone when the
+      // swap is refused, or the next attempt would take its own input as its base.
+      const before = new Map(this.merged)
+      done()
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
         this.origins.remember(snapshot)
         this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
         heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
         return
       }
+      this.merged.clear()
+      for (const [k, v] of before) this.merged.set(k, v)
     }
     throw new Error(`could not merge ${label}: local changes kept landing first`)
   }

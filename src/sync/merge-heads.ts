@@ -10,14 +10,17 @@ import { merge3, type Conflict } from './merge.js'
 import { ROOT, contentKey, type Snapshot } from './snapshot.js'
 import { diffSnapshots, type PathChange } from './snapshot-write.js'
 
-/** One tree to fold: a device's, with the entry it is (null: a tree no entry names yet). */
-export interface Head { device: string, key: string, cid: CID | null, snapshot: Snapshot }
+/**
+ * One tree to fold: a device's, with the entries whose history it holds (a remote head: its
+ * entry; the drive: its own last entry and every head it merged since, published or not).
+ */
+export interface Head { device: string, key: string, cids: CID[], snapshot: Snapshot }
 
 /** The drive's own root directory and link table ids and keys. */
 export interface OwnIds { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
 
 /** The base for merging the heads folded so far (their entries) with the next head's entry. */
-export type BaseOf = (folded: CID[], next: CID | null) => Promise<Snapshot>
+export type BaseOf = (folded: CID[], next: CID[]) => Promise<Snapshot>
 
 const order = (x: Head, y: Head): number =>
   x.device < y.device ? -1 : x.device > y.device ? 1 : x.key < y.key ? -1 : x.key > y.key ? 1 : 0
@@ -26,14 +29,14 @@ export async function foldHeads (heads: Head[], baseOf: BaseOf): Promise<{ snaps
   const sorted = [...heads].sort(order)
   if (sorted.length === 0) throw new Error('foldHeads: no heads')
   let acc = sorted[0].snapshot
-  const folded: CID[] = sorted[0].cid != null ? [sorted[0].cid] : []
+  const folded: CID[] = [...sorted[0].cids]
   const conflicts: Conflict[] = []
   for (const next of sorted.slice(1)) {
-    const base = await baseOf(folded, next.cid)
+    const base = await baseOf(folded, next.cids)
     const r = merge3(base, acc, next.snapshot, { ours: sorted[0].device, theirs: next.device })
     acc = r.snapshot
     conflicts.push(...r.conflicts)
-    if (next.cid != null) folded.push(next.cid)
+    folded.push(...next.cids)
   }
   return { snapshot: acc, conflicts }
 }

@@ -28,7 +28,7 @@ test('the heads fold in device-name order: every arrival order gives one tree', 
   const heads: Head[] = await Promise.all(['gamma', 'alpha', 'beta'].map(async (device, i) => ({
     device,
     key: String(i),
-    cid: await cidOf(device),
+    cids: [await cidOf(device)],
     snapshot: await snap([['write', 'f.txt', device], ['write', `own-${device}.txt`, device], ['mv', 'g.txt', `g-${device}.txt`]], BASE_TIME + 1000 * (i + 1))
   })))
   const baseOf: BaseOf = async () => base
@@ -49,11 +49,11 @@ test('each step merges against the base of what is folded so far and the next he
   const b2 = await snap([['write', 'f.txt', 'beta after alpha']], BASE_TIME + 2000, a1rec) // beta merged a1, then edited f
   const c1 = await snap([['write', 'g.txt', 'gamma']], BASE_TIME + 3000)
   const [ca, cb, cc] = await Promise.all(['a1', 'b2', 'c1'].map(cidOf))
-  const baseOf: BaseOf = async (folded, next) => next?.equals(cb) === true && folded.some(c => c.equals(ca)) ? a1 : base
+  const baseOf: BaseOf = async (folded, next) => next.some(c => c.equals(cb)) && folded.some(c => c.equals(ca)) ? a1 : base
   const heads: Head[] = [
-    { device: 'gamma', key: 'c', cid: cc, snapshot: c1 },
-    { device: 'alpha', key: 'a', cid: ca, snapshot: a1 },
-    { device: 'beta', key: 'b', cid: cb, snapshot: b2 }
+    { device: 'gamma', key: 'c', cids: [cc], snapshot: c1 },
+    { device: 'alpha', key: 'a', cids: [ca], snapshot: a1 },
+    { device: 'beta', key: 'b', cids: [cb], snapshot: b2 }
   ]
   const r = await foldHeads(heads, baseOf)
   assert.deepEqual(r.conflicts.filter(c => c.kind === 'content'), [])
@@ -85,14 +85,14 @@ test('a version the drive adopted from another device keeps that device\'s name 
   const [cg, ca, cb] = await Promise.all(['g0', 'a1', 'b1'].map(cidOf))
   const baseOf: BaseOf = async () => base
   // gamma, unchanged, takes alpha's entry first ...
-  const first = await foldHeads([{ device: 'gamma', key: 'g', cid: cg, snapshot: base }, { device: 'alpha', key: 'a', cid: ca, snapshot: alpha }], baseOf)
+  const first = await foldHeads([{ device: 'gamma', key: 'g', cids: [cg], snapshot: base }, { device: 'alpha', key: 'a', cids: [ca], snapshot: alpha }], baseOf)
   const origins = new Origins()
   origins.remember(first.snapshot)
   const copyName = async (withOrigins: boolean): Promise<string | null | undefined> => {
     const ours = cloneSnapshot(first.snapshot) // as read back from the store: no origins
     for (const n of ours.nodes.values()) delete n.origin
     if (withOrigins) origins.apply(ours)
-    const r = await foldHeads([{ device: 'gamma', key: 'g', cid: cg, snapshot: ours }, { device: 'beta', key: 'b', cid: cb, snapshot: beta }], baseOf)
+    const r = await foldHeads([{ device: 'gamma', key: 'g', cids: [cg], snapshot: ours }, { device: 'beta', key: 'b', cids: [cb], snapshot: beta }], baseOf)
     return r.conflicts.find(c => c.kind === 'content')?.copy
   }
   // ... then beta's: alpha's version loses, and is named after alpha, as alpha and beta name it.
