@@ -20,7 +20,7 @@ import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snap
 import type { Conflict } from './merge.js'
 import { materialize, type PathChange } from './snapshot-write.js'
 import { EntryCache } from './entry-cache.js'
-import { commonAncestor } from './ancestry.js'
+import { commonAncestors } from './ancestry.js'
 import { foldHeads, adoptable, Origins, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
 
@@ -208,9 +208,15 @@ export class SyncEngine {
     const heads = entries
     const theirs: Head[] = []
     for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
-    const baseOf = async (folded: CID[], next: CID[]): Promise<Snapshot> => {
-      const b = next.length === 0 || folded.length === 0 ? null : await commonAncestor(src, folded, next)
-      return b == null ? emptySnapshot() : await readSnapshot(await this.refOf(b), drive.store)
+    // The base of a step: the best common ancestor, or after a criss-cross the merge of all of
+    // them (folded the same way), so that neither side's merged changes look like its own.
+    const baseOf = async (folded: CID[], next: CID[], depth = 0): Promise<Snapshot> => {
+      const bs = next.length === 0 || folded.length === 0 ? [] : await commonAncestors(src, folded, next)
+      if (bs.length === 0) return emptySnapshot()
+      if (bs.length === 1 || depth > 8) return await readSnapshot(await this.refOf(bs[0]), drive.store)
+      const hs: Head[] = []
+      for (const b of bs) hs.push({ device: b.entry.cert.name, key: hexOf(b.entry.dev), cids: [b.cid], snapshot: await readSnapshot(await this.refOf(b), drive.store) })
+      return (await foldHeads(hs, async (f, n) => await baseOf(f, n, depth + 1))).snapshot
     }
     const label = heads.map(s => `${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}`).join(', ')
     for (let attempt = 0; attempt < 20; attempt++) {
