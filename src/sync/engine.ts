@@ -3,8 +3,9 @@
 //   publish  every local commit becomes this device's next signed entry (local-log.ts), at once;
 //   push     queued entries go to the hub, blocks first (pusher.ts);
 //   pull     a long-poll on the hub brings the other logs' new entries; each is checked
-//            (log-state.ts), its tree fetched as needed, merged three-way against the common
-//            ancestor (merge.ts) and swapped in under the running mount (LiveDrive.adopt).
+//            (log-state.ts), its tree fetched as needed; the drive's tree and the new heads are
+//            merged in device-name order, each against its common ancestor (merge-heads.ts), and
+//            swapped in under the running mount (LiveDrive.adopt).
 // Knows no HTTP and no FUSE: the hub is behind BlockTransport and EntryHub, the drive behind
 // LiveDrive; each is declared here as the engine needs it.
 import type { CID } from 'multiformats/cid'
@@ -15,11 +16,12 @@ import { decodeRevocation, deviceLabel } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
-import { readSnapshot, emptySnapshot, ROOT, type Snapshot, type TreeRef } from './snapshot.js'
-import { merge3, type Conflict } from './merge.js'
+import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snapshot.js'
+import type { Conflict } from './merge.js'
 import { materialize, diffSnapshots, type PathChange } from './snapshot-write.js'
 import { EntryCache } from './entry-cache.js'
-import { commonAncestor } from './ancestry.js'
+import { commonAncestors } from './ancestry.js'
+import { foldHeads, adoptable, Origins, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
 
 /** What the engine needs of the hub's entry API. */
@@ -88,21 +90,6 @@ export interface SyncStatus {
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
-/**
- * Each device seals its root directory and link table under its own ids and keys (they came from
- * its own store), so the merged tree takes this device's: the other side's sealed root can never
- * be reused here, since this tree could not open it.
- */
-function keepOwnIds (merged: Snapshot, ours: Snapshot, keys: ReturnType<LiveDrive['keys']>): void {
-  const root = merged.nodes.get(ROOT)!
-  root.content = { ...root.content, i: keys.root.i, k: keys.root.k }
-  merged.sealed.set(ROOT, ours.sealed.get(ROOT) ?? [])
-  if (merged.linkTable != null || merged.links.size > 0) {
-    merged.linkTable = { i: hexOf(keys.links.i), k: hexOf(keys.links.k) }
-    merged.sealed.set('links', ours.sealed.get('links') ?? [])
-  }
-}
-
 export class SyncEngine {
   private readonly pusher: Pusher
   /** The newest entry of each other log that the drive's tree has merged (the next entry's heads). */
@@ -118,6 +105,7 @@ export class SyncEngine {
   private revocationsAt = 0
   private uploadReported = 0
   private upCache: { key: string, value: { entries: number, files: number, bytes: number } } | null = null
+  private readonly origins = new Origins()
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
@@ -261,7 +249,7 @@ export class SyncEngine {
         if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
       }
     }
-    for (const s of [...newest.values()].sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev))) await this.mergeEntry(s)
+    if (newest.size > 0) await this.mergeHeads([...newest.values()])
     return newest.size
   }
 
@@ -278,29 +266,57 @@ export class SyncEngine {
     return openRoot(this.deps.syncKey, this.deps.driveId, s.entry.seq, s.entry.root) as TreeRef
   }
 
-  /** Merges one remote entry into the drive; retried while local writes keep landing first. */
-  private async mergeEntry (s: SignedEntry): Promise<void> {
-    const { drive } = this.deps
-    const theirsRef = await this.refOf(s)
+  /**
+   * Merges other logs' new entries into the drive, together: the drive's tree and theirs folded
+   * in device-name order (merge-heads.ts), so the result does not depend on which entry arrived
+   * first. Retried while local writes keep landing first.
+   */
+  private async mergeHeads (entries: SignedEntry[]): Promise<void> {
+    const { drive, entries: src } = this.deps
+    // Entries another of them has merged stay in: folded first (by name), their devices are the
+    // ones conflict copies are named after, not the device that merged them.
+    const heads = entries
+    const theirs: Head[] = []
+    for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
+    // The base of a step: the best common ancestor, or after a criss-cross the merge of all of
+    // them (folded the same way), so that neither side's merged changes look like its own.
+    const baseOf = async (folded: CID[], next: CID[], depth = 0): Promise<Snapshot> => {
+      const bs = next.length === 0 || folded.length === 0 ? [] : await commonAncestors(src, folded, next)
+      if (bs.length === 0) return emptySnapshot()
+      if (bs.length === 1 || depth > 8) return await readSnapshot(await this.refOf(bs[0]), drive.store)
+      const hs: Head[] = []
+      for (const b of bs) hs.push({ device: b.entry.cert.name, key: hexOf(b.entry.dev), cids: [b.cid], snapshot: await readSnapshot(await this.refOf(b), drive.store) })
+      return (await foldHeads(hs, async (f, n) => await baseOf(f, n, depth + 1))).snapshot
+    }
+    const label = heads.map(s => `${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}`).join(', ')
     for (let attempt = 0; attempt < 20; attempt++) {
       const head = await drive.commit()
       await this.publishing // our entry for `head` exists before the ancestor search
-      const mine = this.deps.log.state.cid
-      const baseEntry = mine == null ? null : await commonAncestor(this.deps.entries, mine, s.cid)
-      const base: Snapshot = baseEntry == null ? emptySnapshot() : await readSnapshot(await this.refOf(baseEntry), drive.store)
       const ours = await readSnapshot(head.ref, drive.store)
-      const theirs = await readSnapshot(theirsRef, drive.store)
-      const { snapshot, conflicts } = merge3(base, ours, theirs, { ours: this.deps.device.name, theirs: s.entry.cert.name })
-      const changes = diffSnapshots(ours, snapshot)
-      this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
-      if (changes.length === 0) return // nothing new for this tree: the next entry carries the head
-      keepOwnIds(snapshot, ours, drive.keys())
+      this.origins.apply(ours)
+      // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
+      // that changed nothing publishes nothing): its history is its entry and those heads.
+      const own = this.deps.log.state.cid
+      const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
+      const folded = await foldHeads([mine, ...theirs], baseOf)
+      // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
+      const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
+      const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
+      if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
       const m = materialize(snapshot, drive.store, { before: ours })
+      // Set before the swap: the commit it makes is published with these heads. Undone when the
+      // swap is refused, or the next attempt would take its own input as its base.
+      const before = new Map(this.merged)
+      done()
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
-        this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts })
+        this.origins.remember(snapshot)
+        this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
+        heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
         return
       }
+      this.merged.clear()
+      for (const [k, v] of before) this.merged.set(k, v)
     }
-    throw new Error(`could not merge ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: local changes kept landing first`)
+    throw new Error(`could not merge ${label}: local changes kept landing first`)
   }
 }

@@ -2,7 +2,7 @@
 // from; none when they share no history; the same on every device for a criss-cross.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { commonAncestor } from '../../src/sync/ancestry.js'
+import { commonAncestor, commonAncestors } from '../../src/sync/ancestry.js'
 import type { SignedEntry } from '../../src/sync/entry.js'
 import { LogWriter, device } from './helpers.js'
 
@@ -48,4 +48,24 @@ test('history a device never had stops the search instead of failing it', async 
   const a2 = a.next()
   const a3 = a.next()
   assert.equal((await commonAncestor(source(a2, a3), a3.cid, a2.cid))?.cid.toString(), a2.cid.toString())
+})
+
+test('after a criss-cross every best common ancestor is a base, and none of their ancestors is', async () => {
+  const a = new LogWriter(device('a', 1))
+  const b = new LogWriter(device('b', 2))
+  const c = new LogWriter(device('c', 3))
+  const x = a.next()
+  const b1 = b.next({ heads: [head(x)] })
+  const c1 = c.next({ heads: [head(x)] })
+  const b2 = b.next({ heads: [head(x), head(c1)] }) // b merged c1
+  const c2 = c.next({ heads: [head(x), head(b1)] }) // c merged b1
+  const a2 = a.next({ heads: [head(b2)] }) // a merged b2
+  const src = source(x, b1, c1, b2, c2, a2)
+  const names = async (l: Parameters<typeof commonAncestors>[1], r: Parameters<typeof commonAncestors>[2]): Promise<string[]> =>
+    (await commonAncestors(src, l, r)).map(s => s.cid.toString()).sort()
+  const both = [b1.cid.toString(), c1.cid.toString()].sort()
+  assert.deepEqual(await names([a2.cid], [c2.cid]), both)
+  assert.deepEqual(await names([c2.cid], [a2.cid]), both, 'whichever side asks')
+  assert.deepEqual(await names([b1.cid], [c1.cid]), [x.cid.toString()], 'a plain fork: one base')
+  assert.deepEqual(await names([a2.cid], [b2.cid]), [b2.cid.toString()], 'a state that merged the other')
 })
