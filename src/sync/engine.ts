@@ -76,9 +76,16 @@ export interface SyncStatus {
   lastContact: number | null
   lastError: string | null
   pushed: { entries: number, blocks: number, bytes: number }
+  refused: Refusal[]
 }
 
+/** An entry refused on receipt: whose (name and key prefix), which, and why. */
+export interface Refusal { device: string, seq: number, code: string, message: string, at: number }
+
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+/** The longest wait between retries: a hub back from a restart is found within this. */
+const MAX_BACKOFF_MS = 10_000
+const MAX_REFUSALS = 20
 
 /**
  * Each device seals its root directory and link table under its own ids and keys (they came from
@@ -105,6 +112,10 @@ export class SyncEngine {
   private pulling: Promise<void> | null = null
   private lastContact: number | null = null
   private lastError: string | null = null
+  private pushRetry: NodeJS.Timeout | null = null
+  /** The latest entries refused on receipt, oldest first: `space sync status` shows them. */
+  private readonly refused: Refusal[] = []
+  private pushBackoff = 500
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
@@ -123,6 +134,7 @@ export class SyncEngine {
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.pushRetry != null) clearTimeout(this.pushRetry)
     this.abort.abort()
     await this.pulling?.catch(() => {})
     await this.publishing.catch(() => {})
@@ -147,18 +159,30 @@ export class SyncEngine {
       logs: this.deps.state.heads().map(h => ({ device: hexOf(h.dev), name: this.deps.state.head(h.dev)?.name ?? null, seq: h.seq, cid: h.cid.toString() })),
       lastContact: this.lastContact,
       lastError: this.lastError ?? this.pusher.lastError?.message ?? null,
-      pushed: { ...this.pusher.totals }
+      pushed: { ...this.pusher.totals },
+      refused: [...this.refused]
     }
   }
 
+  /**
+   * Starts a push round. A failed round (hub away, a refused batch) is retried by one timer,
+   * with backoff from 0.5 s to 10 s; every kick that found a round running shares its failure,
+   * so the retries do not multiply.
+   */
   private kickPush (): void {
     if (this.stopped) return
-    this.pusher.kick().catch(() => { if (!this.stopped) setTimeout(() => this.kickPush(), 2000).unref() })
+    this.pusher.kick().then(() => { this.pushBackoff = 500 }, () => {
+      if (this.stopped || this.pushRetry != null) return
+      this.pushRetry = setTimeout(() => { this.pushRetry = null; this.kickPush() }, this.pushBackoff)
+      this.pushRetry.unref()
+      this.pushBackoff = Math.min(this.pushBackoff * 2, MAX_BACKOFF_MS)
+    })
   }
 
   private fail (what: string, err: unknown): void {
-    this.lastError = `${what}: ${(err as Error).message}`
-    this.deps.logLine?.(`sync: ${this.lastError}`)
+    const line = `${what}: ${(err as Error).message}`
+    if (line !== this.lastError) this.deps.logLine?.(`sync: ${line}`) // once per cause, not per retry
+    this.lastError = line
     this.deps.onEvent?.({ kind: 'error', message: this.lastError })
   }
 
@@ -168,40 +192,60 @@ export class SyncEngine {
       try {
         const after: Record<string, number> = {}
         for (const h of this.deps.state.heads()) after[hexOf(h.dev)] = h.seq
+        await this.mergePending() // entries accepted before a failure or a crash, not merged yet
         const batch = await this.deps.hub.since(after, 25_000, this.abort.signal)
         this.lastContact = Date.now()
+        if (this.lastError?.startsWith('pull: ') === true) this.lastError = null // the hub answers again
         backoff = 500
         await this.receive(batch)
       } catch (err) {
         if (this.stopped) return
         this.fail('pull', err)
         await new Promise(resolve => setTimeout(resolve, backoff).unref())
-        backoff = Math.min(backoff * 2, 30_000)
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
       }
     }
   }
 
-  /** Checks a batch of entries, then merges the newest accepted entry of each log. */
+  /**
+   * Checks a batch of entries, then merges the newest accepted entry of each log that the tree
+   * has not merged yet: the ones just accepted, and any accepted earlier whose merge failed (a
+   * block that would not come) or was cut off (kill -9 after the state recorded the entry).
+   */
   async receive (batch: Uint8Array[]): Promise<void> {
     const ours = hexOf(this.deps.device.publicKey)
-    const newest = new Map<string, SignedEntry>()
     const decoded = batch.map(b => decodeEntry(b)).sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev) || x.entry.seq - y.entry.seq)
     for (const s of decoded) {
       const dev = hexOf(s.entry.dev)
       if (dev === ours) continue
       try {
         verifyEntry(s, { drive: this.deps.driveId, identity: this.deps.identity })
-        const r = await this.deps.state.accept(s)
-        if (r.status === 'duplicate') continue
+        if (this.deps.state.check(s).status === 'duplicate') continue
+        // In the cache before the state names it: a crash between the two leaves an entry the
+        // state does not know (taken again next time), never a head without its entry.
         await this.deps.entries.put(s)
-        newest.set(dev, s)
+        await this.deps.state.accept(s)
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERR_SYNC'
-        this.deps.logLine?.(`sync: refused ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: ${(err as Error).message}`)
+        const refusal = { device: deviceLabel(s.entry.dev, s.entry.cert.name), seq: s.entry.seq, code, message: (err as Error).message, at: Date.now() }
+        this.deps.logLine?.(`sync: refused ${refusal.device} entry ${refusal.seq} (${code}): ${refusal.message}; nothing of it is applied`)
+        this.refused.push(refusal)
+        if (this.refused.length > MAX_REFUSALS) this.refused.shift()
         this.deps.onEvent?.({ kind: 'refused', device: s.entry.cert.name, seq: s.entry.seq, code, message: (err as Error).message })
       }
     }
-    for (const s of [...newest.values()].sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev))) await this.mergeEntry(s)
+    await this.mergePending()
+  }
+
+  /** Merges, log by log, every accepted head the drive's tree has not merged. */
+  private async mergePending (): Promise<void> {
+    const ours = this.deps.device.publicKey
+    for (const h of this.deps.state.heads()) {
+      if (h.dev.equals(ours) || (this.merged.get(hexOf(h.dev))?.seq ?? 0) >= h.seq) continue
+      const s = await this.deps.entries.get(h.cid)
+      if (s == null) throw new Error(`entry ${h.seq} of ${deviceLabel(h.dev, this.deps.state.head(h.dev)?.name)} was accepted but is not in the entry cache`)
+      await this.mergeEntry(s)
+    }
   }
 
   private async refOf (s: SignedEntry): Promise<TreeRef> {

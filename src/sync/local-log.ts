@@ -49,6 +49,7 @@ export interface LocalLogDeps {
 const pad = (n: number): string => String(n).padStart(10, '0')
 
 export class LocalLog {
+  private saving: Promise<void> = Promise.resolve()
   private constructor (private readonly deps: LocalLogDeps, private st: OutState) {}
 
   static async open (deps: LocalLogDeps): Promise<LocalLog> {
@@ -85,7 +86,7 @@ export class LocalLog {
     const seq = signed.entry.seq
     await writeDurably(join(dir, `${pad(seq)}.list`), cbor.encode(list.blocks.map(b => [b.cid, b.bytes])))
     await writeDurably(join(dir, `${pad(seq)}.entry`), signed.bytes)
-    await this.save({ ...this.st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq })
+    await this.save(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
     return signed
   }
 
@@ -96,21 +97,47 @@ export class LocalLog {
     return out
   }
 
+  /**
+   * Entry `seq` and, while it waits for the hub, its block list. Once pushed the list is gone
+   * (pushed() removes it), so a pushed entry comes with an empty list: a restart reads the
+   * newest entry's heads whether or not it is on the hub.
+   */
   async entry (seq: number): Promise<{ bytes: Uint8Array, list: EncodedBlock[] }> {
     const bytes = await fsp.readFile(join(this.deps.dir, `${pad(seq)}.entry`))
-    const pairs = cbor.decode(await fsp.readFile(join(this.deps.dir, `${pad(seq)}.list`))) as Array<[CID, Uint8Array]>
+    let listBytes: Buffer
+    try {
+      listBytes = await fsp.readFile(join(this.deps.dir, `${pad(seq)}.list`))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seq <= this.st.pushed) return { bytes, list: [] }
+      throw err
+    }
+    const pairs = cbor.decode(listBytes) as Array<[CID, Uint8Array]>
     return { bytes, list: pairs.map(([cid, b]) => ({ cid, bytes: b })) }
   }
 
   /** Entry `seq` is durable on the hub: the queue moves on. */
   async pushed (seq: number): Promise<void> {
-    if (seq !== this.st.pushed + 1) throw new SyncError('ERR_SYNC_FORMAT', `entry ${seq} pushed out of order (next is ${this.st.pushed + 1})`)
-    await this.save({ ...this.st, pushed: seq })
+    await this.save(st => {
+      if (seq !== st.pushed + 1) throw new SyncError('ERR_SYNC_FORMAT', `entry ${seq} pushed out of order (next is ${st.pushed + 1})`)
+      return { ...st, pushed: seq }
+    })
     // The entry stays (merges find common ancestors through it); its block list has done its job.
     await fsp.rm(join(this.deps.dir, `${pad(seq)}.list`), { force: true })
   }
 
-  private async save (st: OutState): Promise<void> {
+  /**
+   * Applies `change` to the state as it is when the previous save has landed, and writes it
+   * durably. Serial: publish() and pushed() run concurrently (the pusher acknowledges entry n
+   * while entry n+1 is being written), and each must build on the other's result, or one
+   * undoes the other (a queue that forgets an entry was pushed, after its block list is gone).
+   */
+  private async save (change: (st: OutState) => OutState): Promise<void> {
+    const run = this.saving.then(async () => { await this.write(change(this.st)) })
+    this.saving = run.catch(() => {})
+    await run
+  }
+
+  private async write (st: OutState): Promise<void> {
     const json = JSON.stringify({ v: STATE_VERSION, seq: st.seq, cid: st.cid?.toString() ?? null, watermark: st.watermark, localSeq: st.localSeq, pushed: st.pushed })
     await writeDurably(join(this.deps.dir, 'state.json'), json)
     this.st = st

@@ -110,8 +110,8 @@ export class HubProxy {
     })
   }
 
-  /** Requests of `method` to a path starting with `path` wait, unread, until release(). */
-  async hold (method: string, path: string): Promise<void> { await this.command({ op: 'hold', method, path }) }
+  /** Requests of `method` to a path starting with `path` wait, unread, until release(); the first `after` of them pass. */
+  async hold (method: string, path: string, after = 0): Promise<void> { await this.command({ op: 'hold', method, path, after }) }
   async release (): Promise<void> { this.held = 0; await this.command({ op: 'release' }) }
   /** Served blocks get their last byte flipped (fetch batches and /ipfs/ GETs). */
   async corruptBlocks (on: boolean): Promise<void> { await this.command({ op: 'corrupt-blocks', on }) }

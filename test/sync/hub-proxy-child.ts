@@ -6,13 +6,13 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 
 export type ProxyCommand =
-  | { op: 'hold', method: string, path: string }
+  | { op: 'hold', method: string, path: string, after: number }
   | { op: 'release' }
   | { op: 'corrupt-blocks', on: boolean }
   | { op: 'inject', entries: string[] }
 
 const target = Number(process.argv[2])
-let hold: { method: string, path: string } | null = null
+let hold: { method: string, path: string, after: number } | null = null
 const held: Array<() => void> = []
 let corrupt = false
 const injections: string[][] = []
@@ -69,7 +69,7 @@ const server = createServer((req, res) => {
     answerWith(res, injections.shift()!, path)
     return
   }
-  if (hold != null && method === hold.method && path.startsWith(hold.path)) {
+  if (hold != null && method === hold.method && path.startsWith(hold.path) && hold.after-- <= 0) {
     held.push(() => forward(req, res, method, path))
     send({ ev: 'held', req: `${method} ${path.split('?')[0]}` })
     return
@@ -78,7 +78,7 @@ const server = createServer((req, res) => {
 })
 
 process.on('message', (c: ProxyCommand) => {
-  if (c.op === 'hold') hold = { method: c.method, path: c.path }
+  if (c.op === 'hold') hold = { method: c.method, path: c.path, after: c.after }
   else if (c.op === 'release') { hold = null; for (const go of held.splice(0)) go() }
   else if (c.op === 'corrupt-blocks') corrupt = c.on
   else if (c.op === 'inject') {

@@ -67,6 +67,7 @@ ${CLIENT_USAGE}`,
     out(ctx, `fetched      ${st.fetched.blocks} blocks, ${st.fetched.bytes} bytes on demand`)
     out(ctx, `last contact ${ago(st.lastContact)}`)
     if (st.lastError != null) err(ctx, `last error   ${st.lastError}`)
+    for (const r of st.refused ?? []) err(ctx, `refused      ${r.device} entry ${r.seq} (${r.code}): ${r.message}`)
     return ExitCode.OK
   }
   throw new UsageError('usage: space sync hub URL | space sync status')
