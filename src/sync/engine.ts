@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { decodeEntry, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
 import { openRoot, type RootPayload } from './entry-keys.js'
 import type { LogState } from './log-state.js'
-import { deviceLabel } from './devices.js'
+import { decodeRevocation, deviceLabel, type Revocation } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
@@ -27,6 +27,8 @@ export interface EntryHub {
   append: (entry: Uint8Array) => Promise<void>
   /** Entries of this drive's logs past `after` (device key hex -> seq); waits up to `timeoutMs` for one. */
   since: (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal) => Promise<Uint8Array[]>
+  /** The identity's revocation records the hub holds (each is checked here against the identity). */
+  revocations?: () => Promise<Uint8Array[]>
 }
 
 /** A local commit as the engine sees it. */
@@ -197,6 +199,7 @@ export class SyncEngine {
         this.lastContact = Date.now()
         if (this.lastError?.startsWith('pull: ') === true) this.lastError = null // the hub answers again
         backoff = 500
+        if (batch.length > 0) await this.learnRevocations() // before the entries they may refuse
         await this.receive(batch)
       } catch (err) {
         if (this.stopped) return
@@ -235,6 +238,28 @@ export class SyncEngine {
       }
     }
     await this.mergePending()
+  }
+
+  /**
+   * Records the revocations the hub knows, so that a revoked device's later entries are refused
+   * here even when a hub serves them. Each record must be signed by the identity: a hub can
+   * withhold a revocation, never make one up.
+   */
+  private async learnRevocations (): Promise<void> {
+    if (this.deps.hub.revocations == null) return
+    for (const bytes of await this.deps.hub.revocations()) {
+      let r: Revocation
+      try {
+        r = decodeRevocation(bytes)
+        const known = this.deps.state.revocation(r.devicePublicKey)
+        if (known != null && known.after <= r.after) continue
+        await this.deps.state.revoke(r)
+      } catch (err) {
+        this.fail('a revocation record from the hub', err)
+        continue
+      }
+      this.deps.logLine?.(`sync: ${deviceLabel(r.devicePublicKey, this.deps.state.head(r.devicePublicKey)?.name)} is revoked: its entries after ${r.after} are refused`)
+    }
   }
 
   /** Merges, log by log, every accepted head the drive's tree has not merged. */

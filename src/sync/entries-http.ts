@@ -26,6 +26,8 @@ export class HttpEntryHub implements EntryHub {
     return (v.entries as string[]).map(e => Buffer.from(e, 'base64'))
   }
 
+  async revocations (): Promise<Uint8Array[]> { return await this.http.revocations() }
+
   async putDevice (record: Uint8Array): Promise<void> {
     await this.http.call('PUT', '/sync/v1/devices', { body: Buffer.from(record), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
   }
