@@ -194,13 +194,15 @@ export class SyncEngine {
       try {
         const after: Record<string, number> = {}
         for (const h of this.deps.state.heads()) after[hexOf(h.dev)] = h.seq
-        await this.mergePending() // entries accepted before a failure or a crash, not merged yet
-        const batch = await this.deps.hub.since(after, 25_000, this.abort.signal)
+        // Entries accepted before a failure or a crash and not merged yet. While one will not
+        // merge (its blocks do not come), the poll is short: a newer entry may replace it.
+        const merged = await this.mergePending().then(() => true, () => false)
+        const batch = await this.deps.hub.since(after, merged ? 25_000 : backoff, this.abort.signal)
         this.lastContact = Date.now()
         if (this.lastError?.startsWith('pull: ') === true) this.lastError = null // the hub answers again
-        backoff = 500
         if (batch.length > 0) await this.learnRevocations() // before the entries they may refuse
         await this.receive(batch)
+        backoff = 500
       } catch (err) {
         if (this.stopped) return
         this.fail('pull', err)
@@ -265,12 +267,18 @@ export class SyncEngine {
   /** Merges, log by log, every accepted head the drive's tree has not merged. */
   private async mergePending (): Promise<void> {
     const ours = this.deps.device.publicKey
+    let first: unknown = null
     for (const h of this.deps.state.heads()) {
       if (h.dev.equals(ours) || (this.merged.get(hexOf(h.dev))?.seq ?? 0) >= h.seq) continue
-      const s = await this.deps.entries.get(h.cid)
-      if (s == null) throw new Error(`entry ${h.seq} of ${deviceLabel(h.dev, this.deps.state.head(h.dev)?.name)} was accepted but is not in the entry cache`)
-      await this.mergeEntry(s)
+      try {
+        const s = await this.deps.entries.get(h.cid)
+        if (s == null) throw new Error(`entry ${h.seq} of ${deviceLabel(h.dev, this.deps.state.head(h.dev)?.name)} was accepted but is not in the entry cache`)
+        await this.mergeEntry(s)
+      } catch (err) {
+        first ??= err // one log that will not merge does not hold up the others
+      }
     }
+    if (first != null) throw first
   }
 
   private async refOf (s: SignedEntry): Promise<TreeRef> {
