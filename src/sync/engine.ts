@@ -298,10 +298,12 @@ export class SyncEngine {
       const ours = await readSnapshot(head.ref, drive.store)
       const theirs = await readSnapshot(theirsRef, drive.store)
       const { snapshot, conflicts } = merge3(base, ours, theirs, { ours: this.deps.device.name, theirs: s.entry.cert.name })
+      // Own ids first: the other side's root ids alone are no change, and counting them as one
+      // made every merge commit, and each commit the other device's next merge (ping-pong).
+      keepOwnIds(snapshot, ours, drive.keys())
       const changes = diffSnapshots(ours, snapshot)
       this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
       if (changes.length === 0) return // nothing new for this tree: the next entry carries the head
-      keepOwnIds(snapshot, ours, drive.keys())
       const m = materialize(snapshot, drive.store, { before: ours })
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
         this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts })

@@ -97,5 +97,9 @@ describe('devices that work while the hub is away', { timeout: 120_000 }, () => 
     await until('beta\'s queue empty', () => { const q = B.queue()!; return q.pushed === q.seq })
     const s = await A.status()
     assert.equal(s.pendingUp, 0)
+    // Converged devices fall quiet: no entry ping-pong of merges that change nothing.
+    const seqs = devs.map(d => d.queue()!.seq)
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    assert.deepEqual(devs.map(d => d.queue()!.seq), seqs, 'no new entries once both trees are the same')
   })
 })
