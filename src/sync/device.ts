@@ -79,8 +79,7 @@ export async function startDeviceSync (opts: {
     drive: opts.drive, log, state, entries, transport: opts.transport, hub, driveId,
     identity: account.identity.signing.publicKey, syncKey,
     device: { publicKey: account.device.publicKey, name: config.deviceName },
-    logLine: opts.log, onEvent: opts.onEvent,
-    revocations: async () => await opts.transport.revocations()
+    logLine: opts.log, onEvent: opts.onEvent
   })
   // The hub lists this device under `space devices` from its record; entries carry it as well.
   hub.putDevice(encodeDeviceRecord(record)).catch(err => opts.log?.(`sync: recording this device on the hub: ${(err as Error).message}`))

@@ -12,7 +12,7 @@ import type { CID } from 'multiformats/cid'
 import { decodeEntry, decodeBlockListBlock, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
 import { openRoot, type RootPayload } from './entry-keys.js'
 import type { LogState } from './log-state.js'
-import { decodeRevocation, deviceLabel } from './devices.js'
+import { decodeRevocation, deviceLabel, type Revocation } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
@@ -29,6 +29,8 @@ export interface EntryHub {
   append: (entry: Uint8Array) => Promise<void>
   /** Entries of this drive's logs past `after` (device key hex -> seq); waits up to `timeoutMs` for one. */
   since: (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal) => Promise<Uint8Array[]>
+  /** The identity's revocation records the hub holds (each is checked here against the identity). */
+  revocations?: () => Promise<Uint8Array[]>
 }
 
 /** A local commit as the engine sees it. */
@@ -64,8 +66,6 @@ export interface EngineDeps {
   device: { publicKey: Buffer, name: string }
   logLine?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
-  /** The identity's revocation records the hub holds; taken into the log state as they come. */
-  revocations?: () => Promise<Uint8Array[]>
 }
 
 export type SyncEvent =
@@ -86,9 +86,16 @@ export interface SyncStatus {
   pushed: { entries: number, blocks: number, bytes: number }
   /** The upload under way: entry seq, blocks and bytes acknowledged of the blocks it sends. */
   uploading: { seq: number, blocks: number, bytes: number, totalBlocks: number } | null
+  refused: Refusal[]
 }
 
+/** An entry refused on receipt: whose (name and key prefix), which, and why. */
+export interface Refusal { device: string, seq: number, code: string, message: string, at: number }
+
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+/** The longest wait between retries: a hub back from a restart is found within this. */
+const MAX_BACKOFF_MS = 10_000
+const MAX_REFUSALS = 20
 
 export class SyncEngine {
   private readonly pusher: Pusher
@@ -102,10 +109,13 @@ export class SyncEngine {
   private lastError: string | null = null
   /** Revoked logs: the highest refused seq, so the hub is not asked for those entries again. */
   private readonly refusedUpTo = new Map<string, number>()
-  private revocationsAt = 0
   private uploadReported = 0
   private upCache: { key: string, value: { entries: number, files: number, bytes: number } } | null = null
   private readonly origins = new Origins()
+  private pushRetry: NodeJS.Timeout | null = null
+  /** The latest entries refused on receipt, oldest first: `space sync status` shows them. */
+  private readonly refused: Refusal[] = []
+  private pushBackoff = 500
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
@@ -130,6 +140,7 @@ export class SyncEngine {
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.pushRetry != null) clearTimeout(this.pushRetry)
     this.abort.abort()
     await this.pulling?.catch(() => {})
     await this.publishing.catch(() => {})
@@ -155,7 +166,8 @@ export class SyncEngine {
       lastContact: this.lastContact,
       lastError: this.lastError ?? this.pusher.lastError?.message ?? null,
       pushed: { ...this.pusher.totals },
-      uploading: this.pusher.current == null ? null : { ...this.pusher.current }
+      uploading: this.pusher.current == null ? null : { ...this.pusher.current },
+      refused: [...this.refused]
     }
   }
 
@@ -181,14 +193,25 @@ export class SyncEngine {
     return value
   }
 
+  /**
+   * Starts a push round. A failed round (hub away, a refused batch) is retried by one timer,
+   * with backoff from 0.5 s to 10 s; every kick that found a round running shares its failure,
+   * so the retries do not multiply.
+   */
   private kickPush (): void {
     if (this.stopped) return
-    this.pusher.kick().catch(() => { if (!this.stopped) setTimeout(() => this.kickPush(), 2000).unref() })
+    this.pusher.kick().then(() => { this.pushBackoff = 500 }, () => {
+      if (this.stopped || this.pushRetry != null) return
+      this.pushRetry = setTimeout(() => { this.pushRetry = null; this.kickPush() }, this.pushBackoff)
+      this.pushRetry.unref()
+      this.pushBackoff = Math.min(this.pushBackoff * 2, MAX_BACKOFF_MS)
+    })
   }
 
   private fail (what: string, err: unknown): void {
-    this.lastError = `${what}: ${(err as Error).message}`
-    this.deps.logLine?.(`sync: ${this.lastError}`)
+    const line = `${what}: ${(err as Error).message}`
+    if (line !== this.lastError) this.deps.logLine?.(`sync: ${line}`) // once per cause, not per retry
+    this.lastError = line
     this.deps.onEvent?.({ kind: 'error', message: this.lastError })
   }
 
@@ -196,61 +219,106 @@ export class SyncEngine {
     let backoff = 500
     while (!this.stopped) {
       try {
-        await this.refreshRevocations()
         const after: Record<string, number> = {}
         for (const h of this.deps.state.heads()) after[hexOf(h.dev)] = h.seq
         for (const [dev, seq] of this.refusedUpTo) after[dev] = Math.max(after[dev] ?? 0, seq)
-        const batch = await this.deps.hub.since(after, 25_000, this.abort.signal)
+        // Entries accepted before a failure or a crash and not merged yet. While one will not
+        // merge (its blocks do not come), the poll is short: a newer entry may replace it.
+        const merged = await this.mergePending().then(() => true, () => false)
+        const batch = await this.deps.hub.since(after, merged ? 25_000 : backoff, this.abort.signal)
         this.lastContact = Date.now()
+        if (this.lastError?.startsWith('pull: ') === true) this.lastError = null // the hub answers again
+        if (batch.length > 0) await this.learnRevocations() // before the entries they may refuse
+        await this.receive(batch)
         backoff = 500
-        const accepted = await this.receive(batch)
-        // Only refusals (entries waiting on one that is missing, say): do not ask again at once.
-        if (batch.length > 0 && accepted === 0) await new Promise(resolve => setTimeout(resolve, 1000).unref())
       } catch (err) {
         if (this.stopped) return
         this.fail('pull', err)
         await new Promise(resolve => setTimeout(resolve, backoff).unref())
-        backoff = Math.min(backoff * 2, 30_000)
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
       }
     }
   }
 
-  /** Takes in the hub's revocation records (at most every 10 s): a revoked device's later entries are refused. */
-  private async refreshRevocations (): Promise<void> {
-    if (this.deps.revocations == null || Date.now() - this.revocationsAt < 10_000) return
-    this.revocationsAt = Date.now()
-    for (const bytes of await this.deps.revocations()) {
-      try {
-        await this.deps.state.revoke(decodeRevocation(bytes))
-      } catch (err) {
-        this.fail('a revocation record from the hub', err)
-      }
-    }
-  }
-
-  /** Checks a batch of entries, then merges the newest accepted entry of each log; the number accepted. */
-  async receive (batch: Uint8Array[]): Promise<number> {
+  /**
+   * Checks a batch of entries, then merges the newest accepted entry of each log that the tree
+   * has not merged yet: the ones just accepted, and any accepted earlier whose merge failed (a
+   * block that would not come) or was cut off (kill -9 after the state recorded the entry).
+   */
+  async receive (batch: Uint8Array[]): Promise<void> {
     const ours = hexOf(this.deps.device.publicKey)
-    const newest = new Map<string, SignedEntry>()
     const decoded = batch.map(b => decodeEntry(b)).sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev) || x.entry.seq - y.entry.seq)
     for (const s of decoded) {
       const dev = hexOf(s.entry.dev)
       if (dev === ours) continue
       try {
         verifyEntry(s, { drive: this.deps.driveId, identity: this.deps.identity })
-        const r = await this.deps.state.accept(s)
-        if (r.status === 'duplicate') continue
+        if (this.deps.state.check(s).status === 'duplicate') continue
+        // In the cache before the state names it: a crash between the two leaves an entry the
+        // state does not know (taken again next time), never a head without its entry.
         await this.deps.entries.put(s)
-        newest.set(dev, s)
+        await this.deps.state.accept(s)
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERR_SYNC'
-        this.deps.logLine?.(`sync: refused ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: ${(err as Error).message}`)
+        const refusal = { device: deviceLabel(s.entry.dev, s.entry.cert.name), seq: s.entry.seq, code, message: (err as Error).message, at: Date.now() }
+        this.deps.logLine?.(`sync: refused ${refusal.device} entry ${refusal.seq} (${code}): ${refusal.message}; nothing of it is applied`)
+        this.refused.push(refusal)
+        if (this.refused.length > MAX_REFUSALS) this.refused.shift()
         this.deps.onEvent?.({ kind: 'refused', device: s.entry.cert.name, seq: s.entry.seq, code, message: (err as Error).message })
         if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
       }
     }
-    if (newest.size > 0) await this.mergeHeads([...newest.values()])
-    return newest.size
+    await this.mergePending()
+  }
+
+  /**
+   * Records the revocations the hub knows, so that a revoked device's later entries are refused
+   * here even when a hub serves them. Each record must be signed by the identity: a hub can
+   * withhold a revocation, never make one up.
+   */
+  private async learnRevocations (): Promise<void> {
+    if (this.deps.hub.revocations == null) return
+    for (const bytes of await this.deps.hub.revocations()) {
+      let r: Revocation
+      try {
+        r = decodeRevocation(bytes)
+        const known = this.deps.state.revocation(r.devicePublicKey)
+        if (known != null && known.after <= r.after) continue
+        await this.deps.state.revoke(r)
+      } catch (err) {
+        this.fail('a revocation record from the hub', err)
+        continue
+      }
+      this.deps.logLine?.(`sync: ${deviceLabel(r.devicePublicKey, this.deps.state.head(r.devicePublicKey)?.name)} is revoked: its entries after ${r.after} are refused`)
+    }
+  }
+
+  /**
+   * Merges every accepted head the drive's tree has not merged, all together (mergeHeads). When
+   * that fails (one head's blocks will not come), each head alone: one log that will not merge
+   * does not hold up the others.
+   */
+  private async mergePending (): Promise<void> {
+    const ours = this.deps.device.publicKey
+    const pending: SignedEntry[] = []
+    for (const h of this.deps.state.heads()) {
+      if (h.dev.equals(ours) || (this.merged.get(hexOf(h.dev))?.seq ?? 0) >= h.seq) continue
+      const s = await this.deps.entries.get(h.cid)
+      if (s == null) throw new Error(`entry ${h.seq} of ${deviceLabel(h.dev, this.deps.state.head(h.dev)?.name)} was accepted but is not in the entry cache`)
+      pending.push(s)
+    }
+    if (pending.length === 0) return
+    try {
+      await this.mergeHeads(pending)
+      return
+    } catch (err) {
+      if (pending.length === 1) throw err
+    }
+    let first: unknown = null
+    for (const s of pending) {
+      try { await this.mergeHeads([s]) } catch (err) { first ??= err }
+    }
+    if (first != null) throw first
   }
 
   /** Records a revocation this device made (space devices revoke): its later entries are refused from now on. */

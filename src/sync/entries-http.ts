@@ -34,6 +34,8 @@ export class HttpEntryHub implements EntryHub {
     return new Map((v.heads ?? []).map(h => [h.dev, h.seq]))
   }
 
+  async revocations (): Promise<Uint8Array[]> { return await this.http.revocations() }
+
   async putDevice (record: Uint8Array): Promise<void> {
     await this.http.call('PUT', '/sync/v1/devices', { body: Buffer.from(record), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
   }

@@ -49,7 +49,7 @@ export interface LocalLogDeps {
 const pad = (n: number): string => String(n).padStart(10, '0')
 
 export class LocalLog {
-  private saving: Promise<unknown> = Promise.resolve()
+  private saving: Promise<void> = Promise.resolve()
   private constructor (private readonly deps: LocalLogDeps, private st: OutState) {}
 
   static async open (deps: LocalLogDeps): Promise<LocalLog> {
@@ -86,7 +86,7 @@ export class LocalLog {
     const seq = signed.entry.seq
     await writeDurably(join(dir, `${pad(seq)}.list`), cbor.encode(list.blocks.map(b => [b.cid, b.bytes])))
     await writeDurably(join(dir, `${pad(seq)}.entry`), signed.bytes)
-    await this.update(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
+    await this.save(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
     return signed
   }
 
@@ -97,15 +97,27 @@ export class LocalLog {
     return out
   }
 
+  /**
+   * Entry `seq` and, while it waits for the hub, its block list. Once pushed the list is gone
+   * (pushed() removes it), so a pushed entry comes with an empty list: a restart reads the
+   * newest entry's heads whether or not it is on the hub.
+   */
   async entry (seq: number): Promise<{ bytes: Uint8Array, list: EncodedBlock[] }> {
     const bytes = await fsp.readFile(join(this.deps.dir, `${pad(seq)}.entry`))
-    const pairs = cbor.decode(await fsp.readFile(join(this.deps.dir, `${pad(seq)}.list`))) as Array<[CID, Uint8Array]>
+    let listBytes: Buffer
+    try {
+      listBytes = await fsp.readFile(join(this.deps.dir, `${pad(seq)}.list`))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seq <= this.st.pushed) return { bytes, list: [] }
+      throw err
+    }
+    const pairs = cbor.decode(listBytes) as Array<[CID, Uint8Array]>
     return { bytes, list: pairs.map(([cid, b]) => ({ cid, bytes: b })) }
   }
 
   /** Entry `seq` is durable on the hub: the queue moves on. */
   async pushed (seq: number): Promise<void> {
-    await this.update(st => {
+    await this.save(st => {
       if (seq !== st.pushed + 1) throw new SyncError('ERR_SYNC_FORMAT', `entry ${seq} pushed out of order (next is ${st.pushed + 1})`)
       return { ...st, pushed: seq }
     })
@@ -114,17 +126,18 @@ export class LocalLog {
   }
 
   /**
-   * publish() and pushed() run concurrently (the engine publishes while the pusher sends): each
-   * change applies to the state the one before it left, one write at a time, so neither undoes
-   * the other's field (a publish that read `pushed` before a push finished would set it back).
+   * Applies `change` to the state as it is when the previous save has landed, and writes it
+   * durably. Serial: publish() and pushed() run concurrently (the pusher acknowledges entry n
+   * while entry n+1 is being written), and each must build on the other's result, or one
+   * undoes the other (a queue that forgets an entry was pushed, after its block list is gone).
    */
-  private async update (fn: (st: OutState) => OutState): Promise<void> {
-    const run = this.saving.then(async () => await this.save(fn(this.st)))
+  private async save (change: (st: OutState) => OutState): Promise<void> {
+    const run = this.saving.then(async () => { await this.write(change(this.st)) })
     this.saving = run.catch(() => {})
     await run
   }
 
-  private async save (st: OutState): Promise<void> {
+  private async write (st: OutState): Promise<void> {
     const json = JSON.stringify({ v: STATE_VERSION, seq: st.seq, cid: st.cid?.toString() ?? null, watermark: st.watermark, localSeq: st.localSeq, pushed: st.pushed })
     await writeDurably(join(this.deps.dir, 'state.json'), json)
     this.st = st

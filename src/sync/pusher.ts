@@ -44,8 +44,9 @@ export class Pusher {
         do { this.again = false; await this.round() } while (this.again)
         this.lastError = null
       } catch (err) {
+        // Said once per cause, not once per retry: offline hours must not fill the log.
+        if (this.lastError?.message !== (err as Error).message) this.deps.logLine?.(`sync: push failed: ${(err as Error).message}`)
         this.lastError = err as Error
-        this.deps.logLine?.(`sync: push failed: ${(err as Error).message}`)
         throw err
       } finally {
         this.running = null

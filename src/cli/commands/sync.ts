@@ -94,6 +94,7 @@ ${CLIENT_USAGE}`,
     out(ctx, `last contact ${ago(st.lastContact)}`)
     if (st.lastError != null) err(ctx, `last error   ${st.lastError}`)
     if (d.lastError != null) err(ctx, `download     ${d.lastError}`)
+    for (const r of st.refused ?? []) err(ctx, `refused      ${r.device} entry ${r.seq} (${r.code}): ${r.message}`)
     return ExitCode.OK
   }
   throw new UsageError('usage: space sync hub URL | space sync status')
