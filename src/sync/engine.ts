@@ -128,11 +128,17 @@ export class SyncEngine {
     await this.publishing.catch(() => {})
   }
 
-  /** A local commit is durable: publish it as the next entry, then push. Serial, in commit order. */
+  /**
+   * A local commit is durable: publish it as the next entry, then push. Serial, in commit order.
+   * The heads are taken now, as of this commit's tree: a merge that starts before the publish
+   * runs must not lend its head to a commit without its changes (the other device would then
+   * take the difference for a change of ours and make conflict copies of its own files).
+   */
   committed (head: LocalHead): void {
+    const heads = [...this.merged.values()]
     this.publishing = this.publishing.then(async () => {
       if (head.localSeq <= this.deps.log.state.localSeq) return
-      const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, [...this.merged.values()])
+      const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, heads)
       await this.deps.entries.put(signed)
       this.kickPush()
     }).catch(err => this.fail(`publishing local commit ${head.localSeq}`, err))
@@ -222,14 +228,20 @@ export class SyncEngine {
       const theirs = await readSnapshot(theirsRef, drive.store)
       const { snapshot, conflicts } = merge3(base, ours, theirs, { ours: this.deps.device.name, theirs: s.entry.cert.name })
       const changes = diffSnapshots(ours, snapshot)
-      this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
-      if (changes.length === 0) return // nothing new for this tree: the next entry carries the head
+      const dev = hexOf(s.entry.dev)
+      const had = this.merged.get(dev)
+      const now: EntryHead = { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }
+      if (changes.length === 0) { this.merged.set(dev, now); return } // the tree holds it already: the next entry carries the head
       keepOwnIds(snapshot, ours, drive.keys())
       const m = materialize(snapshot, drive.store, { before: ours })
+      // Set in the same turn as adopt() swaps the tree in (it checks and swaps before its first
+      // await), so the commit that records the merge is the first to carry the head.
+      this.merged.set(dev, now)
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
         this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts })
         return
       }
+      if (had == null) this.merged.delete(dev); else this.merged.set(dev, had)
     }
     throw new Error(`could not merge ${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}: local changes kept landing first`)
   }
