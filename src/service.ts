@@ -121,6 +121,7 @@ export class Service implements DaemonApi {
       // Sync failing to start leaves the drive served, as a local drive: the log says why.
       try {
         this.sync = await attachSync(this.prepared, m, { configDir: this.cfg.configDir, log: this.cfg.log })
+        m.quickCommits(true)
         this.cfg.log?.(`sync: with ${this.prepared.config.hub} as ${this.prepared.config.deviceName}`)
       } catch (err) {
         this.cfg.log?.(`sync: not started: ${(err as Error).message}`)
