@@ -49,7 +49,7 @@ export interface LocalLogDeps {
 const pad = (n: number): string => String(n).padStart(10, '0')
 
 export class LocalLog {
-  private saving: Promise<void> = Promise.resolve()
+  private saving: Promise<unknown> = Promise.resolve()
   private constructor (private readonly deps: LocalLogDeps, private st: OutState) {}
 
   static async open (deps: LocalLogDeps): Promise<LocalLog> {
@@ -86,7 +86,7 @@ export class LocalLog {
     const seq = signed.entry.seq
     await writeDurably(join(dir, `${pad(seq)}.list`), cbor.encode(list.blocks.map(b => [b.cid, b.bytes])))
     await writeDurably(join(dir, `${pad(seq)}.entry`), signed.bytes)
-    await this.save(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
+    await this.update(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
     return signed
   }
 
@@ -105,25 +105,26 @@ export class LocalLog {
 
   /** Entry `seq` is durable on the hub: the queue moves on. */
   async pushed (seq: number): Promise<void> {
-    if (seq !== this.st.pushed + 1) throw new SyncError('ERR_SYNC_FORMAT', `entry ${seq} pushed out of order (next is ${this.st.pushed + 1})`)
-    await this.save(st => ({ ...st, pushed: seq }))
+    await this.update(st => {
+      if (seq !== st.pushed + 1) throw new SyncError('ERR_SYNC_FORMAT', `entry ${seq} pushed out of order (next is ${st.pushed + 1})`)
+      return { ...st, pushed: seq }
+    })
     // The entry stays (merges find common ancestors through it); its block list has done its job.
     await fsp.rm(join(this.deps.dir, `${pad(seq)}.list`), { force: true })
   }
 
   /**
-   * Applies `change` to the state and writes it, one save at a time: publish and pushed run
-   * concurrently (the pusher acknowledges entry n while entry n+1 is being written), and a
-   * state computed before the other's save landed would undo it (a pushed entry pending again,
-   * its block list already gone).
+   * publish() and pushed() run concurrently (the engine publishes while the pusher sends): each
+   * change applies to the state the one before it left, one write at a time, so neither undoes
+   * the other's field (a publish that read `pushed` before a push finished would set it back).
    */
-  private async save (change: (st: OutState) => OutState): Promise<void> {
-    const turn = this.saving.then(async () => await this.write(change(this.st)))
-    this.saving = turn.catch(() => {})
-    await turn
+  private async update (fn: (st: OutState) => OutState): Promise<void> {
+    const run = this.saving.then(async () => await this.save(fn(this.st)))
+    this.saving = run.catch(() => {})
+    await run
   }
 
-  private async write (st: OutState): Promise<void> {
+  private async save (st: OutState): Promise<void> {
     const json = JSON.stringify({ v: STATE_VERSION, seq: st.seq, cid: st.cid?.toString() ?? null, watermark: st.watermark, localSeq: st.localSeq, pushed: st.pushed })
     await writeDurably(join(this.deps.dir, 'state.json'), json)
     this.st = st
