@@ -12,13 +12,15 @@
 #
 # Default set: write read untar ls md5 rm (sequential and metadata), randread randrw
 # randrw_fsync randrw64 sqlite (random I/O, issue 10), and sync_bulk sync_latency sync_fresh
-# (replication, issue 9: a `space hub` and two daemons of one identity vs two Syncthing instances,
-# on loopback; scripts/bench/sync-space.mjs and syncthing-peer.mjs; BENCH_ONLY=sync runs just
-# those three; their table is printed after the others, ratio ours/Syncthing). A default run took 5 min 17 s on the
-# 2-core VM (load 5-7), the random rows alone 3.5-4 min (4 fio rows x 20 s x 2 file systems, the
-# 4 x 256 MiB fio layout per file system, SQLite). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500
-# BENCH_FIO_SIZE_MB=16 BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100
-# BENCH_SYNC_MB=128 BENCH_SYNC_FILES=500 BENCH_SYNC_LATENCY_N=5.
+# (replication, issue 9: a `space hub` and two daemons of one identity vs two Syncthing
+# instances, on loopback; scripts/bench/sync-space.mjs and syncthing-peer.mjs; BENCH_ONLY=sync
+# runs just those three; their table is printed after the others, ratio ours/Syncthing).
+# A default run took 5 min 17 s on the 2-core VM (load 5-7), the random rows alone 3.5-4 min
+# (4 fio rows x 20 s x 2 file systems, the 4 x 256 MiB fio layout per file system, SQLite); the
+# replication rows add 3-12 min (on main at load ~12 the fresh device alone took 9 min: one
+# on-demand fetch per file). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500 BENCH_FIO_SIZE_MB=16
+# BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100 BENCH_SYNC_MB=128
+# BENCH_SYNC_FILES=500 BENCH_SYNC_LATENCY_N=5.
 #
 # Environment (all optional):
 #   BENCH_SIZE_MB  size of the sequential file in MiB            (default 1024)
