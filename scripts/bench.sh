@@ -10,11 +10,17 @@
 # store). The same tables go to $BENCH_OUT as markdown, with our daemon's peak RSS (VmHWM).
 # Method: docs/performance.md.
 #
-# Default set: write read untar ls md5 rm (sequential and metadata) and randread randrw
-# randrw_fsync randrw64 sqlite (random I/O, issue 10). A default run took 5 min 17 s on the
-# 2-core VM (load 5-7), the random rows alone 3.5-4 min (4 fio rows x 20 s x 2 file systems, the
-# 4 x 256 MiB fio layout per file system, SQLite). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500
-# BENCH_FIO_SIZE_MB=16 BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100.
+# Default set: write read untar ls md5 rm (sequential and metadata), randread randrw
+# randrw_fsync randrw64 sqlite (random I/O, issue 10), and sync_bulk sync_latency sync_fresh
+# (replication, issue 9: a `space hub` and two daemons of one identity vs two Syncthing
+# instances, on loopback; scripts/bench/sync-space.mjs and syncthing-peer.mjs; BENCH_ONLY=sync
+# runs just those three; their table is printed after the others, ratio ours/Syncthing).
+# A default run took 5 min 17 s on the 2-core VM (load 5-7), the random rows alone 3.5-4 min
+# (4 fio rows x 20 s x 2 file systems, the 4 x 256 MiB fio layout per file system, SQLite); the
+# replication rows add 3-12 min (on main at load ~12 the fresh device alone took 9 min: one
+# on-demand fetch per file). Quick run: BENCH_SIZE_MB=64 BENCH_FILES=500 BENCH_FIO_SIZE_MB=16
+# BENCH_FIO_RUNTIME=3 BENCH_SQLITE_ROWS=20000 BENCH_SQLITE_TXNS=100 BENCH_SYNC_MB=128
+# BENCH_SYNC_FILES=500 BENCH_SYNC_LATENCY_N=5.
 #
 # Environment (all optional):
 #   BENCH_SIZE_MB  size of the sequential file in MiB            (default 1024)
@@ -24,6 +30,9 @@
 #   BENCH_FIO_JOBS     fio jobs (one file each)                   (default 4)
 #   BENCH_SQLITE_ROWS  rows of the SQLite table                   (default 200000)
 #   BENCH_SQLITE_TXNS  SQLite transactions of 10 row updates      (default 1000)
+#   BENCH_SYNC_MB  new data replicated A to B in MiB (sync_bulk) (default 1024)
+#   BENCH_SYNC_LATENCY_N  small files timed one by one (sync_latency) (default 20)
+#   BENCH_SYNC_FILES  small files to a fresh device (sync_fresh)  (default 10000)
 #   BENCH_RUNS     repetitions of the whole sequence; median kept (default 1)
 #   BENCH_FS       file systems to run                            (default "gocryptfs space")
 #   BENCH_ONLY     workloads to run, e.g. "write read" or "randread randrw sqlite" (default: all)
@@ -33,7 +42,8 @@
 #   BENCH_VERIFY   1 = check the bytes read back (untimed)        (default 1)
 #   BENCH_SPACE_CMD  command that runs our CLI                    (default "node dist/src/cli/main.js",
 #                  built first if dist/ is missing; a warning if older than src/)
-# Needs fio and sqlite3 for the random rows (scripts/setup.sh installs them).
+# Needs fio and sqlite3 for the random rows (scripts/setup.sh installs them), syncthing for the
+# replication rows (Debian package `syncthing`).
 # Exit status: 0 if every step ran and verified, 1 otherwise.
 # shellcheck disable=SC2317 # functions are called indirectly ("start_$fs", "wl_$wl", traps)
 set -euo pipefail
@@ -52,6 +62,9 @@ FIO_RUNTIME=${BENCH_FIO_RUNTIME:-20}
 FIO_JOBS=${BENCH_FIO_JOBS:-4}
 SQL_ROWS=${BENCH_SQLITE_ROWS:-200000}
 SQL_TXNS=${BENCH_SQLITE_TXNS:-1000}
+SYNC_MB=${BENCH_SYNC_MB:-1024}
+SYNC_LAT_N=${BENCH_SYNC_LATENCY_N:-20}
+SYNC_FILES=${BENCH_SYNC_FILES:-10000}
 RUNS=${BENCH_RUNS:-1}
 read -r -a FSES <<< "${BENCH_FS:-gocryptfs space}"
 OUT=${BENCH_OUT:-$ROOT/docs/performance-latest.md}
@@ -216,7 +229,7 @@ stop_fs() {
 # then read back into the page cache so the host disk is never the bottleneck);
 # check_<name> runs untimed after it when BENCH_VERIFY=1.
 # ---------------------------------------------------------------------------------------------
-WORKLOADS=(write read untar ls md5 rm randread randrw randrw_fsync randrw64 sqlite)
+WORKLOADS=(write read untar ls md5 rm randread randrw randrw_fsync randrw64 sqlite sync_bulk sync_latency sync_fresh)
 declare -A LABEL=(
   [write]="seq write ${SIZE_MB} MiB + fsync"
   [read]="seq read ${SIZE_MB} MiB, cold"
@@ -229,16 +242,31 @@ declare -A LABEL=(
   [randrw_fsync]="fio 4 KiB rand r+w, fsync/32 (r / w)"
   [randrw64]="fio 4k r / 64k w, crc32c, fsync/32"
   [sqlite]="SQLite WAL ${SQL_TXNS} tx x 10 updates"
+  [sync_bulk]="replicate ${SYNC_MB} MiB A to B"
+  [sync_latency]="close() on A until B shows it"
+  [sync_fresh]="${SYNC_FILES} files to a fresh device"
 )
 declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time
-                 [randread]=fio [randrw]=fio [randrw_fsync]=fio [randrw64]=fio [sqlite]=time)
+                 [randread]=fio [randrw]=fio [randrw_fsync]=fio [randrw64]=fio [sqlite]=time
+                 [sync_bulk]=sync [sync_latency]=sync [sync_fresh]=sync)
 declare -A LIMIT=([sqlite]=1.0) # time rows: the largest time ratio that meets the target; else 1.5
+split_workloads() { # FS_WORKLOADS: those run on one mount at a time; SYNC_WLS: the replication ones
+  FS_WORKLOADS=(); SYNC_WLS=()
+  for wl in "${WORKLOADS[@]}"; do
+    if [ "${KIND[$wl]}" = sync ]; then SYNC_WLS+=("${wl#sync_}"); else FS_WORKLOADS+=("$wl"); fi
+  done
+}
 if [ -n "${BENCH_ONLY:-}" ]; then
   read -r -a WORKLOADS <<< "$BENCH_ONLY"
+  only=(); for wl in "${WORKLOADS[@]}"; do
+    if [ "$wl" = sync ]; then only+=(sync_bulk sync_latency sync_fresh); else only+=("$wl"); fi
+  done
+  WORKLOADS=("${only[@]}")
   for wl in "${WORKLOADS[@]}"; do
-    [ -n "${KIND[$wl]:-}" ] || die "BENCH_ONLY: no workload '$wl' (have: ${!KIND[*]})"
+    [ -n "${KIND[$wl]:-}" ] || die "BENCH_ONLY: no workload '$wl' (have: ${!KIND[*]}, or sync for the three sync_ rows)"
   done
 fi
+split_workloads
 
 prep_write() { cat "$SRC_BIG" > /dev/null; }
 wl_write()   { dd if="$SRC_BIG" of="$1/big" bs=1M count="$SIZE_MB" conv=fsync status=none; }
@@ -392,6 +420,66 @@ run_step() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Replication (issue 9, point 7): the same workloads on Syncthing (two instances) and on ours (a
+# hub and two daemons), each side's processes started and stopped by its script, one side at a
+# time; JSON lines per run in $WORK/sync-<side>.jsonl, rows from scripts/bench/sync-report.mjs.
+# ---------------------------------------------------------------------------------------------
+run_sync() {
+  [ ${#SYNC_WLS[@]} -gt 0 ] || return 0
+  local run side script dir
+  for run in $(seq "$RUNS"); do
+    for side in syncthing space; do
+      case $side in
+        syncthing) script=scripts/bench/syncthing-peer.mjs ;;
+        space) script=scripts/bench/sync-space.mjs ;;
+      esac
+      dir=$WORK/sync-$side
+      log "replication run $run of $RUNS: $side (${SYNC_WLS[*]})"
+      drop_caches
+      if ! SYNC_BULK_MB=$SYNC_MB SYNC_LATENCY_N=$SYNC_LAT_N SYNC_FRESH_FILES=$SYNC_FILES \
+          node "$script" "$dir" "${SYNC_WLS[@]}" > "$WORK/sync-$side.run" 2>> "$WORK/sync-$side.err"; then
+        log "$side: replication workloads failed: $(last_line "$WORK/sync-$side.err")"; FAILED=1
+      fi
+      sed 's/^/bench:   /' "$WORK/sync-$side.run" >&2
+      cat "$WORK/sync-$side.run" >> "$WORK/sync-$side.jsonl"
+      if grep -qF " $dir/" /proc/mounts; then log "something is still mounted under $dir; leaving it"
+      else cp "$dir"/*.log "$WORK/" 2>/dev/null || true; rm -rf --one-file-system "$dir"; fi
+    done
+  done
+}
+
+# report_sync: the replication table on stdout and appended to $OUT (created if report_fs did not run).
+report_sync() {
+  local out rows notes
+  out=$(node scripts/bench/sync-report.mjs "$WORK/sync-space.jsonl" "$WORK/sync-syncthing.jsonl") || { log "sync-report failed"; FAILED=1; return; }
+  rows=$(grep -v '^- ' <<< "$out" || true); notes=$(grep '^- ' <<< "$out" || true)
+  grep -q FAIL <<< "$rows" && FAILED=1
+  echo
+  { echo "replication|ours|Syncthing|ours/Syncthing|target"; echo "$rows"; } | column -t -s '|'
+  [ -z "$notes" ] || echo "$notes"
+  mkdir -p "$(dirname "$OUT")"
+  if [ ${#FS_WORKLOADS[@]} -eq 0 ]; then
+    { echo "# Space vs Syncthing (replication) — latest run"; echo
+      echo "Generated by \`npm run bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC');"
+      echo "method in [performance.md](performance.md)."; } > "$OUT"
+  fi
+  {
+    echo
+    echo "## Replication: a hub and two daemons vs two Syncthing instances, loopback"
+    echo
+    echo "| workload | ours | Syncthing | ours/Syncthing | target |"
+    echo "|---|---:|---:|---:|---|"
+    echo "$rows" | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
+    echo
+    echo "Bulk: MB/s (10^6 B/s), ratio of throughput; the other rows: ratio of time."
+    [ -z "$notes" ] || echo "$notes"
+    echo "- ${RUNS} run(s), median shown; $(syncthing --version 2>/dev/null | cut -d' ' -f1-2), node $(node -v)," \
+         "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)${STALE:-}; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } >> "$OUT"
+  [ ${#FS_WORKLOADS[@]} -gt 0 ] || echo "table written to $OUT"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------------------------
 # median <values...>: median of numbers; FAIL/BAD if any run was not a number; "-" if none.
@@ -459,7 +547,7 @@ growth_row() {
 # random rows that ran (medians over runs; SQLite: per transaction).
 cost_rows() {
   local wl fs what vals
-  for wl in "${WORKLOADS[@]}"; do
+  for wl in "${FS_WORKLOADS[@]}"; do
     is_random "$wl" || continue
     for fs in "${FSES[@]}"; do
       [ -n "${COST[$fs,$wl:ops]:-}" ] || continue
@@ -480,8 +568,13 @@ cost_rows() {
 mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }' || echo -; }
 
 report() {
+  [ ${#FS_WORKLOADS[@]} -eq 0 ] || report_fs
+  [ ${#SYNC_WLS[@]} -eq 0 ] || report_sync
+}
+
+report_fs() {
   local rows wl costs
-  rows=$(for wl in "${WORKLOADS[@]}"; do row "$wl"; done; growth_row)
+  rows=$(for wl in "${FS_WORKLOADS[@]}"; do row "$wl"; done; growth_row)
   costs=$(cost_rows)
   echo
   { echo "workload|ours|gocryptfs|ours/gocryptfs|target"; echo "$rows"; } | column -t -s '|'
@@ -530,7 +623,7 @@ report() {
          "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" --no-optional-locks status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')${STALE:-}"
     if [ "$RUNS" -gt 1 ]; then
       echo "- Raw seconds (fio rows: read MiB/s) per run:"
-      for wl in "${WORKLOADS[@]}"; do
+      for wl in "${FS_WORKLOADS[@]}"; do
         echo "  - ${LABEL[$wl]}: ours ${TIMES[space,$wl]:--}; gocryptfs ${TIMES[gocryptfs,$wl]:--}" \
              "${TIMES[space,$wl:w]:+(write MiB/s: ours ${TIMES[space,$wl:w]}; gocryptfs ${TIMES[gocryptfs,$wl:w]:--})}"
       done
@@ -551,7 +644,13 @@ for wl in "${WORKLOADS[@]}"; do
     *,sqlite) command -v sqlite3 > /dev/null || die "sqlite3 not installed (run scripts/setup.sh)" ;;
   esac
 done
-for fs in "${FSES[@]}"; do
+if [ ${#SYNC_WLS[@]} -gt 0 ]; then
+  command -v syncthing > /dev/null || die "syncthing not installed (Debian package syncthing) for the sync_ rows"
+fi
+CHECK_FSES=("${FSES[@]}") # the sync_ rows run our CLI from dist/ whatever BENCH_FS says
+[ ${#SYNC_WLS[@]} -eq 0 ] || [[ " ${FSES[*]} " == *" space "* ]] || CHECK_FSES+=(space)
+[ ${#FS_WORKLOADS[@]} -gt 0 ] || CHECK_FSES=(space)
+for fs in "${CHECK_FSES[@]}"; do
   case $fs in
     gocryptfs) command -v gocryptfs > /dev/null || die "gocryptfs not installed (run scripts/setup.sh)" ;;
     space)
@@ -575,17 +674,19 @@ log "load average $LOAD_START"
 # One file system mounted at a time, so neither daemon's background work (write-back, commits,
 # GC) runs during the other's steps; the order alternates between runs.
 order=("${FSES[@]}")
-for run in $(seq "$RUNS"); do
+[ ${#FS_WORKLOADS[@]} -gt 0 ] || RUNS_FS=0
+for run in $(seq "${RUNS_FS:-$RUNS}"); do
   [ "$RUNS" -eq 1 ] || log "run $run of $RUNS: ${order[*]}"
   for fs in "${order[@]}"; do
     "start_$fs"
     log "$fs mounted at ${MNT[$fs]} (pid ${PID[$fs]})"
-    for wl in "${WORKLOADS[@]}"; do run_step "$fs" "$wl"; done
+    for wl in "${FS_WORKLOADS[@]}"; do run_step "$fs" "$wl"; done
     rm -f "${MNT[$fs]}/big" "${MNT[$fs]}"/fio.*.0 "${MNT[$fs]}"/bench.db* # the next run starts from an empty mount
     stop_fs "$fs"
     if [ "${RC[$fs]}" != 0 ]; then log "$fs: daemon did not exit cleanly (status ${RC[$fs]})"; FAILED=1; fi
   done
   order=("${order[@]:1}" "${order[0]}")
 done
+run_sync
 report
 exit "$FAILED"

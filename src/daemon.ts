@@ -74,6 +74,8 @@ export interface MountedDrive {
   readonly kernel: KernelNames
   /** The open file handles (a merge swapped in keeps their nodes, src/fs/tree/adopt.ts). */
   readonly handles: Handles
+  /** Quick commits (commit-policy.ts): on while a hub is configured, so a saved file reaches the other devices soon. */
+  quickCommits: (on: boolean) => void
   /** Commits, unmounts and closes the store. Safe to call twice. */
   stop: () => Promise<void>
 }
@@ -104,7 +106,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   const kernel = new KernelNames(drive.tree.links)
   const handles = new Handles()
   const ops = buildOps(
-    { tree: drive.tree, handles, statfs, changed: cfg.onChange ?? (() => {}), kernel },
+    { tree: drive.tree, handles, statfs, changed: (kind, path, to) => { policy.changed(); cfg.onChange?.(kind, path, to) }, kernel },
     {
       onError: (op, path, err) => log(`error: ${op}${where(path)}: ${(err as Error)?.stack ?? String(err)}`),
       onNoSpace: (op, path, err) => policy.noSpace(`${op}${where(path)}: ${(err as Error).message}`)
@@ -136,6 +138,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     mountpoint,
     kernel,
     handles,
+    quickCommits: on => policy.setQuick(on),
     stop: () => {
       stopping ??= (async () => {
         policy.stop()

@@ -126,6 +126,7 @@ export class Service implements DaemonApi {
           onEvent: e => this.events.pushSync(syncEventJson(e)),
           onChange: c => this.events.push(c.kind, c.path, c.to)
         })
+        m.quickCommits(true)
         this.cfg.log?.(`sync: with ${this.prepared.config.hub} as ${this.prepared.config.deviceName}`)
       } catch (err) {
         this.cfg.log?.(`sync: not started: ${(err as Error).message}`)

@@ -1,13 +1,20 @@
 // When a mounted drive commits: about once a second while something changed, so writes without
-// fsync become durable within about a second, like a journaling file system. Failures are
-// logged once per kind, not once per second.
+// fsync become durable within about a second, like a journaling file system. With quick commits
+// on (a hub is configured: a commit is what the other devices see), also QUIET_MS after changes
+// pause, so a small file saved reaches them in a fraction of the interval; a steady stream of
+// writes still commits once per interval. Failures are logged once per kind, not once per second.
 export interface Committable {
   readonly dirty: boolean
   commit: () => Promise<unknown>
 }
 
+/** Quick commits: how long changes must pause before a commit (ms). */
+export const QUIET_MS = 100
+
 export class CommitPolicy {
   private timer: NodeJS.Timeout | null = null
+  private quiet: NodeJS.Timeout | null = null
+  private quick = false
   private memTimer: NodeJS.Timeout | null = null
   private lastFailure = ''
   private noSpaceLogged = false
@@ -15,24 +22,39 @@ export class CommitPolicy {
   constructor (private readonly target: Committable, private readonly log: (line: string) => void, private readonly intervalMs = 1000) {}
 
   start (): void {
-    this.timer = setInterval(() => {
-      if (!this.target.dirty) return
-      this.target.commit().then(() => {
-        this.noSpaceLogged = false
-        if (this.lastFailure !== '') this.log('commits succeed again')
-        this.lastFailure = ''
-      }, err => {
-        const msg = (err as Error).message
-        if (msg !== this.lastFailure) this.log(`commit failed: ${msg}`)
-        this.lastFailure = msg
-      })
-    }, this.intervalMs)
+    this.timer = setInterval(() => this.commitIfDirty(), this.intervalMs)
     if (process.env.SPACE_DEBUG_MEMORY === '1') {
       this.memTimer = setInterval(() => {
         const m = process.memoryUsage()
         this.log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20} external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
       }, 2000)
     }
+  }
+
+  /** Quick commits on or off (see the top of this file). */
+  setQuick (on: boolean): void {
+    this.quick = on
+    if (!on && this.quiet != null) { clearTimeout(this.quiet); this.quiet = null }
+  }
+
+  /** Something changed in the tree: with quick commits on, (re)arms the quiet timer. */
+  changed (): void {
+    if (!this.quick || this.timer == null) return
+    if (this.quiet != null) { this.quiet.refresh(); return }
+    this.quiet = setTimeout(() => { this.quiet = null; this.commitIfDirty() }, QUIET_MS)
+  }
+
+  private commitIfDirty (): void {
+    if (!this.target.dirty) return
+    this.target.commit().then(() => {
+      this.noSpaceLogged = false
+      if (this.lastFailure !== '') this.log('commits succeed again')
+      this.lastFailure = ''
+    }, err => {
+      const msg = (err as Error).message
+      if (msg !== this.lastFailure) this.log(`commit failed: ${msg}`)
+      this.lastFailure = msg
+    })
   }
 
   /** A write refused for a full disk: one log line until a commit succeeds again. */
@@ -44,6 +66,7 @@ export class CommitPolicy {
   stop (): void {
     if (this.timer != null) clearInterval(this.timer)
     if (this.memTimer != null) clearInterval(this.memTimer)
-    this.timer = this.memTimer = null
+    if (this.quiet != null) clearTimeout(this.quiet)
+    this.timer = this.memTimer = this.quiet = null
   }
 }

@@ -146,11 +146,17 @@ export class SyncEngine {
     await this.publishing.catch(() => {})
   }
 
-  /** A local commit is durable: publish it as the next entry, then push. Serial, in commit order. */
+  /**
+   * A local commit is durable: publish it as the next entry, then push. Serial, in commit order.
+   * The heads are taken now, as of this commit's tree: a merge that starts before the publish
+   * runs must not lend its head to a commit without its changes (the other device would then
+   * take the difference for a change of ours and make conflict copies of its own files).
+   */
   committed (head: LocalHead): void {
+    const heads = [...this.merged.values()]
     this.publishing = this.publishing.then(async () => {
       if (head.localSeq <= this.deps.log.state.localSeq) return
-      const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, [...this.merged.values()])
+      const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, heads)
       await this.deps.entries.put(signed)
       this.kickPush()
     }).catch(err => this.fail(`publishing local commit ${head.localSeq}`, err))

@@ -1,0 +1,79 @@
+// Files that grow on one device over many commits while the other device merges each commit as
+// it arrives (the replication bench's bulk workload, smaller): the writer's drive never gets
+// conflict copies of its own files back, and both mounts end with exactly the files written.
+// Real processes on 127.0.0.1: a hub and two daemons of one identity, each with its own mount.
+// TODO (fails today, so marked todo): the writer's drive adopts merges while its files are being
+// written and logs "bug: directory id ... used before its entries were loaded" (commits and
+// pulls fail), files end short and conflict copies appear (src/fs/tree/adopt.ts under writes).
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Mount, tempDirs, removeDirs, type Dirs } from '../helpers/mount.js'
+import { cli, baseEnv, mnemonicFrom, startHub, type HubProcess } from '../keys/helpers.js'
+
+const INSECURE = ['--keystore', 'file', '--insecure-no-passphrase']
+const FILES = 6
+const MIB_PER_FILE = 16
+
+describe('files growing on one device while the other merges', { timeout: 300_000 }, () => {
+  let hub: HubProcess
+  let hubDirs: Dirs
+  const devs: Array<{ dirs: Dirs, m: Mount | null }> = []
+
+  before(async () => {
+    hubDirs = tempDirs('space-grow-hub-')
+    hub = await startHub(join(hubDirs.base, 'hub'))
+    for (const name of ['alpha', 'beta']) devs.push({ dirs: tempDirs(`space-grow-${name}-`), m: null })
+    const a = await cli(['init', '--config-dir', devs[0].dirs.config, ...INSECURE], { env: baseEnv() })
+    assert.equal(a.code, 0, a.stderr)
+    const b = await cli(['init', '--restore', '--config-dir', devs[1].dirs.config, ...INSECURE], { input: mnemonicFrom(a.stdout).split(' ').join('\n') + '\n', env: baseEnv() })
+    assert.equal(b.code, 0, b.stderr)
+    for (const [i, name] of ['alpha', 'beta'].entries()) {
+      const r = await cli(['sync', 'hub', hub.url, '--device-name', name, '--config-dir', devs[i].dirs.config], { env: baseEnv() })
+      assert.equal(r.code, 0, r.stderr)
+    }
+    for (const d of devs) d.m = await Mount.start(d.dirs)
+  })
+
+  after(async () => {
+    for (const d of devs) await d.m?.cleanup()
+    await hub?.stop()
+    for (const d of devs) removeDirs(d.dirs)
+    if (hubDirs != null) removeDirs(hubDirs)
+  })
+
+  it('come out whole on both devices, with no conflict copies', { todo: 'adopt under concurrent writes loses writes (see the top of this file)' }, async () => {
+    const [A, B] = devs.map(d => d.m!)
+    const sums: string[] = []
+    const names = Array.from({ length: FILES }, (_, i) => `grow-${i}.bin`)
+    for (const name of names) {
+      // 1 MiB writes with pauses: each file spans several of A's commits, each merged by B.
+      const h = createHash('sha256')
+      const fd = openSync(A.path(name), 'w')
+      for (let k = 0; k < MIB_PER_FILE; k++) {
+        const chunk = randomBytes(1 << 20)
+        writeSync(fd, chunk); h.update(chunk)
+        if (k % 4 === 3) await sleep(150)
+      }
+      closeSync(fd)
+      sums.push(h.digest('hex'))
+    }
+    const size = MIB_PER_FILE << 20
+    const deadline = Date.now() + 60_000
+    while (!names.every(n => { try { return statSync(B.path(n)).size === size } catch { return false } })) {
+      assert.ok(Date.now() < deadline, `B's mount: ${readdirSync(B.mnt).map(n => `${n} ${statSync(B.path(n)).size}`).join(', ')}\nA: ${A.stderr.slice(-3000)}\nB: ${B.stderr.slice(-3000)}`)
+      await sleep(100)
+    }
+    await sleep(3000) // B's entries for the last merges reach A and are merged there
+    for (const m of [A, B]) {
+      assert.deepEqual(readdirSync(m.mnt).sort(), names, `${m === A ? 'A' : 'B'}'s mount holds exactly the files written`)
+      for (const [i, n] of names.entries()) {
+        assert.equal(createHash('sha256').update(readFileSync(m.path(n))).digest('hex'), sums[i], `${n} in ${m === A ? 'A' : 'B'}'s mount`)
+      }
+    }
+    assert.doesNotMatch(A.stderr + B.stderr, /bug:|error: sealing|commit failed/)
+  })
+})
