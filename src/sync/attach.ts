@@ -20,7 +20,7 @@ import type { PathChange } from './snapshot-write.js'
 /** What sync needs of the mount (daemon.ts MountedDrive). */
 export interface MountView {
   drive: Drive
-  handles: { openFiles: () => FileNode[] }
+  handles: { openFiles: () => FileNode[], writersOpen: () => boolean }
   kernel: { invalidatePath: (path: string) => Promise<number>, invalidateEntry: (dir: string, name: string) => Promise<number> }
 }
 
@@ -155,6 +155,10 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       return headOf(drive.head)
     },
     adopt: async (ref, changes, expect) => {
+      // A file open for writing keeps writing into its node; swapping the tree under it could
+      // lose what it writes before its folder loads again. The merge waits for the writers
+      // (the engine retries it at the next poll).
+      if (m.handles.writersOpen()) return false
       const info = await tree.adopt(ref, expect, m.handles.openFiles())
       if (info == null) return false
       await invalidate(m.kernel, changes)

@@ -390,6 +390,8 @@ export class SyncEngine {
       }
       this.merged.clear()
       for (const [k, v] of before) this.merged.set(k, v)
+      // Refused: a local change landed first, or a file is open for writing. Wait a little.
+      await new Promise(resolve => setTimeout(resolve, Math.min(1000, 50 * (attempt + 1))).unref())
     }
     throw new Error(`could not merge ${label}: local changes kept landing first`)
   }

@@ -55,3 +55,14 @@ test('a tree with uncommitted changes, or a newer commit than expected, refuses 
   assert.equal(await tree.adopt({ root: theirs.root, links: theirs.links }, seq), null, 'a commit since `expect` refuses too')
   assert.equal(sink.all().length, 2)
 })
+
+test('a node of the tree before the swap, changed through a handle afterwards, does not break the next commit', async () => {
+  const { tree, store, sink } = await buildTree({ 'dir/old.txt': 'x' })
+  const old = await tree.lookup('/dir/old.txt') as FileNode
+  const theirs = await otherDevice(store, sink.last!, async t => { await t.mkdir('/new', 0o755) })
+  assert.ok(await tree.adopt({ root: theirs.root, links: theirs.links }, tree.head.seq) != null)
+  await tree.chmod(old, 0o600) // e.g. fchmod on a descriptor opened before the swap
+  await tree.create('/after.txt', 0o644)
+  await tree.commit()
+  assert.deepEqual(Object.keys(await listTree(sink.reopen(store))).sort(), ['after.txt', 'dir/old.txt', 'new/'])
+})

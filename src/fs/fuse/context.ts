@@ -39,6 +39,12 @@ export class Handles {
     return [...out]
   }
 
+  /** Whether some file is open for writing (O_WRONLY or O_RDWR): a merge waits until none is. */
+  writersOpen (): boolean {
+    for (const h of this.table.values()) if ((h.flags & 3) !== 0 && h.node instanceof FileNodeClass) return true
+    return false
+  }
+
   isOpen (node: Node): boolean {
     for (const h of this.table.values()) if (h.node === node) return true
     return false

@@ -12,8 +12,17 @@ export function isLoaded (dir: DirNode): boolean { return dir.children != null }
 /** A directory that starts with no entries (new, or stored without a directory node). */
 export function startEmpty (dir: DirNode): void { dir.children = new Map() }
 
-/** Forgets the loaded entries (the directory now names another node: they load again from it). */
-export function unloadEntries (dir: DirNode): void { dir.children = null; dir.subdirs = 0; dir.loading = null }
+/**
+ * Forgets the loaded entries (the directory now names another node: they load again from it).
+ * The old children are cut loose: a change to one of them later (through a handle opened before)
+ * must not mark this directory dirty while its entries are not loaded.
+ */
+export function unloadEntries (dir: DirNode): void {
+  for (const child of dir.children?.values() ?? []) if (child.parent === dir) child.parent = null
+  dir.children = null
+  dir.subdirs = 0
+  dir.loading = null
+}
 
 /** The entries of a loaded directory (a live view: callers must not hold it across changes). */
 export function entryMap (dir: DirNode): ReadonlyMap<string, Node> { return loaded(dir) }
