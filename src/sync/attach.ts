@@ -13,7 +13,7 @@ import type { BlockStore } from '../fs/tree/ports.js'
 import { openAccount, KEYSTORE_PASSPHRASE_ENV } from '../keys/account.js'
 import { FetchingStore, Downloader, type DownloadStatus } from './fetching-store.js'
 import { HttpBlockTransport } from './transport-http.js'
-import { readSyncConfig, startDeviceSync, type SyncConfig, type DeviceSync } from './device.js'
+import { hubTransport, readSyncConfig, startDeviceSync, type SyncConfig, type DeviceSync } from './device.js'
 import type { LiveDrive, LocalHead, SyncEvent, SyncStatus } from './engine.js'
 import type { PathChange } from './snapshot-write.js'
 
@@ -125,17 +125,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
 }): Promise<SyncAttachment> {
   const account = await openAccount(opts.configDir, { passphrase: process.env[KEYSTORE_PASSPHRASE_ENV] })
   const { config } = prep
-  const transport = new HttpBlockTransport(config.hub, {
-    userId: Buffer.from(config.userId, 'base64url'),
-    deviceKey: account.device,
-    certificate: {
-      version: 1,
-      identityPublicKey: account.identity.signing.publicKey,
-      devicePublicKey: account.device.publicKey,
-      issuedAt: account.config.device.issuedAt,
-      signature: Buffer.from(account.config.device.signature, 'hex')
-    }
-  }, { insecureHttp: config.insecureHttp })
+  const transport = hubTransport(config, account)
   prep.setTransport(transport)
   const { drive } = m
   const tree = drive.tree

@@ -4,7 +4,7 @@
 // here too. Opens its own hub session from sync.json and the keystore; the caller says how the
 // log state is reached (the running engine's, or the state file when no daemon runs).
 import { openAccount, KEYSTORE_PASSPHRASE_ENV, type Account } from '../keys/account.js'
-import { readSyncConfig, type SyncConfig } from './device.js'
+import { hubTransport, readSyncConfig, type SyncConfig } from './device.js'
 import { HttpBlockTransport, postRevocation } from './transport-http.js'
 import { HttpEntryHub } from './entries-http.js'
 import { deriveDriveId } from './entry-keys.js'
@@ -44,17 +44,7 @@ async function withHub<T> (configDir: string, fn: (s: Session) => Promise<T>): P
   const config = await readSyncConfig(configDir)
   if (config == null) throw new DeviceAdminError('ERR_SYNC_NOT_CONFIGURED', 'no hub configured: space sync hub URL')
   const account = await openAccount(configDir, { passphrase: process.env[KEYSTORE_PASSPHRASE_ENV] })
-  const transport = new HttpBlockTransport(config.hub, {
-    userId: Buffer.from(config.userId, 'base64url'),
-    deviceKey: account.device,
-    certificate: {
-      version: 1,
-      identityPublicKey: account.identity.signing.publicKey,
-      devicePublicKey: account.device.publicKey,
-      issuedAt: account.config.device.issuedAt,
-      signature: Buffer.from(account.config.device.signature, 'hex')
-    }
-  }, { insecureHttp: config.insecureHttp, timeoutMs: 30_000 })
+  const transport = hubTransport(config, account, { timeoutMs: 30_000 })
   const driveId = deriveDriveId(account.identity.driveMaster)
   try {
     return await fn({ config, account, transport, hub: new HttpEntryHub(transport, driveId), driveId })

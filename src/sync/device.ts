@@ -86,3 +86,18 @@ export async function startDeviceSync (opts: {
   await engine.start()
   return { engine, transport: opts.transport, entries: hub, record, stop: async () => { await engine.stop(); await opts.transport.close() } }
 }
+
+/** This device's transport to the hub of `config`: the device key and its identity certificate. */
+export function hubTransport (config: SyncConfig, account: Account, opts: { timeoutMs?: number } = {}): HttpBlockTransport {
+  return new HttpBlockTransport(config.hub, {
+    userId: Buffer.from(config.userId, 'base64url'),
+    deviceKey: account.device,
+    certificate: {
+      version: 1,
+      identityPublicKey: account.identity.signing.publicKey,
+      devicePublicKey: account.device.publicKey,
+      issuedAt: account.config.device.issuedAt,
+      signature: Buffer.from(account.config.device.signature, 'hex')
+    }
+  }, { insecureHttp: config.insecureHttp, ...opts })
+}
