@@ -191,7 +191,7 @@ export interface SyncStatusJson {
  * with its 24 words, each runs `space sync hub URL` (`hubUrl(i)`: the hub, or a proxy in front
  * of it). The daemons are not started: call start() on each.
  */
-export async function devicesOf (names: string[], hubUrl: (i: number) => string): Promise<Device[]> {
+export async function devicesOf (names: string[], hubUrl: (i: number) => string, syncArgs: string[] = []): Promise<Device[]> {
   const devices = names.map(n => new Device(n, tempDirs(`space-sync-${n}-`)))
   const a = await cli(['init', '--config-dir', devices[0].dirs.config, ...INSECURE], { env: baseEnv() })
   assert.equal(a.code, 0, a.stderr)
@@ -201,7 +201,7 @@ export async function devicesOf (names: string[], hubUrl: (i: number) => string)
     assert.equal(r.code, 0, r.stderr)
   }
   for (const [i, d] of devices.entries()) {
-    const r = await cli(['sync', 'hub', hubUrl(i), '--device-name', d.name, '--config-dir', d.dirs.config], { env: baseEnv() })
+    const r = await cli(['sync', 'hub', hubUrl(i), '--device-name', d.name, '--config-dir', d.dirs.config, ...syncArgs], { env: baseEnv() })
     assert.equal(r.code, 0, r.stderr)
   }
   return devices
