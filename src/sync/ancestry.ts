@@ -25,6 +25,30 @@ async function ancestors (src: EntrySource, from: CID): Promise<Map<string, Sign
   return seen
 }
 
+
+/**
+ * Generation numbers over `all` (1 + the largest of the parents'; 0 for an entry not held),
+ * memoized, computed without recursion: long logs must not overflow the stack.
+ */
+function generations (all: Map<string, SignedEntry>): (key: string) => number {
+  const gen = new Map<string, number>()
+  return key => {
+    const stack = [key]
+    while (stack.length > 0) {
+      const k = stack[stack.length - 1]
+      if (gen.has(k)) { stack.pop(); continue }
+      const s = all.get(k)
+      if (s == null) { gen.set(k, 0); stack.pop(); continue }
+      const ps = parents(s).map(c => c.toString())
+      const missing = ps.filter(p => !gen.has(p))
+      if (missing.length > 0) { stack.push(...missing); continue }
+      gen.set(k, 1 + Math.max(0, ...ps.map(p => gen.get(p)!)))
+      stack.pop()
+    }
+    return gen.get(key)!
+  }
+}
+
 /**
  * The base of `a` and `b`. Each may be several states (a tree that merged several heads): their
  * ancestors together are its history.
@@ -37,28 +61,11 @@ export async function commonAncestor (src: EntrySource, a: CID | CID[], b: CID |
   }
   const left = await history(a)
   const right = await history(b)
-  const gen = new Map<string, number>()
-  const generation = (key: string, all: Map<string, SignedEntry>): number => {
-    const known = gen.get(key)
-    if (known != null) return known
-    // Iterative: long logs must not overflow the stack.
-    const stack = [key]
-    while (stack.length > 0) {
-      const k = stack[stack.length - 1]
-      const s = all.get(k)
-      if (s == null) { gen.set(k, 0); stack.pop(); continue }
-      const ps = parents(s).map(c => c.toString())
-      const missing = ps.filter(p => !gen.has(p))
-      if (missing.length > 0) { stack.push(...missing); continue }
-      gen.set(k, 1 + Math.max(0, ...ps.map(p => gen.get(p)!)))
-      stack.pop()
-    }
-    return gen.get(key)!
-  }
+  const generation = generations(left)
   let best: { key: string, g: number, s: SignedEntry } | null = null
   for (const [key, s] of right) {
     if (!left.has(key)) continue
-    const g = generation(key, left)
+    const g = generation(key)
     if (best == null || g > best.g || (g === best.g && key < best.key)) best = { key, g, s }
   }
   return best?.s ?? null
@@ -80,22 +87,7 @@ export async function commonAncestors (src: EntrySource, a: CID[], b: CID[]): Pr
   const left = await history(a)
   const right = await history(b)
   const common = [...left].filter(k => right.has(k))
-  const gen = new Map<string, number>()
-  const generation = (key: string): number => {
-    const stack = [key]
-    while (stack.length > 0) {
-      const k = stack[stack.length - 1]
-      if (gen.has(k)) { stack.pop(); continue }
-      const s = all.get(k)
-      if (s == null) { gen.set(k, 0); stack.pop(); continue }
-      const ps = parents(s).map(c => c.toString())
-      const missing = ps.filter(p => !gen.has(p))
-      if (missing.length > 0) { stack.push(...missing); continue }
-      gen.set(k, 1 + Math.max(0, ...ps.map(p => gen.get(p)!)))
-      stack.pop()
-    }
-    return gen.get(key)!
-  }
+  const generation = generations(all)
   common.sort((x, y) => generation(y) - generation(x) || (x < y ? -1 : x > y ? 1 : 0))
   const covered = new Set<string>()
   const out: SignedEntry[] = []
