@@ -5,16 +5,25 @@ import { FileNode } from '../../tree/nodes.js'
 import { TreeError } from '../../tree/errors.js'
 import { updated } from './attr.js'
 
+const O_RDWR = 2
+
 export async function open (ctx: OpContext, path: string, flags: number): Promise<number> {
   const node = await ctx.tree.lookup(path)
   return ctx.handles.add(node, flags)
 }
 
-/** `caller` (libfuse 3): the new file belongs to the user who created it, not the mount owner. */
+/**
+ * `caller` (libfuse 3): the new file belongs to the user who created it, not the mount owner.
+ * The handle counts as open for writing (O_RDWR) whatever the flags: a file is created to be
+ * written, and a merge swapped in under a writer it does not know of loses what the writer
+ * writes next (Handles.writersOpen). Registered with no write flag, every file made by
+ * open(O_CREAT) let merges through, and a file growing over several commits kept the size of
+ * the commit a merge came after.
+ */
 export async function create (ctx: OpContext, path: string, mode: number, caller?: Caller): Promise<number> {
   const f = await ctx.tree.create(path, mode, caller?.uid, caller?.gid)
   ctx.changed('created', path)
-  return ctx.handles.add(f, 0)
+  return ctx.handles.add(f, O_RDWR)
 }
 
 export async function read (ctx: OpContext, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
