@@ -20,7 +20,7 @@
       "variables": {
         "blake3": "<!(bash ../scripts/build-native.sh --blake3-dir)"
       },
-      "sources": ["src/space_block.c", "<(blake3)/blake3.c", "<(blake3)/blake3_dispatch.c", "<(blake3)/blake3_portable.c"],
+      "sources": ["src/space_block.c", "src/block/seal.c", "src/block/calls.c", "<(blake3)/blake3.c", "<(blake3)/blake3_dispatch.c", "<(blake3)/blake3_portable.c"],
       "include_dirs": ["<(blake3)"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-fvisibility=hidden"],

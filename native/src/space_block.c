@@ -22,7 +22,7 @@
 // per segment) opened under the remembered nonce. A segment that authenticates under the
 // verified object's nonce and its position can only be that object's: the CID pin holds.
 // sealSegments/openSegments are the same segment crypto, synchronous, for the seal worker and
-// the JS thread.
+// the JS thread (block/calls.c); the crypto itself is block/seal.c.
 //
 // Authentication binds a block to its file, index and type but not to its version: an older
 // sealed version of the same block authenticates. So before opening, the sealed bytes are hashed
@@ -32,8 +32,8 @@
 // scratch buffer, which the decryption reads next, while they are still in cache.
 #include <node_api.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include "blake3.h"
+#include "block/seal.h"
+#include "block/calls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -43,31 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define SEAL_V1 1
-#define SEAL_V2 2
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define HEADER_LEN (2 + NONCE_LEN)  // v1
-#define V2_HEADER (1 + NONCE_LEN)
-#define SEGMENT 4096
-#define SEGMENT_SEALED (SEGMENT + TAG_LEN)
-#define AD_V1_LEN 30
-#define AD_V2_PREFIX 29
-#define AD_V2_LEN (AD_V2_PREFIX + 5)
-#define POS_LEN (AD_V1_LEN + AD_V2_PREFIX) // per object: v1 AD, then v2's AD prefix
-#define KEY_LEN 32
-#define MAX_AD 64
-#define MAX_BLOCKS 256
-#define MAX_RUN (64 << 20)
-#define PAGE 4096
-#define DIGEST_LEN 32
-#define HASH_ENTRY (1 + DIGEST_LEN) // per block: multihash code (one byte), digest
-#define MH_BLAKE3 0x1e
-#define MH_SHA2_256 0x12
-
-// Run-level failures reject the promise; block-level ones are that block's result (negative).
-enum { OK, ERR_ERRNO, ERR_SHORT, ERR_AUTH, ERR_FORMAT, ERR_RANGE, ERR_NOMEM, ERR_MISMATCH, ERR_UNSUPPORTED };
 
 typedef struct { double offset, length, dst, room; } block_t; // as the caller's Float64Array
 
@@ -101,19 +76,8 @@ typedef struct {
 // One scratch buffer and cipher context per pool thread, kept for the thread's life.
 static __thread unsigned char *scratch;
 static __thread size_t scratch_len;
-static __thread EVP_CIPHER_CTX *ctx;
-static __thread EVP_CIPHER_CTX *ectx;
 static __thread unsigned char *pscratch; // readPart's plaintext before the asked-for bytes are copied out
 static __thread size_t pscratch_len;
-
-// The thread's decryption context, set up for AES-256-GCM once; later inits only load key and nonce.
-static EVP_CIPHER_CTX *dctx (void) {
-  if (ctx == NULL) {
-    if ((ctx = EVP_CIPHER_CTX_new()) == NULL) return NULL;
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) { EVP_CIPHER_CTX_free(ctx); ctx = NULL; }
-  }
-  return ctx;
-}
 
 static int grow (unsigned char **buf, size_t *len, size_t want) {
   if (*len >= want) return 0;
@@ -144,96 +108,6 @@ static int read_run (job_t *j, unsigned char **data) {
   return 0;
 }
 
-// The digest of `len` bytes under multihash `code` into out[DIGEST_LEN]; -1 for another code.
-static int digest (int code, const unsigned char *data, size_t len, unsigned char *out) {
-  if (code == MH_BLAKE3) {
-    blake3_hasher h;
-    blake3_hasher_init(&h);
-    blake3_hasher_update(&h, data, len);
-    blake3_hasher_finalize(&h, out, DIGEST_LEN);
-    return 0;
-  }
-  if (code == MH_SHA2_256) return EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
-  return -1;
-}
-
-// Plaintext length of a v2 object of `len` sealed bytes; -1 when no v2 object is that long.
-static int64_t v2_plain_length (size_t len) {
-  if (len < V2_HEADER + TAG_LEN) return -1;
-  size_t body = len - V2_HEADER, full = body / SEGMENT_SEALED, rest = body - full * SEGMENT_SEALED;
-  if (rest == 0) return (int64_t)(full * SEGMENT);
-  if (rest < TAG_LEN || (rest == TAG_LEN && full > 0)) return -1;
-  return (int64_t)(full * SEGMENT + rest - TAG_LEN);
-}
-
-static size_t segments_of (int64_t plain) { return plain <= 0 ? 1 : (size_t)((plain + SEGMENT - 1) / SEGMENT); }
-
-static void segment_iv (unsigned char *iv, const unsigned char *nonce, uint32_t s) {
-  memcpy(iv, nonce, NONCE_LEN);
-  iv[8] ^= (unsigned char)(s >> 24); iv[9] ^= (unsigned char)(s >> 16); iv[10] ^= (unsigned char)(s >> 8); iv[11] ^= (unsigned char)s;
-}
-
-static void segment_ad (unsigned char *ad, const unsigned char *prefix, uint32_t s, bool last) {
-  memcpy(ad, prefix, AD_V2_PREFIX);
-  ad[AD_V2_PREFIX] = (unsigned char)(s >> 24); ad[AD_V2_PREFIX + 1] = (unsigned char)(s >> 16);
-  ad[AD_V2_PREFIX + 2] = (unsigned char)(s >> 8); ad[AD_V2_PREFIX + 3] = (unsigned char)s;
-  ad[AD_V2_PREFIX + 4] = last ? 1 : 0;
-}
-
-// Opens consecutive sealed v2 segments numbered s0, s0 + 1, ... (`len` sealed bytes back to
-// back) into dst; segment `last_seg` is the object's final one (AD last = 1). Returns the
-// plaintext length, or -ERR_AUTH with dst zeroed.
-static int64_t open_segs (const unsigned char *key, const unsigned char *prefix, const unsigned char *nonce,
-                          uint32_t s0, uint32_t last_seg, const unsigned char *segs, size_t len, unsigned char *dst) {
-  size_t full = len / SEGMENT_SEALED, rest = len - full * SEGMENT_SEALED;
-  if ((rest != 0 && rest < TAG_LEN) || len == 0) return -ERR_AUTH;
-  size_t count = full + (rest != 0), total = len - count * TAG_LEN;
-  EVP_CIPHER_CTX *c = dctx();
-  if (c == NULL) return -ERR_NOMEM;
-  if (EVP_DecryptInit_ex(c, NULL, NULL, key, NULL) != 1) return -ERR_NOMEM;
-  unsigned char iv[NONCE_LEN], ad[AD_V2_LEN];
-  size_t off = 0, out = 0;
-  for (size_t k = 0; k < count; k++) {
-    uint32_t s = s0 + (uint32_t)k;
-    size_t seg = len - off < SEGMENT_SEALED ? len - off : SEGMENT_SEALED;
-    size_t ct = seg - TAG_LEN;
-    int n = 0, fin = 0;
-    segment_iv(iv, nonce, s);
-    segment_ad(ad, prefix, s, s == last_seg);
-    if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, iv) != 1 ||
-        EVP_DecryptUpdate(c, NULL, &n, ad, AD_V2_LEN) != 1 ||
-        (ct > 0 && EVP_DecryptUpdate(c, dst + out, &n, segs + off, (int)ct) != 1) ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(segs + off + ct)) != 1 ||
-        EVP_DecryptFinal_ex(c, dst + out + ct, &fin) != 1) {
-      memset(dst, 0, total);
-      return -ERR_AUTH;
-    }
-    off += seg;
-    out += ct;
-  }
-  return (int64_t)out;
-}
-
-// Opens a v1 object (sealed[0] checked by the caller) into dst; plaintext length or -status.
-static int64_t open_v1 (job_t *j, const unsigned char *ad, unsigned char *sealed, size_t len, unsigned char *dst, size_t room) {
-  if (len < HEADER_LEN + TAG_LEN) return -ERR_AUTH;
-  if (sealed[1] != j->type) return -ERR_AUTH;
-  size_t ct = len - HEADER_LEN - TAG_LEN;
-  if (ct > room || ct > INT_MAX) return -ERR_RANGE;
-  EVP_CIPHER_CTX *c = dctx();
-  if (c == NULL) return -ERR_NOMEM;
-  int n = 0, fin = 0;
-  if (EVP_DecryptInit_ex(c, NULL, NULL, j->key, sealed + 2) != 1 ||
-      EVP_DecryptUpdate(c, NULL, &n, ad, AD_V1_LEN) != 1 ||
-      EVP_DecryptUpdate(c, dst, &n, sealed + HEADER_LEN, (int)ct) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, sealed + HEADER_LEN + ct) != 1 ||
-      EVP_DecryptFinal_ex(c, dst + n, &fin) != 1) {
-    memset(dst, 0, ct);
-    return -ERR_AUTH;
-  }
-  return (int64_t)n + fin;
-}
-
 // Checks `len` sealed bytes against block i's digest; 0 or -status.
 static int64_t check_hash (job_t *j, size_t i, const unsigned char *sealed, size_t len) {
   const unsigned char *want = j->hashes + i * HASH_ENTRY;
@@ -253,7 +127,7 @@ static int64_t open_block (job_t *j, size_t i, unsigned char *sealed, size_t len
     return h;
   }
   if (len < 1) return -ERR_AUTH;
-  if (sealed[0] == SEAL_V1) return open_v1(j, ad, sealed, len, dst, room);
+  if (sealed[0] == SEAL_V1) return open_v1(j->key, j->type, ad, sealed, len, dst, room);
   if (sealed[0] != SEAL_V2) return -ERR_FORMAT;
   int64_t plain = v2_plain_length(len);
   if (plain < 0) return -ERR_AUTH;
@@ -288,7 +162,7 @@ static int64_t read_part (job_t *j) {
     if (sealed[0] == SEAL_V1) {
       if (j->first != 0) return -ERR_FORMAT;
       if (grow(&pscratch, &pscratch_len, reclen) != 0) return -ERR_NOMEM;
-      int64_t n = open_v1(j, ad, sealed, reclen, pscratch, pscratch_len);
+      int64_t n = open_v1(j->key, j->type, ad, sealed, reclen, pscratch, pscratch_len);
       if (n < 0) return n;
       int64_t end = j->to < n ? j->to : n;
       if (end <= j->from) return 0;
@@ -551,111 +425,6 @@ static napi_value read_part_fn (napi_env env, napi_callback_info info) {
     return NULL;
   }
   return promise;
-}
-
-// sealSegments(key, adPrefix: Uint8Array(29), nonce: Uint8Array(12), first, plain, out) -> bytes
-//   written: plain sealed as v2 segments first, first + 1, ... (the last one with last = 1) into
-//   out (ciphertext | tag per segment, no header), on the calling thread. Segments are sealed
-//   from the last one back through a 4 KiB buffer, so `out` may lie in the same memory as
-//   `plain`, starting at or after it.
-static napi_value seal_segments (napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], res;
-  void *key, *prefix, *nonce, *plain, *out;
-  size_t keylen, prefixlen, noncelen, plainlen, outlen;
-  int64_t first;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 ||
-      bytes_of(env, argv[0], napi_uint8_array, &key, &keylen) != 0 || bytes_of(env, argv[1], napi_uint8_array, &prefix, &prefixlen) != 0 ||
-      bytes_of(env, argv[2], napi_uint8_array, &nonce, &noncelen) != 0 || napi_get_value_int64(env, argv[3], &first) != napi_ok ||
-      bytes_of(env, argv[4], napi_uint8_array, &plain, &plainlen) != 0 || bytes_of(env, argv[5], napi_uint8_array, &out, &outlen) != 0) {
-    napi_throw_type_error(env, NULL, "sealSegments(key, adPrefix, nonce, first, plain, out)");
-    return NULL;
-  }
-  size_t count = segments_of((int64_t)plainlen), total = plainlen + count * TAG_LEN;
-  if (keylen != KEY_LEN || prefixlen != AD_V2_PREFIX || noncelen != NONCE_LEN || first < 0 || (uint64_t)first > UINT32_MAX - count ||
-      outlen < total || plainlen > INT_MAX) {
-    napi_throw_range_error(env, NULL, "sealSegments: a bad key, prefix, nonce, first segment or output size");
-    return NULL;
-  }
-  if (ectx == NULL) {
-    if ((ectx = EVP_CIPHER_CTX_new()) == NULL || EVP_EncryptInit_ex(ectx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
-      if (ectx != NULL) { EVP_CIPHER_CTX_free(ectx); ectx = NULL; }
-      napi_throw_error(env, NULL, "sealSegments: out of memory");
-      return NULL;
-    }
-  }
-  unsigned char iv[NONCE_LEN], ad[AD_V2_LEN], tmp[SEGMENT];
-  bool fail = EVP_EncryptInit_ex(ectx, NULL, NULL, key, NULL) != 1;
-  for (size_t k = count; !fail && k-- > 0;) {
-    uint32_t s = (uint32_t)first + (uint32_t)k;
-    size_t from = k * SEGMENT, len = plainlen - from < SEGMENT ? plainlen - from : SEGMENT;
-    int n = 0, fin = 0;
-    segment_iv(iv, nonce, s);
-    segment_ad(ad, prefix, s, k == count - 1);
-    unsigned char *dst = (unsigned char *)out + k * SEGMENT_SEALED;
-    fail = EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, iv) != 1 ||
-      EVP_EncryptUpdate(ectx, NULL, &n, ad, AD_V2_LEN) != 1 ||
-      (len > 0 && EVP_EncryptUpdate(ectx, tmp, &n, (unsigned char *)plain + from, (int)len) != 1) ||
-      EVP_EncryptFinal_ex(ectx, tmp + len, &fin) != 1;
-    if (!fail) {
-      memmove(dst, tmp, len);
-      fail = EVP_CIPHER_CTX_ctrl(ectx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, dst + len) != 1;
-    }
-  }
-  OPENSSL_cleanse(tmp, sizeof tmp);
-  if (fail) { napi_throw_error(env, NULL, "sealSegments: AES-GCM failed"); return NULL; }
-  napi_create_int64(env, (int64_t)total, &res);
-  return res;
-}
-
-// openSegments(key, adPrefix(29), nonce(12), first, lastSegment, segs, out) -> plaintext length,
-//   or -3 (authentication failed; out zeroed): sealed segments first, first + 1, ... back to
-//   back, of an object whose final segment is lastSegment, opened on the calling thread.
-static napi_value open_segments (napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], res;
-  void *key, *prefix, *nonce, *segs, *out;
-  size_t keylen, prefixlen, noncelen, segslen, outlen;
-  int64_t first, last;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 ||
-      bytes_of(env, argv[0], napi_uint8_array, &key, &keylen) != 0 || bytes_of(env, argv[1], napi_uint8_array, &prefix, &prefixlen) != 0 ||
-      bytes_of(env, argv[2], napi_uint8_array, &nonce, &noncelen) != 0 || napi_get_value_int64(env, argv[3], &first) != napi_ok ||
-      napi_get_value_int64(env, argv[4], &last) != napi_ok ||
-      bytes_of(env, argv[5], napi_uint8_array, &segs, &segslen) != 0 || bytes_of(env, argv[6], napi_uint8_array, &out, &outlen) != 0) {
-    napi_throw_type_error(env, NULL, "openSegments(key, adPrefix, nonce, first, lastSegment, segs, out)");
-    return NULL;
-  }
-  size_t count = segslen / SEGMENT_SEALED + (segslen % SEGMENT_SEALED != 0);
-  if (keylen != KEY_LEN || prefixlen != AD_V2_PREFIX || noncelen != NONCE_LEN || first < 0 || last < first || last > UINT32_MAX ||
-      segslen == 0 || segslen > INT_MAX || outlen < segslen - count * TAG_LEN) {
-    napi_throw_range_error(env, NULL, "openSegments: a bad key, prefix, nonce, segment numbers or output size");
-    return NULL;
-  }
-  int64_t n = open_segs(key, prefix, nonce, (uint32_t)first, (uint32_t)last, segs, segslen, out);
-  napi_create_int64(env, n, &res);
-  return res;
-}
-
-// digest(code, bytes: Uint8Array) -> Uint8Array(32): the hash openRun checks blocks with, on the
-//   calling thread (for tests and measurements); throws for a code other than 0x1e and 0x12.
-static napi_value digest_of (napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], out;
-  int32_t code;
-  void *data, *outp;
-  size_t len;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_int32(env, argv[0], &code) != napi_ok || bytes_of(env, argv[1], napi_uint8_array, &data, &len) != 0) {
-    napi_throw_type_error(env, NULL, "digest(code, bytes: Uint8Array)");
-    return NULL;
-  }
-  unsigned char md[DIGEST_LEN];
-  if (digest(code, data, len, md) != 0) { napi_throw_range_error(env, NULL, "digest: unsupported multihash code"); return NULL; }
-  napi_value ab;
-  if (napi_create_arraybuffer(env, DIGEST_LEN, &outp, &ab) != napi_ok ||
-      napi_create_typedarray(env, napi_uint8_array, DIGEST_LEN, ab, 0, &out) != napi_ok) return NULL;
-  memcpy(outp, md, DIGEST_LEN);
-  return out;
 }
 
 NAPI_MODULE_INIT () {

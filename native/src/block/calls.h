@@ -1,0 +1,9 @@
+// N-API calls of the block addon that run on the calling thread (block/calls.c).
+#ifndef SPACE_BLOCK_CALLS_H
+#define SPACE_BLOCK_CALLS_H
+#include <node_api.h>
+
+napi_value seal_segments (napi_env env, napi_callback_info info);
+napi_value open_segments (napi_env env, napi_callback_info info);
+napi_value digest_of (napi_env env, napi_callback_info info);
+#endif
