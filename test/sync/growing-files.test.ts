@@ -12,42 +12,19 @@ import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } f
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Mount, tempDirs, removeDirs, type Dirs } from '../helpers/mount.js'
-import { cli, baseEnv, mnemonicFrom, startHub, type HubProcess } from '../keys/helpers.js'
+import { Cluster } from './helpers-devices.js'
 
-const INSECURE = ['--keystore', 'file', '--insecure-no-passphrase']
 const FILES = 6
 const MIB_PER_FILE = 16
 
 describe('files growing on one device while the other merges', { timeout: 300_000 }, () => {
-  let hub: HubProcess
-  let hubDirs: Dirs
-  const devs: Array<{ dirs: Dirs, m: Mount | null }> = []
+  let c: Cluster
 
-  before(async () => {
-    hubDirs = tempDirs('space-grow-hub-')
-    hub = await startHub(join(hubDirs.base, 'hub'))
-    for (const name of ['alpha', 'beta']) devs.push({ dirs: tempDirs(`space-grow-${name}-`), m: null })
-    const a = await cli(['init', '--config-dir', devs[0].dirs.config, ...INSECURE], { env: baseEnv() })
-    assert.equal(a.code, 0, a.stderr)
-    const b = await cli(['init', '--restore', '--config-dir', devs[1].dirs.config, ...INSECURE], { input: mnemonicFrom(a.stdout).split(' ').join('\n') + '\n', env: baseEnv() })
-    assert.equal(b.code, 0, b.stderr)
-    for (const [i, name] of ['alpha', 'beta'].entries()) {
-      const r = await cli(['sync', 'hub', hub.url, '--device-name', name, '--config-dir', devs[i].dirs.config], { env: baseEnv() })
-      assert.equal(r.code, 0, r.stderr)
-    }
-    for (const d of devs) d.m = await Mount.start(d.dirs)
-  })
-
-  after(async () => {
-    for (const d of devs) await d.m?.cleanup()
-    await hub?.stop()
-    for (const d of devs) removeDirs(d.dirs)
-    if (hubDirs != null) removeDirs(hubDirs)
-  })
+  before(async () => { c = await Cluster.start('space-grow', ['alpha', 'beta']) })
+  after(async () => { await c?.stop() })
 
   it('come out whole on both devices, with no conflict copies', async () => {
-    const [A, B] = devs.map(d => d.m!)
+    const [A, B] = c.devs.map(d => d.mount)
     const sums: string[] = []
     const names = Array.from({ length: FILES }, (_, i) => `grow-${i}.bin`)
     for (const name of names) {

@@ -203,6 +203,7 @@ export async function devicesOf (names: string[], hubUrl: (i: number) => string,
   for (const [i, d] of devices.entries()) {
     const r = await cli(['sync', 'hub', hubUrl(i), '--device-name', d.name, '--config-dir', d.dirs.config, ...syncArgs], { env: baseEnv() })
     assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`as ${d.name}`))
   }
   return devices
 }
@@ -213,6 +214,43 @@ export async function cleanupDevices (devices: Device[]): Promise<void> {
   if (process.env.SPACE_TEST_SYNC_LOGS === '1') for (const d of devices) process.stderr.write(`--- ${d.name}\n${d.log}\n`)
   for (const d of devices) await d.m?.cleanup()
   for (const d of devices) removeDirs(d.dirs)
+}
+
+/**
+ * The fixture most sync tests open with: a hub, optionally a proxy per device in front of it
+ * (`proxies`), and `names` devices of one identity, started. stop() undoes all of it, in order,
+ * also after a failed start.
+ */
+export class Cluster {
+  hub!: Hub
+  readonly proxies: HubProxy[] = []
+  devs: Device[] = []
+  private hubDirs: Dirs | null = null
+
+  static async start (prefix: string, names: string[], opts: { proxies?: boolean, syncArgs?: string[] } = {}): Promise<Cluster> {
+    const c = new Cluster()
+    c.hubDirs = tempDirs(`${prefix}-hub-`)
+    c.hub = new Hub(join(c.hubDirs.base, 'hub'))
+    await c.hub.start()
+    if (opts.proxies === true) {
+      for (let i = 0; i < names.length; i++) {
+        const p = new HubProxy(() => c.hub.port)
+        await p.start()
+        c.proxies.push(p)
+      }
+    }
+    c.devs = await devicesOf(names, i => opts.proxies === true ? c.proxies[i].url : c.hub.url, opts.syncArgs)
+    for (const d of c.devs) await d.start()
+    return c
+  }
+
+  async stop (): Promise<void> {
+    for (const p of this.proxies) await p.release().catch(() => {})
+    await cleanupDevices(this.devs)
+    for (const p of this.proxies) await p.stop()
+    await this.hub?.stop()
+    if (this.hubDirs != null) removeDirs(this.hubDirs)
+  }
 }
 
 export { tempDirs, removeDirs, type Dirs }

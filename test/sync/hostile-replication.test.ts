@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import * as cbor from '@ipld/dag-cbor'
-import { Hub, HubProxy, devicesOf, cleanupDevices, until, read, tempDirs, removeDirs, type Device, type Dirs } from './helpers-devices.js'
+import { Cluster, until, read, type Hub, type HubProxy, type Device } from './helpers-devices.js'
 import { decodeEntry, signEntry, type SignedEntry } from '../../src/sync/entry.js'
 import { revokeDevice, encodeRevocation } from '../../src/sync/devices.js'
 import { postRevocation } from '../../src/sync/transport-http.js'
@@ -17,9 +17,9 @@ import { openAccount } from '../../src/keys/account.js'
 const pad = (n: number): string => String(n).padStart(10, '0')
 
 describe('a hub that lies to a device', { timeout: 150_000 }, () => {
-  let hubDirs: Dirs
+  let c: Cluster
   let hub: Hub
-  const proxies: HubProxy[] = []
+  let proxies: HubProxy[] = []
   let devs: Device[] = []
 
   /** Beta's own entry `seq`, from its push queue. */
@@ -73,27 +73,14 @@ describe('a hub that lies to a device', { timeout: 150_000 }, () => {
   }
 
   before(async () => {
-    hubDirs = tempDirs('space-hostile-hub-')
-    hub = new Hub(join(hubDirs.base, 'hub'))
-    await hub.start()
-    for (let i = 0; i < 2; i++) {
-      const p = new HubProxy(() => hub.port)
-      await p.start()
-      proxies.push(p)
-    }
     // Files on demand: a content block is fetched when read, so the test decides which fetch meets
     // the lying proxy (a background download could fetch it first, honestly).
-    devs = await devicesOf(['alpha', 'beta'], i => proxies[i].url, ['--on-demand'])
-    for (const d of devs) await d.start()
+    c = await Cluster.start('space-hostile', ['alpha', 'beta'], { proxies: true, syncArgs: ['--on-demand'] })
+    ;({ hub, proxies, devs } = c)
     await honestChange('start.txt', 'honest start\n')
   })
 
-  after(async () => {
-    await cleanupDevices(devs)
-    for (const p of proxies) await p.stop()
-    await hub?.stop()
-    if (hubDirs != null) removeDirs(hubDirs)
-  })
+  after(async () => { await c?.stop() })
 
   it('blocks with wrong bytes are refused: the merge waits, a read fails instead of returning them, and honest blocks then go through', async () => {
     const [A, B] = devs

@@ -7,41 +7,26 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { Hub, HubProxy, devicesOf, cleanupDevices, until, read, tempDirs, removeDirs, type Device, type Dirs } from './helpers-devices.js'
+import { Cluster, until, read, type Hub, type HubProxy, type Device } from './helpers-devices.js'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const shaOf = (p: string): string | null => existsSync(p) ? sha(readFileSync(p)) : null
 const MiB = 1024 * 1024
 
 describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
-  let hubDirs: Dirs
+  let c: Cluster
   let hub: Hub
-  const proxies: HubProxy[] = []
+  let proxies: HubProxy[] = []
   let devs: Device[] = []
 
   before(async () => {
-    hubDirs = tempDirs('space-crash-hub-')
-    hub = new Hub(join(hubDirs.base, 'hub'))
-    await hub.start()
-    for (let i = 0; i < 2; i++) {
-      const p = new HubProxy(() => hub.port)
-      await p.start()
-      proxies.push(p)
-    }
-    devs = await devicesOf(['alpha', 'beta'], i => proxies[i].url)
-    for (const d of devs) await d.start()
+    c = await Cluster.start('space-crash', ['alpha', 'beta'], { proxies: true })
+    ;({ hub, proxies, devs } = c)
     writeFileSync(devs[0].path('warm.txt'), 'up\n')
     await until('a first file across', () => read(devs[1].path('warm.txt')) === 'up\n')
   })
 
-  after(async () => {
-    for (const p of proxies) await p.release().catch(() => {})
-    await cleanupDevices(devs)
-    for (const p of proxies) await p.stop()
-    await hub?.stop()
-    if (hubDirs != null) removeDirs(hubDirs)
-  })
+  after(async () => { await c?.stop() })
 
   it('a device killed while it uploads a large file pushes it after the restart, and the other device gets it whole', async () => {
     const [A, B] = devs

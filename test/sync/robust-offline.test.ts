@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync, mkdirSync, readdirSync, renameSync, unlinkSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { Hub, HubProxy, devicesOf, cleanupDevices, until, read, tempDirs, removeDirs, type Device, type Dirs } from './helpers-devices.js'
+import { Cluster, until, read, type Hub, type HubProxy, type Device } from './helpers-devices.js'
 
 /** Every file under `dir` (relative path -> content), folders as 'dir'. */
 function tree (dir: string, prefix = ''): Map<string, string> {
@@ -22,30 +22,17 @@ function tree (dir: string, prefix = ''): Map<string, string> {
 }
 
 describe('devices that work while the hub is away', { timeout: 120_000 }, () => {
-  let hubDirs: Dirs
+  let c: Cluster
   let hub: Hub
-  const proxies: HubProxy[] = []
+  let proxies: HubProxy[] = []
   let devs: Device[] = []
 
   before(async () => {
-    hubDirs = tempDirs('space-robust-hub-')
-    hub = new Hub(join(hubDirs.base, 'hub'))
-    await hub.start()
-    for (let i = 0; i < 2; i++) {
-      const p = new HubProxy(() => hub.port)
-      await p.start()
-      proxies.push(p)
-    }
-    devs = await devicesOf(['alpha', 'beta'], i => proxies[i].url)
-    for (const d of devs) await d.start()
+    c = await Cluster.start('space-robust', ['alpha', 'beta'], { proxies: true })
+    ;({ hub, proxies, devs } = c)
   })
 
-  after(async () => {
-    await cleanupDevices(devs)
-    for (const p of proxies) await p.stop()
-    await hub?.stop()
-    if (hubDirs != null) removeDirs(hubDirs)
-  })
+  after(async () => { await c?.stop() })
 
   it('alpha\'s 200 changes made offline reach beta after the hub is back, and beta\'s offline changes reach alpha', async () => {
     const [A, B] = devs
