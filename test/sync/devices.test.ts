@@ -7,62 +7,14 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { Mount, tempDirs, removeDirs, type Dirs } from '../helpers/mount.js'
 import { cli, baseEnv, mnemonicFrom, MAIN } from '../keys/helpers.js'
-
-const INSECURE = ['--keystore', 'file', '--insecure-no-passphrase']
-
-async function until<T> (what: string, ok: () => T | false | Promise<T | false>, ms = 20_000): Promise<T> {
-  const t0 = Date.now()
-  let last: unknown
-  for (;;) {
-    try { const v = await ok(); if (v !== false && v != null) return v as T } catch (err) { last = err }
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last != null ? ` (${String(last)})` : ''}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
+import { Hub, INSECURE, waitFor } from './helpers-devices.js'
 
 const read = (p: string): string | null => existsSync(p) ? readFileSync(p, 'utf8') : null
-
-async function freePort (): Promise<number> {
-  return await new Promise(resolve => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-/** `space hub` on a fixed port, so it can be restarted where the devices look for it. */
-class Hub {
-  child: ChildProcess | null = null
-  constructor (readonly dataDir: string, readonly port: number) {}
-  get url (): string { return `http://127.0.0.1:${this.port}` }
-  async start (): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, 'hub', '--host', '127.0.0.1', '--port', String(this.port), '--data-dir', this.dataDir], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-    this.child = child
-    let out = ''
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`hub did not start: ${out}`)), 20_000)
-      const on = (d: Buffer): void => { out += String(d); if (out.includes('listening on')) { clearTimeout(t); resolve() } }
-      child.stdout!.on('data', on)
-      child.stderr!.on('data', on)
-      child.once('exit', code => { clearTimeout(t); reject(new Error(`hub exited with ${code}: ${out}`)) })
-    })
-  }
-
-  async stop (): Promise<void> {
-    const c = this.child
-    if (c == null || c.exitCode != null || c.signalCode != null) return
-    const exited = new Promise(resolve => c.once('exit', resolve))
-    c.kill('SIGTERM')
-    await exited
-  }
-}
 
 /** `space events --json` on a device: every event it printed, parsed. */
 class Events {
@@ -79,7 +31,7 @@ class Events {
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => { this.err += s })
   }
 
-  async subscribed (): Promise<void> { await until('events subscribed', () => this.err.includes('subscribed')) }
+  async subscribed (): Promise<void> { await waitFor('events subscribed', () => this.err.includes('subscribed')) }
   stop (): void { if (this.child.exitCode == null) this.child.kill('SIGTERM') }
 }
 
@@ -100,7 +52,7 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
 
   before(async () => {
     hubDirs = tempDirs('space-devices-hub-')
-    hub = new Hub(join(hubDirs.base, 'hub'), await freePort())
+    hub = new Hub(join(hubDirs.base, 'hub'))
     await hub.start()
     for (const n of ['alpha', 'beta']) dirs.push(tempDirs(`space-devices-${n}-`))
     const a = await cli(['init', '--config-dir', dirs[0].config, ...INSECURE], { env: baseEnv() })
@@ -127,8 +79,8 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
   it('space devices lists both devices of the identity, and the event stream reports a merge', async () => {
     const [A, B] = mounts
     writeFileSync(B.path('from-beta.txt'), 'written on beta\n')
-    await until('beta\'s file in alpha\'s mount', () => read(A.path('from-beta.txt')) === 'written on beta\n')
-    await until('beta pushed', () => { const s = outState(dirs[1]); return s.seq >= 1 && s.pushed === s.seq })
+    await waitFor('beta\'s file in alpha\'s mount', () => read(A.path('from-beta.txt')) === 'written on beta\n')
+    await waitFor('beta pushed', () => { const s = outState(dirs[1]); return s.seq >= 1 && s.pushed === s.seq })
     const list = await devices(dirs[0])
     assert.deepEqual(list.map(d => d.name).sort(), ['alpha', 'beta'])
     const beta = list.find(d => d.name === 'beta')!
@@ -140,11 +92,11 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     const text = await cli(['devices', '--config-dir', dirs[0].config, '--data-dir', dirs[0].data], { env: { ...process.env } })
     assert.match(text.stdout, /^\* alpha .* active$/m)
     assert.match(text.stdout, /^ {2}beta .* active$/m)
-    const merged = await until('a merged event', () => events!.lines.find(e => e.kind === 'sync' && e.sync?.event === 'merged' && e.sync.device === 'beta') ?? false)
+    const merged = await waitFor('a merged event', () => events!.lines.find(e => e.kind === 'sync' && e.sync?.event === 'merged' && e.sync.device === 'beta') ?? false)
     assert.ok(merged.sync.changes >= 1 && merged.sync.conflicts === 0, JSON.stringify(merged))
     assert.ok(events!.lines.some(e => e.kind === 'created' && e.path === '/from-beta.txt'), JSON.stringify(events!.lines))
     // alpha's own entry for the merged tree goes up as well
-    await until('a pushed event', () => events!.lines.some(e => e.kind === 'sync' && e.sync?.event === 'pushed' && e.sync.entries >= 1))
+    await waitFor('a pushed event', () => events!.lines.some(e => e.kind === 'sync' && e.sync?.event === 'pushed' && e.sync.entries >= 1))
   })
 
   it('after space devices revoke beta, the hub refuses beta\'s writes and alpha\'s mount does not change', async () => {
@@ -181,8 +133,8 @@ describe('devices and revocation', { timeout: 120_000 }, () => {
     assert.ok((db.prepare('DELETE FROM revocations').run().changes as number) >= 1)
     db.close()
     await hub.start()
-    await until('beta pushed its entries to the forgetful hub', () => { const s = outState(dirs[1]); return s.pushed === s.seq && s.seq > 1 }, 30_000)
-    const refused = await until('alpha refused beta\'s entry', () => events!.lines.find(e => e.kind === 'sync' && e.sync?.event === 'refused') ?? false, 30_000)
+    await waitFor('beta pushed its entries to the forgetful hub', () => { const s = outState(dirs[1]); return s.pushed === s.seq && s.seq > 1 }, 30_000)
+    const refused = await waitFor('alpha refused beta\'s entry', () => events!.lines.find(e => e.kind === 'sync' && e.sync?.event === 'refused') ?? false, 30_000)
     assert.equal(refused.sync.device, 'beta')
     assert.equal(refused.sync.code, 'ERR_SYNC_REVOKED')
     assert.match(A.stderr, /refused device "beta" \([0-9a-f]{8}\) entry \d+ .*revoked after entry/)

@@ -14,15 +14,25 @@ import type { ProxyCommand } from './hub-proxy-child.js'
 
 export const INSECURE = ['--keystore', 'file', '--insecure-no-passphrase']
 
-/** Polls `ok` every 25 ms until it holds; the time it took, or an error naming `what`. */
-export async function until (what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<number> {
+/** Polls `ok` every 25 ms until it gives a value (not false, null or undefined): that value, or an error naming `what`. */
+export async function waitFor<T> (what: string, ok: () => T | false | null | undefined | Promise<T | false | null | undefined>, ms = 20_000): Promise<T> {
   const t0 = Date.now()
   let last: unknown = null
   for (;;) {
-    try { if (await ok()) return Date.now() - t0 } catch (err) { last = err }
+    try {
+      const v = await ok()
+      if (v !== false && v != null) return v
+    } catch (err) { last = err }
     if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last != null ? ` (last error: ${(last as Error).message})` : ''}`)
     await new Promise(resolve => setTimeout(resolve, 25))
   }
+}
+
+/** Polls `ok` until it holds; the time it took, or an error naming `what`. */
+export async function until (what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<number> {
+  const t0 = Date.now()
+  await waitFor(what, async () => (await ok()) || false, ms)
+  return Date.now() - t0
 }
 
 export const read = (p: string): string | null => { try { return readFileSync(p, 'utf8') } catch { return null } }

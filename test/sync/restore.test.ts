@@ -10,19 +10,9 @@ import { existsSync, mkdirSync, openSync, readSync, closeSync, readFileSync, rea
 import { join } from 'node:path'
 import { Mount, tempDirs, removeDirs, type Dirs } from '../helpers/mount.js'
 import { cli, baseEnv, mnemonicFrom, startHub, type HubProcess } from '../keys/helpers.js'
+import { INSECURE, waitFor } from './helpers-devices.js'
 
-const INSECURE = ['--keystore', 'file', '--insecure-no-passphrase']
 const BIG = 16 * 1024 * 1024
-
-async function until<T> (what: string, ok: () => T | false | Promise<T | false>, ms = 20_000): Promise<T> {
-  const t0 = Date.now()
-  let last: unknown
-  for (;;) {
-    try { const v = await ok(); if (v !== false && v != null) return v as T } catch (err) { last = err }
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last != null ? ` (${String(last)})` : ''}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -62,14 +52,14 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     mounts.push(A)
     mkdirSync(A.path('docs'))
     for (const [p, b] of Object.entries(files)) writeFileSync(A.path(p), b)
-    await until('alpha pushed the drive', () => {
+    await waitFor('alpha pushed the drive', () => {
       const st = join(dirs.alpha.data, 'sync', 'out', 'state.json')
       if (!existsSync(st)) return false
       const r = JSON.parse(readFileSync(st, 'utf8'))
       return r.seq >= 1 && r.pushed === r.seq && readdirSync(A.mnt).includes('big.bin')
     }, 30_000)
     // Every file is in the pushed tree once alpha's status has nothing up.
-    await until('alpha has nothing pending up', async () => (await status(dirs.alpha)).up.entries === 0)
+    await waitFor('alpha has nothing pending up', async () => (await status(dirs.alpha)).up.entries === 0)
   })
 
   after(async () => {
@@ -85,9 +75,9 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     assert.match(r.stdout, /sync: .* as gamma .*files on demand/)
     const G = await Mount.start(dirs.gamma)
     mounts.push(G)
-    await until('the drive in gamma\'s mount', () => existsSync(G.path('big.bin')) && existsSync(G.path('docs', 'readme.md')))
+    await waitFor('the drive in gamma\'s mount', () => existsSync(G.path('big.bin')) && existsSync(G.path('docs', 'readme.md')))
     assert.deepEqual(readdirSync(G.mnt).sort(), ['big.bin', 'docs', 'small.txt'])
-    const s0 = await until('gamma lists what is not here yet', async () => { const s = await status(dirs.gamma); return s.down.pending.files === 3 ? s : false })
+    const s0 = await waitFor('gamma lists what is not here yet', async () => { const s = await status(dirs.gamma); return s.down.pending.files === 3 ? s : false })
     assert.equal(s0.down.mode, 'on-demand')
     const text = await cli(['sync', 'status', '--config-dir', dirs.gamma.config, '--data-dir', dirs.gamma.data], { env: { ...process.env } })
     assert.match(text.stdout, /^down +3 files, 16\.0 MiB not here yet; files on demand$/m)
@@ -122,9 +112,9 @@ describe('a new device gets the whole drive', { timeout: 120_000 }, () => {
     const D = await Mount.start(dirs.delta)
     mounts.push(D)
     const t0 = Date.now()
-    await until('the drive in delta\'s mount', () => existsSync(D.path('big.bin')))
+    await waitFor('the drive in delta\'s mount', () => existsSync(D.path('big.bin')))
     const shown = Date.now() - t0
-    const s = await until('delta downloaded everything', async () => {
+    const s = await waitFor('delta downloaded everything', async () => {
       const st = await status(dirs.delta)
       return st.down.state === 'idle' && st.down.pending.files === 0 && st.fetched.blocks >= 128 ? st : false
     }, 30_000)
