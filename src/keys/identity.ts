@@ -75,9 +75,12 @@ export function verifyDeviceCertificate (cert: DeviceCertificate): boolean {
 
 // A device record: the device key and its name, certified together by the identity, so a device
 // can be listed and revoked by name while only the identity can name one (docs/format.md,
-// "Sync: device logs").
+// "Sync: device logs"). Version 2 carries the name sealed (src/sync/devices.ts seals and opens
+// it under a key only the identity's devices derive), so a hub that stores and checks records
+// never learns it; version 1 (name in the clear) still verifies.
 const DEVICE_RECORD_CONTEXT = Buffer.from('space/v1/device-record\0', 'utf8')
-export const DEVICE_RECORD_VERSION = 1
+export const DEVICE_RECORD_VERSION = 2
+export const DEVICE_RECORD_V1 = 1
 export const DEVICE_NAME_MAX = 64
 
 export interface DeviceRecord {
@@ -85,7 +88,10 @@ export interface DeviceRecord {
   identityPublicKey: Buffer
   devicePublicKey: Buffer
   issuedAt: number // ms since epoch
+  /** v1: the name as certified. v2: the name once one of the identity's devices opened it, else ''. */
   name: string
+  /** v2: the name sealed (what the signature covers); null in v1. */
+  sealedName: Buffer | null
   signature: Buffer
 }
 
@@ -97,30 +103,42 @@ export function deviceNameProblem (name: string): string | null {
   return null
 }
 
-export function deviceRecordMessage (identityPublicKey: Uint8Array, devicePublicKey: Uint8Array, issuedAt: number, name: string): Buffer {
-  const nameBytes = Buffer.from(name, 'utf8')
-  const m = Buffer.alloc(DEVICE_RECORD_CONTEXT.length + 1 + 32 + 32 + 8 + 1 + nameBytes.length)
+/** What the identity signs: v1 over the name's UTF-8 bytes, v2 over the sealed name. */
+export function deviceRecordMessage (version: number, identityPublicKey: Uint8Array, devicePublicKey: Uint8Array, issuedAt: number, nameField: Uint8Array): Buffer {
+  if (nameField.length > 255) throw new RangeError('a device record\'s name field takes at most 255 bytes')
+  const m = Buffer.alloc(DEVICE_RECORD_CONTEXT.length + 1 + 32 + 32 + 8 + 1 + nameField.length)
   let o = DEVICE_RECORD_CONTEXT.copy(m, 0)
-  m[o++] = DEVICE_RECORD_VERSION
+  m[o++] = version
   m.set(identityPublicKey, o); o += 32
   m.set(devicePublicKey, o); o += 32
   m.writeBigUInt64BE(BigInt(issuedAt), o); o += 8
-  m[o++] = nameBytes.length
-  nameBytes.copy(m, o)
+  m[o++] = nameField.length
+  m.set(nameField, o)
   return m
 }
 
-export function certifyDeviceRecord (identity: RawKeyPair, device: Uint8Array, name: string, issuedAt = Date.now()): DeviceRecord {
+const nameField = (r: Pick<DeviceRecord, 'version' | 'name' | 'sealedName'>): Buffer =>
+  r.version === DEVICE_RECORD_V1 ? Buffer.from(r.name, 'utf8') : r.sealedName ?? Buffer.alloc(0)
+
+/**
+ * Certifies `device` under `name`: version 2 when `sealedName` (the name sealed by
+ * src/sync/devices.ts sealDeviceName) is given, else version 1 with the name in the clear.
+ */
+export function certifyDeviceRecord (identity: RawKeyPair, device: Uint8Array, name: string, issuedAt = Date.now(), sealedName?: Uint8Array): DeviceRecord {
   const problem = deviceNameProblem(name)
   if (problem !== null) throw new RangeError(problem)
-  const signature = ed25519Sign(identity.privateKey, deviceRecordMessage(identity.publicKey, device, issuedAt, name))
-  return { version: DEVICE_RECORD_VERSION, identityPublicKey: Buffer.from(identity.publicKey), devicePublicKey: Buffer.from(device), issuedAt, name, signature }
+  const version = sealedName === undefined ? DEVICE_RECORD_V1 : DEVICE_RECORD_VERSION
+  const sealed = sealedName === undefined ? null : Buffer.from(sealedName)
+  const signature = ed25519Sign(identity.privateKey, deviceRecordMessage(version, identity.publicKey, device, issuedAt, nameField({ version, name, sealedName: sealed })))
+  return { version, identityPublicKey: Buffer.from(identity.publicKey), devicePublicKey: Buffer.from(device), issuedAt, name, sealedName: sealed, signature }
 }
 
 /** True when the identity named in the record signed it; the caller checks that it is the right identity. */
 export function verifyDeviceRecord (rec: DeviceRecord): boolean {
-  return rec.version === DEVICE_RECORD_VERSION && deviceNameProblem(rec.name) === null &&
-    rec.identityPublicKey.length === 32 && rec.devicePublicKey.length === 32 &&
+  const shape = rec.version === DEVICE_RECORD_V1
+    ? deviceNameProblem(rec.name) === null
+    : rec.version === DEVICE_RECORD_VERSION && rec.sealedName != null && rec.sealedName.length > 0 && rec.sealedName.length <= 255
+  return shape && rec.identityPublicKey.length === 32 && rec.devicePublicKey.length === 32 &&
     Number.isSafeInteger(rec.issuedAt) && rec.issuedAt >= 0 &&
-    ed25519Verify(rec.identityPublicKey, deviceRecordMessage(rec.identityPublicKey, rec.devicePublicKey, rec.issuedAt, rec.name), rec.signature)
+    ed25519Verify(rec.identityPublicKey, deviceRecordMessage(rec.version, rec.identityPublicKey, rec.devicePublicKey, rec.issuedAt, nameField(rec)), rec.signature)
 }

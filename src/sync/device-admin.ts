@@ -7,8 +7,9 @@ import { openAccount, KEYSTORE_PASSPHRASE_ENV, type Account } from '../keys/acco
 import { hubTransport, readSyncConfig, type SyncConfig } from './device.js'
 import { HttpBlockTransport, postRevocation } from './transport-http.js'
 import { HttpEntryHub } from './entries-http.js'
-import { deriveDriveId } from './entry-keys.js'
-import { decodeRevocation, encodeRevocation, revokeDevice } from './devices.js'
+import { deriveDriveId, deriveSyncKey } from './entry-keys.js'
+import { decodeRevocation, encodeRevocation, revokeDevice, openDeviceName } from './devices.js'
+import { DEVICE_RECORD_VERSION } from '../keys/identity.js'
 import { LogState, statePath } from './log-state.js'
 
 export interface DeviceListing {
@@ -54,10 +55,15 @@ async function withHub<T> (configDir: string, fn: (s: Session) => Promise<T>): P
 }
 
 async function listWith (s: Session): Promise<DeviceListing[]> {
-  const r = await s.hub.devices() as { devices: Array<{ device: string, name: string, issuedAt: number, revoked: { after: number, at: number } | null }> }
+  const r = await s.hub.devices() as { devices: Array<{ device: string, name: string, sealedName?: string | null, issuedAt: number, revoked: { after: number, at: number } | null }> }
   const heads = await s.hub.heads(r.devices.map(d => d.device))
   const own = s.account.device.publicKey.toString('hex')
-  return r.devices.map(d => ({ device: d.device, name: d.name, key: d.device.slice(0, 8), issuedAt: d.issuedAt, revoked: d.revoked, seq: heads.get(d.device) ?? 0, thisDevice: d.device === own }))
+  const syncKey = deriveSyncKey(s.account.identity.driveMaster)
+  // A v2 record's name is sealed; one that does not open (not this identity's key) is listed by its key.
+  const nameOf = (d: typeof r.devices[number]): string => d.sealedName == null
+    ? d.name
+    : openDeviceName(syncKey, { version: DEVICE_RECORD_VERSION, devicePublicKey: Buffer.from(d.device, 'hex'), issuedAt: d.issuedAt, name: '', sealedName: Buffer.from(d.sealedName, 'base64') }) ?? `(${d.device.slice(0, 8)})`
+  return r.devices.map(d => ({ device: d.device, name: nameOf(d), key: d.device.slice(0, 8), issuedAt: d.issuedAt, revoked: d.revoked, seq: heads.get(d.device) ?? 0, thisDevice: d.device === own }))
 }
 
 export async function listDevices (configDir: string): Promise<DeviceListing[]> {

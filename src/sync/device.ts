@@ -12,7 +12,7 @@ import { LocalLog } from './local-log.js'
 import { EntryCache } from './entry-cache.js'
 import { SyncEngine, type LiveDrive, type SyncEvent } from './engine.js'
 import { deriveDriveId, deriveSyncKey } from './entry-keys.js'
-import { certifyDeviceRecord, encodeDeviceRecord, type DeviceRecord } from './devices.js'
+import { certifyDeviceRecord, encodeDeviceRecord, sealDeviceName, DeviceNames, type DeviceRecord } from './devices.js'
 import { HttpBlockTransport } from './transport-http.js'
 import { HttpEntryHub } from './entries-http.js'
 import { SyncError } from './errors.js'
@@ -70,14 +70,16 @@ export async function startDeviceSync (opts: {
   const driveId = deriveDriveId(driveMaster)
   const syncKey = deriveSyncKey(driveMaster)
   const dir = join(dataDir, 'sync')
-  const record = certifyDeviceRecord(account.identity.signing, account.device.publicKey, config.deviceName, account.config.device.issuedAt)
+  // The name sealed: the hub keeps and checks the record, never reads the name.
+  const issuedAt = account.config.device.issuedAt
+  const record = certifyDeviceRecord(account.identity.signing, account.device.publicKey, config.deviceName, issuedAt, sealDeviceName(syncKey, account.device.publicKey, issuedAt, config.deviceName))
   const log = await LocalLog.open({ dir: join(dir, 'out'), packsDir: join(dataDir, 'packs'), drive: driveId, syncKey, device: { privateKey: account.device.privateKey, record } })
   const state = await LogState.open(join(dir, `${driveId.toString('hex')}.state`), driveId, account.identity.signing.publicKey)
   const entries = await EntryCache.open(join(dir, 'entries'))
   const hub = new HttpEntryHub(opts.transport, driveId)
   const engine = new SyncEngine({
     drive: opts.drive, log, state, entries, transport: opts.transport, hub, driveId,
-    identity: account.identity.signing.publicKey, syncKey,
+    identity: account.identity.signing.publicKey, syncKey, names: new DeviceNames(syncKey),
     device: { publicKey: account.device.publicKey, name: config.deviceName },
     logLine: opts.log, onEvent: opts.onEvent
   })

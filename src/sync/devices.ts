@@ -2,7 +2,10 @@
 // every entry carries as `cert`, and the identity-signed revocation record. Both are dag-cbor
 // maps (docs/format.md, "Sync: device logs"); the checks here need public keys only.
 import { hostname } from 'node:os'
-import { certifyDeviceRecord, verifyDeviceRecord, DEVICE_NAME_MAX, DEVICE_RECORD_VERSION, type DeviceRecord } from '../keys/identity.js'
+import * as cbor from '@ipld/dag-cbor'
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto'
+import { certifyDeviceRecord, verifyDeviceRecord, deviceNameProblem, DEVICE_NAME_MAX, DEVICE_RECORD_VERSION, DEVICE_RECORD_V1, type DeviceRecord } from '../keys/identity.js'
+import { hkdf } from '../crypto/kdf.js'
 import { ed25519Sign, ed25519Verify, type RawKeyPair } from '../keys/ed25519.js'
 import { SyncError } from './errors.js'
 import { bytesField, checkShape, decodeStrict, encodeCanonical, hex, stringField, uintField, type Fields } from './entry-codec.js'
@@ -18,7 +21,7 @@ export const REVOCATION_VERSION = 1
 /** How messages name a device: its name where known, and the first 8 hex digits of its key. */
 export function deviceLabel (dev: Uint8Array, name?: string): string {
   const short = hex(dev).slice(0, 8)
-  return name === undefined ? `device ${short}` : `device "${name}" (${short})`
+  return name === undefined || name === '' ? `device ${short}` : `device "${name}" (${short})`
 }
 
 /** A device's default name: the hostname, without control characters, cut to 64 UTF-8 bytes. */
@@ -29,18 +32,21 @@ export function defaultDeviceName (host = hostname()): string {
 }
 
 export function deviceRecordToCbor (r: DeviceRecord): Fields {
-  return { v: r.version, id: r.identityPublicKey, dev: r.devicePublicKey, at: r.issuedAt, name: r.name, sig: r.signature }
+  const name = r.version === DEVICE_RECORD_V1 ? r.name : r.sealedName!
+  return { v: r.version, id: r.identityPublicKey, dev: r.devicePublicKey, at: r.issuedAt, name, sig: r.signature }
 }
 
-/** The fields of a decoded `cert` map; shape only (verify with checkDeviceRecord). */
+/** The fields of a decoded `cert` map (version 1 or 2); shape only (verify with checkDeviceRecord). */
 export function deviceRecordFromCbor (value: unknown, what: string): DeviceRecord {
-  const m = checkShape(value, what, DEVICE_RECORD_VERSION, RECORD_KEYS)
+  const v1 = typeof value === 'object' && value !== null && (value as Fields).v === DEVICE_RECORD_V1
+  const m = checkShape(value, what, v1 ? DEVICE_RECORD_V1 : DEVICE_RECORD_VERSION, RECORD_KEYS)
   return {
-    version: DEVICE_RECORD_VERSION,
+    version: v1 ? DEVICE_RECORD_V1 : DEVICE_RECORD_VERSION,
     identityPublicKey: bytesField(m, 'id', what, 32),
     devicePublicKey: bytesField(m, 'dev', what, 32),
     issuedAt: uintField(m, 'at', what),
-    name: stringField(m, 'name', what),
+    name: v1 ? stringField(m, 'name', what) : '',
+    sealedName: v1 ? null : bytesField(m, 'name', what, SEALED_NAME_LEN),
     signature: bytesField(m, 'sig', what, 64)
   }
 }
@@ -48,7 +54,85 @@ export function deviceRecordFromCbor (value: unknown, what: string): DeviceRecor
 export const encodeDeviceRecord = (r: DeviceRecord): Uint8Array => encodeCanonical(deviceRecordToCbor(r))
 
 export function decodeDeviceRecord (bytes: Uint8Array): DeviceRecord {
-  return deviceRecordFromCbor(decodeStrict(bytes, 'device record', DEVICE_RECORD_VERSION, RECORD_KEYS), 'device record')
+  let v: unknown
+  try { v = (cbor.decode(bytes) as Fields | null)?.v } catch {} // decodeStrict says what is wrong
+  const version = v === DEVICE_RECORD_V1 ? DEVICE_RECORD_V1 : DEVICE_RECORD_VERSION
+  return deviceRecordFromCbor(decodeStrict(bytes, 'device record', version, RECORD_KEYS), 'device record')
+}
+
+// A device's name, sealed (device record v2, docs/format.md "Device record"): AES-256-GCM under
+// a key derived from the sync key, so only the identity's devices open it and the hub that keeps
+// and checks the records sees 93 bytes of the same length for every name. Plaintext: the name's
+// length in one byte, its UTF-8 bytes, zeros to 65 bytes. The nonce is an HMAC of the device,
+// time and plaintext: the same name certified again seals to the same bytes (the record of a
+// device stays one record), and a different one never reuses a nonce with other plaintext.
+const LABEL_DEVICE_NAME = 'space/v1/device-name'
+const NAME_PLAIN_LEN = 1 + DEVICE_NAME_MAX
+export const SEALED_NAME_LEN = 12 + NAME_PLAIN_LEN + 16
+
+const nameAd = (dev: Uint8Array, issuedAt: number): Buffer => {
+  const ad = Buffer.alloc(LABEL_DEVICE_NAME.length + 32 + 8)
+  ad.write(LABEL_DEVICE_NAME, 0, 'utf8')
+  ad.set(dev, LABEL_DEVICE_NAME.length)
+  ad.writeBigUInt64BE(BigInt(issuedAt), LABEL_DEVICE_NAME.length + 32)
+  return ad
+}
+
+export function sealDeviceName (syncKey: Uint8Array, dev: Uint8Array, issuedAt: number, name: string): Buffer {
+  const problem = deviceNameProblem(name)
+  if (problem !== null) throw new RangeError(problem)
+  const key = hkdf(syncKey, LABEL_DEVICE_NAME, 32)
+  const plain = Buffer.alloc(NAME_PLAIN_LEN)
+  plain[0] = plain.write(name, 1, 'utf8')
+  const ad = nameAd(dev, issuedAt)
+  const nonce = createHmac('sha256', key).update(ad).update(plain).digest().subarray(0, 12)
+  const c = createCipheriv('aes-256-gcm', key, nonce).setAAD(ad)
+  const out = Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()])
+  key.fill(0)
+  return out
+}
+
+/** The name a v2 record seals (a v1 record's as it is); null when it does not open under this sync key. */
+export function openDeviceName (syncKey: Uint8Array, r: Pick<DeviceRecord, 'version' | 'devicePublicKey' | 'issuedAt' | 'name' | 'sealedName'>): string | null {
+  if (r.version === DEVICE_RECORD_V1) return r.name
+  const sealed = r.sealedName
+  if (sealed == null || sealed.length !== SEALED_NAME_LEN) return null
+  const key = hkdf(syncKey, LABEL_DEVICE_NAME, 32)
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12)).setAAD(nameAd(r.devicePublicKey, r.issuedAt))
+    d.setAuthTag(sealed.subarray(12 + NAME_PLAIN_LEN))
+    const plain = Buffer.concat([d.update(sealed.subarray(12, 12 + NAME_PLAIN_LEN)), d.final()])
+    const n = plain[0]
+    const name = n >= 1 && n <= DEVICE_NAME_MAX ? plain.toString('utf8', 1, 1 + n) : ''
+    return deviceNameProblem(name) === null && plain.subarray(1 + n).every(b => b === 0) ? name : null
+  } catch {
+    return null
+  } finally {
+    key.fill(0)
+  }
+}
+
+/**
+ * Fills in `r.name` from its sealed name (once per record: the result is kept by the sealed
+ * bytes) and returns it; a name that does not open stays '' (messages then name the device by
+ * its key). For the identity's devices, which hold the sync key.
+ */
+export class DeviceNames {
+  private readonly known = new Map<string, string>()
+  constructor (private readonly syncKey: Uint8Array) {}
+
+  of (r: DeviceRecord): string {
+    if (r.name !== '' || r.sealedName == null) return r.name
+    const k = r.sealedName.toString('hex')
+    let name = this.known.get(k)
+    if (name === undefined) {
+      name = openDeviceName(this.syncKey, r) ?? ''
+      if (this.known.size >= 1024) this.known.clear()
+      this.known.set(k, name)
+    }
+    r.name = name
+    return name
+  }
 }
 
 /** Throws ERR_SYNC_CERT unless `identity` issued the record (and, given `dev`, for that device). */
@@ -70,7 +154,7 @@ export function checkDeviceRecord (r: DeviceRecord, identity: Uint8Array, dev?: 
 // costs one identity-signature check per device, not one per entry.
 const verified = new Set<string>()
 function verifiedRecord (r: DeviceRecord): boolean {
-  const key = `${hex(r.identityPublicKey)}/${hex(r.devicePublicKey)}/${r.issuedAt}/${hex(r.signature)}/${r.name}`
+  const key = `${r.version}/${hex(r.identityPublicKey)}/${hex(r.devicePublicKey)}/${r.issuedAt}/${hex(r.signature)}/${r.version === 1 ? r.name : hex(r.sealedName ?? new Uint8Array())}`
   if (verified.has(key)) return true
   if (!verifyDeviceRecord(r)) return false
   if (verified.size >= 1024) verified.clear()

@@ -12,7 +12,7 @@ import type { CID } from 'multiformats/cid'
 import { decodeEntry, decodeBlockListBlock, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
 import { openRoot, type RootPayload } from './entry-keys.js'
 import type { LogState } from './log-state.js'
-import { decodeRevocation, deviceLabel, type Revocation } from './devices.js'
+import { decodeRevocation, deviceLabel, type DeviceNames, type Revocation } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
 import type { BlockTransport } from './transport.js'
@@ -63,6 +63,8 @@ export interface EngineDeps {
   driveId: Buffer
   identity: Buffer
   syncKey: Buffer
+  /** Opens the other devices' sealed names (device records v2): in messages and conflict copies. */
+  names?: DeviceNames
   device: { publicKey: Buffer, name: string }
   logLine?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
@@ -259,6 +261,7 @@ export class SyncEngine {
       if (dev === ours) continue
       try {
         verifyEntry(s, { drive: this.deps.driveId, identity: this.deps.identity })
+        this.nameOf(s) // the state records it: sync status names the device
         if (this.deps.state.check(s).status === 'duplicate') continue
         // In the cache before the state names it: a crash between the two leaves an entry the
         // state does not know (taken again next time), never a head without its entry.
@@ -266,11 +269,11 @@ export class SyncEngine {
         await this.deps.state.accept(s)
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'ERR_SYNC'
-        const refusal = { device: deviceLabel(s.entry.dev, s.entry.cert.name), seq: s.entry.seq, code, message: (err as Error).message, at: Date.now() }
+        const refusal = { device: deviceLabel(s.entry.dev, this.nameOf(s)), seq: s.entry.seq, code, message: (err as Error).message, at: Date.now() }
         this.deps.logLine?.(`sync: refused ${refusal.device} entry ${refusal.seq} (${code}): ${refusal.message}; nothing of it is applied`)
         this.refused.push(refusal)
         if (this.refused.length > MAX_REFUSALS) this.refused.shift()
-        this.deps.onEvent?.({ kind: 'refused', device: s.entry.cert.name, seq: s.entry.seq, code, message: (err as Error).message })
+        this.deps.onEvent?.({ kind: 'refused', device: this.nameOf(s), seq: s.entry.seq, code, message: (err as Error).message })
         if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
       }
     }
@@ -336,6 +339,9 @@ export class SyncEngine {
   seen (dev: string): number { return this.deps.state.head(dev)?.seq ?? 0 }
   revokedAfter (dev: string): number | null { return this.deps.state.revocation(dev)?.after ?? null }
 
+  /** The name of an entry's device, opened from its record (v2 seals it), or '' when it does not open. */
+  private nameOf (s: SignedEntry): string { return this.deps.names?.of(s.entry.cert) ?? s.entry.cert.name }
+
   private async refOf (s: SignedEntry): Promise<TreeRef> {
     return openRoot(this.deps.syncKey, this.deps.driveId, s.entry.seq, s.entry.root) as TreeRef
   }
@@ -351,7 +357,7 @@ export class SyncEngine {
     // ones conflict copies are named after, not the device that merged them.
     const heads = entries
     const theirs: Head[] = []
-    for (const s of heads) theirs.push({ device: s.entry.cert.name, key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
+    for (const s of heads) theirs.push({ device: this.nameOf(s), key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
     // The base of a step: the best common ancestor, or after a criss-cross the merge of all of
     // them (folded the same way), so that neither side's merged changes look like its own.
     const baseOf = async (folded: CID[], next: CID[], depth = 0): Promise<Snapshot> => {
@@ -359,10 +365,10 @@ export class SyncEngine {
       if (bs.length === 0) return emptySnapshot()
       if (bs.length === 1 || depth > 8) return await readSnapshot(await this.refOf(bs[0]), drive.store)
       const hs: Head[] = []
-      for (const b of bs) hs.push({ device: b.entry.cert.name, key: hexOf(b.entry.dev), cids: [b.cid], snapshot: await readSnapshot(await this.refOf(b), drive.store) })
+      for (const b of bs) hs.push({ device: this.nameOf(b), key: hexOf(b.entry.dev), cids: [b.cid], snapshot: await readSnapshot(await this.refOf(b), drive.store) })
       return (await foldHeads(hs, async (f, n) => await baseOf(f, n, depth + 1))).snapshot
     }
-    const label = heads.map(s => `${deviceLabel(s.entry.dev, s.entry.cert.name)} entry ${s.entry.seq}`).join(', ')
+    const label = heads.map(s => `${deviceLabel(s.entry.dev, this.nameOf(s))} entry ${s.entry.seq}`).join(', ')
     for (let attempt = 0; attempt < 20; attempt++) {
       const head = await drive.commit()
       await this.publishing // our entry for `head` exists before the ancestor search
@@ -385,7 +391,7 @@ export class SyncEngine {
       if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
         this.origins.remember(snapshot)
         this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
-        heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: s.entry.cert.name, seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
+        heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
         return
       }
       this.merged.clear()

@@ -13,6 +13,7 @@ import {
   encodeBlockList, encodeDeviceRecord, encodeRevocation, readBlockList, revokeDevice, verifyEntry, BLOCK_LIST_MAX,
   dagCid, defaultDeviceName, isSyncError, type SyncErrorCode
 } from '../../src/sync/index.js'
+import { sealDeviceName, openDeviceName, DeviceNames, SEALED_NAME_LEN } from '../../src/sync/devices.js'
 import { deriveDriveId, deriveSyncKey, openRoot, sealRoot } from '../../src/sync/entry-keys.js'
 import { LogWriter, device, identity, otherIdentity, payload, remap } from './helpers.js'
 import * as cbor from '@ipld/dag-cbor'
@@ -156,6 +157,35 @@ describe('device and revocation records', () => {
     assert.throws(() => checkDeviceRecord(back, otherIdentity().signing.publicKey), (e: unknown) => isSyncError(e, 'ERR_SYNC_CERT'))
     const renamed = decodeDeviceRecord(remap(encodeDeviceRecord(dev.record), m => { m.name = 'desktop' }))
     assert.throws(() => checkDeviceRecord(renamed, id.signing.publicKey), /signature on its certificate does not verify/)
+  })
+
+  it('a v2 device record seals its name: the record and its encoding hold no name, only the identity\'s devices open it, and the seal is bound to device and time', () => {
+    const syncKey = deriveSyncKey(id.driveMaster)
+    const at = 1_764_000_000_000
+    const sealed = sealDeviceName(syncKey, dev.key.publicKey, at, 'laptop')
+    assert.equal(sealed.length, SEALED_NAME_LEN)
+    assert.deepEqual(sealDeviceName(syncKey, dev.key.publicKey, at, 'laptop'), sealed, 'the same name seals to the same bytes')
+    assert.equal(sealDeviceName(syncKey, dev.key.publicKey, at, 'x'.repeat(64)).length, SEALED_NAME_LEN, 'every name seals to one length')
+    const rec = certifyDeviceRecord(id.signing, dev.key.publicKey, 'laptop', at, sealed)
+    const bytes = encodeDeviceRecord(rec)
+    assert.equal(Buffer.from(bytes).includes(Buffer.from('laptop')), false, 'the encoded record holds no name')
+    const back = decodeDeviceRecord(bytes)
+    assert.equal(back.version, 2)
+    assert.equal(back.name, '', 'decoded without the key, the name is unknown')
+    checkDeviceRecord(back, id.signing.publicKey, dev.key.publicKey) // the hub's check needs no name
+    assert.equal(openDeviceName(syncKey, back), 'laptop')
+    assert.equal(new DeviceNames(syncKey).of(back), 'laptop')
+    assert.equal(back.name, 'laptop')
+    assert.equal(openDeviceName(deriveSyncKey(otherIdentity().driveMaster), decodeDeviceRecord(bytes)), null, 'another identity\'s key opens nothing')
+    // Moved to another device or time, the seal does not open; a flipped byte breaks the signature.
+    assert.equal(openDeviceName(syncKey, { ...decodeDeviceRecord(bytes), devicePublicKey: device('other', 9).key.publicKey }), null)
+    assert.equal(openDeviceName(syncKey, { ...decodeDeviceRecord(bytes), issuedAt: at + 1 }), null)
+    const flipped = decodeDeviceRecord(remap(bytes, m => { const n = Buffer.from(m.name as Uint8Array); n[20] ^= 1; m.name = n }))
+    assert.throws(() => checkDeviceRecord(flipped, id.signing.publicKey), /signature on its certificate does not verify/)
+    assert.equal(openDeviceName(syncKey, flipped), null)
+    // A v2 record whose name is not 93 bytes is malformed.
+    refuses(() => decodeDeviceRecord(remap(bytes, m => { m.name = Buffer.alloc(92) })), 'ERR_SYNC_FORMAT')
+    refuses(() => decodeDeviceRecord(remap(bytes, m => { m.name = 'laptop' })), 'ERR_SYNC_FORMAT')
   })
 
   it('a device name takes 1 to 64 bytes without control characters', () => {

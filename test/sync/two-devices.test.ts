@@ -60,7 +60,8 @@ describe('two devices and a hub', { timeout: 180_000 }, () => {
       content: Buffer.from('hello from alpha'),
       name: Buffer.from('from-alpha.txt'),
       folder: Buffer.from('plan.md'),
-      bulk: Buffer.from('a'.repeat(64))
+      bulk: Buffer.from('a'.repeat(64)),
+      device: Buffer.from('alpha') // device names are sealed in their records (format.md, "Device record")
     })
     assert.deepEqual(found, [])
   })

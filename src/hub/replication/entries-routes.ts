@@ -101,7 +101,8 @@ export async function entryRoutes (deps: EntryRouteDeps, req: IncomingMessage, r
     if (isDevices && method === 'GET') {
       send(res, 200, {
         devices: deps.entries.devices(owner.user).map(d => ({
-          device: d.record.devicePublicKey.toString('hex'), name: d.record.name, issuedAt: d.record.issuedAt,
+          // v2 records seal the name: the hub hands the sealed bytes to the devices, which open them.
+          device: d.record.devicePublicKey.toString('hex'), name: d.record.name, sealedName: d.record.sealedName?.toString('base64') ?? null, issuedAt: d.record.issuedAt,
           revoked: d.revocation == null ? null : { after: d.revocation.after, at: d.revocation.at }
         }))
       })

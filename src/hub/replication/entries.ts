@@ -232,9 +232,16 @@ export class EntryStore {
   }
 
   private storeDevice (user: Uint8Array, rec: DeviceRecord): void {
-    // A later record of the same device (a rename) replaces an earlier one, never the reverse.
+    // A later record of the same device (a rename) replaces an earlier one, never the reverse; of
+    // two issued at the same time, one with a sealed name (v2) replaces one with the name in the clear.
+    const old = this.db.prepare('SELECT record, issued_at FROM devices WHERE user = ? AND dev = ?').get(user, rec.devicePublicKey) as { record: Uint8Array, issued_at: number } | undefined
+    if (old !== undefined) {
+      const was = Number(old.issued_at)
+      const sealsOld = rec.issuedAt === was && rec.sealedName != null && decodeDeviceRecord(buf(old.record)).sealedName == null
+      if (rec.issuedAt < was || (rec.issuedAt === was && !sealsOld)) return
+    }
     this.db.prepare(`INSERT INTO devices (user, dev, record, issued_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT(user, dev) DO UPDATE SET record = excluded.record, issued_at = excluded.issued_at WHERE excluded.issued_at > devices.issued_at`)
+      ON CONFLICT(user, dev) DO UPDATE SET record = excluded.record, issued_at = excluded.issued_at`)
       .run(user, rec.devicePublicKey, encodeDeviceRecord(rec), rec.issuedAt)
   }
 
