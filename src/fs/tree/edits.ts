@@ -66,12 +66,12 @@ export class Edits {
 
   /**
    * Whether every change since commit `expect` (finished or running) is a change of one of
-   * `writers`, and no resolution is running: then a tree merged against `expect` can be swapped
-   * in, the writers keeping their nodes. False too when `expect` is not known (too old).
+   * `writers`: then a tree merged against `expect` can be swapped in, the writers keeping their
+   * nodes (once quiet()). False too when `expect` is not known (too old).
    */
   confinedTo (expect: number, writers: ReadonlySet<FileNode>): boolean {
     const since = this.atCommit.get(expect)
-    if (since == null || this.lastOther > since || this.running > 0) return false
+    if (since == null || this.lastOther > since) return false
     for (const f of this.writing.keys()) if (!writers.has(f)) return false
     for (const [f, c] of this.written) if (c > since && !writers.has(f)) return false
     return true

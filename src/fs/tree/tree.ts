@@ -59,6 +59,7 @@ export class Tree {
   private readonly edits = new Edits()
   private commitsRunning = 0
   private lastCommit: Promise<unknown> = Promise.resolve()
+  private sharedCommit: { inner: Promise<CommitInfo>, outer: Promise<CommitInfo> } | null = null
   private readonly io: { store: BlockStore, log: (line: string) => void }
 
   constructor (opts: TreeOptions) {
@@ -174,12 +175,15 @@ export class Tree {
    */
   commit (): Promise<CommitInfo> {
     const at = this.edits.now() // every change finished by now is in the commit
+    const inner = this.committer.commit()
+    if (this.sharedCommit?.inner === inner) return this.sharedCommit.outer // the first caller's `at` is the lowest
     this.commitsRunning++
-    const run = this.committer.commit()
+    const outer = inner
       .then(info => { this.edits.committed(info.seq, at); return info })
       .finally(() => { this.commitsRunning-- })
-    this.lastCommit = run
-    return run
+    this.sharedCommit = { inner, outer }
+    this.lastCommit = outer
+    return outer
   }
 
   /**
@@ -211,7 +215,7 @@ export class Tree {
     for (let i = 0; i < 200 && (this.commitsRunning > 0 || !this.edits.quiet(writers)); i++) {
       await (this.commitsRunning > 0 ? this.lastCommit.catch(() => {}) : new Promise(resolve => setImmediate(resolve)))
     }
-    if (this.commitsRunning > 0 || !swappable()) return null
+    if (this.commitsRunning > 0 || !this.edits.quiet(writers) || !swappable()) return null
     // One synchronous step: the check above, the swap, and the heads the next commit carries.
     const openFiles = new OpenFiles(open, writers)
     install(this.root, this.links, prepared, openFiles)
