@@ -158,7 +158,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       // retries, and once closed the file's last state is merged like any other.
       const writers = m.handles.writers()
       if (changesAny(changes, writers)) return false
-      const info = await tree.adopt(ref, expect, m.handles.openFiles(), { writers, swapped })
+      const info = await tree.adopt(ref, expect, () => m.handles.openFiles(), { writers: () => m.handles.writers(), swapped })
       if (info == null) return false
       await invalidate(m.kernel, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)

@@ -128,6 +128,20 @@ test('a change since the merge\'s commit that is not a writer\'s write refuses t
   assert.equal((await listTree(tree))['b.txt'], undefined, 'nothing was swapped in')
 })
 
+test('a file opened for writing while adopt loads the new tree refuses the swap (its node would be left out of the new tree)', async () => {
+  const { tree, store, sink } = await buildTree({ 'app.log': 'x', 'other': 'o' })
+  const gate = holdReads(store)
+  const log = await tree.lookup('/app.log') as FileNode
+  const theirs = await otherDevice(store, sink.last!, async t => { await put(t, '/b.txt', 'b') })
+  const writers = [log]
+  gate.hold = async () => { writers.push(await tree.lookup('/other') as FileNode) } // open(O_WRONLY) meanwhile
+  assert.equal(await tree.adopt(theirs, tree.head.seq, () => writers, { writers: () => writers }), null)
+  assert.ok(await tree.adopt(theirs, tree.head.seq, () => writers, { writers: () => writers }) != null, 'the next attempt prepares it too')
+  await tree.write(writers[1], Buffer.from('O'), 0)
+  await tree.commit()
+  assert.deepEqual(await listTree(sink.reopen(store)), { 'app.log': 'x', 'b.txt': 'b', other: 'O' })
+})
+
 test('an open node given as a writer is never overwritten by an entry of its id', async () => {
   const { tree } = await buildTree({ 'f': 'abc' })
   const f = await tree.lookup('/f') as FileNode

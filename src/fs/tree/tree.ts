@@ -27,6 +27,10 @@ import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat,
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
 export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef }
 
+/** Files, or how to ask for them when they are needed. */
+export type Files = Iterable<FileNode> | (() => Iterable<FileNode>)
+const filesOf = (f: Files | undefined): FileNode[] => [...(typeof f === 'function' ? f() : f ?? [])]
+
 export interface TreeOptions {
   store: BlockStore
   cache: BlockCache
@@ -193,17 +197,18 @@ export class Tree {
    * `open`: the files with open handles, which keep being the nodes of their ids (adopt.ts).
    * `writers`: those open for writing, which `ref` must hold as they were at `expect` (the caller
    * checks: a merge that changes one waits); they keep their state and stay in the tree, so what
-   * they write before, during and after the swap is committed. `swapped` runs at the swap,
+   * they write before, during and after the swap is committed. Both are asked again at the swap
+   * (as functions): a file opened for writing meanwhile refuses it. `swapped` runs at the swap,
    * before any commit of the new tree.
    */
-  async adopt (ref: TreeRef, expect: number, open: Iterable<FileNode> = [], opts: { writers?: Iterable<FileNode>, swapped?: () => void } = {}): Promise<CommitInfo | null> {
+  async adopt (ref: TreeRef, expect: number, open: Files = [], opts: { writers?: Files, swapped?: () => void } = {}): Promise<CommitInfo | null> {
     if (!Buffer.from(ref.root.i ?? []).equals(this.root.id) || !Buffer.from(ref.root.k ?? []).equals(this.root.key)) {
       throw new Error('bug: an adopted tree must keep the root directory\'s id and key')
     }
     if (ref.links != null && (!Buffer.from(ref.links.i).equals(this.links.id) || !Buffer.from(ref.links.k).equals(this.links.key))) {
       throw new Error('bug: an adopted tree must keep the link table\'s id and key')
     }
-    const writers = new Set(opts.writers ?? [])
+    const writers = new Set(filesOf(opts.writers))
     // A linked file's record is in the link table, loaded apart: such a writer waits (the merge with it).
     for (const f of writers) if (f.link != null) return null
     const swappable = (): boolean => this.committer.head.seq >= expect && this.edits.confinedTo(expect, writers)
@@ -216,8 +221,9 @@ export class Tree {
       await (this.commitsRunning > 0 ? this.lastCommit.catch(() => {}) : new Promise(resolve => setImmediate(resolve)))
     }
     if (this.commitsRunning > 0 || !this.edits.quiet(writers) || !swappable()) return null
+    if (filesOf(opts.writers).some(f => !writers.has(f))) return null // opened for writing meanwhile: not prepared
     // One synchronous step: the check above, the swap, and the heads the next commit carries.
-    const openFiles = new OpenFiles(open, writers)
+    const openFiles = new OpenFiles(filesOf(open), writers)
     install(this.root, this.links, prepared, openFiles)
     this.loader.openFiles = openFiles
     this.committer.markAdopted()
