@@ -111,6 +111,21 @@ test('a commit asked for while adopt loads the new tree lands before the swap, a
   assert.deepEqual(await listTree(sink.reopen(store)), { 'app.log': 'xy', 'b.txt': 'b' })
 })
 
+test('a hard-linked file in a folder loaded for a writer is one node under both names after the swap, and a change through it is committed', async () => {
+  const { tree, store, sink } = await buildTree({ 'd/app.log': 'log\n', 'd/a': 'linked' })
+  await tree.link('/d/a', '/e-b')
+  await tree.commit()
+  const log = await tree.lookup('/d/app.log') as FileNode
+  const theirs = await otherDevice(store, sink.last!, async t => { await put(t, '/c.txt', 'c') })
+  assert.ok(await tree.adopt(theirs, tree.head.seq, [log], { writers: [log] }) != null)
+  const a = await tree.lookup('/d/a') as FileNode
+  assert.equal(await tree.lookup('/e-b'), a, 'both names are the one node')
+  await tree.write(a, Buffer.from('L'), 0)
+  await append(tree, log, 'more\n')
+  await tree.commit()
+  assert.deepEqual(await listTree(sink.reopen(store)), { 'c.txt': 'c', 'd/a': 'Linked', 'd/app.log': 'log\nmore\n', 'e-b': 'Linked' })
+})
+
 test('a change since the merge\'s commit that is not a writer\'s write refuses the swap: a new name, or a write to a file not given as a writer', async () => {
   const { tree, store, sink } = await buildTree({ 'app.log': '', 'other': 'o' })
   const log = await tree.lookup('/app.log') as FileNode

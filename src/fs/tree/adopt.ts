@@ -41,7 +41,7 @@ export function namesOnPath (node: Node, root: DirNode): string[] | null {
   let n: Node = node
   while (n !== root) {
     if (n.parent == null) return null // unlinked, or in a folder an earlier swap cut loose
-    if (getEntry(n.parent, n.name) !== n) return null
+    if (!isLoaded(n.parent) || getEntry(n.parent, n.name) !== n) return null
     names.push(n.name)
     n = n.parent
   }

@@ -34,8 +34,15 @@ export class Edits {
       return await run()
     } finally {
       if (changes) this.lastOther = ++this.clock
-      setImmediate(() => { this.running-- })
+      this.release()
     }
+  }
+
+  /** Calls finished, to be counted out at the next turn; one timer for all of them. */
+  private finished = 0
+  private release (): void {
+    if (this.finished++ > 0) return
+    setImmediate(() => { this.running -= this.finished; this.finished = 0 })
   }
 
   /** A change of one file's content or attributes (write, truncate, chmod of the file...). */
