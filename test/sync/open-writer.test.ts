@@ -69,7 +69,7 @@ describe('a file open for writing while the other device changes things', { time
     if (hubDirs != null) removeDirs(hubDirs)
   })
 
-  it('beta\'s changes appear in alpha\'s mount while alpha\'s log stays open, and the log ends whole on both', async () => {
+  it('beta\'s changes appear in alpha\'s mount while alpha\'s log stays open, and the log ends whole on both', async t => {
     const [A, B] = devs
     writeFileSync(A.path('notes.txt'), 'first notes\n')
     await until('alpha\'s notes in beta\'s mount', () => read(B.path('notes.txt')) === 'first notes\n')
@@ -86,6 +86,7 @@ describe('a file open for writing while the other device changes things', { time
     }
     await until('beta\'s edit in alpha\'s mount', () => read(A.path('notes.txt')) === 'notes edited on beta\n', 8000)
     assert.ok(open.now, 'the log was still open when beta\'s edit appeared')
+    t.diagnostic(`beta's files in alpha's mount after ${waits.join(', ')} ms, the log open`)
     assert.ok(waits.every(ms => ms < 5000), `each of beta's changes within 5 s: ${waits.join(', ')} ms`)
     const bytes = await logging
     const want = sha(bytes)
