@@ -20,7 +20,7 @@ import type { PathChange } from './snapshot-write.js'
 /** What sync needs of the mount (daemon.ts MountedDrive). */
 export interface MountView {
   drive: Drive
-  handles: { openFiles: () => FileNode[], writersOpen: () => boolean }
+  handles: { openFiles: () => FileNode[], writers: () => FileNode[] }
   kernel: { invalidatePath: (path: string) => Promise<number>, invalidateEntry: (dir: string, name: string) => Promise<number> }
 }
 
@@ -76,6 +76,14 @@ function changeEvents (changes: PathChange[]): MergeChange[] {
     else if (c.new != null && c.new !== '/') out.push({ kind: 'updated', path: c.new })
   }
   return out
+}
+
+/** Whether the merge's changes name one of `files` (by file id, or by the path it has now). */
+export function changesAny (changes: PathChange[], files: FileNode[]): boolean {
+  if (files.length === 0) return false
+  const ids = new Set(files.map(f => f.id.toString('hex')))
+  const paths = new Set(files.filter(f => f.parent != null).map(f => f.path()))
+  return changes.some(c => ids.has(c.id) || (c.old != null && paths.has(c.old)) || (c.new != null && paths.has(c.new)))
 }
 
 export async function prepareSync (configDir: string): Promise<PreparedSync | null> {
@@ -144,12 +152,13 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       if (drive.head == null) throw new Error('the drive has no commit yet')
       return headOf(drive.head)
     },
-    adopt: async (ref, changes, expect) => {
-      // A file open for writing keeps writing into its node; swapping the tree under it could
-      // lose what it writes before its folder loads again. The merge waits for the writers
-      // (the engine retries it at the next poll).
-      if (m.handles.writersOpen()) return false
-      const info = await tree.adopt(ref, expect, m.handles.openFiles())
+    adopt: async (ref, changes, expect, swapped) => {
+      // Files open for writing stay in the swapped tree with what they wrote (Tree.adopt). A merge
+      // that changes one of them (another device edited it) waits until it is closed: the engine
+      // retries, and once closed the file's last state is merged like any other.
+      const writers = m.handles.writers()
+      if (changesAny(changes, writers)) return false
+      const info = await tree.adopt(ref, expect, () => m.handles.openFiles(), { writers: () => m.handles.writers(), swapped })
       if (info == null) return false
       await invalidate(m.kernel, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)

@@ -43,8 +43,10 @@ export interface LiveDrive {
   /**
    * Swaps in `ref` as the drive's tree and commits it, unless the drive changed since local
    * commit `expect` (then false: merge again). Invalidates the kernel's caches for `changes`.
+   * `swapped` runs at the swap, before the commit that records it (any commit after it holds
+   * the merge; one before it must not be published with the merge's heads).
    */
-  adopt: (ref: TreeRef, changes: PathChange[], expect: number) => Promise<boolean>
+  adopt: (ref: TreeRef, changes: PathChange[], expect: number, swapped: () => void) => Promise<boolean>
   /** The root directory's and the link table's ids and keys: a tree swapped in must keep them. */
   keys: () => { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
   /** Blocks: local first, fetched from the hub (and kept) when missing. */
@@ -384,11 +386,11 @@ export class SyncEngine {
       const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
       if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
       const m = materialize(snapshot, drive.store, { before: ours })
-      // Set before the swap: the commit it makes is published with these heads. Undone when the
-      // swap is refused, or the next attempt would take its own input as its base.
+      // Set at the swap: the commit it makes is published with these heads, and a commit of the
+      // tree before it (while the drive prepares the swap) is not. Undone when the swap is
+      // refused, or the next attempt would take its own input as its base.
       const before = new Map(this.merged)
-      done()
-      if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq)) {
+      if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, done)) {
         this.origins.remember(snapshot)
         this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
         heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
@@ -396,7 +398,7 @@ export class SyncEngine {
       }
       this.merged.clear()
       for (const [k, v] of before) this.merged.set(k, v)
-      // Refused: a local change landed first, or a file is open for writing. Wait a little.
+      // Refused: a local change landed first, or the merge changes a file open for writing. Wait a little.
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 50 * (attempt + 1))).unref())
     }
     throw new Error(`could not merge ${label}: local changes kept landing first`)

@@ -39,11 +39,18 @@ export class Handles {
     return [...out]
   }
 
-  /** Whether some file is open for writing (O_WRONLY or O_RDWR): a merge waits until none is. */
-  writersOpen (): boolean {
-    for (const h of this.table.values()) if ((h.flags & 3) !== 0 && h.node instanceof FileNodeClass) return true
-    return false
+  /**
+   * The files open for writing (O_WRONLY or O_RDWR): a merge keeps them in the tree with what
+   * they wrote, and waits while it would change one of them (src/sync/attach.ts).
+   */
+  writers (): FileNode[] {
+    const out = new Set<FileNode>()
+    for (const h of this.table.values()) if ((h.flags & 3) !== 0 && h.node instanceof FileNodeClass) out.add(h.node)
+    return [...out]
   }
+
+  /** Whether some file is open for writing. */
+  writersOpen (): boolean { return this.writers().length > 0 }
 
   isOpen (node: Node): boolean {
     for (const h of this.table.values()) if (h.node === node) return true

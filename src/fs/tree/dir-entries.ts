@@ -24,6 +24,35 @@ export function unloadEntries (dir: DirNode): void {
   dir.loading = null
 }
 
+/**
+ * Gives `to` the entries loaded into `from` (a directory node loaded apart, then swapped in under
+ * the live directory object: adopt.ts). `from` is left unloaded.
+ */
+export function moveEntries (from: DirNode, to: DirNode): void {
+  const map = loaded(from)
+  for (const [name, child] of map) {
+    child.parent = to
+    child.link?.table.removeName(child, from, name)
+    child.link?.table.addName(child, to, name)
+  }
+  to.children = map
+  to.subdirs = from.subdirs
+  from.children = null
+  from.subdirs = 0
+}
+
+/** Puts `node` in place of the entry `name` of `dir` (a node of the same kind: an open file keeping its node across a swap). */
+export function replaceEntry (dir: DirNode, name: string, node: Node): void {
+  const map = loaded(dir)
+  const old = map.get(name)
+  if (old == null || old.kind !== node.kind) throw new Error(`bug: directory ${dir.label()} has no entry of that kind to replace`)
+  if (old.link != null) old.link.table.removeName(old, dir, name)
+  map.set(name, node)
+  node.parent = dir
+  node.name = name
+  node.link?.table.addName(node, dir, name)
+}
+
 /** The entries of a loaded directory (a live view: callers must not hold it across changes). */
 export function entryMap (dir: DirNode): ReadonlyMap<string, Node> { return loaded(dir) }
 

@@ -20,11 +20,16 @@ import { FileBlocks } from './file-blocks.js'
 import { FileReader } from './file-read.js'
 import { FileWriter } from './file-write.js'
 import { Committer } from './commit.js'
-import { swapIn, OpenFiles, type TreeRef } from './adopt.js'
+import { prepare, install, OpenFiles, type TreeRef } from './adopt.js'
+import { Edits } from './edits.js'
 import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, Owner } from './ports.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
 export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef }
+
+/** Files, or how to ask for them when they are needed. */
+export type Files = Iterable<FileNode> | (() => Iterable<FileNode>)
+const filesOf = (f: Files | undefined): FileNode[] => [...(typeof f === 'function' ? f() : f ?? [])]
 
 export interface TreeOptions {
   store: BlockStore
@@ -54,6 +59,12 @@ export class Tree {
   private readonly reader: FileReader
   private readonly writer: FileWriter
   private readonly committer: Committer
+  /** Changes since each commit, for adopt (edits.ts). */
+  private readonly edits = new Edits()
+  private commitsRunning = 0
+  private lastCommit: Promise<unknown> = Promise.resolve()
+  private sharedCommit: { inner: Promise<CommitInfo>, outer: Promise<CommitInfo> } | null = null
+  private readonly io: { store: BlockStore, log: (line: string) => void }
 
   constructor (opts: TreeOptions) {
     const { store, cache } = opts
@@ -71,6 +82,7 @@ export class Tree {
     const l = opts.head?.links
     this.links = l != null ? new LinkTable(Buffer.from(l.i), Buffer.from(l.k), l.d) : new LinkTable(randomId(), randomKey(), null)
     this.loader = new Loader(store, log, this.links)
+    this.io = { store, log }
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
       store, cache, log,
@@ -83,6 +95,7 @@ export class Tree {
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
     this.writer = new FileWriter({ store, fileBlocks: this.fileBlocks, blocks: f => this.loader.blocks(f), now })
     this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
+    this.edits.committed(this.committer.head.seq, 0)
   }
 
   get dirty (): boolean { return this.committer.dirty }
@@ -96,8 +109,10 @@ export class Tree {
     return entryMap(dir)
   }
 
-  lookup (path: string): Promise<Node> { return this.ns.lookup(path) }
-  readdir (path: string): Promise<Array<[string, Node]>> { return this.ns.readdir(path) }
+  // Calls that change the tree, or hand out a node the caller keeps, are told to `edits`: a
+  // merge swapped in (adopt) must not fall across one, nor drop what it changed.
+  lookup (path: string): Promise<Node> { return this.edits.other(async () => await this.ns.lookup(path), false) }
+  readdir (path: string): Promise<Array<[string, Node]>> { return this.edits.other(async () => await this.ns.readdir(path), false) }
 
   // ---- metadata --------------------------------------------------------------------------------
 
@@ -117,37 +132,44 @@ export class Tree {
   /** Whether stat() already says what statLoaded() would, with nothing to load. */
   isStatExact (node: Node): boolean { return isStatExact(node) }
 
-  chmod (target: Node | string, mode: number): Promise<void> { return this.attrs.chmod(target, mode) }
-  chown (target: Node | string, uid: number, gid: number): Promise<void> { return this.attrs.chown(target, uid, gid) }
+  chmod (target: Node | string, mode: number): Promise<void> { return this.attrChange(target, async n => { await this.attrs.chmod(n, mode) }) }
+  chown (target: Node | string, uid: number, gid: number): Promise<void> { return this.attrChange(target, async n => { await this.attrs.chown(n, uid, gid) }) }
   /** Sets either time (undefined leaves it); ctime becomes now, as for any attribute change. */
-  utimens (target: Node | string, atime: number | undefined, mtime: number | undefined): Promise<void> { return this.attrs.utimens(target, atime, mtime) }
+  utimens (target: Node | string, atime: number | undefined, mtime: number | undefined): Promise<void> { return this.attrChange(target, async n => { await this.attrs.utimens(n, atime, mtime) }) }
 
-  setxattr (target: Node | string, name: string, value: Buffer, flags: number): Promise<void> { return this.attrs.setxattr(target, name, value, flags) }
+  setxattr (target: Node | string, name: string, value: Buffer, flags: number): Promise<void> { return this.attrChange(target, async n => { await this.attrs.setxattr(n, name, value, flags) }) }
   getxattr (target: Node | string, name: string): Promise<Buffer> { return this.attrs.getxattr(target, name) }
   listxattr (target: Node | string): Promise<string[]> { return this.attrs.listxattr(target) }
-  removexattr (target: Node | string, name: string): Promise<void> { return this.attrs.removexattr(target, name) }
+  /** An attribute change: of a file, told as that file's change (a writer's chmod does not stop a merge). */
+  private async attrChange (target: Node | string, run: (n: Node) => Promise<void>): Promise<void> {
+    const node = await this.edits.other(async () => await this.ns.target(target), false)
+    if (node instanceof FileNode) await this.edits.content(node, async () => { await run(node) })
+    else await this.edits.other(async () => { await run(node) })
+  }
+
+  removexattr (target: Node | string, name: string): Promise<void> { return this.attrChange(target, async n => { await this.attrs.removexattr(n, name) }) }
 
   // ---- namespace -------------------------------------------------------------------------------
 
-  create (path: string, mode: number, uid?: number, gid?: number): Promise<FileNode> { return this.ns.create(path, mode, uid, gid) }
-  mknod (path: string, mode: number, rdev: number, uid?: number, gid?: number): Promise<Node> { return this.ns.mknod(path, mode, rdev, uid, gid) }
-  mkdir (path: string, mode: number, uid?: number, gid?: number): Promise<DirNode> { return this.ns.mkdir(path, mode, uid, gid) }
-  symlink (target: string, path: string, uid?: number, gid?: number): Promise<SymlinkNode> { return this.ns.symlink(target, path, uid, gid) }
+  create (path: string, mode: number, uid?: number, gid?: number): Promise<FileNode> { return this.edits.other(async () => await this.ns.create(path, mode, uid, gid)) }
+  mknod (path: string, mode: number, rdev: number, uid?: number, gid?: number): Promise<Node> { return this.edits.other(async () => await this.ns.mknod(path, mode, rdev, uid, gid)) }
+  mkdir (path: string, mode: number, uid?: number, gid?: number): Promise<DirNode> { return this.edits.other(async () => await this.ns.mkdir(path, mode, uid, gid)) }
+  symlink (target: string, path: string, uid?: number, gid?: number): Promise<SymlinkNode> { return this.edits.other(async () => await this.ns.symlink(target, path, uid, gid)) }
   readlink (path: string): Promise<string> { return this.ns.readlink(path) }
-  unlink (path: string): Promise<Node> { return this.ns.unlink(path) }
-  rmdir (path: string): Promise<void> { return this.ns.rmdir(path) }
+  unlink (path: string): Promise<Node> { return this.edits.other(async () => await this.ns.unlink(path)) }
+  rmdir (path: string): Promise<void> { return this.edits.other(async () => { await this.ns.rmdir(path) }) }
   /** A second (third...) name for a non-directory: every name is the one node. */
-  link (from: string, to: string): Promise<Node> { return this.ns.link(from, to) }
+  link (from: string, to: string): Promise<Node> { return this.edits.other(async () => await this.ns.link(from, to)) }
   /** `noReplace` (RENAME_NOREPLACE): an existing target fails with ERR_EXISTS, checked atomically. */
-  rename (from: string, to: string, noReplace = false): Promise<void> { return this.ns.rename(from, to, noReplace) }
+  rename (from: string, to: string, noReplace = false): Promise<void> { return this.edits.other(async () => { await this.ns.rename(from, to, noReplace) }) }
 
   // ---- file content ----------------------------------------------------------------------------
 
   read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> { return this.reader.read(f, out, len, pos) }
-  write (f: FileNode, src: Buffer, pos: number): Promise<number> { return this.writer.write(f, src, pos) }
-  truncate (f: FileNode, size: number): Promise<void> { return this.writer.truncate(f, size) }
+  write (f: FileNode, src: Buffer, pos: number): Promise<number> { return this.edits.content(f, async () => await this.writer.write(f, src, pos)) }
+  truncate (f: FileNode, size: number): Promise<void> { return this.edits.content(f, async () => { await this.writer.truncate(f, size) }) }
   /** fallocate(2): modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] (file-write.ts). */
-  fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> { return this.writer.fallocate(f, mode, offset, length) }
+  fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> { return this.edits.content(f, async () => { await this.writer.fallocate(f, mode, offset, length) }) }
 
   // ---- commit ----------------------------------------------------------------------------------
 
@@ -155,25 +177,57 @@ export class Tree {
    * Makes every change so far durable. Callers arriving while a commit runs share the next one,
    * so a burst of fsyncs costs one commit.
    */
-  commit (): Promise<CommitInfo> { return this.committer.commit() }
+  commit (): Promise<CommitInfo> {
+    const at = this.edits.now() // every change finished by now is in the commit
+    const inner = this.committer.commit()
+    if (this.sharedCommit?.inner === inner) return this.sharedCommit.outer // the first caller's `at` is the lowest
+    this.commitsRunning++
+    const outer = inner
+      .then(info => { this.edits.committed(info.seq, at); return info })
+      .finally(() => { this.commitsRunning-- })
+    this.sharedCommit = { inner, outer }
+    this.lastCommit = outer
+    return outer
+  }
 
   /**
    * Swaps in the committed tree `ref` (a merge, src/sync) under the running mount and commits it,
-   * if nothing changed since commit `expect` (else false, and nothing happened). The root and
-   * link table keep their ids and keys: `ref` must be sealed under them. `open`: the files with
-   * open handles, which keep being the nodes of their ids (adopt.ts).
+   * if nothing changed since commit `expect` but what `writers` wrote (else null, and nothing
+   * happened). The root and link table keep their ids and keys: `ref` must be sealed under them.
+   * `open`: the files with open handles, which keep being the nodes of their ids (adopt.ts).
+   * `writers`: those open for writing, which `ref` must hold as they were at `expect` (the caller
+   * checks: a merge that changes one waits); they keep their state and stay in the tree, so what
+   * they write before, during and after the swap is committed. Both are asked again at the swap
+   * (as functions): a file opened for writing meanwhile refuses it. `swapped` runs at the swap,
+   * before any commit of the new tree.
    */
-  async adopt (ref: TreeRef, expect: number, open: Iterable<FileNode> = []): Promise<CommitInfo | null> {
-    if (this.committer.dirty || this.committer.head.seq !== expect) return null
+  async adopt (ref: TreeRef, expect: number, open: Files = [], opts: { writers?: Files, swapped?: () => void } = {}): Promise<CommitInfo | null> {
     if (!Buffer.from(ref.root.i ?? []).equals(this.root.id) || !Buffer.from(ref.root.k ?? []).equals(this.root.key)) {
       throw new Error('bug: an adopted tree must keep the root directory\'s id and key')
     }
     if (ref.links != null && (!Buffer.from(ref.links.i).equals(this.links.id) || !Buffer.from(ref.links.k).equals(this.links.key))) {
       throw new Error('bug: an adopted tree must keep the link table\'s id and key')
     }
-    swapIn(this.root, this.links, ref)
-    this.loader.openFiles = new OpenFiles(open)
+    const writers = new Set(filesOf(opts.writers))
+    // A linked file's record is in the link table, loaded apart: such a writer waits (the merge with it).
+    for (const f of writers) if (f.link != null) return null
+    const swappable = (): boolean => this.committer.head.seq >= expect && this.edits.confinedTo(expect, writers)
+    if (!swappable()) return null
+    const prepared = await prepare(ref, { root: this.root, links: this.links }, writers, this.io)
+    if (prepared == null) return null
+    // No commit may run across the swap (it would record the old tree after it), nor a call
+    // holding a node of the old tree. Waits a little for them.
+    for (let i = 0; i < 200 && (this.commitsRunning > 0 || !this.edits.quiet(writers)); i++) {
+      await (this.commitsRunning > 0 ? this.lastCommit.catch(() => {}) : new Promise(resolve => setImmediate(resolve)))
+    }
+    if (this.commitsRunning > 0 || !this.edits.quiet(writers) || !swappable()) return null
+    if (filesOf(opts.writers).some(f => !writers.has(f))) return null // opened for writing meanwhile: not prepared
+    // One synchronous step: the check above, the swap, and the heads the next commit carries.
+    const openFiles = new OpenFiles(filesOf(open), writers)
+    install(this.root, this.links, prepared, openFiles)
+    this.loader.openFiles = openFiles
     this.committer.markAdopted()
+    opts.swapped?.()
     return await this.commit()
   }
 }

@@ -16,7 +16,7 @@ export async function open (ctx: OpContext, path: string, flags: number): Promis
  * `caller` (libfuse 3): the new file belongs to the user who created it, not the mount owner.
  * The handle counts as open for writing (O_RDWR) whatever the flags: a file is created to be
  * written, and a merge swapped in under a writer it does not know of loses what the writer
- * writes next (Handles.writersOpen). Registered with no write flag, every file made by
+ * writes next (Handles.writers). Registered with no write flag, every file made by
  * open(O_CREAT) let merges through, and a file growing over several commits kept the size of
  * the commit a merge came after.
  */

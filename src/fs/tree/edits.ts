@@ -1,0 +1,93 @@
+// What changed in the tree since a commit, as far as swapping a merged tree in needs to know
+// (Tree.adopt, adopt.ts): a merge is computed against one commit, and may be swapped in over
+// later changes only when they are all writes to files open for writing (which keep their nodes
+// across the swap). Every call of the Tree facade that changes the tree, or hands out a node a
+// caller keeps, goes through here; a clock orders them against commits.
+import type { FileNode } from './nodes.js'
+
+/** Commits whose clock is kept (an older `expect` is refused: the merge is made again). */
+const KEEP_COMMITS = 64
+
+export class Edits {
+  private clock = 0
+  /** The clock when the last change of names or attributes of something not written here finished. */
+  private lastOther = 0
+  /** Files whose content (or attributes) changed, by the clock of their last change. */
+  private readonly written = new Map<FileNode, number>()
+  /** Name or attribute changes, and resolutions, still running (their nodes may be of the tree before a swap). */
+  private running = 0
+  /** Content changes still running, by file. */
+  private readonly writing = new Map<FileNode, number>()
+  /** A lower bound of the clock at each commit's snapshot: every change finished before it is in that commit. */
+  private readonly atCommit = new Map<number, number>()
+
+  now (): number { return this.clock }
+
+  /**
+   * A call that changes names or attributes, or resolves a node its caller keeps (lookup: open()
+   * adds a handle to it). Counted as running until the caller's continuation has run (the next
+   * turn of the event loop), so a swap never falls between a lookup and the handle made of it.
+   */
+  async other<T> (run: () => Promise<T>, changes = true): Promise<T> {
+    this.running++
+    try {
+      return await run()
+    } finally {
+      if (changes) this.lastOther = ++this.clock
+      this.release()
+    }
+  }
+
+  /** Calls finished, to be counted out at the next turn; one timer for all of them. */
+  private finished = 0
+  private release (): void {
+    if (this.finished++ > 0) return
+    setImmediate(() => { this.running -= this.finished; this.finished = 0 })
+  }
+
+  /** A change of one file's content or attributes (write, truncate, chmod of the file...). */
+  async content<T> (f: FileNode, run: () => Promise<T>): Promise<T> {
+    this.writing.set(f, (this.writing.get(f) ?? 0) + 1)
+    this.written.set(f, ++this.clock)
+    try {
+      return await run()
+    } finally {
+      this.written.set(f, ++this.clock)
+      const n = this.writing.get(f)! - 1
+      if (n === 0) this.writing.delete(f)
+      else this.writing.set(f, n)
+    }
+  }
+
+  /** Commit `seq` took its snapshot at clock `at` or later. */
+  committed (seq: number, at: number): void {
+    this.atCommit.set(seq, Math.min(this.atCommit.get(seq) ?? Infinity, at))
+    for (const s of this.atCommit.keys()) {
+      if (this.atCommit.size <= KEEP_COMMITS) break
+      this.atCommit.delete(s)
+    }
+    let oldest = Infinity
+    for (const c of this.atCommit.values()) oldest = Math.min(oldest, c)
+    for (const [f, c] of this.written) if (c <= oldest && !this.writing.has(f)) this.written.delete(f)
+  }
+
+  /**
+   * Whether every change since commit `expect` (finished or running) is a change of one of
+   * `writers`: then a tree merged against `expect` can be swapped in, the writers keeping their
+   * nodes (once quiet()). False too when `expect` is not known (too old).
+   */
+  confinedTo (expect: number, writers: ReadonlySet<FileNode>): boolean {
+    const since = this.atCommit.get(expect)
+    if (since == null || this.lastOther > since) return false
+    for (const f of this.writing.keys()) if (!writers.has(f)) return false
+    for (const [f, c] of this.written) if (c > since && !writers.has(f)) return false
+    return true
+  }
+
+  /** Nothing but writes to `writers` runs (the last check before a swap waits for this). */
+  quiet (writers: ReadonlySet<FileNode>): boolean {
+    if (this.running > 0) return false
+    for (const f of this.writing.keys()) if (!writers.has(f)) return false
+    return true
+  }
+}
