@@ -6,12 +6,21 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { Cluster, until, read, type Hub, type HubProxy, type Device } from './helpers-devices.js'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const shaOf = (p: string): string | null => existsSync(p) ? sha(readFileSync(p)) : null
 const MiB = 1024 * 1024
+
+/** Writes `data` to `p` and fsyncs it (a commit of the drive). */
+function writeDurably (p: string, data: Uint8Array): void {
+  const fd = openSync(p, 'w')
+  try {
+    for (let o = 0; o < data.length;) o += writeSync(fd, data, o)
+    fsyncSync(fd)
+  } finally { closeSync(fd) }
+}
 
 describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
   let c: Cluster
@@ -32,7 +41,9 @@ describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
     const [A, B] = devs
     const big = randomBytes(24 * MiB)
     await proxies[0].hold('PUT', '/sync/v1/blocks', 1) // one batch reaches the hub, the next hangs
-    writeFileSync(A.path('upload.bin'), big)
+    // fsync'd: a commit made while the file was still being written may be the one whose upload
+    // is held, and kill -9 may only lose what was never made durable.
+    writeDurably(A.path('upload.bin'), big)
     await until('alpha mid-upload', () => proxies[0].held > 0)
     const log = await A.kill()
     assert.doesNotMatch(log, /pushed/) // it really was cut off before the entry
@@ -80,7 +91,7 @@ describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
     await new Promise(resolve => setTimeout(resolve, 1500))
     await hub.start()
     await until('beta has the file alpha was uploading', () => shaOf(B.path('through-crash.bin')) === sha(big), 40_000)
-    await until('alpha has beta\'s file', () => read(A.path('beta-during-crash.txt')) === 'beta wrote this while the hub was down\n', 20_000)
+    await until('alpha has beta\'s file', () => read(A.path('beta-during-crash.txt')) === 'beta wrote this while the hub was down\n', 40_000) // reconnects back off up to 10 s
     for (const d of devs) await until(`${d.name}'s queue empty`, () => { const q = d.queue()!; return q.pushed === q.seq })
   })
 })
