@@ -15,6 +15,7 @@ import { BLOCK_SIZE, Kind, type BlockEntry } from '../fs/tree/format.js'
 import { baseOf, patchesOf, fromEntry, type BlockRef } from '../fs/tree/block-ref.js'
 import { SEGMENT } from '../crypto/index.js'
 import { readSnapshot, type Content, type TreeRef } from './snapshot.js'
+import { trace } from './trace.js'
 
 export interface FetchStats { blocks: number, bytes: number }
 
@@ -47,6 +48,7 @@ export class FetchingStore {
     const key = cid.toString()
     let p = this.inflight.get(key)
     if (p == null) {
+      trace(() => `on-demand fetch ${key.slice(-12)}`)
       p = (async () => {
         for await (const b of t.get([cid])) {
           this.keep(cid, b.bytes)
@@ -163,7 +165,9 @@ export class Downloader {
       this.next = null
       try {
         this.st = 'scanning'
+        const t0 = Date.now()
         await this.scan(ref)
+        trace(() => `download: scan ${Date.now() - t0} ms, ${this.missing.size} blocks missing (${this.bytes} B)`)
         if (this.opts.mode === 'all' && this.missing.size > 0) {
           this.st = 'downloading'
           this.progress = { done: 0, total: this.bytes }
@@ -172,6 +176,7 @@ export class Downloader {
           for (let i = 0; i < all.length && !this.stopped && this.next == null; i += BATCH) {
             await this.fetching.prefetch(all.slice(i, i + BATCH), undefined, this.abort.signal)
           }
+          trace(() => `download: ${all.length} blocks fetched or superseded`)
         }
         this.lastError = null
         backoff = 1000

@@ -20,6 +20,7 @@ import { writeDurably } from './log-state.js'
 import type { DeviceRecord } from '../keys/identity.js'
 import { SyncError } from './errors.js'
 import { blocksBetween } from './new-blocks.js'
+import { trace } from './trace.js'
 import type { Watermark } from '../store/types.js'
 
 const STATE_VERSION = 1
@@ -77,6 +78,7 @@ export class LocalLog {
   async publish (c: LocalCommit, heads: EntryHead[]): Promise<SignedEntry> {
     if (c.localSeq <= this.st.localSeq) throw new SyncError('ERR_SYNC_FORMAT', `local commit ${c.localSeq} is already published`)
     const { drive, syncKey, device, dir, packsDir } = this.deps
+    const t0 = Date.now()
     const added = await blocksBetween(packsDir, this.st.watermark, c.watermark)
     const list = encodeBlockList(added.map(b => b.cid))
     // This log's head is ours to keep (the log state holds the other logs), and the heads are
@@ -87,6 +89,7 @@ export class LocalLog {
     await writeDurably(join(dir, `${pad(seq)}.list`), cbor.encode(list.blocks.map(b => [b.cid, b.bytes])))
     await writeDurably(join(dir, `${pad(seq)}.entry`), signed.bytes)
     await this.save(st => ({ ...st, seq, cid: signed.cid, watermark: c.watermark, localSeq: c.localSeq }))
+    trace(() => `published entry ${seq} (local commit ${c.localSeq}): ${added.length} blocks, ${Date.now() - t0} ms`)
     return signed
   }
 
