@@ -160,8 +160,10 @@ export class SyncEngine {
     this.publishing = this.publishing.then(async () => {
       if (head.localSeq <= this.deps.log.state.localSeq) return
       const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, heads)
-      await this.deps.entries.put(signed)
+      // The push needs only the queue; the entry cache (ancestor searches) is written meanwhile,
+      // and merges wait for this chain before they search.
       this.kickPush()
+      await this.deps.entries.put(signed)
     }).catch(err => this.fail(`publishing local commit ${head.localSeq}`, err))
   }
 

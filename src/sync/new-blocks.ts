@@ -16,11 +16,46 @@ export interface NewBlock { cid: CID, pack: number, offset: number, length: numb
 const RAW = 0x55
 const packPath = (dir: string, id: number): string => join(dir, `${String(id).padStart(8, '0')}.pack`)
 
+/** What AppendedBlocks needs of the store: to be told of its appends. */
+export interface AppendSource { onAppended: (fn: (cid: CID, at: { pack: number, offset: number, length: number }) => void) => Watermark }
+
+const before = (a: Watermark, b: Watermark): boolean => a.pack < b.pack || (a.pack === b.pack && a.offset < b.offset)
+
+/**
+ * The records the store appended while this process runs, as they were appended: the blocks of
+ * a commit made here are listed from memory, without reading the packs back (under load the
+ * reads of a commit's record headers took seconds, on the push's path). Covers what lies past
+ * the store's end when it was opened; older ranges (commits a previous run did not publish)
+ * are scanned.
+ */
+export class AppendedBlocks {
+  private readonly since: Watermark
+  private list: NewBlock[] = []
+
+  constructor (store: AppendSource) {
+    this.since = store.onAppended((cid, at) => this.list.push({ cid, pack: at.pack, offset: at.offset, length: at.length }))
+  }
+
+  /** The records after `from` up to `to`, or null when `from` lies before what this process saw. */
+  between (from: Watermark | null, to: Watermark): NewBlock[] | null {
+    if (from == null || before(from, this.since)) return null
+    return this.list.filter(b => !before(b, from) && !before(to, { pack: b.pack, offset: b.offset + b.length }))
+  }
+
+  /** Records up to `w` are never asked for again (the log has published up to it). */
+  forget (w: Watermark): void {
+    this.list = this.list.filter(b => before(w, { pack: b.pack, offset: b.offset + b.length }))
+  }
+}
+
 /**
  * The records that lie after `from` and up to `to` in the packs of `packsDir`, in pack order.
- * `from` null: from the start of the store.
+ * `from` null: from the start of the store. `recent`: what this process appended, used when it
+ * covers the range.
  */
-export async function blocksBetween (packsDir: string, from: Watermark | null, to: Watermark): Promise<NewBlock[]> {
+export async function blocksBetween (packsDir: string, from: Watermark | null, to: Watermark, recent?: AppendedBlocks): Promise<NewBlock[]> {
+  const known = recent?.between(from, to)
+  if (known != null) return known
   const out: NewBlock[] = []
   const first = from?.pack ?? 0
   for (let pack = first; pack <= to.pack; pack++) {
