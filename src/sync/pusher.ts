@@ -116,8 +116,8 @@ export class Pusher {
   }
 }
 
-/** Listed blocks per round at most (~512 MiB of 128 KiB blocks): a long backlog goes up in parts, each acknowledged. */
-const MAX_GROUP_CIDS = 4096
+/** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
+const MAX_GROUP_CIDS = 1024
 /** Local block reads kept in flight ahead of the upload: the disk and the hash overlap the socket. */
 const READ_AHEAD = 8
 
