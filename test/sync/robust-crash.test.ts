@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { Hub, HubProxy, devicesOf, cleanupDevices, until, read, tempDirs, removeDirs, type Device, type Dirs } from './helpers-devices.js'
 
@@ -47,7 +47,12 @@ describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
     const [A, B] = devs
     const big = randomBytes(24 * MiB)
     await proxies[0].hold('PUT', '/sync/v1/blocks', 1) // one batch reaches the hub, the next hangs
-    writeFileSync(A.path('upload.bin'), big)
+    // Made durable (fsync commits) before the kill: a kill -9 loses writes not yet committed, and
+    // the upload can reach the held batch before the commit after the last write.
+    const fd = openSync(A.path('upload.bin'), 'w')
+    writeSync(fd, big)
+    fsyncSync(fd)
+    closeSync(fd)
     await until('alpha mid-upload', () => proxies[0].held > 0)
     const log = await A.kill()
     assert.doesNotMatch(log, /pushed/) // it really was cut off before the entry
