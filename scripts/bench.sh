@@ -436,10 +436,12 @@ run_sync() {
       dir=$WORK/sync-$side
       log "replication run $run of $RUNS: $side (${SYNC_WLS[*]})"
       drop_caches
+      echo "$side, run $run: load $(cut -d' ' -f1-3 /proc/loadavg) before" >> "$WORK/sync-load.txt"
       if ! SYNC_BULK_MB=$SYNC_MB SYNC_LATENCY_N=$SYNC_LAT_N SYNC_FRESH_FILES=$SYNC_FILES \
           node "$script" "$dir" "${SYNC_WLS[@]}" > "$WORK/sync-$side.run" 2>> "$WORK/sync-$side.err"; then
         log "$side: replication workloads failed: $(last_line "$WORK/sync-$side.err")"; FAILED=1
       fi
+      echo "$side, run $run: load $(cut -d' ' -f1-3 /proc/loadavg) after" >> "$WORK/sync-load.txt"
       sed 's/^/bench:   /' "$WORK/sync-$side.run" >&2
       cat "$WORK/sync-$side.run" >> "$WORK/sync-$side.jsonl"
       if grep -qF " $dir/" /proc/mounts; then log "something is still mounted under $dir; leaving it"
@@ -453,6 +455,8 @@ report_sync() {
   local out rows notes
   out=$(node scripts/bench/sync-report.mjs "$WORK/sync-space.jsonl" "$WORK/sync-syncthing.jsonl") || { log "sync-report failed"; FAILED=1; return; }
   rows=$(grep -v '^- ' <<< "$out" || true); notes=$(grep '^- ' <<< "$out" || true)
+  # The machine's load around each side's run (1, 5, 15 min): numbers from a loaded machine are noise.
+  [ -f "$WORK/sync-load.txt" ] && notes+=$'\n'"- load: $(paste -sd ';' "$WORK/sync-load.txt" | sed 's/;/; /g')"
   grep -q FAIL <<< "$rows" && FAILED=1
   echo
   { echo "replication|ours|Syncthing|ours/Syncthing|target"; echo "$rows"; } | column -t -s '|'

@@ -34,6 +34,7 @@ const children = new Map() // pid -> { child, mnt? }
 // The CLI's environment: no stray SPACE_* settings; the cheap KDF only affects init/restore.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPACE_') && !k.startsWith('DBUS_')))
 env.SPACE_TEST_CHEAP_KDF = '1'
+if (process.env.SPACE_SYNC_TRACE === '1') env.SPACE_SYNC_TRACE = '1' // stage timestamps in the daemons' logs
 
 function stopAll () {
   for (const { child } of children.values()) { try { child.kill('SIGTERM') } catch {} }

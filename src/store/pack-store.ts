@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import { type CID, cidOf, checkCid } from './cid.js'
 import { StoreError, corrupt, notFound } from './errors.js'
-import type { PackDamage } from './block-index.js'
+import type { PackDamage, Location } from './block-index.js'
 import { PackIndexes, type IndexStats } from './pack-idx-set.js'
 import { PackFiles } from './pack-files.js'
 import { PackWriter } from './pack-writer.js'
@@ -113,6 +113,15 @@ export class PackStore implements BlockStore {
     if (this.writer.unwritten(key) != null || this.index.hasIn(this.writer.currentPack, cid, key)) { release?.(); return cid }
     this.writer.add(key, cid, bytes, release)
     return cid
+  }
+
+  /**
+   * Tells `fn` of every record appended from now on, in append order (sync lists a commit's new
+   * blocks from this instead of reading them back); returns where the next record will go.
+   */
+  onAppended (fn: (cid: CID, at: Location) => void): Watermark {
+    this.writer.onAppended = fn
+    return this.writer.end
   }
 
   /** The last append failed (a full disk): new writes are refused until an append succeeds. */

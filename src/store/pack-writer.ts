@@ -40,7 +40,13 @@ export class PackWriter {
   private unsyncedBytes = 0
   private writeback: Promise<void> | null = null
 
+  /** Told of every record appended, in append order (PackStore.onAppended). */
+  onAppended: ((cid: CID, at: Location) => void) | null = null
+
   constructor (private readonly files: PackFiles, private readonly index: WriterIndex, private current: Pack, private readonly packLimit: number) {}
+
+  /** Where the next record goes: the current pack and its size. */
+  get end (): { pack: number, offset: number } { return { pack: this.current.id, offset: this.current.size } }
 
   /** The pack appends go to. */
   get currentPack (): number { return this.current.id }
@@ -112,7 +118,9 @@ export class PackWriter {
       this.writeError = null
       let off = start
       for (const r of batch) {
-        this.index.add(r.key, { pack: pack.id, offset: off + r.header.length, length: r.body.length }, r.cid.multihash.digest, r.cid.multihash.code)
+        const at = { pack: pack.id, offset: off + r.header.length, length: r.body.length }
+        this.index.add(r.key, at, r.cid.multihash.digest, r.cid.multihash.code)
+        this.onAppended?.(r.cid, at)
         this.unflushed.delete(r.key)
         r.release?.()
         off += recordLength(r)

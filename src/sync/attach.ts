@@ -13,6 +13,7 @@ import type { BlockStore } from '../fs/tree/ports.js'
 import { openAccount, KEYSTORE_PASSPHRASE_ENV } from '../keys/account.js'
 import { FetchingStore, Downloader, type DownloadStatus } from './fetching-store.js'
 import { HttpBlockTransport } from './transport-http.js'
+import { AppendedBlocks } from './new-blocks.js'
 import { hubTransport, readSyncConfig, startDeviceSync, type SyncConfig, type DeviceSync } from './device.js'
 import type { LiveDrive, LocalHead, SyncEvent, SyncStatus } from './engine.js'
 import type { PathChange } from './snapshot-write.js'
@@ -29,6 +30,8 @@ export interface PreparedSync {
   /** For Drive.open: the store the tree reads through. */
   wrapStore: (local: PackStore) => BlockStore
   fetching: () => FetchingStore | null
+  /** The drive store's appends, for listing a commit's new blocks. */
+  appended: () => AppendedBlocks | null
   setTransport: (t: HttpBlockTransport) => void
 }
 
@@ -91,10 +94,12 @@ export async function prepareSync (configDir: string): Promise<PreparedSync | nu
   if (config == null) return null
   let transport: HttpBlockTransport | null = null
   let fetching: FetchingStore | null = null
+  let appended: AppendedBlocks | null = null
   return {
     config,
-    wrapStore: local => { fetching = new FetchingStore(local, () => transport); return fetching.store },
+    wrapStore: local => { appended = new AppendedBlocks(local); fetching = new FetchingStore(local, () => transport); return fetching.store },
     fetching: () => fetching,
+    appended: () => appended,
     setTransport: t => { transport = t }
   }
 }
@@ -171,7 +176,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   }
   let sync: DeviceSync
   try {
-    sync = await startDeviceSync({ config, account, dataDir: drive.dataDir, drive: live, transport, log: opts.log, onEvent: opts.onEvent })
+    sync = await startDeviceSync({ config, account, dataDir: drive.dataDir, drive: live, transport, log: opts.log, onEvent: opts.onEvent, recent: prep.appended() ?? undefined })
   } catch (err) {
     await transport.close()
     throw err

@@ -9,6 +9,7 @@ import type { Account } from '../keys/account.js'
 import { writeDurably } from './log-state.js'
 import { LogState } from './log-state.js'
 import { LocalLog } from './local-log.js'
+import type { AppendedBlocks } from './new-blocks.js'
 import { EntryCache } from './entry-cache.js'
 import { SyncEngine, type LiveDrive, type SyncEvent } from './engine.js'
 import { deriveDriveId, deriveSyncKey } from './entry-keys.js'
@@ -64,6 +65,7 @@ export async function startDeviceSync (opts: {
   transport: HttpBlockTransport
   log?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
+  recent?: AppendedBlocks
 }): Promise<DeviceSync> {
   const { config, account, dataDir } = opts
   const driveMaster = account.identity.driveMaster
@@ -73,7 +75,7 @@ export async function startDeviceSync (opts: {
   // The name sealed: the hub keeps and checks the record, never reads the name.
   const issuedAt = account.config.device.issuedAt
   const record = certifyDeviceRecord(account.identity.signing, account.device.publicKey, config.deviceName, issuedAt, sealDeviceName(syncKey, account.device.publicKey, issuedAt, config.deviceName))
-  const log = await LocalLog.open({ dir: join(dir, 'out'), packsDir: join(dataDir, 'packs'), drive: driveId, syncKey, device: { privateKey: account.device.privateKey, record } })
+  const log = await LocalLog.open({ dir: join(dir, 'out'), packsDir: join(dataDir, 'packs'), drive: driveId, syncKey, device: { privateKey: account.device.privateKey, record }, recent: opts.recent })
   const state = await LogState.open(join(dir, `${driveId.toString('hex')}.state`), driveId, account.identity.signing.publicKey)
   const entries = await EntryCache.open(join(dir, 'entries'))
   const hub = new HttpEntryHub(opts.transport, driveId)

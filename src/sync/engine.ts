@@ -23,6 +23,7 @@ import { EntryCache } from './entry-cache.js'
 import { commonAncestors } from './ancestry.js'
 import { foldHeads, adoptable, Origins, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
+import { trace } from './trace.js'
 
 /** What the engine needs of the hub's entry API. */
 export interface EntryHub {
@@ -120,6 +121,8 @@ export class SyncEngine {
   /** The latest entries refused on receipt, oldest first: `space sync status` shows them. */
   private readonly refused: Refusal[] = []
   private pushBackoff = 500
+  /** The highest entry of our own log the hub has sent back (polls ask past it). */
+  private ownSeen = 0
 
   constructor (private readonly deps: EngineDeps) {
     this.pusher = new Pusher({
@@ -161,8 +164,10 @@ export class SyncEngine {
     this.publishing = this.publishing.then(async () => {
       if (head.localSeq <= this.deps.log.state.localSeq) return
       const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, heads)
-      await this.deps.entries.put(signed)
+      // The push needs only the queue; the entry cache (ancestor searches) is written meanwhile,
+      // and merges wait for this chain before they search.
       this.kickPush()
+      await this.deps.entries.put(signed)
     }).catch(err => this.fail(`publishing local commit ${head.localSeq}`, err))
   }
 
@@ -232,11 +237,15 @@ export class SyncEngine {
         const after: Record<string, number> = {}
         for (const h of this.deps.state.heads()) after[hexOf(h.dev)] = h.seq
         for (const [dev, seq] of this.refusedUpTo) after[dev] = Math.max(after[dev] ?? 0, seq)
+        // Our own log too: without it the hub has something "new" for every poll (our own
+        // entries) and answers at once, and the long-poll becomes a busy loop.
+        after[hexOf(this.deps.device.publicKey)] = Math.max(this.deps.log.state.seq, this.ownSeen)
         // Entries accepted before a failure or a crash and not merged yet. While one will not
         // merge (its blocks do not come), the poll is short: a newer entry may replace it.
         const merged = await this.mergePending().then(() => true, () => false)
         const batch = await this.deps.hub.since(after, merged ? 25_000 : backoff, this.abort.signal)
         this.lastContact = Date.now()
+        trace(() => `pull: ${batch.length} entries`)
         if (this.lastError?.startsWith('pull: ') === true) this.lastError = null // the hub answers again
         if (batch.length > 0) await this.learnRevocations() // before the entries they may refuse
         await this.receive(batch)
@@ -260,7 +269,7 @@ export class SyncEngine {
     const decoded = batch.map(b => decodeEntry(b)).sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev) || x.entry.seq - y.entry.seq)
     for (const s of decoded) {
       const dev = hexOf(s.entry.dev)
-      if (dev === ours) continue
+      if (dev === ours) { this.ownSeen = Math.max(this.ownSeen, s.entry.seq); continue }
       try {
         verifyEntry(s, { drive: this.deps.driveId, identity: this.deps.identity })
         this.nameOf(s) // the state records it: sync status names the device
@@ -358,6 +367,7 @@ export class SyncEngine {
     // Entries another of them has merged stay in: folded first (by name), their devices are the
     // ones conflict copies are named after, not the device that merged them.
     const heads = entries
+    const t0 = Date.now()
     const theirs: Head[] = []
     for (const s of heads) theirs.push({ device: this.nameOf(s), key: hexOf(s.entry.dev), cids: [s.cid], snapshot: await readSnapshot(await this.refOf(s), drive.store) })
     // The base of a step: the best common ancestor, or after a criss-cross the merge of all of
@@ -371,16 +381,21 @@ export class SyncEngine {
       return (await foldHeads(hs, async (f, n) => await baseOf(f, n, depth + 1))).snapshot
     }
     const label = heads.map(s => `${deviceLabel(s.entry.dev, this.nameOf(s))} entry ${s.entry.seq}`).join(', ')
+    const t1 = Date.now()
     for (let attempt = 0; attempt < 20; attempt++) {
+      const ta = Date.now()
       const head = await drive.commit()
       await this.publishing // our entry for `head` exists before the ancestor search
+      const tb = Date.now()
       const ours = await readSnapshot(head.ref, drive.store)
+      const tc = Date.now()
       this.origins.apply(ours)
       // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
       // that changed nothing publishes nothing): its history is its entry and those heads.
       const own = this.deps.log.state.cid
       const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
       const folded = await foldHeads([mine, ...theirs], baseOf)
+      const td = Date.now()
       // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
       const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
       const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
@@ -390,7 +405,10 @@ export class SyncEngine {
       // tree before it (while the drive prepares the swap) is not. Undone when the swap is
       // refused, or the next attempt would take its own input as its base.
       const before = new Map(this.merged)
-      if (await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, done)) {
+      const te = Date.now()
+      const adopted = await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, done)
+      trace(() => `merge ${label}: theirs read ${t1 - t0} ms, commit ${tb - ta} ms, ours read ${tc - tb} ms, fold ${td - tc} ms, materialize ${te - td} ms, adopt ${Date.now() - te} ms (${adopted ? 'adopted' : 'refused'}, ${ours.nodes.size} nodes)`)
+      if (adopted) {
         this.origins.remember(snapshot)
         this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
         heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))

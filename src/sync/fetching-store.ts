@@ -15,6 +15,7 @@ import { BLOCK_SIZE, Kind, type BlockEntry } from '../fs/tree/format.js'
 import { baseOf, patchesOf, fromEntry, type BlockRef } from '../fs/tree/block-ref.js'
 import { SEGMENT } from '../crypto/index.js'
 import { readSnapshot, type Content, type TreeRef } from './snapshot.js'
+import { trace } from './trace.js'
 
 export interface FetchStats { blocks: number, bytes: number }
 
@@ -47,6 +48,7 @@ export class FetchingStore {
     const key = cid.toString()
     let p = this.inflight.get(key)
     if (p == null) {
+      trace(() => `on-demand fetch ${key.slice(-12)}`)
       p = (async () => {
         for await (const b of t.get([cid])) {
           this.keep(cid, b.bytes)
@@ -68,12 +70,12 @@ export class FetchingStore {
   }
 
   /** Fetches every block of `cids` the local store lacks, in batches (background download). */
-  async prefetch (cids: CID[], onProgress?: (s: FetchStats) => void, signal?: AbortSignal): Promise<void> {
+  async prefetch (cids: CID[], onProgress?: (s: FetchStats) => void, signal?: AbortSignal, sizeOf?: (cid: CID) => number | undefined): Promise<void> {
     const t = this.transport()
     if (t == null) throw new Error('no hub connection yet')
     const want = cids.filter(c => !this.local.has(c) && !this.inflight.has(c.toString()))
     if (want.length === 0) return
-    for await (const b of t.get(want, { signal })) {
+    for await (const b of t.get(want, { signal, sizeOf })) {
       this.keep(b.cid, b.bytes)
       onProgress?.(this.fetched)
     }
@@ -92,7 +94,9 @@ export interface DownloadStatus {
   lastError: string | null
 }
 
-const BATCH = 1024 // CIDs per prefetch call: a stop or a newer tree is noticed between batches
+// Per prefetch call at most (a stop or a newer tree is noticed between calls): CIDs, and bytes.
+const BATCH = 8192
+const BATCH_BYTES = 128 * 1024 * 1024
 
 /**
  * The background download: scan(ref) lists the tree's file blocks that are not here; in mode
@@ -163,15 +167,23 @@ export class Downloader {
       this.next = null
       try {
         this.st = 'scanning'
+        const t0 = Date.now()
         await this.scan(ref)
+        trace(() => `download: scan ${Date.now() - t0} ms, ${this.missing.size} blocks missing (${this.bytes} B)`)
         if (this.opts.mode === 'all' && this.missing.size > 0) {
           this.st = 'downloading'
           this.progress = { done: 0, total: this.bytes }
           this.report(true)
           const all = [...this.missing.keys()].map(s => CID.parse(s))
-          for (let i = 0; i < all.length && !this.stopped && this.next == null; i += BATCH) {
-            await this.fetching.prefetch(all.slice(i, i + BATCH), undefined, this.abort.signal)
+          // Sealed sizes are a little over the plaintext's: close enough to cut batches by.
+          const sizeOf = (cid: CID): number | undefined => { const m = this.missing.get(cid.toString()); return m == null ? undefined : m.bytes + 64 }
+          for (let i = 0; i < all.length && !this.stopped && this.next == null;) {
+            let end = i
+            for (let bytes = 0; end < all.length && end - i < BATCH && bytes < BATCH_BYTES; end++) bytes += sizeOf(all[end]) ?? 128 * 1024
+            await this.fetching.prefetch(all.slice(i, end), undefined, this.abort.signal, sizeOf)
+            i = end
           }
+          trace(() => `download: ${all.length} blocks fetched or superseded`)
         }
         this.lastError = null
         backoff = 1000

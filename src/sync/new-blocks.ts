@@ -3,11 +3,12 @@
 // it records its watermark, and a block already in the store is never appended twice, so the
 // ranges of consecutive commits together hold every block any of them references: pushing each
 // range before its entry is what "blocks first, entry after" needs, without walking trees.
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { create as digestOf } from 'multiformats/hashes/digest'
-import { scanRecords } from '../store/block-index.js'
+import { scanRecords, plausibleRecord } from '../store/block-index.js'
+import { PACK_HEADER_LENGTH, MAX_RECORD_HEADER, checkPackHeader } from '../store/record.js'
 import type { Watermark } from '../store/types.js'
 
 export interface NewBlock { cid: CID, pack: number, offset: number, length: number }
@@ -15,11 +16,46 @@ export interface NewBlock { cid: CID, pack: number, offset: number, length: numb
 const RAW = 0x55
 const packPath = (dir: string, id: number): string => join(dir, `${String(id).padStart(8, '0')}.pack`)
 
+/** What AppendedBlocks needs of the store: to be told of its appends. */
+export interface AppendSource { onAppended: (fn: (cid: CID, at: { pack: number, offset: number, length: number }) => void) => Watermark }
+
+const before = (a: Watermark, b: Watermark): boolean => a.pack < b.pack || (a.pack === b.pack && a.offset < b.offset)
+
+/**
+ * The records the store appended while this process runs, as they were appended: the blocks of
+ * a commit made here are listed from memory, without reading the packs back (under load the
+ * reads of a commit's record headers took seconds, on the push's path). Covers what lies past
+ * the store's end when it was opened; older ranges (commits a previous run did not publish)
+ * are scanned.
+ */
+export class AppendedBlocks {
+  private readonly since: Watermark
+  private list: NewBlock[] = []
+
+  constructor (store: AppendSource) {
+    this.since = store.onAppended((cid, at) => this.list.push({ cid, pack: at.pack, offset: at.offset, length: at.length }))
+  }
+
+  /** The records after `from` up to `to`, or null when `from` lies before what this process saw. */
+  between (from: Watermark | null, to: Watermark): NewBlock[] | null {
+    if (from == null || before(from, this.since)) return null
+    return this.list.filter(b => !before(b, from) && !before(to, { pack: b.pack, offset: b.offset + b.length }))
+  }
+
+  /** Records up to `w` are never asked for again (the log has published up to it). */
+  forget (w: Watermark): void {
+    this.list = this.list.filter(b => before(w, { pack: b.pack, offset: b.offset + b.length }))
+  }
+}
+
 /**
  * The records that lie after `from` and up to `to` in the packs of `packsDir`, in pack order.
- * `from` null: from the start of the store.
+ * `from` null: from the start of the store. `recent`: what this process appended, used when it
+ * covers the range.
  */
-export async function blocksBetween (packsDir: string, from: Watermark | null, to: Watermark): Promise<NewBlock[]> {
+export async function blocksBetween (packsDir: string, from: Watermark | null, to: Watermark, recent?: AppendedBlocks): Promise<NewBlock[]> {
+  const known = recent?.between(from, to)
+  if (known != null) return known
   const out: NewBlock[] = []
   const first = from?.pack ?? 0
   for (let pack = first; pack <= to.pack; pack++) {
@@ -33,6 +69,12 @@ export async function blocksBetween (packsDir: string, from: Watermark | null, t
     try {
       const size = pack === to.pack ? to.offset : (await fh.stat()).size
       const start = from != null && pack === from.pack ? from.offset : 0
+      const hopped = await hop(pack, fh, start, size)
+      if (hopped != null) {
+        out.push(...hopped)
+        continue
+      }
+      // Framing that does not parse (a damaged pack): the store's scan, which reads every byte and skips bad spots.
       const { entries } = await scanRecords(pack, fh, start, size)
       // The drive's packs hold raw blocks only (sealed objects): a record's CID is raw of its digest.
       for (let i = 0; i < entries.count; i++) {
@@ -44,4 +86,38 @@ export async function blocksBetween (packsDir: string, from: Watermark | null, t
     }
   }
   return out
+}
+
+/** Bytes read at a time by hop(): many small records per read, one read per large record. */
+const WINDOW = 16 * 1024
+
+/**
+ * The records of [from, to) found by reading their headers only and jumping over their bodies
+ * (a scan of 1 GiB of 128 KiB blocks reads 128 MiB, not 1 GiB), or null where a header does not
+ * parse (the caller then scans every byte).
+ */
+async function hop (pack: number, fh: FileHandle, from: number, to: number): Promise<NewBlock[] | null> {
+  const out: NewBlock[] = []
+  const buf = Buffer.alloc(WINDOW)
+  let off = from
+  if (off <= PACK_HEADER_LENGTH) {
+    const { bytesRead } = await fh.read(buf, 0, PACK_HEADER_LENGTH, 0)
+    checkPackHeader(buf.subarray(0, bytesRead), pack)
+    off = PACK_HEADER_LENGTH
+  }
+  while (off < to) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(WINDOW, to - off), off)
+    let p = 0
+    // Every record whose header lies whole in this read; the next read starts at the first that does not.
+    while (p < bytesRead && (p + MAX_RECORD_HEADER <= bytesRead || off + bytesRead === to)) {
+      const rec = plausibleRecord(buf.subarray(p, bytesRead), to - off - p)
+      if (rec == null) return null
+      // A copy of the digest: the header's lies in `buf`, which the next read overwrites.
+      out.push({ cid: CID.createV1(RAW, digestOf(rec.cid.multihash.code, Uint8Array.from(rec.cid.multihash.digest))), pack, offset: off + p + rec.headerLength, length: rec.length })
+      p += rec.headerLength + rec.length
+    }
+    if (p === 0) return null
+    off += p
+  }
+  return off === to ? out : null
 }

@@ -1,11 +1,13 @@
-// Sends this device's queued entries to the hub, oldest first: for each, the blocks the hub lacks
-// (the entry's block list says which it added; the hub answers which it is missing), then the
-// entry itself, which the hub accepts only once every listed block is durable there. A failure
-// stops the round and is retried with backoff; what was acknowledged is never sent again.
+// Sends this device's queued entries to the hub, oldest first, several at a time: the blocks the
+// hub lacks (the entries' block lists say which they added; the hub answers which it is missing)
+// as one upload, then the entries themselves, in order, which the hub accepts only once every
+// listed block is durable there. A failure stops the round and is retried with backoff; what
+// was acknowledged is never sent again.
 import type { CID } from 'multiformats/cid'
 import { decodeBlockListBlock } from './entry.js'
 import type { BlockTransport, Block } from './transport.js'
 import type { LocalLog } from './local-log.js'
+import { trace } from './trace.js'
 
 /** What the pusher needs of the hub's entry API. */
 export interface EntrySink { append: (entry: Uint8Array) => Promise<void> }
@@ -55,26 +57,90 @@ export class Pusher {
     return await this.running
   }
 
+  /**
+   * One round: the pending entries, oldest first, in groups of up to MAX_GROUP_CIDS listed
+   * blocks. A group's missing blocks go up as one stream (the transport keeps its batches in
+   * flight from the first entry's blocks to the last's, with no pause between entries); once
+   * the hub has acknowledged all of them, the group's entries are appended in order. A failed
+   * upload appends none of them; what was acknowledged is not sent again (missing() says so).
+   */
   private async round (): Promise<void> {
-    const { log, transport, entries, store } = this.deps
-    for (const seq of log.pending()) {
-      const { bytes, list } = await log.entry(seq)
-      const listed = new Map<string, Block>(list.map(b => [b.cid.toString(), b]))
-      const cids: CID[] = []
-      for (const b of list) cids.push(b.cid, ...decodeBlockListBlock(b.cid, b.bytes).cids)
-      const missing = cids.length === 0 ? [] : await transport.missing(cids)
-      async function * blocks (): AsyncGenerator<Block> {
-        for (const cid of missing) yield listed.get(cid.toString()) ?? { cid, bytes: await store.get(cid) }
+    const { log } = this.deps
+    let pending = log.pending()
+    while (pending.length > 0) {
+      const group: Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }> = []
+      let listed = 0
+      for (const seq of pending) {
+        const { bytes, list } = await log.entry(seq)
+        const cids: CID[] = []
+        for (const b of list) cids.push(b.cid, ...decodeBlockListBlock(b.cid, b.bytes).cids)
+        if (group.length > 0 && listed + cids.length > MAX_GROUP_CIDS) break
+        group.push({ seq, bytes, list, cids })
+        listed += cids.length
       }
-      this.current = { seq, blocks: 0, bytes: 0, totalBlocks: missing.length }
-      const sent = missing.length === 0 ? { blocks: 0, bytes: 0 } : await transport.put(blocks(), { onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) } }).finally(() => { this.current = null })
-      await entries.append(bytes)
-      await log.pushed(seq)
-      this.totals.entries++
-      this.totals.blocks += sent.blocks
-      this.totals.bytes += sent.bytes
-      this.lastSuccess = Date.now()
-      this.deps.onProgress?.({ ...this.totals, pendingEntries: log.pending().length })
+      await this.pushGroup(group)
+      pending = log.pending()
     }
+  }
+
+  private async pushGroup (group: Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }>): Promise<void> {
+    const { log, transport, entries, store } = this.deps
+    const listed = new Map<string, Block>()
+    const cids: CID[] = []
+    for (const e of group) {
+      for (const b of e.list) listed.set(b.cid.toString(), b)
+      for (const c of e.cids) cids.push(c)
+    }
+    const t0 = Date.now()
+    const missing = cids.length === 0 ? [] : await transport.missing(uniq(cids))
+    const t1 = Date.now()
+    const seq = group[group.length - 1].seq
+    this.current = { seq, blocks: 0, bytes: 0, totalBlocks: missing.length }
+    const sent = missing.length === 0
+      ? { blocks: 0, bytes: 0 }
+      : await transport.put(readAhead(missing, cid => listed.get(cid.toString()) ?? store.get(cid)), {
+        onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) }
+      }).finally(() => { this.current = null })
+    const t2 = Date.now()
+    // Every block of the group is durable on the hub: its entries may follow, in order.
+    for (const e of group) {
+      await entries.append(e.bytes)
+      await log.pushed(e.seq)
+      this.totals.entries++
+    }
+    this.totals.blocks += sent.blocks
+    this.totals.bytes += sent.bytes
+    this.lastSuccess = Date.now()
+    trace(() => `push entries ${group[0].seq}..${seq}: ${cids.length} cids, ${missing.length} missing (${t1 - t0} ms), put ${sent.bytes} B (${t2 - t1} ms), append+pushed ${Date.now() - t2} ms`)
+    this.deps.onProgress?.({ ...this.totals, pendingEntries: log.pending().length })
+  }
+}
+
+/** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
+const MAX_GROUP_CIDS = 1024
+/** Local block reads kept in flight ahead of the upload: the disk and the hash overlap the socket. */
+const READ_AHEAD = 8
+
+function uniq (cids: CID[]): CID[] {
+  const seen = new Set<string>()
+  return cids.filter(c => { const k = c.toString(); if (seen.has(k)) return false; seen.add(k); return true })
+}
+
+/** The blocks of `cids` in order, up to READ_AHEAD of them being read at once. */
+async function * readAhead (cids: CID[], read: (cid: CID) => Block | Promise<Uint8Array>): AsyncGenerator<Block> {
+  const started: Array<Promise<Block>> = []
+  let next = 0
+  const start = (): void => {
+    const cid = cids[next++]
+    const r = read(cid)
+    const p = r instanceof Promise ? r.then(bytes => ({ cid, bytes })) : Promise.resolve(r)
+    p.catch(() => {}) // awaited in order below; not unhandled if the upload stops first
+    started.push(p)
+  }
+  while (next < cids.length && started.length < READ_AHEAD) start()
+  while (started.length > 0) {
+    const b = await started.shift()!
+    if (next < cids.length) start()
+    yield b
   }
 }

@@ -121,6 +121,26 @@ export function emptySnapshot (): Snapshot {
 }
 
 /**
+ * Directory nodes opened and decoded, by CID and the id and key they were opened with: a merge
+ * reads the same trees again (their side, the base, ours, then the background download's scan),
+ * and a CID names its sealed bytes forever. Bounded by records held; the oldest go first.
+ * Records are shared between snapshots, never changed (nodeOf copies what a merge may change).
+ */
+const openedDirs = new Map<string, { records: Array<EntryRecord | LinkNameRecord>, digest: string }>()
+let openedRecords = 0
+const MAX_OPENED_RECORDS = 200_000
+
+function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRecord>, digest: string }): void {
+  openedDirs.set(key, v)
+  openedRecords += v.records.length
+  for (const [k, old] of openedDirs) {
+    if (openedRecords <= MAX_OPENED_RECORDS || k === key) break
+    openedDirs.delete(k)
+    openedRecords -= old.records.length
+  }
+}
+
+/**
  * Reads the committed tree `ref` (root entry, link table) through `store` into a snapshot.
  * Every directory node and the link table are opened and checked (ERR_INTEGRITY as the tree's
  * loader gives it); file contents are not read.
@@ -146,9 +166,15 @@ export async function readSnapshot (ref: TreeRef, store: Pick<BlockStore, 'get'>
     if (e.d == null) return // a directory stored without a node is empty
     const dir = new DirNode({ mode: e.m, uid: e.u, gid: e.g, atime: 0, mtime: 0, ctime: 0 }, Buffer.from(e.i!), Buffer.from(e.k!))
     dir.cid = e.d
-    const framed = await loader.openSealed(dir.key, dirPosition(dir), e.d, `directory ${dir.label()}`)
-    const records = decodeDirNode(dir, framed)
-    snap.sealed.set(id, [{ cid: e.d, digest: bodyDigest(bodyOf(framed)) }])
+    const cacheKey = `${e.d.toString()}/${hex(e.i!)}/${hex(e.k!)}`
+    let opened = openedDirs.get(cacheKey)
+    if (opened == null) {
+      const framed = await loader.openSealed(dir.key, dirPosition(dir), e.d, `directory ${dir.label()}`)
+      opened = { records: decodeDirNode(dir, framed), digest: bodyDigest(bodyOf(framed)) }
+      rememberDir(cacheKey, opened)
+    }
+    const { records } = opened
+    snap.sealed.set(id, [{ cid: e.d, digest: opened.digest }])
     for (const r of records) {
       const node = nodeOf(id, r)
       if (snap.nodes.has(node.id)) throw new SnapshotError('ERR_SNAPSHOT_INVALID', `node ${node.id.slice(0, 16)} appears twice in the tree`)

@@ -75,6 +75,9 @@ function hubError (status: number, body: Buffer): TransportError {
   return new TransportError('ERR_HUB', message, opts)
 }
 
+/** CIDs per fetch request at most when cut by size (small files: a few requests, still several in flight). */
+const MAX_FETCH_CHUNK = 512
+
 export class HttpBlockTransport implements BlockTransport {
   private readonly base: URL
   private readonly agent: HttpAgent
@@ -233,7 +236,19 @@ export class HttpBlockTransport implements BlockTransport {
 
   async * get (cids: CID[], opts: TransferOptions = {}): AsyncGenerator<Block> {
     const chunks: CID[][] = []
-    for (let i = 0; i < cids.length; i += this.fetchBlocks) chunks.push(cids.slice(i, i + this.fetchBlocks))
+    if (opts.sizeOf == null) {
+      for (let i = 0; i < cids.length; i += this.fetchBlocks) chunks.push(cids.slice(i, i + this.fetchBlocks))
+    } else {
+      // ~batchBytes per request by the sizes given (a block of unknown size counts as 128 KiB).
+      let chunk: CID[] = []
+      let bytes = 0
+      for (const c of cids) {
+        chunk.push(c)
+        bytes += opts.sizeOf(c) ?? 128 * 1024
+        if (bytes >= this.batchBytes || chunk.length >= MAX_FETCH_CHUNK) { chunks.push(chunk); chunk = []; bytes = 0 }
+      }
+      if (chunk.length > 0) chunks.push(chunk)
+    }
     // Up to inFlight chunks ahead, yielded in order: memory stays at inFlight batches.
     const started: Array<Promise<Block[]> | undefined> = []
     let next = 0

@@ -13,6 +13,11 @@ export interface TransferOptions {
   signal?: AbortSignal
   /** Told after each acknowledged batch: the totals so far. */
   onProgress?: (p: TransferProgress) => void
+  /**
+   * get(): a block's expected size, where the caller knows it: batches are then cut by bytes
+   * (many small blocks to a request) instead of by a count sized for 128 KiB blocks.
+   */
+  sizeOf?: (cid: CID) => number | undefined
 }
 
 export interface BlockTransport {

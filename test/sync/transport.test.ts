@@ -127,6 +127,21 @@ describe('HTTP transport against a hostile hub', () => {
     await t.close()
   })
 
+  it('cuts fetch batches by the sizes the caller gives: many small blocks to a request, by count otherwise', async () => {
+    const blocks = randomBlocks(600, 100)
+    const byCid = new Map(blocks.map(b => [b.cid.toString(), b]))
+    let requests = 0
+    serve = cids => { requests++; return carOf(cids.map(c => byCid.get(c.toString())!)) }
+    const t = device()
+    const sized = await collect(t.get(blocks.map(b => b.cid), { sizeOf: () => 100 }))
+    assert.deepEqual(sized.map(b => b.cid.toString()), blocks.map(b => b.cid.toString()))
+    assert.equal(requests, 2) // 512 CIDs to a request at most
+    requests = 0
+    assert.equal((await collect(t.get(blocks.map(b => b.cid)))).length, 600)
+    assert.equal(requests, 10) // 64 to a request, sized for 128 KiB blocks
+    await t.close()
+  })
+
   it('says the hub is unavailable when nothing listens', async () => {
     const t = new HttpBlockTransport('http://127.0.0.1:1', { userId: randomBytes(16), deviceKey: newDeviceKey(), certificate: certifyDevice(newDeviceKey(), newDeviceKey().publicKey) })
     await failsWith(t.missing([cidOf(randomBytes(4))]), 'ERR_UNAVAILABLE')

@@ -8,6 +8,7 @@ import { PackStore } from '../../store/pack-store.js'
 import type { BlockStore } from '../../store/types.js'
 import type { CID } from '../../store/cid.js'
 import { BlockRefs, type BlockRef } from './blocks-db.js'
+import { trace } from '../../sync/trace.js'
 
 export const BLOCKS_DIR = 'blocks'
 
@@ -65,8 +66,11 @@ export class HubBlocks {
         // Taken before the sync starts: their puts all came before it, so it covers them.
         const round = this.queue.splice(0)
         try {
+          const t0 = Date.now()
           const w = await this.store.sync()
+          const t1 = Date.now()
           this.refs.commit(round, w)
+          trace(() => `hub commit: ${round.length} batches, ${round.reduce((n, r) => n + r.refs.length, 0)} blocks, store sync ${t1 - t0} ms, refs ${Date.now() - t1} ms`)
           for (const r of round) r.resolve()
         } catch (err) {
           for (const r of round) r.reject(err)
