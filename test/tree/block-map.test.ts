@@ -9,7 +9,8 @@ import type { CID } from 'multiformats/cid'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody } from '../../src/fs/tree/block-map.js'
+import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
 import type { FileNode, Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree } from '../helpers/memory-store.js'
@@ -186,4 +187,19 @@ test('node positions: leaves of 16 blocks, inner nodes of 64, heights as the fil
   assert.equal(heightFor(2 ** 36), 6, 'the largest file')
   assert.notEqual(nodeIndex(0, 0), 0, 'no node sits at the root\'s place')
   assert.notEqual(nodeIndex(1, 0), nodeIndex(0, 2 ** 36 / 16 - 1))
+})
+
+test('a leaf built from cached entry encodings is byte for byte the canonical dag-cbor of its body, after its blocks change', async () => {
+  const { tree } = memoryTree()
+  const f = await tree.create('/l', 0o644)
+  await tree.truncate(f, 40 * B)
+  for (const i of [16, 17, 20, 31]) await tree.write(f, randomBytes(B), i * B) // whole blocks
+  for (const i of [18, 20, 25]) await tree.write(f, randomBytes(PAGE), i * B + 3 * PAGE) // patches over a hole and over a block
+  await tree.commit()
+  const canonical = (): Uint8Array => encode({ v: 2, b: [...f.blocks!].filter(([i]) => i >= 16 && i < 32).sort((x, y) => x[0] - y[0]).map(([i, r]) => entryOf(i, r)) })
+  assert.deepEqual(leafBody(f.blocks!, 1), canonical())
+  await tree.write(f, randomBytes(PAGE), 17 * B) // one entry changes, the others come from the cache
+  await tree.commit()
+  assert.deepEqual(leafBody(f.blocks!, 1), canonical())
+  assert.equal(leafBody(f.blocks!, 2), null, 'a leaf of holes only')
 })

@@ -61,11 +61,10 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
   let dirty = new Set<number>()
   for (const i of whole ? blocks.keys() : f.changedBlocks) dirty.add(Math.floor(i / LEAF_BLOCKS))
   for (const k of dirty) {
-    const b: BlockEntry[] = []
-    for (let i = k * LEAF_BLOCKS; i < (k + 1) * LEAF_BLOCKS; i++) { const r = blocks.get(i); if (r != null) b.push(blockEntry(i, r)) }
+    const body = leafBody(blocks, k)
     const index = nodeIndex(0, k)
-    if (b.length === 0) nodes.delete(index)
-    else nodes.set(index, store.put(sealNode(f, index, { v: TREE_MAP, b } satisfies LeafBody)))
+    if (body == null) nodes.delete(index)
+    else nodes.set(index, store.put(seal(f.key, position(f, index), padFrame(body))))
   }
   if (!whole && old.height !== height) {
     // The tree grew or shrank: inner nodes are rebuilt from the leaves (they keep their positions).
@@ -97,6 +96,44 @@ function children (nodes: Map<number, CID>, level: number, k: number): Array<[nu
   const c: Array<[number, CID]> = []
   for (let s = 0; s < FANOUT; s++) { const cid = nodes.get(nodeIndex(level, k * FANOUT + s)); if (cid != null) c.push([s, cid]) }
   return c
+}
+
+/**
+ * Encoded block entries by block reference (a reference object is replaced, never changed, when
+ * its block changes): a leaf is resealed when one of its blocks changed, and its other blocks
+ * are not encoded again (dag-cbor of CIDs is most of a commit's CPU otherwise).
+ */
+const entryBytes = new WeakMap<BlockRef, { idx: number, bytes: Uint8Array }>()
+
+function encodedEntry (idx: number, r: BlockRef): Uint8Array {
+  const c = entryBytes.get(r)
+  if (c?.idx === idx) return c.bytes
+  const bytes = encode(blockEntry(idx, r))
+  entryBytes.set(r, { idx, bytes })
+  return bytes
+}
+
+/**
+ * The dag-cbor body of leaf `k`, `{ v: 2, b: [...] }` with its keys in canonical order (b, v),
+ * built from the encoded entries; null when the leaf holds no block.
+ */
+export function leafBody (blocks: Map<number, BlockRef>, k: number): Uint8Array | null {
+  const parts: Uint8Array[] = []
+  let len = 0
+  for (let i = k * LEAF_BLOCKS; i < (k + 1) * LEAF_BLOCKS; i++) {
+    const r = blocks.get(i)
+    if (r == null) continue
+    const e = encodedEntry(i, r)
+    parts.push(e)
+    len += e.length
+  }
+  if (parts.length === 0) return null
+  const out = new Uint8Array(4 + len + 3)
+  out.set([0xa2, 0x61, 0x62, 0x80 | parts.length]) // map(2), "b", array(n): n <= 16 < 24 fits the head byte
+  let o = 4
+  for (const e of parts) { out.set(e, o); o += e.length }
+  out.set([0x61, 0x76, TREE_MAP], o) // "v", 2
+  return out
 }
 
 function sealNode (f: FileNode, index: number, body: unknown): Uint8Array {
