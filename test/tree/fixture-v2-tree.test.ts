@@ -4,13 +4,16 @@
 // and 2, one of them partly resealed by a later commit; fsck finds every node and block whole.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, openSync, readSync, writeSync, closeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Drive } from '../../src/daemon.js'
 import { inspect } from '../../src/drive/fsck.js'
 import { FileNode } from '../../src/fs/tree/nodes.js'
 import { ROOT } from '../helpers/mount.js'
+import { scanPacks } from '../../src/drive/pack-scan.js'
+import { packName } from '../../src/drive/quarantine.js'
+import { nodeIndex } from '../../src/fs/tree/block-map.js'
 
 const B = 131072
 const page = (n: number, p: number): Buffer => { const b = Buffer.alloc(4096); for (let i = 0; i < 4096; i++) b[i] = (n * 31 + p * 7 + i) & 0xff; return b }
@@ -48,8 +51,37 @@ test('the v2-tree fixture opens and reads exactly: a flat block map, trees of he
       assert.equal(tree.mapTree!.height, 2)
       assert.equal(tree.blocks!.size, 65)
     } finally { await drive.close() }
-    const { report } = await inspect(join(dir, 'data'), key)
+    const { report, checker } = await inspect(join(dir, 'data'), key)
+    await checker.close()
     assert.deepEqual(report.problems, [])
     assert.ok(report.clean)
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('fsck walks a block map tree: a damaged leaf is named, with the file, and the other files stay clean', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-fixture-'))
+  try {
+    cpSync(join(ROOT, 'test/fixtures/v2-tree/data'), join(dir, 'data'), { recursive: true })
+    const key = readFileSync(join(ROOT, 'test/fixtures/v2-tree/master.key'))
+    const drive = await Drive.open(join(dir, 'data'), key, { create: false })
+    let leaf: string
+    try {
+      const tree = await drive.tree.lookup('/tree.bin') as FileNode
+      await drive.tree.statLoaded(tree)
+      leaf = tree.mapTree!.nodes.get(nodeIndex(0, 62))!.toString() // blocks 992..1007: holds block 1000
+    } finally { await drive.close() }
+    const loc = (await scanPacks(join(dir, 'data', 'packs'))).index.get(leaf)!
+    const fd = openSync(join(dir, 'data', 'packs', packName(loc.pack)), 'r+')
+    const b = Buffer.alloc(1)
+    readSync(fd, b, 0, 1, loc.offset + 40)
+    b[0] ^= 0x10
+    writeSync(fd, b, 0, 1, loc.offset + 40)
+    closeSync(fd)
+    const { report, checker } = await inspect(join(dir, 'data'), key)
+    await checker.close()
+    assert.equal(report.clean, false)
+    assert.equal(report.problems.length, 1, report.problems.join('\n'))
+    assert.match(report.problems[0], /tree\.bin \(block map\)/)
+    assert.match(report.problems[0], new RegExp(leaf))
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
