@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import * as cbor from '@ipld/dag-cbor'
 import { CID, checkCid } from '../store/cid.js'
 import { open, openPatch, SealType, unpadFrame } from '../crypto/index.js'
-import type { BlockMapRecord, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
+import type { BlockEntry, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
+import { walkMapTree } from '../fs/tree/block-map.js'
 import type { BlockLoc } from './pack-scan.js'
 import { packName } from './quarantine.js'
 
@@ -90,18 +91,20 @@ export class TreeChecker {
     if (e.i == null || e.k == null) { problems.push({ path, what: 'file entry without id or key', cid: '' }); return }
     const id = Buffer.from(e.i)
     const key = Buffer.from(e.k)
-    let blocks = e.b ?? []
-    if (e.bm != null) {
-      const plain = await this.object(e.bm, key, SealType.BlockMap, id, 0, `${path} (block map)`, problems)
-      if (plain == null) return
-      const rec = this.body<BlockMapRecord>(plain, e.bm, `${path} (block map)`, problems)
-      if (rec == null) return
-      blocks = rec.b ?? []
+    const check = async (blocks: BlockEntry[]): Promise<void> => {
+      for (const [idx, cid, patches] of blocks) {
+        counts.blocks++
+        if (cid != null) await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
+        for (const [p, first] of patches ?? []) await this.object(p, key, SealType.Block, id, idx, path, problems, idx, first) // format 2: patches
+      }
     }
-    for (const [idx, cid, patches] of blocks) {
-      counts.blocks++
-      if (cid != null) await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
-      for (const [p, first] of patches ?? []) await this.object(p, key, SealType.Block, id, idx, path, problems, idx, first) // format 2: patches
+    if (e.bm == null) { await check(e.b ?? []); return }
+    const plain = await this.object(e.bm, key, SealType.BlockMap, id, 0, `${path} (block map)`, problems)
+    if (plain == null) return
+    try { // a flat map, or a tree whose every node is checked (block-map.ts)
+      await walkMapTree(plain, `${path} (block map)`, async (cid, index) => await this.object(cid, key, SealType.BlockMap, id, index, `${path} (block map)`, problems), check)
+    } catch (err) {
+      problems.push({ path: `${path} (block map)`, what: `does not decode: ${(err as Error).message}`, cid: e.bm.toString() })
     }
   }
 

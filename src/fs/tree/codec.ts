@@ -11,6 +11,7 @@ import { fail } from './errors.js'
 import { type BlockRef, fromEntry, entryOf as blockEntry } from './block-ref.js'
 import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 import { startEmpty } from './dir-entries.js'
+import { sealMapTree } from './block-map.js'
 import type { BlockStore } from './ports.js'
 
 /** A node from its stored entry; a directory's entries and a file's block map load later. */
@@ -76,9 +77,11 @@ function recordOf (node: Node, store: Pick<BlockStore, 'put'>, name: string): En
       e.bm = node.blockMap!
     } else if (node.blocks.size <= INLINE_BLOCKS) {
       e.b = sortedBlocks(node.blocks)
+      node.changedBlocks.clear()
     } else {
-      if (node.blockMapDirty || node.blockMap == null) {
-        node.blockMap = store.put(sealBlockMap(node, node.blocks))
+      // Only the leaves whose blocks changed are sealed again (block-map.ts).
+      if (node.blockMapDirty || node.changedBlocks.size > 0 || node.blockMap == null) {
+        node.blockMap = sealMapTree(node, store)
         node.blockMapDirty = false
       }
       e.bm = node.blockMap
@@ -129,10 +132,4 @@ export function sealBlockMap (f: FileNode, blocks: Map<number, BlockRef>): Uint8
 export function decodeDirNode (dir: DirNode, framed: Buffer): Array<EntryRecord | LinkNameRecord> {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `directory ${dir.label()}: bad framing`)
   return decode<DirNodeRecord>(body, `directory ${dir.label()}`).e
-}
-
-/** The blocks of an opened block map, by index. */
-export function decodeBlockMap (f: FileNode, framed: Buffer): Array<[number, BlockRef]> {
-  const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `file ${f.label()}: bad block map framing`)
-  return decode<BlockMapRecord>(body, `file ${f.label()} block map`).b.map(fromEntry)
 }

@@ -225,8 +225,7 @@ export class FileBlocks {
     let plain = buf.subarray(0, plainLen)
     if (plain.length < plainLen) { plain = Buffer.alloc(plainLen); buf.copy(plain) }
     const cid = this.deps.store.put(seal(f.key, blockPosition(f, idx), plain))
-    f.blocks!.set(idx, cid)
-    f.blockMapDirty = true
+    f.setBlock(idx, cid)
     // Cache an exact-size copy: a view would pin the whole 128 KiB buffer while the LRU counts
     // only the view's length.
     this.deps.cache.set(cid.toString(), len === BLOCK_SIZE ? plain : Buffer.from(plain))
@@ -250,8 +249,7 @@ export class FileBlocks {
       s = e
     }
     if (ref == null) return // nothing written after all: the block stays as it was
-    f.blocks!.set(idx, ref)
-    f.blockMapDirty = true
+    f.setBlock(idx, ref)
   }
 
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
@@ -275,8 +273,7 @@ export class FileBlocks {
         cid = store.put(seal(f.key, pos, buf))
       }
       f.sealing.delete(idx)
-      f.blocks!.set(idx, cid)
-      f.blockMapDirty = true
+      f.setBlock(idx, cid)
       if (f.parent != null) touch(f)
       if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {

@@ -69,7 +69,7 @@ export class FileWriter {
     const blocks = await this.deps.blocks(f)
     if (size < f.size) {
       const keep = blockCount(size)
-      for (const i of [...blocks.keys()]) if (i >= keep) { blocks.delete(i); f.blockMapDirty = true }
+      for (const i of [...blocks.keys()]) if (i >= keep) f.setBlock(i, undefined)
       this.deps.fileBlocks.dropFrom(f, keep)
       const inner = offsetInBlock(size)
       if (inner !== 0) {
@@ -121,7 +121,7 @@ export class FileWriter {
       if (!stored) continue // a hole reads as zeros already
       if (from === blockStart(idx) && (to === blockEnd(idx) || to === f.size)) {
         // The whole block (or all of it the file keeps) goes: a hole.
-        if (f.blocks!.delete(idx)) f.blockMapDirty = true
+        f.setBlock(idx, undefined)
         fileBlocks.dropBlock(f, idx)
         continue
       }

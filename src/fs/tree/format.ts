@@ -37,7 +37,7 @@ export interface EntryRecord {
   k?: Uint8Array // file or directory key (32 bytes)
   s?: number // size in bytes
   b?: BlockEntry[] // per block, sorted, holes omitted: [index, CID], or [index, base CID | null, patches]
-  bm?: CID // block map node when the list outgrows INLINE_BLOCKS
+  bm?: CID // block map root (a tree of sealed nodes, or an older flat map) when the list outgrows INLINE_BLOCKS
   // directories
   d?: CID // directory node
   // symlinks
@@ -86,13 +86,18 @@ export const nsToMs = (ns: bigint | number): number => typeof ns === 'bigint' ? 
 export function encode (value: unknown): Uint8Array { return cbor.encode(value) }
 
 export function decode<T extends { v: number }> (bytes: Uint8Array, what: string): T {
+  return decodeAny<T>(bytes, what, [FORMAT_VERSION])
+}
+
+/** Like decode, for a body that may have one of the versions `versions` (block map nodes: block-map.ts). */
+export function decodeAny<T extends { v: number }> (bytes: Uint8Array, what: string, versions: readonly number[]): T {
   let value: T
   try {
     value = cbor.decode<T>(bytes)
   } catch (err) {
     throw new TreeError('ERR_INTEGRITY', `${what} does not decode: ${(err as Error).message}`)
   }
-  if (typeof value !== 'object' || value == null || value.v !== FORMAT_VERSION) {
+  if (typeof value !== 'object' || value == null || !versions.includes(value.v)) {
     throw new TreeError('ERR_FORMAT', `${what} has unknown format version ${String((value as { v?: unknown })?.v)}`)
   }
   return value

@@ -9,7 +9,8 @@ import { TreeError } from './errors.js'
 import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
 import { loadEntries } from './dir-entries.js'
 import type { OpenFiles } from './adopt.js'
-import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeBlockMap, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
+import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
+import { readMapTree } from './block-map.js'
 import type { BlockStore } from './ports.js'
 import type { BlockRef } from './block-ref.js'
 
@@ -91,9 +92,15 @@ export class Loader {
   async blocks (f: FileNode): Promise<Map<number, BlockRef>> {
     if (f.blocks != null) return f.blocks
     f.loading ??= (async () => {
-      const framed = await this.openSealed(f.key, blockMapPosition(f), f.blockMap!, `file ${f.label()} block map`)
-      const pairs = decodeBlockMap(f, framed)
-      if (f.blocks == null) f.blocks = new Map(pairs)
+      const root = f.blockMap!
+      const framed = await this.openSealed(f.key, blockMapPosition(f), root, `file ${f.label()} block map`)
+      const { pairs, tree } = await readMapTree(f.label(), root, framed, async (cid, index) =>
+        await this.openSealed(f.key, { ...blockMapPosition(f), index }, cid, `file ${f.label()} block map`))
+      if (f.blocks == null) {
+        f.blocks = new Map(pairs)
+        f.mapTree = f.blockMap === root ? tree : null
+        f.changedBlocks.clear()
+      }
     })().finally(() => { f.loading = null })
     await f.loading
     return f.blocks!

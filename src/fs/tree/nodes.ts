@@ -8,6 +8,7 @@
 import type { CID } from 'multiformats/cid'
 import { type Attrs, Kind } from './format.js'
 import type { BlockRef } from './block-ref.js'
+import type { MapTree } from './block-map.js'
 
 let nextIno = 2
 
@@ -50,8 +51,14 @@ export class FileNode extends Node {
   size = 0
   /** Sealed blocks by index (whole, or a base with patches); null while the block map node is not loaded yet. */
   blocks: Map<number, BlockRef> | null = new Map()
+  /** The sealed block map's root (when the list outgrew the entry). */
   blockMap: CID | null = null
+  /** The block map must be sealed whole at the next commit (not only the leaves of changedBlocks). */
   blockMapDirty = false
+  /** The sealed tree `blockMap` names, as sealed or read (block-map.ts); null: unknown, or a flat map. */
+  mapTree: MapTree | null = null
+  /** Blocks set or removed since the map was last sealed: the leaves a commit reseals. */
+  readonly changedBlocks = new Set<number>()
   /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
   readonly dirty = new Map<number, Buffer>()
   /**
@@ -65,6 +72,13 @@ export class FileNode extends Node {
   loading: Promise<void> | null = null
   lastReadEnd = -1
   constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
+
+  /** Block `idx` is sealed as `ref` now, or (undefined) a hole; returns whether anything changed. */
+  setBlock (idx: number, ref: BlockRef | undefined): boolean {
+    if (ref == null) { if (!this.blocks!.delete(idx)) return false } else this.blocks!.set(idx, ref)
+    this.changedBlocks.add(idx)
+    return true
+  }
 }
 
 export class DirNode extends Node {

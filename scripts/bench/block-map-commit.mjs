@@ -1,0 +1,36 @@
+// What a commit costs after 32 random 4 KiB writes into a 256 MiB file, on the tree's memory
+// store (no disk, no FUSE): commit time and the bytes and objects of the block map it seals,
+// after the file has collected ~1, ~2.6 and ~3 patches per block (docs/performance.md, "Block map
+// tree"). Runs a build: node scripts/bench/block-map-commit.mjs [REPO_ROOT] (default: this one;
+// another checkout's root to compare builds side by side).
+import { randomBytes } from 'node:crypto'
+const root = process.argv[2] ?? new URL('../..', import.meta.url).pathname
+const { memoryTree } = await import(root + '/dist/test/helpers/memory-store.js')
+const B = 131072, BLOCKS = 2048
+const { tree, store } = memoryTree()
+const f = await tree.create('/vm', 0o644)
+const chunk = randomBytes(B)
+for (let i = 0; i < BLOCKS; i++) await tree.write(f, chunk, i * B)
+await tree.commit()
+let seed = 1
+const rnd = n => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+const page = randomBytes(4096)
+const round = async () => { for (let k = 0; k < 32; k++) await tree.write(f, page, rnd(BLOCKS * 32) * 4096) }
+const seen = new Set()
+const mark = () => { const fresh = f.mapTree != null ? [f.mapTree.root, ...f.mapTree.nodes.values()] : [f.blockMap]; for (const c of fresh) seen.add(c.toString()) }
+for (const warm of [0, 4 * BLOCKS / 32, 4 * BLOCKS / 32]) { // 0, then ~4 and ~8 writes per block (patch lists grow)
+  for (let r = 0; r < warm; r++) { await round(); await tree.commit() }
+  mark()
+  const times = []; let bytes = 0; let mapBytes = 0; let mapObjs = 0
+  for (let r = 0; r < 60; r++) {
+    await round()
+    const b0 = store.bytes, t0 = process.hrtime.bigint()
+    await tree.commit()
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6); bytes += store.bytes - b0
+    const fresh = f.mapTree != null ? [f.mapTree.root, ...f.mapTree.nodes.values()] : [f.blockMap]
+    for (const c of fresh) { const k = c.toString(); if (!seen.has(k)) { seen.add(k); mapObjs++; mapBytes += (await store.get(c)).length } }
+  }
+  times.sort((a, b) => a - b)
+  let patches = 0; for (const r of f.blocks.values()) patches += r.patches?.length ?? 0
+  console.log(`patches/block ${(patches / BLOCKS).toFixed(1)}: commit median ${times[30].toFixed(2)} ms, p90 ${times[54].toFixed(2)} ms; appended per commit ${(bytes / 60 / 1024).toFixed(1)} KiB (${(bytes / 60 / 32 / 1024).toFixed(1)} KiB per 4 KiB write), of which block map ${(mapBytes / 60 / 1024).toFixed(1)} KiB in ${(mapObjs / 60).toFixed(1)} objects`)
+}
