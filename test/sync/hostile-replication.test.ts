@@ -5,7 +5,7 @@
 // it reaches alpha's mount, and alpha keeps serving its mount and syncing honest traffic.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import * as cbor from '@ipld/dag-cbor'
 import { Cluster, until, read, type Hub, type HubProxy, type Device } from './helpers-devices.js'
@@ -97,7 +97,9 @@ describe('a hub that lies to a device', { timeout: 150_000 }, () => {
     // A file's content blocks fetched on demand: wrong bytes are an error, never the content.
     const big = Buffer.alloc(400_000, 7)
     writeFileSync(B.path('content.bin'), big)
-    await until('content.bin listed on alpha', () => existsSync(A.path('content.bin')), 20_000)
+    // Whole: listed at a commit between B's create and its write, the file is empty on A, and
+    // reading an empty file fetches nothing to lie about.
+    await until('content.bin listed on alpha at its size', () => existsSync(A.path('content.bin')) && statSync(A.path('content.bin')).size === big.length, 20_000)
     await proxies[0].corruptBlocks(true)
     try {
       assert.throws(() => readFileSync(A.path('content.bin')), /EIO|EFAULT|error/i)
