@@ -67,6 +67,8 @@ export interface Releasable {
 
 export interface MemoryTrimOptions {
   checkMs?: number
+  /** CPU ms within one check above which the process counts as working (default BUSY_CPU_MS per CHECK_MS). */
+  busyCpuMs?: number
   /** A line per release, e.g. "memory: released after work: rss 274 -> 96 MiB". */
   log?: (line: string) => void
 }
@@ -122,7 +124,7 @@ export class MemoryTrim {
   private check (): void {
     const cpu = cpuMs()
     const used = cpu - this.lastCpu
-    const busy = used > BUSY_CPU_MS * (this.opts.checkMs ?? CHECK_MS) / CHECK_MS
+    const busy = used > (this.opts.busyCpuMs ?? BUSY_CPU_MS * (this.opts.checkMs ?? CHECK_MS) / CHECK_MS)
     this.lastCpu = cpu
     if (busy) {
       this.workMs += used
