@@ -2,9 +2,9 @@
 // "memory", docs/performance.md "Scale"): samples /proc/PID/status VmRSS every 200 ms while a
 // workload runs, and the process's utime+stime (/proc/PID/stat) over an idle stretch.
 //   node scripts/bench/memory.mjs PID MOUNTDIR [--size-mib 4096] [--files 0] [--idle-s 30]
-//     [--cpu-s 60] [--src FILE] [--label NAME] [--json OUT]
-// Steps, each timed and sampled: cp of a SIZE-MiB file (from --src, made once from a keystream
-// if missing) into MOUNTDIR, cat of it back to /dev/null (page cache dropped first, as root),
+//     [--cpu-s 60] [--work DIR] [--label NAME] [--json OUT]
+// Steps, each timed and sampled: cp of a SIZE-MiB file (DIR/memory-src-SIZE.bin, made once from
+// a keystream if missing; DIR defaults to /var/tmp) into MOUNTDIR, cat of it back to /dev/null (page cache dropped first, as root),
 // rm of it, then --idle-s seconds idle (RSS at the end), then --files small files (a tar of a
 // tree made by mktree.mjs: skipped at 0), idle again, then --cpu-s seconds of idle CPU.
 // Prints one line per step (peak RSS during it, RSS at its end) and a JSON summary.
@@ -15,7 +15,7 @@ import { join } from 'node:path'
 const [pidArg, mnt, ...rest] = process.argv.slice(2)
 const opt = (name, dflt) => { const i = rest.indexOf(`--${name}`); return i < 0 ? dflt : (rest[i + 1] ?? dflt) }
 if (pidArg == null || mnt == null) {
-  console.error('usage: memory.mjs PID MOUNTDIR [--size-mib N] [--files N] [--idle-s S] [--cpu-s S] [--src FILE] [--label NAME] [--json OUT]')
+  console.error('usage: memory.mjs PID MOUNTDIR [--size-mib N] [--files N] [--idle-s S] [--cpu-s S] [--work DIR] [--label NAME] [--json OUT]')
   process.exit(2)
 }
 const pid = Number(pidArg)
@@ -24,7 +24,8 @@ const files = Number(opt('files', 0))
 const idleS = Number(opt('idle-s', 30))
 const cpuS = Number(opt('cpu-s', 60))
 const label = opt('label', 'fs')
-const src = opt('src', `/var/tmp/space-memory-src-${sizeMiB}.bin`)
+const work = opt('work', '/var/tmp')
+const src = join(work, `memory-src-${sizeMiB}.bin`)
 const jsonOut = opt('json', null)
 const HZ = 100 // USER_HZ on Linux
 
@@ -83,14 +84,15 @@ if (sizeMiB > 0) {
   out.steps.idleAfterBig = await idle('idle after the big file', idleS)
 }
 if (files > 0) {
-  const tree = `/var/tmp/space-memory-tree-${files}`
-  if (!existsSync(tree)) sh(`node ${new URL('./mktree.mjs', import.meta.url).pathname} ${tree} ${files}`)
+  const tree = join(work, `memory-tree-${files}`)
+  if (!existsSync(tree)) sh(`node ${new URL('./mktree.mjs', import.meta.url).pathname} ${tree} ${files} > /dev/null`)
+  dropCaches()
   out.steps.smallFiles = await step(`${files} small files`, `cp -r ${tree} ${join(mnt, 'memory-tree')} && sync -f ${join(mnt, 'memory-tree')}`)
   out.steps.idleAfterSmall = await idle('idle after the small files', idleS)
   out.steps.rmSmall = await step('rm small files', `rm -rf ${join(mnt, 'memory-tree')}`)
 }
 if (cpuS > 0) {
-  await sleep(2000) // the last commit and its flush
+  await sleep(8000) // the last commit, and our daemon giving back memory after work (src/drive/memory.ts)
   const c0 = cpuSeconds()
   const t0 = Date.now()
   await sleep(cpuS * 1000)
