@@ -1,7 +1,8 @@
 // Giving memory back (issue 11 point 2: an idle daemon's RSS does not keep what a burst of work
-// used). When the process goes quiet after work, drops the drive's caches (decrypted blocks,
-// the sealing slots' pages), runs a full garbage collection and has glibc hand its arenas' free
-// memory back to the kernel; while it works, only the last, each time RSS grew by TRIM_STEP.
+// used). When the process goes quiet after work, with everything committed, drops the drive's
+// caches (decrypted blocks, the sealing slots' pages), runs V8's last-resort collection and has
+// glibc hand its arenas' free memory back to the kernel; while it works, a major collection and
+// a malloc_trim each time RSS grew by TRIM_STEP. Also tunes glibc at start (tuneMalloc).
 // Without it, a 4 GiB copy left 201-222 MiB resident when idle (and 319 before the CID strings
 // were made flat), most of it V8 heap pages kept after collections and free chunks glibc kept.
 import v8 from 'node:v8'
