@@ -5,10 +5,9 @@
 //                          a same-uid ptrace/gcore cannot copy the daemon's keys out of memory.
 //   mallocTrim()        -> malloc_trim(0): glibc gives the free memory of every arena back to
 //                          the kernel (a write or read burst leaves tens of MiB free in them).
-//   mallocTune(arenas, mmapMin) -> mallopt(M_ARENA_MAX, arenas) and a fixed M_MMAP_THRESHOLD
-//                          of mmapMin bytes (glibc otherwise raises it to the largest block
-//                          freed, up to 32 MiB, so 1 MiB I/O buffers land in the heap and
-//                          fragment it): true if glibc took both.
+//   mallocTune(arenas, mmapMin) -> mallopt(M_ARENA_MAX, arenas) and, if mmapMin > 0, a fixed
+//                          M_MMAP_THRESHOLD of mmapMin bytes (glibc otherwise raises it to the
+//                          largest block freed, up to 32 MiB): true if glibc took them.
 //   discard(u8)         -> madvise(MADV_DONTNEED) of the whole pages inside a Uint8Array (shared
 //                          memory included): the pages read as zeros afterwards and cost no RAM
 //                          until written again. For memory the caller knows to be unused.
@@ -90,7 +89,7 @@ static napi_value malloc_tune (napi_env env, napi_callback_info info) {
   bool ok = false;
 #ifdef __GLIBC__
   ok = mallopt(M_ARENA_MAX, arenas) == 1;
-  ok = mallopt(M_MMAP_THRESHOLD, mmap_min) == 1 && ok;
+  if (mmap_min > 0) ok = mallopt(M_MMAP_THRESHOLD, mmap_min) == 1 && ok;
 #endif
   napi_value out;
   napi_get_boolean(env, ok, &out);

@@ -53,11 +53,12 @@ const SETTLE_MS = 3000
 /**
  * glibc tuned for a daemon whose threads (libuv pool, FUSE workers, sealing) each touch a few
  * MiB: at most 2 malloc arenas (default 8 per core: 19-28 MiB resident in 14 arenas after a
- * 4 GiB copy, 2-4 MiB with 2), and blocks from 256 KiB up always mapped on their own, so a
- * freed 1 MiB I/O buffer goes back at once instead of fragmenting the heap. Call before the
- * threads start; false without the addon or glibc.
+ * 4 GiB copy, 2-6 MiB with 2). A fixed 256 KiB mmap threshold as well (1 MiB I/O buffers mapped
+ * and unmapped on their own) took the peak of a 1 GiB copy and cold read from 185-193 to
+ * 162-187 MiB but made the cold read 10-15% slower (page faults on every buffer), so it is
+ * not set. Call before the threads start; false without the addon or glibc.
  */
-export function tuneMalloc (): boolean { return mallocTune?.(2, 256 * 1024) ?? false }
+export function tuneMalloc (): boolean { return mallocTune?.(2, 0) ?? false }
 
 /** What the trimmer empties when the process goes quiet (the drive, drive.ts). */
 export interface Releasable {
