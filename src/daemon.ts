@@ -12,6 +12,7 @@ import { Drive, type DriveOptions } from './drive/drive.js'
 import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
+import { MemoryTrim } from './drive/memory.js'
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
 import { markResealPending, resealPending, clearResealPending } from './drive/reseal.js'
@@ -132,6 +133,9 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await drive.setMountpoint(mountpoint)
   await raiseReadahead(mountpoint, log)
   policy.start()
+  // What a burst of work used goes back once the daemon is quiet (drive/memory.ts).
+  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => drive.releaseMemory() }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
+  trim.start()
   let stopping: Promise<void> | null = null
   return {
     drive,
@@ -142,6 +146,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     stop: () => {
       stopping ??= (async () => {
         policy.stop()
+        trim.stop()
         await fuse.unmount().catch(err => log(`unmount: ${(err as Error).message}`))
         await drive.close()
       })()

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads'
 import { sealedLength, type SealPosition } from './aead.js'
 import { copyBytes } from './copy.js'
+import { loadAddon } from './addon.js'
 import type { SealJob, SealResult, SealWorkerData } from './seal-worker.js'
 
 export interface SealedSlot {
@@ -17,6 +18,9 @@ export interface SealedSlot {
   digest: Buffer
   release: () => void
 }
+
+/** madvise(MADV_DONTNEED) of a view's whole pages (native/src/space_sys.c); null where not built. */
+const discard = loadAddon<(view: Uint8Array) => number>('space_sys', 'discard')
 
 interface Pending { resolve: (r: SealResult) => void, reject: (e: Error) => void, slot: number }
 
@@ -98,6 +102,16 @@ export class SealPool {
       return
     }
     p.resolve(r)
+  }
+
+  /**
+   * While no slot is in use, gives the slots' pages back to the kernel (the next burst faults
+   * them in again, zeroed): a write burst leaves up to the whole buffer (32 MiB) resident.
+   * Returns the bytes given back (0 while a slot is in use, or without the addon).
+   */
+  trim (): number {
+    if (discard == null || this.pending.size > 0 || this.free.length !== this.sab.byteLength / this.slotSize) return 0
+    return discard(new Uint8Array(this.sab))
   }
 
   async close (): Promise<void> {

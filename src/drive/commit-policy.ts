@@ -26,7 +26,7 @@ export class CommitPolicy {
     if (process.env.SPACE_DEBUG_MEMORY === '1') {
       this.memTimer = setInterval(() => {
         const m = process.memoryUsage()
-        this.log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20} external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
+        this.log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20}/${m.heapTotal >> 20} external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
       }, 2000)
     }
   }

@@ -9,4 +9,8 @@ export class BlockCache {
 
   get (key: string): Buffer | undefined { return this.lru.get(key) }
   set (key: string, value: Buffer): void { this.lru.set(key, value) }
+  /** Bytes held now. */
+  get bytes (): number { return this.lru.calculatedSize }
+  /** Drops everything (an idle daemon gives the memory back, memory.ts). */
+  clear (): void { this.lru.clear() }
 }
