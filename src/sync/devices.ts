@@ -123,7 +123,9 @@ export class DeviceNames {
 
   of (r: DeviceRecord): string {
     if (r.name !== '' || r.sealedName == null) return r.name
-    const k = r.sealedName.toString('hex')
+    // Keyed by what the seal is bound to as well: a forged record that copies another device's
+    // sealed name must not borrow its name from here (opening it would fail).
+    const k = `${hex(r.devicePublicKey)}/${r.issuedAt}/${r.sealedName.toString('hex')}`
     let name = this.known.get(k)
     if (name === undefined) {
       name = openDeviceName(this.syncKey, r) ?? ''

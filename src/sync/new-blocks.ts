@@ -29,11 +29,23 @@ const before = (a: Watermark, b: Watermark): boolean => a.pack < b.pack || (a.pa
  * are scanned.
  */
 export class AppendedBlocks {
-  private readonly since: Watermark
+  private since: Watermark
   private list: NewBlock[] = []
 
-  constructor (store: AppendSource) {
-    this.since = store.onAppended((cid, at) => this.list.push({ cid, pack: at.pack, offset: at.offset, length: at.length }))
+  /**
+   * `max`: records kept at most. Nothing is forgotten while no entry is published (sync not
+   * started, or a device that only downloads: its fetched blocks are appended too), so past it
+   * the list is dropped and what it covered is scanned again when asked for.
+   */
+  constructor (store: AppendSource, private readonly max = 65_536) {
+    this.since = store.onAppended((cid, at) => {
+      if (this.list.length >= this.max) {
+        const last = this.list[this.list.length - 1]
+        this.since = { pack: last.pack, offset: last.offset + last.length }
+        this.list = []
+      }
+      this.list.push({ cid, pack: at.pack, offset: at.offset, length: at.length })
+    })
   }
 
   /** The records after `from` up to `to`, or null when `from` lies before what this process saw. */

@@ -87,3 +87,25 @@ test('the appends a process saw list the same blocks as a scan of the packs, and
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('the appends kept in memory are capped: past the cap, older ranges are scanned, and the listing stays exact', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-newblocks-cap-'))
+  try {
+    const store = await PackStore.open(dir, null, { packLimit: 1024 * 1024 })
+    const recent = new AppendedBlocks(store, 8)
+    const w0 = await store.sync()
+    for (let i = 0; i < 5; i++) store.put(randomBytes(1000 + i))
+    const w1 = await store.sync()
+    for (let i = 0; i < 4; i++) store.put(randomBytes(2000 + i)) // the 9th append drops the 8 before it
+    const w2 = await store.sync()
+    for (let i = 0; i < 3; i++) store.put(randomBytes(3000 + i))
+    const w3 = await store.sync()
+    assert.equal(recent.between(w0, w1), null, 'dropped at the cap: no longer answered from memory')
+    assert.equal(recent.between(w1, w2), null)
+    assert.equal(recent.between(w2, w3)?.length, 3, 'what came after the drop is')
+    assert.equal((await blocksBetween(dir, w0, w3, recent)).length, 12)
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -203,3 +203,22 @@ test('a leaf built from cached entry encodings is byte for byte the canonical da
   assert.deepEqual(leafBody(f.blocks!, 1), canonical())
   assert.equal(leafBody(f.blocks!, 2), null, 'a leaf of holes only')
 })
+
+test('a file rewritten in place, held inline for one commit, then grown past the inline list again reads its new content after a reopen', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/big', 0o644)
+  const fill = (c: number): Buffer => Buffer.alloc(B, c)
+  for (let i = 0; i < 40; i++) await tree.write(f, fill(0x41), i * B)
+  await tree.commit() // 40 blocks: a map tree
+  await tree.truncate(f, 0) // O_TRUNC, as cp over it or an editor's save does
+  for (let i = 0; i < 16; i++) await tree.write(f, fill(0x42), i * B)
+  await tree.commit() // 16 blocks: inline
+  for (let i = 16; i < 40; i++) await tree.write(f, fill(0x42), i * B)
+  await tree.commit() // a map tree again
+  const again = sink.reopen(store)
+  const g = await again.lookup('/big') as FileNode
+  for (let i = 0; i < 40; i++) {
+    const got = await readAt(again, g, i * B, B)
+    assert.ok(got.equals(fill(0x42)), `block ${i} after the reopen holds ${String.fromCharCode(got[0])}, not B`)
+  }
+})

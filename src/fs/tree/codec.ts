@@ -78,6 +78,13 @@ function recordOf (node: Node, store: Pick<BlockStore, 'put'>, name: string): En
     } else if (node.blocks.size <= INLINE_BLOCKS) {
       e.b = sortedBlocks(node.blocks)
       node.changedBlocks.clear()
+      // The tree no longer names this file's blocks: a file that grows past INLINE_BLOCKS again
+      // gets a whole new one. (Kept, its leaves would be resealed only for the blocks changed
+      // after this commit, and the others would keep the old tree's CIDs: a file rewritten in
+      // place, shorter for one commit, read its old content back after a remount.)
+      node.blockMap = null
+      node.mapTree = null
+      node.blockMapDirty = false
     } else {
       // Only the leaves whose blocks changed are sealed again (block-map.ts).
       if (node.blockMapDirty || node.changedBlocks.size > 0 || node.blockMap == null) {

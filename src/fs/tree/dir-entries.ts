@@ -91,28 +91,40 @@ export function deleteEntry (dir: DirNode, name: string, node: Node): void {
 
 /**
  * Loads a directory's entries once from `fetch` (its sealed node, decoded); concurrent callers
- * share the load, and a load that finds the entries already there keeps those.
+ * share the load, and a load that finds the entries already there keeps those. A load that
+ * finds the directory pointed at another node when it ends (a merged tree swapped in under it,
+ * Tree.adopt) loads that node instead: installed, the old node's entries would stand under the
+ * new CID, and the next commit would undo the merge.
  */
 export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promise<Array<[string, Node]>>): Promise<void> {
   if (dir.children != null) return
-  dir.loading ??= (async () => {
-    const named = await fetch(dir)
-    const map = new Map<string, Node>()
-    let subdirs = 0
-    for (const [name, child] of named) {
-      child.parent = dir
-      child.name = name
-      if (child.kind === Kind.Dir) subdirs++
-      map.set(name, child)
-    }
-    if (dir.children == null) {
-      dir.children = map
-      dir.subdirs = subdirs
-      for (const [name, child] of map) child.link?.table.addName(child, dir, name)
-    }
-  })().finally(() => { dir.loading = null })
+  if (dir.loading == null) {
+    const p: Promise<void> = (async () => {
+      for (;;) {
+        const cid = dir.cid
+        const named = await fetch(dir)
+        if (dir.children != null) return
+        if (!sameCid(dir.cid, cid)) continue
+        const map = new Map<string, Node>()
+        let subdirs = 0
+        for (const [name, child] of named) {
+          child.parent = dir
+          child.name = name
+          if (child.kind === Kind.Dir) subdirs++
+          map.set(name, child)
+        }
+        dir.children = map
+        dir.subdirs = subdirs
+        for (const [name, child] of map) child.link?.table.addName(child, dir, name)
+        return
+      }
+    })().finally(() => { if (dir.loading === p) dir.loading = null })
+    dir.loading = p
+  }
   await dir.loading
 }
+
+const sameCid = (a: DirNode['cid'], b: DirNode['cid']): boolean => a == null ? b == null : b != null && a.equals(b)
 
 /**
  * The records a directory node stores, sorted by name. Dirty subdirectories are sealed first
