@@ -13,6 +13,7 @@ import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
 import { MemoryTrim } from './drive/memory.js'
+import { forgetOpenedDirs } from './sync/snapshot.js' // the merge's directory cache, given back with the rest
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
 import { markResealPending, resealPending, clearResealPending } from './drive/reseal.js'
@@ -134,7 +135,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await raiseReadahead(mountpoint, log)
   policy.start()
   // What a burst of work used goes back once the daemon is quiet (drive/memory.ts).
-  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => drive.releaseMemory() }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
+  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => { drive.releaseMemory(); forgetOpenedDirs() } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
   let stopping: Promise<void> | null = null
   return {

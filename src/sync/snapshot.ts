@@ -140,6 +140,14 @@ function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRec
   }
 }
 
+/** Forgets every opened directory (an idle daemon gives the memory back, drive/memory.ts); records held now. */
+export function forgetOpenedDirs (): number {
+  const held = openedRecords
+  openedDirs.clear()
+  openedRecords = 0
+  return held
+}
+
 /**
  * Reads the committed tree `ref` (root entry, link table) through `store` into a snapshot.
  * Every directory node and the link table are opened and checked (ERR_INTEGRITY as the tree's

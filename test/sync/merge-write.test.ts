@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MergeWorld, BASE_TIME, type TreeSpec } from '../helpers/tree-builder.js'
-import { readSnapshot, canonical, emptySnapshot } from '../../src/sync/snapshot.js'
+import { readSnapshot, canonical, emptySnapshot, forgetOpenedDirs } from '../../src/sync/snapshot.js'
 import { merge3 } from '../../src/sync/merge.js'
 import { materialize } from '../../src/sync/snapshot-write.js'
 import { SnapshotError } from '../../src/sync/snapshot-errors.js'
@@ -72,4 +72,13 @@ test('a snapshot that is not a valid tree is refused, by code', async () => {
   assert.throws(() => materialize(s, w.store), (e: unknown) => e instanceof SnapshotError && e.code === 'ERR_SNAPSHOT_INVALID')
   assert.throws(() => merge3(emptySnapshot(), s, s, devices), (e: unknown) => e instanceof SnapshotError && e.code === 'ERR_SNAPSHOT_INVALID')
   assert.throws(() => materialize(emptySnapshot(), w.store), (e: unknown) => e instanceof SnapshotError && e.code === 'ERR_SNAPSHOT_INVALID')
+})
+
+test('the opened-directory cache is given back when forgotten, and a snapshot read after it is the same', async () => {
+  const w = await MergeWorld.create(wide())
+  const rec = await w.edited([['write', 'd0/s1/f2.txt', 'x']], BASE_TIME)
+  const first = canonical(await readSnapshot(rec, w.store))
+  assert.ok(forgetOpenedDirs() > 0, 'the read kept its directories')
+  assert.equal(forgetOpenedDirs(), 0)
+  assert.equal(canonical(await readSnapshot(rec, w.store)), first)
 })
