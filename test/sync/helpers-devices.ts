@@ -3,7 +3,8 @@
 // data dir and mount), and a proxy process between a device and the hub that forwards everything
 // unless told to hold requests or lie. No test code runs inside the hub or the daemons: what they see is what a user's would.
 import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -36,6 +37,20 @@ export async function until (what: string, ok: () => boolean | Promise<boolean>,
 }
 
 export const read = (p: string): string | null => { try { return readFileSync(p, 'utf8') } catch { return null } }
+
+/** Every file under `dir` (relative path -> sha256 of its content), folders as 'dir': two mounts compare equal when their trees do. */
+export function treeOf (dir: string, prefix = ''): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name)
+    const rel = prefix + name
+    if (statSync(p).isDirectory()) {
+      out.set(rel + '/', 'dir')
+      for (const [k, v] of treeOf(p, rel + '/')) out.set(k, v)
+    } else out.set(rel, createHash('sha256').update(readFileSync(p)).digest('hex'))
+  }
+  return out
+}
 
 /** `space hub` on 127.0.0.1; kill() is a crash, start() again comes back on the same port and data. */
 export class Hub {

@@ -7,25 +7,10 @@
 // Real processes on 127.0.0.1: a hub and two daemons of one identity, each with its own mount.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Hub, devicesOf, cleanupDevices, until, read, tempDirs, removeDirs, type Device, type Dirs } from './helpers-devices.js'
-
-/** Every file under `dir` (relative path -> sha256 of its content), folders as 'dir'. */
-function tree (dir: string, prefix = ''): Map<string, string> {
-  const out = new Map<string, string>()
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name)
-    const rel = prefix + name
-    if (statSync(p).isDirectory()) {
-      out.set(rel + '/', 'dir')
-      for (const [k, v] of tree(p, rel + '/')) out.set(k, v)
-    } else out.set(rel, sha(readFileSync(p)))
-  }
-  return out
-}
+import { Cluster, until, read, treeOf, type Device } from './helpers-devices.js'
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
 const shaOf = (p: string): string | null => { try { return sha(readFileSync(p)) } catch { return null } }
@@ -51,23 +36,15 @@ async function appendFor (path: string, ms: number, everyMs: number, tag: string
 }
 
 describe('a file open for writing while the other device changes things', { timeout: 240_000 }, () => {
-  let hubDirs: Dirs
-  let hub: Hub
+  let c: Cluster
   let devs: Device[] = []
 
   before(async () => {
-    hubDirs = tempDirs('space-writer-hub-')
-    hub = new Hub(join(hubDirs.base, 'hub'))
-    await hub.start()
-    devs = await devicesOf(['alpha', 'beta'], () => hub.url)
-    for (const d of devs) await d.start()
+    c = await Cluster.start('space-writer', ['alpha', 'beta'])
+    devs = c.devs
   })
 
-  after(async () => {
-    await cleanupDevices(devs)
-    await hub?.stop()
-    if (hubDirs != null) removeDirs(hubDirs)
-  })
+  after(async () => { await c?.stop() })
 
   it('beta\'s changes appear in alpha\'s mount while alpha\'s log stays open, and the log ends whole on both', async t => {
     const [A, B] = devs
@@ -91,8 +68,8 @@ describe('a file open for writing while the other device changes things', { time
     const bytes = await logging
     const want = sha(bytes)
     for (const d of devs) await until(`the whole log on ${d.name}`, () => shaOf(d.path('app.log')) === want, 30_000)
-    await until('the same files on both', () => JSON.stringify([...tree(A.mnt)]) === JSON.stringify([...tree(B.mnt)]), 20_000)
-    assert.deepEqual([...tree(A.mnt).keys()], ['app.log', 'beta-0.txt', 'beta-1.txt', 'beta-2.txt', 'notes.txt'], 'no conflict copy, nothing else')
+    await until('the same files on both', () => JSON.stringify([...treeOf(A.mnt)]) === JSON.stringify([...treeOf(B.mnt)]), 20_000)
+    assert.deepEqual([...treeOf(A.mnt).keys()], ['app.log', 'beta-0.txt', 'beta-1.txt', 'beta-2.txt', 'notes.txt'], 'no conflict copy, nothing else')
     assert.equal(read(A.path('notes.txt')), 'notes edited on beta\n')
   })
 
@@ -109,10 +86,10 @@ describe('a file open for writing while the other device changes things', { time
     writeFileSync(B.path('beside.txt'), 'beta beside\n')
     const ours = Buffer.concat([Buffer.from('start\n'), await logging])
     // Both versions somewhere on both devices, and the two trees the same.
-    const holds = (d: Device, want: string): boolean => [...tree(d.mnt).values()].includes(want)
+    const holds = (d: Device, want: string): boolean => [...treeOf(d.mnt).values()].includes(want)
     for (const d of devs) {
       await until(`alpha's and beta's versions on ${d.name}`, () => holds(d, sha(ours)) && holds(d, sha(theirs)) && read(d.path('beside.txt')) === 'beta beside\n', 30_000)
     }
-    await until('the same files on both', () => JSON.stringify([...tree(A.mnt)]) === JSON.stringify([...tree(B.mnt)]), 20_000)
+    await until('the same files on both', () => JSON.stringify([...treeOf(A.mnt)]) === JSON.stringify([...treeOf(B.mnt)]), 20_000)
   })
 })
