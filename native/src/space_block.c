@@ -256,13 +256,6 @@ static void complete (napi_env env, napi_status status, void *data) {
   free_job(env, j);
 }
 
-static int bytes_of (napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *count) {
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  return napi_get_typedarray_info(env, v, &type, count, data, &ab, &off) == napi_ok && type == want ? 0 : -1;
-}
-
 // openRun(fd, position, length, direct, key: Uint8Array(32), type, ads: Uint8Array (n equal-size
 //   associated data), blocks: Float64Array (n x [offset in run, sealed length, dst offset, room]),
 //   hashes: Uint8Array (n x [multihash code, 32-byte digest]), dst: Uint8Array) ->

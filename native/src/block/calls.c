@@ -5,7 +5,7 @@
 #include <limits.h>
 #include <string.h>
 
-static int bytes_of (napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *count) {
+int bytes_of (napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *count) {
   napi_typedarray_type type;
   napi_value ab;
   size_t off;
