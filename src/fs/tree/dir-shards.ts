@@ -235,13 +235,14 @@ export type PutShard = (index: number, body: Uint8Array) => CID
  * first); leaves that grew past LEAF_BYTES split, inner nodes whose entries shrank below
  * MERGE_BYTES merge back (when all of their shards are loaded).
  */
-export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number): CID | null {
+export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number, wasInner: (index: number) => boolean = () => false): CID | null {
   const sealLeaf = (s: Shard): CID | null => {
     const names = [...s.names!].sort(byName)
     if (names.length === 0 && s.depth > 0) return null
     const records = recordsOf(names)
     const body = encode({ v: s.depth === 0 ? FORMAT_VERSION : SHARDED, e: records })
-    if (body.length <= LEAF_BYTES || s.depth >= MAX_DEPTH) {
+    // A place that was an inner node stays one until it would merge (the tree's hysteresis).
+    if (body.length <= (wasInner(s.index) ? MERGE_BYTES : LEAF_BYTES) || s.depth >= MAX_DEPTH) {
       if (s.depth === 0) return null // a plain node: the caller writes it
       return put(s.index, body)
     }
@@ -312,9 +313,9 @@ export type OpenShard = (cid: CID, index: number) => Promise<Buffer | null>
  * one through `open` (in parallel per level); `seen` gets each shard's position, CID and body
  * (sync reuses a shard whose body comes out the same). Records sorted by name.
  */
-export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: string, open: OpenShard, seen?: (index: number, cid: CID | null, body: Uint8Array) => void): Promise<DirRecord[]> {
+export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: string, open: OpenShard, seen?: (index: number, cid: CID | null, body: Uint8Array, inner: boolean) => void): Promise<DirRecord[]> {
   const top = decodeShard(framed, 0, what)
-  seen?.(0, null, unpadFrame(framed)!)
+  seen?.(0, null, unpadFrame(framed)!, top.c != null)
   if (top.v === FORMAT_VERSION) return top.e!
   const ds = new DirShards(nameHashKey(dirKey), new Shard(null, 0, 0, null, top.n!))
   ds.install(ds.root, top, what)
@@ -324,8 +325,9 @@ export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: stri
     await Promise.all(level.map(async s => {
       const plain = await open(s.cid!, s.index)
       if (plain == null) { s.names = new Set(); return }
-      seen?.(s.index, s.cid, unpadFrame(plain) ?? new Uint8Array())
-      const recs = ds.install(s, decodeShard(plain, s.depth, `${what} shard ${s.depth}/${s.prefix}`), what)
+      const body = decodeShard(plain, s.depth, `${what} shard ${s.depth}/${s.prefix}`)
+      seen?.(s.index, s.cid, unpadFrame(plain) ?? new Uint8Array(), body.c != null)
+      const recs = ds.install(s, body, what)
       if (recs != null) out.push(...recs)
     }))
     level = ds.frontier()
@@ -335,13 +337,15 @@ export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: stri
 
 /**
  * Seals a whole directory from its records (sync writing a merged tree): a plain node when it
- * fits in LEAF_BYTES, else a trie of shards, split as the tree would split it from scratch.
+ * fits in LEAF_BYTES, else a trie of shards, split as the tree would split it; `wasInner` names
+ * the places that were inner nodes in the versions read (they stay split unless they would
+ * merge back), so unchanged shards come out as they were read.
  */
-export function sealAllRecords (dirKey: Buffer, records: DirRecord[], put: PutShard): CID {
+export function sealAllRecords (dirKey: Buffer, records: DirRecord[], put: PutShard, wasInner?: (index: number) => boolean): CID {
   const byN = new Map(records.map(r => [r.n, r]))
   const subdirs = records.filter(r => r.t === 2 && (r as EntryRecord).m != null).length
   const ds = DirShards.fromNames(nameHashKey(dirKey), byN.keys())
   const recordsOf = (names: string[]): DirRecord[] => names.map(n => byN.get(n)!)
-  const cid = sealShards(ds, recordsOf, put, subdirs)
+  const cid = sealShards(ds, recordsOf, put, subdirs, wasInner)
   return cid ?? put(0, plainBody([...records].sort((x, y) => byName(x.n, y.n))))
 }
