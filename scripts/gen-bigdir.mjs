@@ -69,11 +69,12 @@ if (mode === 'gen') {
     await tree.commit()
     changes[label] = packBytes() - before
   }
+  const stamp = Date.now().toString(36) // new names per run: a run changes the store
   const a = pick()
-  await one('create', async () => { await tree.create('/big/new-entry', 0o644) })
+  await one('create', async () => { await tree.create(`/big/new-${stamp}`, 0o644) })
   await one('chmod', async () => { await tree.chmod(`/big/${a}`, 0o600) })
-  await one('rename', async () => { await tree.rename(`/big/${pick()}`, '/big/renamed-entry') })
-  await one('unlink', async () => { await tree.unlink(`/big/${pick()}`) })
+  await one('rename', async () => { await tree.rename(`/big/new-${stamp}`, `/big/renamed-${stamp}`) })
+  await one('unlink', async () => { await tree.unlink(`/big/renamed-${stamp}`) })
   const big = await tree.lookup('/big')
   const depth = s => Math.max(s.depth, ...[...(s.kids?.values() ?? [])].map(depth))
   const rss = Math.round(process.memoryUsage.rss() / 1048576)

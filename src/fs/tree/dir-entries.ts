@@ -7,7 +7,7 @@
 import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
-import { type DirShards, type Shard, type PutShard, DirShards as Trie, LEAF_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
+import { type DirShards, type Shard, type PutShard, DirShards as Trie, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
@@ -171,7 +171,7 @@ export function installShard (dir: DirNode, trie: DirShards, shard: Shard, named
 }
 
 /**
- * Seals a directory's node: a plain node `{ v: 1, e }` while its body fits in LEAF_BYTES (every
+ * Seals a directory's node: a plain node `{ v: 1, e }` while its body fits in PLAIN_BYTES (every
  * directory before sharding, byte for byte), else the changed shards of its trie. Dirty
  * subdirectories are sealed first (`sealDir`), since an entry names its directory's CID;
  * `entryOf` makes each record, `put` seals a body at a position and stores it.
@@ -187,7 +187,7 @@ export function sealDirectory (dir: DirNode, sealDir: (sub: DirNode) => void, en
   if (dir.shards == null) {
     const names = [...children.keys()].sort()
     const body = plainBody(recordsOf(names))
-    if (body.length <= LEAF_BYTES) return put(0, body)
+    if (body.length <= PLAIN_BYTES) return put(0, body)
     dir.shards = Trie.fromNames(nameHashKey(dir.key), names)
   }
   const cid = sealShards(dir.shards, recordsOf, put, dir.subdirs)

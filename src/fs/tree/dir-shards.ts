@@ -1,5 +1,5 @@
 // Sharded directories (docs/format.md, "Sharded directory node"): a directory whose node would
-// outgrow LEAF_BYTES becomes a hash trie of sealed shards, so a change reseals one leaf and the
+// outgrow PLAIN_BYTES becomes a hash trie of sealed shards, so a change reseals one leaf and the
 // inner nodes above it, and a lookup opens the shards on one name's path. Owns the name hash, the
 // shards' positions and bodies, the in-memory trie (which shard holds which name, which shards
 // are loaded, which changed), sealing the changed shards, and reading shards back. One codec for
@@ -18,10 +18,14 @@ export const SHARDED = 2
 /** Bits of the name hash per level: 16 children per inner node. Why: docs/format.md. */
 export const BITS = 4
 export const FANOUT = 1 << BITS
-/** A leaf (or a plain directory node) whose body is larger than this splits. */
-export const LEAF_BYTES = 32 * 1024
+/** A plain directory node whose body would be larger than this becomes sharded. */
+export const PLAIN_BYTES = 32 * 1024
+/** A shard leaf whose body is larger than this splits. Why 16 KiB (and 16 children): docs/format.md. */
+export const LEAF_BYTES = 16 * 1024
 /** An inner node whose entries would fit in a leaf body this small merges back into one (the root: a plain node). */
 export const MERGE_BYTES = 8 * 1024
+/** No entry encodes smaller than this (a one-byte name, kind, mode, owner and three times). */
+const MIN_ENTRY_BYTES = 24
 /** Past this many entries below an inner node, merging back is not even tried. */
 export const MERGE_ENTRIES = 256
 /** Deepest level: 16^8 leaves; a leaf there never splits (it would take 2^32 names of one hash prefix). */
@@ -161,9 +165,11 @@ export class DirShards {
 
   /**
    * Installs an opened shard's body: an inner node's children (not loaded), or a leaf's names
-   * (each checked to hash into the leaf's place). Returns the leaf's records, or null.
+   * (each checked to hash into the leaf's place unless `checkPlaces` is false: an HMAC per name,
+   * most of a cold lookup's CPU; the tree skips it, fsck and sync check). Returns the leaf's
+   * records, or null.
    */
-  install (s: Shard, body: ShardBody, what: string): DirRecord[] | null {
+  install (s: Shard, body: ShardBody, what: string, checkPlaces = true): DirRecord[] | null {
     if (body.c != null) {
       s.kids = new Map()
       for (const [slot, cid, n] of body.c) s.kids.set(slot, new Shard(s, s.depth + 1, s.childPrefix(slot), cid, n))
@@ -173,7 +179,7 @@ export class DirShards {
     if (records.length !== s.count) fail('ERR_FORMAT', `${what}: shard ${s.depth}/${s.prefix} holds ${records.length} entries, its parent counts ${s.count}`)
     s.names = new Set()
     for (const r of records) {
-      if (!inPlace(this.hashKey, r.n, s)) fail('ERR_FORMAT', `${what}: an entry in shard ${s.depth}/${s.prefix} does not belong there`)
+      if (checkPlaces && !inPlace(this.hashKey, r.n, s)) fail('ERR_FORMAT', `${what}: an entry in shard ${s.depth}/${s.prefix} does not belong there`)
       s.names.add(r.n)
       this.leafOf.set(r.n, s)
     }
@@ -237,12 +243,14 @@ export type PutShard = (index: number, body: Uint8Array) => CID
  */
 export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number, wasInner: (index: number) => boolean = () => false): CID | null {
   const sealLeaf = (s: Shard): CID | null => {
+    // A place that was an inner node stays one until it would merge (the tree's hysteresis).
+    const limit = wasInner(s.index) ? MERGE_BYTES : s.depth === 0 ? PLAIN_BYTES : LEAF_BYTES
+    if (s.names!.size * MIN_ENTRY_BYTES > limit && s.depth < MAX_DEPTH) { split(ds, s); return sealInner(s) } // too many to fit: no need to encode them to know
     const names = [...s.names!].sort(byName)
     if (names.length === 0 && s.depth > 0) return null
     const records = recordsOf(names)
     const body = encode({ v: s.depth === 0 ? FORMAT_VERSION : SHARDED, e: records })
-    // A place that was an inner node stays one until it would merge (the tree's hysteresis).
-    if (body.length <= (wasInner(s.index) ? MERGE_BYTES : LEAF_BYTES) || s.depth >= MAX_DEPTH) {
+    if (body.length <= limit || s.depth >= MAX_DEPTH) {
       if (s.depth === 0) return null // a plain node: the caller writes it
       return put(s.index, body)
     }
@@ -337,7 +345,7 @@ export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: stri
 
 /**
  * Seals a whole directory from its records (sync writing a merged tree): a plain node when it
- * fits in LEAF_BYTES, else a trie of shards, split as the tree would split it; `wasInner` names
+ * fits in PLAIN_BYTES, else a trie of shards, split as the tree would split it; `wasInner` names
  * the places that were inner nodes in the versions read (they stay split unless they would
  * merge back), so unchanged shards come out as they were read.
  */

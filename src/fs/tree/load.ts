@@ -106,7 +106,7 @@ export class Loader {
       if (body.c != null) { trie.install(s, body, what); return }
       const named = await this.named(dir, body.e!)
       if (s.loaded || dir.shards !== trie) return
-      trie.install(s, body, what)
+      trie.install(s, body, what, false)
       installShard(dir, trie, s, named)
     })().finally(() => { s.loading = null })
     await s.loading
