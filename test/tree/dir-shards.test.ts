@@ -10,8 +10,9 @@ import { open, unpadFrame } from '../../src/crypto/index.js'
 import { checkCid } from '../../src/store/cid.js'
 import { decodeAny } from '../../src/fs/tree/format.js'
 import { shardPosition } from '../../src/fs/tree/codec.js'
-import { LEAF_BYTES, type Shard } from '../../src/fs/tree/dir-shards.js'
-import type { DirNode, Tree } from '../../src/fs/tree/tree.js'
+import { LEAF_BYTES, leafBody, type Shard } from '../../src/fs/tree/dir-shards.js'
+import { encode } from '../../src/fs/tree/format.js'
+import type { DirNode, FileNode, Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree, MemoryBlockStore, MemoryCommitSink } from '../helpers/memory-store.js'
 
 /** The memory store, checking every read against its CID as PackStore does. */
@@ -70,11 +71,13 @@ test('a folder becomes sharded past the threshold, reopens with every name, and 
   assert.deepEqual(await names(sink.reopen(store), '/big'), Array.from({ length: 50 }, (_, i) => fname(i)))
 })
 
-test('random adds, removes, renames and subdirectories in a sharded folder read back as a Map model says, across commits and reopens', async () => {
+test('random adds, removes, renames, chmods, writes and subdirectories in a sharded folder read back as a Map model says, across commits and reopens', async () => {
   let { tree, store, sink } = fresh()
   await tree.mkdir('/d', 0o755)
   await tree.mkdir('/e', 0o755)
   const model = new Map<string, string>() // path -> kind
+  const modes = new Map<string, number>() // path -> mode, where changed
+  const contents = new Map<string, string>() // path -> content, where written
   let seed = 12345 // mulberry32: a fixed sequence, so a failure replays
   const rnd = (n: number): number => {
     seed = (seed + 0x6d2b79f5) | 0
@@ -89,10 +92,25 @@ test('random adds, removes, renames and subdirectories in a sharded folder read 
       const p = `/${rnd(4) === 0 ? 'e' : 'd'}/n${rnd(100000)}`
       if (model.has(p)) continue
       if (rnd(10) === 0) { await tree.mkdir(p, 0o755); model.set(p, 'dir') } else { await tree.create(p, 0o644); model.set(p, 'file') }
-    } else if (r < 80) {
+    } else if (r < 70) {
       const p = pick()!
       if (model.get(p) === 'dir') await tree.rmdir(p); else await tree.unlink(p)
       model.delete(p)
+      modes.delete(p)
+      contents.delete(p)
+    } else if (r < 76) {
+      const p = pick()!
+      const mode = 0o600 + rnd(0o100)
+      await tree.chmod(p, mode)
+      modes.set(p, mode)
+    } else if (r < 82) {
+      const p = pick()!
+      if (model.get(p) !== 'file') continue
+      const text = `content of ${p} at step ${step}`
+      const f = await tree.lookup(p) as FileNode
+      await tree.truncate(f, 0)
+      await tree.write(f, Buffer.from(text), 0)
+      contents.set(p, text)
     } else {
       const p = pick()!
       const to = `/${rnd(2) === 0 ? 'e' : 'd'}/m${rnd(100000)}`
@@ -100,6 +118,7 @@ test('random adds, removes, renames and subdirectories in a sharded folder read 
       await tree.rename(p, to)
       model.set(to, model.get(p)!)
       model.delete(p)
+      for (const m of [modes, contents] as Array<Map<string, unknown>>) { if (m.has(p)) { m.set(to, m.get(p)); m.delete(p) } }
     }
     if (step % 700 === 0) await tree.commit()
     if (step % 2100 === 2099) { await tree.commit(); tree = sink.reopen(store) }
@@ -115,6 +134,12 @@ test('random adds, removes, renames and subdirectories in a sharded folder read 
     // Lookups on a fresh tree: hits and misses.
     const cold = sink.reopen(store)
     for (const [p, k] of [...model].slice(0, 200)) assert.equal((await cold.lookup(p)).kind, k === 'dir' ? 2 : 1)
+    for (const [p, mode] of modes) assert.equal((await cold.lookup(p)).attrs.mode, mode, `mode of ${p}`)
+    for (const [p, text] of contents) {
+      const f = await cold.lookup(p) as FileNode
+      const out = Buffer.alloc(200)
+      assert.equal(out.subarray(0, await cold.read(f, out, 200, 0)).toString(), text, `content of ${p}`)
+    }
     await assert.rejects(cold.lookup('/d/not-there'), { code: 'ERR_NOT_FOUND' })
   }
   assert.ok((await dirAt(tree, '/d')).shards != null, 'the model folder ended sharded')
@@ -182,4 +207,11 @@ test('a shard moved to another place, taken from another folder, or replayed fro
     store.replace(cid, keep)
   }
   assert.equal((await names(sink.reopen(store), '/a')).length >= 1500, true)
+})
+
+test('a leaf body assembled from encoded records is byte for byte the dag-cbor of { v, e }', () => {
+  for (const n of [0, 1, 23, 24, 255, 256, 65535, 65536]) {
+    const records = Array.from({ length: n }, (_, i) => ({ n: `name-${i}`, t: 1, m: 0o644 }))
+    for (const v of [1, 2]) assert.deepEqual(Buffer.from(leafBody(v, records.map(r => encode(r)))), Buffer.from(encode({ v, e: records })), `${n} records, v ${v}`)
+  }
 })

@@ -59,6 +59,7 @@ export function replaceEntry (dir: DirNode, name: string, node: Node): void {
   const old = map.get(name)
   if (old == null || old.kind !== node.kind) throw new Error(`bug: directory ${dir.label()} has no entry of that kind to replace`)
   if (old.link != null) old.link.table.removeName(old, dir, name)
+  dir.shards?.encoded?.delete(name) // another node: its record is made again when next sealed
   map.set(name, node)
   node.parent = dir
   node.name = name

@@ -65,6 +65,12 @@ export class Shard {
 export class DirShards {
   /** Loaded names and the leaf each is in. */
   readonly leafOf = new Map<string, Shard>()
+  /**
+   * Each name's record as last encoded into a sealed leaf, dropped when the entry changes
+   * (add, remove, changed): a leaf resealed for one changed name encodes that one record, not
+   * all of its ~100 (dag-cbor of records is most of a commit's CPU otherwise). Null: not kept.
+   */
+  encoded: Map<string, Uint8Array> | null = new Map()
   constructor (readonly hashKey: Buffer, public root: Shard) {}
 
   get count (): number { return this.root.count }
@@ -116,6 +122,7 @@ export class DirShards {
     }
     s.names!.add(name)
     this.leafOf.set(name, s)
+    this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count++
     markDirty(s)
   }
@@ -125,12 +132,14 @@ export class DirShards {
     if (s == null) throw new Error('bug: a name removed from a shard not loaded')
     s.names!.delete(name)
     this.leafOf.delete(name)
+    this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count--
     markDirty(s)
   }
 
   /** The entry `name` changed (its record must be written again). */
   changed (name: string): void {
+    this.encoded?.delete(name)
     const s = this.leafOf.get(name)
     if (s != null) markDirty(s)
   }
@@ -242,14 +251,32 @@ export type PutShard = (index: number, body: Uint8Array) => CID
  * MERGE_BYTES merge back (when all of their shards are loaded).
  */
 export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number, wasInner: (index: number) => boolean = () => false): CID | null {
+  const bodyOf = (v: number, names: string[]): Uint8Array => {
+    const cache = ds.encoded
+    if (cache == null) return encode({ v, e: recordsOf(names) })
+    const parts: Uint8Array[] = new Array(names.length)
+    const missing: number[] = []
+    for (let i = 0; i < names.length; i++) {
+      const b = cache.get(names[i])
+      if (b != null) parts[i] = b; else missing.push(i)
+    }
+    if (missing.length > 0) {
+      const records = recordsOf(missing.map(i => names[i]))
+      for (let j = 0; j < missing.length; j++) {
+        const b = encode(records[j])
+        cache.set(names[missing[j]], b)
+        parts[missing[j]] = b
+      }
+    }
+    return leafBody(v, parts)
+  }
   const sealLeaf = (s: Shard): CID | null => {
     // A place that was an inner node stays one until it would merge (the tree's hysteresis).
     const limit = wasInner(s.index) ? MERGE_BYTES : s.depth === 0 ? PLAIN_BYTES : LEAF_BYTES
     if (s.names!.size * MIN_ENTRY_BYTES > limit && s.depth < MAX_DEPTH) { split(ds, s); return sealInner(s) } // too many to fit: no need to encode them to know
     const names = [...s.names!].sort(byName)
     if (names.length === 0 && s.depth > 0) return null
-    const records = recordsOf(names)
-    const body = encode({ v: s.depth === 0 ? FORMAT_VERSION : SHARDED, e: records })
+    const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
     if (body.length <= limit || s.depth >= MAX_DEPTH) {
       if (s.depth === 0) return null // a plain node: the caller writes it
       return put(s.index, body)
@@ -266,7 +293,7 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
     }
     if (s.count <= MERGE_ENTRIES && allLoaded(s)) {
       const names = [...collectNames(s)].sort(byName)
-      const body = encode({ v: s.depth === 0 ? FORMAT_VERSION : SHARDED, e: recordsOf(names) })
+      const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
       if (body.length <= MERGE_BYTES) {
         s.kids = null
         s.names = new Set(names)
@@ -284,6 +311,24 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
   root.dirty = false
   root.cid = cid
   return cid
+}
+
+/**
+ * The dag-cbor of `{ v, e: [records] }` from the records' encodings, byte for byte what
+ * encode() makes of it (canonical key order: "e" before "v"; v < 24).
+ */
+export function leafBody (v: number, parts: Uint8Array[]): Uint8Array {
+  const n = parts.length
+  const head = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]
+  let len = 3 + head.length + 3
+  for (const p of parts) len += p.length
+  const out = new Uint8Array(len)
+  out.set([0xa2, 0x61, 0x65], 0) // map(2), "e"
+  out.set(head, 3)
+  let o = 3 + head.length
+  for (const p of parts) { out.set(p, o); o += p.length }
+  out.set([0x61, 0x76, v], o) // "v", v
+  return out
 }
 
 function collectNames (s: Shard, out: string[] = []): string[] {
@@ -353,6 +398,7 @@ export function sealAllRecords (dirKey: Buffer, records: DirRecord[], put: PutSh
   const byN = new Map(records.map(r => [r.n, r]))
   const subdirs = records.filter(r => r.t === 2 && (r as EntryRecord).m != null).length
   const ds = DirShards.fromNames(nameHashKey(dirKey), byN.keys())
+  ds.encoded = null // written once
   const recordsOf = (names: string[]): DirRecord[] => names.map(n => byN.get(n)!)
   const cid = sealShards(ds, recordsOf, put, subdirs, wasInner)
   return cid ?? put(0, plainBody([...records].sort((x, y) => byName(x.n, y.n))))
