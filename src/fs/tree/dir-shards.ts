@@ -93,7 +93,7 @@ export class DirShards {
   reach (name: string): Shard {
     const known = this.leafOf.get(name)
     if (known != null) return known
-    const h = nameHash(this.hashKey, name)
+    const h = this.hashOf(name)
     let s = this.root
     while (s.kids != null) {
       const k = s.kids.get(slotAt(h, s.depth))
@@ -101,6 +101,13 @@ export class DirShards {
       s = k
     }
     return s
+  }
+
+  /** A create asks for the hash of one new name three times (lookup, check, add): the last one is kept. */
+  private last: { name: string, h: Buffer } | null = null
+  hashOf (name: string): Buffer {
+    if (this.last?.name !== name) this.last = { name, h: nameHash(this.hashKey, name) }
+    return this.last.h
   }
 
   /** Whether a lookup of `name` needs nothing more loaded. */
@@ -114,7 +121,7 @@ export class DirShards {
     let s = this.reach(name)
     if (!s.loaded) throw new Error('bug: a name added to a shard not loaded')
     if (s.kids != null) {
-      const slot = slotAt(nameHash(this.hashKey, name), s.depth)
+      const slot = slotAt(this.hashOf(name), s.depth)
       const leaf = new Shard(s, s.depth + 1, s.childPrefix(slot), null, 0)
       leaf.names = new Set()
       s.kids.set(slot, leaf)
