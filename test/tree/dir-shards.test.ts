@@ -12,7 +12,8 @@ import { decodeAny } from '../../src/fs/tree/format.js'
 import { shardPosition } from '../../src/fs/tree/codec.js'
 import { LEAF_BYTES, leafBody, type Shard } from '../../src/fs/tree/dir-shards.js'
 import { encode } from '../../src/fs/tree/format.js'
-import type { DirNode, FileNode, Tree } from '../../src/fs/tree/tree.js'
+import { Tree, type DirNode, type FileNode } from '../../src/fs/tree/tree.js'
+import { BlockCache } from '../../src/store/block-cache.js'
 import { memoryTree, MemoryBlockStore, MemoryCommitSink } from '../helpers/memory-store.js'
 
 /** The memory store, checking every read against its CID as PackStore does. */
@@ -214,4 +215,27 @@ test('a leaf body assembled from encoded records is byte for byte the dag-cbor o
     const records = Array.from({ length: n }, (_, i) => ({ n: `name-${i}`, t: 1, m: 0o644 }))
     for (const v of [1, 2]) assert.deepEqual(Buffer.from(leafBody(v, records.map(r => encode(r)))), Buffer.from(encode({ v, e: records })), `${n} records, v ${v}`)
   }
+})
+
+test('a merged tree swapped in under a loaded sharded folder: lookups see the merged folder, not the shards loaded before, and a local commit keeps the merge', async () => {
+  const { tree, store, sink } = fresh()
+  await tree.mkdir('/big', 0o755)
+  await fill(tree, '/big', 0, 3000)
+  await tree.commit()
+  // Another device's later tree of the same drive: one name renamed in the big folder.
+  const otherSink = new MemoryCommitSink()
+  const t = new Tree({ store, cache: new BlockCache(1 << 20), sink: otherSink, head: sink.last })
+  await t.rename(`/big/${fname(5)}`, '/big/renamed-by-other')
+  await t.commit()
+  const cold = sink.reopen(store)
+  await cold.lookup(`/big/${fname(6)}`) // the root directory, the folder's root shard and one path
+  await cold.lookup(`/big/${fname(5)}`) // its shard loaded: the old tree's
+  assert.ok(await cold.adopt({ root: otherSink.last!.root, links: otherSink.last!.links }, cold.head.seq) != null)
+  await assert.rejects(cold.lookup(`/big/${fname(5)}`), { code: 'ERR_NOT_FOUND' }, 'the merged folder: renamed away')
+  assert.equal((await cold.lookup('/big/renamed-by-other')).kind, 1)
+  assert.equal((await names(cold, '/big')).length, 3000)
+  await cold.create('/big/local', 0o644)
+  await cold.commit()
+  const again = await names(sink.reopen(store), '/big')
+  assert.ok(again.includes('renamed-by-other') && again.includes('local') && !again.includes(fname(5)))
 })

@@ -7,7 +7,7 @@
 import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
-import { type DirShards, type Shard, type PutShard, DirShards as Trie, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
+import { type DirShards, type PutShard, DirShards as Trie, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
@@ -160,7 +160,7 @@ const sameCid = (a: DirNode['cid'], b: DirNode['cid']): boolean => a == null ? b
  * trie when the load began; a trie swapped out since, by a merge, takes nothing). Their
  * subdirectories are counted already (the root's count).
  */
-export function installShard (dir: DirNode, trie: DirShards, shard: Shard, named: Array<[string, Node]>): void {
+export function installShard (dir: DirNode, trie: DirShards, named: Array<[string, Node]>): void {
   if (dir.shards !== trie || dir.children == null) return
   for (const [name, child] of named) {
     child.parent = dir
@@ -168,7 +168,6 @@ export function installShard (dir: DirNode, trie: DirShards, shard: Shard, named
     dir.children.set(name, child)
     child.link?.table.addName(child, dir, name)
   }
-  void shard
 }
 
 /**

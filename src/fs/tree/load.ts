@@ -107,7 +107,7 @@ export class Loader {
       const named = await this.named(dir, body.e!)
       if (s.loaded || dir.shards !== trie) return
       trie.install(s, body, what, false)
-      installShard(dir, trie, s, named)
+      installShard(dir, trie, named)
     })().finally(() => { s.loading = null })
     await s.loading
   }
