@@ -144,11 +144,32 @@ function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRec
   }
 }
 
-/** Forgets every opened directory (an idle daemon gives the memory back, drive/memory.ts); records held now. */
+/**
+ * Shards of big directories opened, by CID, place, id and key (their framed plaintext): a merge
+ * reads the base, ours and theirs of a big folder, which share every shard neither side changed;
+ * each such shard is opened once, not once per tree. Bounded by bytes; the oldest go first.
+ */
+const openedShards = new Map<string, Buffer>()
+let openedShardBytes = 0
+const MAX_OPENED_SHARD_BYTES = 32 * 1024 * 1024
+
+function rememberShard (key: string, framed: Buffer): void {
+  openedShards.set(key, framed)
+  openedShardBytes += framed.length
+  for (const [k, old] of openedShards) {
+    if (openedShardBytes <= MAX_OPENED_SHARD_BYTES || k === key) break
+    openedShards.delete(k)
+    openedShardBytes -= old.length
+  }
+}
+
+/** Forgets every opened directory and shard (an idle daemon gives the memory back, drive/memory.ts); records held now. */
 export function forgetOpenedDirs (): number {
   const held = openedRecords
   openedDirs.clear()
   openedRecords = 0
+  openedShards.clear()
+  openedShardBytes = 0
   return held
 }
 
@@ -186,7 +207,14 @@ export async function readSnapshot (ref: TreeRef, store: Pick<BlockStore, 'get'>
       const sealed: Sealed[] = []
       // A sharded directory: every shard, each kept with its place and body digest for reuse.
       const records = await readAllRecords(dir.key, framed, what,
-        async (cid, index) => await loader.openSealed(dir.key, shardPosition(dir, index), cid, `${what} shard`),
+        async (cid, index) => {
+          const key = `${cid.toString()}/${index}/${hex(e.i!)}/${hex(e.k!)}`
+          const known = openedShards.get(key)
+          if (known != null) return known
+          const framed = await loader.openSealed(dir.key, shardPosition(dir, index), cid, `${what} shard`)
+          rememberShard(key, framed)
+          return framed
+        },
         (index, cid, body, inner) => sealed.push({ cid: cid ?? e.d!, digest: bodyDigest(body), index, inner }))
       opened = { records, sealed }
       rememberDir(cacheKey, opened)

@@ -1,7 +1,7 @@
 // Sync over sharded directories (src/fs/tree/dir-shards.ts): a snapshot reads every shard of a
 // big folder, a merge of a big folder changed on both sides keeps both sides' changes, and
 // writing the merge back keeps the CID of every shard neither side changed (so it writes a few
-// shards, not the folder).
+// shards, not the folder); reading both sides after the base opens only the shards they changed.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MergeWorld, BASE_TIME, type TreeSpec, type Edit } from '../helpers/tree-builder.js'
@@ -30,7 +30,17 @@ test('a big folder changed on both devices merges with both sides kept, and writ
   const ours = await w.edited(oursEdits, BASE_TIME + 10_000)
   const theirs = await w.edited(theirsEdits, BASE_TIME + 20_000)
   forgetOpenedDirs()
-  const [b, o, t] = await Promise.all([w.base, ours, theirs].map(async r => await readSnapshot(r, w.store)))
+  let gets = 0
+  const get = w.store.get.bind(w.store)
+  w.store.get = async (...a: Parameters<typeof get>) => { gets++; return await get(...a) }
+  const b = await readSnapshot(w.base, w.store)
+  const baseGets = gets
+  gets = 0
+  const [o, t] = await Promise.all([ours, theirs].map(async r => await readSnapshot(r, w.store)))
+  w.store.get = get
+  // The two sides share every shard they did not change with the base: opened once.
+  assert.ok(gets <= 2 * (3 * 3 + 4), `${gets} objects opened for both sides, ${baseGets} for the base`)
+  assert.ok(baseGets >= shards.length)
   const m = merge3(b, o, t, devices)
   assert.deepEqual(m.conflicts, [])
   const before = w.store.stored
