@@ -7,7 +7,7 @@
 import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
-import { type DirShards, type PutShard, DirShards as Trie, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
+import { DirShards, type PutShard, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
@@ -188,7 +188,7 @@ export function sealDirectory (dir: DirNode, sealDir: (sub: DirNode) => void, en
     const names = [...children.keys()].sort()
     const body = plainBody(recordsOf(names))
     if (body.length <= PLAIN_BYTES) return put(0, body)
-    dir.shards = Trie.fromNames(nameHashKey(dir.key), names)
+    dir.shards = DirShards.fromNames(nameHashKey(dir.key), names)
   }
   const cid = sealShards(dir.shards, recordsOf, put, dir.subdirs)
   if (cid != null) return cid
