@@ -19,6 +19,10 @@
 # daemon RSS while a BENCH_MEMORY_MB file is copied in and read back, idle 30 s after, while
 # BENCH_MEMORY_FILES small files are copied in and idle after, and its idle CPU over 60 s
 # (scripts/bench/memory.mjs; table from memory-report.mjs, after the others).
+# Not in the default set either: bigdir (issue 11 points 3-4; BENCH_ONLY=bigdir): each file
+# system creates BENCH_BIGDIR_FILES empty files in one folder through its mount (cost per file at
+# 1k, 10k, 100k), is remounted with the caches dropped, and stats names in it cold
+# (scripts/bench/bigdir.mjs). 100,000 files take ~2-4 min per file system on the 2-core VM.
 # A default run took 5 min 17 s on the 2-core VM (load 5-7), the random rows alone 3.5-4 min
 # (4 fio rows x 20 s x 2 file systems, the 4 x 256 MiB fio layout per file system, SQLite); the
 # replication rows add 3-12 min (on main at load ~12 the fresh device alone took 9 min: one
@@ -39,6 +43,7 @@
 #   BENCH_SYNC_FILES  small files to a fresh device (sync_fresh)  (default 10000)
 #   BENCH_MEMORY_MB     file copied in and back (memory)        (default 4096)
 #   BENCH_MEMORY_FILES  small files copied in (memory)           (default 35000)
+#   BENCH_BIGDIR_FILES  files created in one folder (bigdir)    (default 100000)
 #   BENCH_MEMORY_IDLE_S, BENCH_MEMORY_CPU_S  idle seconds after each copy, and of the CPU
 #                  measurement (memory)                           (defaults 30, 60)
 #   BENCH_RUNS     repetitions of the whole sequence; median kept (default 1)
@@ -254,16 +259,18 @@ declare -A LABEL=(
   [sync_latency]="close() on A until B shows it"
   [sync_fresh]="${SYNC_FILES} files to a fresh device"
   [memory]="daemon RSS and idle CPU"
+  [bigdir]="big folder: create, stat cold"
 )
 declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time
                  [randread]=fio [randrw]=fio [randrw_fsync]=fio [randrw64]=fio [sqlite]=time
-                 [sync_bulk]=sync [sync_latency]=sync [sync_fresh]=sync [memory]=mem)
+                 [sync_bulk]=sync [sync_latency]=sync [sync_fresh]=sync [memory]=mem [bigdir]=big)
 declare -A LIMIT=([sqlite]=1.0) # time rows: the largest time ratio that meets the target; else 1.5
 split_workloads() { # FS_WORKLOADS: those run on one mount at a time; SYNC_WLS: the replication ones
-  FS_WORKLOADS=(); SYNC_WLS=(); MEM_WL=0
+  FS_WORKLOADS=(); SYNC_WLS=(); MEM_WL=0; BIG_WL=0
   for wl in "${WORKLOADS[@]}"; do
     if [ "${KIND[$wl]}" = sync ]; then SYNC_WLS+=("${wl#sync_}")
     elif [ "${KIND[$wl]}" = mem ]; then MEM_WL=1
+    elif [ "${KIND[$wl]}" = big ]; then BIG_WL=1
     else FS_WORKLOADS+=("$wl"); fi
   done
 }
@@ -586,6 +593,58 @@ report() {
   [ ${#FS_WORKLOADS[@]} -eq 0 ] || report_fs
   [ ${#SYNC_WLS[@]} -eq 0 ] || report_sync
   [ "$MEM_WL" = 0 ] || report_memory
+  [ "$BIG_WL" = 0 ] || report_bigdir
+}
+
+# Big folders (issue 11 points 3-4): one file system mounted at a time; create, remount cold, stat.
+run_bigdir() {
+  [ "$BIG_WL" = 1 ] || return 0
+  local fs files=${BENCH_BIGDIR_FILES:-100000}
+  for fs in "${FSES[@]}"; do
+    rm -f "$WORK/bigdir-$fs.json"
+    "start_$fs"
+    log "bigdir: $fs mounted at ${MNT[$fs]} (pid ${PID[$fs]}); creating $files files in one folder"
+    node scripts/bench/bigdir.mjs create "${MNT[$fs]}" --files "$files" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs create failed"; FAILED=1; }
+    stop_fs "$fs"
+    drop_caches
+    "start_$fs"
+    node scripts/bench/bigdir.mjs stat "${MNT[$fs]}" --files "$files" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs stat failed"; FAILED=1; }
+    rm -rf "${MNT[$fs]}/bigdir"
+    stop_fs "$fs"
+  done
+}
+
+report_bigdir() {
+  local rows
+  rows=$(node -e '
+    const [ours, theirs] = process.argv.slice(1).map(f => { try { return JSON.parse(require("fs").readFileSync(f, "utf8")) } catch { return {} } })
+    const fmt = v => v == null ? "-" : String(v)
+    const ratio = (a, b) => a == null || b == null || b === 0 ? "-" : (a / b).toFixed(2)
+    const marks = Object.keys(ours.create?.perFileUs ?? {}).map(Number).sort((a, b) => a - b)
+    for (const m of marks) {
+      const a = ours.create.perFileUs[m], b = theirs.create?.perFileUs?.[m]
+      console.log(`create: us/file, files ${m - 999}..${m}|${fmt(a)}|${fmt(b)}|${ratio(a, b)}|${m === marks[0] ? "-" : "<= " + ours.create.perFileUs[marks[0]] + " (first 1,000)"}`)
+    }
+    console.log(`stat cold, first (ms)|${fmt(ours.stat?.firstMs)}|${fmt(theirs.stat?.firstMs)}|${ratio(ours.stat?.firstMs, theirs.stat?.firstMs)}|< 5`)
+    console.log(`stat cold, median of 20 (ms)|${fmt(ours.stat?.medianMs)}|${fmt(theirs.stat?.medianMs)}|${ratio(ours.stat?.medianMs, theirs.stat?.medianMs)}|< 5`)
+  ' "$WORK/bigdir-space.json" "$WORK/bigdir-gocryptfs.json") || { log "bigdir report failed"; FAILED=1; return; }
+  echo
+  { echo "bigdir|ours|gocryptfs|ours/gocryptfs|target"; echo "$rows"; } | column -t -s '|'
+  mkdir -p "$(dirname "$OUT")"
+  [ ${#FS_WORKLOADS[@]} -gt 0 ] || [ ${#SYNC_WLS[@]} -gt 0 ] || [ "$MEM_WL" = 1 ] ||
+    { echo "# Space vs gocryptfs (big folder) — latest run"; echo
+      echo "Generated by \`npm run bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC');"
+      echo "method in [performance.md](performance.md)."; } > "$OUT"
+  {
+    echo
+    echo "## Big folder: ${BENCH_BIGDIR_FILES:-100000} files created in one folder through the mount, then stat cold"
+    echo
+    echo "| step | ours | gocryptfs | ours/gocryptfs | target |"
+    echo "|---|---:|---:|---:|---|"
+    echo "$rows" | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
+    echo
+    echo "- Load before: ${LOAD_START:-?}; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } >> "$OUT"
 }
 
 # Memory (issue 11 point 2): one file system mounted at a time, sampled by scripts/bench/memory.mjs.
@@ -743,5 +802,6 @@ for run in $(seq "${RUNS_FS:-$RUNS}"); do
 done
 run_sync
 run_memory
+run_bigdir
 report
 exit "$FAILED"

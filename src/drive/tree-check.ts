@@ -10,6 +10,7 @@ import { CID, checkCid } from '../store/cid.js'
 import { open, openPatch, SealType, unpadFrame } from '../crypto/index.js'
 import type { BlockEntry, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
 import { walkMapTree } from '../fs/tree/block-map.js'
+import { readAllRecords } from '../fs/tree/dir-shards.js'
 import type { BlockLoc } from './pack-scan.js'
 import { packName } from './quarantine.js'
 
@@ -73,11 +74,18 @@ export class TreeChecker {
 
   private async walkDir (e: DirEntry, path: string, problems: TreeProblem[], counts: TreeCounts): Promise<void> {
     counts.dirs++
-    const plain = await this.object(e.d, Buffer.from(e.k), SealType.Dir, Buffer.from(e.i), 0, path, problems)
+    const key = Buffer.from(e.k)
+    const id = Buffer.from(e.i)
+    const plain = await this.object(e.d, key, SealType.Dir, id, 0, path, problems)
     if (plain == null) return
-    const rec = this.body<DirNodeRecord>(plain, e.d, path, problems)
-    if (rec == null) return
-    for (const entry of rec.e ?? []) {
+    let records: DirNodeRecord['e']
+    try { // a plain node, or a sharded directory whose every shard is checked (dir-shards.ts)
+      records = await readAllRecords(key, plain, path, async (cid, index) => await this.object(cid, key, SealType.Dir, id, index, `${path} (shard)`, problems))
+    } catch (err) {
+      problems.push({ path, what: `does not decode: ${(err as Error).message}`, cid: e.d.toString() })
+      return
+    }
+    for (const entry of records) {
       if ((entry as LinkNameRecord).h != null && (entry as EntryRecord).m == null) continue // checked in the link table
       const child = entry as EntryRecord
       const p = `${path}/${child.n}`

@@ -5,11 +5,12 @@
 // writes only the directories it changed and those above them. Also the list of what changed
 // against the tree the mount shows, so it can invalidate its kernel caches.
 import type { CID } from 'multiformats/cid'
-import { DirNode, LinkTable } from '../fs/tree/nodes.js'
-import { sealDirNode, sealLinkTable } from '../fs/tree/codec.js'
+import { LinkTable } from '../fs/tree/nodes.js'
+import { sealDirShard, sealLinkTable } from '../fs/tree/codec.js'
+import { sealAllRecords } from '../fs/tree/dir-shards.js'
 import { type EntryRecord, type LinkNameRecord, type LinkedRecord, type CommitRecord, Kind } from '../fs/tree/format.js'
 import type { BlockStore } from '../fs/tree/ports.js'
-import { type Snapshot, type SnapNode, type SnapAttrs, type Sealed, ROOT, childrenOf, digestOf, contentKey, pathOf, invalidReason } from './snapshot.js'
+import { type Snapshot, type SnapNode, type SnapAttrs, type Sealed, ROOT, childrenOf, digestOf, bodyDigest, contentKey, pathOf, invalidReason } from './snapshot.js'
 import { SnapshotError } from './snapshot-errors.js'
 
 /** One node whose place, attributes or content differ between two snapshots; a path is null where it is not in that tree. */
@@ -33,10 +34,20 @@ function attrFields (a: SnapAttrs): Pick<EntryRecord, 'm' | 'u' | 'g' | 'a' | 'm
   return e
 }
 
-/** The sealed node among `candidates` whose records are these, if any (the smallest CID: deterministic). */
+/** The sealed node among `candidates` whose body is this one, if any (the smallest CID: deterministic). */
 function reusable (candidates: Sealed[] | undefined, digest: string): CID | null {
-  const hits = (candidates ?? []).filter(c => c.digest === digest).map(c => c.cid).sort((x, y) => x.toString() < y.toString() ? -1 : 1)
-  return hits[0] ?? null
+  return reuseTable(candidates).get(`0/${digest}`) ?? null
+}
+
+/** Sealed nodes and shards by place and body digest (`index/digest`), the smallest CID of each. */
+function reuseTable (candidates: Sealed[] | undefined): Map<string, CID> {
+  const out = new Map<string, CID>()
+  for (const c of candidates ?? []) {
+    const key = `${c.index ?? 0}/${c.digest}`
+    const have = out.get(key)
+    if (have == null || c.cid.toString() < have.toString()) out.set(key, c.cid)
+  }
+  return out
 }
 
 /**
@@ -57,15 +68,19 @@ export function materialize (s: Snapshot, store: Pick<BlockStore, 'put'>, opts: 
   const seal = (dir: SnapNode): CID => {
     const names = (kids.get(dir.id) ?? []).map(id => s.nodes.get(id)!).sort((x, y) => x.name < y.name ? -1 : x.name > y.name ? 1 : 0)
     const records = names.map(entryOf)
-    const digest = digestOf(records)
     const sealed = s.sealed.get(dir.id)
-    const same = reusable(sealed, digest)
-    if (same != null) return same
+    const table = reuseTable(sealed)
     const i = Buffer.from(dir.content.i as Uint8Array)
     const k = Buffer.from(dir.content.k as Uint8Array)
-    const node = new DirNode({ mode: dir.attrs!.m, uid: dir.attrs!.u, gid: dir.attrs!.g, atime: 0, mtime: 0, ctime: 0 }, i, k)
-    written++
-    return store.put(sealDirNode(node, records))
+    const node = { id: i, key: k }
+    const inner = new Set((sealed ?? []).filter(c => c.inner === true).map(c => c.index ?? 0))
+    // A plain node, or (a big directory) its shards: each one whose body comes out as read keeps its CID.
+    return sealAllRecords(k, records, (index, body) => {
+      const kept = table.get(`${index}/${bodyDigest(body)}`)
+      if (kept != null) return kept
+      written++
+      return store.put(sealDirShard(node, index, body))
+    }, index => inner.has(index))
   }
   const root = s.nodes.get(ROOT)!
   if (root.content.i == null || root.content.k == null) throw new SnapshotError('ERR_SNAPSHOT_INVALID', 'the root has no id and key (an empty base is not a tree to write)')

@@ -16,7 +16,8 @@ import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { Loader } from '../fs/tree/load.js'
 import { DirNode, LinkTable } from '../fs/tree/nodes.js'
-import { decodeDirNode, decodeLinkTable, dirPosition, linkTablePosition } from '../fs/tree/codec.js'
+import { decodeLinkTable, dirPosition, shardPosition, linkTablePosition } from '../fs/tree/codec.js'
+import { readAllRecords } from '../fs/tree/dir-shards.js'
 import { unpadFrame } from '../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, type CommitRecord, Kind, FORMAT_VERSION, isLinkName, encode } from '../fs/tree/format.js'
 import type { BlockStore } from '../fs/tree/ports.js'
@@ -49,8 +50,11 @@ export interface SnapNode {
 /** A linked node's record in the link table, by link id. */
 export interface SnapLink { h: string, t: Kind, nl: number, attrs: SnapAttrs, content: Content, origin?: string }
 
-/** How a directory node (or the link table) was sealed when read: reused while its records stay the same. */
-export interface Sealed { cid: CID, digest: string }
+/**
+ * How a directory node (or the link table) was sealed when read: reused while its records stay
+ * the same. A sharded directory has one per shard, at its position `index` (absent: 0, the node).
+ */
+export interface Sealed { cid: CID, digest: string, index?: number, inner?: boolean }
 
 export interface Snapshot {
   nodes: Map<string, SnapNode>
@@ -72,7 +76,7 @@ const bigNs = (v: bigint | number): bigint => typeof v === 'bigint' ? v : BigInt
 
 /** What a sealed directory node (or link table) held: a hash of its body, `{ v, e }` in dag-cbor. */
 export function digestOf (records: unknown[]): string { return bodyDigest(encode({ v: FORMAT_VERSION, e: records })) }
-const bodyDigest = (body: Uint8Array): string => createHash('sha256').update(body).digest('hex')
+export const bodyDigest = (body: Uint8Array): string => createHash('sha256').update(body).digest('hex')
 
 /** The body of an opened node's framed plaintext (the codec has checked the framing already). */
 const bodyOf = (framed: Buffer): Uint8Array => unpadFrame(framed) ?? new Uint8Array()
@@ -126,11 +130,11 @@ export function emptySnapshot (): Snapshot {
  * and a CID names its sealed bytes forever. Bounded by records held; the oldest go first.
  * Records are shared between snapshots, never changed (nodeOf copies what a merge may change).
  */
-const openedDirs = new Map<string, { records: Array<EntryRecord | LinkNameRecord>, digest: string }>()
+const openedDirs = new Map<string, { records: Array<EntryRecord | LinkNameRecord>, sealed: Sealed[] }>()
 let openedRecords = 0
 const MAX_OPENED_RECORDS = 200_000
 
-function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRecord>, digest: string }): void {
+function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRecord>, sealed: Sealed[] }): void {
   openedDirs.set(key, v)
   openedRecords += v.records.length
   for (const [k, old] of openedDirs) {
@@ -140,11 +144,32 @@ function rememberDir (key: string, v: { records: Array<EntryRecord | LinkNameRec
   }
 }
 
-/** Forgets every opened directory (an idle daemon gives the memory back, drive/memory.ts); records held now. */
+/**
+ * Shards of big directories opened, by CID, place, id and key (their framed plaintext): a merge
+ * reads the base, ours and theirs of a big folder, which share every shard neither side changed;
+ * each such shard is opened once, not once per tree. Bounded by bytes; the oldest go first.
+ */
+const openedShards = new Map<string, Buffer>()
+let openedShardBytes = 0
+const MAX_OPENED_SHARD_BYTES = 32 * 1024 * 1024
+
+function rememberShard (key: string, framed: Buffer): void {
+  openedShards.set(key, framed)
+  openedShardBytes += framed.length
+  for (const [k, old] of openedShards) {
+    if (openedShardBytes <= MAX_OPENED_SHARD_BYTES || k === key) break
+    openedShards.delete(k)
+    openedShardBytes -= old.length
+  }
+}
+
+/** Forgets every opened directory and shard (an idle daemon gives the memory back, drive/memory.ts); records held now. */
 export function forgetOpenedDirs (): number {
   const held = openedRecords
   openedDirs.clear()
   openedRecords = 0
+  openedShards.clear()
+  openedShardBytes = 0
   return held
 }
 
@@ -177,12 +202,25 @@ export async function readSnapshot (ref: TreeRef, store: Pick<BlockStore, 'get'>
     const cacheKey = `${e.d.toString()}/${hex(e.i!)}/${hex(e.k!)}`
     let opened = openedDirs.get(cacheKey)
     if (opened == null) {
-      const framed = await loader.openSealed(dir.key, dirPosition(dir), e.d, `directory ${dir.label()}`)
-      opened = { records: decodeDirNode(dir, framed), digest: bodyDigest(bodyOf(framed)) }
+      const what = `directory ${dir.label()}`
+      const framed = await loader.openSealed(dir.key, dirPosition(dir), e.d, what)
+      const sealed: Sealed[] = []
+      // A sharded directory: every shard, each kept with its place and body digest for reuse.
+      const records = await readAllRecords(dir.key, framed, what,
+        async (cid, index) => {
+          const key = `${cid.toString()}/${index}/${hex(e.i!)}/${hex(e.k!)}`
+          const known = openedShards.get(key)
+          if (known != null) return known
+          const framed = await loader.openSealed(dir.key, shardPosition(dir, index), cid, `${what} shard`)
+          rememberShard(key, framed)
+          return framed
+        },
+        (index, cid, body, inner) => sealed.push({ cid: cid ?? e.d!, digest: bodyDigest(body), index, inner }))
+      opened = { records, sealed }
       rememberDir(cacheKey, opened)
     }
     const { records } = opened
-    snap.sealed.set(id, [{ cid: e.d, digest: opened.digest }])
+    snap.sealed.set(id, opened.sealed)
     for (const r of records) {
       const node = nodeOf(id, r)
       if (snap.nodes.has(node.id)) throw new SnapshotError('ERR_SNAPSHOT_INVALID', `node ${node.id.slice(0, 16)} appears twice in the tree`)

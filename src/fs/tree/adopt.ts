@@ -61,19 +61,19 @@ export async function prepare (ref: TreeRef, live: { root: DirNode, links: LinkT
   const loader = new Loader(io.store, io.log, links)
   const loaded = new Set<DirNode>()
   const places: Prepared['places'] = []
-  const load = async (d: DirNode): Promise<void> => { await loader.loadDir(d); loaded.add(d) }
+  const load = async (d: DirNode, name: string): Promise<void> => { await loader.loadName(d, name); loaded.add(d) }
   for (const file of writers) {
     const names = namesOnPath(file, live.root)
     if (names == null) continue
     let dir = root
     for (const name of names.slice(0, -1)) {
-      await load(dir)
+      await load(dir, name)
       const next = getEntry(dir, name)
       if (!(next instanceof DirNode)) return null
       dir = next
     }
-    await load(dir)
     const name = names[names.length - 1]
+    await load(dir, name)
     const entry = getEntry(dir, name)
     if (!(entry instanceof FileNode) || !entry.id.equals(file.id) || entry.xattrs?.has(CONFLICT_XATTR) === true || entry.link != null) return null
     places.push({ file, dir, name })

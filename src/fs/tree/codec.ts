@@ -117,6 +117,14 @@ export function sealDirNode (dir: DirNode, entries: Array<EntryRecord | LinkName
   return seal(dir.key, dirPosition(dir), padFrame(encode(rec)))
 }
 
+/** Where a directory's shard `index` is sealed (dir-shards.ts; the root, or a plain node, is 0). */
+export const shardPosition = (dir: Pick<DirNode, 'id'>, index: number): SealPosition => ({ type: SealType.Dir, objectId: dir.id, index })
+
+/** Seals a directory's node or shard body (already dag-cbor) at its position. */
+export function sealDirShard (dir: Pick<DirNode, 'id' | 'key'>, index: number, body: Uint8Array): Uint8Array {
+  return seal(dir.key, shardPosition(dir, index), padFrame(body))
+}
+
 /** Where the link table is sealed: a directory position under the table's own random id. */
 export const linkTablePosition = (t: LinkTable): SealPosition => ({ type: SealType.Dir, objectId: t.id, index: 0 })
 

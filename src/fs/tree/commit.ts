@@ -4,8 +4,8 @@
 import type { CID } from 'multiformats/cid'
 import { type CommitRecord, FORMAT_VERSION } from './format.js'
 import type { DirNode, LinkTable } from './nodes.js'
-import { sealEntries } from './dir-entries.js'
-import { entryOf, linkedRecordOf, sealDirNode, sealLinkTable } from './codec.js'
+import { sealDirectory } from './dir-entries.js'
+import { entryOf, linkedRecordOf, sealDirShard, sealLinkTable } from './codec.js'
 import type { FileBlocks } from './file-blocks.js'
 import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
 
@@ -88,10 +88,10 @@ export class Committer {
     }
   }
 
-  /** Seals one dirty directory, its dirty subdirectories first, and sets its `cid`. */
+  /** Seals one dirty directory (its node, or its changed shards), its dirty subdirectories first, and sets its `cid`. */
   private sealDir (dir: DirNode): void {
-    const records = sealEntries(dir, sub => this.sealDir(sub), (name, node) => entryOf(node, this.deps.store, name))
-    dir.cid = this.deps.store.put(sealDirNode(dir, records))
+    const store = this.deps.store
+    dir.cid = sealDirectory(dir, sub => this.sealDir(sub), (name, node) => entryOf(node, store, name), (index, body) => store.put(sealDirShard(dir, index, body)))
     dir.dirty = false
   }
 

@@ -2,15 +2,24 @@
 // iterate, load and seal go through here, and it keeps the subdirectory count (nlink) and each
 // child's parent and name in step with the map (a linked node's are one of its names: the map's
 // key, not node.name, is the entry's name), and the link table's list of each linked node's names.
-// Sharding directories later changes this file.
+// A sharded directory (dir-shards.ts) holds only its loaded shards' entries: a name is looked up,
+// added or removed once its shard path is loaded (load.ts loadName), a listing once all are.
+import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode } from './nodes.js'
+import { DirShards, type PutShard, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
 
+/** Whether every entry is in memory (a plain directory loaded, or a sharded one with all shards). */
+export function isComplete (dir: DirNode): boolean { return dir.children != null && (dir.shards == null || dir.shards.complete()) }
+
+/** Whether a lookup of `name` in `dir` needs nothing more loaded. */
+export function isReady (dir: DirNode, name: string): boolean { return dir.children != null && (dir.shards == null || dir.shards.ready(name)) }
+
 /** A directory that starts with no entries (new, or stored without a directory node). */
-export function startEmpty (dir: DirNode): void { dir.children = new Map() }
+export function startEmpty (dir: DirNode): void { dir.children = new Map(); dir.shards = null }
 
 /**
  * Forgets the loaded entries (the directory now names another node: they load again from it).
@@ -20,6 +29,7 @@ export function startEmpty (dir: DirNode): void { dir.children = new Map() }
 export function unloadEntries (dir: DirNode): void {
   for (const child of dir.children?.values() ?? []) if (child.parent === dir) child.parent = null
   dir.children = null
+  dir.shards = null
   dir.subdirs = 0
   dir.loading = null
 }
@@ -36,8 +46,10 @@ export function moveEntries (from: DirNode, to: DirNode): void {
     child.link?.table.addName(child, to, name)
   }
   to.children = map
+  to.shards = from.shards
   to.subdirs = from.subdirs
   from.children = null
+  from.shards = null
   from.subdirs = 0
 }
 
@@ -47,38 +59,54 @@ export function replaceEntry (dir: DirNode, name: string, node: Node): void {
   const old = map.get(name)
   if (old == null || old.kind !== node.kind) throw new Error(`bug: directory ${dir.label()} has no entry of that kind to replace`)
   if (old.link != null) old.link.table.removeName(old, dir, name)
+  dir.shards?.encoded?.delete(name) // another node: its record is made again when next sealed
   map.set(name, node)
   node.parent = dir
   node.name = name
   node.link?.table.addName(node, dir, name)
 }
 
-/** The entries of a loaded directory (a live view: callers must not hold it across changes). */
+/** The loaded entries of a directory (all of them unless sharded; a live view: callers must not hold it across changes). */
 export function entryMap (dir: DirNode): ReadonlyMap<string, Node> { return loaded(dir) }
 
-export function getEntry (dir: DirNode, name: string): Node | undefined { return loaded(dir).get(name) }
+export function getEntry (dir: DirNode, name: string): Node | undefined { return ready(dir, name).get(name) }
 
-export function hasEntry (dir: DirNode, name: string): boolean { return loaded(dir).has(name) }
+export function hasEntry (dir: DirNode, name: string): boolean { return ready(dir, name).has(name) }
 
-export function entryCount (dir: DirNode): number { return loaded(dir).size }
+/** How many entries the directory has (a sharded one's root counts them). */
+export function entryCount (dir: DirNode): number { return dir.shards?.count ?? loaded(dir).size }
 
-export function entries (dir: DirNode): Array<[string, Node]> { return [...loaded(dir).entries()] }
+/** The loaded entries (every entry once isComplete: a listing loads them all first, load.ts loadDir). */
+export function entries (dir: DirNode): Array<[string, Node]> {
+  const map = loaded(dir)
+  if (dir.shards == null) return [...map.entries()]
+  // Leaf by leaf in position order: a stable order for a listing.
+  const out: Array<[string, Node]> = []
+  for (const leaf of dir.shards.leaves()) for (const n of [...leaf.names!].sort()) out.push([n, map.get(n)!])
+  return out
+}
 
 /** Puts `node` into `dir` under `name` (its parent and name follow). */
 export function setEntry (dir: DirNode, name: string, node: Node): void {
+  const map = ready(dir, name)
   node.parent = dir
   node.name = name
-  loaded(dir).set(name, node)
+  if (!map.has(name)) dir.shards?.add(name)
+  else dir.shards?.changed(name)
+  map.set(name, node)
   if (node.kind === Kind.Dir) dir.subdirs++
   node.link?.table.addName(node, dir, name)
 }
+
+/** The entry `name` of `dir` changed (its record must be written again: the shard holding it, when sharded). */
+export function entryChanged (dir: DirNode, name: string): void { dir.shards?.changed(name) }
 
 /**
  * Takes the entry `name` (holding `node`) out of `dir`. A node losing its last name keeps its
  * name but has no parent any more; a linked node with names left keeps one of them.
  */
 export function deleteEntry (dir: DirNode, name: string, node: Node): void {
-  loaded(dir).delete(name)
+  if (ready(dir, name).delete(name)) dir.shards?.remove(name)
   if (node.kind === Kind.Dir) dir.subdirs--
   node.link?.table.removeName(node, dir, name)
   if (node.nlink <= 1) node.parent = null
@@ -96,13 +124,13 @@ export function deleteEntry (dir: DirNode, name: string, node: Node): void {
  * Tree.adopt) loads that node instead: installed, the old node's entries would stand under the
  * new CID, and the next commit would undo the merge.
  */
-export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promise<Array<[string, Node]>>): Promise<void> {
+export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promise<{ named: Array<[string, Node]>, shards: { trie: DirShards, subdirs: number } | null }>): Promise<void> {
   if (dir.children != null) return
   if (dir.loading == null) {
     const p: Promise<void> = (async () => {
       for (;;) {
         const cid = dir.cid
-        const named = await fetch(dir)
+        const { named, shards } = await fetch(dir)
         if (dir.children != null) return
         if (!sameCid(dir.cid, cid)) continue
         const map = new Map<string, Node>()
@@ -114,7 +142,8 @@ export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promis
           map.set(name, child)
         }
         dir.children = map
-        dir.subdirs = subdirs
+        dir.shards = shards?.trie ?? null
+        dir.subdirs = shards?.subdirs ?? subdirs
         for (const [name, child] of map) child.link?.table.addName(child, dir, name)
         return
       }
@@ -127,18 +156,54 @@ export async function loadEntries (dir: DirNode, fetch: (dir: DirNode) => Promis
 const sameCid = (a: DirNode['cid'], b: DirNode['cid']): boolean => a == null ? b == null : b != null && a.equals(b)
 
 /**
- * The records a directory node stores, sorted by name. Dirty subdirectories are sealed first
- * (`sealDir`), since an entry names its directory's CID; `entryOf` then makes each record.
+ * Installs the entries of one shard of a sharded directory, just opened (`trie`: the directory's
+ * trie when the load began; a trie swapped out since, by a merge, takes nothing). Their
+ * subdirectories are counted already (the root's count).
  */
-export function sealEntries (dir: DirNode, sealDir: (sub: DirNode) => void, entryOf: (name: string, node: Node) => EntryRecord | LinkNameRecord): Array<EntryRecord | LinkNameRecord> {
+export function installShard (dir: DirNode, trie: DirShards, named: Array<[string, Node]>): void {
+  if (dir.shards !== trie || dir.children == null) return
+  for (const [name, child] of named) {
+    child.parent = dir
+    child.name = name
+    dir.children.set(name, child)
+    child.link?.table.addName(child, dir, name)
+  }
+}
+
+/**
+ * Seals a directory's node: a plain node `{ v: 1, e }` while its body fits in PLAIN_BYTES (every
+ * directory before sharding, byte for byte), else the changed shards of its trie. Dirty
+ * subdirectories are sealed first (`sealDir`), since an entry names its directory's CID;
+ * `entryOf` makes each record, `put` seals a body at a position and stores it.
+ */
+export function sealDirectory (dir: DirNode, sealDir: (sub: DirNode) => void, entryOf: (name: string, node: Node) => EntryRecord | LinkNameRecord, put: PutShard): CID {
   const children = loaded(dir)
-  for (const c of children.values()) if (c instanceof DirNode && c.dirty) sealDir(c)
-  const names = [...children.keys()].sort()
-  return names.map(n => entryOf(n, children.get(n)!))
+  for (const [name, c] of children) {
+    if (!(c instanceof DirNode) || !c.dirty) continue
+    sealDir(c)
+    dir.shards?.changed(name)
+  }
+  const recordsOf = (names: string[]): Array<EntryRecord | LinkNameRecord> => names.map(n => entryOf(n, children.get(n)!))
+  if (dir.shards == null) {
+    const names = [...children.keys()].sort()
+    const body = plainBody(recordsOf(names))
+    if (body.length <= PLAIN_BYTES) return put(0, body)
+    dir.shards = DirShards.fromNames(nameHashKey(dir.key), names)
+  }
+  const cid = sealShards(dir.shards, recordsOf, put, dir.subdirs)
+  if (cid != null) return cid
+  dir.shards = null // merged back: every entry is loaded, and a plain node holds them
+  return put(0, plainBody(recordsOf([...children.keys()].sort())))
 }
 
 function loaded (dir: DirNode): Map<string, Node> {
   return dir.children ?? notLoaded(dir)
+}
+
+function ready (dir: DirNode, name: string): Map<string, Node> {
+  const map = loaded(dir)
+  if (dir.shards != null && !dir.shards.ready(name)) throw new Error(`bug: directory ${dir.label()} used before the shard of a name was loaded`)
+  return map
 }
 
 function notLoaded (dir: DirNode): never {

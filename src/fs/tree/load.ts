@@ -1,15 +1,18 @@
 // Reading sealed objects back: fetches a block or node from the store and opens it under its
 // node's key, turning a failed read or a failed authentication into ERR_INTEGRITY with a log
 // line; loads a directory's entries, the link table and a file's separate block map once, on
-// first use (the link table before the first directory that names a linked node).
+// first use (the link table before the first directory that names a linked node). A sharded
+// directory loads by shard: its root, then the shards on a name's path (loadName), or all of
+// them for a listing (loadDir).
 import type { CID } from 'multiformats/cid'
 import { open, openPatch, AuthError, type SealPosition } from '../../crypto/index.js'
 import { BLOCK_SIZE, isLinkName } from './format.js'
 import { TreeError } from './errors.js'
 import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
-import { loadEntries } from './dir-entries.js'
+import { loadEntries, installShard } from './dir-entries.js'
+import { type DirRecord, type Shard, DirShards, Shard as TrieNode, decodeShard, nameHashKey } from './dir-shards.js'
 import type { OpenFiles } from './adopt.js'
-import { nodeFromEntry, nodeFromLinked, decodeDirNode, decodeLinkTable, dirPosition, blockMapPosition, linkTablePosition } from './codec.js'
+import { nodeFromEntry, nodeFromLinked, decodeLinkTable, dirPosition, shardPosition, blockMapPosition, linkTablePosition } from './codec.js'
 import { readMapTree } from './block-map.js'
 import type { BlockStore } from './ports.js'
 import type { BlockRef } from './block-ref.js'
@@ -56,21 +59,70 @@ export class Loader {
 
   private reuse (fresh: Node): Node { return this.openFiles?.reuse(fresh) ?? fresh }
 
-  /** Loads a directory's entries from its node (once; concurrent callers share the load). */
+  /** Loads every entry of a directory (a sharded one: every shard); concurrent callers share the loads. */
   async loadDir (dir: DirNode): Promise<void> {
+    for (;;) {
+      await this.loadRoot(dir)
+      const trie = dir.shards
+      if (trie == null) return
+      const next = trie.frontier()
+      if (next.length === 0) return
+      // A level at a time, 32 shards in flight: bounded memory for the sealed bytes.
+      for (let i = 0; i < next.length; i += 32) await Promise.all(next.slice(i, i + 32).map(async s => { await this.loadShard(dir, trie, s) }))
+    }
+  }
+
+  /** Loads what a lookup of `name` in `dir` needs: the node (a plain directory: every entry), or the shards on its path. */
+  async loadName (dir: DirNode, name: string): Promise<void> {
+    for (;;) {
+      await this.loadRoot(dir)
+      const trie = dir.shards
+      const s = trie?.nextToLoad(name)
+      if (trie == null || s == null) return
+      await this.loadShard(dir, trie, s)
+    }
+  }
+
+  /** Loads a directory's node: a plain one's entries, or a sharded one's root (its counts). */
+  async loadRoot (dir: DirNode): Promise<void> {
     await loadEntries(dir, async d => {
-      const framed = await this.openSealed(d.key, dirPosition(d), d.cid!, `directory ${d.label()}`)
-      const records = decodeDirNode(d, framed)
-      const linked = records.some(isLinkName) ? await this.linkTable() : null
-      return records.map((e): [string, Node] => {
-        if (!isLinkName(e)) return [e.n, this.reuse(nodeFromEntry(e))]
-        const node = linked!.get(Buffer.from(e.h).toString('hex'))
-        if (node == null) {
-          this.log(`integrity: directory ${d.label()}: ${e.n} names link ${Buffer.from(e.h).toString('hex')}, which the link table does not hold`)
-          throw new TreeError('ERR_INTEGRITY', `directory ${d.label()}: ${e.n} names a missing link`)
-        }
-        return [e.n, node]
-      })
+      const what = `directory ${d.label()}`
+      const framed = await this.openSealed(d.key, dirPosition(d), d.cid!, what)
+      const body = decodeShard(framed, 0, what)
+      if (body.c == null) return { named: await this.named(d, body.e!), shards: null }
+      const trie = new DirShards(nameHashKey(d.key), new TrieNode(null, 0, 0, d.cid, body.n!))
+      trie.install(trie.root, body, what)
+      return { named: [], shards: { trie, subdirs: body.s! } }
+    })
+  }
+
+  /** Opens one shard of a sharded directory and installs it (once; concurrent callers share it). */
+  private async loadShard (dir: DirNode, trie: DirShards, s: Shard): Promise<void> {
+    s.loading ??= (async () => {
+      const what = `directory ${dir.label()} shard ${s.depth}/${s.prefix}`
+      const framed = await this.openSealed(dir.key, shardPosition(dir, s.index), s.cid!, what)
+      const body = decodeShard(framed, s.depth, what)
+      if (s.loaded || dir.shards !== trie) return
+      if (body.c != null) { trie.install(s, body, what); return }
+      const named = await this.named(dir, body.e!)
+      if (s.loaded || dir.shards !== trie) return
+      trie.install(s, body, what, false)
+      installShard(dir, trie, named)
+    })().finally(() => { s.loading = null })
+    await s.loading
+  }
+
+  /** Nodes for a directory's records (link names resolved through the link table). */
+  private async named (d: DirNode, records: DirRecord[]): Promise<Array<[string, Node]>> {
+    const linked = records.some(isLinkName) ? await this.linkTable() : null
+    return records.map((e): [string, Node] => {
+      if (!isLinkName(e)) return [e.n, this.reuse(nodeFromEntry(e))]
+      const node = linked!.get(Buffer.from(e.h).toString('hex'))
+      if (node == null) {
+        this.log(`integrity: directory ${d.label()}: ${e.n} names link ${Buffer.from(e.h).toString('hex')}, which the link table does not hold`)
+        throw new TreeError('ERR_INTEGRITY', `directory ${d.label()}: ${e.n} names a missing link`)
+      }
+      return [e.n, node]
     })
   }
 

@@ -1,12 +1,14 @@
 // The namespace: path resolution and the operations that add, remove and move names (create,
 // mknod, mkdir, symlink, unlink, rmdir, rename, link), with their POSIX error codes. Entries are
-// reached through dir-entries.ts; a directory not loaded yet is loaded on the way. A node's
+// reached through dir-entries.ts; a directory not loaded yet is loaded on the way (a sharded one:
+// the shards on the name's path; a listing: all of them). A node's
 // second name moves its record into the link table (nodes.ts); its last name forgets it.
 import { randomKey, randomId } from '../../crypto/index.js'
 import { type Attrs, Kind } from './format.js'
 import { fail } from './errors.js'
 import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
-import { isLoaded, getEntry, hasEntry, entryCount, entries, setEntry, deleteEntry, startEmpty } from './dir-entries.js'
+import { isLoaded, isReady, isComplete, getEntry, hasEntry, entryCount, entries, setEntry, deleteEntry, startEmpty } from './dir-entries.js'
+import { MERGE_ENTRIES } from './dir-shards.js'
 import { touch, touchDir } from './changes.js'
 import type { Owner } from './ports.js'
 
@@ -39,7 +41,12 @@ function split (path: string): string[] {
 /** What the namespace needs of the rest of the tree. */
 export interface NamespaceDeps {
   root: DirNode
+  /** Loads every entry of a directory. */
   loadDir: (dir: DirNode) => Promise<void>
+  /** Loads what a lookup of `name` needs (a sharded directory: the shards on its path). */
+  loadName: (dir: DirNode, name: string) => Promise<void>
+  /** Loads a directory's node (a sharded one: its root, which counts its entries). */
+  loadRoot: (dir: DirNode) => Promise<void>
   /** A file left the tree (unlinked or replaced): its dirty blocks must not be sealed. */
   forget: (f: FileNode) => void
   links: LinkTable
@@ -52,16 +59,37 @@ export interface NamespaceDeps {
 export class Namespace {
   constructor (private readonly deps: NamespaceDeps) {}
 
+  /** `dir` with every entry loaded. */
   private async loaded (dir: DirNode): Promise<DirNode> {
-    if (!isLoaded(dir)) await this.deps.loadDir(dir)
+    if (!isComplete(dir)) await this.deps.loadDir(dir)
     return dir
+  }
+
+  /** `dir` with what a lookup of `name` needs loaded. */
+  private async at (dir: DirNode, name: string): Promise<DirNode> {
+    if (!isReady(dir, name)) await this.deps.loadName(dir, name)
+    return dir
+  }
+
+  /** `dir` with its count of entries known. */
+  private async counted (dir: DirNode): Promise<DirNode> {
+    if (!isLoaded(dir)) await this.deps.loadRoot(dir)
+    return dir
+  }
+
+  /**
+   * After a removal: a sharded directory down to a few entries loads them all, so the next
+   * commit can merge it back into a plain node (dir-shards.ts, MERGE_BYTES).
+   */
+  private async shrunk (dir: DirNode): Promise<void> {
+    if (dir.shards != null && dir.shards.count <= MERGE_ENTRIES && !isComplete(dir)) await this.deps.loadDir(dir)
   }
 
   async lookup (path: string): Promise<Node> {
     let node: Node = this.deps.root
     for (const part of split(path)) {
       if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${node.label()} is not a directory`)
-      const child: Node | undefined = getEntry(await this.loaded(node as DirNode), part)
+      const child: Node | undefined = getEntry(await this.at(node as DirNode, part), part)
       if (child == null) fail('ERR_NOT_FOUND', `${path} does not exist`)
       node = child!
     }
@@ -75,7 +103,7 @@ export class Namespace {
     if (name == null) fail('ERR_BUSY', 'the root cannot be replaced')
     const dir = await this.lookup('/' + parts.join('/'))
     if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${dir.label()} is not a directory`)
-    return { dir: await this.loaded(dir as DirNode), name: name! }
+    return { dir: await this.at(dir as DirNode, name!), name: name! }
   }
 
   /** A node given as itself (an open file that was unlinked has no path) or by its path. */
@@ -143,6 +171,7 @@ export class Namespace {
     const t = this.deps.now()
     this.dropName(dir, name, node, t)
     touchDir(dir, t)
+    await this.shrunk(dir)
     return node
   }
 
@@ -163,9 +192,10 @@ export class Namespace {
     const { dir, name } = await this.parentOf(path)
     const node = getEntry(dir, name) ?? fail('ERR_NOT_FOUND', `${path} does not exist`)
     if (!(node instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
-    if (entryCount(await this.loaded(node as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${path} is not empty`)
+    if (entryCount(await this.counted(node as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${path} is not empty`)
     deleteEntry(dir, name, node)
     touchDir(dir, this.deps.now())
+    await this.shrunk(dir)
   }
 
   /**
@@ -209,7 +239,7 @@ export class Namespace {
     if (existing != null) {
       if (node instanceof DirNode) {
         if (!(existing instanceof DirNode)) fail('ERR_NOT_DIR', `${to} is not a directory`)
-        if (entryCount(await this.loaded(existing as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${to} is not empty`)
+        if (entryCount(await this.counted(existing as DirNode)) > 0) fail('ERR_NOT_EMPTY', `${to} is not empty`)
       } else if (existing instanceof DirNode) {
         fail('ERR_IS_DIR', `${to} is a directory`)
       }
@@ -225,5 +255,6 @@ export class Namespace {
     touch(node)
     touchDir(src.dir, t)
     touchDir(dst.dir, t)
+    await this.shrunk(src.dir)
   }
 }

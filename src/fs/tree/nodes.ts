@@ -9,6 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { type Attrs, Kind } from './format.js'
 import type { BlockRef } from './block-ref.js'
 import type { MapTree } from './block-map.js'
+import type { DirShards } from './dir-shards.js'
 
 let nextIno = 2
 
@@ -84,15 +85,18 @@ export class FileNode extends Node {
 export class DirNode extends Node {
   readonly kind = Kind.Dir
   /**
-   * Children by name; null until the directory node is loaded. Private to dir-entries.ts by
-   * convention: every other module goes through its functions, so sharding changes one file.
+   * Children by name; null until the directory node is loaded (a sharded one: its loaded
+   * shards' entries). Private to dir-entries.ts by convention: every other module goes through
+   * its functions.
    */
   children: Map<string, Node> | null = null
   cid: CID | null = null
+  /** A sharded directory's trie (dir-shards.ts): `children` then holds the loaded shards' entries only. */
+  shards: DirShards | null = null
   /** The directory node must be rewritten at the next commit. */
   dirty = false
   loading: Promise<void> | null = null
-  /** Subdirectories among the children (nlink); kept by dir-entries.ts. */
+  /** Subdirectories among the children (nlink; a sharded directory's root counts them all); kept by dir-entries.ts. */
   subdirs = 0
   constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
 }

@@ -91,7 +91,7 @@ export class Tree {
       readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
       dirtyBudget: opts.dirtyBudget ?? 64 * 1024 * 1024
     })
-    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
+    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), loadName: (dir, name) => this.loader.loadName(dir, name), loadRoot: dir => this.loader.loadRoot(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
     this.writer = new FileWriter({ store, fileBlocks: this.fileBlocks, blocks: f => this.loader.blocks(f), now })
     this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
@@ -103,9 +103,9 @@ export class Tree {
 
   // ---- loading and resolution ----------------------------------------------------------------
 
-  /** Loads a directory's children once; concurrent callers share the load. */
+  /** Loads a directory's node once (what its stat counts; a sharded one: its root); its loaded children. */
   async children (dir: DirNode): Promise<ReadonlyMap<string, Node>> {
-    if (!isLoaded(dir)) await this.loader.loadDir(dir)
+    if (!isLoaded(dir)) await this.loader.loadRoot(dir)
     return entryMap(dir)
   }
 

@@ -1,0 +1,112 @@
+// A folder of N entries in the real format, and what it costs (docs/performance.md "Scale", big folders).
+//   node scripts/gen-bigdir.mjs gen DIR --entries N
+//     DIR/data: a store whose /big holds N empty files (test/tree/gen-bigdir.ts); DIR/master.key.
+//   node scripts/gen-bigdir.mjs measure DIR [--drop-caches] [--lookups 20]
+//     In a fresh process: Drive.open, then the first lookup + stat of a name in /big (cold), the
+//     median of --lookups more (other names, each a shard path not read yet), a miss; then the
+//     bytes appended to the packs by one commit of each single-entry change (create, chmod,
+//     rename, unlink) and the shards that commit sealed.
+//   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20]
+//     `space mount` of DIR/data: the first stat(2) of a name in /big through the mount (cold),
+//     the median of more; then SIGTERM.
+// Needs a build (npm run build) of this tree. Prints one JSON line.
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const [mode, dirArg, ...rest] = process.argv.slice(2)
+const opt = (name, dflt) => { const i = rest.indexOf(`--${name}`); return i < 0 ? dflt : (rest[i + 1] ?? true) }
+const flag = name => rest.includes(`--${name}`)
+if (dirArg == null || !['gen', 'measure', 'child', 'mount'].includes(mode)) {
+  console.error('usage: gen-bigdir.mjs gen|measure|mount DIR [options] (see the header of this file)')
+  process.exit(2)
+}
+const dir = resolve(dirArg)
+const dropCaches = () => { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3\n') }
+const packBytes = () => readdirSync(join(dir, 'data', 'packs')).filter(n => n.endsWith('.pack')).reduce((s, n) => s + statSync(join(dir, 'data', 'packs', n)).size, 0)
+const median = xs => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? null : s[Math.floor(s.length / 2)] }
+const ms = t => +(performance.now() - t).toFixed(3)
+const { bigName } = await import(join(ROOT, 'dist/test/tree/gen-bigdir.js'))
+
+if (mode === 'gen') {
+  const { genBigDir } = await import(join(ROOT, 'dist/test/tree/gen-bigdir.js'))
+  mkdirSync(dir, { recursive: true })
+  const key = randomBytes(32)
+  writeFileSync(join(dir, 'master.key'), key, { mode: 0o600 })
+  const entries = Number(opt('entries', 1000000))
+  writeFileSync(join(dir, 'entries'), String(entries))
+  const r = await genBigDir({ dir: join(dir, 'data'), masterKey: key, entries, progress: n => process.stderr.write(`\r${n} entries`) })
+  process.stderr.write('\n')
+  console.log(JSON.stringify({ ...r, packBytes: packBytes() }))
+} else if (mode === 'measure') {
+  if (flag('drop-caches')) dropCaches()
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'child', dir, ...rest], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  process.stdout.write(out)
+} else if (mode === 'child') {
+  const { Drive } = await import(join(ROOT, 'dist/src/drive/drive.js'))
+  const entries = Number(readFileSync(join(dir, 'entries'), 'utf8'))
+  const key = readFileSync(join(dir, 'master.key'))
+  let t = performance.now()
+  const drive = await Drive.open(join(dir, 'data'), key, { create: false })
+  const openMs = ms(t)
+  const tree = drive.tree
+  const pick = () => bigName(Math.floor(Math.random() * entries))
+  t = performance.now()
+  tree.stat(await tree.lookup(`/big/${pick()}`))
+  const firstMs = ms(t)
+  const more = []
+  for (let i = 0; i < Number(opt('lookups', 20)); i++) { t = performance.now(); tree.stat(await tree.lookup(`/big/${pick()}`)); more.push(ms(t)) }
+  t = performance.now()
+  await tree.lookup('/big/not-there').catch(() => {})
+  const missMs = ms(t)
+  const changes = {}
+  const one = async (label, fn) => {
+    const before = packBytes()
+    await fn()
+    await tree.commit()
+    changes[label] = packBytes() - before
+  }
+  const stamp = Date.now().toString(36) // new names per run: a run changes the store
+  const a = pick()
+  await one('create', async () => { await tree.create(`/big/new-${stamp}`, 0o644) })
+  await one('chmod', async () => { await tree.chmod(`/big/${a}`, 0o600) })
+  await one('rename', async () => { await tree.rename(`/big/new-${stamp}`, `/big/renamed-${stamp}`) })
+  await one('unlink', async () => { await tree.unlink(`/big/renamed-${stamp}`) })
+  const big = await tree.lookup('/big')
+  const depth = s => Math.max(s.depth, ...[...(s.kids?.values() ?? [])].map(depth))
+  const rss = Math.round(process.memoryUsage.rss() / 1048576)
+  await drive.close()
+  console.log(JSON.stringify({ entries, openMs, statColdFirstMs: firstMs, statColdMedianMs: median(more), missMs, bytesPerChange: changes, loadedDepth: depth(big.shards.root), rssMiB: rss }))
+} else {
+  const { spawn } = await import('node:child_process')
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const entries = Number(readFileSync(join(dir, 'entries'), 'utf8'))
+  if (flag('drop-caches')) dropCaches()
+  const base = mkdtempSync('/tmp/space-bigdir-') // 0700: the control socket's directory
+  const mnt = join(base, 'mnt')
+  mkdirSync(mnt)
+  const bin = resolve(opt('space', join(ROOT, 'bin/space')))
+  const t0 = performance.now()
+  const child = spawn(bin, ['mount', mnt, '--data-dir', join(dir, 'data'), '--config-dir', dir, '--socket', join(base, 'sock')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  await new Promise((res, rej) => {
+    child.stdout.on('data', d => { out += d; if (out.includes('mounted')) res() })
+    child.on('exit', code => rej(new Error(`space mount exited ${code}: ${out}`)))
+  })
+  const mountS = (performance.now() - t0) / 1000
+  const { stat } = await import('node:fs/promises')
+  const pick = () => bigName(Math.floor(Math.random() * entries))
+  let t = performance.now()
+  await stat(join(mnt, 'big', pick())) // async: the daemon's FUSE thread is this process's child, never block on it
+  const firstMs = ms(t)
+  const more = []
+  for (let i = 0; i < Number(opt('lookups', 20)); i++) { t = performance.now(); await stat(join(mnt, 'big', pick())); more.push(ms(t)) }
+  const exited = new Promise(res => child.on('exit', code => res(code)))
+  child.kill('SIGTERM')
+  const code = await exited
+  rmSync(base, { recursive: true, force: true })
+  console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: firstMs, statColdMedianMs: median(more), exit: code }))
+}

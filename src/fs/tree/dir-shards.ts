@@ -1,0 +1,412 @@
+// Sharded directories (docs/format.md, "Sharded directory node"): a directory whose node would
+// outgrow PLAIN_BYTES becomes a hash trie of sealed shards, so a change reseals one leaf and the
+// inner nodes above it, and a lookup opens the shards on one name's path. Owns the name hash, the
+// shards' positions and bodies, the in-memory trie (which shard holds which name, which shards
+// are loaded, which changed), sealing the changed shards, and reading shards back. One codec for
+// the tree (dir-entries.ts, load.ts, commit.ts), sync (snapshot*.ts) and fsck: none of them
+// decodes a shard itself. Records stay opaque here (the caller turns names into records).
+import { createHmac } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import { hkdf, unpadFrame } from '../../crypto/index.js'
+import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
+import { fail } from './errors.js'
+
+export type DirRecord = EntryRecord | LinkNameRecord
+
+/** Body version of the shards of a sharded directory (a plain directory node is version 1). */
+export const SHARDED = 2
+/** Bits of the name hash per level: 16 children per inner node. Why: docs/format.md. */
+export const BITS = 4
+export const FANOUT = 1 << BITS
+/** A plain directory node whose body would be larger than this becomes sharded. */
+export const PLAIN_BYTES = 32 * 1024
+/** A shard leaf whose body is larger than this splits. Why 16 KiB (and 16 children): docs/format.md. */
+export const LEAF_BYTES = 16 * 1024
+/** An inner node whose entries would fit in a leaf body this small merges back into one (the root: a plain node). */
+export const MERGE_BYTES = 8 * 1024
+/** No entry encodes smaller than this (a one-byte name, kind, mode, owner and three times). */
+const MIN_ENTRY_BYTES = 24
+/** Past this many entries below an inner node, merging back is not even tried. */
+export const MERGE_ENTRIES = 256
+/** Deepest level: 16^8 leaves; a leaf there never splits (it would take 2^32 names of one hash prefix). */
+export const MAX_DEPTH = 8
+/** Shard positions: depth * 2^40 + the name-hash prefix of the shard (4 bits per level); the root is 0. */
+const LEVEL_STRIDE = 2 ** 40
+
+export const shardIndex = (depth: number, prefix: number): number => depth === 0 ? 0 : depth * LEVEL_STRIDE + prefix
+
+/** The key names are hashed under, from the directory's key (an observer cannot place a name). */
+const hashKeys = new WeakMap<Buffer, Buffer>()
+export function nameHashKey (dirKey: Buffer): Buffer {
+  let k = hashKeys.get(dirKey)
+  if (k == null) hashKeys.set(dirKey, k = hkdf(dirKey, 'space/dir-shard/name-hash/v1'))
+  return k
+}
+
+export const nameHash = (hashKey: Buffer, name: string): Buffer => createHmac('sha256', hashKey).update(name, 'utf8').digest()
+
+/** The child slot of a name's hash at `depth` (the root's children are picked at depth 0). */
+export const slotAt = (h: Buffer, depth: number): number => (depth & 1) === 0 ? h[depth >> 1] >> 4 : h[depth >> 1] & 15
+
+/** One shard in memory: a leaf (names) or an inner node (kids), or neither while not loaded. */
+export class Shard {
+  kids: Map<number, Shard> | null = null
+  names: Set<string> | null = null
+  /** Must be sealed again at the next commit (its CID is stale). */
+  dirty = false
+  loading: Promise<void> | null = null
+  constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
+  get loaded (): boolean { return this.kids != null || this.names != null }
+  get index (): number { return shardIndex(this.depth, this.prefix) }
+  childPrefix (slot: number): number { return this.prefix * FANOUT + slot }
+}
+
+/** The trie of one sharded directory. */
+export class DirShards {
+  /** Loaded names and the leaf each is in. */
+  readonly leafOf = new Map<string, Shard>()
+  /**
+   * Each name's record as last encoded into a sealed leaf, dropped when the entry changes
+   * (add, remove, changed): a leaf resealed for one changed name encodes that one record, not
+   * all of its ~100 (dag-cbor of records is most of a commit's CPU otherwise). Null: not kept.
+   */
+  encoded: Map<string, Uint8Array> | null = new Map()
+  constructor (readonly hashKey: Buffer, public root: Shard) {}
+
+  get count (): number { return this.root.count }
+
+  /** A trie of one dirty root leaf holding `names` (all loaded): what a plain directory becomes when it grows. */
+  static fromNames (hashKey: Buffer, names: Iterable<string>): DirShards {
+    const root = new Shard(null, 0, 0, null, 0)
+    root.names = new Set(names)
+    root.count = root.names.size
+    root.dirty = true
+    const ds = new DirShards(hashKey, root)
+    for (const n of root.names) ds.leafOf.set(n, root)
+    return ds
+  }
+
+  /**
+   * The shard a lookup of `name` stops at: its loaded leaf, the first shard on its path not
+   * loaded yet, or an inner node with no child at its slot (the name is not there).
+   */
+  reach (name: string): Shard {
+    const known = this.leafOf.get(name)
+    if (known != null) return known
+    const h = this.hashOf(name)
+    let s = this.root
+    while (s.kids != null) {
+      const k = s.kids.get(slotAt(h, s.depth))
+      if (k == null) return s
+      s = k
+    }
+    return s
+  }
+
+  /** A create asks for the hash of one new name three times (lookup, check, add): the last one is kept. */
+  private last: { name: string, h: Buffer } | null = null
+  hashOf (name: string): Buffer {
+    if (this.last?.name !== name) this.last = { name, h: nameHash(this.hashKey, name) }
+    return this.last.h
+  }
+
+  /** Whether a lookup of `name` needs nothing more loaded. */
+  ready (name: string): boolean { return this.reach(name).loaded }
+
+  /** Whether every shard is loaded (a full listing). */
+  complete (): boolean { return allLoaded(this.root) }
+
+  /** `name` is new in the directory (its path is loaded). */
+  add (name: string): void {
+    let s = this.reach(name)
+    if (!s.loaded) throw new Error('bug: a name added to a shard not loaded')
+    if (s.kids != null) {
+      const slot = slotAt(this.hashOf(name), s.depth)
+      const leaf = new Shard(s, s.depth + 1, s.childPrefix(slot), null, 0)
+      leaf.names = new Set()
+      s.kids.set(slot, leaf)
+      s = leaf
+    }
+    s.names!.add(name)
+    this.leafOf.set(name, s)
+    this.encoded?.delete(name)
+    for (let x: Shard | null = s; x != null; x = x.parent) x.count++
+    markDirty(s)
+  }
+
+  remove (name: string): void {
+    const s = this.leafOf.get(name)
+    if (s == null) throw new Error('bug: a name removed from a shard not loaded')
+    s.names!.delete(name)
+    this.leafOf.delete(name)
+    this.encoded?.delete(name)
+    for (let x: Shard | null = s; x != null; x = x.parent) x.count--
+    markDirty(s)
+  }
+
+  /** The entry `name` changed (its record must be written again). */
+  changed (name: string): void {
+    this.encoded?.delete(name)
+    const s = this.leafOf.get(name)
+    if (s != null) markDirty(s)
+  }
+
+  /** Shards on the way to `name` not loaded yet, nearest the root first (load them in order). */
+  nextToLoad (name: string): Shard | null {
+    const s = this.reach(name)
+    return s.loaded ? null : s
+  }
+
+  /** Every shard not loaded yet whose parent is loaded. */
+  frontier (): Shard[] {
+    const out: Shard[] = []
+    const walk = (s: Shard): void => {
+      if (!s.loaded) { out.push(s); return }
+      for (const k of s.kids?.values() ?? []) walk(k)
+    }
+    walk(this.root)
+    return out
+  }
+
+  /** The loaded leaves in a stable order (by position): a listing's order. */
+  leaves (): Shard[] {
+    const out: Shard[] = []
+    const walk = (s: Shard): void => {
+      if (s.names != null) out.push(s)
+      for (const slot of [...(s.kids?.keys() ?? [])].sort((a, b) => a - b)) walk(s.kids!.get(slot)!)
+    }
+    walk(this.root)
+    return out
+  }
+
+  /**
+   * Installs an opened shard's body: an inner node's children (not loaded), or a leaf's names
+   * (each checked to hash into the leaf's place unless `checkPlaces` is false: an HMAC per name,
+   * most of a cold lookup's CPU; the tree skips it, fsck and sync check). Returns the leaf's
+   * records, or null.
+   */
+  install (s: Shard, body: ShardBody, what: string, checkPlaces = true): DirRecord[] | null {
+    if (body.c != null) {
+      s.kids = new Map()
+      for (const [slot, cid, n] of body.c) s.kids.set(slot, new Shard(s, s.depth + 1, s.childPrefix(slot), cid, n))
+      return null
+    }
+    const records = body.e!
+    if (records.length !== s.count) fail('ERR_FORMAT', `${what}: shard ${s.depth}/${s.prefix} holds ${records.length} entries, its parent counts ${s.count}`)
+    s.names = new Set()
+    for (const r of records) {
+      if (checkPlaces && !inPlace(this.hashKey, r.n, s)) fail('ERR_FORMAT', `${what}: an entry in shard ${s.depth}/${s.prefix} does not belong there`)
+      s.names.add(r.n)
+      this.leafOf.set(r.n, s)
+    }
+    return records
+  }
+}
+
+function allLoaded (s: Shard): boolean {
+  if (!s.loaded) return false
+  for (const k of s.kids?.values() ?? []) if (!allLoaded(k)) return false
+  return true
+}
+
+function markDirty (s: Shard): void {
+  for (let x: Shard | null = s; x != null && !x.dirty; x = x.parent) x.dirty = true
+}
+
+function inPlace (hashKey: Buffer, name: string, s: Shard): boolean {
+  const h = nameHash(hashKey, name)
+  let p = 0
+  for (let d = 0; d < s.depth; d++) p = p * FANOUT + slotAt(h, d)
+  return p === s.prefix
+}
+
+/** A shard's body, decoded: the root `{ v: 2, c, n, s }`, an inner node `{ v: 2, c }`, a leaf `{ v: 2, e }`; or a plain node `{ v: 1, e }`. */
+export interface ShardBody { v: number, c?: Array<[number, CID, number]>, e?: DirRecord[], n?: number, s?: number }
+
+/** Decodes the framed plaintext of a directory's node (depth 0) or shard, checking its shape. */
+export function decodeShard (framed: Buffer, depth: number, what: string): ShardBody {
+  const bytes = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `${what}: bad framing`)
+  const body = decodeAny<ShardBody>(bytes, what, depth === 0 ? [FORMAT_VERSION, SHARDED] : [SHARDED])
+  if (body.v === FORMAT_VERSION) {
+    if (!Array.isArray(body.e)) fail('ERR_FORMAT', `${what}: no entries`)
+    return body
+  }
+  if ((body.c == null) === (body.e == null) || (depth === 0 && body.c == null)) fail('ERR_FORMAT', `${what}: a shard is either inner or a leaf`)
+  if (depth === 0 && (!Number.isInteger(body.n) || !Number.isInteger(body.s))) fail('ERR_FORMAT', `${what}: root shard without counts`)
+  if (body.c != null) {
+    if (!Array.isArray(body.c) || depth >= MAX_DEPTH) fail('ERR_FORMAT', `${what}: inner shard at depth ${depth}`)
+    let last = -1
+    for (const ch of body.c) {
+      if (!Array.isArray(ch) || !Number.isInteger(ch[0]) || ch[0] <= last || ch[0] >= FANOUT || !Number.isInteger(ch[2]) || ch[2] < 0) fail('ERR_FORMAT', `${what}: child slot ${String(ch?.[0])}`)
+      last = ch[0]
+    }
+  } else if (!Array.isArray(body.e)) fail('ERR_FORMAT', `${what}: no entries`)
+  return body
+}
+
+/** A plain directory node's body, `{ v: 1, e }` (the format of every directory before sharding, byte for byte). */
+export const plainBody = (records: DirRecord[]): Uint8Array => encode({ v: FORMAT_VERSION, e: records })
+
+/** Seals one shard body at its position and stores it (the tree: seal + put; sync: also reuse a CID read before). */
+export type PutShard = (index: number, body: Uint8Array) => CID
+
+/**
+ * Seals the changed shards of `ds` bottom-up and returns the root's CID, or null when the whole
+ * directory merged back into one plain node (the caller writes `{ v: 1, e }`; `ds` is spent).
+ * `recordsOf` gives the records of a leaf's names, sorted by name (sealing dirty subdirectories
+ * first); leaves that grew past LEAF_BYTES split, inner nodes whose entries shrank below
+ * MERGE_BYTES merge back (when all of their shards are loaded).
+ */
+export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number, wasInner: (index: number) => boolean = () => false): CID | null {
+  const bodyOf = (v: number, names: string[]): Uint8Array => {
+    const cache = ds.encoded
+    if (cache == null) return encode({ v, e: recordsOf(names) })
+    const parts: Uint8Array[] = new Array(names.length)
+    const missing: number[] = []
+    for (let i = 0; i < names.length; i++) {
+      const b = cache.get(names[i])
+      if (b != null) parts[i] = b; else missing.push(i)
+    }
+    if (missing.length > 0) {
+      const records = recordsOf(missing.map(i => names[i]))
+      for (let j = 0; j < missing.length; j++) {
+        const b = encode(records[j])
+        cache.set(names[missing[j]], b)
+        parts[missing[j]] = b
+      }
+    }
+    return leafBody(v, parts)
+  }
+  const sealLeaf = (s: Shard): CID | null => {
+    // A place that was an inner node stays one until it would merge (the tree's hysteresis).
+    const limit = wasInner(s.index) ? MERGE_BYTES : s.depth === 0 ? PLAIN_BYTES : LEAF_BYTES
+    if (s.names!.size * MIN_ENTRY_BYTES > limit && s.depth < MAX_DEPTH) { split(ds, s); return sealInner(s) } // too many to fit: no need to encode them to know
+    const names = [...s.names!].sort(byName)
+    if (names.length === 0 && s.depth > 0) return null
+    const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
+    if (body.length <= limit || s.depth >= MAX_DEPTH) {
+      if (s.depth === 0) return null // a plain node: the caller writes it
+      return put(s.index, body)
+    }
+    split(ds, s)
+    return sealInner(s)
+  }
+  const sealInner = (s: Shard): CID | null => {
+    for (const [slot, k] of [...s.kids!]) {
+      if (!k.dirty && k.cid != null) continue
+      const cid = k.names != null ? sealLeaf(k) : sealInner(k)
+      k.dirty = false
+      if (cid == null) s.kids!.delete(slot); else k.cid = cid
+    }
+    if (s.count <= MERGE_ENTRIES && allLoaded(s)) {
+      const names = [...collectNames(s)].sort(byName)
+      const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
+      if (body.length <= MERGE_BYTES) {
+        s.kids = null
+        s.names = new Set(names)
+        for (const n of names) ds.leafOf.set(n, s)
+        if (s.depth === 0) return null
+        return names.length === 0 ? null : put(s.index, body)
+      }
+    }
+    if (s.kids!.size === 0 && s.depth > 0) return null
+    const c = [...s.kids!].sort((a, b) => a[0] - b[0]).map(([slot, k]): [number, CID, number] => [slot, k.cid!, k.count])
+    return put(s.index, encode(s.depth === 0 ? { v: SHARDED, c, n: s.count, s: subdirs } : { v: SHARDED, c }))
+  }
+  const root = ds.root
+  const cid = root.names != null ? sealLeaf(root) : sealInner(root)
+  root.dirty = false
+  root.cid = cid
+  return cid
+}
+
+/**
+ * The dag-cbor of `{ v, e: [records] }` from the records' encodings, byte for byte what
+ * encode() makes of it (canonical key order: "e" before "v"; v < 24).
+ */
+export function leafBody (v: number, parts: Uint8Array[]): Uint8Array {
+  const n = parts.length
+  const head = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]
+  let len = 3 + head.length + 3
+  for (const p of parts) len += p.length
+  const out = new Uint8Array(len)
+  out.set([0xa2, 0x61, 0x65], 0) // map(2), "e"
+  out.set(head, 3)
+  let o = 3 + head.length
+  for (const p of parts) { out.set(p, o); o += p.length }
+  out.set([0x61, 0x76, v], o) // "v", v
+  return out
+}
+
+function collectNames (s: Shard, out: string[] = []): string[] {
+  if (s.names != null) for (const n of s.names) out.push(n)
+  for (const k of s.kids?.values() ?? []) collectNames(k, out)
+  return out
+}
+
+/** Turns a loaded leaf into an inner node whose new leaves (dirty) hold its names by their next hash digit. */
+function split (ds: DirShards, s: Shard): void {
+  s.kids = new Map()
+  for (const n of s.names!) {
+    const slot = slotAt(nameHash(ds.hashKey, n), s.depth)
+    let k = s.kids.get(slot)
+    if (k == null) {
+      k = new Shard(s, s.depth + 1, s.childPrefix(slot), null, 0)
+      k.names = new Set()
+      k.dirty = true
+      s.kids.set(slot, k)
+    }
+    k.names!.add(n)
+    k.count++
+    ds.leafOf.set(n, k)
+  }
+  s.names = null
+}
+
+const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0
+
+/** Opens the shard at position `index` with CID `cid`: its framed plaintext, or null (fsck: a problem it recorded). */
+export type OpenShard = (cid: CID, index: number) => Promise<Buffer | null>
+
+/**
+ * Every record of a directory from its opened node (`framed`), opening each shard of a sharded
+ * one through `open` (in parallel per level); `seen` gets each shard's position, CID and body
+ * (sync reuses a shard whose body comes out the same). Records sorted by name.
+ */
+export async function readAllRecords (dirKey: Buffer, framed: Buffer, what: string, open: OpenShard, seen?: (index: number, cid: CID | null, body: Uint8Array, inner: boolean) => void): Promise<DirRecord[]> {
+  const top = decodeShard(framed, 0, what)
+  seen?.(0, null, unpadFrame(framed)!, top.c != null)
+  if (top.v === FORMAT_VERSION) return top.e!
+  const ds = new DirShards(nameHashKey(dirKey), new Shard(null, 0, 0, null, top.n!))
+  ds.install(ds.root, top, what)
+  const out: DirRecord[] = []
+  let level = ds.frontier()
+  while (level.length > 0) {
+    await Promise.all(level.map(async s => {
+      const plain = await open(s.cid!, s.index)
+      if (plain == null) { s.names = new Set(); return }
+      const body = decodeShard(plain, s.depth, `${what} shard ${s.depth}/${s.prefix}`)
+      seen?.(s.index, s.cid, unpadFrame(plain) ?? new Uint8Array(), body.c != null)
+      const recs = ds.install(s, body, what)
+      if (recs != null) out.push(...recs)
+    }))
+    level = ds.frontier()
+  }
+  return out.sort((x, y) => byName(x.n, y.n))
+}
+
+/**
+ * Seals a whole directory from its records (sync writing a merged tree): a plain node when it
+ * fits in PLAIN_BYTES, else a trie of shards, split as the tree would split it; `wasInner` names
+ * the places that were inner nodes in the versions read (they stay split unless they would
+ * merge back), so unchanged shards come out as they were read.
+ */
+export function sealAllRecords (dirKey: Buffer, records: DirRecord[], put: PutShard, wasInner?: (index: number) => boolean): CID {
+  const byN = new Map(records.map(r => [r.n, r]))
+  const subdirs = records.filter(r => r.t === 2 && (r as EntryRecord).m != null).length
+  const ds = DirShards.fromNames(nameHashKey(dirKey), byN.keys())
+  ds.encoded = null // written once
+  const recordsOf = (names: string[]): DirRecord[] => names.map(n => byN.get(n)!)
+  const cid = sealShards(ds, recordsOf, put, subdirs, wasInner)
+  return cid ?? put(0, plainBody([...records].sort((x, y) => byName(x.n, y.n))))
+}
