@@ -15,6 +15,7 @@ import { encode } from '../../src/fs/tree/format.js'
 import { Tree, type DirNode, type FileNode } from '../../src/fs/tree/tree.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import { memoryTree, MemoryBlockStore, MemoryCommitSink } from '../helpers/memory-store.js'
+import { touch } from '../../src/fs/tree/changes.js'
 
 /** The memory store, checking every read against its CID as PackStore does. */
 class CheckedStore extends MemoryBlockStore {
@@ -238,4 +239,34 @@ test('a merged tree swapped in under a loaded sharded folder: lookups see the me
   await cold.commit()
   const again = await names(sink.reopen(store), '/big')
   assert.ok(again.includes('renamed-by-other') && again.includes('local') && !again.includes(fname(5)))
+})
+
+test('a trie whose counts do not add up is refused when read, so rmdir cannot take a full folder for empty', async () => {
+  const { tree, store, sink } = fresh()
+  await tree.mkdir('/big', 0o755)
+  await fill(tree, '/big', 0, 600)
+  await tree.commit()
+  const big = await dirAt(tree, '/big')
+  assert.ok(big.shards != null)
+  big.shards.root.count = 0 // a writer whose root count is off (a bug, or a faulty device with the key)
+  touch(big)
+  await tree.commit()
+  const t = sink.reopen(store)
+  await assert.rejects(t.rmdir('/big'), (e: Error & { code?: string }) => e.code === 'ERR_FORMAT' && /counts 600 entries below it, its parent counts 0/.test(e.message))
+})
+
+test('a removal that happened is reported as done although a shard the merge back wanted to load is damaged', async () => {
+  const { tree, store, sink } = fresh()
+  const pad = 'p'.repeat(200)
+  await tree.mkdir('/big', 0o755)
+  for (let i = 0; i < 257; i++) await tree.create(`/big/f${i}-${pad}`, 0o644)
+  await tree.commit()
+  assert.ok((await dirAt(tree, '/big')).shards != null)
+  const t = sink.reopen(store)
+  await t.lookup(`/big/f0-${pad}`)
+  const victim = (await dirAt(t, '/big')).shards!.frontier()[0]
+  store.corrupt(victim.cid!)
+  await t.unlink(`/big/f0-${pad}`) // resolves: the name is gone, as the next commit records
+  await t.commit()
+  await assert.rejects(sink.reopen(store).lookup(`/big/f0-${pad}`), (e: Error & { code?: string }) => e.code === 'ERR_NOT_FOUND')
 })

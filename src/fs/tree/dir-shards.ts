@@ -187,6 +187,11 @@ export class DirShards {
    */
   install (s: Shard, body: ShardBody, what: string, checkPlaces = true): DirRecord[] | null {
     if (body.c != null) {
+      // The counts chain from the root (rmdir and rename-over trust the root's count): an inner
+      // node's children must add up to what its parent counts, as a leaf's records must.
+      let sum = 0
+      for (const [, , n] of body.c) sum += n
+      if (sum !== s.count) fail('ERR_FORMAT', `${what}: shard ${s.depth}/${s.prefix} counts ${sum} entries below it, its parent counts ${s.count}`)
       s.kids = new Map()
       for (const [slot, cid, n] of body.c) s.kids.set(slot, new Shard(s, s.depth + 1, s.childPrefix(slot), cid, n))
       return null

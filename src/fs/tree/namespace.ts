@@ -79,10 +79,13 @@ export class Namespace {
 
   /**
    * After a removal: a sharded directory down to a few entries loads them all, so the next
-   * commit can merge it back into a plain node (dir-shards.ts, MERGE_BYTES).
+   * commit can merge it back into a plain node (dir-shards.ts, MERGE_BYTES). Best effort: the
+   * removal has happened by now, so a shard that fails to load (its read logged the error) must
+   * not make the call report a failure; the merge back waits for a later complete listing.
    */
   private async shrunk (dir: DirNode): Promise<void> {
-    if (dir.shards != null && dir.shards.count <= MERGE_ENTRIES && !isComplete(dir)) await this.deps.loadDir(dir)
+    if (dir.shards == null || dir.shards.count > MERGE_ENTRIES || isComplete(dir)) return
+    try { await this.deps.loadDir(dir) } catch {}
   }
 
   async lookup (path: string): Promise<Node> {
