@@ -99,10 +99,14 @@ export class Pusher {
     const sent = missing.length === 0
       ? { blocks: 0, bytes: 0 }
       : await transport.put(readAhead(missing, cid => listed.get(cid.toString()) ?? store.get(cid)), {
+        // Stored, not synced, per batch: the hub syncs them all at once before it accepts the
+        // group's first entry, so the upload does not wait for a disk sync per batch.
+        durable: 'with-entry',
         onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) }
       }).finally(() => { this.current = null })
     const t2 = Date.now()
-    // Every block of the group is durable on the hub: its entries may follow, in order.
+    // Every block of the group is stored on the hub: its entries may follow, in order (the hub
+    // accepts each only once every block it lists is durable there).
     for (const e of group) {
       await entries.append(e.bytes)
       await log.pushed(e.seq)
