@@ -61,8 +61,17 @@ export class FetchingStore {
     return await p
   }
 
+  /**
+   * Whether `cid` is a block this store is writing because it came from the hub (asked by the
+   * store's append hook, synchronously inside keep()'s put or at the append that follows it).
+   */
+  fromHub (cid: CID): boolean { return this.arriving.delete(cid.toString()) }
+
+  private readonly arriving = new Set<string>()
+
   private keep (cid: CID, bytes: Uint8Array): void {
     if (this.local.has(cid)) return
+    this.arriving.add(cid.toString())
     this.local.putWithCid(cid, bytes)
     this.fetched.blocks++
     this.fetched.bytes += bytes.length
