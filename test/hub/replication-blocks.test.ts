@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { cidOf, CID } from '../../src/store/cid.js'
@@ -269,6 +269,33 @@ describe('hub blocks', () => {
     assert.equal((await t2.missing(late.map(b => b.cid))).length, late.length, 'the batch no commit covered is missing again, so the device uploads it again')
     await t2.put(late, { durable: 'with-entry' })
     assert.deepEqual(await t2.missing(late.map(b => b.cid)), [])
+    await t2.close()
+    await h2.stop()
+  })
+
+  it('serves a batch fetch without hashing it again: a block damaged on the hub\'s disk reaches the device, which refuses it by its CID', async () => {
+    const dataDir = join(root, 'damaged')
+    const h1 = await startHub(dataDir)
+    hubs.push(h1)
+    const erin = await registerUser(h1.url, 'erin')
+    const dev = newDevice(erin.identity)
+    const t1 = transport(h1.url, erin, dev)
+    const blocks = randomBlocks(4)
+    await t1.put(blocks)
+    await t1.close()
+    await h1.stop()
+    // Flip one byte in the middle of the third block's body, in its pack.
+    const packs = join(dataDir, 'blocks')
+    const pack = readdirSync(packs).find(n => n.endsWith('.pack'))!
+    const bytes = readFileSync(join(packs, pack))
+    const at = bytes.indexOf(Buffer.from(blocks[2].bytes.subarray(0, 64)))
+    assert.ok(at > 0)
+    bytes[at + 1000] ^= 0xff
+    writeFileSync(join(packs, pack), bytes)
+    const h2 = await startHub(dataDir)
+    hubs.push(h2)
+    const t2 = transport(h2.url, erin, dev)
+    await assert.rejects(collect(t2.get(blocks.map(b => b.cid))), (err: unknown) => err instanceof TransportError && err.code === 'ERR_BLOCK_MISMATCH' && err.message.includes(blocks[2].cid.toString()))
     await t2.close()
     await h2.stop()
   })

@@ -143,8 +143,16 @@ export class HubBlocks {
     return await this.store.get(cid)
   }
 
-  /** get() for a batch whose every CID missing() already said `userId` holds. */
-  async getHeld (cid: CID): Promise<Uint8Array> { return await this.store.get(cid) }
+  /**
+   * get() for a batch whose every CID missing() already said `userId` holds, for a device that
+   * checks each block against its CID as it arrives (the fetch route's CAR): not hashed again
+   * here, which was a BLAKE3 pass over every byte served (the hub checked them on the way in).
+   */
+  async getHeld (cid: CID): Promise<Uint8Array> {
+    const at = this.store.locate(cid, true)
+    if (at == null) return await this.store.get(cid) // still in memory, or the store is closing
+    return await this.store.getRange(cid, 0, at.length)
+  }
 
   usage (userId: Uint8Array): { blocks: number, bytes: number } { return this.refs.usage(userId) }
 
