@@ -106,6 +106,8 @@ export interface DownloadStatus {
 // Per prefetch call at most (a stop or a newer tree is noticed between calls): CIDs, and bytes.
 const BATCH = 8192
 const BATCH_BYTES = 128 * 1024 * 1024
+/** Complete block maps remembered at most (forgotten all at once past it: they are scanned again). */
+const MAX_COMPLETE_MAPS = 100_000
 
 /**
  * The background download: scan(ref) lists the tree's file blocks that are not here; in mode
@@ -124,6 +126,12 @@ export class Downloader {
   private stopped = false
   private readonly abort = new AbortController()
   private lastReport = 0
+  /**
+   * Block maps (their root CIDs) whose every block was here at a scan: a scan after each merge
+   * skips them, where it read and decoded every big file's map again (a growing file's map
+   * changes CID; the others stay put).
+   */
+  private readonly complete = new Set<string>()
 
   constructor (private readonly fetching: FetchingStore, private readonly opts: {
     mode: 'all' | 'on-demand'
@@ -224,6 +232,9 @@ export class Downloader {
       const size = typeof c.s === 'number' ? c.s : 0
       if (i == null || k == null || size === 0) return
       let pairs: Array<[number, BlockRef]>
+      const mapKey = c.bm != null ? String(c.bm) : null
+      // A block map a scan found complete names the same blocks forever (a CID): not read again.
+      if (mapKey != null && this.complete.has(mapKey)) return
       if (c.bm != null) {
         const f = new FileNode({ mode: 0o644, uid: 0, gid: 0, atime: 0, mtime: 0, ctime: 0 }, Buffer.from(i), Buffer.from(k))
         f.blocks = null
@@ -233,6 +244,7 @@ export class Downloader {
         pairs = ((c.b as BlockEntry[] | undefined) ?? []).map(fromEntry)
       }
       const file = Buffer.from(i).toString('hex')
+      let whole = true
       for (const [idx, ref] of pairs) {
         // A block is its base and its patches (format 2), each a block of its own.
         const base = baseOf(ref)
@@ -240,11 +252,17 @@ export class Downloader {
           ...patchesOf(ref).map(p => ({ cid: p.cid, bytes: p.count * SEGMENT }))]
         for (const { cid, bytes: b } of parts) {
           const key = cid.toString()
-          if (this.fetching.has(cid) || missing.has(key)) continue
+          if (this.fetching.has(cid)) continue
+          whole = false
+          if (missing.has(key)) continue
           missing.set(key, { file, bytes: b })
           files.set(file, (files.get(file) ?? 0) + 1)
           bytes += b
         }
+      }
+      if (whole && mapKey != null) {
+        if (this.complete.size >= MAX_COMPLETE_MAPS) this.complete.clear()
+        this.complete.add(mapKey)
       }
     }
     for (const n of snap.nodes.values()) if (n.t === Kind.File && !n.linkName) await visit(n.content)
