@@ -98,8 +98,8 @@ export class HttpBlockTransport implements BlockTransport {
     if (this.base.protocol === 'http:' && !isLoopback(this.base.hostname) && opts.insecureHttp !== true) {
       throw new TransportError('ERR_UNAVAILABLE', `refusing plain http:// to hub ${this.base.origin}, which is not on this machine: use https://`)
     }
-    this.inFlight = opts.inFlight ?? Number(process.env.XSP_INFLIGHT ?? 4)
-    this.batchBytes = opts.batchBytes ?? Number(process.env.XSP_BATCH_MB ?? 8) * 1024 * 1024
+    this.inFlight = opts.inFlight ?? 4
+    this.batchBytes = opts.batchBytes ?? 8 * 1024 * 1024
     this.fetchBlocks = Math.min(opts.fetchBlocks ?? 64, MAX_CIDS)
     // Keep-alive: a batch or block per request costs no handshake; a few spare sockets beyond
     // the in-flight count for the token and missing-list calls.
