@@ -49,16 +49,57 @@ export class FetchingStore {
     let p = this.inflight.get(key)
     if (p == null) {
       trace(() => `on-demand fetch ${key.slice(-12)}`)
-      p = (async () => {
-        for await (const b of t.get([cid])) {
-          this.keep(cid, b.bytes)
-          return b.bytes
-        }
-        return await this.local.get(cid, scratch)
-      })().finally(() => this.inflight.delete(key))
+      p = new Promise<Uint8Array>((resolve, reject) => {
+        this.queued.push({ cid, resolve, reject })
+        if (!this.flushing) { this.flushing = true; setImmediate(() => { void this.fetchQueued(t) }) }
+      }).finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
     }
     return await p
+  }
+
+  /** On-demand misses waiting for the next request (those asked for in one turn share it). */
+  private queued: Waiter[] = []
+  private flushing = false
+
+  /**
+   * Fetches the misses queued so far as one batch: a block map's level or a directory's children
+   * are asked for together (one by one they were hundreds of requests per big file). When the
+   * batch fails (a CID the hub lacks, a wrong block), each is fetched on its own, so only the
+   * block at fault fails.
+   */
+  private async fetchQueued (t: BlockTransport): Promise<void> {
+    const batch = this.queued.splice(0, MAX_ON_DEMAND)
+    if (this.queued.length > 0) setImmediate(() => { void this.fetchQueued(t) })
+    else this.flushing = false
+    const waiting = new Map(batch.map(w => [w.cid.toString(), w]))
+    try {
+      for await (const b of t.get(batch.map(w => w.cid))) {
+        const w = waiting.get(b.cid.toString())
+        if (w === undefined) continue
+        waiting.delete(b.cid.toString())
+        this.keep(b.cid, b.bytes)
+        w.resolve(b.bytes)
+      }
+    } catch (err) {
+      if (batch.length === 1) { for (const w of waiting.values()) w.reject(err); return }
+      await Promise.all([...waiting.values()].map(async w => await this.fetchOne(t, w)))
+      return
+    }
+    for (const w of waiting.values()) await this.fetchOne(t, w) // not in the answer: as on its own
+  }
+
+  private async fetchOne (t: BlockTransport, w: Waiter): Promise<void> {
+    try {
+      for await (const b of t.get([w.cid])) {
+        this.keep(w.cid, b.bytes)
+        w.resolve(b.bytes)
+        return
+      }
+      w.resolve(await this.local.get(w.cid))
+    } catch (err) {
+      w.reject(err)
+    }
   }
 
   /**
@@ -90,6 +131,10 @@ export class FetchingStore {
     }
   }
 }
+
+interface Waiter { cid: CID, resolve: (bytes: Uint8Array) => void, reject: (err: unknown) => void }
+/** On-demand misses fetched in one batch at most. */
+const MAX_ON_DEMAND = 512
 
 /** What sync status shows of the download. */
 export interface DownloadStatus {

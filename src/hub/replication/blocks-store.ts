@@ -82,7 +82,13 @@ export class HubBlocks {
     }
     if (durable) await this.sync()
     else {
-      await this.store.flush()
+      try {
+        await this.store.flush()
+      } catch (err) {
+        // Not written (a full disk): not held either, so the device's retry uploads it again.
+        for (const b of blocks) this.pending.get(key)?.delete(b.cid.toString())
+        throw err
+      }
       this.timer ??= setTimeout(() => { this.timer = null; this.sync().catch(() => {}) }, PENDING_MAX_MS).unref()
     }
     return { blocks: blocks.length, bytes, added }
