@@ -29,6 +29,8 @@ export class HubBlocks {
   private waiters: Array<{ resolve: () => void, reject: (err: unknown) => void }> = []
   private committing = false
   private timer: NodeJS.Timeout | null = null
+  /** The group commit under way: what it took, and when it is done. */
+  private round: { taken: Map<string, Map<string, { userId: Uint8Array, ref: BlockRef }>>, done: Promise<void> } | null = null
 
   private constructor (private readonly store: BlockStore, private readonly refs: BlockRefs) {}
 
@@ -56,8 +58,12 @@ export class HubBlocks {
   async durable (userId: Uint8Array, cids: CID[]): Promise<boolean> {
     const isDurable = (): boolean => cids.every(c => this.refs.has(userId, c.bytes))
     if (isDurable()) return true
-    // Pending, or taken by the round under way: the next round covers it either way.
-    await this.sync()
+    const key = userKey(userId)
+    const pending = this.pending.get(key)
+    const taken = this.round?.taken.get(key)
+    if (pending !== undefined && cids.some(c => pending.has(c.toString()))) await this.sync() // the next round covers them
+    else if (taken !== undefined && cids.some(c => taken.has(c.toString()))) await this.round!.done.catch(() => {}) // the one under way does
+    else return false // neither pending nor being committed: not here
     return isDurable()
   }
 
@@ -117,6 +123,8 @@ export class HubBlocks {
         const taken = this.pending
         this.pending = new Map()
         if (this.timer != null) { clearTimeout(this.timer); this.timer = null }
+        let finished!: () => void
+        this.round = { taken, done: new Promise<void>(resolve => { finished = resolve }) }
         try {
           const t0 = Date.now()
           const w = await this.store.sync()
@@ -136,6 +144,9 @@ export class HubBlocks {
             else for (const [c, r] of m) if (!now.has(c)) now.set(c, r)
           }
           for (const r of round) r.reject(err)
+        } finally {
+          finished()
+          this.round = null
         }
       }
     } finally {
