@@ -125,10 +125,17 @@ export class Pusher {
     const t2 = Date.now()
     // Every block of the group is stored on the hub: its entries may follow, in order (the hub
     // accepts each only once every block it lists is durable there).
-    for (const e of group) {
-      await entries.append(e.bytes)
-      await log.pushed(e.seq)
-      this.totals.entries++
+    // Recorded once for the group (one state write); what the hub accepted before a failure is
+    // recorded too. A crash before the record re-appends them: the hub answers duplicates.
+    let appended = 0
+    try {
+      for (const e of group) {
+        await entries.append(e.bytes)
+        appended++
+        this.totals.entries++
+      }
+    } finally {
+      if (appended > 0) await log.pushedThrough(group[0].seq, group[appended - 1].seq)
     }
     this.totals.blocks += up.sent.blocks
     this.totals.bytes += up.sent.bytes

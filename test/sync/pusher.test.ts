@@ -128,3 +128,24 @@ test('when an entry is refused, the next group\'s upload stops there and none of
     rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('a group\'s entries are recorded as pushed together; when one is refused, those before it are recorded and their lists removed', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
+  try {
+    const { store, log, publish } = await fixture(base)
+    for (let n = 1; n <= 4; n++) await publish(n, 3)
+    const hub = new RecordingHub()
+    const third = { append: async (entry: Uint8Array): Promise<void> => { if (decodeEntry(entry).entry.seq === 3) throw new Error('hub refused entry 3'); await hub.append(entry) } }
+    await assert.rejects(new Pusher({ log, transport: hub, entries: third, store }).kick(), /refused entry 3/)
+    assert.deepEqual(hub.events, ['put 16', 'entry 1', 'entry 2'])
+    assert.deepEqual({ pushed: log.state.pushed, pending: log.pending() }, { pushed: 2, pending: [3, 4] })
+    assert.deepEqual((await log.entry(1)).list, [], 'a pushed entry\'s block list is gone')
+    assert.ok((await log.entry(3)).list.length > 0, 'a pending one keeps it')
+    await new Pusher({ log, transport: hub, entries: hub, store }).kick()
+    assert.deepEqual(hub.events.slice(-2), ['entry 3', 'entry 4'])
+    assert.equal(log.state.pushed, 4)
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})
