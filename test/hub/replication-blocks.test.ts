@@ -313,7 +313,12 @@ describe('hub blocks', () => {
     assert.equal(refsInDb(), 0, 'nothing recorded as durable yet')
     assert.ok([...a, ...b].every(x => blocks.has(user, x.cid)), 'but held')
     assert.equal(await blocks.durable(randomBytes(16), [a[0].cid]), false, 'another user\'s blocks are not this one\'s')
-    assert.equal(await blocks.durable(user, [...a, ...b].map(x => x.cid)), true)
+    const committing = blocks.durable(user, [...a, ...b].map(x => x.cid))
+    // The commit has taken them and waits for the disk: still held, still readable.
+    assert.ok([...a, ...b].every(x => blocks.has(user, x.cid)), 'held while the commit runs')
+    assert.deepEqual(blocks.missing(user, a.map(x => x.cid)), [])
+    assert.ok(Buffer.from((await blocks.get(user, b[0].cid))!).equals(b[0].bytes))
+    assert.equal(await committing, true)
     assert.equal(refsInDb(), 16, 'both batches recorded')
     assert.equal(await blocks.durable(user, [randomBlocks(1)[0].cid]), false, 'a block never put is not durable')
     await blocks.close()

@@ -45,7 +45,10 @@ export class HubBlocks {
 
   /** Whether `userId` holds block `cid` (stored: durable, or pending until the next group commit). */
   has (userId: Uint8Array, cid: CID): boolean {
-    return this.pending.get(userKey(userId))?.has(cid.toString()) === true || this.refs.has(userId, cid.bytes)
+    const key = userKey(userId)
+    const c = cid.toString()
+    // Pending, or taken by the commit under way (no longer pending, not yet in the table).
+    return this.pending.get(key)?.has(c) === true || this.round?.taken.get(key)?.has(c) === true || this.refs.has(userId, cid.bytes)
   }
 
   /** The CIDs of `cids` that `userId` does not hold (a device uploads only those). */
