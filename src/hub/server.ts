@@ -75,9 +75,10 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     db.close()
     throw err
   }
-  // Entries are accepted only once every block they list is durable here as that user's.
+  // Entries are accepted only once every block they list is durable here as that user's (a group
+  // commit first, for blocks uploaded with durable=with-entry).
   const entries = new EntryStore(opts.dataDir, {
-    hasBlocks: (cids, user) => cids.every(c => blocks.has(user, c)),
+    hasBlocks: async (cids, user) => await blocks.durable(user, cids),
     getBlock: async (cid, user) => await blocks.get(user, cid)
   })
   const auth = new DeviceAuth(db, entries)

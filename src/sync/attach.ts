@@ -97,7 +97,15 @@ export async function prepareSync (configDir: string): Promise<PreparedSync | nu
   let appended: AppendedBlocks | null = null
   return {
     config,
-    wrapStore: local => { appended = new AppendedBlocks(local); fetching = new FetchingStore(local, () => transport); return fetching.store },
+    wrapStore: local => {
+      const a = new AppendedBlocks(local)
+      const f = new FetchingStore(local, () => transport)
+      // What came from the hub is not this device's to push: its entries do not list it.
+      a.fromHub = cid => f.fromHub(cid)
+      appended = a
+      fetching = f
+      return f.store
+    },
     fetching: () => fetching,
     appended: () => appended,
     setTransport: t => { transport = t }

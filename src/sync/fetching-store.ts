@@ -49,20 +49,70 @@ export class FetchingStore {
     let p = this.inflight.get(key)
     if (p == null) {
       trace(() => `on-demand fetch ${key.slice(-12)}`)
-      p = (async () => {
-        for await (const b of t.get([cid])) {
-          this.keep(cid, b.bytes)
-          return b.bytes
-        }
-        return await this.local.get(cid, scratch)
-      })().finally(() => this.inflight.delete(key))
+      p = new Promise<Uint8Array>((resolve, reject) => {
+        this.queued.push({ cid, resolve, reject })
+        if (!this.flushing) { this.flushing = true; setImmediate(() => { void this.fetchQueued(t) }) }
+      }).finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
     }
     return await p
   }
 
+  /** On-demand misses waiting for the next request (those asked for in one turn share it). */
+  private queued: Waiter[] = []
+  private flushing = false
+
+  /**
+   * Fetches the misses queued so far as one batch: a block map's level or a directory's children
+   * are asked for together (one by one they were hundreds of requests per big file). When the
+   * batch fails (a CID the hub lacks, a wrong block), each is fetched on its own, so only the
+   * block at fault fails.
+   */
+  private async fetchQueued (t: BlockTransport): Promise<void> {
+    const batch = this.queued.splice(0, MAX_ON_DEMAND)
+    if (this.queued.length > 0) setImmediate(() => { void this.fetchQueued(t) })
+    else this.flushing = false
+    const waiting = new Map(batch.map(w => [w.cid.toString(), w]))
+    try {
+      for await (const b of t.get(batch.map(w => w.cid))) {
+        const w = waiting.get(b.cid.toString())
+        if (w === undefined) continue
+        waiting.delete(b.cid.toString())
+        this.keep(b.cid, b.bytes)
+        w.resolve(b.bytes)
+      }
+    } catch (err) {
+      if (batch.length === 1) { for (const w of waiting.values()) w.reject(err); return }
+      await Promise.all([...waiting.values()].map(async w => await this.fetchOne(t, w)))
+      return
+    }
+    for (const w of waiting.values()) await this.fetchOne(t, w) // not in the answer: as on its own
+  }
+
+  private async fetchOne (t: BlockTransport, w: Waiter): Promise<void> {
+    try {
+      for await (const b of t.get([w.cid])) {
+        this.keep(w.cid, b.bytes)
+        w.resolve(b.bytes)
+        return
+      }
+      w.resolve(await this.local.get(w.cid))
+    } catch (err) {
+      w.reject(err)
+    }
+  }
+
+  /**
+   * Whether `cid` is a block this store is writing because it came from the hub (asked by the
+   * store's append hook, synchronously inside keep()'s put or at the append that follows it).
+   */
+  fromHub (cid: CID): boolean { return this.arriving.delete(cid.toString()) }
+
+  private readonly arriving = new Set<string>()
+
   private keep (cid: CID, bytes: Uint8Array): void {
     if (this.local.has(cid)) return
+    this.arriving.add(cid.toString())
     this.local.putWithCid(cid, bytes)
     this.fetched.blocks++
     this.fetched.bytes += bytes.length
@@ -82,6 +132,10 @@ export class FetchingStore {
   }
 }
 
+interface Waiter { cid: CID, resolve: (bytes: Uint8Array) => void, reject: (err: unknown) => void }
+/** On-demand misses fetched in one batch at most. */
+const MAX_ON_DEMAND = 512
+
 /** What sync status shows of the download. */
 export interface DownloadStatus {
   /** off: files stay on the hub until read (on demand). */
@@ -97,6 +151,8 @@ export interface DownloadStatus {
 // Per prefetch call at most (a stop or a newer tree is noticed between calls): CIDs, and bytes.
 const BATCH = 8192
 const BATCH_BYTES = 128 * 1024 * 1024
+/** Complete block maps remembered at most (forgotten all at once past it: they are scanned again). */
+const MAX_COMPLETE_MAPS = 100_000
 
 /**
  * The background download: scan(ref) lists the tree's file blocks that are not here; in mode
@@ -115,6 +171,12 @@ export class Downloader {
   private stopped = false
   private readonly abort = new AbortController()
   private lastReport = 0
+  /**
+   * Block maps (their root CIDs) whose every block was here at a scan: a scan after each merge
+   * skips them, where it read and decoded every big file's map again (a growing file's map
+   * changes CID; the others stay put).
+   */
+  private readonly complete = new Set<string>()
 
   constructor (private readonly fetching: FetchingStore, private readonly opts: {
     mode: 'all' | 'on-demand'
@@ -215,6 +277,9 @@ export class Downloader {
       const size = typeof c.s === 'number' ? c.s : 0
       if (i == null || k == null || size === 0) return
       let pairs: Array<[number, BlockRef]>
+      const mapKey = c.bm != null ? String(c.bm) : null
+      // A block map a scan found complete names the same blocks forever (a CID): not read again.
+      if (mapKey != null && this.complete.has(mapKey)) return
       if (c.bm != null) {
         const f = new FileNode({ mode: 0o644, uid: 0, gid: 0, atime: 0, mtime: 0, ctime: 0 }, Buffer.from(i), Buffer.from(k))
         f.blocks = null
@@ -224,6 +289,7 @@ export class Downloader {
         pairs = ((c.b as BlockEntry[] | undefined) ?? []).map(fromEntry)
       }
       const file = Buffer.from(i).toString('hex')
+      let whole = true
       for (const [idx, ref] of pairs) {
         // A block is its base and its patches (format 2), each a block of its own.
         const base = baseOf(ref)
@@ -231,11 +297,17 @@ export class Downloader {
           ...patchesOf(ref).map(p => ({ cid: p.cid, bytes: p.count * SEGMENT }))]
         for (const { cid, bytes: b } of parts) {
           const key = cid.toString()
-          if (this.fetching.has(cid) || missing.has(key)) continue
+          if (this.fetching.has(cid)) continue
+          whole = false
+          if (missing.has(key)) continue
           missing.set(key, { file, bytes: b })
           files.set(file, (files.get(file) ?? 0) + 1)
           bytes += b
         }
+      }
+      if (whole && mapKey != null) {
+        if (this.complete.size >= MAX_COMPLETE_MAPS) this.complete.clear()
+        this.complete.add(mapKey)
       }
     }
     for (const n of snap.nodes.values()) if (n.t === Kind.File && !n.linkName) await visit(n.content)

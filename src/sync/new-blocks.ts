@@ -37,8 +37,16 @@ export class AppendedBlocks {
    * started, or a device that only downloads: its fetched blocks are appended too), so past it
    * the list is dropped and what it covered is scanned again when asked for.
    */
+  /**
+   * Blocks the hub is known to hold (fetched from it) are left out of the list: an entry need
+   * not push them, and the hub need not look each one up again before accepting it. A range
+   * that has to be scanned lists them (harmless: the hub answers that it holds them).
+   */
+  fromHub: ((cid: CID) => boolean) | null = null
+
   constructor (store: AppendSource, private readonly max = 65_536) {
     this.since = store.onAppended((cid, at) => {
+      if (this.fromHub?.(cid) === true) return
       if (this.list.length >= this.max) {
         const last = this.list[this.list.length - 1]
         this.since = { pack: last.pack, offset: last.offset + last.length }

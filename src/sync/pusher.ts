@@ -61,30 +61,43 @@ export class Pusher {
    * One round: the pending entries, oldest first, in groups of up to MAX_GROUP_CIDS listed
    * blocks. A group's missing blocks go up as one stream (the transport keeps its batches in
    * flight from the first entry's blocks to the last's, with no pause between entries); once
-   * the hub has acknowledged all of them, the group's entries are appended in order. A failed
-   * upload appends none of them; what was acknowledged is not sent again (missing() says so).
+   * the hub has acknowledged all of them, the group's entries are appended in order, while the
+   * next group's blocks go up (its entries wait for the previous group's). A failed upload
+   * appends none of its entries; what was acknowledged is not sent again (missing() says so).
    */
   private async round (): Promise<void> {
     const { log } = this.deps
-    let pending = log.pending()
-    while (pending.length > 0) {
-      const group: Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }> = []
-      let listed = 0
-      for (const seq of pending) {
-        const { bytes, list } = await log.entry(seq)
-        const cids: CID[] = []
-        for (const b of list) cids.push(b.cid, ...decodeBlockListBlock(b.cid, b.bytes).cids)
-        if (group.length > 0 && listed + cids.length > MAX_GROUP_CIDS) break
-        group.push({ seq, bytes, list, cids })
-        listed += cids.length
+    let uploaded = 0 // the last entry whose group's blocks are all on the hub
+    let appending: Promise<void> | null = null
+    try {
+      for (let pending = log.pending(); pending.length > 0; pending = log.pending().filter(s => s > uploaded)) {
+        const group: Group = []
+        let listed = 0
+        for (const seq of pending) {
+          const { bytes, list } = await log.entry(seq)
+          const cids: CID[] = []
+          for (const b of list) cids.push(b.cid, ...decodeBlockListBlock(b.cid, b.bytes).cids)
+          if (group.length > 0 && listed + cids.length > MAX_GROUP_CIDS) break
+          group.push({ seq, bytes, list, cids })
+          listed += cids.length
+        }
+        const up = await this.upload(group)
+        uploaded = group[group.length - 1].seq
+        // In order: the previous group's entries are in before this group's go.
+        if (appending != null) await appending
+        appending = this.append(group, up)
+        appending.catch(() => {}) // awaited before the next group's append or at the end
       }
-      await this.pushGroup(group)
-      pending = log.pending()
+    } finally {
+      // An upload that failed still lets the entries before it in; the first failure is thrown.
+      if (appending != null) await appending.catch(() => {})
     }
+    if (appending != null) await appending
   }
 
-  private async pushGroup (group: Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }>): Promise<void> {
-    const { log, transport, entries, store } = this.deps
+  /** A group's blocks the hub lacks, uploaded (stored there; durable before its entries are accepted). */
+  private async upload (group: Group): Promise<Uploaded> {
+    const { transport, store } = this.deps
     const listed = new Map<string, Block>()
     const cids: CID[] = []
     for (const e of group) {
@@ -99,22 +112,41 @@ export class Pusher {
     const sent = missing.length === 0
       ? { blocks: 0, bytes: 0 }
       : await transport.put(readAhead(missing, cid => listed.get(cid.toString()) ?? store.get(cid)), {
+        // Stored, not synced, per batch: the hub syncs them all at once before it accepts the
+        // group's first entry, so the upload does not wait for a disk sync per batch.
+        durable: 'with-entry',
         onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) }
       }).finally(() => { this.current = null })
+    return { cids: cids.length, missing: missing.length, missingMs: t1 - t0, sent, putMs: Date.now() - t1 }
+  }
+
+  private async append (group: Group, up: Uploaded): Promise<void> {
+    const { log, entries } = this.deps
     const t2 = Date.now()
-    // Every block of the group is durable on the hub: its entries may follow, in order.
-    for (const e of group) {
-      await entries.append(e.bytes)
-      await log.pushed(e.seq)
-      this.totals.entries++
+    // Every block of the group is stored on the hub: its entries may follow, in order (the hub
+    // accepts each only once every block it lists is durable there).
+    // Recorded once for the group (one state write); what the hub accepted before a failure is
+    // recorded too. A crash before the record re-appends them: the hub answers duplicates.
+    let appended = 0
+    try {
+      for (const e of group) {
+        await entries.append(e.bytes)
+        appended++
+        this.totals.entries++
+      }
+    } finally {
+      if (appended > 0) await log.pushedThrough(group[0].seq, group[appended - 1].seq)
     }
-    this.totals.blocks += sent.blocks
-    this.totals.bytes += sent.bytes
+    this.totals.blocks += up.sent.blocks
+    this.totals.bytes += up.sent.bytes
     this.lastSuccess = Date.now()
-    trace(() => `push entries ${group[0].seq}..${seq}: ${cids.length} cids, ${missing.length} missing (${t1 - t0} ms), put ${sent.bytes} B (${t2 - t1} ms), append+pushed ${Date.now() - t2} ms`)
+    trace(() => `push entries ${group[0].seq}..${group[group.length - 1].seq}: ${up.cids} cids, ${up.missing} missing (${up.missingMs} ms), put ${up.sent.bytes} B (${up.putMs} ms), append+pushed ${Date.now() - t2} ms`)
     this.deps.onProgress?.({ ...this.totals, pendingEntries: log.pending().length })
   }
 }
+
+type Group = Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }>
+interface Uploaded { cids: number, missing: number, missingMs: number, sent: { blocks: number, bytes: number }, putMs: number }
 
 /** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
 const MAX_GROUP_CIDS = 1024

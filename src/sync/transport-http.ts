@@ -201,7 +201,7 @@ export class HttpBlockTransport implements BlockTransport {
       const b = batch
       batch = []
       size = 0
-      const p = this.putBatch(b, opts.signal).then(() => {
+      const p = this.putBatch(b, opts.signal, opts.durable === 'with-entry').then(() => {
         total.blocks += b.length
         total.bytes += b.reduce((n, x) => n + x.bytes.length, 0)
         opts.onProgress?.({ ...total })
@@ -221,7 +221,7 @@ export class HttpBlockTransport implements BlockTransport {
     return total
   }
 
-  private async putBatch (blocks: Block[], signal?: AbortSignal): Promise<void> {
+  private async putBatch (blocks: Block[], signal?: AbortSignal, withEntry = false): Promise<void> {
     const header = carHeader([])
     const length = header.length + blocks.reduce((n, b) => n + sectionLength(b), 0)
     const body = async (req: ClientRequest): Promise<void> => {
@@ -230,7 +230,8 @@ export class HttpBlockTransport implements BlockTransport {
         if (!(await write(req, sectionPrefix(b.cid, b.bytes.length))) || !(await write(req, b.bytes))) return
       }
     }
-    const res = await this.authed('PUT', SYNC_API.blocks, { headers: { 'content-type': CAR_TYPE }, body, length, signal })
+    const path = withEntry ? `${SYNC_API.blocks}?durable=with-entry` : SYNC_API.blocks
+    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE }, body, length, signal })
     await readAll(res, 64 * 1024)
   }
 

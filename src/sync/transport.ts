@@ -18,6 +18,13 @@ export interface TransferOptions {
    * (many small blocks to a request) instead of by a count sized for 128 KiB blocks.
    */
   sizeOf?: (cid: CID) => number | undefined
+  /**
+   * put(): 'now' (default): each batch is acknowledged once durable on the other side.
+   * 'with-entry': once stored there; they become durable with the first entry appended that
+   * lists them (the hub makes them durable before it accepts that entry), so a put costs no
+   * disk sync of its own. For a pusher that appends entries after its puts.
+   */
+  durable?: 'now' | 'with-entry'
 }
 
 export interface BlockTransport {
@@ -25,7 +32,8 @@ export interface BlockTransport {
   missing: (cids: CID[], opts?: TransferOptions) => Promise<CID[]>
   /**
    * Sends blocks (batched, several batches in flight); resolves once the other side has
-   * acknowledged every one of them as durable. A refused batch rejects with a TransportError.
+   * acknowledged every one of them as durable (or as stored: opts.durable). A refused batch
+   * rejects with a TransportError.
    */
   put: (blocks: AsyncIterable<Block> | Iterable<Block>, opts?: TransferOptions) => Promise<TransferProgress>
   /**

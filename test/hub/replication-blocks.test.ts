@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { cidOf, CID } from '../../src/store/cid.js'
@@ -11,6 +11,8 @@ import { readCar, type Block } from '../../src/sync/transport-car.js'
 import { TransportError } from '../../src/sync/transport.js'
 import { CAR_TYPE, RAW_TYPE, SYNC_API } from '../../src/sync/transport-protocol.js'
 import { startHub, tempDir, type HubProcess } from '../keys/helpers.js'
+import { HubBlocks } from '../../src/hub/replication/blocks-store.js'
+import { openReplicationDb } from '../../src/hub/replication/blocks-db.js'
 import { carOf, deviceToken, newDevice, post, randomBlocks, registerUser, transport, type Device, type User } from './replication-helpers.js'
 
 const root = tempDir('space-replblocks-')
@@ -239,6 +241,88 @@ describe('hub blocks', () => {
     assert.deepEqual(await t2.missing(rest.map(b => b.cid)), [])
     await t2.close()
     await h2.stop()
+  })
+
+  it('holds a batch put with durable=with-entry at once without syncing it: lost to a kill -9 until a group commit makes it durable', async () => {
+    const dataDir = join(root, 'deferred')
+    const h1 = await startHub(dataDir)
+    hubs.push(h1)
+    const dave = await registerUser(h1.url, 'dave')
+    const dev = newDevice(dave.identity)
+    const t1 = transport(h1.url, dave, dev)
+    const early = randomBlocks(32)
+    await t1.put(early, { durable: 'with-entry' })
+    // Made durable by the hub's own deadline for pending references (an entry would do it sooner).
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const late = randomBlocks(32)
+    await t1.put(late, { durable: 'with-entry' })
+    assert.deepEqual(await t1.missing(late.map(b => b.cid)), [], 'held (and readable) before it is durable')
+    assert.equal((await collect(t1.get([late[0].cid])))[0].bytes.length, late[0].bytes.length)
+    process.kill(h1.pid, 'SIGKILL')
+    await h1.stop()
+    await t1.close()
+
+    const h2 = await startHub(dataDir)
+    hubs.push(h2)
+    const t2 = transport(h2.url, dave, dev)
+    assert.deepEqual(await t2.missing(early.map(b => b.cid)), [], 'the batch the deadline made durable survives')
+    assert.equal((await t2.missing(late.map(b => b.cid))).length, late.length, 'the batch no commit covered is missing again, so the device uploads it again')
+    await t2.put(late, { durable: 'with-entry' })
+    assert.deepEqual(await t2.missing(late.map(b => b.cid)), [])
+    await t2.close()
+    await h2.stop()
+  })
+
+  it('serves a batch fetch without hashing it again: a block damaged on the hub\'s disk reaches the device, which refuses it by its CID', async () => {
+    const dataDir = join(root, 'damaged')
+    const h1 = await startHub(dataDir)
+    hubs.push(h1)
+    const erin = await registerUser(h1.url, 'erin')
+    const dev = newDevice(erin.identity)
+    const t1 = transport(h1.url, erin, dev)
+    const blocks = randomBlocks(4)
+    await t1.put(blocks)
+    await t1.close()
+    await h1.stop()
+    // Flip one byte in the middle of the third block's body, in its pack.
+    const packs = join(dataDir, 'blocks')
+    const pack = readdirSync(packs).find(n => n.endsWith('.pack'))!
+    const bytes = readFileSync(join(packs, pack))
+    const at = bytes.indexOf(Buffer.from(blocks[2].bytes.subarray(0, 64)))
+    assert.ok(at > 0)
+    bytes[at + 1000] ^= 0xff
+    writeFileSync(join(packs, pack), bytes)
+    const h2 = await startHub(dataDir)
+    hubs.push(h2)
+    const t2 = transport(h2.url, erin, dev)
+    await assert.rejects(collect(t2.get(blocks.map(b => b.cid))), (err: unknown) => err instanceof TransportError && err.code === 'ERR_BLOCK_MISMATCH' && err.message.includes(blocks[2].cid.toString()))
+    await t2.close()
+    await h2.stop()
+  })
+
+  it('an entry\'s check of its blocks (durable()) runs one group commit for every batch put without syncing, and only then answers true', async () => {
+    const dir = join(root, 'group')
+    const db = openReplicationDb(dir)
+    const blocks = await HubBlocks.open(dir, db)
+    const user = randomBytes(16)
+    const refsInDb = (): number => Number((db.prepare('SELECT count(*) AS n FROM block_refs').get() as { n: number }).n)
+    const a = randomBlocks(8, 4096)
+    const b = randomBlocks(8, 4096)
+    await blocks.commit(user, a, false)
+    await blocks.commit(user, b, false)
+    assert.equal(refsInDb(), 0, 'nothing recorded as durable yet')
+    assert.ok([...a, ...b].every(x => blocks.has(user, x.cid)), 'but held')
+    assert.equal(await blocks.durable(randomBytes(16), [a[0].cid]), false, 'another user\'s blocks are not this one\'s')
+    const committing = blocks.durable(user, [...a, ...b].map(x => x.cid))
+    // The commit has taken them and waits for the disk: still held, still readable.
+    assert.ok([...a, ...b].every(x => blocks.has(user, x.cid)), 'held while the commit runs')
+    assert.deepEqual(blocks.missing(user, a.map(x => x.cid)), [])
+    assert.ok(Buffer.from((await blocks.get(user, b[0].cid))!).equals(b[0].bytes))
+    assert.equal(await committing, true)
+    assert.equal(refsInDb(), 16, 'both batches recorded')
+    assert.equal(await blocks.durable(user, [randomBlocks(1)[0].cid]), false, 'a block never put is not durable')
+    await blocks.close()
+    db.close()
   })
 })
 

@@ -8,6 +8,9 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { PackStore } from '../../src/store/pack-store.js'
 import { blocksBetween, AppendedBlocks } from '../../src/sync/new-blocks.js'
+import { FetchingStore } from '../../src/sync/fetching-store.js'
+import { cidOf } from '../../src/store/cid.js'
+import type { BlockTransport } from '../../src/sync/transport.js'
 
 test('the blocks between two watermarks are exactly those appended between them, in order', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'space-newblocks-'))
@@ -104,6 +107,35 @@ test('the appends kept in memory are capped: past the cap, older ranges are scan
     assert.equal(recent.between(w1, w2), null)
     assert.equal(recent.between(w2, w3)?.length, 3, 'what came after the drop is')
     assert.equal((await blocksBetween(dir, w0, w3, recent)).length, 12)
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('blocks that came from the hub (fetched into the store) are left out of the list; the device\'s own are all there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-newblocks-hub-'))
+  try {
+    const store = await PackStore.open(dir, null)
+    const recent = new AppendedBlocks(store)
+    const hubBlocks = [randomBytes(128 * 1024), randomBytes(700)].map(bytes => ({ cid: cidOf(bytes), bytes }))
+    // The hub's side of the transport: hands over the blocks asked for.
+    const hub: BlockTransport = {
+      missing: async () => [],
+      put: async () => ({ blocks: 0, bytes: 0 }),
+      async * get (cids) { for (const c of cids) yield hubBlocks.find(b => b.cid.equals(c))! },
+      close: async () => {}
+    }
+    const fetching = new FetchingStore(store, () => hub)
+    recent.fromHub = cid => fetching.fromHub(cid)
+    const w0 = await store.sync()
+    const own = [store.put(randomBytes(5000)), store.put(randomBytes(128 * 1024))]
+    await fetching.prefetch(hubBlocks.map(b => b.cid))
+    assert.equal((await fetching.get(hubBlocks[1].cid)).length, 700)
+    own.push(store.put(randomBytes(10)))
+    const w1 = await store.sync()
+    assert.deepEqual(recent.between(w0, w1)!.map(b => b.cid.toString()), own.map(c => c.toString()))
+    assert.equal((await blocksBetween(dir, w0, w1)).length, 5, 'the packs hold all five')
     await store.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

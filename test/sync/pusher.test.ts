@@ -84,3 +84,68 @@ test('a failed upload appends none of its entries, and the retry sends only what
     rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('the next group\'s blocks go up while the previous group\'s entries are being appended; entries stay in order', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
+  try {
+    const { store, log, publish } = await fixture(base)
+    // 700 blocks per entry: a group holds one entry (1,024 listed blocks at most).
+    for (let n = 1; n <= 3; n++) await publish(n, 700)
+    const hub = new RecordingHub()
+    // The hub takes its time over each entry (its disk sync): 150 ms an entry.
+    const slow = { append: async (entry: Uint8Array): Promise<void> => { hub.events.push(`entry ${decodeEntry(entry).entry.seq} starts`); await new Promise(resolve => setTimeout(resolve, 150)); await hub.append(entry) } }
+    const transport: BlockTransport = {
+      missing: async c => await hub.missing(c),
+      put: async b => { hub.events.push('put starts'); return await hub.put(b) },
+      get: () => hub.get(),
+      close: async () => {}
+    }
+    await new Pusher({ log, transport, entries: slow, store }).kick()
+    const at = (e: string, from = 0): number => hub.events.indexOf(e, from)
+    const secondPut = at('put starts', at('put starts') + 1)
+    assert.ok(secondPut > at('entry 1 starts') && secondPut < at('entry 1'), `group 2 goes up while entry 1 is appended: ${hub.events.join(', ')}`)
+    assert.deepEqual(hub.events.filter(e => /^entry \d$/.test(e)), ['entry 1', 'entry 2', 'entry 3'])
+    assert.ok(at('entry 2 starts') > at('entry 1') && at('entry 3 starts') > at('entry 2'), 'each entry after the one before it')
+    assert.equal(log.state.pushed, 3)
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('when an entry is refused, the next group\'s upload stops there and none of its entries is appended', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
+  try {
+    const { store, log, publish } = await fixture(base)
+    for (let n = 1; n <= 3; n++) await publish(n, 700)
+    const hub = new RecordingHub()
+    const refusing = { append: async (entry: Uint8Array): Promise<void> => { await new Promise(resolve => setTimeout(resolve, 50)); if (decodeEntry(entry).entry.seq === 1) throw new Error('hub refused entry 1'); await hub.append(entry) } }
+    await assert.rejects(new Pusher({ log, transport: hub, entries: refusing, store }).kick(), /refused entry 1/)
+    assert.ok(!hub.events.some(e => e.startsWith('entry')), hub.events.join(', '))
+    assert.equal(log.state.pushed, 0)
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('a group\'s entries are recorded as pushed together; when one is refused, those before it are recorded and their lists removed', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
+  try {
+    const { store, log, publish } = await fixture(base)
+    for (let n = 1; n <= 4; n++) await publish(n, 3)
+    const hub = new RecordingHub()
+    const third = { append: async (entry: Uint8Array): Promise<void> => { if (decodeEntry(entry).entry.seq === 3) throw new Error('hub refused entry 3'); await hub.append(entry) } }
+    await assert.rejects(new Pusher({ log, transport: hub, entries: third, store }).kick(), /refused entry 3/)
+    assert.deepEqual(hub.events, ['put 16', 'entry 1', 'entry 2'])
+    assert.deepEqual({ pushed: log.state.pushed, pending: log.pending() }, { pushed: 2, pending: [3, 4] })
+    assert.deepEqual((await log.entry(1)).list, [], 'a pushed entry\'s block list is gone')
+    assert.ok((await log.entry(3)).list.length > 0, 'a pending one keeps it')
+    await new Pusher({ log, transport: hub, entries: hub, store }).kick()
+    assert.deepEqual(hub.events.slice(-2), ['entry 3', 'entry 4'])
+    assert.equal(log.state.pushed, 4)
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})

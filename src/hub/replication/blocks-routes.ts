@@ -91,19 +91,20 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
   const { auth, blocks } = deps
 
   let uploads = 0
-  async function put (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function put (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const s = auth.authenticate(req)
     // Each upload holds its batch in memory until it checks out: bounded by the cap times this.
     if (uploads >= MAX_UPLOADS) throw await drained(req.iterator({ destroyOnReturn: false }), new HubError(503, 'busy', 'too many uploads at once', { 'Retry-After': '1' }))
     uploads++
     try {
-      await putBatch(req, res, s.userId)
+      await putBatch(req, res, s.userId, url.searchParams.get('durable') === 'with-entry')
     } finally {
       uploads--
     }
   }
 
-  async function putBatch (req: IncomingMessage, res: ServerResponse, userId: Buffer): Promise<void> {
+  /** `deferred`: answered once stored; durable with the entry that lists the blocks (docs/hub.md). */
+  async function putBatch (req: IncomingMessage, res: ServerResponse, userId: Buffer, deferred: boolean): Promise<void> {
     const type = req.headers['content-type']
     if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
     const declared = Number(req.headers['content-length'] ?? NaN)
@@ -122,7 +123,7 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
       throw await drained(it, carError(err))
     }
     try {
-      send(res, 200, await blocks.commit(userId, batch))
+      send(res, 200, await blocks.commit(userId, batch, !deferred))
     } catch (err) {
       if (err instanceof StoreError && err.code === 'ERR_NO_SPACE') throw new HubError(507, 'no_space', 'the hub\'s disk is full; nothing of this batch was acknowledged')
       throw err
@@ -184,7 +185,7 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
   return async (req, res, url) => {
     const method = req.method ?? 'GET'
     const path = url.pathname
-    if (method === 'PUT' && path === SYNC_API.blocks) { await put(req, res); return true }
+    if (method === 'PUT' && path === SYNC_API.blocks) { await put(req, res, url); return true }
     if (method === 'POST' && path === SYNC_API.missing) {
       const s = auth.authenticate(req)
       const cids = parseCidList(await readJson(req, MAX_CID_LIST_BODY))

@@ -1,7 +1,9 @@
 // The hub's blocks: one pack store (store/pack-store.ts, its public BlockStore API only) for
 // every user's blocks, so content addressing dedups across users, plus the table of which user
 // references which block: a user reads only blocks they uploaded themselves, so knowing a CID
-// is never enough to read it (or to learn that someone else has it).
+// is never enough to read it (or to learn that someone else has it). Owns the durability
+// point: blocks stored but not yet synced are held as pending references until a group commit
+// (one store sync and one reference transaction for everything stored so far) makes them durable.
 import { join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { PackStore } from '../../store/pack-store.js'
@@ -11,12 +13,24 @@ import { BlockRefs, type BlockRef } from './blocks-db.js'
 import { trace } from '../../sync/trace.js'
 
 export const BLOCKS_DIR = 'blocks'
+/**
+ * Pending references are made durable at the latest this long after they were stored, when no
+ * entry asked for them first (an upload whose entry never came): bounds what they hold in memory.
+ */
+const PENDING_MAX_MS = 2000
 
 export interface StoredBatch { blocks: number, bytes: number, added: number }
 
+const userKey = (userId: Uint8Array): string => Buffer.from(userId).toString('hex')
+
 export class HubBlocks {
-  private readonly queue: Array<{ userId: Uint8Array, refs: BlockRef[], resolve: () => void, reject: (err: unknown) => void }> = []
+  /** Stored, not yet durable: user -> CID -> reference. A group commit moves them to the table. */
+  private pending = new Map<string, Map<string, { userId: Uint8Array, ref: BlockRef }>>()
+  private waiters: Array<{ resolve: () => void, reject: (err: unknown) => void }> = []
   private committing = false
+  private timer: NodeJS.Timeout | null = null
+  /** The group commit under way: what it took, and when it is done. */
+  private round: { taken: Map<string, Map<string, { userId: Uint8Array, ref: BlockRef }>>, done: Promise<void> } | null = null
 
   private constructor (private readonly store: BlockStore, private readonly refs: BlockRefs) {}
 
@@ -29,51 +43,113 @@ export class HubBlocks {
     return new HubBlocks(store, refs)
   }
 
-  /** Whether `userId` holds block `cid`. */
-  has (userId: Uint8Array, cid: CID): boolean { return this.refs.has(userId, cid.bytes) }
+  /** Whether `userId` holds block `cid` (stored: durable, or pending until the next group commit). */
+  has (userId: Uint8Array, cid: CID): boolean {
+    const key = userKey(userId)
+    const c = cid.toString()
+    // Pending, or taken by the commit under way (no longer pending, not yet in the table).
+    return this.pending.get(key)?.has(c) === true || this.round?.taken.get(key)?.has(c) === true || this.refs.has(userId, cid.bytes)
+  }
 
   /** The CIDs of `cids` that `userId` does not hold (a device uploads only those). */
-  missing (userId: Uint8Array, cids: CID[]): CID[] { return cids.filter(c => !this.refs.has(userId, c.bytes)) }
+  missing (userId: Uint8Array, cids: CID[]): CID[] { return cids.filter(c => !this.has(userId, c)) }
 
   /**
-   * Stores blocks already checked against their CIDs and records them as `userId`'s; resolves
-   * only once they are durable and the reference and watermark are committed.
+   * Whether every one of `cids` is durable here as `userId`'s: a group commit first when any of
+   * them is only pending (what an entry's acceptance waits for).
    */
-  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<StoredBatch> {
+  async durable (userId: Uint8Array, cids: CID[]): Promise<boolean> {
+    const isDurable = (): boolean => cids.every(c => this.refs.has(userId, c.bytes))
+    if (isDurable()) return true
+    const key = userKey(userId)
+    const pending = this.pending.get(key)
+    const taken = this.round?.taken.get(key)
+    if (pending !== undefined && cids.some(c => pending.has(c.toString()))) await this.sync() // the next round covers them
+    else if (taken !== undefined && cids.some(c => taken.has(c.toString()))) await this.round!.done.catch(() => {}) // the one under way does
+    else return false // neither pending nor being committed: not here
+    return isDurable()
+  }
+
+  /**
+   * Stores blocks already checked against their CIDs as `userId`'s. `durable`: resolves once
+   * they are durable and their references committed; otherwise once they are written to the
+   * store (readable, counted as held), durable with the next group commit: the one an entry that
+   * lists them runs, or one PENDING_MAX_MS later.
+   */
+  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array }>, durable = true): Promise<StoredBatch> {
     let bytes = 0
     let added = 0
+    const key = userKey(userId)
+    let mine = this.pending.get(key)
+    if (mine === undefined) { mine = new Map(); this.pending.set(key, mine) }
     for (const b of blocks) {
       bytes += b.bytes.length
       if (!this.store.has(b.cid)) added++
       this.store.putWithCid(b.cid, b.bytes)
+      // Taken at the put: a group commit whose sync starts after this covers it.
+      mine.set(b.cid.toString(), { userId, ref: { cid: b.cid.bytes, size: b.bytes.length } })
     }
-    await new Promise<void>((resolve, reject) => {
-      this.queue.push({ userId, refs: blocks.map(b => ({ cid: b.cid.bytes, size: b.bytes.length })), resolve, reject })
-      if (!this.committing) void this.commitQueued()
-    })
+    if (durable) await this.sync()
+    else {
+      try {
+        await this.store.flush()
+      } catch (err) {
+        // Not written (a full disk): not held either, so the device's retry uploads it again.
+        for (const b of blocks) this.pending.get(key)?.delete(b.cid.toString())
+        throw err
+      }
+      this.timer ??= setTimeout(() => { this.timer = null; this.sync().catch(() => {}) }, PENDING_MAX_MS).unref()
+    }
     return { blocks: blocks.length, bytes, added }
   }
 
+  /** Makes every block stored so far durable, with its references (a group commit). */
+  private async sync (): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject })
+      if (!this.committing) void this.commitQueued()
+    })
+  }
+
   /**
-   * Group commit: every batch queued while a round runs joins the next one, which makes all of
-   * them durable with one store sync and records them in one database transaction (one fsync of
-   * its own, which node:sqlite runs on the event loop: per batch, it held up every other request).
+   * Group commit: everyone waiting while a round runs joins the next one, which makes every
+   * block stored before its start durable with one store sync and records their references in
+   * one database transaction (one fsync of its own, which node:sqlite runs on the event loop:
+   * per batch, it held up every other request).
    */
   private async commitQueued (): Promise<void> {
     this.committing = true
     try {
-      while (this.queue.length > 0) {
+      while (this.waiters.length > 0) {
         // Taken before the sync starts: their puts all came before it, so it covers them.
-        const round = this.queue.splice(0)
+        const round = this.waiters.splice(0)
+        const taken = this.pending
+        this.pending = new Map()
+        if (this.timer != null) { clearTimeout(this.timer); this.timer = null }
+        let finished!: () => void
+        this.round = { taken, done: new Promise<void>(resolve => { finished = resolve }) }
         try {
           const t0 = Date.now()
           const w = await this.store.sync()
           const t1 = Date.now()
-          this.refs.commit(round, w)
-          trace(() => `hub commit: ${round.length} batches, ${round.reduce((n, r) => n + r.refs.length, 0)} blocks, store sync ${t1 - t0} ms, refs ${Date.now() - t1} ms`)
+          const batches = [...taken.values()].map(m => {
+            const refs = [...m.values()]
+            return { userId: refs[0]?.userId ?? new Uint8Array(), refs: refs.map(r => r.ref) }
+          }).filter(b => b.refs.length > 0)
+          this.refs.commit(batches, w)
+          trace(() => `hub commit: ${round.length} batches, ${batches.reduce((n, r) => n + r.refs.length, 0)} blocks, store sync ${t1 - t0} ms, refs ${Date.now() - t1} ms`)
           for (const r of round) r.resolve()
         } catch (err) {
+          // Still not durable: pending again, for the next round to retry.
+          for (const [k, m] of taken) {
+            const now = this.pending.get(k)
+            if (now === undefined) this.pending.set(k, m)
+            else for (const [c, r] of m) if (!now.has(c)) now.set(c, r)
+          }
           for (const r of round) r.reject(err)
+        } finally {
+          finished()
+          this.round = null
         }
       }
     } finally {
@@ -83,14 +159,27 @@ export class HubBlocks {
 
   /** A block's bytes, checked against its CID by the store; undefined unless `userId` holds it. */
   async get (userId: Uint8Array, cid: CID): Promise<Uint8Array | undefined> {
-    if (!this.refs.has(userId, cid.bytes)) return undefined
+    if (!this.has(userId, cid)) return undefined
     return await this.store.get(cid)
   }
 
-  /** get() for a batch whose every CID missing() already said `userId` holds. */
-  async getHeld (cid: CID): Promise<Uint8Array> { return await this.store.get(cid) }
+  /**
+   * get() for a batch whose every CID missing() already said `userId` holds, for a device that
+   * checks each block against its CID as it arrives (the fetch route's CAR): not hashed again
+   * here, which was a BLAKE3 pass over every byte served (the hub checked them on the way in).
+   */
+  async getHeld (cid: CID): Promise<Uint8Array> {
+    const at = this.store.locate(cid, true)
+    if (at == null) return await this.store.get(cid) // still in memory, or the store is closing
+    return await this.store.getRange(cid, 0, at.length)
+  }
 
   usage (userId: Uint8Array): { blocks: number, bytes: number } { return this.refs.usage(userId) }
 
-  async close (): Promise<void> { await this.store.close() }
+  async close (): Promise<void> {
+    if (this.timer != null) { clearTimeout(this.timer); this.timer = null }
+    // What was stored is made durable before the store closes (a clean stop loses no upload).
+    if (this.pending.size > 0) await this.sync().catch(() => {})
+    await this.store.close()
+  }
 }
