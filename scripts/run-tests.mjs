@@ -1,7 +1,8 @@
 // Runs the whole test suite (compiled to dist/) with node's built-in runner. Mount tests share
 // /dev/fuse and the two cores, so files run one at a time; the runner prints `# pass`/`# fail`.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 function find (dir, out = []) {
@@ -22,17 +23,20 @@ if (files.length === 0) {
   console.error(`no test file under dist/test matches ${filter.map(x => JSON.stringify(x)).join(' or ')} (build first: npm run build)`)
   process.exit(2)
 }
-// FUSE mounts present now: any other one left when the run ends was left by a test (one whose
-// setup failed half way, say): it is named and detached, so the next run starts clean.
-function fuseMounts () {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').map(l => l.split(' '))
-    .filter(f => f.length > 2 && f[2].startsWith('fuse')).map(f => f[1].replace(/\\040/g, ' '))
-}
-const before = new Set(fuseMounts())
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=900000', ...files], { stdio: 'inherit', env: { ...process.env, SPACE_TEST_CHEAP_KDF: '1' } })
-const left = fuseMounts().filter(m => !before.has(m))
+// The tests' temp dirs (test/helpers/mount.ts tempDirs) go under one directory of this run's
+// own, so a FUSE mount a test left there (one whose setup failed half way, say) can be named and
+// detached when the run ends, and nothing else: other runs and other programs on the machine keep
+// their mounts.
+const runDir = mkdtempSync(join(process.env.SPACE_TEST_TMP ?? tmpdir(), 'space-tests-'))
+chmodSync(runDir, 0o1777) // as /tmp: tests run programs as other users under it
+const ours = () => readFileSync('/proc/mounts', 'utf8').split('\n').map(l => l.split(' '))
+  .filter(f => f.length > 2 && f[2].startsWith('fuse')).map(f => f[1].replace(/\\040/g, ' '))
+  .filter(m => m.startsWith(runDir + '/'))
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=900000', ...files], { stdio: 'inherit', env: { ...process.env, SPACE_TEST_CHEAP_KDF: '1', SPACE_TEST_TMP: runDir } })
+const left = ours()
 for (const m of left) {
   console.error(`# a test left ${m} mounted: detaching it`)
   spawnSync('fusermount3', ['-uz', m], { stdio: 'inherit' })
 }
+if (ours().length === 0) rmSync(runDir, { recursive: true, force: true })
 process.exit(r.status ?? 1)
