@@ -128,12 +128,14 @@ export class Drive {
   async commit (): Promise<CommitInfo> { return await this.tree.commit() }
 
   /**
-   * Gives back what only speeds up the next burst of work: the decrypted blocks cached and the
-   * pages of the sealing slots (memory.ts calls it once the daemon is quiet).
+   * Gives back what only speeds up the next burst of work: the decrypted blocks cached, the
+   * pages of the sealing slots and the block maps of files not in use (memory.ts calls it once
+   * the daemon is quiet).
    */
   releaseMemory (): void {
     this.cache.clear()
     this.sealer.trim()
+    this.tree.releaseMemory()
   }
 
   /** Every commit of this store, oldest first; each names the root directory's CID. */

@@ -8,6 +8,7 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { loadAddon } from '../crypto/addon.js'
+import { forgetCidStrings } from '../store/cid.js'
 
 /** malloc_trim(0) and mallopt (native/src/space_sys.c); null where the addon is not built. */
 const mallocTrim = loadAddon<() => boolean>('space_sys', 'mallocTrim')
@@ -111,6 +112,7 @@ export class MemoryTrim {
   release (): void {
     const before = process.memoryUsage.rss()
     this.target.releaseMemory()
+    forgetCidStrings()
     fullGc()
     trimMalloc()
     this.trimmedAt = process.memoryUsage.rss()

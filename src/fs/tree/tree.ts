@@ -125,9 +125,15 @@ export class Tree {
    */
   async statLoaded (node: Node): Promise<Stat> {
     if (node instanceof DirNode) await this.children(node)
-    else if (node instanceof FileNode && node.blocks == null) await this.loader.blocks(node)
+    else if (node instanceof FileNode && !isStatExact(node)) await this.loader.blocks(node)
     return stat(node)
   }
+
+  /** A file's blocks by index, loading its block map if it is not loaded (or was dropped: load.ts). */
+  async blocksOf (f: FileNode): Promise<ReadonlyMap<number, unknown>> { return await this.loader.blocks(f) }
+
+  /** Gives back what reloads on the next use: the block maps of clean files not in use (memory.ts calls it once quiet). */
+  releaseMemory (): number { return this.loader.forgetMaps() }
 
   /** Whether stat() already says what statLoaded() would, with nothing to load. */
   isStatExact (node: Node): boolean { return isStatExact(node) }
