@@ -129,13 +129,14 @@ export class Drive {
 
   /**
    * Gives back what only speeds up the next burst of work: the decrypted blocks cached, the
-   * pages of the sealing slots and the block maps of files not in use (memory.ts calls it once
-   * the daemon is quiet).
+   * pages of the sealing slots, the block maps of files not in use and, with `unloadTree` (no
+   * handle open), the loaded tree below the root (Tree.releaseMemory; memory.ts calls it once the
+   * daemon is quiet).
    */
-  releaseMemory (): void {
+  releaseMemory (opts: { unloadTree?: boolean } = {}): { maps: number, unloaded: boolean } {
     this.cache.clear()
     this.sealer.trim()
-    this.tree.releaseMemory()
+    return this.tree.releaseMemory(opts)
   }
 
   /** Every commit of this store, oldest first; each names the root directory's CID. */

@@ -62,6 +62,13 @@ export class Loader {
   /** Drops every block map that can be dropped (the daemon went quiet). */
   forgetMaps (): number { return this.shedMaps(0) }
 
+  /** Forgets every file and swap it knows of (the tree below the root was unloaded: nothing is open). */
+  forgetAll (): void {
+    this.maps.clear()
+    this.mapBlocks = 0
+    this.openFiles = null
+  }
+
   private untrack (f: FileNode, n: number): void {
     this.maps.delete(f)
     this.mapBlocks -= n
