@@ -46,6 +46,8 @@ export interface TreeOptions {
   sealer?: BlockSealer
   /** Called after each commit is durable. */
   onCommit?: (info: CommitInfo) => void
+  /** Block references of loaded block maps past which clean, unpinned files' maps are dropped (load.ts MAP_BUDGET_BLOCKS). */
+  mapBudgetBlocks?: number
 }
 
 export class Tree {
@@ -81,7 +83,7 @@ export class Tree {
     }
     const l = opts.head?.links
     this.links = l != null ? new LinkTable(Buffer.from(l.i), Buffer.from(l.k), l.d) : new LinkTable(randomId(), randomKey(), null)
-    this.loader = new Loader(store, log, this.links)
+    this.loader = new Loader(store, log, this.links, opts.mapBudgetBlocks)
     this.io = { store, log }
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
