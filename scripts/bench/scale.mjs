@@ -6,6 +6,7 @@
 // quiet after (the daemon gives back what it loaded: src/drive/memory.ts).
 //   node scripts/bench/scale.mjs [--sizes 0,20000,200000,2000000] [--read-files 250]
 //     [--cache /var/tmp] [--space BIN] [--json OUT]
+// Prints a markdown table (targets: cold mount < 1 s, RSS < 128 MiB); progress on stderr.
 // Generated stores are kept under CACHE/space-scale-KEY-BLOCKS, KEY the last commit that changed
 // the code that writes them (store, tree format, crypto, the generator): 2M blocks take ~2-8 min
 // to make, so only the first run pays. Stores of another KEY are removed (1.3 GB for 2M).
@@ -116,4 +117,16 @@ for (const blocks of sizes) {
 }
 results.loadEnd = load()
 if (jsonOut != null) writeFileSync(jsonOut, JSON.stringify(results) + '\n')
-console.log(JSON.stringify(results))
+// A markdown table on stdout (bench.sh appends it to the latest results); targets from issue 11.
+const cell = (x, digits = 0) => x == null || Number.isNaN(x) ? '-' : x.toFixed(digits)
+// The cold start of node itself (its binary read from disk) is in every row: the empty store's
+// row says how much, and a row misses when it is over 1 s and over the empty store's.
+const empty = results.rows.find(r => r.blocks === 0)
+console.log(`| store (blocks) | cold mount (s, target < 1) | minus the empty store's (s) | RSS mounted / 5 s idle (MiB, target < 128) | ls /gen (ms) | cat of N files: s, peak RSS, RSS once quiet (MiB) |`)
+console.log('|---:|---:|---:|---:|---:|---|')
+for (const r of results.rows) {
+  const slow = r.mountS >= 1 && (empty == null || r.mountS >= empty.mountS + 1)
+  const ok = !slow && r.rssIdleMiB < 128 ? '' : ' MISS'
+  console.log(`| ${r.blocks.toLocaleString('en')} | ${cell(r.mountS, 2)}${ok} | ${empty != null ? cell(r.mountS - empty.mountS, 2) : '-'} | ${cell(r.rssMountedMiB)} / ${cell(r.rssIdleMiB)} | ${cell(r.lsMs)} | ${r.readFiles != null ? `${r.readFiles}: ${cell(r.readS, 1)} s, ${cell(r.readPeakMiB)}, ${cell(r.readIdleMiB)}` : '-'} |`)
+}
+console.log(`\nLoad ${results.loadStart} -> ${results.loadEnd}; stores cached under ${cache} (key ${key}).`)
