@@ -52,6 +52,7 @@ function storeOf (blocks, key) {
   return { dir, genS }
 }
 
+const mounted = mnt => readFileSync('/proc/mounts', 'utf8').split('\n').some(l => l.split(' ')[1] === mnt)
 const dropCaches = () => { try { execFileSync('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']) } catch {} }
 
 async function measure (blocks, key) {
@@ -74,6 +75,7 @@ async function measure (blocks, key) {
     await sleep(5000)
     r.rssIdleMiB = rss()
     const t1 = performance.now()
+    if (!mounted(mnt)) throw new Error(`${mnt} is not mounted any more (daemon ${child.exitCode == null ? 'running' : 'exited'})`)
     const names = readdirSync(join(mnt, 'gen'))
     r.lsMs = performance.now() - t1
     r.files = names.length
@@ -85,7 +87,7 @@ async function measure (blocks, key) {
       for (const name of names.slice(0, n)) {
         await new Promise((resolve, reject) => {
           const c = spawn('cat', [join(mnt, 'gen', name)], { stdio: ['ignore', 'ignore', 'inherit'] })
-          c.on('exit', code => code === 0 ? resolve() : reject(new Error(`cat ${name} exited ${code}`)))
+          c.on('exit', code => code === 0 ? resolve() : reject(new Error(`cat ${name} exited ${code}; ${mounted(mnt) ? 'still mounted' : 'the mount is gone'} (daemon ${child.exitCode == null ? 'running' : 'exited'})`)))
         })
       }
       clearInterval(timer)
