@@ -58,7 +58,8 @@ const dropCaches = () => { try { execFileSync('bash', ['-c', 'sync; echo 3 > /pr
 async function measure (blocks, key) {
   const { dir, genS } = storeOf(blocks, key)
   dropCaches()
-  const base = mkdtempSync('/tmp/space-scale-') // 0700: the control socket's directory
+  // 0700: the control socket's directory. Not /tmp/space-*: other sessions' cleanups unmount those (seen 4 times here).
+  const base = mkdtempSync('/tmp/scale-mnt-')
   const mnt = join(base, 'mnt')
   mkdirSync(mnt)
   const t0 = performance.now()
