@@ -135,7 +135,11 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await raiseReadahead(mountpoint, log)
   policy.start()
   // What a burst of work used goes back once the daemon is quiet (drive/memory.ts).
-  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => { drive.releaseMemory(); forgetOpenedDirs() } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
+  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => {
+    const r = drive.releaseMemory({ unloadTree: handles.size === 0 })
+    forgetOpenedDirs()
+    if (process.env.SPACE_DEBUG_MEMORY === '1') log(`memory: ${r.maps} block maps dropped; tree ${r.unloaded ? 'unloaded' : 'kept'}`)
+  } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
   let stopping: Promise<void> | null = null
   return {

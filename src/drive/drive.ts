@@ -128,12 +128,15 @@ export class Drive {
   async commit (): Promise<CommitInfo> { return await this.tree.commit() }
 
   /**
-   * Gives back what only speeds up the next burst of work: the decrypted blocks cached and the
-   * pages of the sealing slots (memory.ts calls it once the daemon is quiet).
+   * Gives back what only speeds up the next burst of work: the decrypted blocks cached, the
+   * pages of the sealing slots, the block maps of files not in use and, with `unloadTree` (no
+   * handle open), the loaded tree below the root (Tree.releaseMemory; memory.ts calls it once the
+   * daemon is quiet).
    */
-  releaseMemory (): void {
+  releaseMemory (opts: { unloadTree?: boolean } = {}): { maps: number, unloaded: boolean } {
     this.cache.clear()
     this.sealer.trim()
+    return this.tree.releaseMemory(opts)
   }
 
   /** Every commit of this store, oldest first; each names the root directory's CID. */

@@ -1,6 +1,7 @@
 // Giving memory back (issue 11 point 2: an idle daemon's RSS does not keep what a burst of work
 // used). When the process goes quiet after work, with everything committed, drops the drive's
-// caches (decrypted blocks, the sealing slots' pages), runs V8's last-resort collection and has
+// caches (decrypted blocks, the sealing slots' pages, block maps and, with nothing open, the
+// loaded tree: Drive.releaseMemory) and the CID strings (store/cid.ts), runs V8's last-resort collection and has
 // glibc hand its arenas' free memory back to the kernel; while it works, a major collection and
 // a malloc_trim each time RSS grew by TRIM_STEP. Also tunes glibc at start (tuneMalloc).
 // Without it, a 4 GiB copy left 201-222 MiB resident when idle (and 319 before the CID strings
@@ -8,6 +9,7 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { loadAddon } from '../crypto/addon.js'
+import { forgetCidStrings } from '../store/cid.js'
 
 /** malloc_trim(0) and mallopt (native/src/space_sys.c); null where the addon is not built. */
 const mallocTrim = loadAddon<() => boolean>('space_sys', 'mallocTrim')
@@ -111,6 +113,7 @@ export class MemoryTrim {
   release (): void {
     const before = process.memoryUsage.rss()
     this.target.releaseMemory()
+    forgetCidStrings()
     fullGc()
     trimMalloc()
     this.trimmedAt = process.memoryUsage.rss()

@@ -71,8 +71,8 @@ export async function copyTree (from: Tree, to: Tree, progress: (p: ResealProgre
         await copyDir(child)
       } else if (node instanceof FileNode) {
         const f = await to.create(child, a.mode, a.uid, a.gid)
-        await from.statLoaded(node) // loads the block map: only stored blocks are copied
-        for (const idx of [...node.blocks!.keys()].sort((x, y) => x - y)) {
+        // Only stored blocks are copied (the block map's keys).
+        for (const idx of [...(await from.blocksOf(node)).keys()].sort((x, y) => x - y)) {
           const pos = idx * BLOCK_SIZE
           if (pos >= node.size) continue
           const n = await from.read(node, buf, Math.min(BLOCK_SIZE, node.size - pos), pos)

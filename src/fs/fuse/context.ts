@@ -15,6 +15,7 @@ export class Handles {
   add (node: Node, flags: number): number {
     const fh = this.next++
     this.table.set(fh, { node, flags })
+    if (node instanceof FileNodeClass) node.pins++ // its block map stays loaded while open (tree/load.ts)
     return fh
   }
 
@@ -30,7 +31,12 @@ export class Handles {
     return node
   }
 
-  remove (fh: number): void { this.table.delete(fh) }
+  remove (fh: number): void {
+    const h = this.table.get(fh)
+    if (h == null) return
+    this.table.delete(fh)
+    if (h.node instanceof FileNodeClass) h.node.pins--
+  }
 
   /** The files with open handles (a merge swapped in under the mount keeps them their nodes). */
   openFiles (): FileNode[] {

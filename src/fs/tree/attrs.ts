@@ -32,7 +32,8 @@ export function stat (node: Node): Stat {
   if (node instanceof FileNode) {
     size = node.size
     // Blocks still sealing on the thread pool count too: they are stored a moment later.
-    const stored = node.blocks != null ? node.blocks.size + [...node.dirty.keys(), ...node.sealing.keys()].filter(i => !node.blocks!.has(i)).length : blockCount(size)
+    const dropped = node.droppedMap?.root === node.blockMap ? node.droppedMap : null // a clean map dropped to save memory (load.ts)
+    const stored = node.blocks != null ? node.blocks.size + [...node.dirty.keys(), ...node.sealing.keys()].filter(i => !node.blocks!.has(i)).length : dropped?.blocks ?? blockCount(size)
     blocks = Math.min(sectorsOf(size), sectorsOfBlocks(stored))
   } else if (node instanceof DirNode) {
     size = 4096
@@ -53,7 +54,7 @@ export function stat (node: Node): Stat {
  */
 export function isStatExact (node: Node): boolean {
   if (node instanceof DirNode) return isLoaded(node)
-  if (node instanceof FileNode) return node.blocks != null
+  if (node instanceof FileNode) return node.blocks != null || (node.droppedMap != null && node.droppedMap.root === node.blockMap)
   return true
 }
 

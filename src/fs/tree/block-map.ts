@@ -87,7 +87,7 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
   }
   const root = store.put(sealNode(f, 0, { v: TREE_MAP, h: height, c: children(nodes, height - 1, 0) } satisfies RootBody))
   f.mapTree = { root, height, nodes }
-  f.changedBlocks.clear()
+  f.clearChanged()
   return root
 }
 

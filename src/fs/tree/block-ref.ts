@@ -6,6 +6,7 @@ import type { CID } from 'multiformats/cid'
 import { SEGMENT } from '../../crypto/index.js'
 import { BLOCK_SIZE, type BlockEntry } from './format.js'
 import { fail } from './errors.js'
+import { compactCid } from '../../store/cid.js'
 
 /** Sealed segments [first, first + count) of a block, in one v2 object whose segments are numbered from `first`. */
 export interface Patch { cid: CID, first: number, count: number }
@@ -71,12 +72,15 @@ export function entryOf (idx: number, r: BlockRef): BlockEntry {
   return isPatched(r) ? [idx, r.base, r.patches.map(p => [p.cid, p.first, p.count])] : [idx, r]
 }
 
-/** A block map entry as a block reference. */
+/**
+ * A block map entry as a block reference. Its CIDs are made compact (store/cid.ts): the decoded
+ * ones are views of the whole decoded node, and a file's references stay loaded.
+ */
 export function fromEntry (e: BlockEntry): [number, BlockRef] {
-  if (e.length === 2) return [e[0], e[1]]
+  if (e.length === 2) return [e[0], compactCid(e[1])]
   const patches = e[2].map(([cid, first, count]) => {
     if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > SEGMENTS) fail('ERR_FORMAT', `block ${e[0]}: a patch of segments ${first} + ${count}`)
-    return { cid, first, count }
+    return { cid: compactCid(cid), first, count }
   })
-  return [e[0], { base: e[1], patches }]
+  return [e[0], { base: e[1] != null ? compactCid(e[1]) : null, patches }]
 }

@@ -77,7 +77,7 @@ function recordOf (node: Node, store: Pick<BlockStore, 'put'>, name: string): En
       e.bm = node.blockMap!
     } else if (node.blocks.size <= INLINE_BLOCKS) {
       e.b = sortedBlocks(node.blocks)
-      node.changedBlocks.clear()
+      node.clearChanged()
       // The tree no longer names this file's blocks: a file that grows past INLINE_BLOCKS again
       // gets a whole new one. (Kept, its leaves would be resealed only for the blocks changed
       // after this commit, and the others would keep the old tree's CIDs: a file rewritten in

@@ -59,6 +59,20 @@ export class Edits {
     }
   }
 
+  /**
+   * Forgets the files written (the tree below the root is unloaded: Tree.releaseMemory), which
+   * kept every file written in the last KEEP_COMMITS commits loaded. Their last changes count as
+   * changes of names: confinedTo answers the same for no writers, and refuses where it allowed
+   * writers (the merge is made again).
+   */
+  forgetWritten (): void {
+    for (const [f, c] of this.written) {
+      if (this.writing.has(f)) continue
+      this.lastOther = Math.max(this.lastOther, c)
+      this.written.delete(f)
+    }
+  }
+
   /** Commit `seq` took its snapshot at clock `at` or later. */
   committed (seq: number, at: number): void {
     this.atCommit.set(seq, Math.min(this.atCommit.get(seq) ?? Infinity, at))

@@ -83,14 +83,14 @@ export class FileBlocks {
 
   markDirty (f: FileNode, idx: number, buf: Buffer): void {
     const had = f.dirty.has(idx)
-    f.dirty.set(idx, buf)
+    f.setDirty(idx, buf)
     if (f.parent == null) return
     if (!this.dirtyFiles.has(f)) { this.dirtyFiles.add(f); this.dirtyBlocks += f.dirty.size } else if (!had) this.dirtyBlocks++
   }
 
   unmarkDirty (f: FileNode, idx: number): void {
-    f.patching.delete(idx)
-    if (!f.dirty.delete(idx) || !this.dirtyFiles.has(f)) return
+    f.deletePatching(idx)
+    if (!f.deleteDirty(idx) || !this.dirtyFiles.has(f)) return
     this.dirtyBlocks--
     if (f.dirty.size === 0) this.dirtyFiles.delete(f)
   }
@@ -99,7 +99,7 @@ export class FileBlocks {
   growDirty (f: FileNode, idx: number, buf: Buffer, need: number): Buffer {
     const grown = Buffer.alloc(bufferSizeFor(need))
     buf.copy(grown)
-    f.dirty.set(idx, grown)
+    f.setDirty(idx, grown)
     return grown
   }
 
@@ -164,7 +164,7 @@ export class FileBlocks {
       const missing: number[] = []
       for (let s = 0; s < SEGMENTS; s++) if ((p.known & (1 << s)) === 0) missing.push(s)
       if (missing.length > 0) await this.loadSegments(f, idx, missing)
-      if (f.dirty.get(idx) === buf && f.patching.get(idx) === p && (p.known >>> 0) === ALL) { f.patching.delete(idx); return buf }
+      if (f.dirty.get(idx) === buf && f.patching.get(idx) === p && (p.known >>> 0) === ALL) { f.deletePatching(idx); return buf }
     }
   }
 
@@ -179,7 +179,7 @@ export class FileBlocks {
       const inSeal = f.sealing.get(idx)
       if (inSeal != null) {
         // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
-        f.sealing.delete(idx)
+        f.deleteSealing(idx)
         buf = Buffer.from(inSeal)
         this.markDirty(f, idx, buf)
         return buf
@@ -190,7 +190,7 @@ export class FileBlocks {
       if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) {
         buf = cid == null ? Buffer.alloc(BLOCK_SIZE) : this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
         this.markDirty(f, idx, buf)
-        f.patching.set(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
+        f.setPatching(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
         return buf
       }
       const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
@@ -258,7 +258,7 @@ export class FileBlocks {
     if (buf == null) return
     if (f.patching.has(idx)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
     this.unmarkDirty(f, idx)
-    f.sealing.set(idx, buf)
+    f.setSealing(idx, buf)
     this.sealingFiles.add(f)
     const pos = blockPosition(f, idx)
     const { store, sealer } = this.deps
@@ -272,13 +272,13 @@ export class FileBlocks {
         if (f.sealing.get(idx) !== buf) return
         cid = store.put(seal(f.key, pos, buf))
       }
-      f.sealing.delete(idx)
+      f.deleteSealing(idx)
       f.setBlock(idx, cid)
       if (f.parent != null) touch(f)
       if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
     })().catch(err => {
       this.deps.log(`error: sealing file ${f.label()} block ${idx}: ${(err as Error).message}`)
-      if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); this.markDirty(f, idx, buf) }
+      if (f.sealing.get(idx) === buf) { f.deleteSealing(idx); this.markDirty(f, idx, buf) }
     }).finally(() => {
       this.seals.delete(job)
       if (f.sealing.size === 0) this.sealingFiles.delete(f)
@@ -289,20 +289,20 @@ export class FileBlocks {
   /** Cuts a file's blocks at `keep` blocks: later dirty and sealing blocks are dropped. */
   dropFrom (f: FileNode, keep: number): void {
     for (const i of [...f.dirty.keys()]) if (i >= keep) this.unmarkDirty(f, i)
-    for (const i of [...f.sealing.keys()]) if (i >= keep) f.sealing.delete(i)
+    for (const i of [...f.sealing.keys()]) if (i >= keep) f.deleteSealing(i)
   }
 
   /** Drops one block's dirty or sealing state (it becomes whatever f.blocks says: a hole when absent). */
   dropBlock (f: FileNode, idx: number): void {
     this.unmarkDirty(f, idx)
-    f.sealing.delete(idx)
+    f.deleteSealing(idx)
   }
 
   /** Takes back what is still sealing on the pool as dirty, so a commit seals it inline. */
   takeOverSeals (): void {
     for (const f of [...this.sealingFiles]) {
       for (const [idx, buf] of [...f.sealing]) {
-        f.sealing.delete(idx)
+        f.deleteSealing(idx)
         if (f.parent != null) this.markDirty(f, idx, buf)
       }
       this.sealingFiles.delete(f)

@@ -47,6 +47,8 @@ class Verified {
     v.writeUInt32BE(sealedLength, 12)
     this.map.set(key, v)
   }
+
+  clear (): void { this.map.clear() }
 }
 
 export class FileReader {
@@ -54,6 +56,9 @@ export class FileReader {
   private readonly verified = new Verified()
 
   constructor (private readonly deps: FileReadDeps) {}
+
+  /** Forgets the verified nonces (the quiet daemon's release: ~25 MiB at 64k; objects are checked whole again on their next read). */
+  forgetVerified (): void { this.verified.clear() }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
   async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {

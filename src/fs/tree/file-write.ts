@@ -65,6 +65,11 @@ export class FileWriter {
   }
 
   async truncate (f: FileNode, size: number): Promise<void> {
+    f.pins++ // truncate(2) by path has no open handle: its block map must stay while it awaits (load.ts)
+    try { await this.truncatePinned(f, size) } finally { f.pins-- }
+  }
+
+  private async truncatePinned (f: FileNode, size: number): Promise<void> {
     if (size > MAX_FILE_SIZE) fail('ERR_TOO_BIG', 'file too large')
     const blocks = await this.deps.blocks(f)
     if (size < f.size) {

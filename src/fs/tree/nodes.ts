@@ -47,6 +47,15 @@ export abstract class Node {
   }
 }
 
+/** A dirty block sealed as patches: written and known segments (bit masks), and what the patches go over. */
+export interface PatchState { written: number, known: number, over: BlockRef | undefined }
+
+/** The empty map and set files without such state share; writing to them is a bug, caught. */
+class NoEntries extends Map<never, never> { override set (): never { throw new Error('bug: the shared empty map written to') } }
+class NoMembers extends Set<never> { override add (): never { throw new Error('bug: the shared empty set written to') } }
+const NO_ENTRIES: ReadonlyMap<number, never> = new NoEntries()
+const NO_MEMBERS: ReadonlySet<number> = new NoMembers()
+
 export class FileNode extends Node {
   readonly kind = Kind.File
   size = 0
@@ -58,26 +67,56 @@ export class FileNode extends Node {
   blockMapDirty = false
   /** The sealed tree `blockMap` names, as sealed or read (block-map.ts); null: unknown, or a flat map. */
   mapTree: MapTree | null = null
-  /** Blocks set or removed since the map was last sealed: the leaves a commit reseals. */
-  readonly changedBlocks = new Set<number>()
+  /**
+   * Blocks set or removed since the map was last sealed: the leaves a commit reseals. This and
+   * the three maps below are made on first use and given up once empty (clearChanged, the
+   * delete methods): a file at rest shares one empty set and map (35,000 idle small files held
+   * 175,000 empty Maps and Sets, 35 MiB; docs/performance.md "Scale").
+   */
+  get changedBlocks (): ReadonlySet<number> { return this.changed ?? NO_MEMBERS }
+  private changed: Set<number> | null = null
+  clearChanged (): void { this.changed = null }
   /** Plaintext blocks written since they were last sealed (BLOCK_SIZE bytes, or smaller while a block starts small: file-blocks.ts). */
-  readonly dirty = new Map<number, Buffer>()
+  get dirty (): ReadonlyMap<number, Buffer> { return this.dirtyMap ?? NO_ENTRIES }
+  private dirtyMap: Map<number, Buffer> | null = null
+  setDirty (idx: number, buf: Buffer): void { (this.dirtyMap ??= new Map()).set(idx, buf) }
+  deleteDirty (idx: number): boolean { const m = this.dirtyMap; if (m?.delete(idx) !== true) return false; if (m.size === 0) this.dirtyMap = null; return true }
   /**
    * Dirty blocks that are sealed as patches (file-blocks.ts): segments written since and
    * segments the buffer holds (written or loaded; the others are read from `over`), one bit per
    * 4 KiB segment, and the block reference the patches go over. Absent: sealed whole.
    */
-  readonly patching = new Map<number, { written: number, known: number, over: BlockRef | undefined }>()
+  get patching (): ReadonlyMap<number, PatchState> { return this.patchingMap ?? NO_ENTRIES }
+  private patchingMap: Map<number, PatchState> | null = null
+  setPatching (idx: number, p: PatchState): void { (this.patchingMap ??= new Map()).set(idx, p) }
+  deletePatching (idx: number): boolean { const m = this.patchingMap; if (m?.delete(idx) !== true) return false; if (m.size === 0) this.patchingMap = null; return true }
   /** Full blocks being sealed on the thread pool; the buffer is the job's identity. */
-  readonly sealing = new Map<number, Buffer>()
+  get sealing (): ReadonlyMap<number, Buffer> { return this.sealingMap ?? NO_ENTRIES }
+  private sealingMap: Map<number, Buffer> | null = null
+  setSealing (idx: number, buf: Buffer): void { (this.sealingMap ??= new Map()).set(idx, buf) }
+  deleteSealing (idx: number): boolean { const m = this.sealingMap; if (m?.delete(idx) !== true) return false; if (m.size === 0) this.sealingMap = null; return true }
   loading: Promise<void> | null = null
   lastReadEnd = -1
-  constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
+  /**
+   * Open handles and ops in flight that use the block map: while pinned, a loaded map stays
+   * (load.ts drops clean, unpinned files' maps to bound memory).
+   */
+  pins = 0
+  /** The block map last dropped (load.ts) and how many blocks it names: stat's st_blocks while `root` is still the map. */
+  droppedMap: { root: CID, blocks: number } | null = null
+  readonly id: Buffer
+  readonly key: Buffer
+  /** `id` and `key` are copied into Node's shared pool: a Buffer of their own each (randomBytes) held ~0.5 KB per file. */
+  constructor (attrs: Attrs, id: Buffer, key: Buffer) {
+    super(attrs)
+    this.id = Buffer.from(id)
+    this.key = Buffer.from(key)
+  }
 
   /** Block `idx` is sealed as `ref` now, or (undefined) a hole; returns whether anything changed. */
   setBlock (idx: number, ref: BlockRef | undefined): boolean {
     if (ref == null) { if (!this.blocks!.delete(idx)) return false } else this.blocks!.set(idx, ref)
-    this.changedBlocks.add(idx)
+    ;(this.changed ??= new Set()).add(idx)
     return true
   }
 }
