@@ -5,8 +5,13 @@
 // ones read only the 4 KiB segments asked for, under the nonce remembered from that check);
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
+// Native reads: a v2 block sealed whole, checked here and unchanged since, is offered to the
+// ReadShortcut (the FUSE binding's table, native/src/fuse3/fastread.c), which answers later reads
+// of it without JS. changing() drops a file's entries before every change to its content (the
+// Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
+// nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -28,6 +33,30 @@ const RUN_BLOCKS = 16
  * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
  */
 const MAX_VERIFIED = 64 * 1024
+
+/** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
+const AD_V1_LEN = 30
+
+/**
+ * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
+ * Entries are per file; `drop` and `put` are synchronous, done when they return.
+ */
+export interface ReadShortcut {
+  /** Whether reads of `f` go through the shortcut (a handle of it is bound): else nothing is offered. */
+  wants: (f: FileNode) => boolean
+  /** Block `idx` of `f` (size `f.size`) is the v2 object at `at` (buffered), checked, with that nonce and AD prefix. */
+  put: (f: FileNode, idx: number, at: FileRange, nonce: Uint8Array, adPrefix: Uint8Array) => void
+  /** Forget blocks from..to of `f`; to = -1: all of them (and the size). */
+  drop: (f: FileNode, from: number, to: number) => void
+}
+
+/** Every reader's shortcut, for contentReplaced (a merge updates open nodes from outside the reader). */
+const shortcuts = new Set<ReadShortcut>()
+
+/** `f`'s content is being replaced in place (adopt.ts): every native entry of it goes first. */
+export function contentReplaced (f: FileNode): void {
+  for (const s of shortcuts) s.drop(f, 0, -1)
+}
 
 export interface FileReadDeps {
   store: Pick<BlockStore, 'locate' | 'refuseDirectReads' | 'get' | 'getRange'>
@@ -52,8 +81,52 @@ class Verified {
 export class FileReader {
   private readonly inflight = new Map<string, Promise<Buffer>>()
   private readonly verified = new Verified()
+  private shortcut: ReadShortcut | null = null
+  /** Changes to a file's content under way: nothing is offered to the shortcut meanwhile. */
+  private readonly busy = new Map<FileNode, number>()
 
   constructor (private readonly deps: FileReadDeps) {}
+
+  /** Offers checked blocks to `s` from now on (null: to no one). */
+  setShortcut (s: ReadShortcut | null): void {
+    if (this.shortcut != null) shortcuts.delete(this.shortcut)
+    this.shortcut = s
+    if (s != null) shortcuts.add(s)
+  }
+
+  /**
+   * A change to `f`'s bytes [from, to) starts (no range: anything, size included): its native
+   * entries go now, before the change is visible, and none is offered until the returned
+   * function says the change is over. A range that ends past the file's end drops all.
+   */
+  changing (f: FileNode, from?: number, to?: number): () => void {
+    this.busy.set(f, (this.busy.get(f) ?? 0) + 1)
+    const s = this.shortcut
+    if (s?.wants(f) === true) {
+      if (from == null || to == null || to > f.size) s.drop(f, 0, -1)
+      else if (to > from) s.drop(f, Math.floor(from / BLOCK_SIZE), Math.floor((to - 1) / BLOCK_SIZE))
+    }
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const n = (this.busy.get(f) ?? 1) - 1
+      if (n > 0) this.busy.set(f, n); else this.busy.delete(f)
+    }
+  }
+
+  /**
+   * Block `idx` of `f` was just read from the v2 object `cid` (checked against it, `nonce`):
+   * offered to the shortcut if it is still the block's whole, clean content and no change runs.
+   */
+  private offer (f: FileNode, idx: number, cid: CID, nonce: Uint8Array, length: number): void {
+    const s = this.shortcut
+    if (s == null || this.busy.has(f) || !s.wants(f)) return
+    if (f.blocks?.get(idx) !== cid || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
+    const at = this.deps.store.locate?.(cid, true)
+    if (at == null || at.direct === true || at.length !== length) return
+    s.put(f, idx, at, nonce, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN))
+  }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
   async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
@@ -227,6 +300,8 @@ export class FileReader {
       if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
       if (r.nonce != null) this.verified.set(key, r.nonce, at.length)
       if (r.n < dst.length) dst.fill(0, r.n)
+      const nonce = r.nonce ?? known?.subarray(0, 12)
+      if (first === 0 && nonce != null) this.offer(f, idx, cid, nonce, at.length)
       return
     }
     // No addon, or the block is not in a pack yet: the same reads in JS.
@@ -317,7 +392,10 @@ export class FileReader {
       else {
         if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
         const nonce = nonces.subarray(i * 12, i * 12 + 12)
-        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length) // v2: its segments can be read alone now
+        if (nonce.some(x => x !== 0)) { // v2: its segments can be read alone now
+          this.verified.set(b.cid.toString(), nonce, b.at.length)
+          this.offer(f, b.idx, b.cid, nonce.slice(), b.at.length)
+        }
       }
     })
     if (failed != null) throw failed
