@@ -46,9 +46,12 @@ export interface ReadShortcut {
   wants: (f: FileNode) => boolean
   /** Block `idx` of `f` (size `f.size`) is the v2 object at `at` (buffered), checked, with that nonce and AD prefix. */
   put: (f: FileNode, idx: number, at: FileRange, nonce: Uint8Array, adPrefix: Uint8Array) => void
-  /** Forget blocks from..to of `f`; to = -1: all of them (and the size). */
+  /** Forget blocks from..to of `f` (the size stays); to = -1: all of them and the size. */
   drop: (f: FileNode, from: number, to: number) => void
 }
+
+/** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
+const TO_THE_END = 2 ** 31 - 1
 
 /** Every reader's shortcut, for contentReplaced (a merge updates open nodes from outside the reader). */
 const shortcuts = new Set<ReadShortcut>()
@@ -97,13 +100,16 @@ export class FileReader {
   /**
    * A change to `f`'s bytes [from, to) starts (no range: anything, size included): its native
    * entries go now, before the change is visible, and none is offered until the returned
-   * function says the change is over. A range that ends past the file's end drops all.
+   * function says the change is over. A range that ends past the file's end also drops the
+   * block holding the old end and all after it: the table answers a read that reaches its
+   * size only from the block holding the last byte, so no read is cut short at the old end.
    */
   changing (f: FileNode, from?: number, to?: number): () => void {
     this.busy.set(f, (this.busy.get(f) ?? 0) + 1)
     const s = this.shortcut
     if (s?.wants(f) === true) {
-      if (from == null || to == null || to > f.size) s.drop(f, 0, -1)
+      if (from == null || to == null) s.drop(f, 0, -1)
+      else if (to > f.size) s.drop(f, Math.min(Math.floor(from / BLOCK_SIZE), Math.floor(Math.max(0, f.size - 1) / BLOCK_SIZE)), TO_THE_END)
       else if (to > from) s.drop(f, Math.floor(from / BLOCK_SIZE), Math.floor((to - 1) / BLOCK_SIZE))
     }
     let done = false
@@ -234,7 +240,11 @@ export class FileReader {
       endRun()
       const from = Math.max(pos, start)
       const to = Math.min(end, blockEnd(i))
-      if (cid != null && this.deps.cache.get(cid.toString()) != null) pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      if (cid != null && this.deps.cache.get(cid.toString()) != null) {
+        pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+        const known = this.verified.get(cid.toString()) // checked by a read that also kept its nonce
+        if (known != null) this.offer(f, i, cid, known.subarray(0, 12), known.readUInt32BE(12))
+      }
       else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
     endRun()
