@@ -103,6 +103,8 @@ export class FileReader {
    * function says the change is over. A range that ends past the file's end also drops the
    * block holding the old end and all after it: the table answers a read that reaches its
    * size only from the block holding the last byte, so no read is cut short at the old end.
+   * (A truncate is the range between the two sizes: shrinking drops the block holding the new
+   * end and all after it, so a read past the new end finds a block missing and goes to JS.)
    */
   changing (f: FileNode, from?: number, to?: number): () => void {
     this.busy.set(f, (this.busy.get(f) ?? 0) + 1)

@@ -172,12 +172,12 @@ export class Tree {
     return this.edits.content(f, async () => await this.writer.write(f, src, pos)).finally(done)
   }
   truncate (f: FileNode, size: number): Promise<void> {
-    const done = this.reader.changing(f)
+    const done = this.reader.changing(f, Math.min(size, f.size), Math.max(size, f.size))
     return this.edits.content(f, async () => { await this.writer.truncate(f, size) }).finally(done)
   }
   /** fallocate(2): modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] (file-write.ts). */
   fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> {
-    const done = this.reader.changing(f)
+    const done = this.reader.changing(f, offset, offset + length)
     return this.edits.content(f, async () => { await this.writer.fallocate(f, mode, offset, length) }).finally(done)
   }
   /** Reads of checked blocks may be answered by `s` from now on (the FUSE binding's native reads). */
