@@ -404,10 +404,9 @@ export class FileReader {
       else {
         if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
         const nonce = nonces.subarray(i * 12, i * 12 + 12)
-        if (nonce.some(x => x !== 0)) { // v2: its segments can be read alone now
-          this.verified.set(b.cid.toString(), nonce, b.at.length)
-          this.offer(f, b.idx, b.cid, nonce.slice(), b.at.length)
-        }
+        // v2: its segments can be read alone now. (Not offered to the shortcut: a streaming
+        // read would pay for entries it never uses; a later partial read offers the block.)
+        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length)
       }
     })
     if (failed != null) throw failed
