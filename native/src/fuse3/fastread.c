@@ -2,10 +2,11 @@
 // worker thread that received it (pread of the 4 KiB segments it covers, AES-256-GCM open and
 // tag check, reply), with no hand-off to the JS thread. This file owns the table JS fills and
 // empties (per file: its key, its size, and per block index where the sealed object lies and its
-// nonce and associated data), the handle -> file map the worker looks up, and that read.
+// nonce and associated data; for a block with sealed patches, per 4 KiB segment the object that
+// holds it), the handle -> file map the worker looks up, and that read.
 //
 // What JS promises (src/fs/tree/file-read.ts, src/fs/fuse/native-reads.ts): an entry names a
-// block sealed whole (format 2, not patched, not dirty) whose object was checked against its CID
+// clean block (format 2, not dirty) whose objects named in it were each checked against their CID
 // in this process, at a place in a pack that never changes (packs are append-only and closed only
 // after unmount); every change that could change what a block index reads as (write, truncate,
 // fallocate, a merge swapped in under an open file, the file's last handle closed) drops the
@@ -40,15 +41,43 @@
 #define FR_MAX_BLOCKS (FR_MAX_READ / FR_BLOCK + 1)
 #define FR_KEYS_PER_PAGE_SET 2048     // keys per mapping of 64 KiB
 #define FR_KEY_SETS 16                // at most 32,768 files with entries at once
+#define FR_SEGS (FR_BLOCK / SEGMENT)
+#define FR_MAX_OBJS 33                // a base and its patches (a fold comes at 16 patched segments)
+#define FR_HOLE 0xff                  // segment map: zeros
+#define FR_UNKNOWN 0xfe               // segment map: its object not checked yet: JS answers
+#define FR_MAX_PATCH_BYTES (16 << 20) // per mount, for the object lists of patched blocks
 
+// One sealed object of a block: its record in a pack, its nonce, the block segment its own
+// segments are numbered from (a patch's first; 0 for a base).
 typedef struct {
-  int64_t pos;                  // the record's sealed bytes in the pack
+  int64_t pos;
   int32_t fd;
   uint32_t len;
   unsigned char nonce[NONCE_LEN];
+  uint8_t first;
+} fr_obj_t;
+
+// A patched block: which object holds each segment, and the objects.
+typedef struct {
+  uint8_t n;
+  uint8_t seg[FR_SEGS];
+  fr_obj_t obj[];
+} fr_patched_t;
+
+typedef struct {
+  fr_obj_t whole;               // a block sealed whole (px == NULL)
   unsigned char ad[AD_V2_PREFIX];
   unsigned char set;
+  fr_patched_t *px;             // else its objects
 } fr_entry_t;
+
+// A block's sources as a read copies them out of the table.
+typedef struct {
+  unsigned char ad[AD_V2_PREFIX];
+  uint8_t n;
+  uint8_t seg[FR_SEGS];
+  fr_obj_t obj[FR_MAX_OBJS];
+} fr_src_t;
 
 typedef struct {
   fr_entry_t **chunks;
@@ -67,6 +96,7 @@ struct fastread {
   fr_bind_t *binds;
   uint32_t bcap, bcount;       // bcap a power of two
   uint32_t entries;
+  size_t pbytes;               // bytes of fr_patched_t held
   atomic_uint_fast64_t hits, fallbacks;
   bool enabled;
 };
@@ -123,10 +153,17 @@ static fr_entry_t *entry_of (fr_file_t *f, uint64_t idx) {
   return e->set ? e : NULL;
 }
 
+static size_t patched_size (uint8_t n) { return sizeof(fr_patched_t) + (size_t)n * sizeof(fr_obj_t); }
+
+static void entry_clear (fastread_t *fr, fr_entry_t *e) {
+  if (e->px != NULL) { fr->pbytes -= patched_size(e->px->n); free(e->px); e->px = NULL; }
+  e->set = 0;
+}
+
 static void drop_all (fastread_t *fr, fr_file_t *f) {
   for (uint32_t c = 0; c < f->nchunks; c++) {
     if (f->chunks[c] == NULL) continue;
-    for (int i = 0; i < FR_CHUNK; i++) if (f->chunks[c][i].set) fr->entries--;
+    for (int i = 0; i < FR_CHUNK; i++) if (f->chunks[c][i].set) { entry_clear(fr, &f->chunks[c][i]); fr->entries--; }
     free(f->chunks[c]);
   }
   free(f->chunks);
@@ -141,7 +178,7 @@ static void drop_range (fastread_t *fr, fr_file_t *f, uint64_t from, uint64_t to
   for (uint64_t i = from; f->nchunks > 0 && i <= to; i++) {
     fr_entry_t *e = entry_of(f, i);
     if (e == NULL) continue;
-    e->set = 0;
+    entry_clear(fr, e);
     f->count--;
     fr->entries--;
   }
@@ -245,33 +282,63 @@ static bool pread_all (int fd, unsigned char *dst, size_t len, int64_t pos) {
   return true;
 }
 
-// Block bytes [a, b) of the object `e` into dst; false: let JS answer.
-static bool read_block (const fr_entry_t *e, const unsigned char *key, int64_t a, int64_t b, char *dst, scratch_t *s) {
-  int64_t plain = v2_plain_length(e->len);
-  if (plain < 0) return false;
-  int64_t stop = b < plain ? b : plain;
-  if (stop > a) {
-    uint32_t s0 = (uint32_t)(a / SEGMENT), s1 = (uint32_t)((stop - 1) / SEGMENT);
-    uint32_t last = (uint32_t)segments_of(plain) - 1;
-    size_t off = V2_HEADER + (size_t)s0 * SEGMENT_SEALED;
-    size_t end = V2_HEADER + (size_t)(s1 + 1) * SEGMENT_SEALED;
-    if (end > e->len) end = e->len;
-    if (!pread_all(e->fd, s->sealed, end - off, e->pos + (int64_t)off)) return false;
-    int64_t n = open_segs(key, e->ad, e->nonce, s0, last, s->sealed, end - off, s->plain);
-    if (n < 0) return false;
-    memcpy(dst, s->plain + (a - (int64_t)s0 * SEGMENT), (size_t)(stop - a));
-    explicit_bzero(s->plain, (size_t)n);
-  } else {
-    stop = a;
+// Block bytes [a, b) into dst from the objects holding them, one pread and open per run of
+// segments one object holds (zeros for a hole, or past an object's plaintext); false: JS answers.
+static bool read_block (const fr_src_t *src, const unsigned char *key, int64_t a, int64_t b, char *dst, scratch_t *s) {
+  uint32_t s0 = (uint32_t)(a / SEGMENT), s1 = (uint32_t)((b - 1) / SEGMENT);
+  for (uint32_t ra = s0; ra <= s1;) {
+    uint8_t o = src->seg[ra];
+    uint32_t rb = ra;
+    while (rb < s1 && src->seg[rb + 1] == o) rb++;
+    int64_t lo = (int64_t)ra * SEGMENT > a ? (int64_t)ra * SEGMENT : a;
+    int64_t hi = (int64_t)(rb + 1) * SEGMENT < b ? (int64_t)(rb + 1) * SEGMENT : b;
+    int64_t stop = lo;
+    if (o != FR_HOLE) {
+      if (o >= src->n) return false; // FR_UNKNOWN
+      const fr_obj_t *ob = &src->obj[o];
+      int64_t plain = v2_plain_length(ob->len);
+      if (plain < 0 || ra < ob->first) return false;
+      int64_t oend = (int64_t)ob->first * SEGMENT + plain; // where its plaintext ends in the block
+      stop = hi < oend ? hi : oend;
+      if (stop > lo) {
+        uint32_t x1 = (uint32_t)((stop - 1) / SEGMENT);
+        uint32_t last = ob->first + (uint32_t)segments_of(plain) - 1;
+        size_t off = V2_HEADER + (size_t)(ra - ob->first) * SEGMENT_SEALED;
+        size_t end = V2_HEADER + (size_t)(x1 - ob->first + 1) * SEGMENT_SEALED;
+        if (end > ob->len) end = ob->len;
+        if (!pread_all(ob->fd, s->sealed, end - off, ob->pos + (int64_t)off)) return false;
+        int64_t n = open_segs(key, src->ad, ob->nonce, ra, last, s->sealed, end - off, s->plain);
+        if (n < 0) return false;
+        memcpy(dst + (lo - a), s->plain + (lo - (int64_t)ra * SEGMENT), (size_t)(stop - lo));
+        explicit_bzero(s->plain, (size_t)n);
+      } else {
+        stop = lo;
+      }
+    }
+    if (stop < hi) memset(dst + (stop - a), 0, (size_t)(hi - stop));
+    ra = rb + 1;
   }
-  if (stop < b) memset(dst + (stop - a), 0, (size_t)(b - stop)); // past the object's plaintext
   return true;
+}
+
+// A table entry as the sources a read works from.
+static void src_of (const fr_entry_t *e, fr_src_t *src) {
+  memcpy(src->ad, e->ad, AD_V2_PREFIX);
+  if (e->px == NULL) {
+    src->n = 1;
+    memset(src->seg, 0, FR_SEGS);
+    src->obj[0] = e->whole;
+  } else {
+    src->n = e->px->n;
+    memcpy(src->seg, e->px->seg, FR_SEGS);
+    memcpy(src->obj, e->px->obj, (size_t)e->px->n * sizeof(fr_obj_t));
+  }
 }
 
 int fastread_read (mnt_t *m, uint64_t fh, char *buf, size_t size, off_t off) {
   fastread_t *fr = m->fr;
   if (fr == NULL || !fr->enabled || size == 0 || size > FR_MAX_READ || off < 0) return -1;
-  fr_entry_t es[FR_MAX_BLOCKS];
+  fr_src_t es[FR_MAX_BLOCKS];
   unsigned char key[KEY_LEN];
   uint64_t end = 0, first = 0, nb = 0;
   bool ok = false;
@@ -285,7 +352,7 @@ int fastread_read (mnt_t *m, uint64_t fh, char *buf, size_t size, off_t off) {
     for (uint64_t i = 0; ok && i < nb; i++) {
       fr_entry_t *e = entry_of(f, first + i);
       if (e == NULL) ok = false;
-      else es[i] = *e;
+      else src_of(e, &es[i]);
     }
     if (ok) memcpy(key, f->key, KEY_LEN);
   }
@@ -407,48 +474,73 @@ napi_value FastBind (napi_env env, napi_callback_info info) {
   return r;
 }
 
-// readPut(h, fid, size, idx, fd, position, length, nonce: Uint8Array(12), adPrefix: Uint8Array(29))
-//   -> bool: block idx of file fid (whose size is now `size`) is the v2 object of `length` sealed
-//   bytes at `position` in pack descriptor fd, checked, with that nonce. false: not kept (the
-//   mount's entry budget is spent, or a bad argument).
+// readPut(h, fid, size, idx, adPrefix: Uint8Array(29), objs: Float64Array(n x [fd, position,
+//   length, first]), nonces: Uint8Array(n x 12), seg: Uint8Array(32)) -> bool: block idx of file
+//   fid (whose size is now `size`) is read from these checked v2 objects, segment s from object
+//   seg[s] (255: a hole, zeros; 254: not checked, JS answers). false: not kept (the mount's
+//   budget is spent, or a bad argument).
 napi_value FastPut (napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  fastread_t *fr = args(env, info, 9, argv);
-  int64_t fid, size, idx, fd, pos, len;
-  void *nonce, *ad; size_t nlen, alen;
+  napi_value argv[8];
+  fastread_t *fr = args(env, info, 8, argv);
+  int64_t fid, size, idx;
+  void *ad, *nonces, *seg; size_t alen, nlen, slen, count;
+  double *objs;
   if (fr == NULL || !arg_i64(env, argv[1], &fid) || !arg_i64(env, argv[2], &size) || !arg_i64(env, argv[3], &idx) ||
-      !arg_i64(env, argv[4], &fd) || !arg_i64(env, argv[5], &pos) || !arg_i64(env, argv[6], &len) ||
-      !get_bytes(env, argv[7], &nonce, &nlen) || !get_bytes(env, argv[8], &ad, &alen)) {
-    napi_throw_type_error(env, NULL, "readPut(handle, fid, size, idx, fd, position, length, nonce, adPrefix)");
+      !get_bytes(env, argv[4], &ad, &alen) || !get_f64(env, argv[5], &objs, &count) ||
+      !get_bytes(env, argv[6], &nonces, &nlen) || !get_bytes(env, argv[7], &seg, &slen)) {
+    napi_throw_type_error(env, NULL, "readPut(handle, fid, size, idx, adPrefix, objs, nonces, seg)");
     return NULL;
   }
-  bool ok = nlen == NONCE_LEN && alen == AD_V2_PREFIX && size >= 0 && idx >= 0 && idx < (1ll << 31) && fd >= 0 &&
-    fd <= INT32_MAX && pos >= 0 && len > 0 && len <= V2_HEADER + (FR_BLOCK / SEGMENT) * SEGMENT_SEALED;
+  size_t n = count / 4;
+  bool ok = alen == AD_V2_PREFIX && count % 4 == 0 && n >= 1 && n <= FR_MAX_OBJS && nlen == n * NONCE_LEN &&
+    slen == FR_SEGS && size >= 0 && idx >= 0 && idx < (1ll << 31);
+  fr_obj_t ob[FR_MAX_OBJS];
+  for (size_t i = 0; ok && i < n; i++) {
+    double fd = objs[i * 4], pos = objs[i * 4 + 1], len = objs[i * 4 + 2], first = objs[i * 4 + 3];
+    ok = fd >= 0 && fd <= INT32_MAX && pos >= 0 && len > 0 && len <= V2_HEADER + FR_SEGS * SEGMENT_SEALED && first >= 0 && first < FR_SEGS;
+    if (!ok) break;
+    ob[i].fd = (int32_t)fd; ob[i].pos = (int64_t)pos; ob[i].len = (uint32_t)len; ob[i].first = (uint8_t)first;
+    memcpy(ob[i].nonce, (unsigned char *)nonces + i * NONCE_LEN, NONCE_LEN);
+  }
+  const uint8_t *sm = seg;
+  bool whole = ok && n == 1 && ob[0].first == 0;
+  for (size_t k = 0; ok && k < FR_SEGS; k++) {
+    if (sm[k] != FR_HOLE && sm[k] != FR_UNKNOWN && sm[k] >= n) ok = false;
+    if (sm[k] != 0) whole = false;
+  }
+  fr_patched_t *px = NULL;
+  if (ok && !whole) {
+    if ((px = malloc(patched_size((uint8_t)n))) == NULL) ok = false;
+    else { px->n = (uint8_t)n; memcpy(px->seg, sm, FR_SEGS); memcpy(px->obj, ob, n * sizeof *ob); }
+  }
   pthread_mutex_lock(&fr->mu);
   fr_file_t *f = ok ? file_of(fr, (int32_t)fid) : NULL;
-  ok = f != NULL;
+  ok = f != NULL && (px == NULL || fr->pbytes + patched_size(px->n) <= FR_MAX_PATCH_BYTES);
   if (ok) {
     uint64_t c = (uint64_t)idx / FR_CHUNK;
     if (c >= f->nchunks) {
-      uint32_t n = f->nchunks == 0 ? 4 : f->nchunks;
-      while (n <= c) n *= 2;
-      fr_entry_t **chunks = realloc(f->chunks, sizeof *chunks * n);
+      uint32_t nc = f->nchunks == 0 ? 4 : f->nchunks;
+      while (nc <= c) nc *= 2;
+      fr_entry_t **chunks = realloc(f->chunks, sizeof *chunks * nc);
       if (chunks == NULL) ok = false;
-      else { memset(chunks + f->nchunks, 0, sizeof *chunks * (n - f->nchunks)); f->chunks = chunks; f->nchunks = n; }
+      else { memset(chunks + f->nchunks, 0, sizeof *chunks * (nc - f->nchunks)); f->chunks = chunks; f->nchunks = nc; }
     }
     if (ok && f->chunks[c] == NULL && (f->chunks[c] = calloc(FR_CHUNK, sizeof **f->chunks)) == NULL) ok = false;
     fr_entry_t *e = ok ? &f->chunks[c][idx % FR_CHUNK] : NULL;
     if (e != NULL && !e->set && fr->entries >= FR_MAX_ENTRIES) ok = false;
     if (ok) {
-      if (!e->set) { f->count++; fr->entries++; }
-      e->pos = pos; e->fd = (int32_t)fd; e->len = (uint32_t)len;
-      memcpy(e->nonce, nonce, NONCE_LEN);
+      if (e->set) entry_clear(fr, e);
+      else { f->count++; fr->entries++; }
       memcpy(e->ad, ad, AD_V2_PREFIX);
+      if (px == NULL) e->whole = ob[0];
+      else { e->px = px; fr->pbytes += patched_size(px->n); px = NULL; }
       e->set = 1;
       f->size = (uint64_t)size;
     }
   }
   pthread_mutex_unlock(&fr->mu);
+  free(px); // not kept
+  explicit_bzero(ob, sizeof ob);
   napi_value r;
   napi_get_boolean(env, ok, &r);
   return r;

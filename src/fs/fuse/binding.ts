@@ -106,8 +106,12 @@ export interface NativeReadTable {
   freeFile: (fid: number) => void
   /** Reads through handle `fh` are of file `fid` (-1: of none). */
   bind: (fh: number, fid: number) => void
-  /** Block `idx` of file `fid` (now `size` bytes) is the v2 object at fd/position/length; false: not kept. */
-  put: (fid: number, size: number, idx: number, fd: number, position: number, length: number, nonce: Uint8Array, adPrefix: Uint8Array) => boolean
+  /**
+   * Block `idx` of file `fid` (now `size` bytes) reads from these checked v2 objects (`objs`: n x
+   * [fd, position, length, first segment], `nonces`: n x 12 bytes), segment s from objs[seg[s]]
+   * (255: a hole, 254: not checked: JS answers); false: not kept.
+   */
+  put: (fid: number, size: number, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => boolean
   /** Forgets blocks from..to of file `fid` (to = -1: all, and its size). */
   drop: (fid: number, from: number, to: number) => void
   stats: () => { hits: number, fallbacks: number, entries: number, files: number }

@@ -27,7 +27,7 @@ interface Addon {
   readFile: (h: Handle, key: Uint8Array) => number
   readFileFree: (h: Handle, fid: number) => void
   readBind: (h: Handle, fh: number, fid: number) => boolean
-  readPut: (h: Handle, fid: number, size: number, idx: number, fd: number, position: number, length: number, nonce: Uint8Array, adPrefix: Uint8Array) => boolean
+  readPut: (h: Handle, fid: number, size: number, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => boolean
   readDrop: (h: Handle, fid: number, from: number, to: number) => void
   readStats: (h: Handle) => number[]
 }
@@ -202,7 +202,7 @@ export class Fuse3Binding implements FuseBinding {
         file: key => a.readFile(h, key),
         freeFile: fid => { a.readFileFree(h, fid) },
         bind: (fh, fid) => { a.readBind(h, fh, fid) },
-        put: (fid, size, idx, fd, position, length, nonce, adPrefix) => a.readPut(h, fid, size, idx, fd, position, length, nonce, adPrefix),
+        put: (fid, size, idx, adPrefix, objs, nonces, seg) => a.readPut(h, fid, size, idx, adPrefix, objs, nonces, seg),
         drop: (fid, from, to) => { a.readDrop(h, fid, from, to) },
         stats: () => { const [hits, fallbacks, entries, files] = a.readStats(h); return { hits, fallbacks, entries, files } }
       }

@@ -3,7 +3,6 @@
 // table while a handle of it is bound, and the file's entries put and dropped by the reader.
 // A file is bound at its handle's first read through JS (ops/file.ts) and let go at the release
 // of its last bound handle, which zeroes its key in the table.
-import type { FileRange } from '../../crypto/index.js'
 import type { FileNode, ReadShortcut } from '../tree/tree.js'
 import type { NativeReadTable } from './binding.js'
 
@@ -43,9 +42,9 @@ export class NativeReads implements ReadShortcut {
 
   wants (f: FileNode): boolean { return this.files.has(f) }
 
-  put (f: FileNode, idx: number, at: FileRange, nonce: Uint8Array, adPrefix: Uint8Array): void {
+  put (f: FileNode, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array): void {
     const file = this.files.get(f)
-    if (file != null) this.table.put(file.fid, f.size, idx, at.fd, at.position, at.length, nonce, adPrefix)
+    if (file != null) this.table.put(file.fid, f.size, idx, adPrefix, objs, nonces, seg)
   }
 
   drop (f: FileNode, from: number, to: number): void {

@@ -19,7 +19,7 @@ import { blockPosition } from './codec.js'
 import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
-import { type BlockRef, type Patch, isPatched, sourceRuns } from './block-ref.js'
+import { type BlockRef, type Patch, SEGMENTS, isPatched, sourceOf, sourceRuns } from './block-ref.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -44,11 +44,20 @@ const AD_V1_LEN = 30
 export interface ReadShortcut {
   /** Whether reads of `f` go through the shortcut (a handle of it is bound): else nothing is offered. */
   wants: (f: FileNode) => boolean
-  /** Block `idx` of `f` (size `f.size`) is the v2 object at `at` (buffered), checked, with that nonce and AD prefix. */
-  put: (f: FileNode, idx: number, at: FileRange, nonce: Uint8Array, adPrefix: Uint8Array) => void
+  /**
+   * Block `idx` of `f` (size `f.size`) reads from these checked v2 objects (`objs`: n x [fd,
+   * position, length, first segment] of buffered descriptors, `nonces`: n x 12 bytes), segment s
+   * from objs[seg[s]] (SEG_HOLE: zeros; SEG_UNKNOWN: not checked yet, JS answers it).
+   */
+  put: (f: FileNode, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => void
   /** Forget blocks from..to of `f` (the size stays); to = -1: all of them and the size. */
   drop: (f: FileNode, from: number, to: number) => void
 }
+
+export const SEG_HOLE = 255
+export const SEG_UNKNOWN = 254
+/** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
+const MAX_OBJECTS = 33
 
 /** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
 const TO_THE_END = 2 ** 31 - 1
@@ -124,16 +133,37 @@ export class FileReader {
   }
 
   /**
-   * Block `idx` of `f` was just read from the v2 object `cid` (checked against it, `nonce`):
-   * offered to the shortcut if it is still the block's whole, clean content and no change runs.
+   * Block `idx` of `f` was just read as `ref`: offered to the shortcut if `ref` is still what the
+   * block map names, the block is clean and no change runs, with each of its objects whose nonce
+   * a check against its CID kept (the others' segments stay with JS until a read checks them).
    */
-  private offer (f: FileNode, idx: number, cid: CID, nonce: Uint8Array, length: number): void {
+  private offer (f: FileNode, idx: number, ref: BlockRef): void {
     const s = this.shortcut
     if (s == null || this.busy.has(f) || !s.wants(f)) return
-    if (f.blocks?.get(idx) !== cid || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
-    const at = this.deps.store.locate?.(cid, true)
-    if (at == null || at.direct === true || at.length !== length) return
-    s.put(f, idx, at, nonce, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN))
+    if (f.blocks?.get(idx) !== ref || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
+    const objects: Array<{ cid: CID, first: number }> = isPatched(ref)
+      ? [...(ref.base != null ? [{ cid: ref.base, first: 0 }] : []), ...ref.patches.map(p => ({ cid: p.cid, first: p.first }))]
+      : [{ cid: ref, first: 0 }]
+    if (objects.length > MAX_OBJECTS) return
+    const objs = new Float64Array(objects.length * 4)
+    const nonces = new Uint8Array(objects.length * 12)
+    const usable = objects.map(({ cid, first }, i) => {
+      const known = this.verified.get(cid.toString())
+      const at = known != null ? this.deps.store.locate?.(cid, true) : null
+      if (known == null || at == null || at.direct === true || at.length !== known.readUInt32BE(12)) return false
+      objs.set([at.fd, at.position, at.length, first], i * 4)
+      nonces.set(known.subarray(0, 12), i * 12)
+      return true
+    })
+    const seg = new Uint8Array(SEGMENTS)
+    let any = false
+    for (let k = 0; k < SEGMENTS; k++) {
+      const src = sourceOf(ref, k)
+      const i = src.cid == null ? -1 : objects.findIndex(o => o.cid === src.cid && o.first === src.first)
+      seg[k] = src.cid == null ? SEG_HOLE : i < 0 || !usable[i] ? SEG_UNKNOWN : i
+      any ||= seg[k] !== SEG_UNKNOWN
+    }
+    if (any) s.put(f, idx, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN), objs, nonces, seg)
   }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
@@ -244,8 +274,7 @@ export class FileReader {
       const to = Math.min(end, blockEnd(i))
       if (cid != null && this.deps.cache.get(cid.toString()) != null) {
         pending.push(this.readBlock(f, i).then(b => copy(i, b)))
-        const known = this.verified.get(cid.toString()) // checked by a read that also kept its nonce
-        if (known != null) this.offer(f, i, cid, known.subarray(0, 12), known.readUInt32BE(12))
+        this.offer(f, i, cid) // when a read that kept its nonce checked it
       }
       else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
@@ -287,6 +316,7 @@ export class FileReader {
     }
     const results = await Promise.allSettled(jobs)
     for (const r of results) if (r.status === 'rejected') throw r.reason
+    this.offer(f, idx, ref)
   }
 
   /**
@@ -312,8 +342,6 @@ export class FileReader {
       if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
       if (r.nonce != null) this.verified.set(key, r.nonce, at.length)
       if (r.n < dst.length) dst.fill(0, r.n)
-      const nonce = r.nonce ?? known?.subarray(0, 12)
-      if (first === 0 && nonce != null) this.offer(f, idx, cid, nonce, at.length)
       return
     }
     // No addon, or the block is not in a pack yet: the same reads in JS.
