@@ -36,7 +36,7 @@
 
 #define FR_BLOCK (128 * 1024)
 #define FR_CHUNK 256                  // entries per chunk of a file's table
-#define FR_MAX_ENTRIES (128 * 1024)   // per mount: 8 MiB of entries, 16 GiB of blocks
+#define FR_MAX_ENTRIES (128 * 1024)   // per mount: 9 MiB of entries, 16 GiB of blocks
 #define FR_MAX_READ (1024 * 1024)     // larger reads go to JS (the streaming path)
 #define FR_MAX_BLOCKS (FR_MAX_READ / FR_BLOCK + 1)
 #define FR_KEYS_PER_PAGE_SET 2048     // keys per mapping of 64 KiB
