@@ -3,9 +3,9 @@
     {
       "target_name": "space_fuse3",
       "sources": ["src/fuse3/napi-util.c", "src/fuse3/requests.c", "src/fuse3/ops.c", "src/fuse3/listing.c",
-                  "src/fuse3/inval.c", "src/fuse3/mount.c"],
+                  "src/fuse3/inval.c", "src/fuse3/mount.c", "src/fuse3/fastread.c", "src/block/segments.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["<!@(pkg-config --cflags fuse3)"],
+      "cflags": ["<!@(pkg-config --cflags fuse3)", "-fvisibility=hidden"],
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"]
     },
@@ -20,7 +20,7 @@
       "variables": {
         "blake3": "<!(bash ../scripts/build-native.sh --blake3-dir)"
       },
-      "sources": ["src/space_block.c", "src/block/seal.c", "src/block/calls.c", "<(blake3)/blake3.c", "<(blake3)/blake3_dispatch.c", "<(blake3)/blake3_portable.c"],
+      "sources": ["src/space_block.c", "src/block/seal.c", "src/block/segments.c", "src/block/calls.c", "<(blake3)/blake3.c", "<(blake3)/blake3_dispatch.c", "<(blake3)/blake3_portable.c"],
       "include_dirs": ["<(blake3)"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-fvisibility=hidden"],

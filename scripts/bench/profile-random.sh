@@ -11,6 +11,9 @@
 # /proc/PID/io, store growth (ours) and the records appended (scripts/bench/pack-records.mjs).
 # PERF=1 adds `perf record -e cpu-clock -g` of the daemon (software clock: this VM has no PMU) and
 # prints the top shared objects and symbols. Unmounts and removes the temp dir at the end.
+# SPACE_NATIVE_READS=0 (passed to the daemon) sends every read to JS, for the side-by-side with
+# the native read path (native/src/fuse3/fastread.c); SPACE_DEBUG_NATIVE_READS=1 makes the daemon
+# print how many reads each side answered when it unmounts.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -34,6 +37,7 @@ cleanup() {
   if [ -n "$PID" ]; then
     if [ "$FS" = space ]; then kill -TERM "$PID" 2>/dev/null || true; else fusermount -u "$W/mnt" 2>/dev/null || true; fi
     wait "$PID" 2>/dev/null || true
+    grep -h "^native reads:" "$W/log" 2>/dev/null || true # with SPACE_DEBUG_NATIVE_READS=1
   fi
   mountpoint -q "$W/mnt" && fusermount -u -z "$W/mnt"
   rm -rf --one-file-system "$W"

@@ -1,7 +1,8 @@
 // The sealed-object crypto the block addon shares between its pool jobs (space_block.c) and its
-// calls on the JS thread (block/calls.c): layouts, segment nonces and associated data, AES-256-GCM
-// opening of v1 objects and v2 segments, sealing of v2 segments, and the CID digests.
-// Layouts are in space_block.c's header comment and docs/format.md.
+// calls on the JS thread (block/calls.c), and whose v2 segment part the FUSE addon's native reads
+// use too (fuse3/fastread.c): layouts, segment nonces and associated data, AES-256-GCM opening of
+// v1 objects (seal.c) and v2 segments, sealing of v2 segments (segments.c), and the CID digests
+// (seal.c). Layouts are in space_block.c's header comment and docs/format.md.
 #ifndef SPACE_BLOCK_SEAL_H
 #define SPACE_BLOCK_SEAL_H
 #include <stdbool.h>
@@ -33,6 +34,8 @@
 // Statuses. Run-level failures reject the promise; block-level ones are that block's result (negative).
 enum { OK, ERR_ERRNO, ERR_SHORT, ERR_AUTH, ERR_FORMAT, ERR_RANGE, ERR_NOMEM, ERR_MISMATCH, ERR_UNSUPPORTED };
 
+/** The calling thread's AES-256-GCM decryption context (segments.c), or NULL when out of memory. */
+struct evp_cipher_ctx_st *seal_dctx (void);
 /** Plaintext length of a v2 object of `len` sealed bytes; -1 when no v2 object is that long. */
 int64_t v2_plain_length (size_t len);
 size_t segments_of (int64_t plain);

@@ -3,6 +3,7 @@
 //   napi-util.c  small N-API helpers                requests.c  slots, workers, dispatch and reply
 //   ops.c        the libfuse operations table        listing.c   readdir listings (opendir..releasedir)
 //   inval.c      kernel-cache invalidation threads   mount.c     mount, unmount, module init
+//   fastread.c   reads of checked blocks answered on the worker, without JS
 // The threading model is described in requests.c, the invalidation API in inval.c.
 #ifndef SPACE_FUSE3_H
 #define SPACE_FUSE3_H
@@ -69,6 +70,7 @@ typedef struct slot {
 } slot_t;
 
 struct inval_item;
+typedef struct fastread fastread_t;
 
 // One invalidation thread and its queue (inval.c).
 typedef struct inval_queue {
@@ -104,6 +106,7 @@ typedef struct mnt {
   size_t rdplus_room; // bytes of entries a readdirplus reply is known to hold (fill_from)
   inval_queue_t before_reply; // invalidations a reply waits for (invalidate())
   inval_queue_t later;        // invalidations nothing waits for (invalidatePath/invalidateEntry)
+  fastread_t *fr;             // native reads (fastread.c)
   bool unmount_started, unmounted;
   napi_deferred deferred;
   napi_async_work work;
@@ -149,6 +152,19 @@ napi_status inval_make_tsfn (napi_env env, mnt_t *m);
 napi_value Invalidate (napi_env env, napi_callback_info info);
 napi_value InvalidatePath (napi_env env, napi_callback_info info);
 napi_value InvalidateEntry (napi_env env, napi_callback_info info);
+
+// fastread.c
+fastread_t *fastread_new (void);
+void fastread_free (fastread_t *fr);
+/** Answers a read from the table: bytes placed in buf, or -1 when JS must answer it. */
+int fastread_read (mnt_t *m, uint64_t fh, char *buf, size_t size, off_t off);
+napi_value FastEnable (napi_env env, napi_callback_info info);
+napi_value FastFile (napi_env env, napi_callback_info info);
+napi_value FastFree (napi_env env, napi_callback_info info);
+napi_value FastBind (napi_env env, napi_callback_info info);
+napi_value FastPut (napi_env env, napi_callback_info info);
+napi_value FastDrop (napi_env env, napi_callback_info info);
+napi_value FastStats (napi_env env, napi_callback_info info);
 
 // Opens a request to JS in an op (a worker thread) and answers libfuse with JS's result.
 #define BEGIN(opcode) \

@@ -33,6 +33,7 @@ static void free_mnt (mnt_t *m) {
     free(m->slots);
   }
   inval_free(m);
+  fastread_free(m->fr);
   pthread_mutex_destroy(&m->pool_mu);
   pthread_cond_destroy(&m->pool_cv);
   free(m->mountpoint);
@@ -102,7 +103,8 @@ static napi_value Mount (napi_env env, napi_callback_info info) {
   // One slot per worker, plus a few for requests from other threads (none expected).
   m->nslots = m->nthreads + 4;
   m->slots = calloc((size_t)m->nslots, sizeof *m->slots);
-  if (m->slots == NULL) { free(options); free_mnt(m); napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  m->fr = fastread_new();
+  if (m->slots == NULL || m->fr == NULL) { free(options); free_mnt(m); napi_throw_error(env, NULL, "out of memory"); return NULL; }
   for (int i = 0; i < m->nslots; i++) {
     pthread_mutex_init(&m->slots[i].mu, NULL);
     pthread_cond_init(&m->slots[i].cv, NULL);
@@ -251,6 +253,14 @@ static napi_value Init (napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "invalidatePath", fn);
   napi_create_function(env, "invalidateEntry", NAPI_AUTO_LENGTH, InvalidateEntry, NULL, &fn);
   napi_set_named_property(env, exports, "invalidateEntry", fn);
+  static const struct { const char *name; napi_callback fn; } fast[] = {
+    { "nativeReads", FastEnable }, { "readFile", FastFile }, { "readFileFree", FastFree }, { "readBind", FastBind },
+    { "readPut", FastPut }, { "readDrop", FastDrop }, { "readStats", FastStats }
+  };
+  for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++) {
+    napi_create_function(env, fast[i].name, NAPI_AUTO_LENGTH, fast[i].fn, NULL, &fn);
+    napi_set_named_property(env, exports, fast[i].name, fn);
+  }
   napi_create_array_with_length(env, OP_COUNT, &names);
   for (uint32_t i = 0; i < OP_COUNT; i++) {
     napi_create_string_utf8(env, space_op_names[i], NAPI_AUTO_LENGTH, &v);

@@ -38,6 +38,8 @@ export interface FuseOps {
   open: (path: string, flags: number, cb: Cb<number>) => void
   create: (path: string, mode: number, cb: Cb<number>, caller?: Caller) => void
   read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
+  /** The binding answers reads of the blocks put in `table` itself (libfuse 3 only); called before any request. */
+  nativeReads?: (table: NativeReadTable) => void
   write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
   fsync: (path: string, datasync: boolean, fd: number, cb: Cb) => void
   fsyncdir: (path: string, datasync: boolean, fd: number, cb: Cb) => void
@@ -90,6 +92,29 @@ export interface KernelCache {
   invalidatePath: (path: string) => Promise<number>
   /** The kernel forgets the name `name` in directory `dir` and all it cached below it: the next use looks it up. */
   invalidateEntry: (dir: string, name: string) => Promise<number>
+}
+
+/**
+ * Reads the binding answers without JS (native/src/fuse3/fastread.c): per file a key, and per
+ * block index where its checked v2 object lies; reads through a bound handle that fall entirely
+ * in such blocks never reach `read`. Every call is synchronous and done when it returns.
+ */
+export interface NativeReadTable {
+  /** A file with this key: its number, or -1 when the table is full. */
+  file: (key: Uint8Array) => number
+  /** Drops the file's entries and handles, and zeroes its key. */
+  freeFile: (fid: number) => void
+  /** Reads through handle `fh` are of file `fid` (-1: of none). */
+  bind: (fh: number, fid: number) => void
+  /**
+   * Block `idx` of file `fid` (now `size` bytes) reads from these checked v2 objects (`objs`: n x
+   * [fd, position, length, first segment], `nonces`: n x 12 bytes), segment s from objs[seg[s]]
+   * (255: a hole, 254: not checked: JS answers); false: not kept.
+   */
+  put: (fid: number, size: number, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => boolean
+  /** Forgets blocks from..to of file `fid` (to = -1: all, and its size). */
+  drop: (fid: number, from: number, to: number) => void
+  stats: () => { hits: number, fallbacks: number, entries: number, files: number }
 }
 
 export interface FuseMount {

@@ -4,6 +4,7 @@ import type { StatfsLike } from './binding.js'
 import { TreeError } from '../tree/errors.js'
 import { FileNode as FileNodeClass } from '../tree/nodes.js'
 import type { KernelNames } from './kernel-names.js'
+import type { NativeReads } from './native-reads.js'
 
 export interface Handle { node: Node, flags: number }
 
@@ -86,4 +87,6 @@ export interface OpContext {
   changed: (kind: ChangeKind, path: string, to?: string) => void
   /** Tells the kernel about other names of linked nodes an op changed (kernel-names.ts). */
   kernel: Pick<KernelNames, 'beforeReply'>
+  /** Reads the binding answers itself (libfuse 3): set by the frontend when the binding offers them. */
+  reads?: NativeReads
 }

@@ -12,6 +12,7 @@ import * as file from './ops/file.js'
 import * as names from './ops/names.js'
 import { rename } from './ops/rename.js'
 import * as xattr from './ops/xattr.js'
+import { NativeReads } from './native-reads.js'
 
 export interface FrontendOptions {
   /** Called with unexpected (non-user) errors: bugs and I/O failures worth a log line. */
@@ -61,6 +62,10 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     open: (path, flags, cb) => wrap('open', path, file.open(ctx, path, flags), cb),
     create: (path, mode, cb, caller) => wrap('create', path, file.create(ctx, path, mode, caller), cb),
     read: (path, fd, buf, len, pos, cb) => count('read', path, file.read(ctx, fd, buf, len, pos), cb),
+    nativeReads: table => {
+      ctx.reads = new NativeReads(table)
+      ctx.tree.setReadShortcut(ctx.reads)
+    },
     write: (path, fd, buf, len, pos, cb) => count('write', path, file.write(ctx, path, fd, buf, len, pos), cb),
     fsync: (path, _datasync, _fd, cb) => wrap('fsync', path, file.fsync(ctx), cb),
     fsyncdir: (path, _datasync, _fd, cb) => wrap('fsyncdir', path, dir.fsyncdir(ctx), cb),

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import type { Caller, FuseBinding, FuseMount, FuseOps, KernelCache, MountOptions, StatLike, StatfsLike } from './binding.js'
+import type { Caller, FuseBinding, FuseMount, FuseOps, KernelCache, MountOptions, NativeReadTable, StatLike, StatfsLike } from './binding.js'
 
 const require = createRequire(import.meta.url)
 const run = promisify(execFile)
@@ -22,6 +22,14 @@ interface Addon {
   invalidate: (h: Handle, paths: string[]) => number
   invalidatePath: (h: Handle, path: string) => Promise<number>
   invalidateEntry: (h: Handle, dir: string, name: string) => Promise<number>
+  // Native reads (fastread.c)
+  nativeReads: (h: Handle, on: boolean) => void
+  readFile: (h: Handle, key: Uint8Array) => number
+  readFileFree: (h: Handle, fid: number) => void
+  readBind: (h: Handle, fh: number, fid: number) => boolean
+  readPut: (h: Handle, fid: number, size: number, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => boolean
+  readDrop: (h: Handle, fid: number, from: number, to: number) => void
+  readStats: (h: Handle) => number[]
 }
 // (id, op, s1, s2, buf, n0..n6): the meaning of each argument depends on the op, see HANDLERS.
 type Dispatch = (id: number, op: number, s1: string | null, s2: string | null, buf: Buffer | null,
@@ -188,6 +196,19 @@ export class Fuse3Binding implements FuseBinding {
       writebackCache: opts.writebackCache === true
     }, dispatch, implemented)
     const h = handle
+    // Native reads: on unless SPACE_NATIVE_READS=0 (which sends every read to JS, as before).
+    if (process.env.SPACE_NATIVE_READS !== '0' && ops.nativeReads != null && typeof a.readPut === 'function') {
+      const table: NativeReadTable = {
+        file: key => a.readFile(h, key),
+        freeFile: fid => { a.readFileFree(h, fid) },
+        bind: (fh, fid) => { a.readBind(h, fh, fid) },
+        put: (fid, size, idx, adPrefix, objs, nonces, seg) => a.readPut(h, fid, size, idx, adPrefix, objs, nonces, seg),
+        drop: (fid, from, to) => { a.readDrop(h, fid, from, to) },
+        stats: () => { const [hits, fallbacks, entries, files] = a.readStats(h); return { hits, fallbacks, entries, files } }
+      }
+      ops.nativeReads(table)
+      a.nativeReads(h, true)
+    }
     const kernel: KernelCache = {
       beforeReply: paths => { if (paths.length > 0) a.invalidate(h, paths) },
       invalidatePath: async path => await a.invalidatePath(h, path),
@@ -198,6 +219,10 @@ export class Fuse3Binding implements FuseBinding {
 
     let closing: Promise<void> | null = null
     const unmount = async (): Promise<void> => {
+      if (closing == null && process.env.SPACE_DEBUG_NATIVE_READS === '1') {
+        const [hits, fallbacks, entries, files] = a.readStats(h)
+        process.stderr.write(`native reads: ${hits} answered natively, ${fallbacks} by JS; ${entries} blocks of ${files} files in the table\n`)
+      }
       closing ??= a.unmount(handle!)
       await closing
     }

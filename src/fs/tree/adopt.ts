@@ -17,6 +17,7 @@ import { unloadEntries, isLoaded, getEntry, entries, moveEntries, replaceEntry }
 import { touch } from './changes.js'
 import { Loader } from './load.js'
 import type { BlockStore } from './ports.js'
+import { contentReplaced } from './file-read.js'
 
 /** Marks a merge's conflict copy (src/sync/snapshot.ts names it too; the tree imports no sync code). */
 const CONFLICT_XATTR = 'user.space.conflict'
@@ -146,6 +147,7 @@ export class OpenFiles {
     const open = this.byId.get(key)?.deref()
     if (open == null) return fresh
     this.byId.delete(key) // one node per id: a second name of it is a link, resolved by the table
+    contentReplaced(open) // before its blocks change: native reads must not answer from the old ones
     open.attrs = fresh.attrs
     open.xattrs = fresh.xattrs
     open.size = fresh.size

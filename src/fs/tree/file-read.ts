@@ -5,8 +5,13 @@
 // ones read only the 4 KiB segments asked for, under the nonce remembered from that check);
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
+// Native reads: a v2 block sealed whole, checked here and unchanged since, is offered to the
+// ReadShortcut (the FUSE binding's table, native/src/fuse3/fastread.c), which answers later reads
+// of it without JS. changing() drops a file's entries before every change to its content (the
+// Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
+// nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -14,7 +19,7 @@ import { blockPosition } from './codec.js'
 import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
-import { type BlockRef, type Patch, isPatched, sourceRuns } from './block-ref.js'
+import { type BlockRef, type Patch, SEGMENTS, isPatched, sourceOf, sourceRuns } from './block-ref.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -28,6 +33,42 @@ const RUN_BLOCKS = 16
  * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
  */
 const MAX_VERIFIED = 64 * 1024
+
+/** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
+const AD_V1_LEN = 30
+
+/**
+ * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
+ * Entries are per file; `drop` and `put` are synchronous, done when they return.
+ */
+export interface ReadShortcut {
+  /** Whether reads of `f` go through the shortcut (a handle of it is bound): else nothing is offered. */
+  wants: (f: FileNode) => boolean
+  /**
+   * Block `idx` of `f` (size `f.size`) reads from these checked v2 objects (`objs`: n x [fd,
+   * position, length, first segment] of buffered descriptors, `nonces`: n x 12 bytes), segment s
+   * from objs[seg[s]] (SEG_HOLE: zeros; SEG_UNKNOWN: not checked yet, JS answers it).
+   */
+  put: (f: FileNode, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => void
+  /** Forget blocks from..to of `f` (the size stays); to = -1: all of them and the size. */
+  drop: (f: FileNode, from: number, to: number) => void
+}
+
+export const SEG_HOLE = 255
+export const SEG_UNKNOWN = 254
+/** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
+const MAX_OBJECTS = 33
+
+/** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
+const TO_THE_END = 2 ** 31 - 1
+
+/** Every reader's shortcut, for contentReplaced (a merge updates open nodes from outside the reader). */
+const shortcuts = new Set<ReadShortcut>()
+
+/** `f`'s content is being replaced in place (adopt.ts): every native entry of it goes first. */
+export function contentReplaced (f: FileNode): void {
+  for (const s of shortcuts) s.drop(f, 0, -1)
+}
 
 export interface FileReadDeps {
   store: Pick<BlockStore, 'locate' | 'refuseDirectReads' | 'get' | 'getRange'>
@@ -54,11 +95,81 @@ class Verified {
 export class FileReader {
   private readonly inflight = new Map<string, Promise<Buffer>>()
   private readonly verified = new Verified()
+  private shortcut: ReadShortcut | null = null
+  /** Changes to a file's content under way: nothing is offered to the shortcut meanwhile. */
+  private readonly busy = new Map<FileNode, number>()
 
   constructor (private readonly deps: FileReadDeps) {}
 
   /** Forgets the verified nonces (the quiet daemon's release: ~25 MiB at 64k; objects are checked whole again on their next read). */
   forgetVerified (): void { this.verified.clear() }
+
+  /** Offers checked blocks to `s` from now on (null: to no one). */
+  setShortcut (s: ReadShortcut | null): void {
+    if (this.shortcut != null) shortcuts.delete(this.shortcut)
+    this.shortcut = s
+    if (s != null) shortcuts.add(s)
+  }
+
+  /**
+   * A change to `f`'s bytes [from, to) starts (no range: anything, size included): its native
+   * entries go now, before the change is visible, and none is offered until the returned
+   * function says the change is over. A range that ends past the file's end also drops the
+   * block holding the old end and all after it: the table answers a read that reaches its
+   * size only from the block holding the last byte, so no read is cut short at the old end.
+   * (A truncate is the range between the two sizes: shrinking drops the block holding the new
+   * end and all after it, so a read past the new end finds a block missing and goes to JS.)
+   */
+  changing (f: FileNode, from?: number, to?: number): () => void {
+    this.busy.set(f, (this.busy.get(f) ?? 0) + 1)
+    const s = this.shortcut
+    if (s?.wants(f) === true) {
+      if (from == null || to == null) s.drop(f, 0, -1)
+      else if (to > f.size) s.drop(f, Math.min(Math.floor(from / BLOCK_SIZE), Math.floor(Math.max(0, f.size - 1) / BLOCK_SIZE)), TO_THE_END)
+      else if (to > from) s.drop(f, Math.floor(from / BLOCK_SIZE), Math.floor((to - 1) / BLOCK_SIZE))
+    }
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const n = (this.busy.get(f) ?? 1) - 1
+      if (n > 0) this.busy.set(f, n); else this.busy.delete(f)
+    }
+  }
+
+  /**
+   * Block `idx` of `f` was just read as `ref`: offered to the shortcut if `ref` is still what the
+   * block map names, the block is clean and no change runs, with each of its objects whose nonce
+   * a check against its CID kept (the others' segments stay with JS until a read checks them).
+   */
+  private offer (f: FileNode, idx: number, ref: BlockRef): void {
+    const s = this.shortcut
+    if (s == null || this.busy.has(f) || !s.wants(f)) return
+    if (f.blocks?.get(idx) !== ref || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
+    const objects: Array<{ cid: CID, first: number }> = isPatched(ref)
+      ? [...(ref.base != null ? [{ cid: ref.base, first: 0 }] : []), ...ref.patches.map(p => ({ cid: p.cid, first: p.first }))]
+      : [{ cid: ref, first: 0 }]
+    if (objects.length > MAX_OBJECTS) return
+    const objs = new Float64Array(objects.length * 4)
+    const nonces = new Uint8Array(objects.length * 12)
+    const usable = objects.map(({ cid, first }, i) => {
+      const known = this.verified.get(cid.toString())
+      const at = known != null ? this.deps.store.locate?.(cid, true) : null
+      if (known == null || at == null || at.direct === true || at.length !== known.readUInt32BE(12)) return false
+      objs.set([at.fd, at.position, at.length, first], i * 4)
+      nonces.set(known.subarray(0, 12), i * 12)
+      return true
+    })
+    const seg = new Uint8Array(SEGMENTS)
+    let any = false
+    for (let k = 0; k < SEGMENTS; k++) {
+      const src = sourceOf(ref, k)
+      const i = src.cid == null ? -1 : objects.findIndex(o => o.cid === src.cid && o.first === src.first)
+      seg[k] = src.cid == null ? SEG_HOLE : i < 0 || !usable[i] ? SEG_UNKNOWN : i
+      any ||= seg[k] !== SEG_UNKNOWN
+    }
+    if (any) s.put(f, idx, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN), objs, nonces, seg)
+  }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
   async readBlock (f: FileNode, idx: number): Promise<Buffer | null> {
@@ -166,7 +277,10 @@ export class FileReader {
       endRun()
       const from = Math.max(pos, start)
       const to = Math.min(end, blockEnd(i))
-      if (cid != null && this.deps.cache.get(cid.toString()) != null) pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+      if (cid != null && this.deps.cache.get(cid.toString()) != null) {
+        pending.push(this.readBlock(f, i).then(b => copy(i, b)))
+        this.offer(f, i, cid) // when a read that kept its nonce checked it
+      }
       else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
     endRun()
@@ -207,6 +321,7 @@ export class FileReader {
     }
     const results = await Promise.allSettled(jobs)
     for (const r of results) if (r.status === 'rejected') throw r.reason
+    this.offer(f, idx, ref)
   }
 
   /**
@@ -322,7 +437,9 @@ export class FileReader {
       else {
         if (n < b.span) out.fill(0, b.dst + n, b.dst + b.span)
         const nonce = nonces.subarray(i * 12, i * 12 + 12)
-        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length) // v2: its segments can be read alone now
+        // v2: its segments can be read alone now. (Not offered to the shortcut: a streaming
+        // read would pay for entries it never uses; a later partial read offers the block.)
+        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length)
       }
     })
     if (failed != null) throw failed

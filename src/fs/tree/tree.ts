@@ -17,7 +17,7 @@ import { Loader } from './load.js'
 import { Namespace, kindOfMode } from './namespace.js'
 import { AttrOps, stat, isStatExact } from './attrs.js'
 import { FileBlocks } from './file-blocks.js'
-import { FileReader } from './file-read.js'
+import { FileReader, type ReadShortcut } from './file-read.js'
 import { FileWriter } from './file-write.js'
 import { Committer } from './commit.js'
 import { prepare, install, OpenFiles, type TreeRef } from './adopt.js'
@@ -25,7 +25,7 @@ import { Edits } from './edits.js'
 import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, Owner } from './ports.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
-export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef }
+export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef, ReadShortcut }
 
 /** Files, or how to ask for them when they are needed. */
 export type Files = Iterable<FileNode> | (() => Iterable<FileNode>)
@@ -196,10 +196,22 @@ export class Tree {
   // ---- file content ----------------------------------------------------------------------------
 
   read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> { return this.reader.read(f, out, len, pos) }
-  write (f: FileNode, src: Buffer, pos: number): Promise<number> { return this.edits.content(f, async () => await this.writer.write(f, src, pos)) }
-  truncate (f: FileNode, size: number): Promise<void> { return this.edits.content(f, async () => { await this.writer.truncate(f, size) }) }
+  // Each content change first drops what native reads know of the bytes it changes (file-read.ts).
+  write (f: FileNode, src: Buffer, pos: number): Promise<number> {
+    const done = this.reader.changing(f, pos, pos + src.length)
+    return this.edits.content(f, async () => await this.writer.write(f, src, pos)).finally(done)
+  }
+  truncate (f: FileNode, size: number): Promise<void> {
+    const done = this.reader.changing(f, Math.min(size, f.size), Math.max(size, f.size))
+    return this.edits.content(f, async () => { await this.writer.truncate(f, size) }).finally(done)
+  }
   /** fallocate(2): modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] (file-write.ts). */
-  fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> { return this.edits.content(f, async () => { await this.writer.fallocate(f, mode, offset, length) }) }
+  fallocate (f: FileNode, mode: number, offset: number, length: number): Promise<void> {
+    const done = this.reader.changing(f, offset, offset + length)
+    return this.edits.content(f, async () => { await this.writer.fallocate(f, mode, offset, length) }).finally(done)
+  }
+  /** Reads of checked blocks may be answered by `s` from now on (the FUSE binding's native reads). */
+  setReadShortcut (s: ReadShortcut | null): void { this.reader.setShortcut(s) }
 
   // ---- commit ----------------------------------------------------------------------------------
 

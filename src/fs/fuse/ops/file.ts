@@ -26,8 +26,12 @@ export async function create (ctx: OpContext, path: string, mode: number, caller
   return ctx.handles.add(f, O_RDWR)
 }
 
+// A handle's first read through JS binds it to its file in the binding's native reads: the
+// blocks this read checks answer the next reads of the handle without JS (native-reads.ts).
 export async function read (ctx: OpContext, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
-  return await ctx.tree.read(ctx.handles.file(fh), buf, len, pos)
+  const f = ctx.handles.file(fh)
+  ctx.reads?.bindHandle(fh, f)
+  return await ctx.tree.read(f, buf, len, pos)
 }
 
 // The kernel's buffer stays valid until we answer, and the tree copies from it into its own
@@ -44,6 +48,7 @@ export async function fsync (ctx: OpContext): Promise<void> {
 }
 
 export async function release (ctx: OpContext, fh: number): Promise<void> {
+  ctx.reads?.releaseHandle(fh)
   ctx.handles.remove(fh)
 }
 
