@@ -12,6 +12,20 @@ import type { MapTree } from './block-map.js'
 import type { DirShards } from './dir-shards.js'
 
 let nextIno = 2
+/** Inode numbers of nodes with an id start here; those below are counted (symlinks, devices). */
+const ID_INO_BASE = 2 ** 32
+
+/**
+ * A file's or directory's inode number, from its id: the same whenever the node is loaded again
+ * (after the quiet daemon unloads the tree, or a merge swaps one in), so `st_ino` stays what git's
+ * index, backup tools and `ls -i` saw. 53 bits of the random id (a JS number); two ids sharing
+ * them is ~n^2/2^54 for n nodes, and matters only to a tool that takes two names with
+ * st_nlink > 1 for one file, which a node with one name is not.
+ */
+export function inoOfId (id: Buffer): number {
+  const n = id.readUIntBE(0, 6) * 32 + (id[6] >> 3)
+  return n < ID_INO_BASE ? n + ID_INO_BASE : n
+}
 
 /**
  * Log lines and error messages name nodes by label(): their id (files, directories) or inode
@@ -30,7 +44,7 @@ export abstract class Node {
   nlink = 1
   /** Set once the node has had a second name: its record lives in the link table. */
   link: LinkRef | null = null
-  constructor (public attrs: Attrs) { this.ino = nextIno++ }
+  constructor (public attrs: Attrs, id?: Buffer) { this.ino = id != null ? inoOfId(id) : nextIno++ }
 
   /** How log lines and error messages name this node (logOptions). */
   label (): string {
@@ -108,7 +122,7 @@ export class FileNode extends Node {
   readonly key: Buffer
   /** `id` and `key` are copied into Node's shared pool: a Buffer of their own each (randomBytes) held ~0.5 KB per file. */
   constructor (attrs: Attrs, id: Buffer, key: Buffer) {
-    super(attrs)
+    super(attrs, id)
     this.id = Buffer.from(id)
     this.key = Buffer.from(key)
   }
@@ -137,7 +151,7 @@ export class DirNode extends Node {
   loading: Promise<void> | null = null
   /** Subdirectories among the children (nlink; a sharded directory's root counts them all); kept by dir-entries.ts. */
   subdirs = 0
-  constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs) }
+  constructor (attrs: Attrs, public readonly id: Buffer, public readonly key: Buffer) { super(attrs, id) }
 }
 
 export class SymlinkNode extends Node {
