@@ -134,6 +134,7 @@ export class Drive {
   releaseMemory (): void {
     this.cache.clear()
     this.sealer.trim()
+    this.tree.releaseBuffers()
   }
 
   /** Every commit of this store, oldest first; each names the root directory's CID. */

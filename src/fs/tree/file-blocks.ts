@@ -59,10 +59,33 @@ export class FileBlocks {
   private dirtyBlocks = 0
   private readonly sealingFiles = new Set<FileNode>()
   private readonly seals = new Set<Promise<void>>()
-  /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
+  /**
+   * Block buffers of sealed blocks, reused so writes do not churn the GC: up to the dirty
+   * budget's worth, since random writes dirty a whole 128 KiB buffer per block they touch
+   * (a fresh one per 4 KiB write made V8's collector 47% of the JS thread's busy time).
+   */
   private readonly freeBuffers: Buffer[] = []
+  private readonly maxFree: number
 
-  constructor (private readonly deps: FileBlocksDeps) {}
+  constructor (private readonly deps: FileBlocksDeps) {
+    this.maxFree = Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
+  }
+
+  /** A BLOCK_SIZE buffer from the free list or new; zeroed when `zero`. */
+  private takeBuffer (zero: boolean): Buffer {
+    const b = this.freeBuffers.pop()
+    if (b == null) return zero ? Buffer.alloc(BLOCK_SIZE) : Buffer.allocUnsafe(BLOCK_SIZE)
+    if (zero) b.fill(0)
+    return b
+  }
+
+  /** Gives a buffer nothing references any more back to the free list (reads copied it before any await). */
+  private recycle (buf: Buffer): void {
+    if (buf.length === BLOCK_SIZE && this.freeBuffers.length < this.maxFree) this.freeBuffers.push(buf)
+  }
+
+  /** Drops the free buffers (the process went quiet: memory.ts). */
+  releaseBuffers (): void { this.freeBuffers.length = 0 }
 
   /** Plaintext bytes of dirty blocks are over the budget: seal them now. */
   get overBudget (): boolean { return bytesOfBlocks(this.dirtyBlocks) > this.deps.dirtyBudget }
@@ -180,7 +203,7 @@ export class FileBlocks {
       if (inSeal != null) {
         // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
         f.sealing.delete(idx)
-        buf = Buffer.from(inSeal)
+        if (inSeal.length === BLOCK_SIZE) { buf = this.takeBuffer(false); inSeal.copy(buf) } else buf = Buffer.from(inSeal)
         this.markDirty(f, idx, buf)
         return buf
       }
@@ -188,7 +211,7 @@ export class FileBlocks {
       // Patches only over a block the file fills (no padding, no tail to move) and not past the
       // fold; its old content is not loaded (prepareWrite loads what a write covers in part).
       if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) {
-        buf = cid == null ? Buffer.alloc(BLOCK_SIZE) : this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+        buf = this.takeBuffer(cid == null)
         this.markDirty(f, idx, buf)
         f.patching.set(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
         return buf
@@ -196,10 +219,11 @@ export class FileBlocks {
       const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
       // Another write may have dirtied, sealed or replaced the block while we read: start over.
       if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
-      if (whole) buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
-      else if (old != null) buf = Buffer.alloc(BLOCK_SIZE)
-      else buf = Buffer.alloc(bufferSizeFor(need))
-      if (old != null) old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx)))
+      if (whole) buf = this.takeBuffer(false)
+      else if (old != null) {
+        buf = this.takeBuffer(false)
+        buf.fill(0, old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx))))
+      } else buf = Buffer.alloc(bufferSizeFor(need))
       this.markDirty(f, idx, buf)
       return buf
     }
@@ -217,7 +241,7 @@ export class FileBlocks {
     if (patching != null && ((patching.known >>> 0) !== ALL ||
         (len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS))) {
       this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
-      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf) // reads copied it before any await
+      this.recycle(buf)
       return
     }
     if (len <= 0) return
@@ -275,7 +299,7 @@ export class FileBlocks {
       f.sealing.delete(idx)
       f.setBlock(idx, cid)
       if (f.parent != null) touch(f)
-      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
+      this.recycle(buf)
     })().catch(err => {
       this.deps.log(`error: sealing file ${f.label()} block ${idx}: ${(err as Error).message}`)
       if (f.sealing.get(idx) === buf) { f.sealing.delete(idx); this.markDirty(f, idx, buf) }

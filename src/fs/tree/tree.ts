@@ -101,6 +101,9 @@ export class Tree {
   get dirty (): boolean { return this.committer.dirty }
   get head (): CommitInfo { return this.committer.head }
 
+  /** Drops the block buffers kept for reuse by writes (the process went quiet). */
+  releaseBuffers (): void { this.fileBlocks.releaseBuffers() }
+
   // ---- loading and resolution ----------------------------------------------------------------
 
   /** Loads a directory's children once; concurrent callers share the load. */
