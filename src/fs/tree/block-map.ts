@@ -81,11 +81,11 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
       const c = children(nodes, level - 1, k)
       const index = nodeIndex(level, k)
       if (c.length === 0) nodes.delete(index)
-      else nodes.set(index, store.put(sealNode(f, index, { v: TREE_MAP, c } satisfies InnerBody)))
+      else nodes.set(index, store.put(sealBody(f, index, nodeBody(c, null))))
     }
     dirty = up
   }
-  const root = store.put(sealNode(f, 0, { v: TREE_MAP, h: height, c: children(nodes, height - 1, 0) } satisfies RootBody))
+  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0), height)))
   f.mapTree = { root, height, nodes }
   f.changedBlocks.clear()
   return root
@@ -136,8 +136,43 @@ export function leafBody (blocks: Map<number, BlockRef>, k: number): Uint8Array 
   return out
 }
 
-function sealNode (f: FileNode, index: number, body: unknown): Uint8Array {
-  return seal(f.key, position(f, index), padFrame(encode(body)))
+function sealBody (f: FileNode, index: number, body: Uint8Array): Uint8Array {
+  return seal(f.key, position(f, index), padFrame(body))
+}
+
+/** dag-cbor of each child CID (a CID object is never changed): inner nodes are rebuilt from them. */
+const cidBytes = new WeakMap<CID, Uint8Array>()
+
+/**
+ * The dag-cbor body of an inner node, `{ c, v: 2 }`, or of the root, `{ c, h, v: 2 }` (keys in
+ * canonical order), from the cached encodings of its children's CIDs: the same bytes as
+ * encode() of the object (test/tree/block-map.test.ts), without encoding 64 CIDs per node per commit.
+ */
+export function nodeBody (c: Array<[number, CID]>, height: number | null): Uint8Array {
+  const parts: Uint8Array[] = []
+  let len = 0
+  for (const [slot, cid] of c) {
+    let e = cidBytes.get(cid)
+    if (e == null) { e = encode(cid); cidBytes.set(cid, e) }
+    parts.push(e)
+    len += 2 + (slot < 24 ? 0 : 1) + e.length
+  }
+  const n = c.length // at most FANOUT (64) < 256
+  const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + 3)
+  let o = 0
+  out[o++] = height != null ? 0xa3 : 0xa2 // map(3) / map(2)
+  out[o++] = 0x61; out[o++] = 0x63 // "c"
+  if (n < 24) out[o++] = 0x80 | n
+  else { out[o++] = 0x98; out[o++] = n }
+  c.forEach(([slot], i) => {
+    out[o++] = 0x82 // [slot, CID]
+    if (slot < 24) out[o++] = slot
+    else { out[o++] = 0x18; out[o++] = slot }
+    out.set(parts[i], o); o += parts[i].length
+  })
+  if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height <= MAX_HEIGHT < 24
+  out[o++] = 0x61; out[o++] = 0x76; out[o++] = TREE_MAP // "v", 2
+  return out
 }
 
 /** Opens the sealed node at position `index` of a file's block map: its plaintext, still framed. */
