@@ -1,7 +1,8 @@
 // The write path's allocations (file-blocks.ts): block buffers freed by a commit are reused by
 // the next round of random writes up to the dirty budget's worth, a reused buffer never shows
-// its previous content (holes read as zeros, old blocks as they were), and the free list is
-// given back when the process goes quiet.
+// its previous content (holes read as zeros, old blocks as they were), a block sealed as patches
+// keeps its buffer for the next write into it (nothing it holds is loaded again), and the free
+// list is given back when the process goes quiet.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -10,6 +11,7 @@ import { SEGMENT } from '../../src/crypto/index.js'
 import type { FileNode } from '../../src/fs/tree/nodes.js'
 import type { Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree } from '../helpers/memory-store.js'
+import { BlockCache } from '../../src/store/block-cache.js'
 
 const B = BLOCK_SIZE
 
@@ -78,4 +80,59 @@ test('releaseBuffers empties the free list: the next writes get new buffers', as
   tree.releaseBuffers()
   for (let i = 20; i < 40; i++) await tree.write(f, randomBytes(SEGMENT), i * B)
   assert.equal([...dirtyMemory(f)].filter(b => first.has(b)).length, 0)
+})
+
+test('a write that starts in the segment the last commit\'s write ended in does not load that segment again, and reads back exactly', async () => {
+  const { tree, store } = memoryTree({ cache: new BlockCache(0) }) // every load reaches the store
+  const model = randomBytes(4 * B)
+  const f = await tree.create('/wal', 0o644)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  let reads = 0
+  const get = store.get.bind(store)
+  const getRange = store.getRange.bind(store)
+  store.get = async (...a) => { reads++; return await get(...a) }
+  store.getRange = async (...a) => { reads++; return await getRange(...a) }
+  // Log frames of 24 + 4096 bytes, back to back, one commit per two frames (a WAL's transactions).
+  // A transaction's first frame starts in the segment the last one ended in: known, not loaded
+  // (its end segment, partly written and never written before, is loaded).
+  let at = B + 1000
+  const firstFrameReads: number[] = []
+  for (let tx = 0; tx < 5; tx++) { // before the block's patches reach the fold
+    for (let k = 0; k < 2; k++) {
+      const frame = randomBytes(24 + 4096)
+      const before = reads
+      await tree.write(f, frame, at)
+      // Within one block: only the end segment may load (a frame into the next block loads there too).
+      if (k === 0 && tx > 0 && Math.floor(at / B) === Math.floor((at + frame.length) / B)) firstFrameReads.push(reads - before)
+      frame.copy(model, at)
+      at += frame.length
+    }
+    await tree.commit()
+  }
+  assert.equal(firstFrameReads.length, 4)
+  assert.ok(firstFrameReads.every(n => n <= 1), `store reads per first frame: ${firstFrameReads.join(' ')} (its start segment must not load)`)
+  store.get = get
+  store.getRange = getRange
+  assert.ok((await readAll(tree, f)).equals(model))
+})
+
+test('a kept buffer is not used once its block was sealed again in another way (truncated and grown)', async () => {
+  const { tree } = memoryTree()
+  const model = randomBytes(3 * B)
+  const f = await tree.create('/t', 0o644)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  await tree.write(f, Buffer.alloc(100, 7), B + 10) // block 1 patched, its buffer kept
+  Buffer.alloc(100, 7).copy(model, B + 10)
+  await tree.commit()
+  await tree.truncate(f, B + 50) // block 1 cut: sealed whole, shorter
+  await tree.truncate(f, 3 * B)
+  model.fill(0, B + 50)
+  await tree.commit()
+  await tree.write(f, Buffer.alloc(10, 9), B + 20)
+  Buffer.alloc(10, 9).copy(model, B + 20)
+  assert.ok((await readAll(tree, f)).equals(model), 'before the commit')
+  await tree.commit()
+  assert.ok((await readAll(tree, f)).equals(model), 'after the commit')
 })
