@@ -9,7 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody, nodeBody } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody, nodeBody, entryBody } from '../../src/fs/tree/block-map.js'
 import { cidOf } from '../../src/store/cid.js'
 import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
@@ -232,6 +232,19 @@ test('inner and root node bodies built from cached CID encodings are the bytes d
     for (let round = 0; round < 2; round++) { // the second round takes the cached encodings
       assert.deepEqual(Buffer.from(nodeBody(c, null)), Buffer.from(encode({ v: 2, c })), `inner node of ${n}`)
       assert.deepEqual(Buffer.from(nodeBody(c, 3)), Buffer.from(encode({ v: 2, h: 3, c })), `root of ${n}`)
+    }
+  }
+})
+
+test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list', () => {
+  const cid = (): CID => cidOf(randomBytes(40))
+  for (const idx of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 36 + 12345]) {
+    const whole = cid()
+    assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(entryOf(idx, whole))), `whole block ${idx}`)
+    for (const n of [1, 2, 16, 23, 24, 30]) {
+      const ref = { base: n % 2 === 0 ? null : cid(), patches: Array.from({ length: n }, (_, k) => ({ cid: cid(), first: (k * 7) % 32, count: 1 + (k % 3) })) }
+      ref.patches = ref.patches.map(p => ({ ...p, count: Math.min(p.count, 32 - p.first) }))
+      assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(entryOf(idx, ref))), `block ${idx}, ${n} patches`)
     }
   }
 })
