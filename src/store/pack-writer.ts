@@ -8,6 +8,7 @@ import { crc32 } from 'node:zlib'
 import type { CID } from './cid.js'
 import { StoreError, ioError } from './errors.js'
 import { DirectAppender } from './direct-append.js'
+import { copyBytes } from '../crypto/copy.js'
 import { PACK_HEADER_LENGTH, encodeRecordHeader } from './record.js'
 import type { Location } from './block-index.js'
 import type { Pack, PackFiles } from './pack-files.js'
@@ -24,6 +25,8 @@ const DIRECT_MIN = 1024 * 1024
  * (a stream of 128 KiB blocks) gains little from it, and would cost an open that much reading.
  */
 const CHECK_MAX = 1024 * 1024
+/** Buffered appends are copied into one buffer of this size per write. */
+const STAGING = 256 * 1024
 
 /** A block waiting to be appended; `release` hands its memory back once it is on disk. */
 interface PendingRecord { key: string, cid: CID, header: Buffer, body: Buffer, release?: () => void }
@@ -54,6 +57,8 @@ export class PackWriter {
   /** Where the last sync ended, and the CRC-32 of the bytes appended since (null: too many, or another pack). */
   private syncedTo: Watermark
   private sinceCrc: number | null = 0
+  /** The buffered appends' staging buffer (appends run one at a time, in the queue). */
+  private staging: Buffer | null = null
 
   constructor (private readonly files: PackFiles, private readonly index: WriterIndex, private current: Pack, private readonly packLimit: number) {
     this.syncedTo = { pack: current.id, offset: current.size }
@@ -163,14 +168,32 @@ export class PackWriter {
         const done = await this.appendDirect(pack, appender, off, batch, i)
         if (done.next > i) { off += done.bytes; i = done.next; continue }
       }
-      const part = batch.slice(i, i + 32).flatMap(r => [r.header, r.body])
-      const len = part.reduce((sum, b) => sum + b.length, 0)
-      const { bytesWritten } = await pack.fh.writev(part, off)
-      if (bytesWritten !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
+      // Records copied into one staging buffer, one write: a writev of 64 small buffers cost more
+      // on the JS thread (5.8% of it with fsync/32) than copying them. A record larger than the
+      // buffer goes alone, as it is.
+      let n = 0
+      let len = 0
+      while (i + n < batch.length && len + recordLength(batch[i + n]) <= STAGING) len += recordLength(batch[i + n++])
+      let written: number
+      if (n === 0) {
+        const r = batch[i]
+        len = recordLength(r)
+        n = 1
+        written = (await pack.fh.writev([r.header, r.body], off)).bytesWritten
+      } else {
+        const st = this.staging ??= Buffer.allocUnsafeSlow(STAGING)
+        let o = 0
+        for (let k = i; k < i + n; k++) {
+          o += batch[k].header.copy(st, o)
+          o += copyBytes(st, o, batch[k].body) // the body may be a sealing slot's shared memory
+        }
+        written = (await pack.fh.write(st, 0, len, off)).bytesWritten
+      }
+      if (written !== len) throw Object.assign(new Error('short write'), { code: 'ENOSPC' })
       pack.direct?.invalidate()
       off += len
       buffered += len
-      i += 32
+      i += n
     }
     return buffered
   }
