@@ -2,8 +2,8 @@
 // only it referenced, kept in the quarantine) and what refuses to open (ERR_STORE_DAMAGED):
 // a bad journal frame with valid frames after it, a missing or unreadable journal in a store
 // whose packs hold blocks, a record that fails authentication, a watermark past a pack's end.
-// A head record that checks the pack bytes it names (`pc`) and finds them not all on disk is a
-// commit that was never acknowledged (its record and its pack bytes were made durable side by
+// A head record that checks the pack bytes it names (`pc`) and finds them not all on disk (the
+// pack short, or a page of them zeros where the CRC differs) is a commit that was never acknowledged (its record and its pack bytes were made durable side by
 // side): it is set aside like a torn tail.
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
@@ -88,9 +88,21 @@ export async function headBytesHold (dataDir: string, head: CommitRecord): Promi
   try {
     const buf = Buffer.alloc(end - from)
     const { bytesRead } = await fh.read(buf, 0, buf.length, from)
-    return bytesRead === buf.length && crc32(buf) === crc
+    if (bytesRead < buf.length) return false
+    if (crc32(buf) === crc) return true
+    // A crash loses whole pages: a mismatch counts as bytes that never reached the disk only
+    // where a 4 KiB page of the file (its part in the range) reads as zeros. Other differences
+    // are damage or substitution: the commit stays, and its blocks read as EIO (CID checks).
+    for (let p = from - (from % PAGE); p < end; p += PAGE) {
+      const a = Math.max(p, from) - from
+      const b = Math.min(p + PAGE, end) - from
+      if (buf.subarray(a, b).every(x => x === 0)) return false
+    }
+    return true
   } finally { await fh.close() }
 }
+
+const PAGE = 4096
 
 /** The journal as if its last record were a torn tail: it is cut (and kept) like one. */
 export function withoutLast (jb: JournalBytes): JournalBytes {

@@ -64,15 +64,32 @@ test('a 4 KiB commit\'s record checks the pack bytes it appended, and an intact 
   } finally { rmSync(join(s.dir, '..'), { recursive: true, force: true }) }
 })
 
-for (const how of ['a changed byte', 'a pack cut short'] as const) {
+test('a head commit whose pack bytes differ but hold no zeroed page (damage, not a crash) stays the head', async () => {
+  const s = await twoCommits()
+  try {
+    const packPath = join(s.dir, 'packs', PACK)
+    const p = readFileSync(packPath)
+    p[s.before + 100] ^= 0x20
+    writeFileSync(packPath, p)
+    const drive = await Drive.open(s.dir, s.key)
+    assert.deepEqual(drive.log().map(e => e.seq), [1, 2])
+    await drive.close()
+  } finally { rmSync(join(s.dir, '..'), { recursive: true, force: true }) }
+})
+
+for (const how of ['a page of zeros', 'a pack cut short'] as const) {
   test(`a head commit whose pack bytes did not all reach the disk (${how}) is set aside: the previous commit opens, the record is kept`, async () => {
     const s = await twoCommits()
     try {
       const packPath = join(s.dir, 'packs', PACK)
       const journal = readFileSync(join(s.dir, 'journal'))
-      if (how === 'a changed byte') {
+      if (how === 'a page of zeros') {
         const p = readFileSync(packPath)
-        p[s.before + 100] ^= 0x20
+        const end = (await records(s.dir, s.key))[1].pack[1]
+        // A page of the file that never reached the disk (its part in the commit's bytes).
+        const page = Math.ceil(s.before / 4096) * 4096
+        if (page < end) p.fill(0, page, Math.min(page + 4096, end))
+        else p.fill(0, s.before, end)
         writeFileSync(packPath, p)
       } else truncateSync(packPath, s.before + 10)
       const lines: string[] = []
