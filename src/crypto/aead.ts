@@ -8,7 +8,7 @@
 // Segments let a reader open (and a writer seal) 4 KiB of a 128 KiB block; the type is no longer
 // in the clear, only in the associated data. A *patch* is a v2 object whose segments start at
 // `first` instead of 0 (their numbers are their places in the block).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto'
 import { AuthError, FormatError } from './errors.js'
 import { copyBytes } from './copy.js'
 import { loadAddon } from './addon.js'
@@ -147,6 +147,21 @@ function sealSegmentsInto (key: Uint8Array, prefix: Buffer, nonce: Uint8Array, f
   return sealedLength(plain.length) - V2_HEADER
 }
 
+/**
+ * Random nonces are taken 12 bytes at a time from a pool refilled by one randomFillSync per 4 KiB:
+ * a randomBytes call per seal cost ~4.5 us (4.6% of the JS thread in a 4 KiB random-write run).
+ * Every byte is handed out once; the nonce is copied into the sealed object at once.
+ */
+const noncePool = Buffer.allocUnsafeSlow(NONCE_LEN * 341)
+let nonceAt = noncePool.length
+
+function freshNonce (): Buffer {
+  if (nonceAt + NONCE_LEN > noncePool.length) { randomFillSync(noncePool); nonceAt = 0 }
+  const n = noncePool.subarray(nonceAt, nonceAt + NONCE_LEN)
+  nonceAt += NONCE_LEN
+  return n
+}
+
 /** Seals `plain` under `key` (v2) with a fresh random nonce, bound to `pos`. */
 export function seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Buffer {
   return sealPatch(key, pos, 0, plain)
@@ -159,7 +174,7 @@ export function seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Bu
 export function sealPatch (key: Uint8Array, pos: SealPosition, first: number, plain: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(sealedLength(plain.length))
   out[0] = SEAL_V2
-  const nonce = randomBytes(NONCE_LEN)
+  const nonce = freshNonce()
   nonce.copy(out, 1)
   sealSegmentsInto(key, associatedDataV2(pos.type, pos.objectId, pos.index), nonce, first, plain, out, V2_HEADER)
   return out
@@ -170,7 +185,7 @@ export function sealPatch (key: Uint8Array, pos: SealPosition, first: number, pl
  * `plain` lies in (same start). Returns the length.
  */
 export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array, out: Buffer): number {
-  const nonce = randomBytes(NONCE_LEN)
+  const nonce = freshNonce()
   const prefix = associatedDataV2(pos.type, pos.objectId, pos.index)
   // Ciphertext lands V2_HEADER bytes past its plaintext: sealed back to front, nothing unread is overwritten.
   const n = sealSegmentsInto(key, prefix, nonce, 0, plain, out, V2_HEADER)

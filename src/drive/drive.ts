@@ -13,7 +13,7 @@ import { copyTree, type ResealProgress } from './reseal.js'
 import { DriveError, damaged } from './errors.js'
 import { takeLock, releaseLock, writeLock } from './lock.js'
 import { loadMeta, upgradeMeta } from './store-meta.js'
-import { checkWatermark, decodeOrRefuse, keepTornTail, readJournal } from './recover.js'
+import { checkWatermark, decodeOrRefuse, headBytesHold, keepTornTail, readJournal, withoutLast } from './recover.js'
 import { JournalDamaged } from '../store/journal.js'
 import { packsHoldRecords } from './quarantine.js'
 
@@ -80,8 +80,10 @@ export class Drive {
       const meta = await loadMeta(dataDir, masterKey, opts.create ?? true)
       const storeId = Buffer.from(meta.id, 'hex')
       // Everything is checked before anything is cut: a refusal changes nothing.
-      const jb = await readJournal(dataDir)
+      let jb = await readJournal(dataDir)
       const decoded = decodeOrRefuse(dataDir, r => new CommitLog(masterKey, storeId, noSink).decodeAll(r), jb.scan.records)
+      const unacked = decoded.length > 0 && !await headBytesHold(dataDir, decoded.at(-1)!)
+      if (unacked) { jb = withoutLast(jb); decoded.pop() }
       const head = decoded.at(-1) ?? null
       await checkWatermark(dataDir, head)
       const kept = await keepTornTail(dataDir, jb, head)
@@ -99,9 +101,9 @@ export class Drive {
       }
       let journal: Journal
       try {
-        const opened = await Journal.open(join(dataDir, 'journal'))
+        const opened = await Journal.open(join(dataDir, 'journal'), { end: jb.scan.end })
         journal = opened.journal
-        if (opened.cutBytes > 0) log(`recovery: cut ${opened.cutBytes} bytes of an unfinished commit from the journal (kept in ${kept ?? '-'})`)
+        if (opened.cutBytes > 0) log(`recovery: cut ${opened.cutBytes} bytes of an unfinished commit from the journal${unacked ? ' (its pack bytes had not all reached the disk)' : ''} (kept in ${kept ?? '-'})`)
       } catch (err) {
         await store.close()
         throw err
@@ -136,6 +138,7 @@ export class Drive {
   releaseMemory (opts: { unloadTree?: boolean } = {}): { maps: number, unloaded: boolean } {
     this.cache.clear()
     this.sealer.trim()
+    this.tree.releaseBuffers()
     return this.tree.releaseMemory(opts)
   }
 

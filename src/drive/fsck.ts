@@ -9,6 +9,7 @@ import { CommitLog } from '../fs/tree/commit-log.js'
 import type { CommitRecord } from '../fs/tree/format.js'
 import { loadMeta } from './store-meta.js'
 import { packsHoldRecords } from './quarantine.js'
+import { headBytesHold } from './recover.js'
 import { scanPacks, checkIndexes, type PackScan } from './pack-scan.js'
 import { TreeChecker, type TreeProblem, type TreeCounts } from './tree-check.js'
 
@@ -103,6 +104,12 @@ export async function inspect (dataDir: string, masterKey: Buffer): Promise<Fsck
     if (commits.length === 0 && await packsHoldRecords(packsDir)) report.problems.push('journal: holds no commit, but the packs hold blocks')
   }
 
+  // The open's rule (recover.ts): a head whose checked pack bytes are not all there was never acknowledged.
+  const last = commits.at(-1)
+  if (last != null && !await headBytesHold(dataDir, last.record)) {
+    commits.pop()
+    report.notes.push(`journal: commit ${last.seq}, the last, was never acknowledged (its pack bytes are not all on disk); the next open sets it aside in the quarantine`)
+  }
   const packs = await scanPacks(packsDir)
   report.packs = { count: packs.packs.size, bytes: packs.bytes, records: packs.records }
   const head = commits.at(-1)

@@ -2,8 +2,13 @@
 // only it referenced, kept in the quarantine) and what refuses to open (ERR_STORE_DAMAGED):
 // a bad journal frame with valid frames after it, a missing or unreadable journal in a store
 // whose packs hold blocks, a record that fails authentication, a watermark past a pack's end.
+// A head record that checks the pack bytes it names (`pc`) and finds them not all on disk (the
+// pack short, or a page of them zeros where the CRC differs) is a commit that was never acknowledged (its record and its pack bytes were made durable side by
+// side): it is set aside like a torn tail.
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
+import { FRAME } from '../store/journal.js'
 import { Journal, type JournalScan } from '../store/journal.js'
 import type { CommitRecord } from '../fs/tree/format.js'
 import { damaged } from './errors.js'
@@ -67,4 +72,41 @@ export async function checkWatermark (dataDir: string, head: CommitRecord | null
   const st = await fsp.stat(join(dataDir, 'packs', packName(pack))).catch(() => null)
   if (st == null) throw damaged(dataDir, `pack ${pack}, named by commit ${head.seq}, is missing`)
   if (st.size < offset) throw damaged(dataDir, `pack ${pack} is shorter (${st.size} bytes) than commit ${head.seq} recorded (${offset})`)
+}
+
+/**
+ * Whether the pack bytes the head record checks (`pc`: from where in its watermark pack, and
+ * their CRC-32) are all on disk; true for a record without a check.
+ */
+export async function headBytesHold (dataDir: string, head: CommitRecord): Promise<boolean> {
+  if (head.pc == null) return true
+  const [pack, end] = head.pack
+  const [from, crc] = head.pc
+  if (!Number.isInteger(from) || from < 0 || from >= end) return false
+  let fh
+  try { fh = await fsp.open(join(dataDir, 'packs', packName(pack)), 'r') } catch { return false }
+  try {
+    const buf = Buffer.alloc(end - from)
+    const { bytesRead } = await fh.read(buf, 0, buf.length, from)
+    if (bytesRead < buf.length) return false
+    if (crc32(buf) === crc) return true
+    // A crash loses whole pages: a mismatch counts as bytes that never reached the disk only
+    // where a 4 KiB page of the file (its part in the range) reads as zeros. Other differences
+    // are damage or substitution: the commit stays, and its blocks read as EIO (CID checks).
+    for (let p = from - (from % PAGE); p < end; p += PAGE) {
+      const a = Math.max(p, from) - from
+      const b = Math.min(p + PAGE, end) - from
+      if (buf.subarray(a, b).every(x => x === 0)) return false
+    }
+    return true
+  } finally { await fh.close() }
+}
+
+const PAGE = 4096
+
+/** The journal as if its last record were a torn tail: it is cut (and kept) like one. */
+export function withoutLast (jb: JournalBytes): JournalBytes {
+  const records = jb.scan.records.slice(0, -1)
+  const last = jb.scan.records.at(-1)!
+  return { data: jb.data, scan: { ...jb.scan, records, end: jb.scan.end - FRAME - last.length } }
 }

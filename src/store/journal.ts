@@ -42,19 +42,30 @@ export class Journal {
    * Opens (or creates) a journal. A torn tail is handed to `onCut` (to keep it somewhere)
    * before it is cut; damage elsewhere throws JournalDamaged and writes nothing.
    */
-  static async open (path: string, opts: { onCut?: (tail: Buffer, at: number) => Promise<void> } = {}): Promise<{ journal: Journal, records: Buffer[], cutBytes: number }> {
+  static async open (path: string, opts: { onCut?: (tail: Buffer, at: number) => Promise<void>, end?: number } = {}): Promise<{ journal: Journal, records: Buffer[], cutBytes: number }> {
     const fh = await fsp.open(path, FS.O_RDWR | FS.O_CREAT, 0o600)
     try {
       const data = await fh.readFile()
       const scan = Journal.scan(data)
       if (scan.after.length > 0) throw new JournalDamaged(path, scan)
-      const cutBytes = data.length - scan.end
+      // `end`: the caller sets valid records aside too (a head commit that was never acknowledged).
+      let end = scan.end
+      let records = scan.records
+      if (opts.end != null && opts.end < end) {
+        let at = 0
+        let n = 0
+        while (at < opts.end) at += FRAME + records[n++].length
+        if (at !== opts.end) throw new StoreError('ERR_STORE_CORRUPT', `journal cut at ${opts.end} is not a frame boundary`)
+        end = at
+        records = records.slice(0, n)
+      }
+      const cutBytes = data.length - end
       if (cutBytes > 0) {
-        await opts.onCut?.(data.subarray(scan.end), scan.end)
-        await fh.truncate(scan.end)
+        await opts.onCut?.(data.subarray(end), end)
+        await fh.truncate(end)
         await fh.datasync()
       }
-      return { journal: new Journal(fh, scan.end, path), records: scan.records, cutBytes }
+      return { journal: new Journal(fh, end, path), records, cutBytes }
     } catch (err) {
       await fh.close().catch(() => {})
       throw err

@@ -13,7 +13,7 @@ import { PackFiles } from './pack-files.js'
 import { PackWriter } from './pack-writer.js'
 import { copyBytes } from '../crypto/copy.js'
 import type { FileRange } from '../crypto/open-file.js'
-import type { BlockStore, Watermark } from './types.js'
+import type { BlockStore, SyncStart, Watermark } from './types.js'
 
 export type { Watermark } from './types.js'
 
@@ -135,6 +135,9 @@ export class PackStore implements BlockStore {
 
   /** Makes every put so far durable; returns the watermark a commit records. */
   async sync (): Promise<Watermark> { return await this.writer.sync() }
+
+  /** sync() that returns before the fdatasync ends, with a check of the new bytes (types.ts). */
+  async syncStart (): Promise<SyncStart> { return await this.writer.syncStart() }
 
   /**
    * The sealed bytes of a block; read into `scratch` (and a view of it returned) when it fits.

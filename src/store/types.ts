@@ -7,6 +7,15 @@ import type { FileRange } from '../crypto/open-file.js'
 /** Where the committed data ends: every byte before it is durable. */
 export interface Watermark { pack: number, offset: number }
 
+/**
+ * A sync whose fdatasync may still be running: `durable` resolves once every byte before `wm` is
+ * on disk. `check` (when the bytes since the previous sync are few and in `wm`'s pack): where
+ * they start and their CRC-32, for a commit record that goes to the journal while the pack's
+ * fdatasync runs (docs/format.md, "Recovery rules": an open verifies them). Without it the
+ * caller must wait for `durable` before it records `wm`.
+ */
+export interface SyncStart { wm: Watermark, check: { from: number, crc: number } | null, durable: Promise<void> }
+
 export interface BlockStore {
   has: (cid: CID) => boolean
   /** Stores sealed bytes; returns their CID. Idempotent. */
@@ -26,6 +35,7 @@ export interface BlockStore {
   refuseDirectReads: () => void
   flush: () => Promise<void>
   sync: () => Promise<Watermark>
+  syncStart: () => Promise<SyncStart>
   readonly backlog: number
   readonly writeError: Error | null
   readonly size: number

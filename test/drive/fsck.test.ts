@@ -74,10 +74,13 @@ test('hard-linked files are checked through the link table: clean when intact, t
     await drive.tree.write(f, Buffer.alloc(200_000, 3), 0)
     await drive.tree.link('/d/f', '/g')
     await drive.commit()
+    // One more commit: damage in the head commit's own (checked) bytes sets it aside instead.
+    await drive.tree.write(await drive.tree.create('/later', 0o644), Buffer.from('later'), 0)
+    await drive.commit()
     await drive.close()
     const { report } = await fsckStore(dir, key)
     assert.equal(report.clean, true, report.problems.join('\n'))
-    assert.equal(report.head?.counts.blocks, 2, 'the linked file\'s two blocks are counted once')
+    assert.equal(report.head?.counts.blocks, 3, 'the linked file\'s two blocks are counted once, and /later\'s one')
     // Zero the linked file's first block in the pack: fsck names it as a hard-linked file.
     const packPath = join(dir, 'packs', '00000001.pack')
     const pack = readFileSync(packPath)

@@ -112,11 +112,12 @@ test('an unreadable journal refuses to open', async () => {
   } finally { rmSync(dirname(s.dir), { recursive: true, force: true }) }
 })
 
-test('a truncated pack refuses to open and is not cut further', async () => {
+test('a pack cut short of the last two commits refuses to open and is not cut further', async () => {
   const s = await threeCommits()
   try {
     const pack = join(s.dir, 'packs', '00000001.pack')
-    truncateSync(pack, statSync(pack).size - 100)
+    // Cut into the head commit's own bytes only, it is set aside instead (commit-overlap.test.ts).
+    truncateSync(pack, Math.floor(statSync(pack).size / 2))
     const before = hashes(s.dir)
     await assert.rejects(Drive.open(s.dir, s.key), e => isDamaged(e) && /shorter/.test((e as Error).message))
     assert.deepEqual(hashes(s.dir), before)

@@ -116,13 +116,25 @@ test('a deleted journal: mount refuses (19), fsck reports it, repair keeps every
   assert.deepEqual(await readBack(d), { a: null, keep: null })
 })
 
-test('a truncated pack: mount refuses (19), fsck reports it, repair goes back to the newest commit the pack still holds', async () => {
+test('a pack cut inside the last commit\'s bytes: fsck notes it was never acknowledged, the mount sets it aside and reads the version before', async () => {
   const d = await built()
   const size = statSync(pack1(d)).size
   truncateSync(pack1(d), size - 50)
+  const r = space(args(d, 'fsck'))
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /never acknowledged/)
+  assert.deepEqual(await readBack(d), { a: VERSIONS[1], keep: 'kept\n' })
+  assert.ok(readdirSync(quarantineOf(d.data)).some(n => n.startsWith('journal.from-')), 'the record is kept')
+})
+
+test('a truncated pack: mount refuses (19), fsck reports it, repair goes back to the newest commit the pack still holds', async () => {
+  const d = await built()
+  const size = statSync(pack1(d)).size
+  // Into the commit before the last (version 2, 300 kB): a cut inside the last one's own bytes only sets it aside (above).
+  truncateSync(pack1(d), size - 250_000)
   const cut = readFileSync(pack1(d))
   refusesToMount(d, /pack 1 is shorter/)
-  assert.equal(statSync(pack1(d)).size, size - 50)
+  assert.equal(statSync(pack1(d)).size, size - 250_000)
   const r = space(args(d, 'fsck'))
   assert.equal(r.status, 19)
   assert.match(r.stdout, /DAMAGED {2}pack 1: bad record header at byte \d+/)
@@ -132,11 +144,15 @@ test('a truncated pack: mount refuses (19), fsck reports it, repair goes back to
   const now = readFileSync(pack1(d))
   const tail = readdirSync(join(quarantineOf(d.data), 'packs'))
   assert.ok(Buffer.concat([now, readFileSync(join(quarantineOf(d.data), 'packs', tail[0]))]).equals(cut), 'the bytes past the new head are kept')
-  assert.deepEqual(await readBack(d), { a: VERSIONS[1], keep: 'kept\n' })
+  assert.deepEqual(await readBack(d), { a: VERSIONS[0], keep: 'kept\n' })
 })
 
 test('a zeroed content block: fsck names the file and block (19), repair brings back the version before it', async () => {
   const d = await built()
+  // One more commit, so the block lies outside the head commit's own (checked) bytes: damage there
+  // sets the head aside instead (above).
+  const m = await Mount.start(d)
+  try { writeFileSync(m.path('later'), 'later\n') } finally { assert.equal(await m.stop(), 0) }
   const pack = readFileSync(pack1(d))
   // The newest full sealed block (131,072 + 30 bytes) is block 0 of version 3.
   const rec = packRecords(pack).filter(r => r.length === 131_597).at(-1)! // a full content block, sealed v2

@@ -91,6 +91,26 @@ test('with direct I/O off (or refused by the file system) big batches go through
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
+test('buffered appends of small records, records larger than the staging buffer and shared-memory bodies read back', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null, { directIo: false })
+    const sizes = [100, 5000, 300_000, 7, 131_597, 131_597, 600_000, 4125, 4125]
+    const blocks = sizes.map(n => randomBytes(n))
+    const cids = blocks.map((b, i) => {
+      if (i % 3 !== 1) return s.put(b)
+      const shared = Buffer.from(new SharedArrayBuffer(b.length)) // as the sealing slots hand them over
+      b.copy(shared)
+      return s.put(shared)
+    })
+    const wm = await s.sync()
+    await s.close()
+    const s2 = await PackStore.open(dir, wm)
+    for (let i = 0; i < blocks.length; i++) assert.deepEqual(Buffer.from(await s2.get(cids[i])), blocks[i], `record ${i} (${sizes[i]} bytes)`)
+    await s2.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
 test('copyBytes copies between shared and unshared memory and checks bounds', () => {
   assert.ok(nativeCopy, 'native/build/Release/space_mem.node is built')
   const shared = Buffer.from(new SharedArrayBuffer(1 << 20))

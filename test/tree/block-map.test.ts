@@ -9,7 +9,8 @@ import type { CID } from 'multiformats/cid'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody, nodeBody, entryBody } from '../../src/fs/tree/block-map.js'
+import { cidOf } from '../../src/store/cid.js'
 import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
 import type { FileNode, Tree } from '../../src/fs/tree/tree.js'
@@ -220,5 +221,30 @@ test('a file rewritten in place, held inline for one commit, then grown past the
   for (let i = 0; i < 40; i++) {
     const got = await readAt(again, g, i * B, B)
     assert.ok(got.equals(fill(0x42)), `block ${i} after the reopen holds ${String.fromCharCode(got[0])}, not B`)
+  }
+})
+
+test('inner and root node bodies built from cached CID encodings are the bytes dag-cbor encodes, for 1 to 64 children', () => {
+  const cids = Array.from({ length: FANOUT }, () => cidOf(randomBytes(40)))
+  for (const n of [1, 2, 23, 24, 25, 63, 64]) {
+    // Slots spread over 0 .. 63, so both one-byte and two-byte slot numbers appear.
+    const c: Array<[number, CID]> = Array.from({ length: n }, (_, i) => [Math.floor(i * FANOUT / n), cids[i]])
+    for (let round = 0; round < 2; round++) { // the second round takes the cached encodings
+      assert.deepEqual(Buffer.from(nodeBody(c, null)), Buffer.from(encode({ v: 2, c })), `inner node of ${n}`)
+      assert.deepEqual(Buffer.from(nodeBody(c, 3)), Buffer.from(encode({ v: 2, h: 3, c })), `root of ${n}`)
+    }
+  }
+})
+
+test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list', () => {
+  const cid = (): CID => cidOf(randomBytes(40))
+  for (const idx of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 36 + 12345]) {
+    const whole = cid()
+    assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(entryOf(idx, whole))), `whole block ${idx}`)
+    for (const n of [1, 2, 16, 23, 24, 30]) {
+      const ref = { base: n % 2 === 0 ? null : cid(), patches: Array.from({ length: n }, (_, k) => ({ cid: cid(), first: (k * 7) % 32, count: 1 + (k % 3) })) }
+      ref.patches = ref.patches.map(p => ({ ...p, count: Math.min(p.count, 32 - p.first) }))
+      assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(entryOf(idx, ref))), `block ${idx}, ${n} patches`)
+    }
   }
 })

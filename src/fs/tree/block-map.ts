@@ -8,7 +8,7 @@ import type { CID } from 'multiformats/cid'
 import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import { type BlockEntry, BLOCK_SIZE, encode, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type BlockRef, fromEntry, entryOf as blockEntry } from './block-ref.js'
+import { type BlockRef, fromEntry, isPatched } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
 
@@ -81,11 +81,11 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
       const c = children(nodes, level - 1, k)
       const index = nodeIndex(level, k)
       if (c.length === 0) nodes.delete(index)
-      else nodes.set(index, store.put(sealNode(f, index, { v: TREE_MAP, c } satisfies InnerBody)))
+      else nodes.set(index, store.put(sealBody(f, index, nodeBody(c, null))))
     }
     dirty = up
   }
-  const root = store.put(sealNode(f, 0, { v: TREE_MAP, h: height, c: children(nodes, height - 1, 0) } satisfies RootBody))
+  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0), height)))
   f.mapTree = { root, height, nodes }
   f.clearChanged()
   return root
@@ -108,9 +108,49 @@ const entryBytes = new WeakMap<BlockRef, { idx: number, bytes: Uint8Array }>()
 function encodedEntry (idx: number, r: BlockRef): Uint8Array {
   const c = entryBytes.get(r)
   if (c?.idx === idx) return c.bytes
-  const bytes = encode(blockEntry(idx, r))
+  const bytes = entryBody(idx, r)
   entryBytes.set(r, { idx, bytes })
   return bytes
+}
+
+/** dag-cbor of a CID, cached per CID object (a CID is never changed). */
+function cidCbor (cid: CID): Uint8Array {
+  let e = cidBytes.get(cid)
+  if (e == null) { e = encode(cid); cidBytes.set(cid, e) }
+  return e
+}
+
+/** Bytes of a CBOR unsigned integer (major type 0) of `n` < 2^53. */
+function cborUint (n: number): number[] {
+  if (n < 24) return [n]
+  if (n < 0x100) return [0x18, n]
+  if (n < 0x10000) return [0x19, n >> 8, n & 0xff]
+  if (n < 0x100000000) return [0x1a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+  const hi = Math.floor(n / 0x100000000)
+  return [0x1b, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+}
+
+/** CBOR array head of `n` items. */
+const arrayHead = (n: number): number[] => { const u = cborUint(n); u[0] |= 0x80; return u }
+
+/**
+ * The dag-cbor of block `idx`'s map entry, `[idx, cid]` or `[idx, base | null, [[cid, first,
+ * count], ...]]`, from the cached encodings of its CIDs: the bytes encode() writes
+ * (test/tree/block-map.test.ts) at a fraction of its cost (a commit encodes every changed block's entry).
+ */
+export function entryBody (idx: number, r: BlockRef): Uint8Array {
+  const parts: Array<Uint8Array | number[]> = []
+  if (!isPatched(r)) parts.push([0x82], cborUint(idx), cidCbor(r))
+  else {
+    parts.push([0x83], cborUint(idx), r.base != null ? cidCbor(r.base) : [0xf6], arrayHead(r.patches.length))
+    for (const p of r.patches) parts.push([0x83], cidCbor(p.cid), cborUint(p.first), cborUint(p.count))
+  }
+  let len = 0
+  for (const x of parts) len += x.length
+  const out = new Uint8Array(len)
+  let o = 0
+  for (const x of parts) { out.set(x, o); o += x.length }
+  return out
 }
 
 /**
@@ -136,8 +176,42 @@ export function leafBody (blocks: Map<number, BlockRef>, k: number): Uint8Array 
   return out
 }
 
-function sealNode (f: FileNode, index: number, body: unknown): Uint8Array {
-  return seal(f.key, position(f, index), padFrame(encode(body)))
+function sealBody (f: FileNode, index: number, body: Uint8Array): Uint8Array {
+  return seal(f.key, position(f, index), padFrame(body))
+}
+
+/** dag-cbor of each child CID (a CID object is never changed): inner nodes are rebuilt from them. */
+const cidBytes = new WeakMap<CID, Uint8Array>()
+
+/**
+ * The dag-cbor body of an inner node, `{ c, v: 2 }`, or of the root, `{ c, h, v: 2 }` (keys in
+ * canonical order), from the cached encodings of its children's CIDs: the same bytes as
+ * encode() of the object (test/tree/block-map.test.ts), without encoding 64 CIDs per node per commit.
+ */
+export function nodeBody (c: Array<[number, CID]>, height: number | null): Uint8Array {
+  const parts: Uint8Array[] = []
+  let len = 0
+  for (const [slot, cid] of c) {
+    const e = cidCbor(cid)
+    parts.push(e)
+    len += 2 + (slot < 24 ? 0 : 1) + e.length
+  }
+  const n = c.length // at most FANOUT (64) < 256
+  const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + 3)
+  let o = 0
+  out[o++] = height != null ? 0xa3 : 0xa2 // map(3) / map(2)
+  out[o++] = 0x61; out[o++] = 0x63 // "c"
+  if (n < 24) out[o++] = 0x80 | n
+  else { out[o++] = 0x98; out[o++] = n }
+  c.forEach(([slot], i) => {
+    out[o++] = 0x82 // [slot, CID]
+    if (slot < 24) out[o++] = slot
+    else { out[o++] = 0x18; out[o++] = slot }
+    out.set(parts[i], o); o += parts[i].length
+  })
+  if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height <= MAX_HEIGHT < 24
+  out[o++] = 0x61; out[o++] = 0x76; out[o++] = TREE_MAP // "v", 2
+  return out
 }
 
 /** Opens the sealed node at position `index` of a file's block map: its plaintext, still framed. */

@@ -12,7 +12,7 @@ import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
 export interface CommitDeps {
   root: DirNode
   links: LinkTable
-  store: Pick<BlockStore, 'put' | 'sync'>
+  store: Pick<BlockStore, 'put' | 'sync' | 'syncStart'>
   sink: CommitSink
   fileBlocks: Pick<FileBlocks, 'sealsInFlight' | 'waitForAllSeals' | 'takeOverSeals' | 'sealAllDirty'>
   now: () => number
@@ -28,6 +28,8 @@ export class Committer {
   private pending: Promise<CommitInfo> | null = null
   private chain: Promise<unknown> = Promise.resolve()
   private failed = false
+  /** A commit record reached the journal but its pack bytes failed to: no commit may follow it. */
+  private broken: Error | null = null
   /** A tree was swapped in (adopt.ts): the next commit records it though nothing is dirty. */
   private adopted = false
 
@@ -70,11 +72,30 @@ export class Committer {
     const rootEntry = entryOf(root, store) as CommitRecord['root']
     const rootCid = root.cid
     const links = this.sealLinks()
+    if (this.broken != null) throw this.broken
     try {
-      const wm = await store.sync()
+      // With a check of the new pack bytes, the record goes to the journal while the pack's
+      // fdatasync runs: one fdatasync in series instead of two. An open verifies the head
+      // record's bytes and sets it aside if they did not all reach the disk (it was never
+      // acknowledged: this returns only once both are durable).
+      const s = store.syncStart != null ? await store.syncStart() : { wm: await store.sync(), check: null, durable: Promise.resolve() }
+      const wm = s.wm
       const rec: CommitRecord = { v: FORMAT_VERSION, seq: this.seq + 1, time: this.deps.now(), root: rootEntry, pack: [wm.pack, wm.offset] }
       if (links != null) rec.links = links
-      await this.deps.sink.append(rec)
+      if (s.check == null) {
+        await s.durable
+        await this.deps.sink.append(rec)
+      } else {
+        rec.pc = [s.check.from, s.check.crc]
+        const [pack, journal] = await Promise.allSettled([s.durable, this.deps.sink.append(rec)])
+        if (pack.status === 'rejected') {
+          // The record may be in the journal already: no later record may follow it under this
+          // sequence number, so this tree takes no more commits (a remount verifies it).
+          if (journal.status === 'fulfilled') this.broken = pack.reason as Error
+          throw pack.reason
+        }
+        if (journal.status === 'rejected') throw journal.reason
+      }
       this.seq = rec.seq
       this.headRoot = rootCid
       this.failed = false

@@ -17,7 +17,9 @@
 //   4. A dirty buffer holds the file's bytes of its block up to the file's size and zeros after;
 //      it is BLOCK_SIZE long or, for a block that starts small, a power of two that grows.
 //   5. A buffer goes back to freeBuffers only once its seal landed: reads copy in-memory blocks
-//      before any await, so nothing else holds it.
+//      before any await, so nothing else holds it. A block sealed as patches keeps its buffer
+//      (`clean`, with its known segments) for the next write into it, only while the block's
+//      reference is the one that seal set.
 //   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
 //      hole, with fewer than FOLD_SEGMENTS patched segments) is sealed as patches: one v2 object
 //      per run of written segments, numbered by their place in the block, appended to the
@@ -59,10 +61,84 @@ export class FileBlocks {
   private dirtyBlocks = 0
   private readonly sealingFiles = new Set<FileNode>()
   private readonly seals = new Set<Promise<void>>()
-  /** Block buffers of sealed blocks, reused so a long write does not churn the GC. */
+  /**
+   * Block buffers of sealed blocks, reused so writes do not churn the GC: up to the dirty
+   * budget's worth, since random writes dirty a whole 128 KiB buffer per block they touch
+   * (a fresh one per 4 KiB write made V8's collector 47% of the JS thread's busy time).
+   */
   private readonly freeBuffers: Buffer[] = []
+  private readonly maxFree: number
+  /**
+   * Buffers of blocks just sealed as patches, kept with the segments they hold (all equal to the
+   * sealed block's): the next write into the block starts from them and loads nothing it knows
+   * (a database log's next frame shares a segment with the last one: each transaction read and
+   * hashed the whole re-sealed block to load it). Oldest first; taken as free buffers when none is.
+   */
+  private readonly clean = new Map<FileNode, Map<number, Clean>>()
+  private readonly cleanOrder = new Set<Clean>()
 
-  constructor (private readonly deps: FileBlocksDeps) {}
+  constructor (private readonly deps: FileBlocksDeps) {
+    this.maxFree = Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
+  }
+
+  /** A BLOCK_SIZE buffer from the free list, else the oldest clean block, else new; zeroed when `zero`. */
+  private takeBuffer (zero: boolean): Buffer {
+    let b = this.freeBuffers.pop()
+    if (b == null) {
+      const oldest = this.cleanOrder.values().next().value
+      if (oldest != null) { this.dropClean(oldest); b = oldest.buf }
+    }
+    if (b == null) return zero ? Buffer.alloc(BLOCK_SIZE) : Buffer.allocUnsafe(BLOCK_SIZE)
+    if (zero) b.fill(0)
+    return b
+  }
+
+  /** Keeps the buffer of a block just sealed as `ref`, holding segments `known` of it. */
+  private keepClean (f: FileNode, idx: number, buf: Buffer, known: number, ref: BlockRef | undefined): void {
+    if (buf.length !== BLOCK_SIZE || ref == null || f.parent == null) { this.recycle(buf); return }
+    let m = this.clean.get(f)
+    if (m == null) { m = new Map(); this.clean.set(f, m) }
+    const old = m.get(idx)
+    if (old != null) this.dropClean(old)
+    const c: Clean = { f, idx, buf, known, ref }
+    m.set(idx, c)
+    this.cleanOrder.add(c)
+    while (this.cleanOrder.size + this.freeBuffers.length > this.maxFree) {
+      const oldest = this.cleanOrder.values().next().value!
+      this.dropClean(oldest)
+      this.recycle(oldest.buf)
+    }
+  }
+
+  private dropClean (c: Clean): void {
+    this.cleanOrder.delete(c)
+    const m = this.clean.get(c.f)
+    if (m?.get(c.idx) !== c) return
+    m.delete(c.idx)
+    if (m.size === 0) this.clean.delete(c.f)
+  }
+
+  /** The kept buffer of block `idx`, if it still holds segments of the block as it is sealed now; taken out. */
+  private takeClean (f: FileNode, idx: number): Clean | null {
+    const c = this.clean.get(f)?.get(idx)
+    if (c == null) return null
+    this.dropClean(c)
+    if (c.ref === f.blocks?.get(idx)) return c
+    this.recycle(c.buf)
+    return null
+  }
+
+  /** Gives a buffer nothing references any more back to the free list (reads copied it before any await). */
+  private recycle (buf: Buffer): void {
+    if (buf.length === BLOCK_SIZE && this.freeBuffers.length + this.cleanOrder.size < this.maxFree) this.freeBuffers.push(buf)
+  }
+
+  /** Drops the free and clean buffers (the process went quiet: memory.ts). */
+  releaseBuffers (): void {
+    this.freeBuffers.length = 0
+    this.clean.clear()
+    this.cleanOrder.clear()
+  }
 
   /** Plaintext bytes of dirty blocks are over the budget: seal them now. */
   get overBudget (): boolean { return bytesOfBlocks(this.dirtyBlocks) > this.deps.dirtyBudget }
@@ -79,6 +155,7 @@ export class FileBlocks {
   /** A file left the tree: its dirty blocks stay for open handles but are never sealed. */
   forget (f: FileNode): void {
     if (this.dirtyFiles.delete(f)) this.dirtyBlocks -= f.dirty.size
+    for (const c of [...this.clean.get(f)?.values() ?? []]) { this.dropClean(c); this.recycle(c.buf) }
   }
 
   markDirty (f: FileNode, idx: number, buf: Buffer): void {
@@ -180,26 +257,35 @@ export class FileBlocks {
       if (inSeal != null) {
         // Rewritten while its seal is in flight: that seal's result is dropped, the data moves on.
         f.deleteSealing(idx)
-        buf = Buffer.from(inSeal)
+        if (inSeal.length === BLOCK_SIZE) { buf = this.takeBuffer(false); inSeal.copy(buf) } else buf = Buffer.from(inSeal)
         this.markDirty(f, idx, buf)
         return buf
       }
       const cid = f.blocks?.get(idx)
       // Patches only over a block the file fills (no padding, no tail to move) and not past the
       // fold; its old content is not loaded (prepareWrite loads what a write covers in part).
-      if (patchable && !whole && bytesInBlock(f.size, idx) === BLOCK_SIZE && patchedSegments(cid) < FOLD_SEGMENTS) {
-        buf = cid == null ? Buffer.alloc(BLOCK_SIZE) : this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
+      const full = bytesInBlock(f.size, idx) === BLOCK_SIZE
+      const kept = full && !whole ? this.takeClean(f, idx) : null
+      if (patchable && !whole && full && patchedSegments(cid) < FOLD_SEGMENTS) {
+        buf = kept?.buf ?? this.takeBuffer(cid == null)
         this.markDirty(f, idx, buf)
-        f.setPatching(idx, { written: 0, known: cid == null ? ALL : 0, over: cid }) // a hole's segments are zeros
+        f.setPatching(idx, { written: 0, known: cid == null ? ALL : kept?.known ?? 0, over: cid }) // a hole's segments are zeros
         return buf
       }
+      if (kept != null && (kept.known >>> 0) === ALL) {
+        // The fold of a block whose every segment is kept: nothing to load.
+        this.markDirty(f, idx, kept.buf)
+        return kept.buf
+      }
+      if (kept != null) this.recycle(kept.buf)
       const old = whole || blockStart(idx) >= f.size ? null : await this.deps.readBlock(f, idx)
       // Another write may have dirtied, sealed or replaced the block while we read: start over.
       if (f.dirty.has(idx) || f.sealing.has(idx) || f.blocks?.get(idx) !== cid) continue
-      if (whole) buf = this.freeBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE)
-      else if (old != null) buf = Buffer.alloc(BLOCK_SIZE)
-      else buf = Buffer.alloc(bufferSizeFor(need))
-      if (old != null) old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx)))
+      if (whole) buf = this.takeBuffer(false)
+      else if (old != null) {
+        buf = this.takeBuffer(false)
+        buf.fill(0, old.copy(buf, 0, 0, Math.min(old.length, bytesInBlock(f.size, idx))))
+      } else buf = Buffer.alloc(bufferSizeFor(need))
       this.markDirty(f, idx, buf)
       return buf
     }
@@ -217,7 +303,7 @@ export class FileBlocks {
     if (patching != null && ((patching.known >>> 0) !== ALL ||
         (len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS))) {
       this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
-      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf) // reads copied it before any await
+      this.keepClean(f, idx, buf, patching.known, f.blocks!.get(idx))
       return
     }
     if (len <= 0) return
@@ -275,7 +361,7 @@ export class FileBlocks {
       f.deleteSealing(idx)
       f.setBlock(idx, cid)
       if (f.parent != null) touch(f)
-      if (this.freeBuffers.length < 32 && buf.length === BLOCK_SIZE) this.freeBuffers.push(buf)
+      this.recycle(buf)
     })().catch(err => {
       this.deps.log(`error: sealing file ${f.label()} block ${idx}: ${(err as Error).message}`)
       if (f.sealing.get(idx) === buf) { f.deleteSealing(idx); this.markDirty(f, idx, buf) }
@@ -320,6 +406,9 @@ export class FileBlocks {
 
 /** Every segment of a block, as a bit mask. */
 const ALL = 0xffffffff
+
+/** A kept buffer of a block sealed as `ref`: segments `known` hold its bytes. */
+interface Clean { f: FileNode, idx: number, buf: Buffer, known: number, ref: BlockRef }
 
 function popcount (x: number): number {
   let n = 0

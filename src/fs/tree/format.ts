@@ -77,6 +77,7 @@ export interface CommitRecord {
   time: number
   root: EntryRecord // the root directory's entry (name '')
   pack: [number, number] // durable store watermark (pack id, offset)
+  pc?: [number, number] // the pack bytes this commit appended: [start offset in pack `pack[0]`, CRC-32 of [start, pack[1])]; checked at open
   links?: { i: Uint8Array, k: Uint8Array, d: CID } // the link table (id, key, node), once there is one
 }
 

@@ -20,6 +20,12 @@ export interface BlockStore {
   /** From now on locate() names buffered descriptors only (O_DIRECT reads were refused). */
   refuseDirectReads?: () => void
   sync: () => Promise<{ pack: number, offset: number }>
+  /**
+   * sync() in two steps (src/store/types.ts SyncStart): the watermark and a check of the bytes
+   * since the last sync once they are written, `durable` once they are on disk. Optional: a
+   * store without it is synced with sync().
+   */
+  syncStart?: () => Promise<{ wm: { pack: number, offset: number }, check: { from: number, crc: number } | null, durable: Promise<void> }>
   flush: () => Promise<void>
   readonly backlog: number
   /** Set while appends fail (a full disk); writes are refused with it. */

@@ -103,6 +103,9 @@ export class Tree {
   get dirty (): boolean { return this.committer.dirty }
   get head (): CommitInfo { return this.committer.head }
 
+  /** Drops the block buffers kept for reuse by writes (the process went quiet). */
+  releaseBuffers (): void { this.fileBlocks.releaseBuffers() }
+
   // ---- loading and resolution ----------------------------------------------------------------
 
   /** Loads a directory's node once (what its stat counts; a sharded one: its root); its loaded children. */
