@@ -36,6 +36,9 @@ enum { OK, ERR_ERRNO, ERR_SHORT, ERR_AUTH, ERR_FORMAT, ERR_RANGE, ERR_NOMEM, ERR
 
 /** The calling thread's AES-256-GCM decryption context (segments.c), or NULL when out of memory. */
 struct evp_cipher_ctx_st *seal_dctx (void);
+// Loads an all-zero key into this thread's decryption context, so the expanded key of the last
+// file it opened does not stay in the context's (ordinary heap) memory.
+void seal_dctx_forget (void);
 /** Plaintext length of a v2 object of `len` sealed bytes; -1 when no v2 object is that long. */
 int64_t v2_plain_length (size_t len);
 size_t segments_of (int64_t plain);

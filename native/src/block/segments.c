@@ -18,6 +18,11 @@ EVP_CIPHER_CTX *seal_dctx (void) {
   return ctx;
 }
 
+void seal_dctx_forget (void) {
+  static const unsigned char zero[32] = { 0 };
+  if (ctx != NULL) EVP_DecryptInit_ex(ctx, NULL, NULL, zero, NULL);
+}
+
 // Plaintext length of a v2 object of `len` sealed bytes; -1 when no v2 object is that long.
 int64_t v2_plain_length (size_t len) {
   if (len < V2_HEADER + TAG_LEN) return -1;

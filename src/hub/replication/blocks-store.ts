@@ -82,12 +82,15 @@ export class HubBlocks {
     const key = userKey(userId)
     let mine = this.pending.get(key)
     if (mine === undefined) { mine = new Map(); this.pending.set(key, mine) }
+    const taken: string[] = [] // pending references this call added (another batch may hold the rest)
     for (const b of blocks) {
       bytes += b.bytes.length
       if (!this.store.has(b.cid)) added++
       this.store.putWithCid(b.cid, b.bytes)
       // Taken at the put: a group commit whose sync starts after this covers it.
-      mine.set(b.cid.toString(), { userId, ref: { cid: b.cid.bytes, size: b.bytes.length } })
+      const k = b.cid.toString()
+      if (!mine.has(k)) taken.push(k)
+      mine.set(k, { userId, ref: { cid: b.cid.bytes, size: b.bytes.length } })
     }
     if (durable) await this.sync()
     else {
@@ -95,12 +98,20 @@ export class HubBlocks {
         await this.store.flush()
       } catch (err) {
         // Not written (a full disk): not held either, so the device's retry uploads it again.
-        for (const b of blocks) this.pending.get(key)?.delete(b.cid.toString())
+        for (const k of taken) this.pending.get(key)?.delete(k)
         throw err
       }
-      this.timer ??= setTimeout(() => { this.timer = null; this.sync().catch(() => {}) }, PENDING_MAX_MS).unref()
+      this.armTimer()
     }
     return { blocks: blocks.length, bytes, added }
+  }
+
+  /** A group commit PENDING_MAX_MS from now for references still pending (again if one fails). */
+  private armTimer (): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = null
+      this.sync().catch(() => { if ([...this.pending.values()].some(m => m.size > 0)) this.armTimer() })
+    }, PENDING_MAX_MS).unref()
   }
 
   /** Makes every block stored so far durable, with its references (a group commit). */
