@@ -14,6 +14,21 @@ import { Cluster, until, type Device } from './helpers-devices.js'
 
 const MiB = 1024 * 1024
 
+/** Creates `path`, writes `bytes` random bytes in 1 MiB writes (the event loop turning every `yieldEvery` writes, `each` called then), closes it. */
+async function writeFileYielding (path: string, bytes: number, yieldEvery: number, each: (written: number) => void): Promise<void> {
+  const fd = openSync(path, 'w')
+  try {
+    for (let done = 0, i = 1; done < bytes; i++) {
+      const n = Math.min(MiB, bytes - done)
+      writeSync(fd, randomBytes(n))
+      done += n
+      if (i % yieldEvery === 0) { each(done); await sleep(1) }
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Creates `path`, writes `bytes` random bytes in 1 MiB writes, closes it. */
 function writeFile (path: string, bytes: number): void {
   const fd = openSync(path, 'w')
@@ -86,5 +101,48 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
     const all = new Map([...made, ...theirs])
     await until('every file on alpha', () => missing(A, all).length === 0, 60_000).catch(() => { assert.deepEqual(missing(A, all).slice(0, 10), []) })
     await until('every file on beta', () => missing(B, all).length === 0, 60_000).catch(() => { assert.deepEqual(missing(B, all).slice(0, 10), []) })
+  })
+  it('alpha\'s mount keeps naming the big files alpha writes, at their sizes so far, across merges swapped in under the open writer', async t => {
+    const [A, B] = c!.devs
+    const made = new Map<string, number>()
+    const theirs = new Map<string, number>()
+    let writing = true
+    const beta = (async () => {
+      for (let i = 0; writing; i++) {
+        const name = `beta-big-${i}.txt`
+        writeFileSync(B.path(name), `beta ${i}\n`)
+        theirs.set(name, Buffer.byteLength(`beta ${i}\n`))
+        await sleep(150)
+      }
+    })()
+    const problems: string[] = []
+    let checked = 0
+    try {
+      let seen = merges(A)
+      for (let i = 0; i < 6; i++) {
+        const name = `big-${i}.bin`
+        const size = 40 * MiB + i * 4099
+        await writeFileYielding(A.path(name), size, 2, written => {
+          const now = merges(A)
+          if (now === seen) return
+          seen = now
+          checked++
+          for (const p of missing(A, made)) problems.push(`after merge ${now}, writing ${name}: ${p}`)
+          let got: number | string
+          try { got = statSync(A.path(name)).size } catch (err) { got = (err as NodeJS.ErrnoException).code ?? String(err) }
+          if (got !== written) problems.push(`after merge ${now}: ${name} open for writing: stat says ${got}, ${written} written`)
+        })
+        made.set(name, size)
+      }
+    } finally {
+      writing = false
+      await beta
+    }
+    t.diagnostic(`${made.size} big files written on alpha, ${theirs.size} files on beta, ${checked} checks after merges on alpha (${merges(A)} merges)`)
+    assert.ok(checked > 0, 'beta\'s changes merged into alpha while alpha wrote')
+    assert.deepEqual(problems.slice(0, 10), [], 'alpha\'s mount names every file alpha wrote, at its size')
+    const all = new Map([...made, ...theirs])
+    await until('every file on alpha', () => missing(A, all).length === 0, 60_000).catch(() => { assert.deepEqual(missing(A, all).slice(0, 10), []) })
+    await until('every file on beta', () => missing(B, all).length === 0, 90_000).catch(() => { assert.deepEqual(missing(B, all).slice(0, 10), []) })
   })
 })
