@@ -56,3 +56,14 @@ test('a merge is swapped in after the last writes were committed by a commit ask
   assert.ok(info != null, 'the merge is swapped in: nothing changed since the commit it was made against')
   assert.deepEqual(await listTree(sink.reopen(store)), { 'big.bin': 'start one two', 'keep': 'k', 'theirs.txt': 'from the other device' })
 })
+
+test('a call that failed and changed nothing (mkdir of a folder that exists) does not hold merges back', async () => {
+  const { tree, store, sink } = await buildTree({ 'docs/a.txt': 'a' })
+  await assert.rejects(tree.mkdir('/docs', 0o755), { code: 'ERR_EXISTS' })
+  assert.equal(tree.dirty, false)
+  const theirs = await otherDevice(store, sink.last!, async t => { await t.mkdir('/theirs', 0o755) })
+  const expect = tree.head.seq
+  await tree.commit() // what a merge does first (the engine): nothing to commit
+  assert.ok(await tree.adopt(theirs, expect, [], { writers: [] }) != null, 'the merge is swapped in')
+  assert.deepEqual(await listTree(sink.reopen(store)), { 'docs/a.txt': 'a', 'theirs/': {} })
+})
