@@ -16,7 +16,7 @@
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { appendFileSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -158,15 +158,24 @@ function sha256File (path) {
   return h.digest('hex')
 }
 
-/** Writes `bytes` random bytes to `path` in 8 MiB writes (as syncthing-peer.mjs does); its SHA-256. */
+/**
+ * Writes `bytes` random bytes to `path` in 8 MiB writes (as syncthing-peer.mjs does); its SHA-256.
+ * Each step goes to WORKDIR/bulk-progress.log before it is made: a run that hangs shows whether
+ * it waits in a write, a close or for the other device.
+ */
 function writeRandomFile (path, bytes) {
+  const note = what => appendFileSync(join(work, 'bulk-progress.log'), `${new Date().toISOString()} ${path} ${what}\n`)
   const h = createHash('sha256')
+  note('open')
   const fd = openSync(path, 'w')
   for (let done = 0; done < bytes;) {
     const chunk = randomBytes(Math.min(8 << 20, bytes - done))
+    note(`write at ${done}`)
     writeSync(fd, chunk); h.update(chunk); done += chunk.length
   }
+  note('close')
   closeSync(fd)
+  note('closed')
   return h.digest('hex')
 }
 

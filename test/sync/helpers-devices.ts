@@ -255,17 +255,22 @@ export class Cluster {
   static async start (prefix: string, names: string[], opts: { proxies?: boolean, syncArgs?: string[] } = {}): Promise<Cluster> {
     const c = new Cluster()
     c.hubDirs = tempDirs(`${prefix}-hub-`)
-    c.hub = new Hub(join(c.hubDirs.base, 'hub'))
-    await c.hub.start()
-    if (opts.proxies === true) {
-      for (let i = 0; i < names.length; i++) {
-        const p = new HubProxy(() => c.hub.port)
-        await p.start()
-        c.proxies.push(p)
+    try {
+      c.hub = new Hub(join(c.hubDirs.base, 'hub'))
+      await c.hub.start()
+      if (opts.proxies === true) {
+        for (let i = 0; i < names.length; i++) {
+          const p = new HubProxy(() => c.hub.port)
+          await p.start()
+          c.proxies.push(p)
+        }
       }
+      c.devs = await devicesOf(names, i => opts.proxies === true ? c.proxies[i].url : c.hub.url, opts.syncArgs)
+      for (const d of c.devs) await d.start()
+    } catch (err) {
+      await c.stop().catch(() => {}) // a start that failed half way leaves no mount or process behind
+      throw err
     }
-    c.devs = await devicesOf(names, i => opts.proxies === true ? c.proxies[i].url : c.hub.url, opts.syncArgs)
-    for (const d of c.devs) await d.start()
     return c
   }
 

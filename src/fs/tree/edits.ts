@@ -18,7 +18,13 @@ export class Edits {
   private running = 0
   /** Content changes still running, by file. */
   private readonly writing = new Map<FileNode, number>()
-  /** A lower bound of the clock at each commit's snapshot: every change finished before it is in that commit. */
+  /**
+   * A lower bound of the clock at each commit's snapshot: every change finished before it is in
+   * that commit. The highest known: a commit asked for while another runs takes its snapshot
+   * later than it was asked for, so writes finishing meanwhile are in it but count as after it;
+   * a later call that finds nothing left to commit moves the bound past them (else, once the
+   * drive is idle and clean, every merge would be refused for good).
+   */
   private readonly atCommit = new Map<number, number>()
 
   now (): number { return this.clock }
@@ -73,9 +79,9 @@ export class Edits {
     }
   }
 
-  /** Commit `seq` took its snapshot at clock `at` or later. */
+  /** Commit `seq` took its snapshot at clock `at` or later (or, asked for again at `at`, found nothing left to commit). */
   committed (seq: number, at: number): void {
-    this.atCommit.set(seq, Math.min(this.atCommit.get(seq) ?? Infinity, at))
+    this.atCommit.set(seq, Math.max(this.atCommit.get(seq) ?? -Infinity, at))
     for (const s of this.atCommit.keys()) {
       if (this.atCommit.size <= KEEP_COMMITS) break
       this.atCommit.delete(s)
