@@ -12,7 +12,7 @@ import { Drive, type DriveOptions } from './drive/drive.js'
 import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
-import { MemoryTrim } from './drive/memory.js'
+import { MemoryTrim } from './memory.js'
 import { forgetOpenedDirs } from './sync/snapshot.js' // the merge's directory cache, given back with the rest
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
@@ -134,7 +134,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await drive.setMountpoint(mountpoint)
   await raiseReadahead(mountpoint, log)
   policy.start()
-  // What a burst of work used goes back once the daemon is quiet (drive/memory.ts).
+  // What a burst of work used goes back once the daemon is quiet (src/memory.ts).
   const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => {
     const r = drive.releaseMemory({ unloadTree: handles.size === 0 })
     forgetOpenedDirs()

@@ -92,7 +92,7 @@ if (files > 0) {
   out.steps.rmSmall = await step('rm small files', `rm -rf ${join(mnt, 'memory-tree')}`)
 }
 if (cpuS > 0) {
-  await sleep(8000) // the last commit, and our daemon giving back memory after work (src/drive/memory.ts)
+  await sleep(8000) // the last commit, and our daemon giving back memory after work (src/memory.ts)
   const c0 = cpuSeconds()
   const t0 = Date.now()
   await sleep(cpuS * 1000)

@@ -3,7 +3,7 @@
 // blocks: scripts/gen-store.mjs), each with the page cache dropped first: seconds until `space
 // mount` prints "mounted", the daemon's RSS then and 5 s later, one `ls` of /gen; then `cat` of
 // --read-files files (1,000 blocks each) with RSS sampled every 200 ms (its peak), and RSS once
-// quiet after (the daemon gives back what it loaded: src/drive/memory.ts).
+// quiet after (the daemon gives back what it loaded: src/memory.ts).
 //   node scripts/bench/scale.mjs [--sizes 0,20000,200000,2000000] [--read-files 250]
 //     [--cache /var/tmp] [--space BIN] [--json OUT]
 // Prints a markdown table (targets: cold mount < 1 s, RSS < 128 MiB); progress on stderr.

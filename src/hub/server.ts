@@ -18,7 +18,7 @@ import { HubBlocks } from './replication/blocks-store.js'
 import { EntryStore } from './replication/entries.js'
 import { entryRoutes } from './replication/entries-routes.js'
 import { SYNC_API } from '../sync/transport-protocol.js'
-import { MemoryTrim } from '../drive/memory.js'
+import { MemoryTrim } from '../memory.js'
 
 export interface HubOptions {
   dataDir: string
@@ -150,7 +150,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     throw err
   }
   // What serving a burst used goes back once the hub is quiet (V8's pooled heap pages and
-  // glibc's free chunks: drive/memory.ts): 64 MiB up and down left it at 154-173 MiB otherwise.
+  // glibc's free chunks: src/memory.ts): 64 MiB up and down left it at 154-173 MiB otherwise.
   const trim = new MemoryTrim({ releaseMemory: () => {} })
   trim.start()
   const addr = server.address() as AddressInfo

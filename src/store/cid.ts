@@ -76,7 +76,7 @@ export function compactCid (cid: CID): CID {
 
 /**
  * CID strings (what stores and caches key blocks by) are remembered in a table the daemon drops
- * when it goes quiet (forgetCidStrings, drive/memory.ts), not for each CID's lifetime as
+ * when it goes quiet (forgetCidStrings, src/memory.ts), not for each CID's lifetime as
  * multiformats does (a WeakMap and a Map per CID: 100k compact CIDs took 2,186 B of RSS each
  * with their strings, 378 without). Computing one takes ~2 us against ~0.13 us for a lookup, so
  * they are remembered while working.

@@ -163,7 +163,7 @@ function rememberShard (key: string, framed: Buffer): void {
   }
 }
 
-/** Forgets every opened directory and shard (an idle daemon gives the memory back, drive/memory.ts); records held now. */
+/** Forgets every opened directory and shard (an idle daemon gives the memory back, src/memory.ts); records held now. */
 export function forgetOpenedDirs (): number {
   const held = openedRecords
   openedDirs.clear()

@@ -21,7 +21,7 @@ after(async () => { await m?.cleanup(); removeDirs(dirs) })
 const rssMiB = (pid: number): number => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-process.env.SPACE_DEBUG_MEMORY = '1' // the daemon logs its release (drive/memory.ts)
+process.env.SPACE_DEBUG_MEMORY = '1' // the daemon logs its release (src/memory.ts)
 
 test(`after cp -r of ${FILES} small files, the idle daemon's RSS falls under ${IDLE_CAP_MIB} MiB and every file reads back`, async (t) => {
   sh(`node ${join(ROOT, 'scripts/bench/mktree.mjs')} ${src} ${FILES} > /dev/null`)

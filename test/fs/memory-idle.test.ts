@@ -1,5 +1,5 @@
 // Memory given back (issue 11 point 2): once a big copy in and out is over, the idle daemon's RSS
-// falls (drive/memory.ts releases caches, heap pages and glibc's free memory), and the idle daemon
+// falls (src/memory.ts releases caches, heap pages and glibc's free memory), and the idle daemon
 // then uses under 0.5% of a core. The issue's limit is 128 MiB and `BENCH_ONLY=memory npm run
 // bench` reports against it; measured here 117-125 MiB, too close to it for a test that must not
 // flake, so this asserts 150 MiB: main before the release stayed at 172-185.
@@ -30,7 +30,7 @@ function cpuSeconds (pid: number): number {
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-process.env.SPACE_DEBUG_MEMORY = '1' // the daemon logs its release (drive/memory.ts)
+process.env.SPACE_DEBUG_MEMORY = '1' // the daemon logs its release (src/memory.ts)
 
 test(`after ${SIZE_MIB} MiB in and out, the idle daemon's RSS falls under ${IDLE_CAP_MIB} MiB and it uses under 0.5% of a core`, async (t) => {
   m = await Mount.start(dirs)

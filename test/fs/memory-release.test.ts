@@ -1,10 +1,10 @@
-// The pieces an idle daemon gives memory back with (src/drive/memory.ts): the trimmer releases
+// The pieces an idle daemon gives memory back with (src/memory.ts): the trimmer releases
 // once after work and never while idle or while changes are uncommitted; the sealing slots'
 // pages go back to the kernel only while no slot is in use; the block cache empties.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { MemoryTrim, fullGc, trimMalloc, tuneMalloc } from '../../src/drive/memory.js'
+import { MemoryTrim, fullGc, trimMalloc, tuneMalloc } from '../../src/memory.js'
 import { SealPool } from '../../src/crypto/seal-pool.js'
 import { SealType } from '../../src/crypto/aead.js'
 import { BlockCache } from '../../src/store/block-cache.js'

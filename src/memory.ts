@@ -8,8 +8,8 @@
 // were made flat), most of it V8 heap pages kept after collections and free chunks glibc kept.
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { loadAddon } from '../crypto/addon.js'
-import { forgetCidStrings } from '../store/cid.js'
+import { loadAddon } from './crypto/addon.js'
+import { forgetCidStrings } from './store/cid.js'
 
 /** malloc_trim(0) and mallopt (native/src/space_sys.c); null where the addon is not built. */
 const mallocTrim = loadAddon<() => boolean>('space_sys', 'mallocTrim')
