@@ -3,18 +3,14 @@
 // phase. Run after a build: node scripts/bench/hub-blocks.mjs [MiB] [runs]
 // Upload: CAR PUT batches of ~8 MiB, 4 in flight. Download: CAR batches of 64 blocks, 4 in
 // flight; and one keep-alive GET /ipfs/{cid}?format=raw per block, 8 sockets.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
-import { ed25519FromSeed, ed25519Sign } from '../../dist/src/keys/ed25519.js'
-import { certifyDevice, newDeviceKey } from '../../dist/src/keys/identity.js'
-import { API, b64u, fromB64u, registerMessage } from '../../dist/src/keys/vault-protocol.js'
+import { join } from 'node:path'
 import { cidOf } from '../../dist/src/store/cid.js'
 import { HttpBlockTransport } from '../../dist/src/sync/transport-http.js'
 import { PackStore } from '../../dist/src/store/pack-store.js'
+import { startHub, register } from './hub-process.mjs'
 
 const MIB = Number(process.argv[2] ?? 512)
 const RUNS = Number(process.argv[3] ?? 1)
@@ -27,26 +23,6 @@ function procStats (pid) {
   const cpu = (Number(f[11]) + Number(f[12])) / TICK
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024
   return { cpu, hwm }
-}
-
-async function startHub (dataDir) {
-  const child = spawn(process.execPath, [...(process.env.HUB_NODE_ARGS ?? '').split(' ').filter(Boolean), resolve('dist/src/cli/main.js'), 'hub', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const url = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', l => { const m = /listening on (http:\/\/\S+)/.exec(l); if (m) resolve(m[1]) })
-    child.once('exit', c => reject(new Error(`hub exited ${c}`)))
-  })
-  return { url, pid: child.pid, stop: async () => { child.kill('SIGTERM'); await new Promise(r => child.once('exit', r)) } }
-}
-
-async function register (url) {
-  const identity = ed25519FromSeed(randomBytes(32))
-  const username = `bench${Date.now() % 1e6}`
-  const timestamp = Date.now()
-  const signature = ed25519Sign(identity.privateKey, registerMessage(username, identity.publicKey, timestamp))
-  const res = await fetch(url + API.users, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, publicKey: b64u(identity.publicKey), timestamp, signature: b64u(signature) }) })
-  const { userId } = await res.json()
-  const deviceKey = newDeviceKey()
-  return { userId: fromB64u(userId, 16), deviceKey, certificate: certifyDevice(identity, deviceKey.publicKey) }
 }
 
 const mbps = (bytes, s) => (bytes / 1e6 / s).toFixed(0)

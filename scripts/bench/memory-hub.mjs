@@ -6,18 +6,15 @@
 //   node scripts/bench/memory-hub.mjs [GENDIR ...] [--mib 64] [--json OUT]
 // GENDIR: a directory gen-store.mjs made (GENDIR/data/packs); none, or "-": an empty store.
 // Needs a build (npm run build).
-import { spawn, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, copyFileSync, linkSync } from 'node:fs'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const dist = p => join(ROOT, 'dist', p)
-const { ed25519FromSeed, ed25519Sign } = await import(dist('src/keys/ed25519.js'))
-const { certifyDevice, newDeviceKey } = await import(dist('src/keys/identity.js'))
-const { API, b64u, fromB64u, registerMessage } = await import(dist('src/keys/vault-protocol.js'))
+const { startHub, register } = await import('./hub-process.mjs')
 const { cidOf } = await import(dist('src/store/cid.js'))
 const { HttpBlockTransport } = await import(dist('src/sync/transport-http.js'))
 const { openReplicationDb } = await import(dist('src/hub/replication/blocks-db.js'))
@@ -56,26 +53,6 @@ function hubDir (gen) {
   return { dir, stored }
 }
 
-async function startHub (dataDir) {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'hub', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const url = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', l => { const m = /listening on (http:\/\/\S+)/.exec(l); if (m) resolve(m[1]) })
-    child.once('exit', c => reject(new Error(`hub exited ${c}`)))
-  })
-  return { url, pid: child.pid, stop: async () => { child.kill('SIGTERM'); await new Promise(r => child.once('exit', r)) } }
-}
-
-async function register (url) {
-  const identity = ed25519FromSeed(randomBytes(32))
-  const username = `mem${Date.now() % 1e6}`
-  const timestamp = Date.now()
-  const signature = ed25519Sign(identity.privateKey, registerMessage(username, identity.publicKey, timestamp))
-  const res = await fetch(url + API.users, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, publicKey: b64u(identity.publicKey), timestamp, signature: b64u(signature) }) })
-  const { userId } = await res.json()
-  const deviceKey = newDeviceKey()
-  return { userId: fromB64u(userId, 16), deviceKey, certificate: certifyDevice(identity, deviceKey.publicKey) }
-}
-
 const rssOf = pid => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024)
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 const out = { loadStart: load(), mib, rows: [] }
@@ -89,7 +66,7 @@ for (const gen of stores) {
     const r = { store: gen, storedBlocks: stored, startS: +((performance.now() - t0) / 1000).toFixed(2), rssStartMiB: rssOf(hub.pid) }
     await sleep(10_000)
     r.rssIdleMiB = rssOf(hub.pid)
-    const creds = await register(hub.url)
+    const creds = await register(hub.url, 'mem')
     const all = randomBytes(n * BLOCK)
     const blocks = Array.from({ length: n }, (_, i) => { const bytes = all.subarray(i * BLOCK, (i + 1) * BLOCK); return { cid: cidOf(bytes), bytes } })
     let peak = r.rssIdleMiB
