@@ -8,21 +8,10 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Cluster, until, type Device } from '../sync/helpers-devices.js'
-import { bindingName } from '../helpers/mount.js'
+import { bindingName, readAt } from '../helpers/mount.js'
 
 const B = 128 * 1024
 const skip = bindingName() === 'fuse2' ? 'native reads are the libfuse 3 binding\'s' : false
-
-function readAt (fd: number, pos: number, len: number): Buffer {
-  const buf = Buffer.alloc(len)
-  let n = 0
-  while (n < len) {
-    const r = fs.readSync(fd, buf, n, len - n, pos + n)
-    if (r === 0) break
-    n += r
-  }
-  return buf.subarray(0, n)
-}
 
 describe('native reads while a merge is swapped in under an open reader', { skip, timeout: 180_000 }, () => {
   let c: Cluster | undefined

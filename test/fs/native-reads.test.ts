@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tempDirs, Mount, removeDirs, sh, bindingName, type Dirs } from '../helpers/mount.js'
+import { tempDirs, Mount, removeDirs, sh, bindingName, readAt, type Dirs } from '../helpers/mount.js'
 
 const B = 128 * 1024
 const skip = bindingName() === 'fuse2' ? 'native reads are the libfuse 3 binding\'s' : false
@@ -33,17 +33,6 @@ async function restart (): Promise<{ native: number, js: number }> {
   const stats = nativeStats(m!.stderr)
   m = await Mount.start(dirs!)
   return stats
-}
-
-function readAt (fd: number, pos: number, len: number): Buffer {
-  const buf = Buffer.alloc(len)
-  let n = 0
-  while (n < len) {
-    const r = fs.readSync(fd, buf, n, len - n, pos + n)
-    if (r === 0) break
-    n += r
-  }
-  return buf.subarray(0, n)
 }
 
 before(async () => {

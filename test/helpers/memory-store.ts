@@ -97,3 +97,15 @@ export function memoryTree (opts: Partial<TreeOptions> = {}): { tree: Tree, stor
   const tree = new Tree({ store, cache: new BlockCache(32 * 1024 * 1024), sink, head: null, ...opts })
   return { tree, store, sink }
 }
+
+/**
+ * Another device's edit of the drive in `store`: a tree opened at `head`, changed by `edit`,
+ * committed; its commit record (what a merge swaps in).
+ */
+export async function otherDevice (store: BlockStore, head: CommitRecord, edit: (t: Tree) => Promise<void>): Promise<CommitRecord> {
+  const sink = new MemoryCommitSink()
+  const t = new Tree({ store, cache: new BlockCache(1 << 20), sink, head })
+  await edit(t)
+  await t.commit()
+  return sink.last!
+}

@@ -1,7 +1,7 @@
 // Test harness: runs the real `space mount` in a child process on fresh temp directories, waits
 // for its readiness line (no sleeps), and always unmounts and stops it, also when a test fails.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, readSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -116,4 +116,16 @@ export function sh (cmd: string, opts: { cwd?: string, env?: NodeJS.ProcessEnv, 
   const r = spawnSync('bash', ['-c', cmd], { cwd: opts.cwd, encoding: 'utf8', env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 })
   if (r.status !== 0 && opts.allowFail !== true) throw new Error(`command failed (${r.status}): ${cmd}\n${r.stdout}\n${r.stderr}`)
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Reads `len` bytes at `pos` from an open fd (pread until done or end of file); fewer at the end. */
+export function readAt (fd: number, pos: number, len: number): Buffer {
+  const buf = Buffer.alloc(len)
+  let n = 0
+  while (n < len) {
+    const r = readSync(fd, buf, n, len - n, pos + n)
+    if (r === 0) break
+    n += r
+  }
+  return buf.subarray(0, n)
 }

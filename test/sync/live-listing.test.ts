@@ -39,6 +39,21 @@ function writeFile (path: string, bytes: number): void {
   }
 }
 
+/** Beta makes a small file every 150 ms until stopped; `written`: their names and sizes. */
+function betaWrites (B: Device, prefix: string): { written: Map<string, number>, stop: () => Promise<void> } {
+  const written = new Map<string, number>()
+  let writing = true
+  const done = (async () => {
+    for (let i = 0; writing; i++) {
+      const name = `${prefix}${i}.txt`
+      writeFileSync(B.path(name), `beta ${i}\n`)
+      written.set(name, Buffer.byteLength(`beta ${i}\n`))
+      await sleep(150)
+    }
+  })()
+  return { written, stop: async () => { writing = false; await done } }
+}
+
 const merges = (d: Device): number => d.log.split('\n').filter(l => l.includes('sync: merged device')).length
 
 /** The names `want` a fresh listing of `d`'s root lacks, and those whose stat by name is not `size`. */
@@ -63,16 +78,8 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
   it('alpha\'s mount lists every file alpha closed, after every merge, and both devices end with the same files', async t => {
     const [A, B] = c!.devs
     const made = new Map<string, number>() // alpha's closed files and their sizes
-    const theirs = new Map<string, number>()
-    let writing = true
-    const beta = (async () => {
-      for (let i = 0; writing; i++) {
-        const name = `beta-${i}.txt`
-        writeFileSync(B.path(name), `beta ${i}\n`)
-        theirs.set(name, Buffer.byteLength(`beta ${i}\n`))
-        await sleep(150)
-      }
-    })()
+    const beta = betaWrites(B, 'beta-')
+    const theirs = beta.written
     const problems: string[] = []
     let checked = 0
     try {
@@ -92,8 +99,7 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
         await sleep(10) // the daemon's event loop turns between files, as between a copy's files
       }
     } finally {
-      writing = false
-      await beta
+      await beta.stop()
     }
     t.diagnostic(`${made.size} files written on alpha, ${theirs.size} on beta, ${checked} checks after merges on alpha (${merges(A)} merges)`)
     assert.ok(checked > 0, 'beta\'s changes merged into alpha while alpha wrote')
@@ -105,16 +111,8 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
   it('alpha\'s mount keeps naming the big files alpha writes, at their sizes so far, across merges swapped in under the open writer', async t => {
     const [A, B] = c!.devs
     const made = new Map<string, number>()
-    const theirs = new Map<string, number>()
-    let writing = true
-    const beta = (async () => {
-      for (let i = 0; writing; i++) {
-        const name = `beta-big-${i}.txt`
-        writeFileSync(B.path(name), `beta ${i}\n`)
-        theirs.set(name, Buffer.byteLength(`beta ${i}\n`))
-        await sleep(150)
-      }
-    })()
+    const beta = betaWrites(B, 'beta-big-')
+    const theirs = beta.written
     const problems: string[] = []
     let checked = 0
     try {
@@ -135,8 +133,7 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
         made.set(name, size)
       }
     } finally {
-      writing = false
-      await beta
+      await beta.stop()
     }
     t.diagnostic(`${made.size} big files written on alpha, ${theirs.size} files on beta, ${checked} checks after merges on alpha (${merges(A)} merges)`)
     assert.ok(checked > 0, 'beta\'s changes merged into alpha while alpha wrote')

@@ -6,19 +6,11 @@
 // changes kept landing first"), so its mount never showed them.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryCommitSink, type MemoryBlockStore } from '../helpers/memory-store.js'
+import { MemoryCommitSink, type MemoryBlockStore, otherDevice } from '../helpers/memory-store.js'
 import { buildTree, listTree } from '../helpers/tree-builder.js'
 import { Tree, type FileNode } from '../../src/fs/tree/tree.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import type { CommitRecord } from '../../src/fs/tree/format.js'
-
-async function otherDevice (store: MemoryBlockStore, head: CommitRecord, edit: (t: Tree) => Promise<void>): Promise<CommitRecord> {
-  const sink = new MemoryCommitSink()
-  const t = new Tree({ store, cache: new BlockCache(1 << 20), sink, head })
-  await edit(t)
-  await t.commit()
-  return sink.last!
-}
 
 /** Makes the store's next sync wait until the returned function is called. */
 function holdNextSync (store: MemoryBlockStore): () => void {

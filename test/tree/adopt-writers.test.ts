@@ -5,20 +5,12 @@
 // a change since the merge's commit that is not a writer's write refuses the swap.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryCommitSink, type MemoryBlockStore } from '../helpers/memory-store.js'
+import { MemoryCommitSink, type MemoryBlockStore, otherDevice } from '../helpers/memory-store.js'
 import { buildTree, listTree } from '../helpers/tree-builder.js'
 import { Tree, FileNode } from '../../src/fs/tree/tree.js'
 import { OpenFiles } from '../../src/fs/tree/adopt.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import type { CommitRecord } from '../../src/fs/tree/format.js'
-
-async function otherDevice (store: MemoryBlockStore, head: CommitRecord, edit: (t: Tree) => Promise<void>): Promise<CommitRecord> {
-  const sink = new MemoryCommitSink()
-  const t = new Tree({ store, cache: new BlockCache(1 << 20), sink, head })
-  await edit(t)
-  await t.commit()
-  return sink.last!
-}
 
 async function put (t: Tree, path: string, content: string): Promise<void> {
   const f = await t.create(path, 0o644)

@@ -4,19 +4,11 @@
 // changes (or a newer commit) refuses the swap.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryCommitSink } from '../helpers/memory-store.js'
+import { MemoryCommitSink, otherDevice } from '../helpers/memory-store.js'
 import { buildTree, listTree } from '../helpers/tree-builder.js'
 import { Tree, FileNode } from '../../src/fs/tree/tree.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import type { CommitRecord } from '../../src/fs/tree/format.js'
-
-async function otherDevice (store: ConstructorParameters<typeof Tree>[0]['store'], head: CommitRecord, edit: (t: Tree) => Promise<void>): Promise<CommitRecord> {
-  const sink = new MemoryCommitSink()
-  const t = new Tree({ store, cache: new BlockCache(1 << 20), sink, head })
-  await edit(t)
-  await t.commit()
-  return sink.last!
-}
 
 test('an adopted tree shows its names and contents at once, an open file reads its new content, and the swap is the next commit', async () => {
   const { tree, store, sink } = await buildTree({ 'a.txt': 'old content\n', 'keep/x': 'x' })
