@@ -3,6 +3,8 @@
 // on (a hub is configured: a commit is what the other devices see), also QUIET_MS after changes
 // pause, so a small file saved reaches them in a fraction of the interval; a steady stream of
 // writes still commits once per interval. Failures are logged once per kind, not once per second.
+import v8 from 'node:v8'
+
 export interface Committable {
   readonly dirty: boolean
   commit: () => Promise<unknown>
@@ -26,7 +28,8 @@ export class CommitPolicy {
     if (process.env.SPACE_DEBUG_MEMORY === '1') {
       this.memTimer = setInterval(() => {
         const m = process.memoryUsage()
-        this.log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20}/${m.heapTotal >> 20} external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
+        const sp = Object.fromEntries(v8.getHeapSpaceStatistics().map(s => [s.space_name, s.physical_space_size >> 20]))
+        this.log(`memory: rss ${m.rss >> 20} heap ${m.heapUsed >> 20}/${m.heapTotal >> 20} (new ${sp.new_space} old ${sp.old_space} lo ${sp.large_object_space}) external ${m.external >> 20} arrayBuffers ${m.arrayBuffers >> 20} MiB`)
       }, 2000)
     }
   }

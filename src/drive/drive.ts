@@ -16,9 +16,13 @@ import { loadMeta, upgradeMeta } from './store-meta.js'
 import { checkWatermark, decodeOrRefuse, headBytesHold, keepTornTail, readJournal, withoutLast } from './recover.js'
 import { JournalDamaged } from '../store/journal.js'
 import { packsHoldRecords } from './quarantine.js'
+import { memoryShares } from './memory-budget.js'
 
 export interface DriveOptions {
+  /** The decrypted-block cache's budget (default: its share of the memory budget). */
   cacheBytes?: number
+  /** What the buffer pools and caches hold together at most (memory-budget.ts). */
+  memoryBudget?: number
   log?: (line: string) => void
   /** Create an empty store when the directory has none (false: a missing store is an error). */
   create?: boolean
@@ -111,12 +115,14 @@ export class Drive {
       // Only once every check passed (a refusal changes nothing): everything sealed from now on is v2.
       await upgradeMeta(dataDir, meta).catch(async err => { await store.close(); await journal.close(); throw err })
       const commits = new CommitLog(masterKey, storeId, journal)
-      const cache = new BlockCache(opts.cacheBytes ?? 32 * 1024 * 1024)
+      const shares = memoryShares(opts.memoryBudget, opts.cacheBytes)
+      const cache = new BlockCache(shares.cacheBytes)
       const history = decoded.map(r => ({ seq: r.seq, time: r.time, root: r.root.d?.toString() ?? '' }))
-      const sealer = new SealPool(BLOCK_SIZE)
+      const sealer = new SealPool(BLOCK_SIZE, shares.sealSlots)
       let drive: Drive | null = null
       const tree = new Tree({
         store: opts.wrapStore?.(store) ?? store, cache, sink: commits, head, log, sealer,
+        dirtyBudget: shares.dirtyBudget, keptBuffers: shares.keptBuffers, maxSeals: shares.maxSeals,
         onCommit: info => drive!.committed(info)
       })
       drive = new Drive(dataDir, tree, store, journal, lockPath, history, sealer, commits, cache, log, head)

@@ -86,7 +86,7 @@ If one already serves the store, says so and exits 0.
 }, async (ctx, values, positionals) => {
   const timeoutMs = Number(values.timeout ?? '60') * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout must be a positive number of seconds')
-  const cacheMb = Number(values['cache-mb'] ?? '32')
+  const cacheMb = Number(values['cache-mb'] ?? '8')
   if (!Number.isFinite(cacheMb) || cacheMb < 1) throw new UsageError('--cache-mb must be a positive number')
   if (positionals.length > 1) throw new UsageError('expected at most one MOUNTPOINT')
   if (values.stop === true) return await stop(ctx, values, timeoutMs)

@@ -85,7 +85,7 @@ mount instead and returns.
   --config-dir DIR   keys and settings (default $XDG_CONFIG_HOME/space)
   --socket PATH      the control socket (default SPACE_SOCKET, else derived from the data dir)
   --allow-other      let other users reach the mount (permission bits still apply)
-  --cache-mb N       decrypted-block cache budget in MiB (default 32)
+  --cache-mb N       decrypted-block cache budget in MiB (default 8, its share of the memory budget)
   --foreground       accepted for compatibility; mount always serves in the foreground
   --debug-log-paths  write file paths into the log (default: file ids only; the log is plaintext)`,
   async run (ctx) {
@@ -97,7 +97,7 @@ mount instead and returns.
         'config-dir': { type: 'string' },
         socket: { type: 'string' },
         'allow-other': { type: 'boolean', default: false },
-        'cache-mb': { type: 'string', default: '32' },
+        'cache-mb': { type: 'string', default: '8' },
         foreground: { type: 'boolean', default: true },
         'debug-log-paths': { type: 'boolean', default: false }
       }

@@ -39,7 +39,7 @@ import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } 
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
 import { FOLD_SEGMENTS, SEGMENTS, patchedSegments, withPatch, type BlockRef } from './block-ref.js'
 
-/** Seal jobs in flight beyond which a write waits for one to land. */
+/** Seal jobs in flight beyond which a write waits for one to land (default; FileBlocksDeps.maxSeals). */
 const MAX_SEALS = 192
 
 export interface FileBlocksDeps {
@@ -54,6 +54,10 @@ export interface FileBlocksDeps {
   log: (line: string) => void
   /** Plaintext bytes of dirty blocks kept before they are sealed eagerly. */
   dirtyBudget: number
+  /** Block buffers kept for reuse (default: the dirty budget's worth); drive/memory-budget.ts. */
+  keptBuffers?: number
+  /** Seal jobs in flight beyond which a write waits (default MAX_SEALS). */
+  maxSeals?: number
 }
 
 export class FileBlocks {
@@ -68,6 +72,7 @@ export class FileBlocks {
    */
   private readonly freeBuffers: Buffer[] = []
   private readonly maxFree: number
+  private readonly maxSeals: number
   /**
    * Buffers of blocks just sealed as patches, kept with the segments they hold (all equal to the
    * sealed block's): the next write into the block starts from them and loads nothing it knows
@@ -78,7 +83,8 @@ export class FileBlocks {
   private readonly cleanOrder = new Set<Clean>()
 
   constructor (private readonly deps: FileBlocksDeps) {
-    this.maxFree = Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
+    this.maxFree = deps.keptBuffers ?? Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
+    this.maxSeals = deps.maxSeals ?? MAX_SEALS
   }
 
   /** A BLOCK_SIZE buffer from the free list, else the oldest clean block, else new; zeroed when `zero`. */
@@ -144,7 +150,7 @@ export class FileBlocks {
   get overBudget (): boolean { return bytesOfBlocks(this.dirtyBlocks) > this.deps.dirtyBudget }
 
   /** Too many seal jobs in flight: a writer should wait for one. */
-  get congested (): boolean { return this.seals.size > MAX_SEALS }
+  get congested (): boolean { return this.seals.size > this.maxSeals }
 
   async waitForOneSeal (): Promise<void> { await Promise.race(this.seals) }
 

@@ -40,6 +40,9 @@ export interface TreeOptions {
   log?: (line: string) => void
   /** Plaintext bytes of dirty blocks kept before they are sealed eagerly. */
   dirtyBudget?: number
+  /** Block buffers kept for reuse by writes, and seal jobs in flight at most (file-blocks.ts). */
+  keptBuffers?: number
+  maxSeals?: number
   now?: () => number
   owner?: Owner
   /** Seals full blocks off the event loop; without one they are sealed inline. */
@@ -91,7 +94,9 @@ export class Tree {
       sealer: opts.sealer ?? null,
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
       readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
-      dirtyBudget: opts.dirtyBudget ?? 64 * 1024 * 1024
+      dirtyBudget: opts.dirtyBudget ?? 64 * 1024 * 1024,
+      keptBuffers: opts.keptBuffers,
+      maxSeals: opts.maxSeals
     })
     this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), loadName: (dir, name) => this.loader.loadName(dir, name), loadRoot: dir => this.loader.loadRoot(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
