@@ -70,22 +70,19 @@ const SETTLE_MS = 3000
 export function tuneMalloc (): boolean { return mallocTune?.(2, 0) ?? false }
 
 /**
- * V8's heap kept close to what is live. The young generation stays at its first size (1 MiB
- * semi-spaces) instead of growing to 16 MiB ones: a daemon's young objects are its requests in
- * flight (measured: new space 30-32 MiB resident during any copy, 2 MiB with this). The old
- * generation's limit after a collection is 1.25x what survived, not V8's 1.1-4x by allocation
- * rate: a copy's garbage, and the block buffers it keeps alive until a major collection, were
- * half of the peak (small-file copy: V8 pages 81-116 MiB and glibc's heap 52-95 MiB with ~35 MiB
- * of live JS and ~30 MiB of live buffers; random writes: 95 MiB of glibc heap with 41 MiB of
- * live buffers). Node puts V8's flags back to the command line's whenever a Worker starts (set
- * before the sealing worker started, they had no effect), so MemoryTrim applies them again at
- * every look; given on the command line they did nothing either. SPACE_TUNE_HEAP=0 leaves V8's
- * defaults (to measure against).
+ * V8's young generation kept at its first size (1 MiB semi-spaces) instead of growing to 16 MiB
+ * ones: a daemon's young objects are its requests in flight (measured: new space 30-32 MiB
+ * resident during any copy, 2 MiB with this; 1 GiB written side by side, load 12-17: 168-171
+ * MB/s and 3.2 s of daemon CPU against 124-161 MB/s and 3.4-4.3 s without). Node puts V8's
+ * flags back to the command line's whenever a Worker starts (set before the sealing worker
+ * started, it had no effect), so MemoryTrim applies it again at every look; given on the command
+ * line it did nothing either. (A tighter old generation, --heap-growing-percent=25, took the
+ * 35,000-file copy's peak from 235-240 to 194 MiB but cost a 1 GiB write 70% more CPU: not set.)
+ * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against).
  */
 export function tuneHeap (): boolean {
   if (process.env.SPACE_TUNE_HEAP === '0') return false
   v8.setFlagsFromString('--semi-space-growth-factor=1')
-  v8.setFlagsFromString('--heap-growing-percent=25')
   return true
 }
 
