@@ -76,15 +76,23 @@ export function tuneMalloc (): boolean { return mallocTune?.(2, 0) ?? false }
  * MB/s and 3.2 s of daemon CPU against 124-161 MB/s and 3.4-4.3 s without). Node puts V8's
  * flags back to the command line's whenever a Worker starts (set before the sealing worker
  * started, it had no effect), so MemoryTrim applies it again at every look; given on the command
- * line it did nothing either. (A tighter old generation, --heap-growing-percent=25, took the
- * 35,000-file copy's peak from 235-240 to 194 MiB but cost a 1 GiB write 70% more CPU: not set.)
+ * line it did nothing either. With `rss` (MemoryTrim's look), also the old generation's growth
+ * under pressure (PRESSURE_RSS).
  * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against).
  */
-export function tuneHeap (): boolean {
+export function tuneHeap (rss?: number): boolean {
   if (process.env.SPACE_TUNE_HEAP === '0') return false
   v8.setFlagsFromString('--semi-space-growth-factor=1')
+  if (rss != null) v8.setFlagsFromString(`--heap-growing-percent=${rss > PRESSURE_RSS ? 25 : 0}`)
   return true
 }
+
+/**
+ * RSS above which V8's old generation may grow only to 1.25x what survived its last collection
+ * (else V8's own 1.1-4x): set always, it took the 35,000-file copy's peak from 235-240 to 194 MiB
+ * but cost a 1 GiB write ~70% more daemon CPU, so only a process near the cap pays for it.
+ */
+const PRESSURE_RSS = 192 * 1024 * 1024
 
 /** tuneMalloc and tuneHeap: call once, before the threads start. */
 export function tuneMemory (): void { tuneMalloc(); tuneHeap() }
@@ -156,14 +164,14 @@ export class MemoryTrim {
   }
 
   private check (): void {
-    tuneHeap() // again: a Worker started since put V8's flags back (a few microseconds)
     const cpu = cpuMs()
     const used = cpu - this.lastCpu
     const busy = used > (this.opts.busyCpuMs ?? BUSY_CPU_MS * (this.opts.checkMs ?? CHECK_MS) / CHECK_MS)
     this.lastCpu = cpu
+    const rss = process.memoryUsage.rss()
+    tuneHeap(rss) // again: a Worker started since put V8's flags back (a few microseconds)
     if (busy) {
       this.workMs += used
-      const rss = process.memoryUsage.rss()
       if (rss > TRIM_FLOOR && rss > this.trimmedAt + TRIM_STEP) {
         fullGc(false)
         trimMalloc()
