@@ -211,10 +211,11 @@ export class Loader {
         if (had !== undefined) this.untrack(f, had)
         this.maps.set(f, f.blocks.size)
         this.mapBlocks += f.blocks.size
-        if (this.mapBlocks > this.mapBudget) this.shedMaps()
+        if (this.mapBlocks > this.mapBudget) this.shedMaps() // not this one: it is still loading
       }
     })().finally(() => { f.loading = null })
     await f.loading
-    return f.blocks!
+    // Another file's load may have shed this map between the load and here: load it again.
+    return f.blocks ?? await this.blocks(f)
   }
 }
