@@ -48,6 +48,41 @@ export const nameHash = (hashKey: Buffer, name: string): Buffer => createHmac('s
 /** The child slot of a name's hash at `depth` (the root's children are picked at depth 0). */
 export const slotAt = (h: Buffer, depth: number): number => (depth & 1) === 0 ? h[depth >> 1] >> 4 : h[depth >> 1] & 15
 
+/**
+ * A name's place in a listing of a sharded directory (readdir's offset, dir-listing.ts): the first
+ * 63 bits of its hash as two integers (hi: 31 bits, lo: 32), and the name itself, which orders the
+ * rare names of one hash prefix. A place is intrinsic to the name, so a listing resumed after one
+ * skips and repeats nothing that stayed in the directory, whatever changed meanwhile. Places 1
+ * and 2 are "." and ".."; no name's is below 3. `name` null: after every name of that hash
+ * prefix (a position given as a number only, as seekdir gives it).
+ */
+export interface ListPos { hi: number, lo: number, name: string | null }
+
+export function posOf (h: Buffer, name: string): ListPos {
+  const a = h.readUInt32BE(0)
+  const hi = a >>> 1
+  const lo = (((a & 1) << 31) | (h.readUInt32BE(4) >>> 1)) >>> 0
+  return { hi, lo: hi === 0 && lo < 3 ? 3 : lo, name }
+}
+
+/** Listing order; a position without a name comes after every name of its prefix. */
+export function comparePos (x: ListPos, y: ListPos): number {
+  if (x.hi !== y.hi) return x.hi - y.hi
+  if (x.lo !== y.lo) return x.lo - y.lo
+  if (x.name === y.name) return 0
+  if (x.name == null) return 1
+  if (y.name == null) return -1
+  return byName(x.name, y.name)
+}
+
+/** The 8 leading bytes of a hash at position `p` (slotAt reads them: the shard a position falls in). */
+function posBytes (p: ListPos): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeUInt32BE(((p.hi << 1) | (p.lo >>> 31)) >>> 0, 0)
+  b.writeUInt32BE((p.lo << 1) >>> 0, 4)
+  return b
+}
+
 /** One shard in memory: a leaf (names) or an inner node (kids), or neither while not loaded. */
 export class Shard {
   kids: Map<number, Shard> | null = null
@@ -55,6 +90,10 @@ export class Shard {
   /** Must be sealed again at the next commit (its CID is stale). */
   dirty = false
   loading: Promise<void> | null = null
+  /** A leaf's names in listing order (dir-listing.ts), made on first use; null again when its names change. */
+  order: ListPos[] | null = null
+  /** Loaded by a listing (not by a lookup): the listing may let it go once it is past it. */
+  listed = false
   constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
   get loaded (): boolean { return this.kids != null || this.names != null }
   get index (): number { return shardIndex(this.depth, this.prefix) }
@@ -128,6 +167,7 @@ export class DirShards {
       s = leaf
     }
     s.names!.add(name)
+    s.order = null
     this.leafOf.set(name, s)
     this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count++
@@ -138,6 +178,7 @@ export class DirShards {
     const s = this.leafOf.get(name)
     if (s == null) throw new Error('bug: a name removed from a shard not loaded')
     s.names!.delete(name)
+    s.order = null
     this.leafOf.delete(name)
     this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count--
@@ -177,6 +218,36 @@ export class DirShards {
     }
     walk(this.root)
     return out
+  }
+
+  /** A loaded leaf's names in listing order (their places computed once, until its names change). */
+  orderOf (leaf: Shard): ListPos[] {
+    leaf.order ??= [...leaf.names!].map(n => posOf(nameHash(this.hashKey, n), n)).sort(comparePos)
+    return leaf.order
+  }
+
+  /**
+   * Walks the loaded leaves in listing order from the one holding position `after` on (null: from
+   * the first), calling `visit` on each until it returns false (`stopped`). Shards on the way not
+   * loaded yet end the visits: up to `ahead` of them, in listing order, come back in `missing`
+   * (load them, then walk again). Neither: the walk reached the end of the directory.
+   */
+  walk (after: ListPos | null, visit: (leaf: Shard) => boolean, ahead: number): { stopped: boolean, missing: Shard[] } {
+    const missing: Shard[] = []
+    const bound = after == null ? null : posBytes(after)
+    let stopped = false
+    const go = (s: Shard, onPath: boolean): void => {
+      if (!s.loaded) { missing.push(s); return }
+      if (s.names != null) { if (missing.length === 0 && !visit(s)) stopped = true; return }
+      const from = onPath ? slotAt(bound!, s.depth) : -1
+      for (const slot of [...s.kids!.keys()].sort((a, b) => a - b)) {
+        if (slot < from) continue
+        go(s.kids!.get(slot)!, onPath && slot === from)
+        if (stopped || missing.length >= ahead) return
+      }
+    }
+    go(this.root, bound != null)
+    return { stopped, missing: stopped ? [] : missing }
   }
 
   /**
@@ -309,6 +380,7 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
       if (body.length <= MERGE_BYTES) {
         s.kids = null
         s.names = new Set(names)
+        s.order = null
         for (const n of names) ds.leafOf.set(n, s)
         if (s.depth === 0) return null
         return names.length === 0 ? null : put(s.index, body)
@@ -366,6 +438,7 @@ function split (ds: DirShards, s: Shard): void {
     ds.leafOf.set(n, k)
   }
   s.names = null
+  s.order = null
 }
 
 const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0
