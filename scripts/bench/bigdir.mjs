@@ -1,7 +1,7 @@
 // Big folders through a mount (issue 11 points 3-4; `BENCH_ONLY=bigdir npm run bench`).
 //   node scripts/bench/bigdir.mjs create MNT --files N --json OUT
 //     Creates N empty files in MNT/bigdir (open O_CREAT + close), timing each batch of 1,000:
-//     the cost per file of the batch ending at 1k, 10k, 100k, 1M (those <= N) and the last.
+//     the cost per file of the batch ending at 1k, 2k, 5k, 10k, 20k, 50k, 100k, 1M (those <= N) and the last.
 //   node scripts/bench/bigdir.mjs stat MNT --files N --json OUT [--lookups 20]
 //     After a remount (cold): the first stat(2) of a name in MNT/bigdir, and the median of more.
 // Merges what it measured into OUT (JSON, one object per file system label).
@@ -20,7 +20,7 @@ const result = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {}
 if (mode === 'create') {
   mkdirSync(dir, { recursive: true })
   const perFileUs = {}
-  const marks = new Set([1000, 10000, 100000, 1000000, n])
+  const marks = new Set([1000, 2000, 5000, 10000, 20000, 50000, 100000, 1000000, n])
   const t0 = performance.now()
   let t = t0
   for (let i = 0; i < n; i++) {
