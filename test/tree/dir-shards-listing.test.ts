@@ -5,6 +5,7 @@
 // again on the next use, changes included.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import type { CID } from 'multiformats/cid'
 import { comparePos, type ListPos } from '../../src/fs/tree/dir-shards.js'
 import type { Tree, DirNode, FileNode } from '../../src/fs/tree/tree.js'
 import { memoryTree, MemoryBlockStore } from '../helpers/memory-store.js'
@@ -30,6 +31,7 @@ async function listAll (t: Tree, path: string, max: number, between: (page: numb
     assert.ok(page.pos != null, 'a sharded folder is listed by position')
     names.push(...page.entries.map(([n]) => n))
     pos.push(...page.pos)
+    await turn() // FUSE asks for each page in a request of its own: the leaves behind go meanwhile
     if (page.end) return { names, pos, pages }
     assert.ok(page.entries.length > 0, 'a page that does not end the listing has entries')
     after = page.pos[page.pos.length - 1]
@@ -37,6 +39,7 @@ async function listAll (t: Tree, path: string, max: number, between: (page: numb
   }
 }
 
+const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
 const loadedNames = async (t: Tree): Promise<number> => (await t.lookup('/big') as DirNode).shards!.leafOf.size
 
 test('a sharded folder listed by pages gives every name once, in position order, and holds only about a page of it', async () => {
@@ -135,4 +138,38 @@ test('a listing lets go only of leaves nothing uses, and what it let go loads ag
     assert.equal(all.length, 3999)
     assert.equal(new Set(all).size, 3999)
   }
+})
+
+test('leaves a listing is past stay while another call of the tree runs (a rename between its two lookups), and go at the next page once it is done', async () => {
+  /** Reads answered on a later turn, as the pack store's are: other calls run in between. */
+  class SlowStore extends MemoryBlockStore {
+    override async get (cid: CID, scratch?: Buffer): Promise<Uint8Array> {
+      await new Promise(resolve => setTimeout(resolve, 1))
+      return await super.get(cid, scratch)
+    }
+  }
+  const store = new SlowStore()
+  const { tree, sink } = memoryTree({ store })
+  await tree.mkdir('/big', 0o755)
+  for (let i = 0; i < 3000; i++) await tree.create(`/big/${fname(i)}`, 0o644)
+  await tree.commit()
+  const t = sink.reopen(store)
+  const first = await t.readdirPage('/big', null, 500)
+  const big = await t.lookup('/big') as DirNode
+  const from = first.entries[0][0]
+  let to = ''
+  for (let i = 0; to === ''; i++) if (!big.shards!.ready(`target-${i}`)) to = `target-${i}`
+  // The page's leaves would go on the next turn; the rename holds `from`'s node across the read
+  // of `to`'s shard, and must find it still in the folder.
+  await t.rename(`/big/${from}`, `/big/${to}`)
+  assert.equal((await t.lookup(`/big/${to}`)).kind, 1)
+  await assert.rejects(t.lookup(`/big/${from}`), { code: 'ERR_NOT_FOUND' })
+  const loaded = big.shards!.leafOf.size
+  const second = await t.readdirPage('/big', first.pos![first.pos!.length - 1], 500)
+  await turn()
+  assert.ok(second.entries.length > 0)
+  assert.ok(big.shards!.leafOf.size < loaded, `the first page's leaves went at the next page: ${big.shards!.leafOf.size} names loaded, ${loaded} before`)
+  await t.commit()
+  const names = (await sink.reopen(store).readdir('/big')).map(([n]) => n)
+  assert.ok(names.includes(to) && !names.includes(from) && names.length === 3000)
 })

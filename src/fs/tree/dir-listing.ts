@@ -15,6 +15,8 @@ export interface ListPage {
   entries: Array<[string, Node]>
   pos: ListPos[] | null
   end: boolean
+  /** The leaves this listing loaded and is past now (LetGo releases them). */
+  behind?: { dir: DirNode, trie: DirShards, leaves: Shard[] }
 }
 
 /** What a listing needs of the loader: the shards given loaded (in parallel), marked as loaded by a listing. */
@@ -47,11 +49,8 @@ export async function listPage (dir: DirNode, after: ListPos | null, max: number
       return out.length < max
     }, LIST_AHEAD)
     if (pos.length > 0) cursor = pos[pos.length - 1]
-    if (stopped || missing.length === 0) {
-      // Behind the page now: what this listing loaded and has passed (a rewind loads it again).
-      for (const leaf of done) releaseLeaf(dir, trie, leaf)
-      return { entries: out, pos, end: !stopped }
-    }
+    // Behind the page now: what this listing loaded and has passed (a rewind loads it again).
+    if (stopped || missing.length === 0) return { entries: out, pos, end: !stopped, behind: { dir, trie, leaves: done } }
     await load(dir, trie, missing)
   }
 }
@@ -79,4 +78,31 @@ function plainPage (dir: DirNode, after: ListPos | null): ListPage {
   const placed = all.map(([n, node]) => ({ p: posOf(nameHash(key, n), n), n, node })).sort((x, y) => comparePos(x.p, y.p))
   const rest = placed.filter(x => comparePos(x.p, after) > 0)
   return { entries: rest.map(x => [x.n, x.node]), pos: rest.map(x => x.p), end: true }
+}
+
+/** Leaves waiting to be let go past which no more than this many are kept (the rest just stay loaded). */
+const MAX_BEHIND = 65_536
+
+/**
+ * Lets go of the leaves listings are past, once no other call of the tree runs (`quiet`): a call
+ * may hold a node of such a leaf across an await (rename between its two lookups), and would
+ * then change a node the directory no longer holds. Checked on the next turn of the event loop,
+ * after the listing's own call is counted out; what cannot go then waits for the next page.
+ */
+export class LetGo {
+  private readonly pending: Array<{ dir: DirNode, trie: DirShards, leaf: Shard }> = []
+  private queued = false
+  constructor (private readonly quiet: () => boolean) {}
+
+  add (page: ListPage): void {
+    const b = page.behind
+    if (b != null) for (const leaf of b.leaves) if (this.pending.length < MAX_BEHIND) this.pending.push({ dir: b.dir, trie: b.trie, leaf })
+    if (this.queued || this.pending.length === 0) return
+    this.queued = true
+    setImmediate(() => {
+      this.queued = false
+      if (!this.quiet()) return
+      for (const { dir, trie, leaf } of this.pending.splice(0)) releaseLeaf(dir, trie, leaf)
+    })
+  }
 }

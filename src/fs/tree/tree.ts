@@ -23,7 +23,7 @@ import { Committer } from './commit.js'
 import { prepare, install, OpenFiles, type TreeRef } from './adopt.js'
 import { Edits } from './edits.js'
 import type { ListPos } from './dir-shards.js'
-import type { ListPage } from './dir-listing.js'
+import { type ListPage, LetGo } from './dir-listing.js'
 import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, Owner } from './ports.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
@@ -65,6 +65,8 @@ export class Tree {
   private readonly committer: Committer
   /** Changes since each commit, for adopt (edits.ts). */
   private readonly edits = new Edits()
+  /** Leaves listings are past, let go once nothing else runs (dir-listing.ts). */
+  private readonly letGo = new LetGo(() => this.edits.quiet(new Set()))
   private commitsRunning = 0
   private lastCommit: Promise<unknown> = Promise.resolve()
   private sharedCommit: { inner: Promise<CommitInfo>, outer: Promise<CommitInfo> } | null = null
@@ -121,7 +123,11 @@ export class Tree {
   lookup (path: string): Promise<Node> { return this.edits.other(async () => await this.ns.lookup(path), false) }
   readdir (path: string): Promise<Array<[string, Node]>> { return this.edits.other(async () => await this.ns.readdir(path), false) }
   /** One page of a listing, from just after `after` (dir-listing.ts: a sharded directory is listed by pages, in hash order). */
-  readdirPage (path: string, after: ListPos | null, max: number): Promise<ListPage> { return this.edits.other(async () => await this.ns.readdirPage(path, after, max), false) }
+  async readdirPage (path: string, after: ListPos | null, max: number): Promise<ListPage> {
+    const page = await this.edits.other(async () => await this.ns.readdirPage(path, after, max), false)
+    this.letGo.add(page)
+    return page
+  }
 
   // ---- metadata --------------------------------------------------------------------------------
 
