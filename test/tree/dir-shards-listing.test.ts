@@ -6,7 +6,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { CID } from 'multiformats/cid'
-import { comparePos, type ListPos } from '../../src/fs/tree/dir-shards.js'
+import { createHmac, randomBytes } from 'node:crypto'
+import { comparePos, nameHash, type ListPos } from '../../src/fs/tree/dir-shards.js'
 import type { Tree, DirNode, FileNode } from '../../src/fs/tree/tree.js'
 import { memoryTree, MemoryBlockStore } from '../helpers/memory-store.js'
 
@@ -172,4 +173,13 @@ test('leaves a listing is past stay while another call of the tree runs (a renam
   await t.commit()
   const names = (await sink.reopen(store).readdir('/big')).map(([n]) => n)
   assert.ok(names.includes(to) && !names.includes(from) && names.length === 3000)
+})
+
+test('the name hash is HMAC-SHA256 of the UTF-8 name under the folder\'s hash key, for short, long, non-ASCII and over-long names', () => {
+  for (let k = 0; k < 3; k++) {
+    const key = randomBytes(32)
+    for (const name of ['a', fname(k), 'é'.repeat(127), '名前'.repeat(42), 'x'.repeat(255), 'y'.repeat(400), '🎉'.repeat(300), '']) {
+      assert.deepEqual(nameHash(key, name), createHmac('sha256', key).update(name, 'utf8').digest(), `${name.length} UTF-16 units`)
+    }
+  }
 })

@@ -5,7 +5,7 @@
 // are loaded, which changed), sealing the changed shards, and reading shards back. One codec for
 // the tree (dir-entries.ts, load.ts, commit.ts), sync (snapshot*.ts) and fsck: none of them
 // decodes a shard itself. Records stay opaque here (the caller turns names into records).
-import { createHmac } from 'node:crypto'
+import { createHmac, hash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { hkdf, unpadFrame } from '../../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
@@ -43,7 +43,30 @@ export function nameHashKey (dirKey: Buffer): Buffer {
   return k
 }
 
-export const nameHash = (hashKey: Buffer, name: string): Buffer => createHmac('sha256', hashKey).update(name, 'utf8').digest()
+/**
+ * HMAC-SHA256(hashKey, UTF-8 name), from the key's two padded blocks kept per key and two one-shot
+ * hashes: a listing hashes every name of each leaf it loads, and createHmac's objects cost twice
+ * as much per name (test/tree/dir-shards-listing.test.ts checks the bytes against createHmac).
+ */
+export function nameHash (hashKey: Buffer, name: string): Buffer {
+  if (name.length * 3 > NAME_ROOM) return createHmac('sha256', hashKey).update(name, 'utf8').digest()
+  let p = pads.get(hashKey)
+  if (p == null) pads.set(hashKey, p = padsOf(hashKey))
+  const n = p.inner.write(name, 64, 'utf8')
+  p.inner2.set(hash('sha256', p.inner.subarray(0, 64 + n), 'buffer'), 64)
+  return hash('sha256', p.inner2, 'buffer')
+}
+
+/** Bytes of a name hashed without createHmac (names are at most 255 bytes; longer ones, only from a damaged record, take createHmac). */
+const NAME_ROOM = 1024
+const pads = new WeakMap<Buffer, { inner: Buffer, inner2: Buffer }>()
+function padsOf (key: Buffer): { inner: Buffer, inner2: Buffer } {
+  if (key.length > 64) throw new Error('bug: a name-hash key longer than a SHA-256 block')
+  const inner = Buffer.alloc(64 + NAME_ROOM)
+  const inner2 = Buffer.alloc(64 + 32) // the outer hash's input: key ^ opad, then the inner hash
+  for (let i = 0; i < 64; i++) { inner[i] = (key[i] ?? 0) ^ 0x36; inner2[i] = (key[i] ?? 0) ^ 0x5c }
+  return { inner, inner2 }
+}
 
 /** The child slot of a name's hash at `depth` (the root's children are picked at depth 0). */
 export const slotAt = (h: Buffer, depth: number): number => (depth & 1) === 0 ? h[depth >> 1] >> 4 : h[depth >> 1] & 15
