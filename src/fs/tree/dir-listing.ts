@@ -47,7 +47,7 @@ export async function listPage (dir: DirNode, after: ListPos | null, max: number
       }
       if (i === order.length && leaf.listed) done.push(leaf)
       return out.length < max
-    }, LIST_AHEAD)
+    }, LIST_AHEAD, () => max - out.length)
     if (pos.length > 0) cursor = pos[pos.length - 1]
     // Behind the page now: what this listing loaded and has passed (a rewind loads it again).
     if (stopped || missing.length === 0) return { entries: out, pos, end: !stopped, behind: { dir, trie, leaves: done } }

@@ -253,14 +253,17 @@ export class DirShards {
    * Walks the loaded leaves in listing order from the one holding position `after` on (null: from
    * the first), calling `visit` on each until it returns false (`stopped`). Shards on the way not
    * loaded yet end the visits: up to `ahead` of them, in listing order, come back in `missing`
-   * (load them, then walk again). Neither: the walk reached the end of the directory.
+   * (load them, then walk again), fewer once they hold `need` entries between them (a page's
+   * first entries come without loading the shards its last ones are in). Neither: the walk
+   * reached the end of the directory.
    */
-  walk (after: ListPos | null, visit: (leaf: Shard) => boolean, ahead: number): { stopped: boolean, missing: Shard[] } {
+  walk (after: ListPos | null, visit: (leaf: Shard) => boolean, ahead: number, need: () => number = () => Infinity): { stopped: boolean, missing: Shard[] } {
     const missing: Shard[] = []
     const bound = after == null ? null : posBytes(after)
     let stopped = false
+    let held = 0
     const go = (s: Shard, onPath: boolean): void => {
-      if (!s.loaded) { missing.push(s); return }
+      if (!s.loaded) { missing.push(s); if ((held += s.count) >= need()) ahead = missing.length; return }
       if (s.names != null) { if (missing.length === 0 && !visit(s)) stopped = true; return }
       const from = onPath ? slotAt(bound!, s.depth) : -1
       for (const slot of [...s.kids!.keys()].sort((a, b) => a - b)) {
