@@ -2,7 +2,8 @@
 // on disk are opened by the native run reader straight from their pack into the reply buffer,
 // blocks lying back to back in one pack as one run (readRun); part of a block is read segment
 // by segment (readSegments: the first read of an object checks all of it against its CID, later
-// ones read only the 4 KiB segments asked for, under the nonce remembered from that check);
+// ones read only the 4 KiB segments asked for, under the nonce remembered from that check; an
+// object sealed in this process is remembered at its seal, sealedThrough, so even its first read does);
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
 // Native reads: a v2 block sealed whole, checked here and unchanged since, is offered to the
@@ -11,7 +12,7 @@
 // Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
 // nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, V2_HEADER, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -100,6 +101,33 @@ export class FileReader {
   private readonly busy = new Map<FileNode, number>()
 
   constructor (private readonly deps: FileReadDeps) {}
+
+  /**
+   * `store` as the write path puts content through it (FileBlocks): each v2 object put there is
+   * remembered as if a read had checked it whole. It was sealed in this process under a nonce
+   * drawn here, and its CID computed here from these very bytes (put hashes them; putWithCid's
+   * CID is the seal worker's hash of the slot it sealed into), so its nonce and sealed length are
+   * what that read would learn: the first read of a block sealed here reads and opens only the
+   * segments it needs instead of reading and hashing the whole record (docs/format.md, "What a
+   * read checks"). Bytes read back from the pack are still checked, by their segments' tags.
+   */
+  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid'>): Pick<BlockStore, 'put' | 'putWithCid'> {
+    return {
+      put: bytes => {
+        const cid = store.put(bytes)
+        this.sealedHere(cid, bytes)
+        return cid
+      },
+      putWithCid: (cid, bytes, release) => {
+        this.sealedHere(cid, bytes) // before: `release` may hand the slot back
+        return store.putWithCid(cid, bytes, release)
+      }
+    }
+  }
+
+  private sealedHere (cid: CID, sealed: Uint8Array): void {
+    if (sealed.length > V2_HEADER && sealed[0] === SEAL_V2) this.verified.set(cid.toString(), sealed.subarray(1, V2_HEADER), sealed.length)
+  }
 
   /** Forgets the verified nonces (the quiet daemon's release: ~25 MiB at 64k; objects are checked whole again on their next read). */
   forgetVerified (): void { this.verified.clear() }
