@@ -16,7 +16,9 @@ import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
 import { isPatched } from '../../src/fs/tree/block-ref.js'
 import { SEGMENT, SEGMENT_SEALED, segmentOffset } from '../../src/crypto/index.js'
 import { BlockCache } from '../../src/store/block-cache.js'
-import { memoryTree, type MemoryBlockStore } from '../helpers/memory-store.js'
+import { PackStore } from '../../src/store/pack-store.js'
+import { Tree } from '../../src/fs/tree/tree.js'
+import { memoryTree, MemoryCommitSink, type MemoryBlockStore } from '../helpers/memory-store.js'
 
 const B = BLOCK_SIZE
 
@@ -117,4 +119,38 @@ test('blocks sealed on the seal pool read by segment from the pack, and a segmen
     assert.ok(out.equals(data.subarray(2 * B + 7 * SEGMENT, 2 * B + 8 * SEGMENT)))
     await drive.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('a write that loads a block sealed here (a growing file\'s tail) reads it by segments on the pool, with no whole-record get', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-sealed-read-'))
+  const store = await PackStore.open(dir, null)
+  try {
+    const cache = new BlockCache(32 * 1024 * 1024)
+    const tree = new Tree({ store, cache, sink: new MemoryCommitSink(), head: null })
+    const f = await tree.create('/wal', 0o644)
+    const model = randomBytes(B + 1000)
+    await tree.write(f, Buffer.from(model), 0)
+    await tree.commit() // block 1 sealed whole, 1,000 bytes padded: not full, so a write loads it
+    await store.flush()
+    cache.clear()
+    let gets = 0
+    const locates: boolean[] = []
+    const get = store.get.bind(store)
+    const locate = store.locate.bind(store)
+    store.get = async (cid, scratch) => { gets++; return await get(cid, scratch) }
+    store.locate = (cid, buffered) => { locates.push(buffered === true); return locate(cid, buffered) }
+    const frame = randomBytes(300)
+    await tree.write(f, frame, B + 900) // grows the file: block 1's old bytes are loaded first
+    const want = Buffer.alloc(B + 1200)
+    model.copy(want)
+    frame.copy(want, B + 900)
+    assert.equal(gets, 0, 'no whole-record get (and hash) of the block')
+    assert.ok(locates.includes(true), 'read from its pack under the nonce its seal drew')
+    const out = Buffer.alloc(B + 1200)
+    assert.equal(await tree.read(f, out, out.length, 0), B + 1200)
+    assert.ok(out.equals(want))
+  } finally {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })

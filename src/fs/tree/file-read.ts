@@ -230,12 +230,40 @@ export class FileReader {
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.label()} block ${idx}`, patch?.first ?? 0)
+      p = this.openObject(f, idx, cid, patch?.first ?? 0)
         .then(plain => { this.deps.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
     }
     return await p
+  }
+
+  /**
+   * The whole plaintext of one object of block `idx` (segments numbered from `first`). From a
+   * pack, on the pool: an object whose nonce is known (checked, or sealed here) by its segments
+   * alone, no hash, through the page cache (a block loaded again and again for writes, such as a
+   * log's tail, is read from the disk once); else the whole record checked against its CID
+   * (O_DIRECT for a large one) and its nonce remembered. Not in a pack yet, or without the addon:
+   * the store's checked get, opened here.
+   */
+  private async openObject (f: FileNode, idx: number, cid: CID, first: number): Promise<Buffer> {
+    const { store, loader } = this.deps
+    const what = `file ${f.label()} block ${idx}`
+    const key = cid.toString()
+    const known = this.verified.get(key)
+    const at = readPart != null ? store.locate?.(cid, known != null) : null
+    if (at == null) return await loader.openSealed(f.key, blockPosition(f, idx), cid, what, first)
+    const room = Math.max(0, plainLength(SEAL_V1, at.length), plainLength(SEAL_V2, at.length))
+    const dst = Buffer.allocUnsafe(room)
+    let r: Awaited<ReturnType<NonNullable<typeof readPart>>>
+    try {
+      r = await readPart!(at, f.key, { pos: blockPosition(f, idx), hash: cid.multihash, first, from: first * SEGMENT, to: first * SEGMENT + room }, known?.subarray(0, 12) ?? null, dst)
+    } catch (err) {
+      throw loader.integrityError(what, cid, err, 'read')
+    }
+    if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
+    if (r.nonce != null && known == null) this.verified.set(key, r.nonce, at.length)
+    return dst.subarray(0, r.n)
   }
 
   async read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> {
