@@ -15,6 +15,7 @@ import type { BlockStore } from '../../src/fs/tree/tree.js'
 import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
 import { isPatched } from '../../src/fs/tree/block-ref.js'
 import { SEGMENT, SEGMENT_SEALED, segmentOffset } from '../../src/crypto/index.js'
+import { Verified } from '../../src/fs/tree/file-read.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import { PackStore } from '../../src/store/pack-store.js'
 import { Tree } from '../../src/fs/tree/tree.js'
@@ -153,4 +154,15 @@ test('a write that loads a block sealed here (a growing file\'s tail) reads it b
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('the table of checked objects lets the least recently used go first: an object read all along stays while new seals stream in', () => {
+  const v = new Verified(4)
+  const nonce = randomBytes(12)
+  for (const k of ['base', 'p1', 'p2', 'p3']) v.set(k, nonce, 4125)
+  assert.ok(v.get('base') != null) // read again: the most recently used now
+  v.set('p4', nonce, 4125) // a fifth entry: the least recently used goes
+  assert.equal(v.get('p1'), undefined)
+  const kept = v.get('base')
+  assert.ok(kept != null && kept.subarray(0, 12).equals(nonce) && kept.readUInt32BE(12) === 4125)
 })

@@ -77,13 +77,24 @@ export interface FileReadDeps {
   loader: Pick<Loader, 'blocks' | 'openSealed' | 'integrityError'>
 }
 
-/** CID -> nonce and sealed length of a v2 object checked whole against that CID in this process. */
-class Verified {
+/**
+ * CID -> nonce and sealed length of a v2 object checked whole against that CID in this process,
+ * or sealed here. Least recently used first out: every seal enters it now, and under a stream of
+ * small writes a block read all along must not fall out behind patches nobody reads again (its
+ * next read would hash its whole record again).
+ */
+export class Verified {
   private readonly map = new Map<string, Buffer>()
-  get (key: string): Buffer | undefined { return this.map.get(key) }
+  constructor (private readonly limit = MAX_VERIFIED) {}
+  get (key: string): Buffer | undefined {
+    const v = this.map.get(key)
+    if (v !== undefined) { this.map.delete(key); this.map.set(key, v) } // most recently used
+    return v
+  }
+
   set (key: string, nonce: Uint8Array, sealedLength: number): void {
     if (this.map.has(key)) return
-    if (this.map.size >= MAX_VERIFIED) this.map.delete(this.map.keys().next().value!) // oldest first
+    if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value!) // least recently used
     const v = Buffer.allocUnsafeSlow(16)
     v.set(nonce.subarray(0, 12))
     v.writeUInt32BE(sealedLength, 12)
