@@ -30,7 +30,7 @@ const RUN_GAP = 256
 const RUN_BLOCKS = 16
 
 /**
- * Objects whose nonce the process remembers (each verified whole against its CID once): 16
+ * Objects whose nonce the process remembers (each verified whole against its CID once, or sealed here): 16
  * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
  */
 const MAX_VERIFIED = 64 * 1024
