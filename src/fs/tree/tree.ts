@@ -91,7 +91,7 @@ export class Tree {
     this.io = { store, log }
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
-      store, cache, log,
+      store: this.reader.sealedThrough(store), cache, log,
       sealer: opts.sealer ?? null,
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
       readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
