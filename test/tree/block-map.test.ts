@@ -9,7 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody, nodeBody, entryBody } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, NARROW, WIDE, heightFor, nodeIndex, leafBody, nodeBody, entryBody, shapeFor } from '../../src/fs/tree/block-map.js'
 import { cidOf } from '../../src/store/cid.js'
 import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
@@ -103,6 +103,7 @@ test('random writes, truncates and punched holes across tree heights read back e
     for (let o = 0; o < len; o += PAGE) pages.set(pos + o, data.subarray(o, o + PAGE))
     size = Math.max(size, pos + len)
   }
+  const shapes = new Set<unknown>()
   for (let round = 0; round < 12; round++) {
     // Grow past the one-level limit (1,024 blocks) in some rounds, shrink below it in others.
     const span = (round % 4 === 3 ? 1400 : 300) * B
@@ -124,10 +125,12 @@ test('random writes, truncates and punched holes across tree heights read back e
     }
     await tree.commit()
     await check(tree, f, `round ${round}`)
-    if (f.blocks!.size > 32) assert.equal(f.mapTree!.height, heightFor(Math.ceil(size / B)), `round ${round}: height`)
+    if (f.blocks!.size > 32) assert.equal(f.mapTree!.height, heightFor(Math.ceil(size / B), f.mapTree!.shape), `round ${round}: height`)
+    if (f.blocks!.size > 32) shapes.add(f.mapTree!.shape)
     const again = sink.reopen(store)
     await check(again, await again.lookup('/db') as FileNode, `round ${round}, reopened`)
   }
+  assert.ok(shapes.has(NARROW), 'the random writes gave the map the narrow shape in some rounds')
 })
 
 test('a flat block map (as format 2 wrote before the tree) still reads, and the next change seals a tree', async () => {
@@ -162,6 +165,7 @@ test('a leaf named at another place in the tree fails authentication, and an old
   const { f } = await sparseFile(tree, '/t', 64, 1) // 4 leaves under the root
   const root = rootBody(f, await store.get(f.blockMap!))
   assert.equal(root.v, 2)
+  assert.equal(f.mapTree!.shape, WIDE, 'whole blocks only: the wide shape')
   assert.deepEqual(root.c!.map(([s]) => s), [0, 1, 2, 3])
   // An attacker who could seal (they cannot: the key) still could not move leaf 0 to slot 1.
   const swapped = { v: 2, h: root.h, c: [[0, root.c![1][1]], [1, root.c![0][1]], root.c![2], root.c![3]] }
@@ -247,4 +251,82 @@ test('block entries built from cached CID encodings are the bytes dag-cbor encod
       assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(entryOf(idx, ref))), `block ${idx}, ${n} patches`)
     }
   }
+})
+
+/** Opens the root of f's block map and returns its body, any version. */
+function anyRoot (f: FileNode, sealed: Uint8Array): { v: number, h: number, l?: number, f?: number, c: Array<[number, CID]> } {
+  return decodeAny(unpadFrame(open(f.key, blockMapPosition(f), sealed))!, 'root', [1, 2, 3]) as never
+}
+
+test('a map with many patched blocks is sealed narrow (2 blocks per leaf, 16 children, its shape in a version 3 root) and reads back after a reopen; wide again once the patches are gone', async () => {
+  const { tree, store, sink } = memoryTree()
+  const { f } = await sparseFile(tree, '/db', 1024, 1) // 1,024 whole blocks: wide, one level
+  assert.equal(f.mapTree!.shape, WIDE)
+  const pages = new Map<number, Buffer>()
+  // 1 block in 16 patched: the map turns narrow at this commit.
+  for (let i = 0; i < 1024; i += 16) {
+    const p = randomBytes(PAGE)
+    await tree.write(f, p, i * B + 5 * PAGE)
+    pages.set(i * B + 5 * PAGE, p)
+  }
+  await tree.commit()
+  assert.equal(f.mapTree!.shape, NARROW)
+  assert.equal(f.mapTree!.patched, 64)
+  const root = anyRoot(f, await store.get(f.blockMap!))
+  assert.deepEqual([root.v, root.l, root.f, root.h], [3, 2, 16, heightFor(1024, NARROW)])
+  assert.equal(heightFor(1024, NARROW), 3, '512 leaves, 32 and 2 inner nodes, the root')
+  assert.equal(f.mapTree!.nodes.size, 512 + 32 + 2)
+  assert.deepEqual(Buffer.from(nodeBody(root.c, root.h, NARROW)), Buffer.from(encode({ v: 3, h: root.h, l: 2, f: 16, c: root.c })), 'the root is canonical dag-cbor')
+  // A commit after 4 random 4 KiB writes now seals 4 small leaves and the nodes above them.
+  const objects = store.size
+  const bytes = store.bytes
+  for (const idx of [3, 300, 600, 1000]) {
+    const p = randomBytes(PAGE)
+    await tree.write(f, p, idx * B)
+    pages.set(idx * B, p)
+  }
+  await tree.commit()
+  // 4 patches, 4 leaves, 4 + 2 inner nodes (levels 1 and 2; 600 and 1000 share the second), the map's root, the root directory.
+  assert.equal(store.size - objects, 4 + 4 + 4 + 2 + 1 + 1)
+  const mapBytes = store.bytes - bytes - 4 * (PAGE + 29)
+  assert.ok(mapBytes < 8 * 1024, `map and directory: ${mapBytes} bytes appended (inner nodes of 16 children: ~0.75 KiB each)`)
+  const one = sink.reopen(store)
+  const g = await one.lookup('/db') as FileNode
+  for (const [pos, p] of pages) assert.ok((await readAt(one, g, pos, PAGE)).equals(p), `narrow map: page at ${pos}`)
+  assert.equal(g.mapTree!.shape, NARROW)
+  assert.equal(g.mapTree!.patched, 64 + 4)
+  // Whole blocks over every patched one: no patch left, the next seal is wide again.
+  for (const i of [...g.blocks!.keys()]) if (g.blocks!.get(i) != null && (g.blocks!.get(i) as { patches?: unknown }).patches != null) await one.write(g, randomBytes(B), i * B)
+  await one.commit()
+  assert.equal(g.mapTree!.shape, WIDE)
+  assert.equal(anyRoot(g, await store.get(g.blockMap!)).v, 2)
+  const two = sink.reopen(store)
+  const h = await two.lookup('/db') as FileNode
+  assert.equal((await two.blocksOf(h)).size, 1024)
+  assert.equal(h.mapTree!.shape, WIDE)
+})
+
+test('the shape switches with a margin: narrow from 1 patched block in 16, wide again below 1 in 64', () => {
+  assert.equal(shapeFor(2048, 127, WIDE), WIDE)
+  assert.equal(shapeFor(2048, 128, WIDE), NARROW)
+  assert.equal(shapeFor(2048, 32, NARROW), NARROW)
+  assert.equal(shapeFor(2048, 31, NARROW), WIDE)
+  assert.equal(shapeFor(40, 5, WIDE), WIDE, 'a few patched blocks in a small file keep it wide')
+  assert.equal(heightFor(2 ** 36, NARROW), 9, 'the largest file, narrow')
+})
+
+test('a narrow root naming another shape is refused by its reader', async () => {
+  const { tree, store, sink } = memoryTree()
+  const { f } = await sparseFile(tree, '/n', 64, 1)
+  for (let i = 0; i < 64; i += 4) await tree.write(f, randomBytes(PAGE), i * B + PAGE)
+  await tree.commit()
+  assert.equal(f.mapTree!.shape, NARROW)
+  const root = anyRoot(f, await store.get(f.blockMap!))
+  f.blockMap = store.put(seal(f.key, blockMapPosition(f), padFrame(encode({ ...root, l: 4 }))))
+  f.mapTree = null
+  await tree.chmod('/n', 0o600)
+  await tree.commit()
+  const one = sink.reopen(store)
+  const g = await one.lookup('/n') as FileNode
+  await assert.rejects(readAt(one, g, 0, PAGE), { code: 'ERR_FORMAT', message: /unknown shape/ })
 })
