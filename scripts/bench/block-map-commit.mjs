@@ -25,16 +25,17 @@ const warms = process.env.BM_WARM != null ? process.env.BM_WARM.split(' ').map(N
 for (const warm of warms) { // 0, then ~4 and ~8 writes per block (patch lists grow)
   for (let r = 0; r < warm; r++) { await round(); await tree.commit() }
   mark()
-  const times = []; let bytes = 0; let mapBytes = 0; let mapObjs = 0
+  const times = []; const cpu = []; let bytes = 0; let mapBytes = 0; let mapObjs = 0
   for (let r = 0; r < 60; r++) {
     await round()
-    const b0 = store.bytes, t0 = process.hrtime.bigint()
+    const b0 = store.bytes, t0 = process.hrtime.bigint(), c0 = process.cpuUsage()
     await tree.commit()
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6); bytes += store.bytes - b0
+    const c = process.cpuUsage(c0)
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6); cpu.push((c.user + c.system) / 1000); bytes += store.bytes - b0
     const fresh = f.mapTree != null ? [f.mapTree.root, ...f.mapTree.nodes.values()] : [f.blockMap]
     for (const c of fresh) { const k = c.toString(); if (!seen.has(k)) { seen.add(k); mapObjs++; mapBytes += (await store.get(c)).length } }
   }
-  times.sort((a, b) => a - b)
+  times.sort((a, b) => a - b); cpu.sort((a, b) => a - b)
   let patches = 0; for (const r of f.blocks.values()) patches += r.patches?.length ?? 0
-  console.log(`patches/block ${(patches / BLOCKS).toFixed(1)}: commit median ${times[30].toFixed(2)} ms, p90 ${times[54].toFixed(2)} ms; appended per commit ${(bytes / 60 / 1024).toFixed(1)} KiB (${(bytes / 60 / W / 1024).toFixed(1)} KiB per 4 KiB write), of which block map ${(mapBytes / 60 / 1024).toFixed(1)} KiB in ${(mapObjs / 60).toFixed(1)} objects`)
+  console.log(`patches/block ${(patches / BLOCKS).toFixed(1)}: commit median ${times[30].toFixed(2)} ms (CPU ${cpu[30].toFixed(2)} ms), p90 ${times[54].toFixed(2)} ms; appended per commit ${(bytes / 60 / 1024).toFixed(1)} KiB (${(bytes / 60 / W / 1024).toFixed(1)} KiB per 4 KiB write), of which block map ${(mapBytes / 60 / 1024).toFixed(1)} KiB in ${(mapObjs / 60).toFixed(1)} objects`)
 }

@@ -5,7 +5,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
@@ -242,6 +243,10 @@ test('inner and root node bodies built from cached CID encodings are the bytes d
 
 test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list', () => {
   const cid = (): CID => cidOf(randomBytes(40))
+  // CIDs of other lengths than this store's (a sha2-256 CID of v0.1, an identity CID) too.
+  for (const c of [CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), CID.create(1, 0x55, identity.digest(randomBytes(300)))]) {
+    assert.deepEqual(Buffer.from(entryBody(3, c)), Buffer.from(encode(entryOf(3, c))), `CID of ${c.bytes.length} bytes`)
+  }
   for (const idx of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 36 + 12345]) {
     const whole = cid()
     assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(entryOf(idx, whole))), `whole block ${idx}`)
