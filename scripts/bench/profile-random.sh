@@ -11,7 +11,8 @@
 # /proc/PID/io, store growth (ours) and the records appended (scripts/bench/pack-records.mjs).
 # PRE="randrw 20" runs that row first, untimed, on the same files (as scripts/bench.sh does before
 # randrw_fsync: the blocks then carry its patches).
-# LOG_TO=FILE keeps the daemon's log (with SPACE_DEBUG_COMMITS=1: a line per commit).
+# LOG_TO=FILE keeps the daemon's log (with SPACE_DEBUG_COMMITS=1: a line per commit) and its stdout (FILE.out);
+# NODE_FLAGS="--trace-gc" passes flags NODE_OPTIONS refuses to the daemon's node.
 # PERF=1 adds `perf record -e cpu-clock -g` of the daemon (software clock: this VM has no PMU) and
 # prints the top shared objects and symbols. Unmounts and removes the temp dir at the end.
 # SPACE_NATIVE_READS=0 (passed to the daemon) sends every read to JS, for the side-by-side with
@@ -43,13 +44,13 @@ cleanup() {
     grep -h "^native reads:" "$W/log" 2>/dev/null || true # with SPACE_DEBUG_NATIVE_READS=1
   fi
   mountpoint -q "$W/mnt" && fusermount -u -z "$W/mnt"
-  [ -z "${LOG_TO:-}" ] || cp "$W/log" "$LOG_TO" 2>/dev/null || true
+  [ -z "${LOG_TO:-}" ] || { cp "$W/log" "$LOG_TO"; cp "$W/out" "$LOG_TO.out"; } 2>/dev/null || true
   rm -rf --one-file-system "$W"
 }
 trap cleanup EXIT
 mkdir -p "$W/mnt" "$W/data" "$W/config" "$W/cipher"
 if [ "$FS" = space ]; then
-  node dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
+  node ${NODE_FLAGS:-} dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
   PID=$!
   until grep -qsx "mounted $W/mnt" "$W/out"; do kill -0 "$PID" || exit 1; sleep 0.1; done
 else
