@@ -354,7 +354,9 @@ export class FileBlocks {
   startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
     if (buf == null) return
-    if (f.patching.has(idx)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
+    const p = f.patching.get(idx)
+    if (p != null && (p.fold !== true || (p.known >>> 0) !== ALL)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
+    f.deletePatching(idx) // a complete fold: a whole block, sealed on the pool
     this.unmarkDirty(f, idx)
     f.setSealing(idx, buf)
     this.sealingFiles.add(f)
