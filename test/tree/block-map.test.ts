@@ -10,7 +10,7 @@ import { identity } from 'multiformats/hashes/identity'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, NARROW, WIDE, heightFor, nodeIndex, leafBody, nodeBody, entryBody, shapeFor } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, NARROW, WIDE, heightFor, nodeIndex, leafBody, nodeBody, entryBody, shapeFor, SMALL_COMMITS } from '../../src/fs/tree/block-map.js'
 import { cidOf } from '../../src/store/cid.js'
 import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
@@ -125,6 +125,8 @@ test('random writes, truncates and punched holes across tree heights read back e
       }
     }
     await tree.commit()
+    // Small commits (one 4 KiB write each), as fsyncs between few writes make: they let the map turn narrow.
+    for (let k = 0; k < 9 && size > PAGE; k++) { await write(rnd(size - PAGE), PAGE); await tree.commit() }
     await check(tree, f, `round ${round}`)
     if (f.blocks!.size > 32) assert.equal(f.mapTree!.height, heightFor(Math.ceil(size / B), f.mapTree!.shape), `round ${round}: height`)
     if (f.blocks!.size > 32) shapes.add(f.mapTree!.shape)
@@ -258,6 +260,27 @@ test('block entries built from cached CID encodings are the bytes dag-cbor encod
   }
 })
 
+/**
+ * 1,024 whole blocks (a wide map), then 8 small commits of 4 KiB writes into 8 blocks in 8
+ * leaves each: 64 blocks patched (1 in 16), and the map narrow from the 8th commit on.
+ */
+async function narrowFile (tree: Tree, path: string): Promise<{ f: FileNode, pages: Map<number, Buffer> }> {
+  const { f } = await sparseFile(tree, path, 1024, 1)
+  assert.equal(f.mapTree!.shape, WIDE)
+  const pages = new Map<number, Buffer>()
+  for (let c = 0; c < SMALL_COMMITS; c++) {
+    for (let j = 0; j < 8; j++) {
+      const at = (c * 128 + j * 16) * B + 5 * PAGE
+      const p = randomBytes(PAGE)
+      await tree.write(f, p, at)
+      pages.set(at, p)
+    }
+    await tree.commit()
+    assert.equal(f.mapTree!.shape, c < SMALL_COMMITS - 1 ? WIDE : NARROW, `after small commit ${c}`)
+  }
+  return { f, pages }
+}
+
 /** Opens the root of f's block map and returns its body, any version. */
 function anyRoot (f: FileNode, sealed: Uint8Array): { v: number, h: number, l?: number, f?: number, c: Array<[number, CID]> } {
   return decodeAny(unpadFrame(open(f.key, blockMapPosition(f), sealed))!, 'root', [1, 2, 3]) as never
@@ -265,16 +288,7 @@ function anyRoot (f: FileNode, sealed: Uint8Array): { v: number, h: number, l?: 
 
 test('a map with many patched blocks is sealed narrow (2 blocks per leaf, 16 children, its shape in a version 3 root) and reads back after a reopen; wide again once the patches are gone', async () => {
   const { tree, store, sink } = memoryTree()
-  const { f } = await sparseFile(tree, '/db', 1024, 1) // 1,024 whole blocks: wide, one level
-  assert.equal(f.mapTree!.shape, WIDE)
-  const pages = new Map<number, Buffer>()
-  // 1 block in 16 patched: the map turns narrow at this commit.
-  for (let i = 0; i < 1024; i += 16) {
-    const p = randomBytes(PAGE)
-    await tree.write(f, p, i * B + 5 * PAGE)
-    pages.set(i * B + 5 * PAGE, p)
-  }
-  await tree.commit()
+  const { f, pages } = await narrowFile(tree, '/db')
   assert.equal(f.mapTree!.shape, NARROW)
   assert.equal(f.mapTree!.patched, 64)
   const root = anyRoot(f, await store.get(f.blockMap!))
@@ -311,20 +325,37 @@ test('a map with many patched blocks is sealed narrow (2 blocks per leaf, 16 chi
   assert.equal(h.mapTree!.shape, WIDE)
 })
 
-test('the shape switches with a margin: narrow from 1 patched block in 16, wide again below 1 in 64', () => {
+test('the shape switches with a margin: narrow from 1 patched block in 16 after small commits, wide again below 1 in 64 or at a commit that reseals most leaves', () => {
   assert.equal(shapeFor(2048, 127, WIDE), WIDE)
   assert.equal(shapeFor(2048, 128, WIDE), NARROW)
+  assert.equal(shapeFor(2048, 128, WIDE, 4, 128, SMALL_COMMITS - 1), WIDE, 'not before SMALL_COMMITS small commits')
   assert.equal(shapeFor(2048, 32, NARROW), NARROW)
   assert.equal(shapeFor(2048, 31, NARROW), WIDE)
+  assert.equal(shapeFor(2048, 1000, NARROW, 256, 1024), NARROW)
+  assert.equal(shapeFor(2048, 1000, NARROW, 257, 1024), WIDE, 'a commit resealing more than 1 narrow leaf in 4')
   assert.equal(shapeFor(40, 5, WIDE), WIDE, 'a few patched blocks in a small file keep it wide')
   assert.equal(heightFor(2 ** 36, NARROW), 9, 'the largest file, narrow')
 })
 
+test('random 4 KiB writes committed once a second (most leaves each time) keep a map wide, and turn a narrow one wide', async () => {
+  const { tree } = memoryTree()
+  const { f } = await narrowFile(tree, '/rw')
+  assert.equal(f.mapTree!.shape, NARROW)
+  let seed = 3
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed >>> 8) % n }
+  for (let k = 0; k < 600; k++) await tree.write(f, randomBytes(PAGE), rnd(1024 * 32) * PAGE)
+  await tree.commit()
+  assert.equal(f.mapTree!.shape, WIDE, '600 writes over 512 narrow leaves: wide')
+  for (let r = 0; r < 3; r++) {
+    for (let k = 0; k < 600; k++) await tree.write(f, randomBytes(PAGE), rnd(1024 * 32) * PAGE)
+    await tree.commit()
+    assert.equal(f.mapTree!.shape, WIDE, `big commit ${r}: stays wide however many blocks are patched (${f.mapTree!.patched})`)
+  }
+})
+
 test('a narrow root naming another shape is refused by its reader', async () => {
   const { tree, store, sink } = memoryTree()
-  const { f } = await sparseFile(tree, '/n', 64, 1)
-  for (let i = 0; i < 64; i += 4) await tree.write(f, randomBytes(PAGE), i * B + PAGE)
-  await tree.commit()
+  const { f } = await narrowFile(tree, '/n')
   assert.equal(f.mapTree!.shape, NARROW)
   const root = anyRoot(f, await store.get(f.blockMap!))
   f.blockMap = store.put(seal(f.key, blockMapPosition(f), padFrame(encode({ ...root, l: 4 }))))

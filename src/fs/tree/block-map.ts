@@ -42,7 +42,16 @@ export const NARROW: MapShape = { leaf: 2, fanout: 16 }
  * position index, its shape, and how many of its blocks are patched (in all, and per leaf that
  * holds any): what chooses the shape of the next seal.
  */
-export interface MapTree { root: CID, height: number, nodes: Map<number, CID>, shape: MapShape, patched: number, leafPatched: Map<number, number> | null }
+export interface MapTree {
+  root: CID
+  height: number
+  nodes: Map<number, CID>
+  shape: MapShape
+  patched: number
+  leafPatched: Map<number, number> | null
+  /** Commits in a row that resealed at most 1 leaf in 8 (small commits: fsyncs between few writes). */
+  small: number
+}
 
 /** Bodies of the three node kinds (dag-cbor, padded frame); a narrow root has `l` and `f`. */
 interface RootBody { v: number, h: number, c: Array<[number, CID]>, l?: number, f?: number }
@@ -62,14 +71,21 @@ export function heightFor (blocks: number, shape: MapShape = WIDE): number {
   return h
 }
 
+/** Small commits in a row before a wide map turns narrow (a switch reseals the whole map once). */
+export const SMALL_COMMITS = 8
+
 /**
  * The shape the next seal of a map of `blocks` blocks, `patched` of them patched, should have,
- * given its current one: narrow from 1 patched block in 16 on, wide again below 1 in 64 (apart,
- * so a file near the line does not switch at every commit: a switch rewrites the whole map).
+ * given its current one, the leaves this commit reseals (`touched` of `leaves`) and the small
+ * commits before it. Narrow pays where commits are small and patch lists long: from 1 patched
+ * block in 16 on, after SMALL_COMMITS commits in a row that resealed at most 1 leaf in 8. Wide
+ * again below 1 patched block in 64, or at a commit that reseals more than 1 narrow leaf in 4 (a
+ * commit once a second under random writes reseals most leaves: as many bytes either way, 8x the
+ * objects narrow, and the switch costs about what the commit would anyway).
  */
-export function shapeFor (blocks: number, patched: number, current: MapShape): MapShape {
-  if (current === NARROW) return patched * 64 < blocks ? WIDE : NARROW
-  return patched * 16 >= blocks && patched >= 8 ? NARROW : WIDE
+export function shapeFor (blocks: number, patched: number, current: MapShape, touched = 0, leaves = 1, small = SMALL_COMMITS): MapShape {
+  if (current === NARROW) return patched * 64 < blocks || touched * 4 > leaves ? WIDE : NARROW
+  return patched * 16 >= blocks && patched >= 8 && small >= SMALL_COMMITS ? NARROW : WIDE
 }
 
 /** Patched blocks of leaf `k`. */
@@ -91,6 +107,7 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
   let shape = old?.shape ?? WIDE
   let patched = 0
   let leafPatched: Map<number, number> | null = null
+  let small = 0
   let dirty = new Set<number>()
   if (!whole) {
     // The patched count after this commit, from the changed leaves: it may call for the other shape.
@@ -103,11 +120,15 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
       if (n > 0) (leafPatched ??= new Map()).set(k, n)
       else leafPatched?.delete(k)
     }
-    const want = shapeFor(blocks.size, patched, shape)
-    if (want !== shape) { whole = true; shape = want }
+    const leaves = Math.max(1, Math.ceil(Math.max(f.size / BLOCK_SIZE, 1) / shape.leaf))
+    small = dirty.size * 8 <= leaves ? old!.small + 1 : 0
+    const want = shapeFor(blocks.size, patched, shape, dirty.size, leaves, small)
+    if (want !== shape) { whole = true; shape = want; small = 0 }
   } else {
+    // Rewritten whole (a truncate, a first seal, a map read without its tree): a narrow map stays
+    // narrow while it has the patches for it; nothing turns narrow without small commits seen.
     for (const r of blocks.values()) if (isPatched(r)) patched++
-    shape = shapeFor(blocks.size, patched, shape)
+    shape = shape === NARROW && shapeFor(blocks.size, patched, NARROW) === NARROW ? NARROW : WIDE
   }
   if (whole) {
     dirty = new Set()
@@ -145,7 +166,7 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
     dirty = up
   }
   const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0, shape.fanout), height, shape)))
-  f.mapTree = { root, height, nodes, shape, patched, leafPatched }
+  f.mapTree = { root, height, nodes, shape, patched, leafPatched, small }
   f.clearChanged()
   return root
 }
@@ -331,7 +352,7 @@ export async function readMapTree (label: string, root: CID, framed: Buffer, ope
     const k = Math.floor(i / shape.leaf)
     ;(leafPatched ??= new Map()).set(k, (leafPatched.get(k) ?? 0) + 1)
   }
-  return { pairs, tree: { root, height, nodes, shape, patched, leafPatched } }
+  return { pairs, tree: { root, height, nodes, shape, patched, leafPatched, small: 0 } }
 }
 
 /** A tree root's shape (wide for version 2; named in a version 3 root, one of the known ones) and height, checked. */
