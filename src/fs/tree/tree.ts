@@ -100,7 +100,7 @@ export class Tree {
     this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), loadName: (dir, name) => this.loader.loadName(dir, name), loadRoot: dir => this.loader.loadRoot(dir), loadListed: (dir, trie, shards) => this.loader.loadListed(dir, trie, shards), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
     this.writer = new FileWriter({ store, fileBlocks: this.fileBlocks, blocks: f => this.loader.blocks(f), now })
-    this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
+    this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head, log })
     this.edits.committed(this.committer.head.seq, 0)
   }
 
