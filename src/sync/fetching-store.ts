@@ -79,7 +79,7 @@ export class FetchingStore {
         if (w === undefined) continue
         waiting.delete(b.cid.toString())
         this.keep(b.cid, b.bytes)
-        w.resolve(b.bytes)
+        w.resolve(own(b.bytes))
       }
     } catch (err) {
       if (batch.length === 1) { for (const w of waiting.values()) w.reject(err); return }
@@ -93,7 +93,7 @@ export class FetchingStore {
     try {
       for await (const b of t.get([w.cid])) {
         this.keep(w.cid, b.bytes)
-        w.resolve(b.bytes)
+        w.resolve(own(b.bytes))
         return
       }
       w.resolve(await this.local.get(w.cid))
@@ -133,6 +133,14 @@ export class FetchingStore {
 }
 
 interface Waiter { cid: CID, resolve: (bytes: Uint8Array) => void, reject: (err: unknown) => void }
+
+/**
+ * A block for a reader that may keep it (a tree node, a block map): a copy when it is a view of
+ * a much larger buffer (a fetched batch), which it would otherwise keep alive whole.
+ */
+function own (bytes: Uint8Array): Uint8Array {
+  return bytes.buffer.byteLength > 2 * bytes.length ? Buffer.from(bytes) : bytes
+}
 /** On-demand misses fetched in one batch at most. */
 const MAX_ON_DEMAND = 512
 

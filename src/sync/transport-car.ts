@@ -115,6 +115,12 @@ class ByteReader {
 export interface CarReadOptions {
   /** The whole stream's size limit (ERR_TOO_LARGE past it). */
   maxBytes?: number
+  /**
+   * The stream's length when known (a content-length): it is then read into one buffer and the
+   * blocks handed out as views of it, where blocks crossing the stream's chunks were each copied
+   * into a buffer of their own. For a caller that keeps the whole batch anyway.
+   */
+  length?: number
   maxBlockBytes?: number
   /** Told the header's roots before the first block. */
   onRoots?: (roots: CID[]) => void
@@ -126,34 +132,104 @@ export interface CarReadOptions {
  */
 export async function * readCar (source: AsyncIterable<Uint8Array>, opts: CarReadOptions = {}): AsyncGenerator<Block> {
   const maxBlock = opts.maxBlockBytes ?? MAX_BLOCK_BYTES
-  const r = new ByteReader(source[Symbol.asyncIterator](), opts.maxBytes ?? Number.MAX_SAFE_INTEGER)
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER
+  if (opts.length !== undefined) {
+    if (opts.length > maxBytes) throw new TransportError('ERR_TOO_LARGE', `CAR stream of ${opts.length} bytes is larger than ${maxBytes} bytes`)
+    yield * parseCar(await readWhole(source, opts.length), maxBlock, opts.onRoots)
+    return
+  }
+  const r = new ByteReader(source[Symbol.asyncIterator](), maxBytes)
   const headerLength = await r.varint()
-  if (headerLength === 0 || headerLength > MAX_HEADER) throw new TransportError('ERR_CAR_FORMAT', `CAR header length ${headerLength} is out of range`)
+  checkHeaderLength(headerLength)
+  opts.onRoots?.(decodeHeader(await r.exactly(headerLength)))
+  while (!(await r.atEnd())) {
+    const length = await r.varint()
+    checkSectionLength(length, maxBlock)
+    yield sectionBlock(await r.exactly(length), maxBlock)
+  }
+}
+
+function checkHeaderLength (n: number): void {
+  if (n === 0 || n > MAX_HEADER) throw new TransportError('ERR_CAR_FORMAT', `CAR header length ${n} is out of range`)
+}
+
+function checkSectionLength (n: number, maxBlock: number): void {
+  if (n > maxBlock + MAX_CID) throw new TransportError('ERR_TOO_LARGE', `CAR section of ${n} bytes is over the ${maxBlock}-byte block limit`)
+}
+
+/** The header's roots; throws unless it is a CAR v1 header. */
+function decodeHeader (bytes: Uint8Array): CID[] {
   let header: unknown
   try {
-    header = dagCbor.decode(await r.exactly(headerLength))
+    header = dagCbor.decode(bytes)
   } catch (err) {
-    if (err instanceof TransportError) throw err
     throw new TransportError('ERR_CAR_FORMAT', `CAR header is not dag-cbor: ${(err as Error).message}`)
   }
   const h = header as { version?: unknown, roots?: unknown }
   if (h === null || typeof h !== 'object' || h.version !== 1) throw new TransportError('ERR_CAR_FORMAT', 'CAR header is not version 1')
   if (!Array.isArray(h.roots) || !h.roots.every(c => CID.asCID(c) !== null)) throw new TransportError('ERR_CAR_FORMAT', 'CAR header roots are not a list of CIDs')
-  opts.onRoots?.(h.roots as CID[])
-  while (!(await r.atEnd())) {
-    const length = await r.varint()
-    if (length > maxBlock + MAX_CID) throw new TransportError('ERR_TOO_LARGE', `CAR section of ${length} bytes is over the ${maxBlock}-byte block limit`)
-    const section = await r.exactly(length)
-    let cid: CID
-    let bytes: Uint8Array
-    try {
-      [cid, bytes] = CID.decodeFirst(section)
-    } catch (err) {
-      throw new TransportError('ERR_CAR_FORMAT', `CAR section names no valid CID: ${(err as Error).message}`)
+  return h.roots as CID[]
+}
+
+/** A section's block, checked against its CID (checkBlock). */
+function sectionBlock (section: Uint8Array, maxBlock: number): Block {
+  let cid: CID
+  let bytes: Uint8Array
+  try {
+    [cid, bytes] = CID.decodeFirst(section)
+  } catch (err) {
+    throw new TransportError('ERR_CAR_FORMAT', `CAR section names no valid CID: ${(err as Error).message}`)
+  }
+  if (bytes.length > maxBlock) throw new TransportError('ERR_TOO_LARGE', `block ${cid.toString()} of ${bytes.length} bytes is over the ${maxBlock}-byte limit`)
+  checkBlock(cid, bytes)
+  return { cid, bytes }
+}
+
+/** Exactly `length` bytes of `source` in one buffer; ERR_CAR_FORMAT when it ends short or runs over. */
+async function readWhole (source: AsyncIterable<Uint8Array>, length: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length)
+  let have = 0
+  for await (const c of source) {
+    if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)
+    out.set(c, have)
+    have += c.length
+  }
+  if (have !== length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream ends after ${have} of the ${length} bytes it declared`)
+  return out
+}
+
+/** An unsigned LEB128 varint of at most 7 bytes at buf[pos]: [value, bytes it took]. */
+function varintAt (buf: Buffer, pos: number): [number, number] {
+  let value = 0
+  for (let i = 0; i < 7; i++) {
+    if (pos + i >= buf.length) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
+    const b = buf[pos + i]
+    value += (b & 0x7f) * 2 ** (7 * i)
+    if ((b & 0x80) === 0) {
+      if (b === 0 && i > 0) throw new TransportError('ERR_CAR_FORMAT', 'CAR varint is not minimally encoded')
+      return [value, i + 1]
     }
-    if (bytes.length > maxBlock) throw new TransportError('ERR_TOO_LARGE', `block ${cid.toString()} of ${bytes.length} bytes is over the ${maxBlock}-byte limit`)
-    checkBlock(cid, bytes)
-    yield { cid, bytes }
+  }
+  throw new TransportError('ERR_CAR_FORMAT', 'CAR varint is too long')
+}
+
+/** The blocks of a whole CAR v1 in `buf`, as views of it, each checked as readCar checks them. */
+function * parseCar (buf: Buffer, maxBlock: number, onRoots?: (roots: CID[]) => void): Generator<Block> {
+  const take = (pos: number, n: number): Buffer => {
+    if (pos + n > buf.length) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
+    return buf.subarray(pos, pos + n)
+  }
+  const [headerLength, hn] = varintAt(buf, 0)
+  checkHeaderLength(headerLength)
+  const roots = decodeHeader(take(hn, headerLength))
+  onRoots?.(roots)
+  let pos = hn + headerLength
+  while (pos < buf.length) {
+    const [length, n] = varintAt(buf, pos)
+    checkSectionLength(length, maxBlock)
+    const block = sectionBlock(take(pos + n, length), maxBlock)
+    pos += n + length
+    yield block
   }
 }
 
@@ -176,5 +252,8 @@ export function sectionPrefix (cid: CID, blockLength: number): Buffer {
   return out
 }
 
+/** The bytes a section of a block of `blockLength` bytes takes in a CAR. */
+export const sectionSize = (cid: CID, blockLength: number): number => varint.encodingLength(cid.bytes.length + blockLength) + cid.bytes.length + blockLength
+
 /** The bytes a section of `b` takes in a CAR. */
-export const sectionLength = (b: Block): number => varint.encodingLength(b.cid.bytes.length + b.bytes.length) + b.cid.bytes.length + b.bytes.length
+export const sectionLength = (b: Block): number => sectionSize(b.cid, b.bytes.length)

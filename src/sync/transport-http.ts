@@ -277,7 +277,10 @@ export class HttpBlockTransport implements BlockTransport {
     if (this.opts.getMode === 'raw') return await Promise.all(cids.map(async c => await this.getRaw(c, signal)))
     const res = await this.authed('POST', SYNC_API.fetch, { headers: { 'content-type': 'application/json', accept: CAR_TYPE }, body: Buffer.from(JSON.stringify({ cids: cids.map(c => c.toString()) })), signal })
     const out: Block[] = []
-    for await (const b of readCar(res, { maxBytes: 1024 + cids.length * (MAX_BLOCK_BYTES + 80) })) {
+    // A declared length (the hub's answers have one): the batch is read into one buffer, its blocks views of it.
+    const declared = Number(res.headers['content-length'] ?? NaN)
+    const length = Number.isSafeInteger(declared) && declared > 0 ? declared : undefined
+    for await (const b of readCar(res, { maxBytes: 1024 + cids.length * (MAX_BLOCK_BYTES + 80), length })) {
       const want = cids[out.length]
       if (want === undefined || !want.equals(b.cid)) {
         res.destroy()
