@@ -141,7 +141,8 @@ export async function * readCar (source: AsyncIterable<Uint8Array>, opts: CarRea
   const r = new ByteReader(source[Symbol.asyncIterator](), maxBytes)
   const headerLength = await r.varint()
   checkHeaderLength(headerLength)
-  opts.onRoots?.(decodeHeader(await r.exactly(headerLength)))
+  const roots = decodeHeader(await r.exactly(headerLength))
+  opts.onRoots?.(roots)
   while (!(await r.atEnd())) {
     const length = await r.varint()
     checkSectionLength(length, maxBlock)

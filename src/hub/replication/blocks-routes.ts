@@ -61,7 +61,13 @@ function carError (err: TransportError): HubError {
 /** Writes `chunk`, waiting while the socket is backed up; false once the peer is gone. */
 async function write (res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
   if (res.destroyed) return false
-  if (res.write(chunk)) return true
+  return res.write(chunk) || await drainedRes(res)
+}
+
+/** Resolves once `res` has drained: false once the peer is gone. */
+async function drainedRes (res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return false
+  if (!res.writableNeedDrain) return true
   return await new Promise<boolean>(resolve => {
     const done = (ok: boolean) => (): void => { res.off('drain', drained); res.off('close', closed); resolve(ok) }
     const drained = done(true)
@@ -150,11 +156,12 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
         const r = await runs.next()
         // Past the header a refusal cannot be sent: the device sees a cut answer and retries.
         if (r.done === true || r.value.bytes.length !== sizes[i]) { res.destroy(); return }
+        // Prefix and block in one writev; the drain is awaited uncorked (corked, it never comes).
         res.cork()
         res.write(sectionPrefix(cids[i], sizes[i]))
-        const ok = await write(res, r.value.bytes)
+        const room = res.write(r.value.bytes)
         res.uncork()
-        if (!ok) return
+        if (!room && !(await drainedRes(res))) return
       }
     } finally {
       await runs.return(undefined)
