@@ -7,6 +7,7 @@ import { read as fsRead } from 'node:fs'
 import type { CID } from './cid.js'
 import type { FileRange } from '../crypto/open-file.js'
 import { corrupt } from './errors.js'
+import type { BufferPool } from './buffer-pool.js'
 
 /** What the runs need of a store: where a block lies (buffered), and its bytes when it is not on disk yet. */
 export interface RunSource {
@@ -14,7 +15,8 @@ export interface RunSource {
   get: (cid: CID) => Promise<Uint8Array>
 }
 
-export interface RunBlock { cid: CID, bytes: Uint8Array }
+/** A block read; `release` (a view of a pooled run): call once its bytes are no longer read. */
+export interface RunBlock { cid: CID, bytes: Uint8Array, release?: () => void }
 
 /** A run's span at most (a run of one block may be larger). */
 export const MAX_RUN_BYTES = 1024 * 1024
@@ -58,23 +60,29 @@ async function pread (fd: number, buf: Buffer, position: number): Promise<void> 
   }
 }
 
-async function readPart (src: RunSource, p: Part): Promise<RunBlock[]> {
+async function readPart (src: RunSource, p: Part, pool?: BufferPool): Promise<RunBlock[]> {
   if (!('fd' in p)) return [{ cid: p.cid, bytes: await src.get(p.cid) }]
-  const buf = Buffer.allocUnsafe(p.length)
-  await pread(p.fd, buf, p.position)
-  return p.cids.map((cid, i) => ({ cid, bytes: buf.subarray(p.offsets[i], p.offsets[i] + p.lengths[i]) }))
+  const lease = pool?.lease(p.length) ?? null
+  const buf = lease?.buf ?? Buffer.allocUnsafe(p.length)
+  try {
+    await pread(p.fd, buf, p.position)
+    return p.cids.map((cid, i) => ({ cid, bytes: buf.subarray(p.offsets[i], p.offsets[i] + p.lengths[i]), release: lease?.hold() }))
+  } finally {
+    lease?.done()
+  }
 }
 
 /**
- * The blocks of `cids`, in order, unchecked (see above), up to `ahead` runs being read at once.
+ * The blocks of `cids`, in order, unchecked (see above), up to `ahead` runs being read at once;
+ * from `pool`, each block carries its release.
  * A block the store lacks throws the store's not-found.
  */
-export async function * readRuns (src: RunSource, cids: CID[], ahead = 4): AsyncGenerator<RunBlock> {
+export async function * readRuns (src: RunSource, cids: CID[], pool?: BufferPool, ahead = 4): AsyncGenerator<RunBlock> {
   const parts = planRuns(src, cids)
   const started: Array<Promise<RunBlock[]>> = []
   let next = 0
   const start = (): void => {
-    const p = readPart(src, parts[next++])
+    const p = readPart(src, parts[next++], pool)
     p.catch(() => {}) // awaited in order below; not unhandled if the consumer stops first
     started.push(p)
   }

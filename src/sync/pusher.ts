@@ -5,7 +5,8 @@
 // was acknowledged is never sent again.
 import type { CID } from 'multiformats/cid'
 import type { FileRange } from '../crypto/open-file.js'
-import { readRuns } from '../store/block-runs.js'
+import { MAX_RUN_BYTES, readRuns } from '../store/block-runs.js'
+import { BufferPool } from '../store/buffer-pool.js'
 import { decodeBlockListBlock } from './entry.js'
 import type { BlockTransport, Block } from './transport.js'
 import type { LocalLog } from './local-log.js'
@@ -135,7 +136,7 @@ export class Pusher {
     if (store.locate == null) { yield * readAhead(cids, cid => listed.get(cid.toString()) ?? store.get(cid)); return }
     const fromStore = cids.filter(c => !listed.has(c.toString()))
     const locate = store.locate
-    const runs = readRuns({ locate: (c, b) => locate.call(store, c, b), get: async c => await store.get(c) }, fromStore)
+    const runs = readRuns({ locate: (c, b) => locate.call(store, c, b), get: async c => await store.get(c) }, fromStore, runPool)
     for (const cid of cids) {
       const l = listed.get(cid.toString())
       if (l != null) { yield l; continue }
@@ -175,6 +176,8 @@ interface Uploaded { cids: number, missing: number, missingMs: number, sent: { b
 
 /** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
 const MAX_GROUP_CIDS = 1024
+/** Runs read for uploads: released when their batch is answered (4 batches of 8 MiB in flight, one filling). */
+const runPool = new BufferPool(MAX_RUN_BYTES, 48)
 /** Local block reads kept in flight ahead of the upload: the disk and the hash overlap the socket. */
 const READ_AHEAD = 8
 

@@ -6,8 +6,9 @@
 // Blocks are CIDv1 of the raw (0x55) or dag-cbor (0x71) codec, hashed with BLAKE3 or sha2-256.
 import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
-import { BLAKE3, CID, checkCid, SHA2_256 } from '../store/cid.js'
+import { BLAKE3, CID, checkCid, compactCid, SHA2_256 } from '../store/cid.js'
 import { StoreError } from '../store/errors.js'
+import type { BufferPool } from '../store/buffer-pool.js'
 import { TransportError } from './transport-errors.js'
 import { MAX_BLOCK_BYTES } from './transport-protocol.js'
 
@@ -17,7 +18,11 @@ const MAX_HEADER = 64 * 1024
 /** Longest CID we accept in a section: version, codec, hash code, length, 32-byte digest. */
 const MAX_CID = 64
 
-export interface Block { cid: CID, bytes: Uint8Array }
+/**
+ * A block; `release`, when set, is called once its bytes are no longer read (they are a view of
+ * a pooled buffer: store/buffer-pool.ts). A consumer that never calls it only costs the reuse.
+ */
+export interface Block { cid: CID, bytes: Uint8Array, release?: () => void }
 
 /** Why `cid` is not one we store (CIDv1, raw or dag-cbor, BLAKE3 or sha2-256 of 32 bytes), or null. */
 export function unsupportedCid (cid: CID): string | null {
@@ -121,6 +126,8 @@ export interface CarReadOptions {
    * into a buffer of their own. For a caller that keeps the whole batch anyway.
    */
   length?: number
+  /** Where that one buffer comes from: the blocks then carry a release (Block). */
+  pool?: BufferPool
   maxBlockBytes?: number
   /** Told the header's roots before the first block. */
   onRoots?: (roots: CID[]) => void
@@ -135,7 +142,16 @@ export async function * readCar (source: AsyncIterable<Uint8Array>, opts: CarRea
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER
   if (opts.length !== undefined) {
     if (opts.length > maxBytes) throw new TransportError('ERR_TOO_LARGE', `CAR stream of ${opts.length} bytes is larger than ${maxBytes} bytes`)
-    yield * parseCar(await readWhole(source, opts.length), maxBlock, opts.onRoots)
+    const lease = opts.pool?.lease(opts.length) ?? null
+    try {
+      const buf = await readWhole(source, opts.length, lease?.buf)
+      for (const b of parseCar(buf, maxBlock, opts.onRoots)) {
+        if (lease != null) b.release = lease.hold()
+        yield b
+      }
+    } finally {
+      lease?.done()
+    }
     return
   }
   const r = new ByteReader(source[Symbol.asyncIterator](), maxBytes)
@@ -183,12 +199,14 @@ function sectionBlock (section: Uint8Array, maxBlock: number): Block {
   }
   if (bytes.length > maxBlock) throw new TransportError('ERR_TOO_LARGE', `block ${cid.toString()} of ${bytes.length} bytes is over the ${maxBlock}-byte limit`)
   checkBlock(cid, bytes)
-  return { cid, bytes }
+  // The CID on its own bytes: stores and indexes keep CIDs long after the block's buffer (a
+  // whole fetched batch, or a socket chunk) would otherwise have been freed.
+  return { cid: compactCid(cid), bytes }
 }
 
 /** Exactly `length` bytes of `source` in one buffer; ERR_CAR_FORMAT when it ends short or runs over. */
-async function readWhole (source: AsyncIterable<Uint8Array>, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length)
+async function readWhole (source: AsyncIterable<Uint8Array>, length: number, into?: Buffer): Promise<Buffer> {
+  const out = into ?? Buffer.allocUnsafe(length)
   let have = 0
   for await (const c of source) {
     if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CID } from '../../store/cid.js'
 import { carHeader, readCar, sectionPrefix, sectionSize, unsupportedCid, type Block } from '../../sync/transport-car.js'
 import { StoreError } from '../../store/errors.js'
+import { BufferPool } from '../../store/buffer-pool.js'
 import { TransportError } from '../../sync/transport-errors.js'
 import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
 import { badRequest, HubError } from '../errors.js'
@@ -91,6 +92,9 @@ async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubE
   return err
 }
 
+/** Upload bodies (~8 MiB CARs, one per upload in flight), reused once the store has written them. */
+const uploadPool = new BufferPool(9 * 1024 * 1024, 6)
+
 export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const { auth, blocks } = deps
 
@@ -122,7 +126,7 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     try {
       // With a declared length (the device transport's), read into one buffer: the blocks are views of it.
       const length = Number.isSafeInteger(declared) && declared > 0 ? declared : undefined
-      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES, length })) batch.push(b)
+      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES, length, pool: uploadPool })) batch.push(b)
     } catch (err) {
       if (!(err instanceof TransportError)) throw err
       batch.length = 0
@@ -159,7 +163,9 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
         // Prefix and block in one writev; the drain is awaited uncorked (corked, it never comes).
         res.cork()
         res.write(sectionPrefix(cids[i], sizes[i]))
-        const room = res.write(r.value.bytes)
+        // The run's buffer is reused once the socket has taken the bytes.
+        const release = r.value.release
+        const room = res.write(r.value.bytes, release == null ? undefined : () => release())
         res.uncork()
         if (!room && !(await drainedRes(res))) return
       }

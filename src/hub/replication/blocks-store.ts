@@ -9,7 +9,8 @@ import type { DatabaseSync } from 'node:sqlite'
 import { PackStore } from '../../store/pack-store.js'
 import type { BlockStore } from '../../store/types.js'
 import type { CID } from '../../store/cid.js'
-import { readRuns } from '../../store/block-runs.js'
+import { MAX_RUN_BYTES, readRuns, type RunBlock } from '../../store/block-runs.js'
+import { BufferPool } from '../../store/buffer-pool.js'
 import { BlockRefs, type BlockRef } from './blocks-db.js'
 import { trace } from '../../sync/trace.js'
 
@@ -19,6 +20,9 @@ export const BLOCKS_DIR = 'blocks'
  * entry asked for them first (an upload whose entry never came): bounds what they hold in memory.
  */
 const PENDING_MAX_MS = 2000
+
+/** Runs read for fetch answers (4 ahead per answer), reused once the socket took them. */
+const runPool = new BufferPool(MAX_RUN_BYTES, 32)
 
 export interface StoredBatch { blocks: number, bytes: number, added: number }
 
@@ -86,7 +90,7 @@ export class HubBlocks {
    * store (readable, counted as held), durable with the next group commit: the one an entry that
    * lists them runs, or one PENDING_MAX_MS later.
    */
-  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array }>, durable = true): Promise<StoredBatch> {
+  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array, release?: () => void }>, durable = true): Promise<StoredBatch> {
     let bytes = 0
     let added = 0
     const key = userKey(userId)
@@ -96,7 +100,7 @@ export class HubBlocks {
     for (const b of blocks) {
       bytes += b.bytes.length
       if (!this.store.has(b.cid)) added++
-      this.store.putWithCid(b.cid, b.bytes)
+      this.store.putWithCid(b.cid, b.bytes, b.release) // released once written (a pooled upload body)
       // Taken at the put: a group commit whose sync starts after this covers it.
       const k = b.cid.toString()
       if (!mine.has(k)) taken.push(k)
@@ -190,10 +194,10 @@ export class HubBlocks {
    * checked them on the way in): each block's size (for the answer's length) and the blocks in
    * order, read in runs of neighbours (store/block-runs.ts: one read per run, views of it).
    */
-  async heldRuns (cids: CID[]): Promise<{ sizes: number[], blocks: AsyncGenerator<{ cid: CID, bytes: Uint8Array }> }> {
+  async heldRuns (cids: CID[]): Promise<{ sizes: number[], blocks: AsyncGenerator<RunBlock> }> {
     const sizes: number[] = []
     for (const c of cids) sizes.push(this.store.locate(c, true)?.length ?? (await this.store.get(c)).length)
-    return { sizes, blocks: readRuns(this.store, cids) }
+    return { sizes, blocks: readRuns(this.store, cids, runPool) }
   }
 
   usage (userId: Uint8Array): { blocks: number, bytes: number } { return this.refs.usage(userId) }
