@@ -144,8 +144,7 @@ export async function * readCar (source: AsyncIterable<Uint8Array>, opts: CarRea
     if (opts.length > maxBytes) throw new TransportError('ERR_TOO_LARGE', `CAR stream of ${opts.length} bytes is larger than ${maxBytes} bytes`)
     const lease = opts.pool?.lease(opts.length) ?? null
     try {
-      const buf = await readWhole(source, opts.length, lease?.buf)
-      for (const b of parseCar(buf, maxBlock, opts.onRoots)) {
+      for await (const b of readIntoOne(source, opts.length, lease?.buf, maxBlock, opts.onRoots)) {
         if (lease != null) b.release = lease.hold()
         yield b
       }
@@ -204,24 +203,11 @@ function sectionBlock (section: Uint8Array, maxBlock: number): Block {
   return { cid: compactCid(cid), bytes }
 }
 
-/** Exactly `length` bytes of `source` in one buffer; ERR_CAR_FORMAT when it ends short or runs over. */
-async function readWhole (source: AsyncIterable<Uint8Array>, length: number, into?: Buffer): Promise<Buffer> {
-  const out = into ?? Buffer.allocUnsafe(length)
-  let have = 0
-  for await (const c of source) {
-    if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)
-    out.set(c, have)
-    have += c.length
-  }
-  if (have !== length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream ends after ${have} of the ${length} bytes it declared`)
-  return out
-}
-
-/** An unsigned LEB128 varint of at most 7 bytes at buf[pos]: [value, bytes it took]. */
-function varintAt (buf: Buffer, pos: number): [number, number] {
+/** The varint at buf[pos], within the first `end` bytes: [value, bytes it took], or null when it runs past them. */
+function varintIn (buf: Buffer, pos: number, end: number): [number, number] | null {
   let value = 0
   for (let i = 0; i < 7; i++) {
-    if (pos + i >= buf.length) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
+    if (pos + i >= end) return null
     const b = buf[pos + i]
     value += (b & 0x7f) * 2 ** (7 * i)
     if ((b & 0x80) === 0) {
@@ -232,24 +218,45 @@ function varintAt (buf: Buffer, pos: number): [number, number] {
   throw new TransportError('ERR_CAR_FORMAT', 'CAR varint is too long')
 }
 
-/** The blocks of a whole CAR v1 in `buf`, as views of it, each checked as readCar checks them. */
-function * parseCar (buf: Buffer, maxBlock: number, onRoots?: (roots: CID[]) => void): Generator<Block> {
-  const take = (pos: number, n: number): Buffer => {
-    if (pos + n > buf.length) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
-    return buf.subarray(pos, pos + n)
+/**
+ * A CAR v1 stream of exactly `length` bytes, read into `into` (or a buffer of its own) as it
+ * arrives; each block, once its section is all there, checked and yielded as a view of it. So
+ * the hashing overlaps the transfer, as with the chunked reader, without a copy per block.
+ */
+async function * readIntoOne (source: AsyncIterable<Uint8Array>, length: number, into: Buffer | undefined, maxBlock: number, onRoots?: (roots: CID[]) => void): AsyncGenerator<Block> {
+  const out = into ?? Buffer.allocUnsafe(length)
+  let have = 0
+  let pos = 0
+  let header = true
+  // Pulled by hand, as the chunked reader does: a for-await would end the source's iterator on
+  // a refusal, and the hub reads the rest of a refused body through it before it answers.
+  const it = source[Symbol.asyncIterator]()
+  for (let r = await it.next(); r.done !== true; r = await it.next()) {
+    const c = r.value
+    if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)
+    out.set(c, have)
+    have += c.length
+    for (;;) {
+      const v = varintIn(out, pos, have)
+      if (v === null) break
+      const [n, k] = v
+      if (header) checkHeaderLength(n)
+      else checkSectionLength(n, maxBlock)
+      if (pos + k + n > length) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
+      if (pos + k + n > have) break
+      const body = out.subarray(pos + k, pos + k + n)
+      pos += k + n
+      if (header) {
+        header = false
+        const roots = decodeHeader(body)
+        onRoots?.(roots)
+      } else {
+        yield sectionBlock(body, maxBlock)
+      }
+    }
   }
-  const [headerLength, hn] = varintAt(buf, 0)
-  checkHeaderLength(headerLength)
-  const roots = decodeHeader(take(hn, headerLength))
-  onRoots?.(roots)
-  let pos = hn + headerLength
-  while (pos < buf.length) {
-    const [length, n] = varintAt(buf, pos)
-    checkSectionLength(length, maxBlock)
-    const block = sectionBlock(take(pos + n, length), maxBlock)
-    pos += n + length
-    yield block
-  }
+  if (have !== length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream ends after ${have} of the ${length} bytes it declared`)
+  if (header || pos !== have) throw new TransportError('ERR_CAR_FORMAT', 'CAR stream ends inside a section')
 }
 
 /** The CAR v1 header naming `roots` (may be empty: a batch of blocks has no root). */

@@ -95,7 +95,10 @@ describe('CAR reader', () => {
     const [a, b] = randomBlocks(2, 500)
     const car = carOf([a, b])
     await failsWith(collect(readCar(chunks(car, 100), { length: car.length + 1 })), 'ERR_CAR_FORMAT', 'ends after')
-    await failsWith(collect(readCar(chunks(car, 100), { length: car.length - 1 })), 'ERR_CAR_FORMAT', 'longer')
+    // Declared one byte short: its last section runs past the declared end.
+    await failsWith(collect(readCar(chunks(car, 100), { length: car.length - 1 })), 'ERR_CAR_FORMAT', 'ends inside a section')
+    // Declared right, then more bytes than that.
+    await failsWith(collect(readCar((async function * () { yield * chunks(car, 100); yield Buffer.from([1]) })(), { length: car.length })), 'ERR_CAR_FORMAT', 'longer')
     await failsWith(collect(readCar(chunks(car, 100), { length: car.length, maxBytes: 100 })), 'ERR_TOO_LARGE')
     const bad = carOf([a, { cid: b.cid, bytes: randomBytes(500) }])
     const seen: Block[] = []
