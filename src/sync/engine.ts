@@ -23,7 +23,6 @@ import { EntryCache } from './entry-cache.js'
 import { commonAncestors } from './ancestry.js'
 import { foldHeads, adoptable, Origins, type Head } from './merge-heads.js'
 import type { Watermark } from '../store/types.js'
-import type { FileRange } from '../crypto/open-file.js'
 import { trace } from './trace.js'
 
 /** What the engine needs of the hub's entry API. */
@@ -52,8 +51,7 @@ export interface LiveDrive {
   /** The root directory's and the link table's ids and keys: a tree swapped in must keep them. */
   keys: () => { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
   /** Blocks: local first, fetched from the hub (and kept) when missing. */
-  /** `locate`: where a block lies on disk (the pusher reads blocks in runs from there). */
-  store: { get: (cid: CID) => Promise<Uint8Array>, put: (bytes: Uint8Array) => CID, locate?: (cid: CID, buffered?: boolean) => FileRange | null }
+  store: { get: (cid: CID) => Promise<Uint8Array>, put: (bytes: Uint8Array) => CID }
   /** A local block's stored size, or 0 when it is not here. */
   blockSize?: (cid: CID) => number
 }

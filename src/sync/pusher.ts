@@ -4,9 +4,6 @@
 // listed block is durable there. A failure stops the round and is retried with backoff; what
 // was acknowledged is never sent again.
 import type { CID } from 'multiformats/cid'
-import type { FileRange } from '../crypto/open-file.js'
-import { MAX_RUN_BYTES, readRuns } from '../store/block-runs.js'
-import { BufferPool } from '../store/buffer-pool.js'
 import { decodeBlockListBlock } from './entry.js'
 import type { BlockTransport, Block } from './transport.js'
 import type { LocalLog } from './local-log.js'
@@ -14,15 +11,8 @@ import { trace } from './trace.js'
 
 /** What the pusher needs of the hub's entry API. */
 export interface EntrySink { append: (entry: Uint8Array) => Promise<void> }
-/**
- * What the pusher needs of the local store: a block's bytes, and where it lies on disk (then it
- * is read in runs with its neighbours, unchecked: the hub checks every block against its CID as
- * it streams in, and refuses a batch holding a bad one).
- */
-export interface LocalBlocks {
-  get: (cid: CID) => Promise<Uint8Array>
-  locate?: (cid: CID, buffered?: boolean) => FileRange | null
-}
+/** What the pusher needs of the local store. */
+export interface LocalBlocks { get: (cid: CID) => Promise<Uint8Array> }
 
 export interface PushProgress { entries: number, blocks: number, bytes: number, pendingEntries: number }
 
@@ -121,29 +111,13 @@ export class Pusher {
     this.current = { seq, blocks: 0, bytes: 0, totalBlocks: missing.length }
     const sent = missing.length === 0
       ? { blocks: 0, bytes: 0 }
-      : await transport.put(this.read(missing, listed), {
+      : await transport.put(readAhead(missing, cid => listed.get(cid.toString()) ?? store.get(cid)), {
         // Stored, not synced, per batch: the hub syncs them all at once before it accepts the
         // group's first entry, so the upload does not wait for a disk sync per batch.
         durable: 'with-entry',
         onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) }
       }).finally(() => { this.current = null })
     return { cids: cids.length, missing: missing.length, missingMs: t1 - t0, sent, putMs: Date.now() - t1 }
-  }
-
-  /** The blocks of `cids` in order: the group's list blocks from memory, the rest from the store. */
-  private async * read (cids: CID[], listed: Map<string, Block>): AsyncGenerator<Block> {
-    const { store } = this.deps
-    if (store.locate == null) { yield * readAhead(cids, cid => listed.get(cid.toString()) ?? store.get(cid)); return }
-    const fromStore = cids.filter(c => !listed.has(c.toString()))
-    const locate = store.locate
-    const runs = readRuns({ locate: (c, b) => locate.call(store, c, b), get: async c => await store.get(c) }, fromStore, runPool)
-    for (const cid of cids) {
-      const l = listed.get(cid.toString())
-      if (l != null) { yield l; continue }
-      const r = await runs.next()
-      if (r.done === true) throw new Error(`block ${cid.toString()} was not read`)
-      yield r.value
-    }
   }
 
   private async append (group: Group, up: Uploaded): Promise<void> {
@@ -176,8 +150,6 @@ interface Uploaded { cids: number, missing: number, missingMs: number, sent: { b
 
 /** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
 const MAX_GROUP_CIDS = 1024
-/** Runs read for uploads: released when their batch is answered (4 batches of 8 MiB in flight, one filling). */
-const runPool = new BufferPool(MAX_RUN_BYTES, 48)
 /** Local block reads kept in flight ahead of the upload: the disk and the hash overlap the socket. */
 const READ_AHEAD = 8
 

@@ -3,7 +3,7 @@
 // blocks was acknowledged, in order, and a failed upload appends none of them.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { PackStore } from '../../src/store/pack-store.js'
 import { LocalLog } from '../../src/sync/local-log.js'
 import { Pusher } from '../../src/sync/pusher.js'
-import { decodeBlockListBlock, decodeEntry } from '../../src/sync/entry.js'
+import { decodeEntry } from '../../src/sync/entry.js'
 import type { Block, BlockTransport } from '../../src/sync/transport.js'
 import { deriveDriveId, deriveSyncKey } from '../../src/sync/entry-keys.js'
 import { device, identity, payload } from './helpers.js'
@@ -149,41 +149,3 @@ test('a group\'s entries are recorded as pushed together; when one is refused, t
     rmSync(base, { recursive: true, force: true })
   }
 })
-
-test('uploads the bytes its packs hold, read in runs and not hashed here: a block damaged on disk goes up as it is, for the hub to refuse', async () => {
-  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
-  try {
-    const { store, log, publish } = await fixture(base)
-    await publish(1, 6)
-    const sent = new Map<string, Buffer>()
-    const hub = new RecordingHub()
-    const put = hub.put.bind(hub)
-    hub.put = async blocks => {
-      const all: Block[] = []
-      for await (const b of blocks) { all.push(b); sent.set(b.cid.toString(), Buffer.from(b.bytes)) }
-      return await put(all)
-    }
-    // One content block's bytes changed on disk: its CID no longer matches them.
-    const listed = (await log.entry(1)).list.flatMap(b => decodeBlockListBlock(b.cid, b.bytes).cids)
-    assert.equal(listed.length, 6, 'the entry lists its 6 blocks')
-    const victim = listed[2]
-    const at = store.locate(victim, true)!
-    const fd = openSync(join(base, 'packs', readdirSync(join(base, 'packs')).find(n => n.endsWith('.pack'))!), 'r+')
-    writeSync(fd, Buffer.from([0xff ^ readByte(fd, at.position)]), 0, 1, at.position)
-    closeSync(fd)
-    await assert.rejects(store.get(victim), (err: Error & { code?: string }) => err.code === 'ERR_CID_MISMATCH', 'the store\'s own read checks it')
-    await new Pusher({ log, transport: hub, entries: hub, store }).kick()
-    assert.equal(sent.size, 7, 'six blocks and the list block')
-    for (const c of listed) if (!c.equals(victim)) assert.ok(sent.get(c.toString())!.equals(Buffer.from(await store.get(c))), 'the bytes the store holds')
-    assert.ok(sent.get(victim.toString())!.equals(Buffer.from(await store.getRange(victim, 0, at.length))), 'the damaged bytes, as they are on disk')
-    await store.close()
-  } finally {
-    rmSync(base, { recursive: true, force: true })
-  }
-})
-
-function readByte (fd: number, position: number): number {
-  const b = Buffer.alloc(1)
-  readSync(fd, b, 0, 1, position)
-  return b[0]
-}
