@@ -8,7 +8,10 @@ export class BufferPool {
   private readonly free: Buffer[] = []
 
   /** `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free ones kept at most. */
-  constructor (readonly size: number, private readonly keep: number) {}
+  constructor (readonly size: number, private readonly keep: number) { pools.add(new WeakRef(this)) }
+
+  /** Lets go of the free buffers (the next leases allocate again). */
+  drop (): void { this.free.length = 0 }
 
   /** A buffer of `n` bytes, pooled when n <= size. */
   lease (n: number): Lease {
@@ -19,6 +22,20 @@ export class BufferPool {
 
   /** Free buffers held (for tests and status). */
   get idle (): number { return this.free.length }
+}
+
+const pools = new Set<WeakRef<BufferPool>>()
+
+/**
+ * Every pool lets go of its free buffers: what an idle process does before it collects and
+ * trims (src/memory.ts), so a burst of replication does not stay resident as pooled buffers.
+ */
+export function dropPooledBuffers (): void {
+  for (const r of pools) {
+    const p = r.deref()
+    if (p == null) pools.delete(r)
+    else p.drop()
+  }
 }
 
 export class Lease {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { PackStore } from '../../src/store/pack-store.js'
 import { planRuns, readRuns } from '../../src/store/block-runs.js'
-import { BufferPool } from '../../src/store/buffer-pool.js'
+import { BufferPool, dropPooledBuffers } from '../../src/store/buffer-pool.js'
 import type { CID } from '../../src/store/cid.js'
 
 const root = mkdtempSync(join(process.env.SPACE_TEST_TMP ?? tmpdir(), 'space-runs-'))
@@ -45,6 +45,21 @@ describe('buffer pool', () => {
     const y = pool.lease(10)
     x.done()
     y.done()
+    assert.equal(pool.idle, 1)
+  })
+})
+
+describe('buffer pool, idle', () => {
+  it('lets go of every pool\'s free buffers when the process releases memory, and allocates again after', () => {
+    const pool = new BufferPool(1024, 4)
+    const a = pool.lease(10)
+    a.done()
+    assert.equal(pool.idle, 1)
+    dropPooledBuffers()
+    assert.equal(pool.idle, 0)
+    const b = pool.lease(10)
+    assert.notEqual(b.buf.buffer, a.buf.buffer)
+    b.done()
     assert.equal(pool.idle, 1)
   })
 })
