@@ -24,7 +24,8 @@
 # (scripts/bench/memory.mjs; table from memory-report.mjs, after the others).
 # Not in the default set either: bigdir (issue 11 points 3-4; BENCH_ONLY=bigdir): each file
 # system creates BENCH_BIGDIR_FILES empty files in one folder through its mount (cost per file at
-# 1k, 10k, 100k), is remounted with the caches dropped, and stats names in it cold
+# 1k, 10k, 100k), is remounted with the caches dropped, and stats names in it cold, then once more
+# for a listing of it (opendir: first name, all names)
 # (scripts/bench/bigdir.mjs). 100,000 files take ~2-4 min per file system on the 2-core VM.
 # A default run took 5 min 17 s on the 2-core VM (load 5-7), the random rows alone 3.5-4 min
 # (4 fio rows x 20 s x 2 file systems, the 4 x 256 MiB fio layout per file system, SQLite); the
@@ -262,7 +263,7 @@ declare -A LABEL=(
   [sync_latency]="close() on A until B shows it"
   [sync_fresh]="${SYNC_FILES} files to a fresh device"
   [memory]="daemon RSS and idle CPU"
-  [bigdir]="big folder: create, stat cold"
+  [bigdir]="big folder: create, stat and list cold"
   [scale]="cold mount and RSS vs store size"
 )
 declare -A KIND=([write]=tput [read]=tput [untar]=time [ls]=time [md5]=time [rm]=time
@@ -621,6 +622,10 @@ run_bigdir() {
     drop_caches
     "start_$fs"
     node scripts/bench/bigdir.mjs stat "${MNT[$fs]}" --files "$files" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs stat failed"; FAILED=1; }
+    stop_fs "$fs"
+    drop_caches
+    "start_$fs"
+    node scripts/bench/bigdir.mjs list "${MNT[$fs]}" --files "$files" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs list failed"; FAILED=1; }
     rm -rf "${MNT[$fs]}/bigdir"
     stop_fs "$fs"
   done
@@ -639,13 +644,15 @@ report_bigdir() {
     }
     console.log(`stat cold, first (ms)|${fmt(ours.stat?.firstMs)}|${fmt(theirs.stat?.firstMs)}|${ratio(ours.stat?.firstMs, theirs.stat?.firstMs)}|< 5`)
     console.log(`stat cold, median of 20 (ms)|${fmt(ours.stat?.medianMs)}|${fmt(theirs.stat?.medianMs)}|${ratio(ours.stat?.medianMs, theirs.stat?.medianMs)}|< 5`)
+    console.log(`list cold (opendir), first name (ms)|${fmt(ours.list?.firstMs)}|${fmt(theirs.list?.firstMs)}|${ratio(ours.list?.firstMs, theirs.list?.firstMs)}|-`)
+    console.log(`list cold (opendir), all names (ms)|${fmt(ours.list?.totalMs)}|${fmt(theirs.list?.totalMs)}|${ratio(ours.list?.totalMs, theirs.list?.totalMs)}|-`)
   ' "$WORK/bigdir-space.json" "$WORK/bigdir-gocryptfs.json") || { log "bigdir report failed"; FAILED=1; return; }
   echo
   { echo "bigdir|ours|gocryptfs|ours/gocryptfs|target"; echo "$rows"; } | column -t -s '|'
   out_header "Space vs gocryptfs (big folder)"
   {
     echo
-    echo "## Big folder: ${BENCH_BIGDIR_FILES:-100000} files created in one folder through the mount, then stat cold"
+    echo "## Big folder: ${BENCH_BIGDIR_FILES:-100000} files created in one folder through the mount, then stat and list cold"
     echo
     echo "| step | ours | gocryptfs | ours/gocryptfs | target |"
     echo "|---|---:|---:|---:|---|"

@@ -9,6 +9,10 @@
 //   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20]
 //     `space mount` of DIR/data: the first stat(2) of a name in /big through the mount (cold),
 //     the median of more; then SIGTERM.
+//   node scripts/gen-bigdir.mjs list DIR [--drop-caches] [--space BIN] [--cmd 'ls -f']
+//     `space mount` of DIR/data, then CMD run on DIR's folder (`ls -f big`, `ls -l big`, `find
+//     big`; in the mount): the time to its first line of output and to its end, the lines, and
+//     the daemon's VmRSS before, at its peak while CMD runs (sampled every 50 ms) and after.
 // Needs a build (npm run build) of this tree. Prints one JSON line.
 import { mkdirSync, writeFileSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
@@ -20,8 +24,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const [mode, dirArg, ...rest] = process.argv.slice(2)
 const opt = (name, dflt) => { const i = rest.indexOf(`--${name}`); return i < 0 ? dflt : (rest[i + 1] ?? true) }
 const flag = name => rest.includes(`--${name}`)
-if (dirArg == null || !['gen', 'measure', 'child', 'mount'].includes(mode)) {
-  console.error('usage: gen-bigdir.mjs gen|measure|mount DIR [options] (see the header of this file)')
+if (dirArg == null || !['gen', 'measure', 'child', 'mount', 'list'].includes(mode)) {
+  console.error('usage: gen-bigdir.mjs gen|measure|mount|list DIR [options] (see the header of this file)')
   process.exit(2)
 }
 const dir = resolve(dirArg)
@@ -91,22 +95,45 @@ if (mode === 'gen') {
   const bin = resolve(opt('space', join(ROOT, 'bin/space')))
   const t0 = performance.now()
   const child = spawn(bin, ['mount', mnt, '--data-dir', join(dir, 'data'), '--config-dir', dir, '--socket', join(base, 'sock')], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  await new Promise((res, rej) => {
-    child.stdout.on('data', d => { out += d; if (out.includes('mounted')) res() })
-    child.on('exit', code => rej(new Error(`space mount exited ${code}: ${out}`)))
-  })
-  const mountS = (performance.now() - t0) / 1000
-  const { stat } = await import('node:fs/promises')
-  const pick = () => bigName(Math.floor(Math.random() * entries))
-  let t = performance.now()
-  await stat(join(mnt, 'big', pick())) // async: the daemon's FUSE thread is this process's child, never block on it
-  const firstMs = ms(t)
-  const more = []
-  for (let i = 0; i < Number(opt('lookups', 20)); i++) { t = performance.now(); await stat(join(mnt, 'big', pick())); more.push(ms(t)) }
   const exited = new Promise(res => child.on('exit', code => res(code)))
-  child.kill('SIGTERM')
-  const code = await exited
-  rmSync(base, { recursive: true, force: true })
-  console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: firstMs, statColdMedianMs: median(more), exit: code }))
+  let out = ''
+  try {
+    await new Promise((res, rej) => {
+      child.stdout.on('data', d => { out += d; if (out.includes('mounted')) res() })
+      child.on('exit', code => rej(new Error(`space mount exited ${code}: ${out}`)))
+    })
+    const mountS = (performance.now() - t0) / 1000
+    const rssMiB = () => { try { return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024) } catch { return null } }
+    if (mode === 'mount') {
+      const { stat } = await import('node:fs/promises')
+      const pick = () => bigName(Math.floor(Math.random() * entries))
+      let t = performance.now()
+      await stat(join(mnt, 'big', pick())) // async: the daemon's FUSE thread is this process's child, never block on it
+      const firstMs = ms(t)
+      const more = []
+      for (let i = 0; i < Number(opt('lookups', 20)); i++) { t = performance.now(); await stat(join(mnt, 'big', pick())); more.push(ms(t)) }
+      console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: firstMs, statColdMedianMs: median(more) }))
+    } else {
+      const cmd = opt('cmd', 'ls -f big')
+      const cpuS = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
+      const cpu0 = cpuS()
+      const before = rssMiB()
+      let peak = before
+      const sampler = setInterval(() => { const r = rssMiB(); if (r != null && r > peak) peak = r }, 50)
+      const t = performance.now()
+      let first = null
+      let lines = 0
+      const run = spawn('sh', ['-c', cmd], { cwd: mnt, stdio: ['ignore', 'pipe', 'inherit'] })
+      run.stdout.on('data', d => { if (first == null) first = ms(t); for (const c of d) if (c === 10) lines++ })
+      const code = await new Promise(res => run.on('exit', res))
+      const totalMs = ms(t)
+      clearInterval(sampler)
+      await new Promise(res => setTimeout(res, 200))
+      console.log(JSON.stringify({ entries, cmd, exit: code, mountS: +mountS.toFixed(3), firstLineMs: first, totalMs, lines, daemonCpuS: +(cpuS() - cpu0).toFixed(2), rssMiB: { before, peak, after: rssMiB() } }))
+    }
+  } finally {
+    child.kill('SIGTERM')
+    await exited
+    rmSync(base, { recursive: true, force: true })
+  }
 }

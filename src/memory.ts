@@ -10,6 +10,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { loadAddon } from './crypto/addon.js'
 import { forgetCidStrings } from './store/cid.js'
+import { dropPooledBuffers } from './store/buffer-pool.js'
 
 /** malloc_trim(0) and mallopt (native/src/space_sys.c); null where the addon is not built. */
 const mallocTrim = loadAddon<() => boolean>('space_sys', 'mallocTrim')
@@ -144,6 +145,7 @@ export class MemoryTrim {
     const before = process.memoryUsage.rss()
     this.target.releaseMemory()
     forgetCidStrings()
+    dropPooledBuffers()
     fullGc()
     trimMalloc()
     this.trimmedAt = process.memoryUsage.rss()

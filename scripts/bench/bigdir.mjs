@@ -1,12 +1,15 @@
 // Big folders through a mount (issue 11 points 3-4; `BENCH_ONLY=bigdir npm run bench`).
 //   node scripts/bench/bigdir.mjs create MNT --files N --json OUT
 //     Creates N empty files in MNT/bigdir (open O_CREAT + close), timing each batch of 1,000:
-//     the cost per file of the batch ending at 1k, 10k, 100k, 1M (those <= N) and the last.
+//     the cost per file of the batch ending at 1k, 2k, 5k, 10k, 20k, 50k, 100k, 1M (those <= N) and the last.
 //   node scripts/bench/bigdir.mjs stat MNT --files N --json OUT [--lookups 20]
 //     After a remount (cold): the first stat(2) of a name in MNT/bigdir, and the median of more.
+//   node scripts/bench/bigdir.mjs list MNT --files N --json OUT
+//     After another remount (cold): a listing of MNT/bigdir (fs.opendir): the time to its first
+//     name and to its end, and that it named every file once.
 // Merges what it measured into OUT (JSON, one object per file system label).
 import { openSync, closeSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { stat, opendir } from 'node:fs/promises'
 import { join } from 'node:path'
 
 const [mode, mnt, ...rest] = process.argv.slice(2)
@@ -20,7 +23,7 @@ const result = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {}
 if (mode === 'create') {
   mkdirSync(dir, { recursive: true })
   const perFileUs = {}
-  const marks = new Set([1000, 10000, 100000, 1000000, n])
+  const marks = new Set([1000, 2000, 5000, 10000, 20000, 50000, 100000, 1000000, n])
   const t0 = performance.now()
   let t = t0
   for (let i = 0; i < n; i++) {
@@ -41,8 +44,19 @@ if (mode === 'create') {
   for (let i = 0; i < Number(opt('lookups', 20)); i++) { t = performance.now(); await stat(pick()); more.push(performance.now() - t) }
   more.sort((a, b) => a - b)
   result.stat = { firstMs: +first.toFixed(3), medianMs: +more[Math.floor(more.length / 2)].toFixed(3) }
+} else if (mode === 'list') {
+  const t = performance.now()
+  let firstMs = null
+  const seen = new Set()
+  for await (const e of await opendir(dir, { bufferSize: 128 })) {
+    firstMs ??= performance.now() - t
+    seen.add(e.name)
+  }
+  const totalMs = performance.now() - t
+  if (seen.size !== n) throw new Error(`listed ${seen.size} names of ${n}`)
+  result.list = { firstMs: +firstMs.toFixed(3), totalMs: +totalMs.toFixed(1) }
 } else {
-  console.error('usage: bigdir.mjs create|stat MNT --files N --json OUT')
+  console.error('usage: bigdir.mjs create|stat|list MNT --files N --json OUT')
   process.exit(2)
 }
 writeFileSync(out, JSON.stringify(result))

@@ -1,6 +1,7 @@
 // Counts the records of a store's packs by kind of content, for the random-I/O analysis in
 // docs/performance.md ("Random I/O"):
 //   node scripts/bench/pack-records.mjs <data-dir> [from-pack from-offset]
+//   node scripts/bench/pack-records.mjs <data-dir> --end   (prints "pack offset" of the last record's end)
 // Without opening anything (no key needed) it walks the record headers of packs/NNNNNNNN.pack
 // (docs/format.md, "Pack files") from the given position (default: the start) and prints, per
 // sealed length class, the number of records and their bytes. Full content blocks are 131,597
@@ -14,8 +15,11 @@ if (!dir) {
   console.error('usage: pack-records.mjs <data-dir> [from-pack from-offset]');
   process.exit(2);
 }
-const fromPack = Number(fromPackArg ?? 0);
-const fromOff = Number(fromOffArg ?? 9);
+const endOnly = fromPackArg === '--end';
+const fromPack = endOnly ? 0 : Number(fromPackArg ?? 0);
+const fromOff = endOnly ? 9 : Number(fromOffArg ?? 9);
+// A pack's file size is not its logical end: O_DIRECT appends leave zeros up to a page.
+let end = [0, 9];
 const FULL = 131072 + 13 + 32 * 16;
 const FULL_V1 = 131072 + 30;
 const classes = new Map();
@@ -42,8 +46,13 @@ for (const name of readdirSync(join(dir, 'packs')).filter(n => n.endsWith('.pack
     const kind = n === FULL || n === FULL_V1 ? 'content block, full (128 KiB)' : patch > 0 ? `patch of ${patch} segment${patch > 1 ? 's' : ''} (or a node of that size)` : n > FULL ? 'larger than a block' : n >= 65536 ? '64-128 KiB (block map / last block)' : n >= 4096 ? '4-64 KiB' : 'under 4 KiB';
     add(kind, rec);
     pos += rec;
+    end = [num, pos];
   }
   closeSync(fd);
+}
+if (endOnly) {
+  console.log(`${end[0]} ${end[1]}`);
+  process.exit(0);
 }
 let total = 0;
 for (const c of classes.values()) total += c.bytes;

@@ -9,6 +9,10 @@
 # (4 x BENCH_FIO_SIZE_MB, default 256 MiB), drops caches and runs the row for [seconds] (default
 # 20) while counting, for the daemon: CPU per thread (grouped by thread name, /proc/PID/task),
 # /proc/PID/io, store growth (ours) and the records appended (scripts/bench/pack-records.mjs).
+# PRE="randrw 20" runs that row first, untimed, on the same files (as scripts/bench.sh does before
+# randrw_fsync: the blocks then carry its patches).
+# LOG_TO=FILE keeps the daemon's log (with SPACE_DEBUG_COMMITS=1: a line per commit) and its stdout (FILE.out);
+# NODE_FLAGS="--trace-gc" passes flags NODE_OPTIONS refuses to the daemon's node.
 # PERF=1 adds `perf record -e cpu-clock -g` of the daemon (software clock: this VM has no PMU) and
 # prints the top shared objects and symbols. Unmounts and removes the temp dir at the end.
 # SPACE_NATIVE_READS=0 (passed to the daemon) sends every read to JS, for the side-by-side with
@@ -40,12 +44,13 @@ cleanup() {
     grep -h "^native reads:" "$W/log" 2>/dev/null || true # with SPACE_DEBUG_NATIVE_READS=1
   fi
   mountpoint -q "$W/mnt" && fusermount -u -z "$W/mnt"
+  [ -z "${LOG_TO:-}" ] || { cp "$W/log" "$LOG_TO"; cp "$W/out" "$LOG_TO.out"; } 2>/dev/null || true
   rm -rf --one-file-system "$W"
 }
 trap cleanup EXIT
 mkdir -p "$W/mnt" "$W/data" "$W/config" "$W/cipher"
 if [ "$FS" = space ]; then
-  node dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
+  node ${NODE_FLAGS:-} dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
   PID=$!
   until grep -qsx "mounted $W/mnt" "$W/out"; do kill -0 "$PID" || exit 1; sleep 0.1; done
 else
@@ -60,6 +65,13 @@ fio_cmd --rw=read --bs=1m --create_only=1 --output=/dev/null > /dev/null
 store() { find "$W/data" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 settle() { local a b; b=$(store); while sleep 1; a=$(store); [ "$a" != "$b" ]; do b=$a; done; }
 [ "$FS" != space ] || settle
+if [ -n "${PRE:-}" ]; then # PRE="<row> <seconds>": run that row first, untimed (the bench runs randrw before randrw_fsync)
+  read -r prow psecs <<< "$PRE"
+  case $prow in randrw) pargs="--rw=randrw --rwmixread=50 --bs=4k" ;; randrw_fsync) pargs="--rw=randrw --rwmixread=50 --bs=4k --fsync=32" ;; *) echo "PRE: unknown row $prow" >&2; exit 2 ;; esac
+  # shellcheck disable=SC2086
+  fio_cmd $pargs --runtime="$psecs" --time_based --output=/dev/null > /dev/null
+  [ "$FS" != space ] || settle
+fi
 sync; echo 3 > /proc/sys/vm/drop_caches
 [ "$ROW" != hot-direct ] || fio_cmd $ARGS --runtime=2 --time_based --output=/dev/null > /dev/null # warm the block cache
 threads() { # "<thread name> <ticks>" per thread
@@ -68,9 +80,13 @@ threads() { # "<thread name> <ticks>" per thread
   done 2>/dev/null
 }
 io() { awk '/^(read|write)_bytes:/ { printf "%s ", $2 }' "/proc/$PID/io"; }
-packs_end() { local p; p=$(find "$W/data/packs" -name '*.pack' 2>/dev/null | sort | tail -1); [ -n "$p" ] && echo "$(basename "$p" .pack | sed 's/^0*//;s/^$/0/') $(stat -c %s "$p")" || echo "0 9"; }
+packs_end() { node scripts/bench/pack-records.mjs "$W/data" --end; } # the last record's end (not the file size: O_DIRECT tails)
 proc_cpu() { sed 's/.*) //' "/proc/$PID/stat" | awk '{ print $12 + $13 }'; }
-threads > "$W/t0"; io0=$(io); s0=$(store); p0=$(packs_end); c0=$(proc_cpu); t0=$EPOCHREALTIME
+commits() { python3 -c 'import sys,struct
+d=open(sys.argv[1],"rb").read(); o=n=0
+while o+8<=len(d): o+=8+struct.unpack(">I",d[o:o+4])[0]; n+=1
+print(n)' "$W/data/journal" 2>/dev/null || echo 0; } # journal frames: length u32 BE | crc u32 | payload
+threads > "$W/t0"; io0=$(io); s0=$(store); p0=$(packs_end); j0=$(commits); c0=$(proc_cpu); t0=$EPOCHREALTIME
 if [ "${PERF:-0}" = 1 ]; then perf record -q -e cpu-clock -F 999 -g -p "$PID" -o "$W/perf.data" -- sleep "$SECS" > /dev/null 2>&1 & PERFPID=$!; fi
 # shellcheck disable=SC2086
 fio_cmd $ARGS --runtime="$SECS" --time_based --output-format=json --output="$W/fio.json" > /dev/null
@@ -92,6 +108,8 @@ read -r r0 w0 <<< "$io0"; read -r r1 w1 <<< "$io1"
 awk -v r=$((r1 - r0)) -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v ops="$ops" -v wops="$wops" 'BEGIN {
   printf "disk per op: read %.1f KiB, written %.1f KiB; store growth %.1f KiB per write\n", r / 1024 / ops, w / 1024 / ops, (wops > 0 ? s / 1024 / wops : 0) }'
 if [ "$FS" = space ] && [ "$wops" -gt 0 ]; then
+  j1=$(commits)
+  awk -v n=$((j1 - j0)) -v s=$((s1 - s0)) -v w="$wops" -v t="$SECS" 'BEGIN { if (n > 0) printf "commits: %d (%.1f per second), %.1f KiB appended per commit, %.1f writes per commit\n", n, n / t, s / 1024 / n, w / n }'
   echo "records appended:"; read -r pn po <<< "$p0"; node scripts/bench/pack-records.mjs "$W/data" "$pn" "$po" | sed 's/^/  /'
 fi
 if [ -n "${PERFPID:-}" ]; then

@@ -78,8 +78,9 @@ export class FetchingStore {
         const w = waiting.get(b.cid.toString())
         if (w === undefined) continue
         waiting.delete(b.cid.toString())
-        this.keep(b.cid, b.bytes)
-        w.resolve(b.bytes)
+        const mine = own(b.bytes) // before keep(): its release lets the batch's buffer be reused
+        this.keep(b.cid, b.bytes, b.release)
+        w.resolve(mine)
       }
     } catch (err) {
       if (batch.length === 1) { for (const w of waiting.values()) w.reject(err); return }
@@ -92,8 +93,9 @@ export class FetchingStore {
   private async fetchOne (t: BlockTransport, w: Waiter): Promise<void> {
     try {
       for await (const b of t.get([w.cid])) {
-        this.keep(w.cid, b.bytes)
-        w.resolve(b.bytes)
+        const mine = own(b.bytes)
+        this.keep(w.cid, b.bytes, b.release)
+        w.resolve(mine)
         return
       }
       w.resolve(await this.local.get(w.cid))
@@ -110,10 +112,11 @@ export class FetchingStore {
 
   private readonly arriving = new Set<string>()
 
-  private keep (cid: CID, bytes: Uint8Array): void {
-    if (this.local.has(cid)) return
+  /** Stores a fetched block; `release` (a pooled batch's) once the store has written it. */
+  private keep (cid: CID, bytes: Uint8Array, release?: () => void): void {
+    if (this.local.has(cid)) { release?.(); return }
     this.arriving.add(cid.toString())
-    this.local.putWithCid(cid, bytes)
+    this.local.putWithCid(cid, bytes, release)
     this.fetched.blocks++
     this.fetched.bytes += bytes.length
     this.onFetched?.(cid)
@@ -126,13 +129,21 @@ export class FetchingStore {
     const want = cids.filter(c => !this.local.has(c) && !this.inflight.has(c.toString()))
     if (want.length === 0) return
     for await (const b of t.get(want, { signal, sizeOf })) {
-      this.keep(b.cid, b.bytes)
+      this.keep(b.cid, b.bytes, b.release)
       onProgress?.(this.fetched)
     }
   }
 }
 
 interface Waiter { cid: CID, resolve: (bytes: Uint8Array) => void, reject: (err: unknown) => void }
+
+/**
+ * A block for a reader that may keep it (a tree node, a block map): a copy when it is a view of
+ * a much larger buffer (a fetched batch), which it would otherwise keep alive whole.
+ */
+function own (bytes: Uint8Array): Uint8Array {
+  return bytes.buffer.byteLength > 2 * bytes.length ? Buffer.from(bytes) : bytes
+}
 /** On-demand misses fetched in one batch at most. */
 const MAX_ON_DEMAND = 512
 

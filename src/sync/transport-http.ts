@@ -9,6 +9,7 @@ import type { DeviceCertificate } from '../keys/identity.js'
 import { isLoopback } from '../keys/vault-client.js'
 import { b64u, fromB64u } from '../keys/vault-protocol.js'
 import type { CID } from '../store/cid.js'
+import { BufferPool } from '../store/buffer-pool.js'
 import type { BlockTransport, TransferOptions, TransferProgress } from './transport.js'
 import { carHeader, checkBlock, readCar, sectionLength, sectionPrefix, type Block } from './transport-car.js'
 import { TransportError } from './transport-errors.js'
@@ -74,6 +75,9 @@ function hubError (status: number, body: Buffer): TransportError {
   if (status === 413) return new TransportError('ERR_TOO_LARGE', message, opts)
   return new TransportError('ERR_HUB', message, opts)
 }
+
+/** Fetched batches (~8 MiB CARs, inFlight at once), reused once the store has written their blocks. */
+const fetchPool = new BufferPool(9 * 1024 * 1024, 6)
 
 /** CIDs per fetch request at most when cut by size (small files: a few requests, still several in flight). */
 const MAX_FETCH_CHUNK = 512
@@ -205,7 +209,11 @@ export class HttpBlockTransport implements BlockTransport {
         total.blocks += b.length
         total.bytes += b.reduce((n, x) => n + x.bytes.length, 0)
         opts.onProgress?.({ ...total })
-      }, err => { failure ??= err }).finally(() => inflight.delete(p))
+      }, err => { failure ??= err }).finally(() => {
+        inflight.delete(p)
+        // Answered (or failed): no attempt of this batch sends its bytes again.
+        for (const x of b) x.release?.()
+      })
       inflight.add(p)
       if (inflight.size >= this.inFlight) await Promise.race(inflight)
     }
@@ -277,7 +285,10 @@ export class HttpBlockTransport implements BlockTransport {
     if (this.opts.getMode === 'raw') return await Promise.all(cids.map(async c => await this.getRaw(c, signal)))
     const res = await this.authed('POST', SYNC_API.fetch, { headers: { 'content-type': 'application/json', accept: CAR_TYPE }, body: Buffer.from(JSON.stringify({ cids: cids.map(c => c.toString()) })), signal })
     const out: Block[] = []
-    for await (const b of readCar(res, { maxBytes: 1024 + cids.length * (MAX_BLOCK_BYTES + 80) })) {
+    // A declared length (the hub's answers have one): the batch is read into one buffer, its blocks views of it.
+    const declared = Number(res.headers['content-length'] ?? NaN)
+    const length = Number.isSafeInteger(declared) && declared > 0 ? declared : undefined
+    for await (const b of readCar(res, { maxBytes: 1024 + cids.length * (MAX_BLOCK_BYTES + 80), length, pool: fetchPool })) {
       const want = cids[out.length]
       if (want === undefined || !want.equals(b.cid)) {
         res.destroy()

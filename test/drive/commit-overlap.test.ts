@@ -1,5 +1,5 @@
 // One fdatasync in series per small commit (commit.ts, pack-writer.ts syncStart): the record of a
-// commit that appended at most 1 MiB to its pack carries where those bytes start and their CRC-32
+// commit that appended at most 8 MiB to its pack carries where those bytes start and their CRC-32
 // (`pc`) and goes to the journal while the pack's fdatasync runs. An open checks the head
 // record's bytes: when they did not all reach the disk (a crash between the two writes becoming
 // durable; the commit was never acknowledged), the record is set aside like a torn tail, in the
@@ -116,7 +116,7 @@ for (const how of ['a page of zeros', 'a pack cut short'] as const) {
   })
 }
 
-test('a commit that appended more than 1 MiB is synced in series and carries no check', async () => {
+test('a commit that appended more than 8 MiB is synced in series and carries no check; one of 3 MiB carries it', async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'space-overlap-')), 'data')
   const key = randomBytes(32)
   try {
@@ -124,9 +124,12 @@ test('a commit that appended more than 1 MiB is synced in series and carries no 
     const f = await drive.tree.create('/big', 0o644)
     await drive.tree.write(f, randomBytes(3 * 1024 * 1024), 0)
     await drive.commit()
+    await drive.tree.write(f, randomBytes(9 * 1024 * 1024), 3 * 1024 * 1024)
+    await drive.commit()
     await drive.close()
     const recs = await records(dir, key)
-    assert.equal(recs.length, 1)
-    assert.equal(recs[0].pc, undefined)
+    assert.equal(recs.length, 2)
+    assert.notEqual(recs[0].pc, undefined, '3 MiB: checked (one fdatasync in series)')
+    assert.equal(recs[1].pc, undefined, '9 MiB: two fdatasyncs in series, no check')
   } finally { rmSync(join(dir, '..'), { recursive: true, force: true }) }
 })

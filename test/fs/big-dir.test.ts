@@ -1,9 +1,10 @@
 // A folder of 20,000 files through a real mount (sharded: src/fs/tree/dir-shards.ts): ls lists
-// every name, stat and reads find them, renames and removals stick across a remount, fsck finds
+// every name (also read lazily while names change: each one there throughout exactly once), stat and reads find them, renames and removals stick across a remount, fsck finds
 // the store intact, and one more file in the folder appends a few KiB, not the folder.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs'
+import { opendir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Mount, tempDirs, removeDirs, space, type Dirs } from '../helpers/mount.js'
 
@@ -29,6 +30,26 @@ test('a folder of 20,000 files: ls, stat, rename and rm through the mount, a rem
   assert.equal(listed.length, N + 1)
   assert.equal(new Set(listed).size, N + 1, 'no name listed twice')
   assert.equal(statSync(mount.path('big')).nlink, 3, 'nlink counts the one subdirectory')
+
+  // A listing read lazily (pages of the sharded folder fetched as the reader gets to them) while
+  // names are added, removed and renamed: each name there throughout comes exactly once.
+  const stayed = new Set(listed)
+  const seen = new Map<string, number>()
+  const lazy = await opendir(mount.path('big'), { bufferSize: 32 })
+  for await (const e of lazy) {
+    seen.set(e.name, (seen.get(e.name) ?? 0) + 1)
+    if (seen.size === 3000) {
+      for (let i = 0; i < 300; i++) writeFileSync(mount.path('big', `during-${i}`), 'd')
+      for (let i = 0; i < N; i += 67) { unlinkSync(mount.path('big', name(i))); stayed.delete(name(i)) }
+      for (let i = 1; i < N; i += 101) if (i % 67 !== 0) { renameSync(mount.path('big', name(i)), mount.path('big', `moved-${i}`)); stayed.delete(name(i)) }
+    }
+  }
+  assert.deepEqual([...seen].filter(([, c]) => c > 1), [], 'no name listed twice')
+  assert.deepEqual([...stayed].filter(n => !seen.has(n)), [], 'every name there throughout is listed')
+  for (let i = 0; i < N; i += 67) writeFileSync(mount.path('big', name(i)), `${i}\n`)
+  for (let i = 1; i < N; i += 101) if (i % 67 !== 0) renameSync(mount.path('big', `moved-${i}`), mount.path('big', name(i)))
+  for (let i = 0; i < 300; i++) unlinkSync(mount.path('big', `during-${i}`))
+  assert.equal(readdirSync(mount.path('big')).length, N + 1)
   for (let i = 0; i < N; i += 997) assert.equal(readFileSync(mount.path('big', name(i)), 'utf8'), `${i}\n`)
   for (let i = 0; i < 100; i++) renameSync(mount.path('big', name(i)), mount.path('big', `renamed-${i}`))
   for (let i = 100; i < 200; i++) unlinkSync(mount.path('big', name(i)))

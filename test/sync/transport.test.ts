@@ -9,6 +9,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID, cidOf } from '../../src/store/cid.js'
 import { carHeader, readCar, sectionPrefix, type Block } from '../../src/sync/transport-car.js'
 import { TransportError } from '../../src/sync/transport.js'
+import { BufferPool } from '../../src/store/buffer-pool.js'
 import { HttpBlockTransport, type DeviceCredentials, type HttpTransportOptions } from '../../src/sync/transport-http.js'
 import { newDeviceKey, certifyDevice } from '../../src/keys/identity.js'
 import { randomBlocks, carOf } from '../hub/replication-helpers.js'
@@ -70,6 +71,39 @@ describe('CAR reader', () => {
     await failsWith(collect(readCar(chunks(car, 64), { maxBytes: 2000 })), 'ERR_TOO_LARGE')
     const padded = Buffer.concat([carHeader(), Buffer.from([0x85, 0x00])]) // 5 as a two-byte varint
     await failsWith(collect(readCar(chunks(padded, 64))), 'ERR_CAR_FORMAT')
+  })
+
+  it('reads a stream of declared length into one pooled buffer: the same blocks as views of it, the buffer reused only once every block is released', async () => {
+    const blocks = randomBlocks(6, 4000)
+    const car = carOf(blocks)
+    const pool = new BufferPool(64 * 1024, 2)
+    const got = await collect(readCar(chunks(car, 1000), { length: car.length, pool }))
+    assert.equal(got.length, 6)
+    got.forEach((b, i) => { assert.ok(b.cid.equals(blocks[i].cid)); assert.ok(Buffer.from(b.bytes).equals(blocks[i].bytes)) })
+    assert.ok(got.every(b => b.bytes.buffer === got[0].bytes.buffer), 'views of one buffer')
+    assert.ok(got.every(b => b.cid.bytes.buffer !== got[0].bytes.buffer), 'CIDs on bytes of their own (kept by indexes after the batch)')
+    for (const b of got.slice(0, 5)) b.release?.()
+    assert.equal(pool.idle, 0, 'one block is still held')
+    got[5].release?.()
+    assert.equal(pool.idle, 1)
+    // The next batch reuses it: the blocks read before were released, so nothing reads them any more.
+    const again = await collect(readCar(chunks(car, 4096), { length: car.length, pool }))
+    assert.equal(again[0].bytes.buffer, got[0].bytes.buffer)
+  })
+
+  it('refuses, in one buffer as in chunks, a stream shorter or longer than declared and a block that does not match its CID', async () => {
+    const [a, b] = randomBlocks(2, 500)
+    const car = carOf([a, b])
+    await failsWith(collect(readCar(chunks(car, 100), { length: car.length + 1 })), 'ERR_CAR_FORMAT', 'ends after')
+    // Declared one byte short: its last section runs past the declared end.
+    await failsWith(collect(readCar(chunks(car, 100), { length: car.length - 1 })), 'ERR_CAR_FORMAT', 'ends inside a section')
+    // Declared right, then more bytes than that.
+    await failsWith(collect(readCar((async function * () { yield * chunks(car, 100); yield Buffer.from([1]) })(), { length: car.length })), 'ERR_CAR_FORMAT', 'longer')
+    await failsWith(collect(readCar(chunks(car, 100), { length: car.length, maxBytes: 100 })), 'ERR_TOO_LARGE')
+    const bad = carOf([a, { cid: b.cid, bytes: randomBytes(500) }])
+    const seen: Block[] = []
+    await failsWith((async () => { for await (const x of readCar(chunks(bad, 100), { length: bad.length, pool: new BufferPool(4096, 1) })) seen.push(x) })(), 'ERR_BLOCK_MISMATCH', b.cid.toString())
+    assert.equal(seen.length, 1)
   })
 })
 

@@ -5,11 +5,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
 import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
-import { FANOUT, LEAF_BLOCKS, heightFor, nodeIndex, leafBody, nodeBody, entryBody } from '../../src/fs/tree/block-map.js'
+import { FANOUT, LEAF_BLOCKS, NARROW, WIDE, heightFor, nodeIndex, leafBody, nodeBody, entryBody, shapeFor, SMALL_COMMITS } from '../../src/fs/tree/block-map.js'
 import { cidOf } from '../../src/store/cid.js'
 import { entryOf } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
@@ -103,6 +104,7 @@ test('random writes, truncates and punched holes across tree heights read back e
     for (let o = 0; o < len; o += PAGE) pages.set(pos + o, data.subarray(o, o + PAGE))
     size = Math.max(size, pos + len)
   }
+  const shapes = new Set<unknown>()
   for (let round = 0; round < 12; round++) {
     // Grow past the one-level limit (1,024 blocks) in some rounds, shrink below it in others.
     const span = (round % 4 === 3 ? 1400 : 300) * B
@@ -123,11 +125,15 @@ test('random writes, truncates and punched holes across tree heights read back e
       }
     }
     await tree.commit()
+    // Small commits (one 4 KiB write each), as fsyncs between few writes make: they let the map turn narrow.
+    for (let k = 0; k < 9 && size > PAGE; k++) { await write(rnd(size - PAGE), PAGE); await tree.commit() }
     await check(tree, f, `round ${round}`)
-    if (f.blocks!.size > 32) assert.equal(f.mapTree!.height, heightFor(Math.ceil(size / B)), `round ${round}: height`)
+    if (f.blocks!.size > 32) assert.equal(f.mapTree!.height, heightFor(Math.ceil(size / B), f.mapTree!.shape), `round ${round}: height`)
+    if (f.blocks!.size > 32) shapes.add(f.mapTree!.shape)
     const again = sink.reopen(store)
     await check(again, await again.lookup('/db') as FileNode, `round ${round}, reopened`)
   }
+  assert.ok(shapes.has(NARROW), 'the random writes gave the map the narrow shape in some rounds')
 })
 
 test('a flat block map (as format 2 wrote before the tree) still reads, and the next change seals a tree', async () => {
@@ -162,6 +168,7 @@ test('a leaf named at another place in the tree fails authentication, and an old
   const { f } = await sparseFile(tree, '/t', 64, 1) // 4 leaves under the root
   const root = rootBody(f, await store.get(f.blockMap!))
   assert.equal(root.v, 2)
+  assert.equal(f.mapTree!.shape, WIDE, 'whole blocks only: the wide shape')
   assert.deepEqual(root.c!.map(([s]) => s), [0, 1, 2, 3])
   // An attacker who could seal (they cannot: the key) still could not move leaf 0 to slot 1.
   const swapped = { v: 2, h: root.h, c: [[0, root.c![1][1]], [1, root.c![0][1]], root.c![2], root.c![3]] }
@@ -238,6 +245,10 @@ test('inner and root node bodies built from cached CID encodings are the bytes d
 
 test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list', () => {
   const cid = (): CID => cidOf(randomBytes(40))
+  // CIDs of other lengths than this store's (a sha2-256 CID of v0.1, an identity CID) too.
+  for (const c of [CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), CID.create(1, 0x55, identity.digest(randomBytes(300)))]) {
+    assert.deepEqual(Buffer.from(entryBody(3, c)), Buffer.from(encode(entryOf(3, c))), `CID of ${c.bytes.length} bytes`)
+  }
   for (const idx of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 36 + 12345]) {
     const whole = cid()
     assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(entryOf(idx, whole))), `whole block ${idx}`)
@@ -247,4 +258,111 @@ test('block entries built from cached CID encodings are the bytes dag-cbor encod
       assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(entryOf(idx, ref))), `block ${idx}, ${n} patches`)
     }
   }
+})
+
+/**
+ * 1,024 whole blocks (a wide map), then 8 small commits of 4 KiB writes into 8 blocks in 8
+ * leaves each: 64 blocks patched (1 in 16), and the map narrow from the 8th commit on.
+ */
+async function narrowFile (tree: Tree, path: string): Promise<{ f: FileNode, pages: Map<number, Buffer> }> {
+  const { f } = await sparseFile(tree, path, 1024, 1)
+  assert.equal(f.mapTree!.shape, WIDE)
+  const pages = new Map<number, Buffer>()
+  for (let c = 0; c < SMALL_COMMITS; c++) {
+    for (let j = 0; j < 8; j++) {
+      const at = (c * 128 + j * 16) * B + 5 * PAGE
+      const p = randomBytes(PAGE)
+      await tree.write(f, p, at)
+      pages.set(at, p)
+    }
+    await tree.commit()
+    assert.equal(f.mapTree!.shape, c < SMALL_COMMITS - 1 ? WIDE : NARROW, `after small commit ${c}`)
+  }
+  return { f, pages }
+}
+
+/** Opens the root of f's block map and returns its body, any version. */
+function anyRoot (f: FileNode, sealed: Uint8Array): { v: number, h: number, l?: number, f?: number, c: Array<[number, CID]> } {
+  return decodeAny(unpadFrame(open(f.key, blockMapPosition(f), sealed))!, 'root', [1, 2, 3]) as never
+}
+
+test('a map with many patched blocks is sealed narrow (2 blocks per leaf, 16 children, its shape in a version 3 root) and reads back after a reopen; wide again once the patches are gone', async () => {
+  const { tree, store, sink } = memoryTree()
+  const { f, pages } = await narrowFile(tree, '/db')
+  assert.equal(f.mapTree!.shape, NARROW)
+  assert.equal(f.mapTree!.patched, 64)
+  const root = anyRoot(f, await store.get(f.blockMap!))
+  assert.deepEqual([root.v, root.l, root.f, root.h], [3, 2, 16, heightFor(1024, NARROW)])
+  assert.equal(heightFor(1024, NARROW), 3, '512 leaves, 32 and 2 inner nodes, the root')
+  assert.equal(f.mapTree!.nodes.size, 512 + 32 + 2)
+  assert.deepEqual(Buffer.from(nodeBody(root.c, root.h, NARROW)), Buffer.from(encode({ v: 3, h: root.h, l: 2, f: 16, c: root.c })), 'the root is canonical dag-cbor')
+  // A commit after 4 random 4 KiB writes now seals 4 small leaves and the nodes above them.
+  const objects = store.size
+  const bytes = store.bytes
+  for (const idx of [3, 300, 600, 1000]) {
+    const p = randomBytes(PAGE)
+    await tree.write(f, p, idx * B)
+    pages.set(idx * B, p)
+  }
+  await tree.commit()
+  // 4 patches, 4 leaves, 4 + 2 inner nodes (levels 1 and 2; 600 and 1000 share the second), the map's root, the root directory.
+  assert.equal(store.size - objects, 4 + 4 + 4 + 2 + 1 + 1)
+  const mapBytes = store.bytes - bytes - 4 * (PAGE + 29)
+  assert.ok(mapBytes < 8 * 1024, `map and directory: ${mapBytes} bytes appended (inner nodes of 16 children: ~0.75 KiB each)`)
+  const one = sink.reopen(store)
+  const g = await one.lookup('/db') as FileNode
+  for (const [pos, p] of pages) assert.ok((await readAt(one, g, pos, PAGE)).equals(p), `narrow map: page at ${pos}`)
+  assert.equal(g.mapTree!.shape, NARROW)
+  assert.equal(g.mapTree!.patched, 64 + 4)
+  // Whole blocks over every patched one: no patch left, the next seal is wide again.
+  for (const i of [...g.blocks!.keys()]) if (g.blocks!.get(i) != null && (g.blocks!.get(i) as { patches?: unknown }).patches != null) await one.write(g, randomBytes(B), i * B)
+  await one.commit()
+  assert.equal(g.mapTree!.shape, WIDE)
+  assert.equal(anyRoot(g, await store.get(g.blockMap!)).v, 2)
+  const two = sink.reopen(store)
+  const h = await two.lookup('/db') as FileNode
+  assert.equal((await two.blocksOf(h)).size, 1024)
+  assert.equal(h.mapTree!.shape, WIDE)
+})
+
+test('the shape switches with a margin: narrow from 1 patched block in 16 after small commits, wide again below 1 in 64 or at a commit that reseals most leaves', () => {
+  assert.equal(shapeFor(2048, 127, WIDE), WIDE)
+  assert.equal(shapeFor(2048, 128, WIDE), NARROW)
+  assert.equal(shapeFor(2048, 128, WIDE, 4, 128, SMALL_COMMITS - 1), WIDE, 'not before SMALL_COMMITS small commits')
+  assert.equal(shapeFor(2048, 32, NARROW), NARROW)
+  assert.equal(shapeFor(2048, 31, NARROW), WIDE)
+  assert.equal(shapeFor(2048, 1000, NARROW, 256, 1024), NARROW)
+  assert.equal(shapeFor(2048, 1000, NARROW, 257, 1024), WIDE, 'a commit resealing more than 1 narrow leaf in 4')
+  assert.equal(shapeFor(40, 5, WIDE), WIDE, 'a few patched blocks in a small file keep it wide')
+  assert.equal(heightFor(2 ** 36, NARROW), 9, 'the largest file, narrow')
+})
+
+test('random 4 KiB writes committed once a second (most leaves each time) keep a map wide, and turn a narrow one wide', async () => {
+  const { tree } = memoryTree()
+  const { f } = await narrowFile(tree, '/rw')
+  assert.equal(f.mapTree!.shape, NARROW)
+  let seed = 3
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed >>> 8) % n }
+  for (let k = 0; k < 600; k++) await tree.write(f, randomBytes(PAGE), rnd(1024 * 32) * PAGE)
+  await tree.commit()
+  assert.equal(f.mapTree!.shape, WIDE, '600 writes over 512 narrow leaves: wide')
+  for (let r = 0; r < 3; r++) {
+    for (let k = 0; k < 600; k++) await tree.write(f, randomBytes(PAGE), rnd(1024 * 32) * PAGE)
+    await tree.commit()
+    assert.equal(f.mapTree!.shape, WIDE, `big commit ${r}: stays wide however many blocks are patched (${f.mapTree!.patched})`)
+  }
+})
+
+test('a narrow root naming another shape is refused by its reader', async () => {
+  const { tree, store, sink } = memoryTree()
+  const { f } = await narrowFile(tree, '/n')
+  assert.equal(f.mapTree!.shape, NARROW)
+  const root = anyRoot(f, await store.get(f.blockMap!))
+  f.blockMap = store.put(seal(f.key, blockMapPosition(f), padFrame(encode({ ...root, l: 4 }))))
+  f.mapTree = null
+  await tree.chmod('/n', 0o600)
+  await tree.commit()
+  const one = sink.reopen(store)
+  const g = await one.lookup('/n') as FileNode
+  await assert.rejects(readAt(one, g, 0, PAGE), { code: 'ERR_FORMAT', message: /unknown shape/ })
 })

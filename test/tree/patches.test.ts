@@ -1,6 +1,7 @@
 // Small writes into sealed blocks are sealed as patches (file-blocks.ts, block-ref.ts): checked
 // against a byte model over random offsets and lengths after every write, seal, commit and
 // reopen; patches over holes; the fold back into a whole block; store bytes per small write;
+// patches covered whole by later ones dropped; 64 KiB writes that fold nothing they cover;
 // and the reads that must fail: an old patch replayed in the pack (its CID), and a segment
 // substituted after the object's nonce was remembered (authentication under that nonce).
 import type { CID } from 'multiformats/cid'
@@ -13,7 +14,8 @@ import { randomBytes } from 'node:crypto'
 import { Drive } from '../../src/daemon.js'
 import { FileNode } from '../../src/fs/tree/nodes.js'
 import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
-import { isPatched, patchedSegments, FOLD_SEGMENTS } from '../../src/fs/tree/block-ref.js'
+import { isPatched, patchedSegments, withPatch, FOLD_SEGMENTS } from '../../src/fs/tree/block-ref.js'
+import { cidOf } from '../../src/store/cid.js'
 import { segmentOffset, SEGMENT } from '../../src/crypto/index.js'
 import { memoryTree } from '../helpers/memory-store.js'
 import type { Tree } from '../../src/fs/tree/tree.js'
@@ -166,12 +168,15 @@ test('an older patch replayed over the newer one in the pack reads as EIO (its C
     await drive.commit()
     await drive.tree.write(f, Buffer.alloc(SEGMENT, 1), 3 * SEGMENT)
     await drive.commit()
+    const first = f.blocks!.get(0)!
+    assert.ok(isPatched(first) && first.patches.length === 1)
     await drive.tree.write(f, Buffer.alloc(SEGMENT, 2), 3 * SEGMENT)
     await drive.commit()
     const ref = f.blocks!.get(0)!
-    assert.ok(isPatched(ref) && ref.patches.length === 2)
-    const older = Buffer.from(await drive.store.get(ref.patches[0].cid))
-    const newer = Buffer.from(await drive.store.get(ref.patches[1].cid))
+    // The newer patch covers the older one whole: the map names only the newer.
+    assert.ok(isPatched(ref) && ref.patches.length === 1 && !ref.patches[0].cid.equals(first.patches[0].cid))
+    const older = Buffer.from(await drive.store.get(first.patches[0].cid))
+    const newer = Buffer.from(await drive.store.get(ref.patches[0].cid))
     assert.equal(older.length, newer.length)
     // One more commit, so the replayed bytes are not in the head commit's own (checked) range.
     await drive.tree.write(await drive.tree.create('/later', 0o644), Buffer.from('later'), 0)
@@ -260,4 +265,98 @@ test('a small write into a sealed block loads at most the segments it covers in 
   sameBytes(await readAll(again, g), model, 'before the seal')
   await again.commit()
   sameBytes(await readAll(sink.reopen(store), await sink.reopen(store).lookup('/w') as FileNode), model, 'reopened')
+})
+
+test('a patch that later patches cover whole is dropped from the block\'s list; one they cover in part stays', () => {
+  const cid = (): CID => cidOf(randomBytes(40))
+  const base = cid()
+  let r = withPatch(base, { cid: cid(), first: 3, count: 2 }) // segments 3, 4
+  r = withPatch(r, { cid: cid(), first: 10, count: 1 })
+  r = withPatch(r, { cid: cid(), first: 4, count: 1 }) // covers 4: the first patch still holds 3
+  assert.equal(r.patches.length, 3)
+  r = withPatch(r, { cid: cid(), first: 0, count: 4 }) // covers 0-3: the first patch is all covered now
+  assert.deepEqual(r.patches.map(p => [p.first, p.count]), [[10, 1], [4, 1], [0, 4]])
+  assert.ok(r.base === base)
+  assert.equal(patchedSegments(r), 6)
+  r = withPatch(r, { cid: cid(), first: 0, count: 32 })
+  assert.deepEqual(r.patches.map(p => [p.first, p.count]), [[0, 32]], 'a whole-block patch leaves nothing under it')
+})
+
+test('4 KiB rewrites of one segment keep one patch, and the block folds only once its patches hold FOLD_SEGMENTS distinct segments', async () => {
+  const { tree, sink, store } = memoryTree()
+  const f = await tree.create('/r', 0o644)
+  const model = randomBytes(B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  for (let i = 0; i < 40; i++) { // the same segment 40 times
+    const page = randomBytes(SEGMENT)
+    await tree.write(f, page, 7 * SEGMENT)
+    page.copy(model, 7 * SEGMENT)
+    await tree.commit()
+  }
+  let ref = f.blocks!.get(0)!
+  assert.ok(isPatched(ref) && ref.patches.length === 1, 'one patch names segment 7')
+  for (let s = 0; s < FOLD_SEGMENTS; s++) { // distinct segments up to the fold
+    const page = randomBytes(SEGMENT)
+    await tree.write(f, page, s * SEGMENT)
+    page.copy(model, s * SEGMENT)
+    await tree.commit()
+  }
+  ref = f.blocks!.get(0)!
+  assert.ok(isPatched(ref) && patchedSegments(ref) === FOLD_SEGMENTS)
+  tree.releaseBuffers() // no kept buffer: the fold must load what it does not cover
+  const page = randomBytes(SEGMENT)
+  await tree.write(f, page, 30 * SEGMENT)
+  page.copy(model, 30 * SEGMENT)
+  await tree.commit()
+  assert.ok(!isPatched(f.blocks!.get(0)!), 'the write past the fold sealed the block whole')
+  sameBytes(await readAll(tree, f), model, 'after the fold')
+  const again = sink.reopen(store)
+  sameBytes(await readAll(again, await again.lookup('/r') as FileNode), model, 'reopened')
+})
+
+test('64 KiB writes: the second half of a block written after the first is sealed whole without reading the block, and past the fold a write loads only what it does not cover', async () => {
+  const { tree, sink, store } = memoryTree()
+  const f = await tree.create('/h', 0o644)
+  const model = randomBytes(4 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const H = B / 2
+  const reads: Array<[number, number]> = []
+  const get = store.get.bind(store)
+  const getRange = store.getRange.bind(store)
+  store.get = async (cid, scratch) => { const b = await get(cid, scratch); reads.push([0, b.length]); return b }
+  store.getRange = async (cid, offset, length) => { reads.push([offset, length]); return await getRange(cid, offset, length) }
+  const half = async (block: number, second: number): Promise<void> => {
+    const data = randomBytes(H)
+    await tree.write(f, data, block * B + second * H)
+    data.copy(model, block * B + second * H)
+    await tree.commit()
+  }
+  await half(1, 0)
+  assert.ok(isPatched(f.blocks!.get(1)!), 'the first half: a 16-segment patch')
+  await half(1, 1)
+  assert.ok(!isPatched(f.blocks!.get(1)!), 'both halves written: sealed whole')
+  assert.deepEqual(reads, [], 'nothing read: the kept buffer held the first half, the write the second')
+  // Block 2 past the fold (24 distinct segments in patches), no kept buffer: a 64 KiB write of
+  // its second half loads segments 0-15 only.
+  for (let s = 8; s < 32; s++) { // one 4 KiB patch each
+    const page = randomBytes(SEGMENT)
+    await tree.write(f, page, 2 * B + s * SEGMENT)
+    page.copy(model, 2 * B + s * SEGMENT)
+    await tree.commit()
+  }
+  assert.equal(patchedSegments(f.blocks!.get(2)!), 24)
+  tree.releaseBuffers()
+  reads.length = 0
+  await half(2, 1)
+  assert.ok(!isPatched(f.blocks!.get(2)!), 'the fold sealed it whole')
+  let read = 0
+  for (const r of reads) read += r[1]
+  // Before: the block loaded whole, its base and all 24 patches (230 KB); now the base (checked
+  // whole on its first read) and the 8 patches of segments 8-15.
+  assert.ok(read <= B + 600 + 8 * 4200, `${read} bytes read for the fold: the base and 8 of the 24 patches`)
+  sameBytes(await readAll(tree, f), model, 'after the halves')
+  const again = sink.reopen(store)
+  sameBytes(await readAll(again, await again.lookup('/h') as FileNode), model, 'reopened')
 })

@@ -35,8 +35,9 @@ extern const char *const space_op_names[OP_COUNT];
 
 #define NNUM 7
 #define STAT_FIELDS 12
-// readdir packs a stat per entry and one more number: 1 if the attributes are exact.
-#define READDIR_FIELDS (STAT_FIELDS + 1)
+// readdir packs a stat per entry and three more numbers: 1 if the attributes are exact, and the
+// entry's offset as two (hi, lo: offset = hi * 2^32 + lo).
+#define READDIR_FIELDS (STAT_FIELDS + 3)
 #define STATFS_FIELDS 11
 #define MAX_THREADS 64
 // UTIME_OMIT is passed to JS as 2^64 (any value above Number.MAX_SAFE_INTEGER means "omit").
@@ -65,6 +66,8 @@ typedef struct slot {
   size_t count;
   struct stat *stats;     // readdir: one per name, or NULL
   bool *exact;            // readdir: whether stats[i] is exact (may go to the kernel as readdirplus)
+  uint64_t *offs;         // readdir: each entry's offset (its position in the listing)
+  bool more;              // readdir: the listing goes on after this page
   napi_ref copybuf;       // read without external buffers: the JS buffer to copy back from
   uint64_t inval_wait;    // invalidations (inval.c) this reply must not overtake
 } slot_t;

@@ -58,6 +58,8 @@ slot_t *acquire (mnt_t *m, int op) {
   s->count = 0;
   s->stats = NULL;
   s->exact = NULL;
+  s->offs = NULL;
+  s->more = false;
   s->copybuf = NULL;
   s->inval_wait = 0;
   return s;
@@ -67,9 +69,11 @@ void release_slot (mnt_t *m, slot_t *s) {
   free(s->names);
   free(s->stats);
   free(s->exact);
+  free(s->offs);
   s->names = NULL;
   s->stats = NULL;
   s->exact = NULL;
+  s->offs = NULL;
   pthread_mutex_lock(&m->pool_mu);
   s->busy = false;
   pthread_cond_signal(&m->pool_cv);
@@ -309,41 +313,46 @@ static int64_t take_result (napi_env env, slot_t *s, int64_t r, napi_value a, na
       s->fh = (uint64_t)r;
       return 0;
     case OP_readdir: {
+      // a: names; b: per name its stat, exactness and offset (READDIR_FIELDS); r: 1 if more follow.
       bool isarr = false;
       uint32_t count = 0;
       if (napi_is_array(env, a, &isarr) != napi_ok || !isarr) return -EIO;
       napi_get_array_length(env, a, &count);
       double *d = NULL;
       size_t nd = 0;
-      bool have_stats = get_f64(env, b, &d, &nd) && nd >= (size_t)count * READDIR_FIELDS;
+      if (!get_f64(env, b, &d, &nd) || nd < (size_t)count * READDIR_FIELDS) return -EIO;
       size_t total = 0;
       size_t cap = 4096;
       char *names = malloc(cap);
-      struct stat *stats = have_stats ? calloc(count > 0 ? count : 1, sizeof *stats) : NULL;
-      bool *exact = have_stats ? calloc(count > 0 ? count : 1, sizeof *exact) : NULL;
-      if (names == NULL || (have_stats && (stats == NULL || exact == NULL))) { free(names); free(stats); free(exact); return -ENOMEM; }
+      size_t n1 = count > 0 ? count : 1;
+      struct stat *stats = calloc(n1, sizeof *stats);
+      bool *exact = calloc(n1, sizeof *exact);
+      uint64_t *offs = calloc(n1, sizeof *offs);
+      if (names == NULL || stats == NULL || exact == NULL || offs == NULL) { free(names); free(stats); free(exact); free(offs); return -ENOMEM; }
       for (uint32_t i = 0; i < count; i++) {
         napi_value v;
         size_t n = 0;
         if (napi_get_element(env, a, i, &v) != napi_ok ||
-            napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) { free(names); free(stats); free(exact); return -EIO; }
+            napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) { free(names); free(stats); free(exact); free(offs); return -EIO; }
         if (total + n + 1 > cap) {
           while (total + n + 1 > cap) cap *= 2;
           char *bigger = realloc(names, cap);
-          if (bigger == NULL) { free(names); free(stats); free(exact); return -ENOMEM; }
+          if (bigger == NULL) { free(names); free(stats); free(exact); free(offs); return -ENOMEM; }
           names = bigger;
         }
         napi_get_value_string_utf8(env, v, names + total, n + 1, &n);
         total += n + 1;
-        if (have_stats) {
-          fill_stat(d + (size_t)i * READDIR_FIELDS, &stats[i]);
-          exact[i] = d[(size_t)i * READDIR_FIELDS + STAT_FIELDS] != 0;
-        }
+        const double *e = d + (size_t)i * READDIR_FIELDS;
+        fill_stat(e, &stats[i]);
+        exact[i] = e[STAT_FIELDS] != 0;
+        offs[i] = (uint64_t)e[STAT_FIELDS + 1] * 4294967296ull + (uint64_t)e[STAT_FIELDS + 2];
       }
       s->names = names;
       s->stats = stats;
       s->exact = exact;
+      s->offs = offs;
       s->count = count;
+      s->more = r == 1 && count > 0;
       return 0;
     }
     default:

@@ -13,6 +13,12 @@ export interface StatfsLike {
   files: number, ffree: number, favail: number, fsid: number, flag: number, namemax: number
 }
 
+/** A listing position (a readdir offset: hi * 2^32 + lo) and the name there (null: a position only, as seekdir gives it). */
+export interface DirPos { hi: number, lo: number, name: string | null }
+
+/** One page of a listing: names, their attributes (see readdir), each one's position, and whether the directory ends with it. */
+export interface DirPageLike { names: string[], stats: StatLike[], exact: boolean[], pos: Array<{ hi: number, lo: number }>, end: boolean }
+
 /** Who asked, for ops that create a name (libfuse 3 only: fuse_get_context()). */
 export interface Caller { uid: number, gid: number, pid: number, umask: number }
 
@@ -34,6 +40,8 @@ export interface FuseOps {
   access: (path: string, mode: number, cb: Cb) => void
   /** exact[i] false: stats[i] may be off until a lookup of that name (link count, st_blocks). */
   readdir: (path: string, cb: (errno: number, names?: string[], stats?: StatLike[], exact?: boolean[]) => void) => void
+  /** The listing by pages, after position `after` (null: from the start); the libfuse 3 binding uses it when present. */
+  readdirPage?: (path: string, after: DirPos | null, cb: (errno: number, page?: DirPageLike) => void) => void
   flush?: (path: string, fd: number, cb: Cb) => void
   open: (path: string, flags: number, cb: Cb<number>) => void
   create: (path: string, mode: number, cb: Cb<number>, caller?: Caller) => void

@@ -59,6 +59,9 @@ export function buildOps (ctx: OpContext, opts: FrontendOptions): FuseOps {
     readdir: (path, cb) => {
       dir.readdir(ctx, path).then(([n, s, x]) => cb(0, n, s, x), err => cb(fail('readdir', path, err)))
     },
+    readdirPage: (path, after, cb) => {
+      dir.readdirPage(ctx, path, after).then(page => cb(0, page), err => cb(fail('readdir', path, err)))
+    },
     open: (path, flags, cb) => wrap('open', path, file.open(ctx, path, flags), cb),
     create: (path, mode, cb, caller) => wrap('create', path, file.create(ctx, path, mode, caller), cb),
     read: (path, fd, buf, len, pos, cb) => count('read', path, file.read(ctx, fd, buf, len, pos), cb),

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import type { Caller, FuseBinding, FuseMount, FuseOps, KernelCache, MountOptions, NativeReadTable, StatLike, StatfsLike } from './binding.js'
+import type { Caller, DirPageLike, FuseBinding, FuseMount, FuseOps, KernelCache, MountOptions, NativeReadTable, StatLike, StatfsLike } from './binding.js'
 
 const require = createRequire(import.meta.url)
 const run = promisify(execFile)
@@ -62,7 +62,7 @@ export function fuse3Available (): boolean {
 }
 
 const STAT_FIELDS = 12
-const READDIR_FIELDS = STAT_FIELDS + 1
+const READDIR_FIELDS = STAT_FIELDS + 3
 function putStat (a: Float64Array, at: number, st: StatLike): void {
   a[at] = st.mode; a[at + 1] = st.uid; a[at + 2] = st.gid; a[at + 3] = st.size; a[at + 4] = st.nlink
   a[at + 5] = st.ino; a[at + 6] = st.rdev; a[at + 7] = st.blksize; a[at + 8] = st.blocks
@@ -124,19 +124,32 @@ const HANDLERS: Record<string, Handler> = {
     e === 0 ? r(0, Buffer.from((names ?? []).map(n => n + '\0').join(''))) : r(err(e))
   }),
   removexattr: (ops, r, path, name) => ops.removexattr(p(path), p(name), e => r(err(e))),
-  readdir: (ops, r, path) => ops.readdir(p(path), (e, names, stats, exact) => {
-    if (e !== 0 || names == null) { r(err(e) || EIO); return }
-    let packed: Float64Array | undefined
-    if (stats != null && stats.length === names.length) {
-      // Per entry its stat and 1 if exact (the addon sends only those with readdirplus).
-      packed = new Float64Array(names.length * READDIR_FIELDS)
-      for (let i = 0; i < stats.length; i++) {
-        putStat(packed, i * READDIR_FIELDS, stats[i])
-        packed[i * READDIR_FIELDS + STAT_FIELDS] = exact?.[i] === true ? 1 : 0
+  // s2: the name at the position listed last, n0: readdirplus, n1/n2: that position (0: the start).
+  // The answer: 0 if the directory ends with this page, else 1; names; per entry its stat, 1 if
+  // exact (the addon sends only those with readdirplus) and its position (two numbers).
+  readdir: (ops, r, path, afterName, _b, _plus, hi, lo) => {
+    const send = (e: number, page?: DirPageLike): void => {
+      if (e !== 0 || page == null) { r(err(e) || EIO); return }
+      const { names, stats, exact, pos } = page
+      const packed = new Float64Array(names.length * READDIR_FIELDS)
+      for (let i = 0; i < names.length; i++) {
+        const at = i * READDIR_FIELDS
+        putStat(packed, at, stats[i])
+        packed[at + STAT_FIELDS] = exact[i] ? 1 : 0
+        packed[at + STAT_FIELDS + 1] = pos[i].hi
+        packed[at + STAT_FIELDS + 2] = pos[i].lo
       }
+      r(page.end ? 0 : 1, names, packed)
     }
-    r(0, names, packed)
-  }),
+    if (ops.readdirPage != null) {
+      ops.readdirPage(p(path), hi === 0 && lo === 0 ? null : { hi, lo, name: afterName }, send)
+      return
+    }
+    ops.readdir(p(path), (e, names, stats, exact) => {
+      if (e !== 0 || names == null || stats == null || stats.length !== names.length) { r(err(e) || EIO); return }
+      send(0, { names, stats, exact: exact ?? names.map(() => false), pos: names.map((_, i) => ({ hi: 0, lo: i + 1 })), end: true })
+    })
+  },
   fsyncdir: (ops, r, path, _s2, _b, datasync, fh) => ops.fsyncdir(p(path), datasync !== 0, fh, e => r(err(e))),
   access: (ops, r, path, _s2, _b, mask) => ops.access(p(path), mask, e => r(err(e))),
   create: (ops, r, path, _s2, _b, mode, _flags, uid, gid, pid, umask) =>

@@ -6,29 +6,55 @@
 // form is split.
 import type { CID } from 'multiformats/cid'
 import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
-import { type BlockEntry, BLOCK_SIZE, encode, decodeAny } from './format.js'
+import { type BlockEntry, BLOCK_SIZE, decodeAny } from './format.js'
 import { fail } from './errors.js'
 import { type BlockRef, fromEntry, isPatched } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
 
-/** Blocks per leaf: 2 MiB of file. Why 16: docs/performance.md, "Block map tree". */
+/** Blocks per leaf of the wide shape: 2 MiB of file. Why 16: docs/performance.md, "Block map tree". */
 export const LEAF_BLOCKS = 16
-/** Children per inner node. */
+/** Children per inner node of the wide shape. */
 export const FANOUT = 64
 /** Body version of the flat map (format 1 and early format 2) and of tree nodes. */
 export const FLAT_MAP = 1
 export const TREE_MAP = 2
-/** Tallest tree a reader accepts: 16 x 64^6 blocks is more than any file can have (2^36). */
-const MAX_HEIGHT = 6
+/** Body version of a narrow tree's root, which names its shape (its other nodes are TREE_MAP). */
+export const SHAPED_MAP = 3
+/** Most blocks a file can have (2^36: 8 PiB): what bounds a tree's height. */
+const MAX_BLOCKS = 2 ** 36
 /** Node positions: level (0 = leaves) and number within the level; the root is index 0. */
 const LEVEL_STRIDE = 2 ** 40
 
-/** The sealed tree of a file's block map as last sealed or read: its root and every other node by position index. */
-export interface MapTree { root: CID, height: number, nodes: Map<number, CID> }
+/**
+ * A tree's shape: blocks per leaf and children per inner node. Wide trees (the default) keep a
+ * big sequentially written file's map to few objects; a file with many patched blocks (random
+ * small writes: a database, a VM image) gets narrow ones, whose leaves hold its long patch
+ * lists two blocks at a time, so a commit after a few random writes reseals a few small leaves
+ * and inner nodes instead of 16 blocks' lists per write (docs/performance.md, "Random I/O").
+ */
+export interface MapShape { readonly leaf: number, readonly fanout: number }
+export const WIDE: MapShape = { leaf: LEAF_BLOCKS, fanout: FANOUT }
+export const NARROW: MapShape = { leaf: 2, fanout: 16 }
 
-/** Bodies of the three node kinds (dag-cbor, padded frame). */
-interface RootBody { v: number, h: number, c: Array<[number, CID]> }
+/**
+ * The sealed tree of a file's block map as last sealed or read: its root, every other node by
+ * position index, its shape, and how many of its blocks are patched (in all, and per leaf that
+ * holds any): what chooses the shape of the next seal.
+ */
+export interface MapTree {
+  root: CID
+  height: number
+  nodes: Map<number, CID>
+  shape: MapShape
+  patched: number
+  leafPatched: Map<number, number> | null
+  /** Commits in a row that resealed at most 1 leaf in 8 (small commits: fsyncs between few writes). */
+  small: number
+}
+
+/** Bodies of the three node kinds (dag-cbor, padded frame); a narrow root has `l` and `f`. */
+interface RootBody { v: number, h: number, c: Array<[number, CID]>, l?: number, f?: number }
 interface InnerBody { v: number, c: Array<[number, CID]> }
 interface LeafBody { v: number, b: BlockEntry[] }
 interface FlatBody { v: number, b: BlockEntry[] }
@@ -39,10 +65,34 @@ export const nodeIndex = (level: number, k: number): number => (level + 1) * LEV
 const position = (f: FileNode, index: number): SealPosition => ({ type: SealType.BlockMap, objectId: f.id, index })
 
 /** Levels below the root a file of `blocks` blocks needs (at least 1: the root lists leaves). */
-export function heightFor (blocks: number): number {
+export function heightFor (blocks: number, shape: MapShape = WIDE): number {
   let h = 1
-  for (let span = LEAF_BLOCKS * FANOUT; span < blocks; span *= FANOUT) h++
+  for (let span = shape.leaf * shape.fanout; span < blocks; span *= shape.fanout) h++
   return h
+}
+
+/** Small commits in a row before a wide map turns narrow (a switch reseals the whole map once). */
+export const SMALL_COMMITS = 8
+
+/**
+ * The shape the next seal of a map of `blocks` blocks, `patched` of them patched, should have,
+ * given its current one, the leaves this commit reseals (`touched` of `leaves`) and the small
+ * commits before it. Narrow pays where commits are small and patch lists long: from 1 patched
+ * block in 16 on, after SMALL_COMMITS commits in a row that resealed at most 1 leaf in 8. Wide
+ * again below 1 patched block in 64, or at a commit that reseals more than 1 narrow leaf in 4 (a
+ * commit once a second under random writes reseals most leaves: as many bytes either way, 8x the
+ * objects narrow, and the switch costs about what the commit would anyway).
+ */
+export function shapeFor (blocks: number, patched: number, current: MapShape, touched = 0, leaves = 1, small = SMALL_COMMITS): MapShape {
+  if (current === NARROW) return patched * 64 < blocks || touched * 4 > leaves ? WIDE : NARROW
+  return patched * 16 >= blocks && patched >= 8 && small >= SMALL_COMMITS ? NARROW : WIDE
+}
+
+/** Patched blocks of leaf `k`. */
+function patchedIn (blocks: Map<number, BlockRef>, k: number, leaf: number): number {
+  let n = 0
+  for (let i = k * leaf; i < (k + 1) * leaf; i++) { const r = blocks.get(i); if (r != null && isPatched(r)) n++ }
+  return n
 }
 
 /**
@@ -53,20 +103,50 @@ export function heightFor (blocks: number): number {
 export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
   const blocks = f.blocks!
   const old = f.mapTree
-  const whole = f.blockMapDirty || old == null || f.blockMap == null || !old.root.equals(f.blockMap)
+  let whole = f.blockMapDirty || old == null || f.blockMap == null || !old.root.equals(f.blockMap)
+  let shape = old?.shape ?? WIDE
+  let patched = 0
+  let leafPatched: Map<number, number> | null = null
+  let small = 0
+  let dirty = new Set<number>()
+  if (!whole) {
+    // The patched count after this commit, from the changed leaves: it may call for the other shape.
+    for (const i of f.changedBlocks) dirty.add(Math.floor(i / shape.leaf))
+    patched = old!.patched
+    leafPatched = old!.leafPatched
+    for (const k of dirty) {
+      const n = patchedIn(blocks, k, shape.leaf)
+      patched += n - (leafPatched?.get(k) ?? 0)
+      if (n > 0) (leafPatched ??= new Map()).set(k, n)
+      else leafPatched?.delete(k)
+    }
+    const leaves = Math.max(1, Math.ceil(Math.max(f.size / BLOCK_SIZE, 1) / shape.leaf))
+    small = dirty.size * 8 <= leaves ? old!.small + 1 : 0
+    const want = shapeFor(blocks.size, patched, shape, dirty.size, leaves, small)
+    if (want !== shape) { whole = true; shape = want; small = 0 }
+  } else {
+    // Rewritten whole (a truncate, a first seal, a map read without its tree): a narrow map stays
+    // narrow while it has the patches for it; nothing turns narrow without small commits seen.
+    for (const r of blocks.values()) if (isPatched(r)) patched++
+    shape = shape === NARROW && shapeFor(blocks.size, patched, NARROW) === NARROW ? NARROW : WIDE
+  }
+  if (whole) {
+    dirty = new Set()
+    for (const i of blocks.keys()) dirty.add(Math.floor(i / shape.leaf))
+    leafPatched = null
+    for (const k of dirty) { const n = patchedIn(blocks, k, shape.leaf); if (n > 0) (leafPatched ??= new Map()).set(k, n) }
+  }
   let top = Math.ceil(f.size / BLOCK_SIZE)
   for (const i of whole ? blocks.keys() : f.changedBlocks) if (i + 1 > top && blocks.has(i)) top = i + 1
-  const height = heightFor(top)
-  const nodes = whole ? new Map<number, CID>() : old.nodes
-  let dirty = new Set<number>()
-  for (const i of whole ? blocks.keys() : f.changedBlocks) dirty.add(Math.floor(i / LEAF_BLOCKS))
+  const height = heightFor(top, shape)
+  const nodes = whole ? new Map<number, CID>() : old!.nodes
   for (const k of dirty) {
-    const body = leafBody(blocks, k)
+    const body = leafBody(blocks, k, shape.leaf)
     const index = nodeIndex(0, k)
     if (body == null) nodes.delete(index)
     else nodes.set(index, store.put(seal(f.key, position(f, index), padFrame(body))))
   }
-  if (!whole && old.height !== height) {
+  if (!whole && old!.height !== height) {
     // The tree grew or shrank: inner nodes are rebuilt from the leaves (they keep their positions).
     dirty = new Set()
     for (const index of [...nodes.keys()]) {
@@ -76,25 +156,25 @@ export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
   }
   for (let level = 1; level < height; level++) {
     const up = new Set<number>()
-    for (const k of dirty) up.add(Math.floor(k / FANOUT))
+    for (const k of dirty) up.add(Math.floor(k / shape.fanout))
     for (const k of up) {
-      const c = children(nodes, level - 1, k)
+      const c = children(nodes, level - 1, k, shape.fanout)
       const index = nodeIndex(level, k)
       if (c.length === 0) nodes.delete(index)
       else nodes.set(index, store.put(sealBody(f, index, nodeBody(c, null))))
     }
     dirty = up
   }
-  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0), height)))
-  f.mapTree = { root, height, nodes }
+  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0, shape.fanout), height, shape)))
+  f.mapTree = { root, height, nodes, shape, patched, leafPatched, small }
   f.clearChanged()
   return root
 }
 
 /** The non-empty children of node `k` one level above `level`: [slot, CID], by slot. */
-function children (nodes: Map<number, CID>, level: number, k: number): Array<[number, CID]> {
+function children (nodes: Map<number, CID>, level: number, k: number, fanout: number): Array<[number, CID]> {
   const c: Array<[number, CID]> = []
-  for (let s = 0; s < FANOUT; s++) { const cid = nodes.get(nodeIndex(level, k * FANOUT + s)); if (cid != null) c.push([s, cid]) }
+  for (let s = 0; s < fanout; s++) { const cid = nodes.get(nodeIndex(level, k * fanout + s)); if (cid != null) c.push([s, cid]) }
   return c
 }
 
@@ -113,10 +193,25 @@ function encodedEntry (idx: number, r: BlockRef): Uint8Array {
   return bytes
 }
 
-/** dag-cbor of a CID, cached per CID object (a CID is never changed). */
+/**
+ * dag-cbor of a CID, cached per CID object (a CID is never changed): tag 42 over a byte string
+ * of 0x00 and the CID's bytes, written here (the library's encode() took ~10 us per CID, and a
+ * commit encodes the CID of every node it seals; test/tree/block-map.test.ts compares the bytes).
+ */
 function cidCbor (cid: CID): Uint8Array {
   let e = cidBytes.get(cid)
-  if (e == null) { e = encode(cid); cidBytes.set(cid, e) }
+  if (e == null) {
+    const b = cid.bytes
+    const n = b.length + 1
+    const head = n < 24 ? 1 : n < 0x100 ? 2 : 3
+    e = new Uint8Array(2 + head + n)
+    e[0] = 0xd8; e[1] = 42 // tag(42)
+    if (head === 1) e[2] = 0x40 | n
+    else if (head === 2) { e[2] = 0x58; e[3] = n } else { e[2] = 0x59; e[3] = n >> 8; e[4] = n & 0xff }
+    e[2 + head] = 0 // the multibase identity prefix
+    e.set(b, 3 + head)
+    cidBytes.set(cid, e)
+  }
   return e
 }
 
@@ -157,10 +252,10 @@ export function entryBody (idx: number, r: BlockRef): Uint8Array {
  * The dag-cbor body of leaf `k`, `{ v: 2, b: [...] }` with its keys in canonical order (b, v),
  * built from the encoded entries; null when the leaf holds no block.
  */
-export function leafBody (blocks: Map<number, BlockRef>, k: number): Uint8Array | null {
+export function leafBody (blocks: Map<number, BlockRef>, k: number, leaf = LEAF_BLOCKS): Uint8Array | null {
   const parts: Uint8Array[] = []
   let len = 0
-  for (let i = k * LEAF_BLOCKS; i < (k + 1) * LEAF_BLOCKS; i++) {
+  for (let i = k * leaf; i < (k + 1) * leaf; i++) {
     const r = blocks.get(i)
     if (r == null) continue
     const e = encodedEntry(i, r)
@@ -184,11 +279,12 @@ function sealBody (f: FileNode, index: number, body: Uint8Array): Uint8Array {
 const cidBytes = new WeakMap<CID, Uint8Array>()
 
 /**
- * The dag-cbor body of an inner node, `{ c, v: 2 }`, or of the root, `{ c, h, v: 2 }` (keys in
- * canonical order), from the cached encodings of its children's CIDs: the same bytes as
- * encode() of the object (test/tree/block-map.test.ts), without encoding 64 CIDs per node per commit.
+ * The dag-cbor body of an inner node, `{ c, v: 2 }`, of a wide root, `{ c, h, v: 2 }`, or of a
+ * narrow root, `{ c, f, h, l, v: 3 }` (keys in canonical order), from the cached encodings of its
+ * children's CIDs: the same bytes as encode() of the object (test/tree/block-map.test.ts),
+ * without encoding up to 64 CIDs per node per commit.
  */
-export function nodeBody (c: Array<[number, CID]>, height: number | null): Uint8Array {
+export function nodeBody (c: Array<[number, CID]>, height: number | null, shape: MapShape = WIDE): Uint8Array {
   const parts: Uint8Array[] = []
   let len = 0
   for (const [slot, cid] of c) {
@@ -196,10 +292,11 @@ export function nodeBody (c: Array<[number, CID]>, height: number | null): Uint8
     parts.push(e)
     len += 2 + (slot < 24 ? 0 : 1) + e.length
   }
+  const shaped = height != null && shape !== WIDE
   const n = c.length // at most FANOUT (64) < 256
-  const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + 3)
+  const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + (shaped ? 6 : 0) + 3)
   let o = 0
-  out[o++] = height != null ? 0xa3 : 0xa2 // map(3) / map(2)
+  out[o++] = height == null ? 0xa2 : shaped ? 0xa5 : 0xa3 // map(2) / map(5) / map(3)
   out[o++] = 0x61; out[o++] = 0x63 // "c"
   if (n < 24) out[o++] = 0x80 | n
   else { out[o++] = 0x98; out[o++] = n }
@@ -209,8 +306,10 @@ export function nodeBody (c: Array<[number, CID]>, height: number | null): Uint8
     else { out[o++] = 0x18; out[o++] = slot }
     out.set(parts[i], o); o += parts[i].length
   })
-  if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height <= MAX_HEIGHT < 24
-  out[o++] = 0x61; out[o++] = 0x76; out[o++] = TREE_MAP // "v", 2
+  if (shaped) { out[o++] = 0x61; out[o++] = 0x66; out[o++] = shape.fanout } // "f": fanout (16) < 24
+  if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height (<= 11) < 24
+  if (shaped) { out[o++] = 0x61; out[o++] = 0x6c; out[o++] = shape.leaf } // "l": blocks per leaf (2) < 24
+  out[o++] = 0x61; out[o++] = 0x76; out[o++] = shaped ? SHAPED_MAP : TREE_MAP // "v"
   return out
 }
 
@@ -224,29 +323,48 @@ export type OpenMapNode = (cid: CID, index: number) => Promise<Buffer>
 export async function readMapTree (label: string, root: CID, framed: Buffer, openNode: OpenMapNode): Promise<{ pairs: Array<[number, BlockRef]>, tree: MapTree | null }> {
   const body = bodyOf<RootBody & FlatBody>(framed, `file ${label} block map`)
   if (body.v === FLAT_MAP) return { pairs: checkedEntries(body.b, 0, Infinity, label), tree: null }
-  const height = body.h
-  if (!Number.isInteger(height) || height < 1 || height > MAX_HEIGHT) fail('ERR_FORMAT', `file ${label} block map: height ${String(height)}`)
+  const { shape, height } = rootShape(body, `file ${label} block map`)
   const nodes = new Map<number, CID>()
   const pairs: Array<[number, BlockRef]> = []
-  let level: Array<{ k: number, c: Array<[number, CID]> }> = [{ k: 0, c: checkedChildren(body.c, label) }]
+  let level: Array<{ k: number, c: Array<[number, CID]> }> = [{ k: 0, c: checkedChildren(body.c, label, shape.fanout) }]
   for (let l = height - 1; l >= 0; l--) {
     const next: typeof level = []
     await Promise.all(level.flatMap(({ k, c }) => c.map(async ([s, cid]) => {
-      const n = k * FANOUT + s
+      const n = k * shape.fanout + s
       const index = nodeIndex(l, n)
       nodes.set(index, cid)
       const what = `file ${label} block map node ${l}/${n}`
       if (l === 0) {
         const leaf = bodyOf<LeafBody>(await openNode(cid, index), what)
-        pairs.push(...checkedEntries(leaf.b, n * LEAF_BLOCKS, (n + 1) * LEAF_BLOCKS, label))
+        pairs.push(...checkedEntries(leaf.b, n * shape.leaf, (n + 1) * shape.leaf, label))
       } else {
-        next.push({ k: n, c: checkedChildren(bodyOf<InnerBody>(await openNode(cid, index), what).c, label) })
+        next.push({ k: n, c: checkedChildren(bodyOf<InnerBody>(await openNode(cid, index), what).c, label, shape.fanout) })
       }
     })))
     level = next
   }
   pairs.sort((x, y) => x[0] - y[0])
-  return { pairs, tree: { root, height, nodes } }
+  let patched = 0
+  let leafPatched: Map<number, number> | null = null
+  for (const [i, r] of pairs) {
+    if (!isPatched(r)) continue
+    patched++
+    const k = Math.floor(i / shape.leaf)
+    ;(leafPatched ??= new Map()).set(k, (leafPatched.get(k) ?? 0) + 1)
+  }
+  return { pairs, tree: { root, height, nodes, shape, patched, leafPatched, small: 0 } }
+}
+
+/** A tree root's shape (wide for version 2; named in a version 3 root, one of the known ones) and height, checked. */
+function rootShape (body: RootBody, what: string): { shape: MapShape, height: number } {
+  let shape = WIDE
+  if (body.v === SHAPED_MAP) {
+    if (body.l !== NARROW.leaf || body.f !== NARROW.fanout) fail('ERR_FORMAT', `${what}: unknown shape (${String(body.l)} blocks per leaf, ${String(body.f)} children)`)
+    shape = NARROW
+  } else if (body.v !== TREE_MAP) fail('ERR_FORMAT', `${what}: a root of version ${body.v}`)
+  const height = body.h
+  if (!Number.isInteger(height) || height < 1 || height > heightFor(MAX_BLOCKS, shape)) fail('ERR_FORMAT', `${what}: height ${String(height)}`)
+  return { shape, height }
 }
 
 /**
@@ -257,28 +375,29 @@ export async function readMapTree (label: string, root: CID, framed: Buffer, ope
 export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid: CID, index: number) => Promise<Buffer | null>, entries: (b: BlockEntry[]) => Promise<void>): Promise<void> {
   const body = bodyOf<RootBody & FlatBody>(rootPlain, what)
   if (body.v === FLAT_MAP) { await entries(body.b ?? []); return }
+  const { shape, height } = rootShape(body, what)
   const walk = async (level: number, k: number, c: Array<[number, CID]>): Promise<void> => {
     for (const [s, cid] of c ?? []) {
-      const n = k * FANOUT + s
+      const n = k * shape.fanout + s
       const plain = await visit(cid, nodeIndex(level, n))
       if (plain == null) continue
       if (level === 0) await entries(bodyOf<LeafBody>(plain, what).b ?? [])
       else await walk(level - 1, n, bodyOf<InnerBody>(plain, what).c)
     }
   }
-  await walk(body.h - 1, 0, body.c)
+  await walk(height - 1, 0, body.c)
 }
 
 function bodyOf<T extends { v: number }> (framed: Buffer, what: string): T {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `${what}: bad framing`)
-  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP])
+  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP, SHAPED_MAP])
 }
 
-function checkedChildren (c: unknown, label: string): Array<[number, CID]> {
+function checkedChildren (c: unknown, label: string, fanout: number): Array<[number, CID]> {
   if (!Array.isArray(c)) fail('ERR_FORMAT', `file ${label} block map: a node without children`)
   let last = -1
   for (const e of c as Array<[number, CID]>) {
-    if (!Array.isArray(e) || !Number.isInteger(e[0]) || e[0] <= last || e[0] >= FANOUT) fail('ERR_FORMAT', `file ${label} block map: child slot ${String(e?.[0])}`)
+    if (!Array.isArray(e) || !Number.isInteger(e[0]) || e[0] <= last || e[0] >= fanout) fail('ERR_FORMAT', `file ${label} block map: child slot ${String(e?.[0])}`)
     last = e[0]
   }
   return c as Array<[number, CID]>

@@ -12,7 +12,7 @@ import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
 export interface CommitDeps {
   root: DirNode
   links: LinkTable
-  store: Pick<BlockStore, 'put' | 'sync' | 'syncStart'>
+  store: Pick<BlockStore, 'put' | 'sync' | 'syncStart' | 'backlog'>
   sink: CommitSink
   fileBlocks: Pick<FileBlocks, 'sealsInFlight' | 'waitForAllSeals' | 'takeOverSeals' | 'sealAllDirty'>
   now: () => number
@@ -20,6 +20,8 @@ export interface CommitDeps {
   onCommit: (info: CommitInfo) => void
   /** The last committed record, or null for a new tree. */
   head: CommitRecord | null
+  /** With SPACE_DEBUG_COMMITS=1, one line per commit: callers, phases, bytes (docs/performance.md). */
+  log?: (line: string) => void
 }
 
 export class Committer {
@@ -32,10 +34,14 @@ export class Committer {
   private broken: Error | null = null
   /** A tree was swapped in (adopt.ts): the next commit records it though nothing is dirty. */
   private adopted = false
+  /** Callers that share the pending commit, for the debug line. */
+  private callers = 0
+  private readonly debug: ((line: string) => void) | null
 
   constructor (private readonly deps: CommitDeps) {
     this.seq = deps.head?.seq ?? 0
     this.headRoot = deps.head != null ? deps.root.cid : null
+    this.debug = process.env.SPACE_DEBUG_COMMITS === '1' ? deps.log ?? null : null
   }
 
   /** Something changed since the last durable commit (or the last one failed). */
@@ -51,20 +57,27 @@ export class Committer {
    * so a burst of fsyncs costs one commit.
    */
   commit (): Promise<CommitInfo> {
+    this.callers++
     if (this.pending != null) return this.pending
+    const asked = performance.now()
     const run = this.chain.then(async () => {
       this.pending = null
-      return await this.commitNow()
+      const callers = this.callers
+      this.callers = 0
+      return await this.commitNow(this.debug != null ? { asked, callers } : null)
     })
     this.pending = run
     this.chain = run.catch(() => {})
     return run
   }
 
-  private async commitNow (): Promise<CommitInfo> {
+  private async commitNow (dbg: { asked: number, callers: number } | null): Promise<CommitInfo> {
     const { root, store, fileBlocks } = this.deps
+    const t0 = performance.now()
     if (fileBlocks.sealsInFlight > 0) await fileBlocks.waitForAllSeals()
     if (!this.dirty) return this.head
+    const t1 = performance.now()
+    const b0 = store.backlog
     // Everything up to the journal append is synchronous: the snapshot is consistent.
     fileBlocks.takeOverSeals()
     fileBlocks.sealAllDirty()
@@ -73,6 +86,8 @@ export class Committer {
     const rootCid = root.cid
     const links = this.sealLinks()
     if (this.broken != null) throw this.broken
+    const t2 = performance.now()
+    const sealed = store.backlog - b0
     try {
       // With a check of the new pack bytes, the record goes to the journal while the pack's
       // fdatasync runs: one fdatasync in series instead of two. An open verifies the head
@@ -102,6 +117,10 @@ export class Committer {
       this.adopted = false
       const info = { seq: rec.seq, root: rootCid, time: rec.time, record: rec }
       this.deps.onCommit(info)
+      if (dbg != null) {
+        const t3 = performance.now()
+        this.debug!(`commit ${rec.seq}: ${dbg.callers} callers, waited ${(t0 - dbg.asked).toFixed(2)} ms for the last commit, ${(t1 - t0).toFixed(2)} ms for seals; sealed ${(t2 - t1).toFixed(2)} ms, ${sealed} bytes; durable ${(t3 - t2).toFixed(2)} ms${s.check != null ? ' (one fdatasync)' : ''}`)
+      }
       return info
     } catch (err) {
       this.failed = true

@@ -6,8 +6,8 @@
 // added or removed once its shard path is loaded (load.ts loadName), a listing once all are.
 import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
-import { type Node, DirNode } from './nodes.js'
-import { DirShards, type PutShard, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
+import { type Node, DirNode, FileNode } from './nodes.js'
+import { DirShards, type PutShard, type Shard, FANOUT, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
@@ -168,6 +168,54 @@ export function installShard (dir: DirNode, trie: DirShards, named: Array<[strin
     dir.children.set(name, child)
     child.link?.table.addName(child, dir, name)
   }
+}
+
+/**
+ * Lets a leaf of a sharded directory go again (a listing is past it: dir-listing.ts), and the
+ * inner nodes above it that a listing loaded once none of their children is loaded: its entries
+ * load again from their sealed shard on the next use. Only what nothing holds or changed: a
+ * leaf to be resealed, a name of a linked node, a file open or in an op that pins it, with
+ * unsealed or uncommitted content, or a separately loaded block map (load.ts tracks it), or a
+ * directory whose own entries are loaded stays. Returns whether the leaf went.
+ */
+export function releaseLeaf (dir: DirNode, trie: DirShards, leaf: Shard): boolean {
+  const map = dir.children
+  if (map == null || dir.shards !== trie || leaf.names == null || leaf.dirty || leaf.loading != null || !inTrie(trie, leaf)) return false
+  for (const name of leaf.names) {
+    const n = map.get(name)
+    if (n == null || n.link != null || !releasable(n)) return false
+  }
+  for (const name of leaf.names) {
+    const n = map.get(name)!
+    if (n.parent === dir) n.parent = null
+    map.delete(name)
+    trie.leafOf.delete(name)
+    trie.encoded?.delete(name)
+  }
+  leaf.names = null
+  leaf.order = null
+  leaf.listed = false
+  for (let s = leaf.parent; s != null && s.parent != null && s.listed && !s.dirty && s.loading == null; s = s.parent) {
+    for (const k of s.kids!.values()) if (k.loaded || k.loading != null) return true
+    s.kids = null
+    s.listed = false
+  }
+  return true
+}
+
+/** Whether `s` is still part of the trie (a split or merge since the listing passed it replaces shards). */
+function inTrie (trie: DirShards, s: Shard): boolean {
+  for (; s.parent != null; s = s.parent) if (s.parent.kids?.get(s.prefix % FANOUT) !== s) return false
+  return s === trie.root
+}
+
+function releasable (n: Node): boolean {
+  if (n instanceof FileNode) {
+    return n.pins === 0 && n.loading == null && n.dirty.size === 0 && n.sealing.size === 0 && n.patching.size === 0 &&
+      n.changedBlocks.size === 0 && !n.blockMapDirty && !(n.blocks != null && n.blockMap != null)
+  }
+  if (n instanceof DirNode) return n.children == null && n.loading == null && !n.dirty
+  return true
 }
 
 /**

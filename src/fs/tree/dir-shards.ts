@@ -5,7 +5,7 @@
 // are loaded, which changed), sealing the changed shards, and reading shards back. One codec for
 // the tree (dir-entries.ts, load.ts, commit.ts), sync (snapshot*.ts) and fsck: none of them
 // decodes a shard itself. Records stay opaque here (the caller turns names into records).
-import { createHmac } from 'node:crypto'
+import { createHmac, hash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { hkdf, unpadFrame } from '../../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
@@ -43,10 +43,68 @@ export function nameHashKey (dirKey: Buffer): Buffer {
   return k
 }
 
-export const nameHash = (hashKey: Buffer, name: string): Buffer => createHmac('sha256', hashKey).update(name, 'utf8').digest()
+/**
+ * HMAC-SHA256(hashKey, UTF-8 name), from the key's two padded blocks kept per key and two one-shot
+ * hashes: a listing hashes every name of each leaf it loads, and createHmac's objects cost twice
+ * as much per name (test/tree/dir-shards-listing.test.ts checks the bytes against createHmac).
+ */
+export function nameHash (hashKey: Buffer, name: string): Buffer {
+  if (name.length * 3 > NAME_ROOM) return createHmac('sha256', hashKey).update(name, 'utf8').digest()
+  let p = pads.get(hashKey)
+  if (p == null) pads.set(hashKey, p = padsOf(hashKey))
+  const n = p.inner.write(name, 64, 'utf8')
+  p.inner2.set(hash('sha256', p.inner.subarray(0, 64 + n), 'buffer'), 64)
+  return hash('sha256', p.inner2, 'buffer')
+}
+
+/** Bytes of a name hashed without createHmac (names are at most 255 bytes; longer ones, only from a damaged record, take createHmac). */
+const NAME_ROOM = 1024
+const pads = new WeakMap<Buffer, { inner: Buffer, inner2: Buffer }>()
+function padsOf (key: Buffer): { inner: Buffer, inner2: Buffer } {
+  if (key.length > 64) throw new Error('bug: a name-hash key longer than a SHA-256 block')
+  const inner = Buffer.alloc(64 + NAME_ROOM)
+  const inner2 = Buffer.alloc(64 + 32) // the outer hash's input: key ^ opad, then the inner hash
+  for (let i = 0; i < 64; i++) { inner[i] = (key[i] ?? 0) ^ 0x36; inner2[i] = (key[i] ?? 0) ^ 0x5c }
+  return { inner, inner2 }
+}
 
 /** The child slot of a name's hash at `depth` (the root's children are picked at depth 0). */
 export const slotAt = (h: Buffer, depth: number): number => (depth & 1) === 0 ? h[depth >> 1] >> 4 : h[depth >> 1] & 15
+
+/**
+ * A name's place in a listing of a sharded directory (readdir's offset, dir-listing.ts): the first
+ * 63 bits of its hash as two integers (hi: 31 bits, lo: 32), and the name itself, which orders the
+ * rare names of one hash prefix. A place is intrinsic to the name, so a listing resumed after one
+ * skips and repeats nothing that stayed in the directory, whatever changed meanwhile. Places 1
+ * and 2 are "." and ".."; no name's is below 3. `name` null: after every name of that hash
+ * prefix (a position given as a number only, as seekdir gives it).
+ */
+export interface ListPos { hi: number, lo: number, name: string | null }
+
+export function posOf (h: Buffer, name: string): ListPos {
+  const a = h.readUInt32BE(0)
+  const hi = a >>> 1
+  const lo = (((a & 1) << 31) | (h.readUInt32BE(4) >>> 1)) >>> 0
+  return { hi, lo: hi === 0 && lo < 3 ? 3 : lo, name }
+}
+
+/** Listing order; a position without a name comes after every name of its prefix. */
+export function comparePos (x: ListPos, y: ListPos): number {
+  if (x.hi !== y.hi) return x.hi - y.hi
+  if (x.lo !== y.lo) return x.lo - y.lo
+  if (x.name === y.name) return 0
+  if (x.name == null) return 1
+  if (y.name == null) return -1
+  return byName(x.name, y.name)
+}
+
+/** The 8 leading bytes of a hash at position `p` (slotAt reads them: the shard a position falls in). */
+function posBytes (p: ListPos): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeUInt32BE(((p.hi << 1) | (p.lo >>> 31)) >>> 0, 0)
+  b.writeUInt32BE((p.lo << 1) >>> 0, 4)
+  return b
+}
 
 /** One shard in memory: a leaf (names) or an inner node (kids), or neither while not loaded. */
 export class Shard {
@@ -55,6 +113,10 @@ export class Shard {
   /** Must be sealed again at the next commit (its CID is stale). */
   dirty = false
   loading: Promise<void> | null = null
+  /** A leaf's names in listing order (dir-listing.ts), made on first use; null again when its names change. */
+  order: ListPos[] | null = null
+  /** Loaded by a listing (not by a lookup): the listing may let it go once it is past it. */
+  listed = false
   constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
   get loaded (): boolean { return this.kids != null || this.names != null }
   get index (): number { return shardIndex(this.depth, this.prefix) }
@@ -128,6 +190,7 @@ export class DirShards {
       s = leaf
     }
     s.names!.add(name)
+    s.order = null
     this.leafOf.set(name, s)
     this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count++
@@ -138,6 +201,7 @@ export class DirShards {
     const s = this.leafOf.get(name)
     if (s == null) throw new Error('bug: a name removed from a shard not loaded')
     s.names!.delete(name)
+    s.order = null
     this.leafOf.delete(name)
     this.encoded?.delete(name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count--
@@ -177,6 +241,39 @@ export class DirShards {
     }
     walk(this.root)
     return out
+  }
+
+  /** A loaded leaf's names in listing order (their places computed once, until its names change). */
+  orderOf (leaf: Shard): ListPos[] {
+    leaf.order ??= [...leaf.names!].map(n => posOf(nameHash(this.hashKey, n), n)).sort(comparePos)
+    return leaf.order
+  }
+
+  /**
+   * Walks the loaded leaves in listing order from the one holding position `after` on (null: from
+   * the first), calling `visit` on each until it returns false (`stopped`). Shards on the way not
+   * loaded yet end the visits: up to `ahead` of them, in listing order, come back in `missing`
+   * (load them, then walk again), fewer once they hold `need` entries between them (a page's
+   * first entries come without loading the shards its last ones are in). Neither: the walk
+   * reached the end of the directory.
+   */
+  walk (after: ListPos | null, visit: (leaf: Shard) => boolean, ahead: number, need: () => number = () => Infinity): { stopped: boolean, missing: Shard[] } {
+    const missing: Shard[] = []
+    const bound = after == null ? null : posBytes(after)
+    let stopped = false
+    let held = 0
+    const go = (s: Shard, onPath: boolean): void => {
+      if (!s.loaded) { missing.push(s); if ((held += s.count) >= need()) ahead = missing.length; return }
+      if (s.names != null) { if (missing.length === 0 && !visit(s)) stopped = true; return }
+      const from = onPath ? slotAt(bound!, s.depth) : -1
+      for (const slot of [...s.kids!.keys()].sort((a, b) => a - b)) {
+        if (slot < from) continue
+        go(s.kids!.get(slot)!, onPath && slot === from)
+        if (stopped || missing.length >= ahead) return
+      }
+    }
+    go(this.root, bound != null)
+    return { stopped, missing: stopped ? [] : missing }
   }
 
   /**
@@ -309,6 +406,7 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
       if (body.length <= MERGE_BYTES) {
         s.kids = null
         s.names = new Set(names)
+        s.order = null
         for (const n of names) ds.leafOf.set(n, s)
         if (s.depth === 0) return null
         return names.length === 0 ? null : put(s.index, body)
@@ -366,6 +464,7 @@ function split (ds: DirShards, s: Shard): void {
     ds.leafOf.set(n, k)
   }
   s.names = null
+  s.order = null
 }
 
 const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0

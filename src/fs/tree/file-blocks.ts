@@ -21,13 +21,18 @@
 //      (`clean`, with its known segments) for the next write into it, only while the block's
 //      reference is the one that seal set.
 //   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
-//      hole, with fewer than FOLD_SEGMENTS patched segments) is sealed as patches: one v2 object
+//      hole, whose patches hold fewer than FOLD_SEGMENTS segments) is sealed as patches: one v2 object
 //      per run of written segments, numbered by their place in the block, appended to the
 //      block's reference. Its buffer holds only the `known` segments (written, or loaded because
 //      a write covered part of one); reads take the others from the sealed block. Anything but
 //      write() that changes a dirty block (truncate, zeroing) first completes it (completeDirty)
 //      and takes it out of f.patching, so it is sealed whole. A block sealed whole drops its
 //      patches.
+//   7. A write into a block past the fold makes it dirty in f.patching with `fold` set: its
+//      buffer starts from what a kept buffer knows, and the write loads only the segments it
+//      does not cover whole (a 64 KiB write at a segment boundary loads the other half, not the
+//      block); once every segment is known the block is sealed whole. A commit that finds it
+//      incomplete (a load still running) seals it as patches.
 import type { CID } from 'multiformats/cid'
 import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
 import { cidFromBlake3 } from '../../store/cid.js'
@@ -37,7 +42,7 @@ import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
-import { FOLD_SEGMENTS, SEGMENTS, patchedSegments, withPatch, type BlockRef } from './block-ref.js'
+import { FOLD_SEGMENTS, SEGMENTS, patchedMask, patchedSegments, popcount, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land (default; FileBlocksDeps.maxSeals). */
 const MAX_SEALS = 192
@@ -209,9 +214,10 @@ export class FileBlocks {
     const s0 = Math.floor(inner / SEGMENT)
     const s1 = Math.floor((inner + n - 1) / SEGMENT)
     const load: number[] = []
-    for (const s of s0 === s1 ? [s0] : [s0, s1]) {
-      const covered = inner <= s * SEGMENT && inner + n >= (s + 1) * SEGMENT
-      if (!covered && (p.known & (1 << s)) === 0) load.push(s)
+    const covers = (s: number): boolean => inner <= s * SEGMENT && inner + n >= (s + 1) * SEGMENT
+    // A fold needs every segment: all it does not know and this write does not cover whole.
+    for (const s of p.fold === true ? allSegments : s0 === s1 ? [s0] : [s0, s1]) {
+      if ((p.known & (1 << s)) === 0 && !covers(s)) load.push(s)
     }
     if (load.length === 0) return true
     await this.loadSegments(f, idx, load)
@@ -224,7 +230,10 @@ export class FileBlocks {
     const buf = f.dirty.get(idx)!
     const over = p.over
     const tmp = Buffer.alloc(segs.length * SEGMENT)
-    if (over != null) await Promise.all(segs.map(async (s, k) => await this.deps.readSegments(f, idx, over, s * SEGMENT, (s + 1) * SEGMENT, tmp.subarray(k * SEGMENT, (k + 1) * SEGMENT))))
+    // One read per run of consecutive segments (a fold loads up to 31 of them).
+    const runs: Array<{ k: number, s: number, n: number }> = []
+    segs.forEach((s, k) => { const r = runs.at(-1); if (r != null && r.s + r.n === s && r.k + r.n === k) r.n++; else runs.push({ k, s, n: 1 }) })
+    if (over != null) await Promise.all(runs.map(async ({ k, s, n }) => await this.deps.readSegments(f, idx, over, s * SEGMENT, (s + n) * SEGMENT, tmp.subarray(k * SEGMENT, (k + n) * SEGMENT))))
     // A write may have filled a segment, or a seal taken the block, while we read.
     if (f.patching.get(idx) !== p || f.dirty.get(idx) !== buf) return
     segs.forEach((s, k) => {
@@ -272,10 +281,13 @@ export class FileBlocks {
       // fold; its old content is not loaded (prepareWrite loads what a write covers in part).
       const full = bytesInBlock(f.size, idx) === BLOCK_SIZE
       const kept = full && !whole ? this.takeClean(f, idx) : null
-      if (patchable && !whole && full && patchedSegments(cid) < FOLD_SEGMENTS) {
+      if (patchable && !whole && full) {
+        // Patches while under the fold; past it the block is sealed whole, from what a kept
+        // buffer knows, what the write covers and the segments loaded for the rest (invariant 7).
+        const fold = patchedSegments(cid) >= FOLD_SEGMENTS
         buf = kept?.buf ?? this.takeBuffer(cid == null)
         this.markDirty(f, idx, buf)
-        f.setPatching(idx, { written: 0, known: cid == null ? ALL : kept?.known ?? 0, over: cid }) // a hole's segments are zeros
+        f.setPatching(idx, { written: 0, known: cid == null ? ALL : kept?.known ?? 0, over: cid, fold }) // a hole's segments are zeros
         return buf
       }
       if (kept != null && (kept.known >>> 0) === ALL) {
@@ -304,10 +316,10 @@ export class FileBlocks {
     const len = bytesInBlock(f.size, idx)
     const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
-    // Patches unless they would hold the block's worth of segments and the buffer holds all of
-    // it: then it is sealed whole. (A partly known buffer is never sealed whole.)
+    // Patches unless the block is past the fold or they would hold every segment, and the
+    // buffer holds all of it: then it is sealed whole. (A partly known buffer is never sealed whole.)
     if (patching != null && ((patching.known >>> 0) !== ALL ||
-        (len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && patchedSegments(patching.over) + popcount(patching.written) < SEGMENTS))) {
+        (patching.fold !== true && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && popcount(patchedMask(patching.over) | patching.written) < SEGMENTS))) {
       this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
       this.keepClean(f, idx, buf, patching.known, f.blocks!.get(idx))
       return
@@ -348,7 +360,9 @@ export class FileBlocks {
   startSeal (f: FileNode, idx: number): void {
     const buf = f.dirty.get(idx)
     if (buf == null) return
-    if (f.patching.has(idx)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
+    const p = f.patching.get(idx)
+    if (p != null && (p.fold !== true || (p.known >>> 0) !== ALL)) { this.sealBlock(f, idx); return } // patches: small, sealed inline
+    f.deletePatching(idx) // a complete fold: a whole block, sealed on the pool
     this.unmarkDirty(f, idx)
     f.setSealing(idx, buf)
     this.sealingFiles.add(f)
@@ -410,14 +424,9 @@ export class FileBlocks {
   }
 }
 
-/** Every segment of a block, as a bit mask. */
+/** Every segment of a block, as a bit mask, and their numbers. */
 const ALL = 0xffffffff
+const allSegments = Array.from({ length: SEGMENTS }, (_, s) => s)
 
 /** A kept buffer of a block sealed as `ref`: segments `known` hold its bytes. */
 interface Clean { f: FileNode, idx: number, buf: Buffer, known: number, ref: BlockRef }
-
-function popcount (x: number): number {
-  let n = 0
-  for (let v = x >>> 0; v !== 0; v &= v - 1) n++
-  return n
-}

@@ -2,7 +2,8 @@
 // on disk are opened by the native run reader straight from their pack into the reply buffer,
 // blocks lying back to back in one pack as one run (readRun); part of a block is read segment
 // by segment (readSegments: the first read of an object checks all of it against its CID, later
-// ones read only the 4 KiB segments asked for, under the nonce remembered from that check);
+// ones read only the 4 KiB segments asked for, under the nonce remembered from that check; an
+// object sealed in this process is remembered at its seal, sealedThrough, so even its first read does);
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
 // Native reads: a v2 block sealed whole, checked here and unchanged since, is offered to the
@@ -11,7 +12,7 @@
 // Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
 // nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
+import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, V2_HEADER, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -29,7 +30,7 @@ const RUN_GAP = 256
 const RUN_BLOCKS = 16
 
 /**
- * Objects whose nonce the process remembers (each verified whole against its CID once): 16
+ * Objects whose nonce the process remembers (each verified whole against its CID once, or sealed here): 16
  * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
  */
 const MAX_VERIFIED = 64 * 1024
@@ -76,13 +77,24 @@ export interface FileReadDeps {
   loader: Pick<Loader, 'blocks' | 'openSealed' | 'integrityError'>
 }
 
-/** CID -> nonce and sealed length of a v2 object checked whole against that CID in this process. */
-class Verified {
+/**
+ * CID -> nonce and sealed length of a v2 object checked whole against that CID in this process,
+ * or sealed here. Least recently used first out: every seal enters it now, and under a stream of
+ * small writes a block read all along must not fall out behind patches nobody reads again (its
+ * next read would hash its whole record again).
+ */
+export class Verified {
   private readonly map = new Map<string, Buffer>()
-  get (key: string): Buffer | undefined { return this.map.get(key) }
+  constructor (private readonly limit = MAX_VERIFIED) {}
+  get (key: string): Buffer | undefined {
+    const v = this.map.get(key)
+    if (v !== undefined) { this.map.delete(key); this.map.set(key, v) } // most recently used
+    return v
+  }
+
   set (key: string, nonce: Uint8Array, sealedLength: number): void {
     if (this.map.has(key)) return
-    if (this.map.size >= MAX_VERIFIED) this.map.delete(this.map.keys().next().value!) // oldest first
+    if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value!) // least recently used
     const v = Buffer.allocUnsafeSlow(16)
     v.set(nonce.subarray(0, 12))
     v.writeUInt32BE(sealedLength, 12)
@@ -100,6 +112,33 @@ export class FileReader {
   private readonly busy = new Map<FileNode, number>()
 
   constructor (private readonly deps: FileReadDeps) {}
+
+  /**
+   * `store` as the write path puts content through it (FileBlocks): each v2 object put there is
+   * remembered as if a read had checked it whole. It was sealed in this process under a nonce
+   * drawn here, and its CID computed here from these very bytes (put hashes them; putWithCid's
+   * CID is the seal worker's hash of the slot it sealed into), so its nonce and sealed length are
+   * what that read would learn: the first read of a block sealed here reads and opens only the
+   * segments it needs instead of reading and hashing the whole record (docs/format.md, "What a
+   * read checks"). Bytes read back from the pack are still checked, by their segments' tags.
+   */
+  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid'>): Pick<BlockStore, 'put' | 'putWithCid'> {
+    return {
+      put: bytes => {
+        const cid = store.put(bytes)
+        this.sealedHere(cid, bytes)
+        return cid
+      },
+      putWithCid: (cid, bytes, release) => {
+        this.sealedHere(cid, bytes) // before: `release` may hand the slot back
+        return store.putWithCid(cid, bytes, release)
+      }
+    }
+  }
+
+  private sealedHere (cid: CID, sealed: Uint8Array): void {
+    if (sealed.length > V2_HEADER && sealed[0] === SEAL_V2) this.verified.set(cid.toString(), sealed.subarray(1, V2_HEADER), sealed.length)
+  }
 
   /** Forgets the verified nonces (the quiet daemon's release: ~25 MiB at 64k; objects are checked whole again on their next read). */
   forgetVerified (): void { this.verified.clear() }
@@ -202,12 +241,40 @@ export class FileReader {
     if (hit != null) return hit
     let p = this.inflight.get(key)
     if (p == null) {
-      p = this.deps.loader.openSealed(f.key, blockPosition(f, idx), cid, `file ${f.label()} block ${idx}`, patch?.first ?? 0)
+      p = this.openObject(f, idx, cid, patch?.first ?? 0)
         .then(plain => { this.deps.cache.set(key, plain); return plain })
         .finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
     }
     return await p
+  }
+
+  /**
+   * The whole plaintext of one object of block `idx` (segments numbered from `first`). From a
+   * pack, on the pool: an object whose nonce is known (checked, or sealed here) by its segments
+   * alone, no hash, through the page cache (a block loaded again and again for writes, such as a
+   * log's tail, is read from the disk once); else the whole record checked against its CID
+   * (O_DIRECT for a large one) and its nonce remembered. Not in a pack yet, or without the addon:
+   * the store's checked get, opened here.
+   */
+  private async openObject (f: FileNode, idx: number, cid: CID, first: number): Promise<Buffer> {
+    const { store, loader } = this.deps
+    const what = `file ${f.label()} block ${idx}`
+    const key = cid.toString()
+    const known = this.verified.get(key)
+    const at = readPart != null ? store.locate?.(cid, known != null) : null
+    if (at == null) return await loader.openSealed(f.key, blockPosition(f, idx), cid, what, first)
+    const room = Math.max(0, plainLength(SEAL_V1, at.length), plainLength(SEAL_V2, at.length))
+    const dst = Buffer.allocUnsafe(room)
+    let r: Awaited<ReturnType<NonNullable<typeof readPart>>>
+    try {
+      r = await readPart!(at, f.key, { pos: blockPosition(f, idx), hash: cid.multihash, first, from: first * SEGMENT, to: first * SEGMENT + room }, known?.subarray(0, 12) ?? null, dst)
+    } catch (err) {
+      throw loader.integrityError(what, cid, err, 'read')
+    }
+    if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
+    if (r.nonce != null && known == null) this.verified.set(key, r.nonce, at.length)
+    return dst.subarray(0, r.n)
   }
 
   async read (f: FileNode, out: Buffer, len: number, pos: number): Promise<number> {

@@ -147,13 +147,19 @@ export class Loader {
     })
   }
 
+  /** Loads shards of a sharded directory for a listing (dir-listing.ts: it lets them go again once past them). */
+  async loadListed (dir: DirNode, trie: DirShards, shards: Shard[]): Promise<void> {
+    await Promise.all(shards.map(async s => { await this.loadShard(dir, trie, s, true) }))
+  }
+
   /** Opens one shard of a sharded directory and installs it (once; concurrent callers share it). */
-  private async loadShard (dir: DirNode, trie: DirShards, s: Shard): Promise<void> {
+  private async loadShard (dir: DirNode, trie: DirShards, s: Shard, listed = false): Promise<void> {
     s.loading ??= (async () => {
       const what = `directory ${dir.label()} shard ${s.depth}/${s.prefix}`
       const framed = await this.openSealed(dir.key, shardPosition(dir, s.index), s.cid!, what)
       const body = decodeShard(framed, s.depth, what)
       if (s.loaded || dir.shards !== trie) return
+      s.listed = listed
       if (body.c != null) { trie.install(s, body, what); return }
       const named = await this.named(dir, body.e!)
       if (s.loaded || dir.shards !== trie) return
@@ -211,10 +217,11 @@ export class Loader {
         if (had !== undefined) this.untrack(f, had)
         this.maps.set(f, f.blocks.size)
         this.mapBlocks += f.blocks.size
-        if (this.mapBlocks > this.mapBudget) this.shedMaps()
+        if (this.mapBlocks > this.mapBudget) this.shedMaps() // not this one: it is still loading
       }
     })().finally(() => { f.loading = null })
     await f.loading
-    return f.blocks!
+    // Another file's load may have shed this map between the load and here: load it again.
+    return f.blocks ?? await this.blocks(f)
   }
 }

@@ -8,7 +8,8 @@ import { type Attrs, Kind } from './format.js'
 import { fail } from './errors.js'
 import { type Node, type LinkTable, FileNode, DirNode, SymlinkNode, SpecialNode } from './nodes.js'
 import { isLoaded, isReady, isComplete, getEntry, hasEntry, entryCount, entries, setEntry, deleteEntry, startEmpty } from './dir-entries.js'
-import { MERGE_ENTRIES } from './dir-shards.js'
+import { MERGE_ENTRIES, type ListPos } from './dir-shards.js'
+import { type ListPage, type LoadListed, listPage } from './dir-listing.js'
 import { touch, touchDir } from './changes.js'
 import type { Owner } from './ports.js'
 
@@ -47,6 +48,8 @@ export interface NamespaceDeps {
   loadName: (dir: DirNode, name: string) => Promise<void>
   /** Loads a directory's node (a sharded one: its root, which counts its entries). */
   loadRoot: (dir: DirNode) => Promise<void>
+  /** Loads shards for a listing (which lets them go again behind it). */
+  loadListed: LoadListed
   /** A file left the tree (unlinked or replaced): its dirty blocks must not be sealed. */
   forget: (f: FileNode) => void
   links: LinkTable
@@ -118,6 +121,13 @@ export class Namespace {
     const dir = await this.lookup(path)
     if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
     return entries(await this.loaded(dir as DirNode))
+  }
+
+  /** One page of a listing: the entries after `after` (null: from the start), about `max` of them (dir-listing.ts). */
+  async readdirPage (path: string, after: ListPos | null, max: number): Promise<ListPage> {
+    const dir = await this.lookup(path)
+    if (!(dir instanceof DirNode)) fail('ERR_NOT_DIR', `${path} is not a directory`)
+    return await listPage(await this.counted(dir as DirNode), after, max, this.deps.loadListed)
   }
 
   private newAttrs (mode: number, uid?: number, gid?: number): Attrs {

@@ -61,8 +61,8 @@ export abstract class Node {
   }
 }
 
-/** A dirty block sealed as patches: written and known segments (bit masks), and what the patches go over. */
-export interface PatchState { written: number, known: number, over: BlockRef | undefined }
+/** A dirty block sealed as patches: written and known segments (bit masks), and what the patches go over; `fold`: sealed whole once all is known (file-blocks.ts). */
+export interface PatchState { written: number, known: number, over: BlockRef | undefined, fold?: boolean }
 
 /** The empty map and set files without such state share; writing to them is a bug, caught. */
 class NoEntries extends Map<never, never> { override set (): never { throw new Error('bug: the shared empty map written to') } }

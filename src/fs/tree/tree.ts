@@ -22,10 +22,12 @@ import { FileWriter } from './file-write.js'
 import { Committer } from './commit.js'
 import { prepare, install, OpenFiles, type TreeRef } from './adopt.js'
 import { Edits } from './edits.js'
+import type { ListPos } from './dir-shards.js'
+import { type ListPage, LetGo } from './dir-listing.js'
 import type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, Owner } from './ports.js'
 
 export { Node, FileNode, DirNode, SymlinkNode, SpecialNode, kindOfMode }
-export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef, ReadShortcut }
+export type { BlockStore, BlockCache, BlockSealer, CommitSink, CommitInfo, Stat, TreeRef, ReadShortcut, ListPos, ListPage }
 
 /** Files, or how to ask for them when they are needed. */
 export type Files = Iterable<FileNode> | (() => Iterable<FileNode>)
@@ -66,6 +68,8 @@ export class Tree {
   private readonly committer: Committer
   /** Changes since each commit, for adopt (edits.ts). */
   private readonly edits = new Edits()
+  /** Leaves listings are past, let go once nothing else runs (dir-listing.ts). */
+  private readonly letGo = new LetGo(() => this.edits.quiet(new Set()))
   private commitsRunning = 0
   private lastCommit: Promise<unknown> = Promise.resolve()
   private sharedCommit: { inner: Promise<CommitInfo>, outer: Promise<CommitInfo> } | null = null
@@ -90,7 +94,7 @@ export class Tree {
     this.io = { store, log }
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
-      store, cache, log,
+      store: this.reader.sealedThrough(store), cache, log,
       sealer: opts.sealer ?? null,
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
       readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
@@ -98,10 +102,10 @@ export class Tree {
       keptBuffers: opts.keptBuffers,
       maxSeals: opts.maxSeals
     })
-    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), loadName: (dir, name) => this.loader.loadName(dir, name), loadRoot: dir => this.loader.loadRoot(dir), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
+    this.ns = new Namespace({ root: this.root, loadDir: dir => this.loader.loadDir(dir), loadName: (dir, name) => this.loader.loadName(dir, name), loadRoot: dir => this.loader.loadRoot(dir), loadListed: (dir, trie, shards) => this.loader.loadListed(dir, trie, shards), forget: f => this.fileBlocks.forget(f), links: this.links, loadLinks: async () => { await this.loader.linkTable() }, now, owner })
     this.attrs = new AttrOps({ target: t => this.ns.target(t), now })
     this.writer = new FileWriter({ store, fileBlocks: this.fileBlocks, blocks: f => this.loader.blocks(f), now })
-    this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head })
+    this.committer = new Committer({ root: this.root, links: this.links, store, sink: opts.sink, fileBlocks: this.fileBlocks, now, onCommit: opts.onCommit ?? (() => {}), head: opts.head, log })
     this.edits.committed(this.committer.head.seq, 0)
   }
 
@@ -123,6 +127,12 @@ export class Tree {
   // merge swapped in (adopt) must not fall across one, nor drop what it changed.
   lookup (path: string): Promise<Node> { return this.edits.other(async () => await this.ns.lookup(path), false) }
   readdir (path: string): Promise<Array<[string, Node]>> { return this.edits.other(async () => await this.ns.readdir(path), false) }
+  /** One page of a listing, from just after `after` (dir-listing.ts: a sharded directory is listed by pages, in hash order). */
+  async readdirPage (path: string, after: ListPos | null, max: number): Promise<ListPage> {
+    const page = await this.edits.other(async () => await this.ns.readdirPage(path, after, max), false)
+    this.letGo.add(page)
+    return page
+  }
 
   // ---- metadata --------------------------------------------------------------------------------
 

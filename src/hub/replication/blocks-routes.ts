@@ -5,8 +5,9 @@
 // both answer 404).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CID } from '../../store/cid.js'
-import { carHeader, readCar, sectionPrefix, unsupportedCid, type Block } from '../../sync/transport-car.js'
+import { carHeader, readCar, sectionPrefix, sectionSize, unsupportedCid, type Block } from '../../sync/transport-car.js'
 import { StoreError } from '../../store/errors.js'
+import { BufferPool } from '../../store/buffer-pool.js'
 import { TransportError } from '../../sync/transport-errors.js'
 import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
 import { badRequest, HubError } from '../errors.js'
@@ -20,14 +21,12 @@ const IMMUTABLE = 'public, max-age=29030400, immutable'
 const MAX_UPLOADS = 32
 /** What a refused upload's remaining body is read for, so the answer arrives. */
 const LINGER_BYTES = 2 * MAX_CAR_BYTES
-/** Block reads in flight ahead of a fetch answer's socket (1 MiB of 128 KiB blocks per answer). */
-const READ_AHEAD = 8
 /** A JSON list of MAX_CIDS CIDs, with room to spare. */
 const MAX_CID_LIST_BODY = 1024 * 1024
 
 export interface BlockRouteDeps {
   auth: Pick<DeviceAuth, 'authenticate'>
-  blocks: Pick<HubBlocks, 'commit' | 'missing' | 'get' | 'getHeld'>
+  blocks: Pick<HubBlocks, 'commit' | 'missing' | 'get' | 'heldRuns'>
 }
 
 /** Parses a CID string as the block routes accept them: CIDv1, a codec and hash we store. */
@@ -63,7 +62,13 @@ function carError (err: TransportError): HubError {
 /** Writes `chunk`, waiting while the socket is backed up; false once the peer is gone. */
 async function write (res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
   if (res.destroyed) return false
-  if (res.write(chunk)) return true
+  return res.write(chunk) || await drainedRes(res)
+}
+
+/** Resolves once `res` has drained: false once the peer is gone. */
+async function drainedRes (res: ServerResponse): Promise<boolean> {
+  if (res.destroyed) return false
+  if (!res.writableNeedDrain) return true
   return await new Promise<boolean>(resolve => {
     const done = (ok: boolean) => (): void => { res.off('drain', drained); res.off('close', closed); resolve(ok) }
     const drained = done(true)
@@ -86,6 +91,9 @@ async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubE
   }
   return err
 }
+
+/** Upload bodies (~8 MiB CARs, one per upload in flight), reused once the store has written them. */
+const uploadPool = new BufferPool(9 * 1024 * 1024, 6)
 
 export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
   const { auth, blocks } = deps
@@ -116,7 +124,9 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     // Held until the whole batch has checked out: a bad block anywhere stores nothing of it.
     const batch: Block[] = []
     try {
-      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES })) batch.push(b)
+      // With a declared length (the device transport's), read into one buffer: the blocks are views of it.
+      const length = Number.isSafeInteger(declared) && declared > 0 ? declared : undefined
+      for await (const b of readCar({ [Symbol.asyncIterator]: () => it }, { maxBytes: MAX_CAR_BYTES, length, pool: uploadPool })) batch.push(b)
     } catch (err) {
       if (!(err instanceof TransportError)) throw err
       batch.length = 0
@@ -137,22 +147,30 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     // stream is an error.
     const absent = blocks.missing(s.userId, cids)
     if (absent.length > 0) throw new HubError(404, 'not_found', `no block ${absent[0].toString()}${absent.length > 1 ? ` (and ${absent.length - 1} more)` : ''} for this user`)
-    res.writeHead(200, { 'content-type': `${CAR_TYPE}; version=1`, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
-    if (!(await write(res, carHeader([])))) return
-    // Blocks read ahead while the socket takes the current one: several reads in flight, so a
-    // batch of small blocks is not one disk round trip after another.
-    const ahead: Array<Promise<Uint8Array>> = []
-    let next = 0
-    const readNext = (): void => {
-      const p = blocks.getHeld(cids[next++])
-      p.catch(() => {}) // awaited in order below; not unhandled if the client leaves first
-      ahead.push(p)
-    }
-    while (next < cids.length && ahead.length < READ_AHEAD) readNext()
-    for (let i = 0; i < cids.length; i++) {
-      const bytes = await ahead.shift()!
-      if (next < cids.length) readNext()
-      if (!(await write(res, sectionPrefix(cids[i], bytes.length))) || !(await write(res, bytes))) return
+    // Read in runs of neighbours (one upload's blocks lie together), sized up front: the answer
+    // has a length, so no chunked framing around each write.
+    const { sizes, blocks: runs } = await blocks.heldRuns(cids)
+    const header = carHeader([])
+    let length = header.length
+    for (let i = 0; i < cids.length; i++) length += sectionSize(cids[i], sizes[i])
+    res.writeHead(200, { 'content-type': `${CAR_TYPE}; version=1`, 'content-length': String(length), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+    if (!(await write(res, header))) { await runs.return(undefined); return }
+    try {
+      for (let i = 0; i < cids.length; i++) {
+        const r = await runs.next()
+        // Past the header a refusal cannot be sent: the device sees a cut answer and retries.
+        if (r.done === true || r.value.bytes.length !== sizes[i]) { res.destroy(); return }
+        // Prefix and block in one writev; the drain is awaited uncorked (corked, it never comes).
+        res.cork()
+        res.write(sectionPrefix(cids[i], sizes[i]))
+        // The run's buffer is reused once the socket has taken the bytes.
+        const release = r.value.release
+        const room = res.write(r.value.bytes, release == null ? undefined : () => release())
+        res.uncork()
+        if (!room && !(await drainedRes(res))) return
+      }
+    } finally {
+      await runs.return(undefined)
     }
     res.end()
   }

@@ -9,6 +9,8 @@ import type { DatabaseSync } from 'node:sqlite'
 import { PackStore } from '../../store/pack-store.js'
 import type { BlockStore } from '../../store/types.js'
 import type { CID } from '../../store/cid.js'
+import { MAX_RUN_BYTES, readRuns, type RunBlock } from '../../store/block-runs.js'
+import { BufferPool } from '../../store/buffer-pool.js'
 import { BlockRefs, type BlockRef } from './blocks-db.js'
 import { trace } from '../../sync/trace.js'
 
@@ -19,9 +21,13 @@ export const BLOCKS_DIR = 'blocks'
  */
 const PENDING_MAX_MS = 2000
 
+/** Runs read for fetch answers (4 ahead per answer), reused once the socket took them. */
+const runPool = new BufferPool(MAX_RUN_BYTES, 32)
+
 export interface StoredBatch { blocks: number, bytes: number, added: number }
 
 const userKey = (userId: Uint8Array): string => Buffer.from(userId).toString('hex')
+const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
 export class HubBlocks {
   /** Stored, not yet durable: user -> CID -> reference. A group commit moves them to the table. */
@@ -52,14 +58,22 @@ export class HubBlocks {
   }
 
   /** The CIDs of `cids` that `userId` does not hold (a device uploads only those). */
-  missing (userId: Uint8Array, cids: CID[]): CID[] { return cids.filter(c => !this.has(userId, c)) }
+  missing (userId: Uint8Array, cids: CID[]): CID[] {
+    const key = userKey(userId)
+    const pending = this.pending.get(key)
+    const taken = this.round?.taken.get(key)
+    const inMemory = (c: CID): boolean => pending?.has(c.toString()) === true || taken?.has(c.toString()) === true
+    const rest = cids.filter(c => !inMemory(c))
+    const held = this.refs.held(userId, rest.map(c => c.bytes))
+    return rest.filter(c => !held.has(hexOf(c.bytes)))
+  }
 
   /**
    * Whether every one of `cids` is durable here as `userId`'s: a group commit first when any of
    * them is only pending (what an entry's acceptance waits for).
    */
   async durable (userId: Uint8Array, cids: CID[]): Promise<boolean> {
-    const isDurable = (): boolean => cids.every(c => this.refs.has(userId, c.bytes))
+    const isDurable = (): boolean => { const held = this.refs.held(userId, cids.map(c => c.bytes)); return cids.every(c => held.has(hexOf(c.bytes))) }
     if (isDurable()) return true
     const key = userKey(userId)
     const pending = this.pending.get(key)
@@ -76,7 +90,7 @@ export class HubBlocks {
    * store (readable, counted as held), durable with the next group commit: the one an entry that
    * lists them runs, or one PENDING_MAX_MS later.
    */
-  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array }>, durable = true): Promise<StoredBatch> {
+  async commit (userId: Uint8Array, blocks: Array<{ cid: CID, bytes: Uint8Array, release?: () => void }>, durable = true): Promise<StoredBatch> {
     let bytes = 0
     let added = 0
     const key = userKey(userId)
@@ -86,7 +100,7 @@ export class HubBlocks {
     for (const b of blocks) {
       bytes += b.bytes.length
       if (!this.store.has(b.cid)) added++
-      this.store.putWithCid(b.cid, b.bytes)
+      this.store.putWithCid(b.cid, b.bytes, b.release) // released once written (a pooled upload body)
       // Taken at the put: a group commit whose sync starts after this covers it.
       const k = b.cid.toString()
       if (!mine.has(k)) taken.push(k)
@@ -175,14 +189,15 @@ export class HubBlocks {
   }
 
   /**
-   * get() for a batch whose every CID missing() already said `userId` holds, for a device that
-   * checks each block against its CID as it arrives (the fetch route's CAR): not hashed again
-   * here, which was a BLAKE3 pass over every byte served (the hub checked them on the way in).
+   * For a batch whose every CID missing() said the user holds, for a device that checks each
+   * block against its CID as it arrives (the fetch route's CAR; not hashed again here: the hub
+   * checked them on the way in): each block's size (for the answer's length) and the blocks in
+   * order, read in runs of neighbours (store/block-runs.ts: one read per run, views of it).
    */
-  async getHeld (cid: CID): Promise<Uint8Array> {
-    const at = this.store.locate(cid, true)
-    if (at == null) return await this.store.get(cid) // still in memory, or the store is closing
-    return await this.store.getRange(cid, 0, at.length)
+  async heldRuns (cids: CID[]): Promise<{ sizes: number[], blocks: AsyncGenerator<RunBlock> }> {
+    const sizes: number[] = []
+    for (const c of cids) sizes.push(this.store.locate(c, true)?.length ?? (await this.store.get(c)).length)
+    return { sizes, blocks: readRuns(this.store, cids, runPool) }
   }
 
   usage (userId: Uint8Array): { blocks: number, bytes: number } { return this.refs.usage(userId) }

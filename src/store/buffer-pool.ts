@@ -1,0 +1,60 @@
+// Reused buffers for the replication paths' batches (a fetched or uploaded CAR, a run of blocks
+// read from a pack): each fresh multi-MiB Buffer is memory V8 counts as external, and every
+// ~20 MiB of it started a full garbage collection (the hub ran ~150 per GiB replicated, B ~100),
+// besides the kernel's page faults and zeroing of fresh pages. A lease goes back to the pool
+// once every holder has released it: the creator (done()) and each holder it handed a view to
+// (hold()). A holder that never releases only costs the reuse: the buffer is then freed by GC.
+export class BufferPool {
+  private readonly free: Buffer[] = []
+
+  /** `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free ones kept at most. */
+  constructor (readonly size: number, private readonly keep: number) { pools.add(new WeakRef(this)) }
+
+  /** Lets go of the free buffers (the next leases allocate again). */
+  drop (): void { this.free.length = 0 }
+
+  /** A buffer of `n` bytes, pooled when n <= size. */
+  lease (n: number): Lease {
+    if (n > this.size) return new Lease(Buffer.allocUnsafe(n), null)
+    const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
+    return new Lease(whole.subarray(0, n), () => { if (this.free.length < this.keep) this.free.push(whole) })
+  }
+
+  /** Free buffers held (for tests and status). */
+  get idle (): number { return this.free.length }
+}
+
+const pools = new Set<WeakRef<BufferPool>>()
+
+/**
+ * Every pool lets go of its free buffers: what an idle process does before it collects and
+ * trims (src/memory.ts), so a burst of replication does not stay resident as pooled buffers.
+ */
+export function dropPooledBuffers (): void {
+  for (const r of pools) {
+    const p = r.deref()
+    if (p == null) pools.delete(r)
+    else p.drop()
+  }
+}
+
+export class Lease {
+  private holders = 1
+  private finished = false
+
+  constructor (readonly buf: Buffer, private readonly back: (() => void) | null) {}
+
+  /** One more holder of (views of) buf; the function it gets releases it, once. */
+  hold (): () => void {
+    this.holders++
+    let released = false
+    return () => { if (!released) { released = true; this.release() } }
+  }
+
+  /** The creator is done with buf (its holders may still read their views). */
+  done (): void { if (!this.finished) { this.finished = true; this.release() } }
+
+  private release (): void {
+    if (--this.holders === 0) this.back?.()
+  }
+}
