@@ -71,32 +71,31 @@ const SETTLE_MS = 3000
 export function tuneMalloc (): boolean { return mallocTune?.(2, 0) ?? false }
 
 /**
- * V8's young generation kept at its first size (1 MiB semi-spaces) instead of growing to 16 MiB
- * ones: a daemon's young objects are its requests in flight (measured: new space 30-32 MiB
- * resident during any copy, 2 MiB with this; 1 GiB written side by side, load 12-17: 168-171
- * MB/s and 3.2 s of daemon CPU against 124-161 MB/s and 3.4-4.3 s without). Node puts V8's
- * flags back to the command line's whenever a Worker starts (set before the sealing worker
- * started, it had no effect), so MemoryTrim applies it again at every look; given on the command
- * line it did nothing either. With `rss` (MemoryTrim's look), also the old generation's growth
- * under pressure (PRESSURE_RSS).
- * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against).
+ * Under pressure (RSS above PRESSURE_RSS, MemoryTrim's look), V8's heap is kept near what is
+ * live: the young generation at its first size (1 MiB semi-spaces instead of growing to 16 MiB
+ * ones: new space was 30-32 MiB resident during any copy, 2 MiB with this) and the old
+ * generation growing only to 1.25x what survived its last collection (else V8's own 1.1-4x).
+ * Set always, the two took the 35,000-file copy's peak from 235-240 to 194 MiB, but the small
+ * young generation alone cost daemon CPU in every streaming and random row (one run each, load
+ * ~5, side by side: 1 GiB write 291 -> 261 MB/s, cold read 651 -> 403, 4 KiB r+w 166 -> 221
+ * us of CPU per op, with fsync/32 396 -> 519), and the tight old generation a 1 GiB write ~70%
+ * more CPU; so only a process near the cap pays for them. Node puts V8's flags back to the
+ * command line's whenever a Worker starts, so MemoryTrim applies them again at every look.
+ * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against). True when the heap was tightened.
  */
-export function tuneHeap (rss?: number): boolean {
-  if (process.env.SPACE_TUNE_HEAP === '0') return false
-  v8.setFlagsFromString('--semi-space-growth-factor=1')
-  if (rss != null) v8.setFlagsFromString(`--heap-growing-percent=${rss > PRESSURE_RSS ? 25 : 0}`)
-  return true
+export function tuneHeap (rss?: number, pressureRss = PRESSURE_RSS): boolean {
+  if (process.env.SPACE_TUNE_HEAP === '0' || rss == null) return false
+  const pressed = rss > pressureRss
+  v8.setFlagsFromString(`--semi-space-growth-factor=${pressed ? 1 : 2}`)
+  v8.setFlagsFromString(`--heap-growing-percent=${pressed ? 25 : 0}`)
+  return pressed
 }
 
-/**
- * RSS above which V8's old generation may grow only to 1.25x what survived its last collection
- * (else V8's own 1.1-4x): set always, it took the 35,000-file copy's peak from 235-240 to 194 MiB
- * but cost a 1 GiB write ~70% more daemon CPU, so only a process near the cap pays for it.
- */
+/** RSS above which tuneHeap keeps V8's heap near what is live. */
 const PRESSURE_RSS = 192 * 1024 * 1024
 
-/** tuneMalloc and tuneHeap: call once, before the threads start. */
-export function tuneMemory (): void { tuneMalloc(); tuneHeap() }
+/** tuneMalloc (tuneHeap acts only under pressure, from MemoryTrim): call once, before the threads start. */
+export function tuneMemory (): void { tuneMalloc() }
 
 /** What the trimmer empties when the process goes quiet (the drive, drive.ts). */
 export interface Releasable {
@@ -109,6 +108,8 @@ export interface MemoryTrimOptions {
   checkMs?: number
   /** CPU ms within one check above which the process counts as working (default BUSY_CPU_MS per CHECK_MS). */
   busyCpuMs?: number
+  /** RSS above which V8's heap is kept near what is live (tuneHeap; default 192 MiB). */
+  pressureRss?: number
   /** A line per release, e.g. "memory: released after work: rss 274 -> 96 MiB". */
   log?: (line: string) => void
 }
@@ -126,8 +127,6 @@ export class MemoryTrim {
 
   start (): void {
     if (this.timer != null) return
-    // A collection now shrinks the young generation start-up grew (it stays small from then on).
-    if (tuneHeap()) fullGc()
     this.lastCpu = cpuMs()
     this.trimmedAt = process.memoryUsage.rss()
     this.timer = setInterval(() => this.check(), this.opts.checkMs ?? CHECK_MS)
@@ -171,7 +170,7 @@ export class MemoryTrim {
     const busy = used > (this.opts.busyCpuMs ?? BUSY_CPU_MS * (this.opts.checkMs ?? CHECK_MS) / CHECK_MS)
     this.lastCpu = cpu
     const rss = process.memoryUsage.rss()
-    tuneHeap(rss) // again: a Worker started since put V8's flags back (a few microseconds)
+    tuneHeap(rss, this.opts.pressureRss) // every look: a Worker started since put V8's flags back (a few microseconds)
     if (busy) {
       this.workMs += used
       if (rss > TRIM_FLOOR && rss > this.trimmedAt + TRIM_STEP) {
