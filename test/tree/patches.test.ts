@@ -7,7 +7,7 @@
 import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -19,6 +19,7 @@ import { cidOf } from '../../src/store/cid.js'
 import { segmentOffset, SEGMENT } from '../../src/crypto/index.js'
 import { memoryTree } from '../helpers/memory-store.js'
 import type { Tree } from '../../src/fs/tree/tree.js'
+import { replaceInPacks } from '../helpers/packs.js'
 
 const B = BLOCK_SIZE
 
@@ -142,21 +143,6 @@ test('truncating into a patched block seals it whole with the tail cut', async (
   const again = sink.reopen(store)
   sameBytes(await readAll(again, await again.lookup('/t') as FileNode), model.subarray(0, B + 3 * SEGMENT + 10), 'truncated')
 })
-
-/** Replaces, in the one pack holding `what`, those bytes by `by` (same length). */
-function replaceInPacks (dir: string, what: Buffer, by: Buffer): void {
-  const packs = join(dir, 'packs')
-  let found = 0
-  for (const name of readdirSync(packs)) {
-    const bytes = readFileSync(join(packs, name))
-    const at = bytes.indexOf(what)
-    if (at < 0) continue
-    by.copy(bytes, at)
-    writeFileSync(join(packs, name), bytes)
-    found++
-  }
-  assert.equal(found, 1, 'the sealed bytes were found in one pack')
-}
 
 test('an older patch replayed over the newer one in the pack reads as EIO (its CID), never as the old bytes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'space-patch-'))

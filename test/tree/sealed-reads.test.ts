@@ -5,7 +5,7 @@
 import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -20,6 +20,7 @@ import { BlockCache } from '../../src/store/block-cache.js'
 import { PackStore } from '../../src/store/pack-store.js'
 import { Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree, MemoryCommitSink, type MemoryBlockStore } from '../helpers/memory-store.js'
+import { replaceInPacks } from '../helpers/packs.js'
 
 const B = BLOCK_SIZE
 
@@ -69,21 +70,6 @@ test('the first read of a patch sealed here reads that segment alone', async () 
   assert.equal(seen.gets, 0, 'no whole-record read of the base or the patch')
   assert.deepEqual(seen.ranges, [SEGMENT_SEALED, SEGMENT_SEALED])
 })
-
-/** Replaces, in the one pack holding `what`, those bytes by `by` (same length). */
-function replaceInPacks (dir: string, what: Buffer, by: Buffer): void {
-  const packs = join(dir, 'packs')
-  let found = 0
-  for (const name of readdirSync(packs)) {
-    const bytes = readFileSync(join(packs, name))
-    const at = bytes.indexOf(what)
-    if (at < 0) continue
-    by.copy(bytes, at)
-    writeFileSync(join(packs, name), bytes)
-    found++
-  }
-  assert.equal(found, 1, 'the sealed bytes were found in one pack')
-}
 
 test('blocks sealed on the seal pool read by segment from the pack, and a segment substituted there is refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'space-sealed-read-'))
