@@ -78,18 +78,25 @@ async function readPart (src: RunSource, p: Part, pool?: BufferPool): Promise<Ru
  * A block the store lacks throws the store's not-found.
  */
 export async function * readRuns (src: RunSource, cids: CID[], pool?: BufferPool, ahead = 4): AsyncGenerator<RunBlock> {
-  const parts = planRuns(src, cids)
-  const started: Array<Promise<RunBlock[]>> = []
+  for await (const blocks of inOrder(planRuns(src, cids), ahead, async part => await readPart(src, part, pool))) yield * blocks
+}
+
+/**
+ * `start(item)` for each item, up to `ahead` of them under way at once, the results yielded in
+ * the items' order (the pusher's block reads and the runs above).
+ */
+export async function * inOrder<T, R> (items: T[], ahead: number, start: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const started: Array<Promise<R>> = []
   let next = 0
-  const start = (): void => {
-    const p = readPart(src, parts[next++], pool)
+  const begin = (): void => {
+    const p = start(items[next++])
     p.catch(() => {}) // awaited in order below; not unhandled if the consumer stops first
     started.push(p)
   }
-  while (next < parts.length && started.length < ahead) start()
+  while (next < items.length && started.length < ahead) begin()
   while (started.length > 0) {
-    const blocks = await started.shift()!
-    if (next < parts.length) start()
-    yield * blocks
+    const r = await started.shift()!
+    if (next < items.length) begin()
+    yield r
   }
 }

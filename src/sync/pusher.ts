@@ -8,6 +8,7 @@ import { decodeBlockListBlock } from './entry.js'
 import type { BlockTransport, Block } from './transport.js'
 import type { LocalLog } from './local-log.js'
 import { trace } from './trace.js'
+import { inOrder } from '../store/block-runs.js'
 
 /** What the pusher needs of the hub's entry API. */
 export interface EntrySink { append: (entry: Uint8Array) => Promise<void> }
@@ -159,20 +160,6 @@ function uniq (cids: CID[]): CID[] {
 }
 
 /** The blocks of `cids` in order, up to READ_AHEAD of them being read at once. */
-async function * readAhead (cids: CID[], read: (cid: CID) => Block | Promise<Uint8Array>): AsyncGenerator<Block> {
-  const started: Array<Promise<Block>> = []
-  let next = 0
-  const start = (): void => {
-    const cid = cids[next++]
-    const r = read(cid)
-    const p = r instanceof Promise ? r.then(bytes => ({ cid, bytes })) : Promise.resolve(r)
-    p.catch(() => {}) // awaited in order below; not unhandled if the upload stops first
-    started.push(p)
-  }
-  while (next < cids.length && started.length < READ_AHEAD) start()
-  while (started.length > 0) {
-    const b = await started.shift()!
-    if (next < cids.length) start()
-    yield b
-  }
+function readAhead (cids: CID[], read: (cid: CID) => Block | Promise<Uint8Array>): AsyncGenerator<Block> {
+  return inOrder(cids, READ_AHEAD, async cid => { const r = read(cid); return r instanceof Promise ? { cid, bytes: await r } : r })
 }
