@@ -81,21 +81,17 @@ export function tuneMalloc (): boolean { return mallocTune?.(2, 0) ?? false }
  * us of CPU per op, with fsync/32 396 -> 519), and the tight old generation a 1 GiB write ~70%
  * more CPU; so only a process near the cap pays for them. Node puts V8's flags back to the
  * command line's whenever a Worker starts, so MemoryTrim applies them again at every look.
- * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against). True when the heap was tightened.
+ * SPACE_TUNE_HEAP=0 leaves V8's default (to measure against).
  */
-export function tuneHeap (rss?: number, pressureRss = PRESSURE_RSS): boolean {
-  if (process.env.SPACE_TUNE_HEAP === '0' || rss == null) return false
+function tuneHeap (rss: number, pressureRss = PRESSURE_RSS): void {
+  if (process.env.SPACE_TUNE_HEAP === '0') return
   const pressed = rss > pressureRss
   v8.setFlagsFromString(`--semi-space-growth-factor=${pressed ? 1 : 2}`)
   v8.setFlagsFromString(`--heap-growing-percent=${pressed ? 25 : 0}`)
-  return pressed
 }
 
 /** RSS above which tuneHeap keeps V8's heap near what is live. */
 const PRESSURE_RSS = 192 * 1024 * 1024
-
-/** tuneMalloc (tuneHeap acts only under pressure, from MemoryTrim): call once, before the threads start. */
-export function tuneMemory (): void { tuneMalloc() }
 
 /** What the trimmer empties when the process goes quiet (the drive, drive.ts). */
 export interface Releasable {

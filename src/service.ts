@@ -16,7 +16,7 @@ import { TokenStore, ensureMasterToken } from './ctl/tokens.js'
 import { buildHandlers, type DaemonApi } from './ctl/methods.js'
 import { VERSION } from './version.js'
 import { disableCoreDumps } from './ctl/os.js'
-import { tuneMemory } from './memory.js'
+import { tuneMalloc } from './memory.js'
 import { attachSync, prepareSync, syncEventJson, type PreparedSync, type SyncAttachment } from './sync/attach.js'
 
 
@@ -84,7 +84,7 @@ export class Service implements DaemonApi {
   static async start (cfg: ServeConfig): Promise<Service> {
     // Before any key is loaded: no core file, no same-uid ptrace or /proc/<pid>/mem read.
     if (!disableCoreDumps()) cfg.log?.('core dumps stay enabled: native/build/Release/space_sys.node is missing (scripts/build-native.sh)')
-    tuneMemory() // before the drive's threads start (src/memory.ts)
+    tuneMalloc() // before the drive's threads start (src/memory.ts)
     const s = new Service(cfg)
     const drive = cfg.mountpoint === null ? null : await s.openDrive()
     try {
