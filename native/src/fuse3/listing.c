@@ -59,10 +59,11 @@ int f_releasedir (const char *path, struct fuse_file_info *fi) {
   return 0;
 }
 
-// Fetches the page after offset `after` (and the name there, or NULL) into `l` (on failure the old
-// one is gone too).
+// Fetches the page after offset `after` (and the name there, or NULL) into `l`. On failure `l`
+// keeps the page it had: the kernel retries at the offset it is at, and a plain directory's
+// offsets (numbered by place) must then be found in that page again, not be taken for the
+// position of a name's hash in a new request, which would list names twice.
 static int fetch_page (mnt_t *m, const char *path, bool plus, uint64_t after, const char *after_name, listing_t *l) {
-  free_listing(l);
   slot_t *s = acquire(m, OP_readdir);
   s->s1 = path;
   s->s2 = after_name;
@@ -71,11 +72,14 @@ static int fetch_page (mnt_t *m, const char *path, bool plus, uint64_t after, co
   s->num[2] = (double)(after & 0xffffffffu);
   uint64_t changes = __atomic_load_n(&m->changes, __ATOMIC_SEQ_CST);
   int r = (int)call_js(m, s);
+  const char **name = NULL;
   if (r == 0) {
-    l->name = malloc((s->count > 0 ? s->count : 1) * sizeof *l->name);
-    if (l->name == NULL) r = -ENOMEM;
+    name = malloc((s->count > 0 ? s->count : 1) * sizeof *name);
+    if (name == NULL) r = -ENOMEM;
   }
   if (r == 0) {
+    free_listing(l);
+    l->name = name;
     l->names = s->names;
     l->stats = s->stats;
     l->exact = s->exact;
