@@ -10,8 +10,7 @@ import { open, unpadFrame } from '../../src/crypto/index.js'
 import { checkCid } from '../../src/store/cid.js'
 import { decodeAny } from '../../src/fs/tree/format.js'
 import { shardPosition } from '../../src/fs/tree/codec.js'
-import { LEAF_BYTES, leafBody, type Shard } from '../../src/fs/tree/dir-shards.js'
-import { encode } from '../../src/fs/tree/format.js'
+import { LEAF_BYTES, type Shard } from '../../src/fs/tree/dir-shards.js'
 import { Tree, type DirNode, type FileNode } from '../../src/fs/tree/tree.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import { memoryTree, MemoryBlockStore, MemoryCommitSink } from '../helpers/memory-store.js'
@@ -209,13 +208,6 @@ test('a shard moved to another place, taken from another folder, or replayed fro
     store.replace(cid, keep)
   }
   assert.equal((await names(sink.reopen(store), '/a')).length >= 1500, true)
-})
-
-test('a leaf body assembled from encoded records is byte for byte the dag-cbor of { v, e }', () => {
-  for (const n of [0, 1, 23, 24, 255, 256, 65535, 65536]) {
-    const records = Array.from({ length: n }, (_, i) => ({ n: `name-${i}`, t: 1, m: 0o644 }))
-    for (const v of [1, 2]) assert.deepEqual(Buffer.from(leafBody(v, records.map(r => encode(r)))), Buffer.from(encode({ v, e: records })), `${n} records, v ${v}`)
-  }
 })
 
 test('a merged tree swapped in under a loaded sharded folder: lookups see the merged folder, not the shards loaded before, and a local commit keeps the merge', async () => {

@@ -1,0 +1,133 @@
+// A shard leaf's body kept between commits (dir-shards.ts): the dag-cbor body it was last sealed
+// with, and where each record's encoding lies in it. A leaf resealed because a few of its names
+// changed copies the unchanged records in runs from that body and encodes only the changed ones:
+// at 100,000 entries and more, nearly every create of a commit lands in a leaf of its own, and
+// sorting, looking up and copying every record of each leaf one by one was most of a commit's CPU
+// (docs/performance.md, "Big folders: the create curve"). Owns that bookkeeping and the body's
+// byte layout (leafBody: byte for byte what encode() makes of `{ v, e }`).
+import { encode } from './format.js'
+
+/** A leaf's last sealed body: `names` sorted (byName), record `i` at body[starts[i], ends[i]). */
+export interface KeptBody { names: string[], body: Uint8Array, starts: number[], ends: number[] }
+
+/** What changed in a leaf since its kept body: names added since (not in it), names whose record changed. */
+export interface LeafChanges { kept: KeptBody | null, fresh: string[] | null, stale: Set<string> | null }
+
+export const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0
+
+/** Whether `name` is in a sorted list of names. */
+export function sortedHas (names: string[], name: string): boolean {
+  let lo = 0
+  let hi = names.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (names[mid] < name) lo = mid + 1; else hi = mid
+  }
+  return lo < names.length && names[lo] === name
+}
+
+/** `name` joined the leaf. */
+export function noteAdded (l: LeafChanges, name: string): void {
+  if (l.kept == null) return
+  // A name removed and added again is in the kept body: its record is another node's now.
+  if (sortedHas(l.kept.names, name)) (l.stale ??= new Set()).add(name)
+  else (l.fresh ??= []).push(name)
+}
+
+/** `name` left the leaf (the leaf's name set no longer has it: the merge walk drops it). */
+export function noteRemoved (l: LeafChanges, name: string): void {
+  if (l.fresh == null) return
+  const i = l.fresh.indexOf(name)
+  if (i >= 0) l.fresh.splice(i, 1)
+}
+
+/** The record of `name` must be encoded again. */
+export function noteChanged (l: LeafChanges, name: string): void {
+  if (l.kept != null) (l.stale ??= new Set()).add(name)
+}
+
+/** Forgets the kept body (the leaf's names were replaced wholesale: split, merge, let go). */
+export function dropKept (l: LeafChanges): void { l.kept = null; l.fresh = null; l.stale = null }
+
+/**
+ * Plans the body of a leaf holding `names` (its current name set): the kept body's records that
+ * are still there and unchanged, and the encodings of the others (`recordsOf` makes their
+ * records, given the names sorted). Returns the body's length (a leaf past its limit splits
+ * instead of being built) and `build`, which copies the kept records in runs.
+ */
+export function planLeaf (l: LeafChanges, names: ReadonlySet<string>, v: number, recordsOf: (names: string[]) => object[]): { length: number, build: () => KeptBody } {
+  const out: string[] = []
+  const src: number[] = [] // per name of `out`: its index in the kept body, or -1 - its index in `encoded`
+  const toEncode: string[] = []
+  const kept = l.kept
+  const fresh = (n: string): void => { src.push(-1 - toEncode.length); toEncode.push(n); out.push(n) }
+  if (kept == null) {
+    const all = [...names].sort(byName)
+    for (const n of all) fresh(n)
+  } else {
+    const added = (l.fresh ?? []).filter(n => names.has(n)).sort(byName)
+    const stale = l.stale
+    const old = kept.names
+    let f = 0
+    for (let k = 0; k < old.length; k++) {
+      const n = old[k]
+      while (f < added.length && added[f] < n) fresh(added[f++])
+      if (!names.has(n)) continue
+      if (stale?.has(n) === true) { fresh(n); continue }
+      src.push(k)
+      out.push(n)
+    }
+    while (f < added.length) fresh(added[f++])
+  }
+  const encoded = toEncode.length === 0 ? [] : recordsOf(toEncode).map(r => encode(r))
+  const n = out.length
+  const head = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]
+  let length = 3 + head.length + 3
+  for (const e of encoded) length += e.length
+  for (const k of src) if (k >= 0) length += kept!.ends[k] - kept!.starts[k]
+  const build = (): KeptBody => {
+    const body = new Uint8Array(length)
+    body.set([0xa2, 0x61, 0x65], 0) // map(2), "e"
+    body.set(head, 3)
+    const starts: number[] = new Array(n)
+    const ends: number[] = new Array(n)
+    let o = 3 + head.length
+    let i = 0
+    while (i < n) {
+      const s = src[i]
+      if (s < 0) {
+        const b = encoded[-1 - s]
+        body.set(b, o)
+        starts[i] = o
+        o += b.length
+        ends[i++] = o
+        continue
+      }
+      // A run of kept records that lie back to back in the kept body: one copy.
+      const k = kept!
+      let j = i + 1
+      while (j < n && src[j] === src[j - 1] + 1 && k.starts[src[j]] === k.ends[src[j - 1]]) j++
+      const a = k.starts[s]
+      const z = k.ends[src[j - 1]]
+      body.set(k.body.subarray(a, z), o)
+      const shift = o - a
+      for (; i < j; i++) { starts[i] = k.starts[src[i]] + shift; ends[i] = k.ends[src[i]] + shift }
+      o += z - a
+    }
+    body.set([0x61, 0x76, v], o) // "v", v
+    return { names: out, body, starts, ends }
+  }
+  return { length, build }
+}
+
+/** The part of a kept body holding `names` (a subset of its names, in its order): what a leaf split off it starts from. */
+export function keptSubset (kept: KeptBody, names: ReadonlySet<string>): KeptBody {
+  const out: KeptBody = { names: [], body: kept.body, starts: [], ends: [] }
+  for (let k = 0; k < kept.names.length; k++) {
+    if (!names.has(kept.names[k])) continue
+    out.names.push(kept.names[k])
+    out.starts.push(kept.starts[k])
+    out.ends.push(kept.ends[k])
+  }
+  return out
+}
