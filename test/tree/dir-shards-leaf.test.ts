@@ -6,7 +6,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { encode } from '../../src/fs/tree/format.js'
-import { type LeafChanges, byName, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from '../../src/fs/tree/dir-leaf.js'
+import { cidOf } from '../../src/store/cid.js'
+import { type ChildShard, type LeafChanges, byName, innerBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from '../../src/fs/tree/dir-leaf.js'
 
 /** A small deterministic generator (the test must fail the same way twice). */
 function rng (seed: number): () => number {
@@ -69,4 +70,15 @@ test('leaves split off a kept body start from its records: a change in one of th
   noteAdded(kids[0], 'name-new')
   assert.deepEqual(check(kids[0], a, 2, 'the first kid').made.sort(), ['name-0', 'name-new'])
   assert.deepEqual(check(kids[1], { names: halves[1], version: m.version }, 2, 'the second kid').made, [])
+})
+
+test('an inner node body made from its children\'s kept entries is the dag-cbor of { v, c }, also after a child\'s CID or count changed', () => {
+  const kids: Array<[number, ChildShard]> = [0, 3, 7, 15].map(slot => [slot, { cid: cidOf(Buffer.from(`kid ${slot}`)), count: slot * 1000 + 1, entry: null }])
+  const want = (): Uint8Array => encode({ v: 2, c: kids.map(([slot, k]) => [slot, k.cid, k.count]) })
+  assert.deepEqual(Buffer.from(innerBody(2, kids)), Buffer.from(want()))
+  kids[1][1].cid = cidOf(Buffer.from('kid 3, resealed'))
+  kids[2][1].count = 70000
+  assert.deepEqual(Buffer.from(innerBody(2, kids)), Buffer.from(want()), 'after changes')
+  const one: Array<[number, ChildShard]> = [[9, { cid: cidOf(Buffer.from('only')), count: 5, entry: null }]]
+  assert.deepEqual(Buffer.from(innerBody(2, one)), Buffer.from(encode({ v: 2, c: [[9, one[0][1].cid, 5]] })))
 })

@@ -3,8 +3,10 @@
 // changed copies the unchanged records in runs from that body and encodes only the changed ones:
 // at 100,000 entries and more, nearly every create of a commit lands in a leaf of its own, and
 // sorting, looking up and copying every record of each leaf one by one was most of a commit's CPU
-// (docs/performance.md, "Big folders: the create curve"). Owns that bookkeeping and the body's
-// byte layout (leafBody: byte for byte what encode() makes of `{ v, e }`).
+// (docs/performance.md, "Big folders: the create curve"). Owns that bookkeeping and the bodies'
+// byte layout (byte for byte what encode() makes of `{ v, e }`, and of an inner node's `{ v, c }`
+// from its children's entries, each encoded once per CID and count: dag-cbor of CIDs is slow).
+import type { CID } from 'multiformats/cid'
 import { encode } from './format.js'
 
 /** A leaf's last sealed body: `names` sorted (byName), record `i` at body[starts[i], ends[i]). */
@@ -130,4 +132,30 @@ export function keptSubset (kept: KeptBody, names: ReadonlySet<string>): KeptBod
     out.ends.push(kept.ends[k])
   }
   return out
+}
+
+/** A child of an inner node as innerBody needs it: its CID and count, and its entry as last encoded. */
+export interface ChildShard { cid: CID | null, count: number, entry: { cid: CID, count: number, bytes: Uint8Array } | null }
+
+/** The dag-cbor of `{ v, c: [[slot, cid, count], ...] }` (an inner node below the root; `kids` sorted by slot, v < 24). */
+export function innerBody (v: number, kids: Array<[number, ChildShard]>): Uint8Array {
+  const parts: Uint8Array[] = new Array(kids.length)
+  let length = 4 + 3 // map(2), "c", array(n); "v", v
+  for (let i = 0; i < kids.length; i++) {
+    const [slot, k] = kids[i]
+    let e = k.entry
+    if (e == null || e.count !== k.count || !e.cid.equals(k.cid!)) {
+      // The slot is part of the bytes: a shard keeps its slot for life (a new one is made at another).
+      e = k.entry = { cid: k.cid!, count: k.count, bytes: encode([slot, k.cid!, k.count]) }
+    }
+    parts[i] = e.bytes
+    length += e.bytes.length
+  }
+  const n = kids.length // at most 16: a one-byte array head
+  const body = new Uint8Array(length)
+  body.set([0xa2, 0x61, 0x63, 0x80 | n], 0) // map(2), "c", array(n)
+  let o = 4
+  for (const p of parts) { body.set(p, o); o += p.length }
+  body.set([0x61, 0x76, v], o) // "v", v
+  return body
 }

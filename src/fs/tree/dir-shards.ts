@@ -10,7 +10,7 @@ import type { CID } from 'multiformats/cid'
 import { hkdf, unpadFrame } from '../../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type KeptBody, type LeafChanges, byName, dropKept, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from './dir-leaf.js'
+import { type KeptBody, type LeafChanges, byName, dropKept, innerBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from './dir-leaf.js'
 
 export type DirRecord = EntryRecord | LinkNameRecord
 
@@ -122,6 +122,8 @@ export class Shard implements LeafChanges {
   kept: KeptBody | null = null
   fresh: string[] | null = null
   stale: Set<string> | null = null
+  /** This shard's child entry `[slot, cid, count]` in its parent's body, encoded, and the CID and count it was made for. */
+  entry: { cid: CID, count: number, bytes: Uint8Array } | null = null
   constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
   get loaded (): boolean { return this.kids != null || this.names != null }
   get index (): number { return shardIndex(this.depth, this.prefix) }
@@ -402,8 +404,10 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
       }
     }
     if (s.kids!.size === 0 && s.depth > 0) return null
-    const c = [...s.kids!].sort((a, b) => a[0] - b[0]).map(([slot, k]): [number, CID, number] => [slot, k.cid!, k.count])
-    return put(s.index, encode(s.depth === 0 ? { v: SHARDED, c, n: s.count, s: subdirs } : { v: SHARDED, c }))
+    const kids = [...s.kids!].sort((a, b) => a[0] - b[0])
+    if (s.depth > 0) return put(s.index, innerBody(SHARDED, kids))
+    const c = kids.map(([slot, k]): [number, CID, number] => [slot, k.cid!, k.count])
+    return put(s.index, encode({ v: SHARDED, c, n: s.count, s: subdirs }))
   }
   const root = ds.root
   const cid = root.names != null ? sealLeaf(root) : sealInner(root)
