@@ -31,7 +31,7 @@ function check (leaf: LeafChanges, m: Model, v: number, why: string): { made: st
     assert.deepEqual(Buffer.from(kept.body.subarray(kept.starts[i], kept.ends[i])), Buffer.from(encode(recordOf(m, sorted[i]))), `${why}: span of ${sorted[i]}`)
   }
   leaf.kept = kept
-  leaf.fresh = leaf.stale = null
+  leaf.fresh = leaf.stale = leaf.gone = null
   return { made }
 }
 
@@ -81,4 +81,12 @@ test('an inner node body made from its children\'s kept entries is the dag-cbor 
   assert.deepEqual(Buffer.from(innerBody(2, kids)), Buffer.from(want()), 'after changes')
   const one: Array<[number, ChildShard]> = [[9, { cid: cidOf(Buffer.from('only')), count: 5, entry: null }]]
   assert.deepEqual(Buffer.from(innerBody(2, one)), Buffer.from(encode({ v: 2, c: [[9, one[0][1].cid, 5]] })))
+})
+
+test('a leaf whose names changed without a note is built whole again, not from a kept body that no longer matches', () => {
+  const m: Model = { names: new Set(['a', 'b', 'c']), version: new Map() }
+  const leaf: LeafChanges = { kept: null, fresh: null, stale: null }
+  check(leaf, m, 2, 'first')
+  m.names.add('d') // unnoted
+  assert.deepEqual(check(leaf, m, 2, 'an unnoted add').made, ['a', 'b', 'c', 'd'])
 })

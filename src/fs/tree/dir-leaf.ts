@@ -12,8 +12,8 @@ import { encode } from './format.js'
 /** A leaf's last sealed body: `names` sorted (byName), record `i` at body[starts[i], ends[i]). */
 export interface KeptBody { names: string[], body: Uint8Array, starts: number[], ends: number[] }
 
-/** What changed in a leaf since its kept body: names added since (not in it), names whose record changed. */
-export interface LeafChanges { kept: KeptBody | null, fresh: string[] | null, stale: Set<string> | null }
+/** What changed in a leaf since its kept body: names added since (not in it), names whose record changed, names of it removed. */
+export interface LeafChanges { kept: KeptBody | null, fresh: string[] | null, stale: Set<string> | null, gone?: Set<string> | null }
 
 export const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0
 
@@ -32,15 +32,15 @@ export function sortedHas (names: string[], name: string): boolean {
 export function noteAdded (l: LeafChanges, name: string): void {
   if (l.kept == null) return
   // A name removed and added again is in the kept body: its record is another node's now.
-  if (sortedHas(l.kept.names, name)) (l.stale ??= new Set()).add(name)
-  else (l.fresh ??= []).push(name)
+  if (sortedHas(l.kept.names, name)) { l.gone?.delete(name); (l.stale ??= new Set()).add(name) } else (l.fresh ??= []).push(name)
 }
 
 /** `name` left the leaf (the leaf's name set no longer has it: the merge walk drops it). */
 export function noteRemoved (l: LeafChanges, name: string): void {
-  if (l.fresh == null) return
-  const i = l.fresh.indexOf(name)
-  if (i >= 0) l.fresh.splice(i, 1)
+  if (l.kept == null) return
+  if (sortedHas(l.kept.names, name)) { (l.gone ??= new Set()).add(name); return }
+  const i = l.fresh?.indexOf(name) ?? -1
+  if (i >= 0) l.fresh!.splice(i, 1)
 }
 
 /** The record of `name` must be encoded again. */
@@ -49,7 +49,7 @@ export function noteChanged (l: LeafChanges, name: string): void {
 }
 
 /** Forgets the kept body (the leaf's names were replaced wholesale: split, merge, let go). */
-export function dropKept (l: LeafChanges): void { l.kept = null; l.fresh = null; l.stale = null }
+export function dropKept (l: LeafChanges): void { l.kept = null; l.fresh = null; l.stale = null; l.gone = null }
 
 /**
  * Plans the body of a leaf holding `names` (its current name set): the kept body's records that
@@ -61,26 +61,28 @@ export function planLeaf (l: LeafChanges, names: ReadonlySet<string>, v: number,
   const out: string[] = []
   const src: number[] = [] // per name of `out`: its index in the kept body, or -1 - its index in `encoded`
   const toEncode: string[] = []
-  const kept = l.kept
+  let kept = l.kept
   const fresh = (n: string): void => { src.push(-1 - toEncode.length); toEncode.push(n); out.push(n) }
-  if (kept == null) {
-    const all = [...names].sort(byName)
-    for (const n of all) fresh(n)
-  } else {
+  if (kept != null) {
+    // The kept names, less the removed ones, merged with the added ones; the changed ones encoded again.
     const added = (l.fresh ?? []).filter(n => names.has(n)).sort(byName)
-    const stale = l.stale
+    const stale = l.stale != null && l.stale.size > 0 ? l.stale : null
+    const gone = l.gone != null && l.gone.size > 0 ? l.gone : null
     const old = kept.names
     let f = 0
     for (let k = 0; k < old.length; k++) {
       const n = old[k]
       while (f < added.length && added[f] < n) fresh(added[f++])
-      if (!names.has(n)) continue
+      if (gone?.has(n) === true) continue
       if (stale?.has(n) === true) { fresh(n); continue }
       src.push(k)
       out.push(n)
     }
     while (f < added.length) fresh(added[f++])
+    // Bookkeeping that does not add up (a name that came or went unnoted): every record made again.
+    if (out.length !== names.size) { kept = null; out.length = src.length = toEncode.length = 0 }
   }
+  if (kept == null) for (const n of [...names].sort(byName)) fresh(n)
   const encoded = toEncode.length === 0 ? [] : recordsOf(toEncode).map(r => encode(r))
   const n = out.length
   const head = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]

@@ -122,6 +122,7 @@ export class Shard implements LeafChanges {
   kept: KeptBody | null = null
   fresh: string[] | null = null
   stale: Set<string> | null = null
+  gone: Set<string> | null = null
   /** This shard's child entry `[slot, cid, count]` in its parent's body, encoded, and the CID and count it was made for. */
   entry: { cid: CID, count: number, bytes: Uint8Array } | null = null
   constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
@@ -374,7 +375,7 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
     const plan = planLeaf(s, s.names!, s.depth === 0 ? FORMAT_VERSION : SHARDED, recordsOf)
     // Built either way: a leaf that splits hands its kids the records, encoded.
     s.kept = plan.build()
-    s.fresh = s.stale = null
+    s.fresh = s.stale = s.gone = null
     if (plan.length <= limit || s.depth >= MAX_DEPTH) {
       if (s.depth === 0) return null // a plain node: the caller writes it
       return put(s.index, s.kept.body)
@@ -400,6 +401,7 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
         if (s.depth === 0) return null
         if (names.size === 0) return null
         s.kept = plan.build()
+        s.fresh = s.stale = s.gone = null
         return put(s.index, s.kept.body)
       }
     }
@@ -455,6 +457,7 @@ function split (ds: DirShards, s: Shard): void {
       k.kept = keptSubset(kept, k.names!)
       k.fresh = s.fresh?.filter(n => k.names!.has(n)) ?? null
       k.stale = s.stale == null ? null : new Set([...s.stale].filter(n => k.names!.has(n)))
+      // A name removed before the split is in no kid's names, so in no kid's kept subset either.
     }
   }
   dropKept(s)
