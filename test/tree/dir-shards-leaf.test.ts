@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { encode } from '../../src/fs/tree/format.js'
 import { cidOf } from '../../src/store/cid.js'
-import { type ChildShard, type LeafChanges, byName, innerBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from '../../src/fs/tree/dir-leaf.js'
+import { type ChildShard, type LeafChanges, byName, innerBody, keptFromBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from '../../src/fs/tree/dir-leaf.js'
 
 /** A small deterministic generator (the test must fail the same way twice). */
 function rng (seed: number): () => number {
@@ -89,4 +89,20 @@ test('a leaf whose names changed without a note is built whole again, not from a
   check(leaf, m, 2, 'first')
   m.names.add('d') // unnoted
   assert.deepEqual(check(leaf, m, 2, 'an unnoted add').made, ['a', 'b', 'c', 'd'])
+})
+
+test('a leaf body read from the store gives each record\'s span, so its next reseal copies them; a body laid out otherwise gives none', () => {
+  const cid = cidOf(Buffer.from('block'))
+  const records = ['a', 'b', 'c\u00e9', 'z'.repeat(300)].map((n, i) => ({ n, t: 1, m: 0o644, i: Buffer.alloc(16, i), s: 2 ** 40 + i, b: [[0, cid], [7, cid]], x: { 'user.k': Buffer.from('v') } }))
+  const body = encode({ v: 2, e: records })
+  const kept = keptFromBody(body, records.map(r => r.n))
+  assert.ok(kept != null)
+  for (const [i, r] of records.entries()) assert.deepEqual(Buffer.from(body.subarray(kept.starts[i], kept.ends[i])), Buffer.from(encode(r)), r.n)
+  const m: Model = { names: new Set(records.map(r => r.n)), version: new Map() }
+  const leaf: LeafChanges = { kept, fresh: null, stale: null }
+  const plan = planLeaf(leaf, m.names, 2, () => { throw new Error('nothing to encode') })
+  assert.deepEqual(Buffer.from(plan.build().body), Buffer.from(body), 'unchanged: copied whole')
+  assert.equal(keptFromBody(body, [...records.map(r => r.n)].reverse()), null, 'names out of order')
+  assert.equal(keptFromBody(encode({ e: records, v: 2, w: 1 }), records.map(r => r.n)), null, 'another layout')
+  assert.equal(keptFromBody(body.subarray(0, body.length - 10), records.map(r => r.n)), null, 'cut short')
 })

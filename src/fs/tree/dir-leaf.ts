@@ -161,3 +161,57 @@ export function innerBody (v: number, kids: Array<[number, ChildShard]>): Uint8A
   body.set([0x61, 0x76, v], o) // "v", v
   return body
 }
+
+/**
+ * The kept body of a leaf as read from the store (`body`: its dag-cbor, `names`: its records'
+ * names in body order), so that its first reseal after a load copies the records it does not
+ * change instead of encoding all of them again. Null when the body is not laid out as this module
+ * writes it (map of "e" then "v", names in byName order): the leaf is then encoded whole.
+ */
+export function keptFromBody (body: Uint8Array, names: string[]): KeptBody | null {
+  if (body[0] !== 0xa2 || body[1] !== 0x61 || body[2] !== 0x65) return null
+  const head = itemHead(body, 3)
+  if (head == null || head.major !== 4 || head.arg !== names.length) return null
+  const starts: number[] = new Array(names.length)
+  const ends: number[] = new Array(names.length)
+  let o = head.next
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0 && !(names[i - 1] < names[i])) return null
+    starts[i] = o
+    const end = skipItem(body, o, 0)
+    if (end < 0) return null
+    ends[i] = o = end
+  }
+  if (o + 3 !== body.length || body[o] !== 0x61 || body[o + 1] !== 0x76) return null
+  return { names, body, starts, ends }
+}
+
+/** A CBOR item's head at `o`: major type, argument (length or value), where its content starts. Null: not definite-length, or past the end. */
+function itemHead (b: Uint8Array, o: number): { major: number, arg: number, next: number } | null {
+  if (o >= b.length) return null
+  const major = b[o] >> 5
+  const info = b[o] & 31
+  if (info < 24) return { major, arg: info, next: o + 1 }
+  const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
+  if (size === 0 || o + 1 + size > b.length) return null
+  let arg = 0
+  for (let i = 0; i < size; i++) arg = arg * 256 + b[o + 1 + i]
+  return { major, arg, next: o + 1 + size }
+}
+
+/** The end of the CBOR item at `o`, or -1 (malformed, indefinite, or nested past a sane depth). */
+function skipItem (b: Uint8Array, o: number, depth: number): number {
+  const h = itemHead(b, o)
+  if (h == null || depth > 16) return -1
+  switch (h.major) {
+    case 0: case 1: case 7: return h.next
+    case 2: case 3: return h.next + h.arg <= b.length ? h.next + h.arg : -1
+    case 4: case 5: {
+      let p = h.next
+      for (let i = 0; i < h.arg * (h.major === 5 ? 2 : 1); i++) { p = skipItem(b, p, depth + 1); if (p < 0) return -1 }
+      return p
+    }
+    case 6: return skipItem(b, h.next, depth + 1)
+    default: return -1
+  }
+}

@@ -10,7 +10,7 @@ import type { CID } from 'multiformats/cid'
 import { hkdf, unpadFrame } from '../../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type KeptBody, type LeafChanges, byName, dropKept, innerBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from './dir-leaf.js'
+import { type KeptBody, type LeafChanges, byName, dropKept, innerBody, keptFromBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from './dir-leaf.js'
 
 export type DirRecord = EntryRecord | LinkNameRecord
 
@@ -286,8 +286,8 @@ export class DirShards {
   /**
    * Installs an opened shard's body: an inner node's children (not loaded), or a leaf's names
    * (each checked to hash into the leaf's place unless `checkPlaces` is false: an HMAC per name,
-   * most of a cold lookup's CPU; the tree skips it, fsck and sync check). Returns the leaf's
-   * records, or null.
+   * most of a cold lookup's CPU; the tree skips it, fsck and sync check; without it the leaf's
+   * body is kept for its next reseal, dir-leaf.ts). Returns the leaf's records, or null.
    */
   install (s: Shard, body: ShardBody, what: string, checkPlaces = true): DirRecord[] | null {
     if (body.c != null) {
@@ -308,6 +308,10 @@ export class DirShards {
       s.names.add(r.n)
       this.leafOf.set(r.n, s)
     }
+    dropKept(s)
+    // The tree's loads (the ones that skip the place check) keep the body for the leaf's next
+    // reseal, copied out of the read buffer; fsck and sync read a shard once.
+    if (!checkPlaces && body.raw != null && s.depth > 0) s.kept = keptFromBody(Uint8Array.from(body.raw), records.map(r => r.n))
     return records
   }
 }
@@ -330,7 +334,7 @@ function inPlace (hashKey: Buffer, name: string, s: Shard): boolean {
 }
 
 /** A shard's body, decoded: the root `{ v: 2, c, n, s }`, an inner node `{ v: 2, c }`, a leaf `{ v: 2, e }`; or a plain node `{ v: 1, e }`. */
-export interface ShardBody { v: number, c?: Array<[number, CID, number]>, e?: DirRecord[], n?: number, s?: number }
+export interface ShardBody { v: number, c?: Array<[number, CID, number]>, e?: DirRecord[], n?: number, s?: number, raw?: Uint8Array }
 
 /** Decodes the framed plaintext of a directory's node (depth 0) or shard, checking its shape. */
 export function decodeShard (framed: Buffer, depth: number, what: string): ShardBody {
@@ -350,6 +354,7 @@ export function decodeShard (framed: Buffer, depth: number, what: string): Shard
       last = ch[0]
     }
   } else if (!Array.isArray(body.e)) fail('ERR_FORMAT', `${what}: no entries`)
+  else Object.defineProperty(body, 'raw', { value: bytes, enumerable: false }) // a leaf's records are kept from it (install)
   return body
 }
 
