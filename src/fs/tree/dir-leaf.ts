@@ -170,11 +170,10 @@ export function innerBody (v: number, kids: Array<[number, ChildShard]>): Uint8A
  */
 export function keptFromBody (body: Uint8Array, names: string[]): KeptBody | null {
   if (body[0] !== 0xa2 || body[1] !== 0x61 || body[2] !== 0x65) return null
-  const head = itemHead(body, 3)
-  if (head == null || head.major !== 4 || head.arg !== names.length) return null
+  if (!itemHead(body, 3) || hMajor !== 4 || hArg !== names.length) return null
   const starts: number[] = new Array(names.length)
   const ends: number[] = new Array(names.length)
-  let o = head.next
+  let o = hNext
   for (let i = 0; i < names.length; i++) {
     if (i > 0 && !(names[i - 1] < names[i])) return null
     starts[i] = o
@@ -186,32 +185,41 @@ export function keptFromBody (body: Uint8Array, names: string[]): KeptBody | nul
   return { names, body, starts, ends }
 }
 
-/** A CBOR item's head at `o`: major type, argument (length or value), where its content starts. Null: not definite-length, or past the end. */
-function itemHead (b: Uint8Array, o: number): { major: number, arg: number, next: number } | null {
-  if (o >= b.length) return null
-  const major = b[o] >> 5
+// itemHead's answer (module state: no object per CBOR item; the walk is not reentrant).
+let hMajor = 0
+let hArg = 0
+let hNext = 0
+
+/** Reads the CBOR item head at `o` into hMajor, hArg (length or value) and hNext (its content). False: not definite-length, or past the end. */
+function itemHead (b: Uint8Array, o: number): boolean {
+  if (o >= b.length) return false
+  hMajor = b[o] >> 5
   const info = b[o] & 31
-  if (info < 24) return { major, arg: info, next: o + 1 }
+  if (info < 24) { hArg = info; hNext = o + 1; return true }
   const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
-  if (size === 0 || o + 1 + size > b.length) return null
+  if (size === 0 || o + 1 + size > b.length) return false
   let arg = 0
   for (let i = 0; i < size; i++) arg = arg * 256 + b[o + 1 + i]
-  return { major, arg, next: o + 1 + size }
+  hArg = arg
+  hNext = o + 1 + size
+  return true
 }
 
 /** The end of the CBOR item at `o`, or -1 (malformed, indefinite, or nested past a sane depth). */
 function skipItem (b: Uint8Array, o: number, depth: number): number {
-  const h = itemHead(b, o)
-  if (h == null || depth > 16) return -1
-  switch (h.major) {
-    case 0: case 1: case 7: return h.next
-    case 2: case 3: return h.next + h.arg <= b.length ? h.next + h.arg : -1
+  if (!itemHead(b, o) || depth > 16) return -1
+  const major = hMajor
+  const arg = hArg
+  const next = hNext
+  switch (major) {
+    case 0: case 1: case 7: return next
+    case 2: case 3: return next + arg <= b.length ? next + arg : -1
     case 4: case 5: {
-      let p = h.next
-      for (let i = 0; i < h.arg * (h.major === 5 ? 2 : 1); i++) { p = skipItem(b, p, depth + 1); if (p < 0) return -1 }
+      let p = next
+      for (let i = 0; i < arg * (major === 5 ? 2 : 1); i++) { p = skipItem(b, p, depth + 1); if (p < 0) return -1 }
       return p
     }
-    case 6: return skipItem(b, h.next, depth + 1)
+    case 6: return skipItem(b, next, depth + 1)
     default: return -1
   }
 }
