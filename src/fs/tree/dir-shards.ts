@@ -311,7 +311,7 @@ export class DirShards {
     dropKept(s)
     // The tree's loads (the ones that skip the place check) keep the body for the leaf's next
     // reseal, copied out of the read buffer; fsck and sync read a shard once.
-    if (!checkPlaces && body.raw != null && s.depth > 0) s.kept = keptFromBody(new Uint8Array(body.raw), records.map(r => r.n)) // a copy: the read buffer is reused
+    if (!checkPlaces && body.raw != null && s.depth > 0) s.kept = keptFromBody(new Uint8Array(body.raw), records.map(r => r.n)) // a copy, not a view of the read buffer
     return records
   }
 }
