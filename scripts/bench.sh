@@ -617,7 +617,7 @@ run_bigdir() {
     rm -f "$WORK/bigdir-$fs.json"
     "start_$fs"
     log "bigdir: $fs mounted at ${MNT[$fs]} (pid ${PID[$fs]}); creating $files files in one folder"
-    node scripts/bench/bigdir.mjs create "${MNT[$fs]}" --files "$files" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs create failed"; FAILED=1; }
+    node scripts/bench/bigdir.mjs create "${MNT[$fs]}" --files "$files" --pid "${PID[$fs]}" --json "$WORK/bigdir-$fs.json" >&2 || { log "bigdir: $fs create failed"; FAILED=1; }
     stop_fs "$fs"
     drop_caches
     "start_$fs"
@@ -641,6 +641,11 @@ report_bigdir() {
     for (const m of marks) {
       const a = ours.create.perFileUs[m], b = theirs.create?.perFileUs?.[m]
       console.log(`create: us/file, files ${m - 999}..${m}|${fmt(a)}|${fmt(b)}|${ratio(a, b)}|${m === marks[0] ? "-" : "<= " + ours.create.perFileUs[marks[0]] + " (first 1,000)"}`)
+    }
+    for (const r of ours.create?.ranges ?? []) {
+      const o = (theirs.create?.ranges ?? []).find(x => x.files === r.files) ?? {}
+      console.log(`create: daemon CPU us/file, files ${r.files}|${fmt(r.daemonCpuUs)}|${fmt(o.daemonCpuUs)}|${ratio(r.daemonCpuUs, o.daemonCpuUs)}|-`)
+      console.log(`create: caller system CPU us/file, files ${r.files}|${fmt(r.callerSystemUs)}|${fmt(o.callerSystemUs)}|${ratio(r.callerSystemUs, o.callerSystemUs)}|-`)
     }
     console.log(`stat cold, first (ms)|${fmt(ours.stat?.firstMs)}|${fmt(theirs.stat?.firstMs)}|${ratio(ours.stat?.firstMs, theirs.stat?.firstMs)}|< 5`)
     console.log(`stat cold, median of 20 (ms)|${fmt(ours.stat?.medianMs)}|${fmt(theirs.stat?.medianMs)}|${ratio(ours.stat?.medianMs, theirs.stat?.medianMs)}|< 5`)

@@ -5,7 +5,9 @@
 //     In a fresh process: Drive.open, then the first lookup + stat of a name in /big (cold), the
 //     median of --lookups more (other names, each a shard path not read yet), a miss; then the
 //     bytes appended to the packs by one commit of each single-entry change (create, chmod,
-//     rename, unlink) and the shards that commit sealed.
+//     rename, unlink) and the shards that commit sealed. With --creates K, then K creates of new
+//     names in /big, a commit every 1,000: create and commit CPU per file (this process's, all
+//     threads), objects and bytes appended to the packs per file (the curve's point at N).
 //   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20]
 //     `space mount` of DIR/data: the first stat(2) of a name in /big through the mount (cold),
 //     the median of more; then SIGTERM.
@@ -79,11 +81,26 @@ if (mode === 'gen') {
   await one('chmod', async () => { await tree.chmod(`/big/${a}`, 0o600) })
   await one('rename', async () => { await tree.rename(`/big/new-${stamp}`, `/big/renamed-${stamp}`) })
   await one('unlink', async () => { await tree.unlink(`/big/renamed-${stamp}`) })
+  let creates = null
+  const k = Number(opt('creates', 0))
+  if (k > 0) {
+    const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
+    let createMs = 0
+    let commitMs = 0
+    const b0 = packBytes()
+    for (let i = 0; i < k; i++) {
+      let c = cpu()
+      await tree.create(`/big/more-${stamp}-${i}`, 0o644)
+      createMs += cpu() - c
+      if ((i + 1) % 1000 === 0 || i + 1 === k) { c = cpu(); await tree.commit(); commitMs += cpu() - c }
+    }
+    creates = { files: k, createCpuUs: +(createMs * 1000 / k).toFixed(1), commitCpuUs: +(commitMs * 1000 / k).toFixed(1), bytesPerFile: Math.round((packBytes() - b0) / k) }
+  }
   const big = await tree.lookup('/big')
   const depth = s => Math.max(s.depth, ...[...(s.kids?.values() ?? [])].map(depth))
   const rss = Math.round(process.memoryUsage.rss() / 1048576)
   await drive.close()
-  console.log(JSON.stringify({ entries, openMs, statColdFirstMs: firstMs, statColdMedianMs: median(more), missMs, bytesPerChange: changes, loadedDepth: depth(big.shards.root), rssMiB: rss }))
+  console.log(JSON.stringify({ entries, openMs, statColdFirstMs: firstMs, statColdMedianMs: median(more), missMs, bytesPerChange: changes, loadedDepth: depth(big.shards.root), rssMiB: rss, creates }))
 } else {
   const { spawn } = await import('node:child_process')
   const { mkdtempSync, rmSync } = await import('node:fs')

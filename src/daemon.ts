@@ -104,7 +104,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     const s = await fsp.statfs(drive.dataDir)
     return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 }
   }
-  const policy = new CommitPolicy({ get dirty () { return drive.tree.dirty }, commit: async () => await drive.commit() }, log, cfg.commitIntervalMs)
+  const policy = new CommitPolicy({ get dirty () { return drive.tree.dirty }, get busyMs () { return drive.tree.commitBusyMs }, commit: async () => await drive.commit() }, log, cfg.commitIntervalMs)
   const kernel = new KernelNames(drive.tree.links)
   const handles = new Handles()
   const ops = buildOps(

@@ -2,16 +2,26 @@
 // fsync become durable within about a second, like a journaling file system. With quick commits
 // on (a hub is configured: a commit is what the other devices see), also QUIET_MS after changes
 // pause, so a small file saved reaches them in a fraction of the interval; a steady stream of
-// writes still commits once per interval. Failures are logged once per kind, not once per second.
+// writes still commits once per interval. Commits whose sealing holds the event loop long (a
+// folder of 100,000 names taking creates: each one lands in a leaf of its own) come less often,
+// so that sealing stays under BUSY_SHARE of the time, and at least every MAX_STRETCH intervals:
+// the longer the interval, the more of a commit's changes share a leaf. fsync still commits at
+// once. Failures are logged once per kind, not once per second.
 import v8 from 'node:v8'
 
 export interface Committable {
   readonly dirty: boolean
   commit: () => Promise<unknown>
+  /** How long the last commit held the event loop sealing (ms); absent: commits every interval. */
+  readonly busyMs?: number
 }
 
 /** Quick commits: how long changes must pause before a commit (ms). */
 export const QUIET_MS = 100
+/** The share of the time the interval's commits may spend sealing before they come less often. */
+export const BUSY_SHARE = 0.1
+/** Commits of a changed tree come at least every this many intervals. */
+export const MAX_STRETCH = 5
 
 export class CommitPolicy {
   private timer: NodeJS.Timeout | null = null
@@ -20,11 +30,13 @@ export class CommitPolicy {
   private memTimer: NodeJS.Timeout | null = null
   private lastFailure = ''
   private noSpaceLogged = false
+  /** When the interval last started a commit (performance.now()). */
+  private lastStart = -Infinity
 
   constructor (private readonly target: Committable, private readonly log: (line: string) => void, private readonly intervalMs = 1000) {}
 
   start (): void {
-    this.timer = setInterval(() => this.commitIfDirty(), this.intervalMs)
+    this.timer = setInterval(() => this.tick(), this.intervalMs)
     if (process.env.SPACE_DEBUG_MEMORY === '1') {
       this.memTimer = setInterval(() => {
         const m = process.memoryUsage()
@@ -47,8 +59,16 @@ export class CommitPolicy {
     this.quiet = setTimeout(() => { this.quiet = null; this.commitIfDirty() }, QUIET_MS)
   }
 
+  /** The interval: a commit, unless the last one's sealing would take more than BUSY_SHARE of the time since. */
+  private tick (): void {
+    const wait = Math.min(this.intervalMs * MAX_STRETCH, (this.target.busyMs ?? 0) / BUSY_SHARE)
+    if (performance.now() - this.lastStart < wait - this.intervalMs / 2) return
+    this.commitIfDirty()
+  }
+
   private commitIfDirty (): void {
     if (!this.target.dirty) return
+    this.lastStart = performance.now()
     this.target.commit().then(() => {
       this.noSpaceLogged = false
       if (this.lastFailure !== '') this.log('commits succeed again')

@@ -37,6 +37,8 @@ export class Committer {
   /** Callers that share the pending commit, for the debug line. */
   private callers = 0
   private readonly debug: ((line: string) => void) | null
+  /** How long the last commit held the event loop sealing (ms): the commit policy spaces commits by it. */
+  busyMs = 0
 
   constructor (private readonly deps: CommitDeps) {
     this.seq = deps.head?.seq ?? 0
@@ -87,6 +89,7 @@ export class Committer {
     const links = this.sealLinks()
     if (this.broken != null) throw this.broken
     const t2 = performance.now()
+    this.busyMs = t2 - t1
     const sealed = store.backlog - b0
     try {
       // With a check of the new pack bytes, the record goes to the journal while the pack's

@@ -8,6 +8,7 @@ import type { CID } from 'multiformats/cid'
 import { Kind, type EntryRecord, type LinkNameRecord } from './format.js'
 import { type Node, DirNode, FileNode } from './nodes.js'
 import { DirShards, type PutShard, type Shard, FANOUT, PLAIN_BYTES, nameHashKey, plainBody, sealShards } from './dir-shards.js'
+import { dropKept } from './dir-leaf.js'
 
 /** Whether the directory's entries are in memory (a new directory, or its node was loaded). */
 export function isLoaded (dir: DirNode): boolean { return dir.children != null }
@@ -59,7 +60,7 @@ export function replaceEntry (dir: DirNode, name: string, node: Node): void {
   const old = map.get(name)
   if (old == null || old.kind !== node.kind) throw new Error(`bug: directory ${dir.label()} has no entry of that kind to replace`)
   if (old.link != null) old.link.table.removeName(old, dir, name)
-  dir.shards?.encoded?.delete(name) // another node: its record is made again when next sealed
+  dir.shards?.forget(name) // another node: its record is made again when next sealed
   map.set(name, node)
   node.parent = dir
   node.name = name
@@ -190,8 +191,8 @@ export function releaseLeaf (dir: DirNode, trie: DirShards, leaf: Shard): boolea
     if (n.parent === dir) n.parent = null
     map.delete(name)
     trie.leafOf.delete(name)
-    trie.encoded?.delete(name)
   }
+  dropKept(leaf)
   leaf.names = null
   leaf.order = null
   leaf.listed = false
@@ -220,18 +221,20 @@ function releasable (n: Node): boolean {
 
 /**
  * Seals a directory's node: a plain node `{ v: 1, e }` while its body fits in PLAIN_BYTES (every
- * directory before sharding, byte for byte), else the changed shards of its trie. Dirty
- * subdirectories are sealed first (`sealDir`), since an entry names its directory's CID;
- * `entryOf` makes each record, `put` seals a body at a position and stores it.
+ * directory before sharding, byte for byte), else the changed shards of its trie. A dirty
+ * subdirectory is sealed (`sealDir`) before its record is made, since an entry names its
+ * directory's CID; `entryOf` makes each record, `put` seals a body at a position and stores it.
  */
 export function sealDirectory (dir: DirNode, sealDir: (sub: DirNode) => void, entryOf: (name: string, node: Node) => EntryRecord | LinkNameRecord, put: PutShard): CID {
   const children = loaded(dir)
-  for (const [name, c] of children) {
-    if (!(c instanceof DirNode) || !c.dirty) continue
-    sealDir(c)
-    dir.shards?.changed(name)
-  }
-  const recordsOf = (names: string[]): Array<EntryRecord | LinkNameRecord> => names.map(n => entryOf(n, children.get(n)!))
+  // A dirty subdirectory is sealed when its record is made: a record is made again for every
+  // name whose entry changed, and a subdirectory that changed marked its entry (changes.ts
+  // touch), so a sharded directory's commit visits the names of its changed leaves, not all.
+  const recordsOf = (names: string[]): Array<EntryRecord | LinkNameRecord> => names.map(n => {
+    const c = children.get(n)!
+    if (c instanceof DirNode && c.dirty) sealDir(c)
+    return entryOf(n, c)
+  })
   if (dir.shards == null) {
     const names = [...children.keys()].sort()
     const body = plainBody(recordsOf(names))

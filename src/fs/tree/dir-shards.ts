@@ -10,6 +10,7 @@ import type { CID } from 'multiformats/cid'
 import { hkdf, unpadFrame } from '../../crypto/index.js'
 import { type EntryRecord, type LinkNameRecord, FORMAT_VERSION, encode, decodeAny } from './format.js'
 import { fail } from './errors.js'
+import { type KeptBody, type LeafChanges, byName, dropKept, innerBody, keptFromBody, keptSubset, noteAdded, noteChanged, noteRemoved, planLeaf } from './dir-leaf.js'
 
 export type DirRecord = EntryRecord | LinkNameRecord
 
@@ -107,7 +108,7 @@ function posBytes (p: ListPos): Buffer {
 }
 
 /** One shard in memory: a leaf (names) or an inner node (kids), or neither while not loaded. */
-export class Shard {
+export class Shard implements LeafChanges {
   kids: Map<number, Shard> | null = null
   names: Set<string> | null = null
   /** Must be sealed again at the next commit (its CID is stale). */
@@ -117,6 +118,13 @@ export class Shard {
   order: ListPos[] | null = null
   /** Loaded by a listing (not by a lookup): the listing may let it go once it is past it. */
   listed = false
+  /** A leaf's body as last built, and its names added and changed since (dir-leaf.ts). */
+  kept: KeptBody | null = null
+  fresh: string[] | null = null
+  stale: Set<string> | null = null
+  gone: Set<string> | null = null
+  /** This shard's child entry `[slot, cid, count]` in its parent's body, encoded, and the CID and count it was made for. */
+  entry: { cid: CID, count: number, bytes: Uint8Array } | null = null
   constructor (public parent: Shard | null, public readonly depth: number, public readonly prefix: number, public cid: CID | null, public count: number) {}
   get loaded (): boolean { return this.kids != null || this.names != null }
   get index (): number { return shardIndex(this.depth, this.prefix) }
@@ -127,12 +135,6 @@ export class Shard {
 export class DirShards {
   /** Loaded names and the leaf each is in. */
   readonly leafOf = new Map<string, Shard>()
-  /**
-   * Each name's record as last encoded into a sealed leaf, dropped when the entry changes
-   * (add, remove, changed): a leaf resealed for one changed name encodes that one record, not
-   * all of its ~100 (dag-cbor of records is most of a commit's CPU otherwise). Null: not kept.
-   */
-  encoded: Map<string, Uint8Array> | null = new Map()
   constructor (readonly hashKey: Buffer, public root: Shard) {}
 
   get count (): number { return this.root.count }
@@ -192,7 +194,7 @@ export class DirShards {
     s.names!.add(name)
     s.order = null
     this.leafOf.set(name, s)
-    this.encoded?.delete(name)
+    noteAdded(s, name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count++
     markDirty(s)
   }
@@ -203,16 +205,21 @@ export class DirShards {
     s.names!.delete(name)
     s.order = null
     this.leafOf.delete(name)
-    this.encoded?.delete(name)
+    noteRemoved(s, name)
     for (let x: Shard | null = s; x != null; x = x.parent) x.count--
     markDirty(s)
   }
 
   /** The entry `name` changed (its record must be written again). */
   changed (name: string): void {
-    this.encoded?.delete(name)
     const s = this.leafOf.get(name)
-    if (s != null) markDirty(s)
+    if (s != null) { noteChanged(s, name); markDirty(s) }
+  }
+
+  /** The record of `name` must be made again when its leaf is next sealed (another node under it), without resealing it for that. */
+  forget (name: string): void {
+    const s = this.leafOf.get(name)
+    if (s != null) noteChanged(s, name)
   }
 
   /** Shards on the way to `name` not loaded yet, nearest the root first (load them in order). */
@@ -279,8 +286,8 @@ export class DirShards {
   /**
    * Installs an opened shard's body: an inner node's children (not loaded), or a leaf's names
    * (each checked to hash into the leaf's place unless `checkPlaces` is false: an HMAC per name,
-   * most of a cold lookup's CPU; the tree skips it, fsck and sync check). Returns the leaf's
-   * records, or null.
+   * most of a cold lookup's CPU; the tree skips it, fsck and sync check; without it the leaf's
+   * body is kept for its next reseal, dir-leaf.ts). Returns the leaf's records, or null.
    */
   install (s: Shard, body: ShardBody, what: string, checkPlaces = true): DirRecord[] | null {
     if (body.c != null) {
@@ -301,6 +308,10 @@ export class DirShards {
       s.names.add(r.n)
       this.leafOf.set(r.n, s)
     }
+    dropKept(s)
+    // The tree's loads (the ones that skip the place check) keep the body for the leaf's next
+    // reseal, copied out of the read buffer; fsck and sync read a shard once.
+    if (!checkPlaces && body.raw != null && s.depth > 0) s.kept = keptFromBody(new Uint8Array(body.raw), records.map(r => r.n)) // a copy, not a view of the read buffer
     return records
   }
 }
@@ -323,7 +334,7 @@ function inPlace (hashKey: Buffer, name: string, s: Shard): boolean {
 }
 
 /** A shard's body, decoded: the root `{ v: 2, c, n, s }`, an inner node `{ v: 2, c }`, a leaf `{ v: 2, e }`; or a plain node `{ v: 1, e }`. */
-export interface ShardBody { v: number, c?: Array<[number, CID, number]>, e?: DirRecord[], n?: number, s?: number }
+export interface ShardBody { v: number, c?: Array<[number, CID, number]>, e?: DirRecord[], n?: number, s?: number, raw?: Uint8Array }
 
 /** Decodes the framed plaintext of a directory's node (depth 0) or shard, checking its shape. */
 export function decodeShard (framed: Buffer, depth: number, what: string): ShardBody {
@@ -343,6 +354,7 @@ export function decodeShard (framed: Buffer, depth: number, what: string): Shard
       last = ch[0]
     }
   } else if (!Array.isArray(body.e)) fail('ERR_FORMAT', `${what}: no entries`)
+  else Object.defineProperty(body, 'raw', { value: bytes, enumerable: false }) // a leaf's records are kept from it (install)
   return body
 }
 
@@ -360,35 +372,18 @@ export type PutShard = (index: number, body: Uint8Array) => CID
  * MERGE_BYTES merge back (when all of their shards are loaded).
  */
 export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRecord[], put: PutShard, subdirs: number, wasInner: (index: number) => boolean = () => false): CID | null {
-  const bodyOf = (v: number, names: string[]): Uint8Array => {
-    const cache = ds.encoded
-    if (cache == null) return encode({ v, e: recordsOf(names) })
-    const parts: Uint8Array[] = new Array(names.length)
-    const missing: number[] = []
-    for (let i = 0; i < names.length; i++) {
-      const b = cache.get(names[i])
-      if (b != null) parts[i] = b; else missing.push(i)
-    }
-    if (missing.length > 0) {
-      const records = recordsOf(missing.map(i => names[i]))
-      for (let j = 0; j < missing.length; j++) {
-        const b = encode(records[j])
-        cache.set(names[missing[j]], b)
-        parts[missing[j]] = b
-      }
-    }
-    return leafBody(v, parts)
-  }
   const sealLeaf = (s: Shard): CID | null => {
     // A place that was an inner node stays one until it would merge (the tree's hysteresis).
     const limit = wasInner(s.index) ? MERGE_BYTES : s.depth === 0 ? PLAIN_BYTES : LEAF_BYTES
     if (s.names!.size * MIN_ENTRY_BYTES > limit && s.depth < MAX_DEPTH) { split(ds, s); return sealInner(s) } // too many to fit: no need to encode them to know
-    const names = [...s.names!].sort(byName)
-    if (names.length === 0 && s.depth > 0) return null
-    const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
-    if (body.length <= limit || s.depth >= MAX_DEPTH) {
+    if (s.names!.size === 0 && s.depth > 0) return null
+    const plan = planLeaf(s, s.names!, s.depth === 0 ? FORMAT_VERSION : SHARDED, recordsOf)
+    // Built either way: a leaf that splits hands its kids the records, encoded.
+    s.kept = plan.build()
+    s.fresh = s.stale = s.gone = null
+    if (plan.length <= limit || s.depth >= MAX_DEPTH) {
       if (s.depth === 0) return null // a plain node: the caller writes it
-      return put(s.index, body)
+      return put(s.index, s.kept.body)
     }
     split(ds, s)
     return sealInner(s)
@@ -400,21 +395,26 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
       k.dirty = false
       if (cid == null) s.kids!.delete(slot); else k.cid = cid
     }
-    if (s.count <= MERGE_ENTRIES && allLoaded(s)) {
-      const names = [...collectNames(s)].sort(byName)
-      const body = bodyOf(s.depth === 0 ? FORMAT_VERSION : SHARDED, names)
-      if (body.length <= MERGE_BYTES) {
+    if (s.count <= MERGE_ENTRIES && allLoaded(s) && keptBytes(s) <= MERGE_BYTES) {
+      const names = new Set(collectNames(s))
+      const plan = planLeaf({ kept: null, fresh: null, stale: null }, names, s.depth === 0 ? FORMAT_VERSION : SHARDED, recordsOf)
+      if (plan.length <= MERGE_BYTES) {
         s.kids = null
-        s.names = new Set(names)
+        s.names = names
         s.order = null
         for (const n of names) ds.leafOf.set(n, s)
         if (s.depth === 0) return null
-        return names.length === 0 ? null : put(s.index, body)
+        if (names.size === 0) return null
+        s.kept = plan.build()
+        s.fresh = s.stale = s.gone = null
+        return put(s.index, s.kept.body)
       }
     }
     if (s.kids!.size === 0 && s.depth > 0) return null
-    const c = [...s.kids!].sort((a, b) => a[0] - b[0]).map(([slot, k]): [number, CID, number] => [slot, k.cid!, k.count])
-    return put(s.index, encode(s.depth === 0 ? { v: SHARDED, c, n: s.count, s: subdirs } : { v: SHARDED, c }))
+    const kids = [...s.kids!].sort((a, b) => a[0] - b[0])
+    if (s.depth > 0) return put(s.index, innerBody(SHARDED, kids))
+    const c = kids.map(([slot, k]): [number, CID, number] => [slot, k.cid!, k.count])
+    return put(s.index, encode({ v: SHARDED, c, n: s.count, s: subdirs }))
   }
   const root = ds.root
   const cid = root.names != null ? sealLeaf(root) : sealInner(root)
@@ -423,22 +423,14 @@ export function sealShards (ds: DirShards, recordsOf: (names: string[]) => DirRe
   return cid
 }
 
-/**
- * The dag-cbor of `{ v, e: [records] }` from the records' encodings, byte for byte what
- * encode() makes of it (canonical key order: "e" before "v"; v < 24).
- */
-export function leafBody (v: number, parts: Uint8Array[]): Uint8Array {
-  const n = parts.length
-  const head = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]
-  let len = 3 + head.length + 3
-  for (const p of parts) len += p.length
-  const out = new Uint8Array(len)
-  out.set([0xa2, 0x61, 0x65], 0) // map(2), "e"
-  out.set(head, 3)
-  let o = 3 + head.length
-  for (const p of parts) { out.set(p, o); o += p.length }
-  out.set([0x61, 0x76, v], o) // "v", v
-  return out
+/** Bytes of the kept, unchanged records below `s` that are still there: at most the body `s` would merge into (all loaded). */
+function keptBytes (s: Shard): number {
+  if (s.kids != null) { let sum = 0; for (const k of s.kids.values()) sum += keptBytes(k); return sum }
+  const k = s.kept
+  if (k == null) return 0
+  let sum = 0
+  for (let i = 0; i < k.names.length; i++) if (s.names!.has(k.names[i]) && s.stale?.has(k.names[i]) !== true) sum += k.ends[i] - k.starts[i]
+  return sum
 }
 
 function collectNames (s: Shard, out: string[] = []): string[] {
@@ -463,11 +455,21 @@ function split (ds: DirShards, s: Shard): void {
     k.count++
     ds.leafOf.set(n, k)
   }
+  const kept = s.kept
+  if (kept != null) {
+    // The kids start from the records of the leaf's body (those added or changed since, again).
+    for (const k of s.kids.values()) {
+      k.kept = keptSubset(kept, k.names!)
+      k.fresh = s.fresh?.filter(n => k.names!.has(n)) ?? null
+      k.stale = s.stale == null ? null : new Set([...s.stale].filter(n => k.names!.has(n)))
+      // A name removed before the split is in no kid's names, so in no kid's kept subset either.
+    }
+  }
+  dropKept(s)
   s.names = null
   s.order = null
 }
 
-const byName = (x: string, y: string): number => x < y ? -1 : x > y ? 1 : 0
 
 /** Opens the shard at position `index` with CID `cid`: its framed plaintext, or null (fsck: a problem it recorded). */
 export type OpenShard = (cid: CID, index: number) => Promise<Buffer | null>
@@ -509,7 +511,6 @@ export function sealAllRecords (dirKey: Buffer, records: DirRecord[], put: PutSh
   const byN = new Map(records.map(r => [r.n, r]))
   const subdirs = records.filter(r => r.t === 2 && (r as EntryRecord).m != null).length
   const ds = DirShards.fromNames(nameHashKey(dirKey), byN.keys())
-  ds.encoded = null // written once
   const recordsOf = (names: string[]): DirRecord[] => names.map(n => byN.get(n)!)
   const cid = sealShards(ds, recordsOf, put, subdirs, wasInner)
   return cid ?? put(0, plainBody([...records].sort((x, y) => byName(x.n, y.n))))

@@ -110,6 +110,8 @@ export class Tree {
   }
 
   get dirty (): boolean { return this.committer.dirty }
+  /** How long the last commit held the event loop sealing (ms; commit-policy.ts). */
+  get commitBusyMs (): number { return this.committer.busyMs }
   get head (): CommitInfo { return this.committer.head }
 
   /** Drops the block buffers kept for reuse by writes (the process went quiet). */
