@@ -13,6 +13,7 @@ import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
 import { MemoryTrim } from './memory.js'
+import { warmLookups, loadedNames } from './fs/fuse/warm.js'
 import { forgetOpenedDirs } from './sync/snapshot.js' // the merge's directory cache, given back with the rest
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
@@ -141,6 +142,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     if (process.env.SPACE_DEBUG_MEMORY === '1') log(`memory: ${r.maps} block maps dropped; tree ${r.unloaded ? 'unloaded' : 'kept'}`)
   } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
+  // The lookup path's code runs once before the first user's lookup does (fs/fuse/warm.ts); SPACE_WARM=0 leaves it cold.
+  if (process.env.SPACE_WARM !== '0') setImmediate(() => { void warmLookups({ getattr: ops.getattr, rootDirs: async max => await loadedNames(drive.tree, '/', max, true), loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null }) })
   let stopping: Promise<void> | null = null
   return {
     drive,
