@@ -136,14 +136,20 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await raiseReadahead(mountpoint, log)
   policy.start()
   // What a burst of work used goes back once the daemon is quiet (src/memory.ts).
-  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => {
+  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, shed: () => drive.tree.releaseBuffers(), releaseMemory: () => {
     const r = drive.releaseMemory({ unloadTree: handles.size === 0 })
     forgetOpenedDirs()
     if (process.env.SPACE_DEBUG_MEMORY === '1') log(`memory: ${r.maps} block maps dropped; tree ${r.unloaded ? 'unloaded' : 'kept'}`)
   } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
   // The lookup path's code runs once before the first user's lookup does (fs/fuse/warm.ts); SPACE_WARM=0 leaves it cold.
-  if (process.env.SPACE_WARM !== '0') setImmediate(() => { void warmLookups({ getattr: ops.getattr, rootDirs: async max => await loadedNames(drive.tree, '/', max, true), loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null }) })
+  if (process.env.SPACE_WARM !== '0') {
+    setImmediate(() => {
+      const t0 = performance.now()
+      void warmLookups({ getattr: ops.getattr, rootDirs: async max => await loadedNames(drive.tree, '/', max, true), loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null })
+        .then(n => log(`warm: ${n} lookups in ${(performance.now() - t0).toFixed(1)} ms`))
+    })
+  }
   let stopping: Promise<void> | null = null
   return {
     drive,

@@ -112,6 +112,11 @@ export interface Releasable {
   releaseMemory: () => void
   /** Changes not committed yet: not quiet (the old version's objects are still referenced). */
   readonly dirty?: boolean
+  /**
+   * What a trim under pressure lets go of while work goes on: buffers kept only for reuse (a
+   * write's free block buffers: up to 24 MiB of malloc heap, useless to the read that follows).
+   */
+  shed?: () => void
 }
 
 export interface MemoryTrimOptions {
@@ -185,6 +190,7 @@ export class MemoryTrim {
       this.workMs += used
       const shrink = pressed && youngGrown()
       if ((rss > TRIM_FLOOR && rss > this.trimmedAt + TRIM_STEP) || shrink) {
+        if (pressed) { this.target.shed?.(); dropPooledBuffers() }
         fullGc(shrink)
         trimMalloc()
         this.trimmedAt = process.memoryUsage.rss()
