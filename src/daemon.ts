@@ -143,11 +143,17 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
   // The lookup path's code runs once before the first user's lookup does (fs/fuse/warm.ts); SPACE_WARM=0 leaves it cold.
+  let warming: Promise<void> | null = null
+  let stopped = false
   if (process.env.SPACE_WARM !== '0') {
-    setImmediate(() => {
+    warming = new Promise(resolve => setImmediate(resolve)).then(async () => {
       const t0 = performance.now()
-      void warmLookups({ getattr: ops.getattr, rootDirs: async max => await loadedNames(drive.tree, '/', max, true), loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null })
-        .then(n => log(`warm: ${n} lookups in ${(performance.now() - t0).toFixed(1)} ms`))
+      const n = await warmLookups({
+        getattr: (p, cb) => { if (stopped) cb(0); else ops.getattr(p, cb) },
+        rootDirs: async max => await loadedNames(drive.tree, '/', max, true),
+        loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null
+      })
+      log(`warm: ${n} lookups in ${(performance.now() - t0).toFixed(1)} ms`)
     })
   }
   let stopping: Promise<void> | null = null
@@ -162,6 +168,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
         policy.stop()
         trim.stop()
         await fuse.unmount().catch(err => log(`unmount: ${(err as Error).message}`))
+        stopped = true
+        await warming // none of its lookups runs on a closed drive
         await drive.close()
       })()
       return stopping
