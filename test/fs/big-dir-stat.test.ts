@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Mount, tempDirs, removeDirs, sh, type Dirs } from '../helpers/mount.js'
 import { genBigDir, bigName } from '../tree/gen-bigdir.js'
+import { warmLookups, WARM_DIRS } from '../../src/fs/fuse/warm.js'
 
 const ENTRIES = Number(process.env.SPACE_TEST_BIGDIR_ENTRIES ?? 100_000)
 const dirs: Dirs = tempDirs('space-bigstat-', '/var/tmp')
@@ -52,4 +53,20 @@ test(`stat of a name in a folder of ${ENTRIES.toLocaleString('en')} entries, col
   assert.ok(med.ms < 20, `median stat: ${med.ms.toFixed(1)} ms`)
   await m.stop()
   m = null
+})
+
+test('the warm-up looks up a miss in the root, then in each of its first folders the folder, a miss and a loaded name; a failing tree only ends it', async () => {
+  const seen: string[] = []
+  const dirs = Array.from({ length: 12 }, (_, i) => `d${i}`)
+  const n = await warmLookups({
+    rootDirs: async max => dirs.slice(0, max),
+    loadedName: async p => p === '/d1' ? null : 'x',
+    getattr: (p, cb) => { seen.push(p); setImmediate(() => cb(p.includes('.space-warm-') ? -2 : 0)) }
+  })
+  const miss = seen[0].slice(1)
+  assert.match(miss, /^\.space-warm-/)
+  assert.deepEqual(seen.slice(1, 7), ['/d0', `/d0/${miss}`, '/d0/x', '/d1', `/d1/${miss}`, '/d2'])
+  assert.equal(seen.filter(p => p.split('/').length === 2 && p !== seen[0]).length, WARM_DIRS, 'at most WARM_DIRS folders')
+  assert.equal(n, seen.length)
+  assert.equal(await warmLookups({ rootDirs: async () => { throw new Error('closed') }, loadedName: async () => null, getattr: (_p, cb) => cb(0) }), 1)
 })

@@ -31,6 +31,7 @@ export async function warmLookups (t: WarmTarget): Promise<number> {
     // A name no folder holds: a miss walks one hash path to its leaf and makes no node.
     const miss = `.space-warm-${Math.random().toString(36).slice(2)}`
     await getattr(t, `/${miss}`)
+    n++
     for (const d of await t.rootDirs(WARM_DIRS)) {
       await getattr(t, `/${d}`)
       await getattr(t, `/${d}/${miss}`)
