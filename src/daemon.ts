@@ -136,7 +136,7 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
   await raiseReadahead(mountpoint, log)
   policy.start()
   // What a burst of work used goes back once the daemon is quiet (src/memory.ts).
-  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, shed: () => drive.tree.releaseBuffers(), releaseMemory: () => {
+  const trim = new MemoryTrim({ get dirty () { return drive.tree.dirty }, releaseMemory: () => {
     const r = drive.releaseMemory({ unloadTree: handles.size === 0 })
     forgetOpenedDirs()
     if (process.env.SPACE_DEBUG_MEMORY === '1') log(`memory: ${r.maps} block maps dropped; tree ${r.unloaded ? 'unloaded' : 'kept'}`)
