@@ -1,9 +1,9 @@
 // Bounded memory (issue 11 point 2): copying a 4 GiB file in and reading it back keeps the
 // daemon's peak RSS (VmHWM) under 256 MiB, as the issue asks: the buffer pools share one budget
-// (src/drive/memory-budget.ts), full blocks are sealed as they fill, and under pressure (RSS over
-// 192 MiB) V8's heap is kept near what is live, a young generation grown before is shrunk, and
-// the write's free buffers are let go (src/memory.ts); the read path's checked nonces sit in one
-// slab. Measured 209-220 MiB (VmHWM 214-220) at load 10-20; 247-264 before the last three.
+// (src/drive/memory-budget.ts), full blocks are sealed as they fill, under pressure (RSS over 192
+// MiB) V8's heap is kept near what is live and a young generation grown before is shrunk
+// (src/memory.ts), and the read path's checked nonces sit in one slab. Measured 205-220 MiB at
+// load 10-20; 247-264 before the last two.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
