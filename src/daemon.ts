@@ -13,6 +13,7 @@ import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
 import { MemoryTrim } from './memory.js'
+import { warmLookups, loadedNames } from './fs/fuse/warm.js'
 import { forgetOpenedDirs } from './sync/snapshot.js' // the merge's directory cache, given back with the rest
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
@@ -141,6 +142,20 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     if (process.env.SPACE_DEBUG_MEMORY === '1') log(`memory: ${r.maps} block maps dropped; tree ${r.unloaded ? 'unloaded' : 'kept'}`)
   } }, { log: process.env.SPACE_DEBUG_MEMORY === '1' ? log : undefined })
   trim.start()
+  // The lookup path's code runs once before the first user's lookup does (fs/fuse/warm.ts); SPACE_WARM=0 leaves it cold.
+  let warming: Promise<void> | null = null
+  let stopped = false
+  if (process.env.SPACE_WARM !== '0') {
+    warming = new Promise(resolve => setImmediate(resolve)).then(async () => {
+      const t0 = performance.now()
+      const n = await warmLookups({
+        getattr: (p, cb) => { if (stopped) cb(0); else ops.getattr(p, cb) },
+        rootDirs: async max => await loadedNames(drive.tree, '/', max, true),
+        loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null
+      })
+      log(`warm: ${n} lookups in ${(performance.now() - t0).toFixed(1)} ms`)
+    })
+  }
   let stopping: Promise<void> | null = null
   return {
     drive,
@@ -153,6 +168,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
         policy.stop()
         trim.stop()
         await fuse.unmount().catch(err => log(`unmount: ${(err as Error).message}`))
+        stopped = true
+        await warming // none of its lookups runs on a closed drive
         await drive.close()
       })()
       return stopping

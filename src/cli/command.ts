@@ -1,4 +1,4 @@
-// The shape of one CLI subcommand. main.ts dispatches argv[0] to the command of that name and
+// The shape of one CLI subcommand. run.ts dispatches argv[0] to the command of that name and
 // exits with the number run() resolves to (named in exit-codes.ts).
 export interface CommandContext {
   argv: string[]

@@ -51,3 +51,23 @@ test('under memory pressure, V8\'s young generation stays small while a process 
     await w.terminate()
   }
 })
+
+test('under memory pressure, a young generation that grew before it is shrunk at the next look (a growth factor of 1 alone keeps it)', async () => {
+  const newSpace = (): number => v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space')!.space_size
+  v8.setFlagsFromString('--semi-space-growth-factor=2') // V8's default: no pressure yet
+  let keep: Array<{ i: number, b: number[] }> = []
+  const churn = (): void => { for (let i = 0; i < 1_000_000; i++) { keep.push({ i, b: [i] }); if (keep.length > 50_000) keep = [] } }
+  for (let i = 0; i < 4 && newSpace() <= 8 * MiB; i++) churn()
+  const grown = newSpace()
+  assert.ok(grown > 8 * MiB, `new space grew to ${(grown / MiB).toFixed(0)} MiB first`)
+  const trim = new MemoryTrim({ releaseMemory: () => {} }, { checkMs: 50, pressureRss: 0, busyCpuMs: -1 }) // pressed, and working
+  trim.start()
+  try {
+    for (let round = 0; round < 6; round++) { churn(); await sleep(60) }
+    assert.ok(newSpace() <= 4 * MiB, `new space ${(newSpace() / MiB).toFixed(0)} MiB under pressure (was ${(grown / MiB).toFixed(0)})`)
+    assert.ok(trim.counts.trims >= 1)
+  } finally {
+    trim.stop()
+    keep = []
+  }
+})

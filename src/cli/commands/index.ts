@@ -1,4 +1,4 @@
-// The one list of `space` subcommands, in the order help shows them. main.ts dispatches through
+// The one list of `space` subcommands, in the order help shows them. run.ts dispatches through
 // it and generates help from it; test/ctl/cli-commands.test.ts checks docs/cli.md against it.
 // One file per command.
 import type { Command } from '../command.js'
