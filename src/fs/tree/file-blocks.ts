@@ -34,8 +34,9 @@
 //      block); once every segment is known the block is sealed whole. A commit that finds it
 //      incomplete (a load still running) seals it as patches.
 import type { CID } from 'multiformats/cid'
-import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
-import { cidFromBlake3 } from '../../store/cid.js'
+import { seal, sealPatchInto, sealedLength, SEGMENT, type SealPosition } from '../../crypto/index.js'
+import { cidFromBlake3, cidOf } from '../../store/cid.js'
+import { SealedBuffers } from './sealed-buffers.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileNode } from './nodes.js'
 import { blockPosition } from './codec.js'
@@ -86,6 +87,8 @@ export class FileBlocks {
    */
   private readonly clean = new Map<FileNode, Map<number, Clean>>()
   private readonly cleanOrder = new Set<Clean>()
+  /** Memory the patches are sealed into, back from the store once written. */
+  private readonly sealedBuffers = new SealedBuffers()
 
   constructor (private readonly deps: FileBlocksDeps) {
     this.maxFree = deps.keptBuffers ?? Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
@@ -149,6 +152,7 @@ export class FileBlocks {
     this.freeBuffers.length = 0
     this.clean.clear()
     this.cleanOrder.clear()
+    this.sealedBuffers.drop()
   }
 
   /** Plaintext bytes of dirty blocks are over the budget: seal them now. */
@@ -328,7 +332,7 @@ export class FileBlocks {
     const plainLen = paddedLength(len)
     let plain = buf.subarray(0, plainLen)
     if (plain.length < plainLen) { plain = Buffer.alloc(plainLen); buf.copy(plain) }
-    const cid = this.deps.store.put(seal(f.key, blockPosition(f, idx), plain))
+    const cid = this.putSealed(f, blockPosition(f, idx), 0, plain)
     f.setBlock(idx, cid)
     // Cache an exact-size copy: a view would pin the whole 128 KiB buffer while the LRU counts
     // only the view's length.
@@ -348,12 +352,19 @@ export class FileBlocks {
       while (e < SEGMENTS && (written & (1 << e)) !== 0) e++
       let plain = buf.subarray(s * SEGMENT, e * SEGMENT)
       if (plain.length < (e - s) * SEGMENT) { const p = Buffer.alloc((e - s) * SEGMENT); plain.copy(p); plain = p } // a buffer that started small
-      const cid = this.deps.store.put(sealPatch(f.key, pos, s, plain))
+      const cid = this.putSealed(f, pos, s, plain)
       ref = withPatch(ref, { cid, first: s, count: e - s })
       s = e
     }
     if (ref == null) return // nothing written after all: the block stays as it was
     f.setBlock(idx, ref)
+  }
+
+  /** Seals segments first... of a block (0: the whole block) into pooled memory the store hands back once written; their CID. */
+  private putSealed (f: FileNode, pos: SealPosition, first: number, plain: Uint8Array): CID {
+    const { buf, release } = this.sealedBuffers.take(sealedLength(plain.length))
+    sealPatchInto(f.key, pos, first, plain, buf)
+    return this.deps.store.putWithCid(cidOf(buf), buf, release)
   }
 
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
