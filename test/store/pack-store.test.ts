@@ -199,3 +199,19 @@ test('a sync whose fdatasync failed does not count as synced: the next check sti
     await s.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
+
+test('putFresh stores bytes without a dedupe probe: readable before the flush, after it and after a reopen', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    const a = seal(randomBytes(32), { type: SealType.Block, objectId: randomBytes(16), index: 0 }, randomBytes(5000))
+    const cid = s.putFresh(cidOf(a), a)
+    assert.deepEqual(Buffer.from(await s.get(cid)), a, 'before the flush')
+    const wm = await s.sync()
+    assert.deepEqual(Buffer.from(await s.get(cid)), a, 'after it')
+    await s.close()
+    const s2 = await PackStore.open(dir, wm)
+    assert.deepEqual(Buffer.from(await s2.get(cid)), a, 'after a reopen')
+    await s2.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})

@@ -163,3 +163,17 @@ test('patches are sealed into memory the store handed back: a second round of 4 
   assert.equal(second.size, 1, 'the store released each at once: one buffer for 64 patches')
   assert.ok((await readAll(tree, f)).equals(model), 'content after both rounds')
 })
+
+test('what the tree seals (patches, blocks, map nodes) is stored as fresh, and a commit of nothing new stores nothing', async () => {
+  const { tree, store } = memoryTree()
+  const f = await tree.create('/db', 0o644)
+  await tree.write(f, randomBytes(64 * B), 0) // past the blocks a directory entry holds inline: a block map of its own
+  await tree.commit()
+  const before = store.fresh
+  for (let i = 0; i < 8; i++) await tree.write(f, randomBytes(SEGMENT), i * 8 * B + SEGMENT)
+  await tree.commit()
+  assert.ok(store.fresh - before >= 9, `8 patches and the map's root at least: ${store.fresh - before}`)
+  const after = store.fresh
+  await tree.commit()
+  assert.equal(store.fresh, after)
+})

@@ -49,7 +49,7 @@ import { FOLD_SEGMENTS, SEGMENTS, patchedMask, patchedSegments, popcount, withPa
 const MAX_SEALS = 192
 
 export interface FileBlocksDeps {
-  store: Pick<BlockStore, 'put' | 'putWithCid'>
+  store: Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'>
   cache: Pick<BlockCache, 'set'>
   /** Seals full blocks off the event loop; without one they are sealed inline. */
   sealer: BlockSealer | null
@@ -364,7 +364,8 @@ export class FileBlocks {
   private putSealed (f: FileNode, pos: SealPosition, first: number, plain: Uint8Array): CID {
     const { buf, release } = this.sealedBuffers.take(sealedLength(plain.length))
     sealPatchInto(f.key, pos, first, plain, buf)
-    return this.deps.store.putWithCid(cidOf(buf), buf, release)
+    const { store } = this.deps
+    return store.putFresh != null ? store.putFresh(cidOf(buf), buf, release) : store.putWithCid(cidOf(buf), buf, release)
   }
 
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */

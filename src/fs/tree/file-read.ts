@@ -122,8 +122,13 @@ export class FileReader {
    * segments it needs instead of reading and hashing the whole record (docs/format.md, "What a
    * read checks"). Bytes read back from the pack are still checked, by their segments' tags.
    */
-  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid'>): Pick<BlockStore, 'put' | 'putWithCid'> {
+  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'>): Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'> {
+    const fresh = store.putFresh?.bind(store)
     return {
+      putFresh: (cid, bytes, release) => {
+        this.sealedHere(cid, bytes)
+        return fresh != null ? fresh(cid, bytes, release) : store.putWithCid(cid, bytes, release)
+      },
       put: bytes => {
         const cid = store.put(bytes)
         this.sealedHere(cid, bytes)
