@@ -81,27 +81,48 @@ export interface FileReadDeps {
  * CID -> nonce and sealed length of a v2 object checked whole against that CID in this process,
  * or sealed here. Least recently used first out: every seal enters it now, and under a stream of
  * small writes a block read all along must not fall out behind patches nobody reads again (its
- * next read would hash its whole record again).
+ * next read would hash its whole record again). The 16 bytes of each entry live in one slab, a
+ * slot per entry: a Buffer of its own per entry (one per object sealed, at every write) was an
+ * ArrayBuffer for the collector to track and finalize.
  */
 export class Verified {
-  private readonly map = new Map<string, Buffer>()
+  private readonly slots = new Map<string, number>()
+  private slab: Buffer | null = null
+  private used = 0
   constructor (private readonly limit = MAX_VERIFIED) {}
+
+  /** A copy of the entry (nonce, then the sealed length u32be): a slot may be reused while the caller awaits. */
   get (key: string): Buffer | undefined {
-    const v = this.map.get(key)
-    if (v !== undefined) { this.map.delete(key); this.map.set(key, v) } // most recently used
-    return v
+    const at = this.slots.get(key)
+    if (at === undefined) return undefined
+    this.slots.delete(key); this.slots.set(key, at) // most recently used
+    return Buffer.from(this.slab!.subarray(at * 16, at * 16 + 16))
   }
 
   set (key: string, nonce: Uint8Array, sealedLength: number): void {
-    if (this.map.has(key)) return
-    if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value!) // least recently used
-    const v = Buffer.allocUnsafeSlow(16)
-    v.set(nonce.subarray(0, 12))
-    v.writeUInt32BE(sealedLength, 12)
-    this.map.set(key, v)
+    if (this.slots.has(key)) return
+    let at: number
+    if (this.slots.size >= this.limit) { // least recently used out, its slot reused
+      const oldest = this.slots.keys().next().value!
+      at = this.slots.get(oldest)!
+      this.slots.delete(oldest)
+    } else at = this.used++
+    const need = (at + 1) * 16
+    if (this.slab == null || this.slab.length < need) {
+      const grown = Buffer.allocUnsafeSlow(Math.min(this.limit * 16, Math.max(need, 2 * (this.slab?.length ?? 1024))))
+      this.slab?.copy(grown)
+      this.slab = grown
+    }
+    this.slab.set(nonce.subarray(0, 12), at * 16)
+    this.slab.writeUInt32BE(sealedLength, at * 16 + 12)
+    this.slots.set(key, at)
   }
 
-  clear (): void { this.map.clear() }
+  clear (): void {
+    this.slots.clear()
+    this.used = 0
+    this.slab = null
+  }
 }
 
 export class FileReader {
