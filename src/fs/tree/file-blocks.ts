@@ -43,7 +43,7 @@ import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
-import { FOLD_SEGMENTS, SEGMENTS, patchedMask, patchedSegments, popcount, withPatch, type BlockRef } from './block-ref.js'
+import { FEW_PATCHES, SEGMENTS, foldsAt, patchedMask, patchesAfter, popcount, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land (default; FileBlocksDeps.maxSeals). */
 const MAX_SEALS = 192
@@ -288,7 +288,7 @@ export class FileBlocks {
       if (patchable && !whole && full) {
         // Patches while under the fold; past it the block is sealed whole, from what a kept
         // buffer knows, what the write covers and the segments loaded for the rest (invariant 7).
-        const fold = patchedSegments(cid) >= FOLD_SEGMENTS
+        const fold = foldsAt(cid)
         buf = kept?.buf ?? this.takeBuffer(cid == null)
         this.markDirty(f, idx, buf)
         f.setPatching(idx, { written: 0, known: cid == null ? ALL : kept?.known ?? 0, over: cid, fold }) // a hole's segments are zeros
@@ -320,10 +320,12 @@ export class FileBlocks {
     const len = bytesInBlock(f.size, idx)
     const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
-    // Patches unless the block is past the fold or they would hold every segment, and the
-    // buffer holds all of it: then it is sealed whole. (A partly known buffer is never sealed whole.)
+    // Patches unless the block is past the fold or they would hold every segment in more than
+    // FEW_PATCHES patches, and the buffer holds all of it: then it is sealed whole. (A partly
+    // known buffer is never sealed whole.)
     if (patching != null && ((patching.known >>> 0) !== ALL ||
-        (patching.fold !== true && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && popcount(patchedMask(patching.over) | patching.written) < SEGMENTS))) {
+        (patching.fold !== true && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over &&
+         (popcount(patchedMask(patching.over) | patching.written) < SEGMENTS || patchesAfter(patching.over, patching.written) <= FEW_PATCHES)))) {
       this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
       this.keepClean(f, idx, buf, patching.known, f.blocks!.get(idx))
       return
