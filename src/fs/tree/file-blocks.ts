@@ -21,9 +21,9 @@
 //      (`clean`, with its known segments) for the next write into it, only while the block's
 //      reference is the one that seal set.
 //   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
-//      hole, whose patches hold fewer than FOLD_SEGMENTS segments) is sealed as patches: one v2 object
-//      per run of written segments, numbered by their place in the block, appended to the
-//      block's reference. Its buffer holds only the `known` segments (written, or loaded because
+//      hole, not past the fold: block-ref.ts foldsAt) is sealed as patches: one v2 object per
+//      run of written segments, numbered by their place in the block, appended to the block's
+//      reference (at most FEW_PATCHES patches over every segment drop the base). Its buffer holds only the `known` segments (written, or loaded because
 //      a write covered part of one); reads take the others from the sealed block. Anything but
 //      write() that changes a dirty block (truncate, zeroing) first completes it (completeDirty)
 //      and takes it out of f.patching, so it is sealed whole. A block sealed whole drops its
