@@ -15,6 +15,7 @@
 # NODE_FLAGS="--trace-gc" passes flags NODE_OPTIONS refuses to the daemon's node.
 # PERF=1 adds `perf record -e cpu-clock -g` of the daemon (software clock: this VM has no PMU) and
 # prints the top shared objects and symbols. Unmounts and removes the temp dir at the end.
+# DIST=dir runs the daemon from another build (default dist; e.g. a copy of the base's dist/ in the tree).
 # SPACE_NATIVE_READS=0 (passed to the daemon) sends every read to JS, for the side-by-side with
 # the native read path (native/src/fuse3/fastread.c); SPACE_DEBUG_NATIVE_READS=1 makes the daemon
 # print how many reads each side answered when it unmounts.
@@ -50,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$W/mnt" "$W/data" "$W/config" "$W/cipher"
 if [ "$FS" = space ]; then
-  node ${NODE_FLAGS:-} dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
+  node ${NODE_FLAGS:-} "${DIST:-dist}"/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
   PID=$!
   until grep -qsx "mounted $W/mnt" "$W/out"; do kill -0 "$PID" || exit 1; sleep 0.1; done
 else

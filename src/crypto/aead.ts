@@ -173,11 +173,16 @@ export function seal (key: Uint8Array, pos: SealPosition, plain: Uint8Array): Bu
  */
 export function sealPatch (key: Uint8Array, pos: SealPosition, first: number, plain: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(sealedLength(plain.length))
+  sealPatchInto(key, pos, first, plain, out)
+  return out
+}
+
+/** sealPatch() into `out` (at least sealedLength(plain.length) bytes; not `plain`'s memory). Returns the length. */
+export function sealPatchInto (key: Uint8Array, pos: SealPosition, first: number, plain: Uint8Array, out: Buffer): number {
   out[0] = SEAL_V2
   const nonce = freshNonce()
   nonce.copy(out, 1)
-  sealSegmentsInto(key, associatedDataV2(pos.type, pos.objectId, pos.index), nonce, first, plain, out, V2_HEADER)
-  return out
+  return V2_HEADER + sealSegmentsInto(key, associatedDataV2(pos.type, pos.objectId, pos.index), nonce, first, plain, out, V2_HEADER)
 }
 
 /**

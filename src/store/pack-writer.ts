@@ -55,9 +55,15 @@ export class PackWriter {
 
   /** Told of every record appended, in append order (PackStore.onAppended). */
   onAppended: ((cid: CID, at: Location) => void) | null = null
-  /** Where the last sync ended, and the CRC-32 of the bytes appended since (null: too many, or another pack). */
+  /**
+   * Where the last sync that reached the disk ended, and the CRC-32 of the bytes appended since
+   * (null: too many, or another pack). A sync under way only becomes it once its fdatasync has
+   * succeeded: until then (and for good, should it fail) the next check also covers its bytes.
+   */
   private syncedTo: Watermark
   private sinceCrc: number | null = 0
+  /** Syncs started and not yet durable, each with the CRC-32 of the bytes appended since its watermark. */
+  private syncing: Array<{ wm: Watermark, crc: number | null }> = []
   /** The buffered appends' staging buffer (appends run one at a time, in the queue). */
   private staging: Buffer | null = null
 
@@ -137,9 +143,11 @@ export class PackWriter {
       }
       this.writeError = null
       if (this.sinceCrc != null && (pack.id !== this.syncedTo.pack || start + bytes - this.syncedTo.offset > CHECK_MAX)) this.sinceCrc = null
+      for (const s of this.syncing) if (s.crc != null && (pack.id !== s.wm.pack || start + bytes - s.wm.offset > CHECK_MAX)) s.crc = null
       let off = start
       for (const r of batch) {
         if (this.sinceCrc != null) this.sinceCrc = crc32(r.body, crc32(r.header, this.sinceCrc))
+        for (const s of this.syncing) if (s.crc != null) s.crc = crc32(r.body, crc32(r.header, s.crc))
         const at = { pack: pack.id, offset: off + r.header.length, length: r.body.length }
         this.index.add(r.key, at, r.cid.multihash.digest, r.cid.multihash.code)
         this.onAppended?.(r.cid, at)
@@ -266,11 +274,25 @@ export class PackWriter {
     const pack = this.current
     const wm = { pack: pack.id, offset: pack.size }
     const check = this.sinceCrc != null && wm.pack === this.syncedTo.pack && wm.offset > this.syncedTo.offset ? { from: this.syncedTo.offset, crc: this.sinceCrc } : null
-    this.syncedTo = wm
-    this.sinceCrc = 0
-    const durable = this.makeDurable(pack, wm)
+    const started = { wm, crc: 0 as number | null }
+    this.syncing.push(started)
+    const durable = this.makeDurable(pack, wm).then(() => { this.synced(started) }, err => {
+      // Not on disk: the last good sync stays where the next check starts.
+      const i = this.syncing.indexOf(started)
+      if (i >= 0) this.syncing.splice(i, 1)
+      throw err
+    })
     durable.catch(() => {}) // the caller's to handle; not an unhandled rejection meanwhile
     return { wm, check, durable }
+  }
+
+  /** A sync's fdatasync succeeded: the next check starts at its watermark (syncs started before it are covered by it). */
+  private synced (s: { wm: Watermark, crc: number | null }): void {
+    const i = this.syncing.indexOf(s)
+    if (i < 0) return // a later sync succeeded first and covers it
+    this.syncing.splice(0, i + 1)
+    this.syncedTo = s.wm
+    this.sinceCrc = s.crc
   }
 
   private async makeDurable (pack: Pack, wm: Watermark): Promise<void> {

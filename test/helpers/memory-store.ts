@@ -33,6 +33,15 @@ export class MemoryBlockStore implements BlockStore {
     return cid
   }
 
+  /** Puts of freshly sealed bytes (putFresh): the pack store skips its dedupe probe for them. */
+  fresh = 0
+
+  putFresh (cid: CID, bytes: Uint8Array, release?: () => void): CID {
+    if (this.blocks.has(cid.toString())) throw new Error(`bug: putFresh of a block already stored (${cid.toString()})`)
+    this.fresh++
+    return this.putWithCid(cid, bytes, release)
+  }
+
   async get (cid: CID, scratch?: Buffer): Promise<Uint8Array> {
     const b = this.blocks.get(cid.toString())
     if (b == null) throw notFound(cid.toString())

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'node:fs/promises'
 import { randomBytes, createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { PackStore } from '../../src/store/pack-store.js'
 import { Journal } from '../../src/store/journal.js'
@@ -163,6 +164,54 @@ test('blocks are checked against sha2-256 CIDs of old stores too, and CIDs of ot
     assert.ok(Buffer.from(await s2.get(cidA)).equals(a))
     await assert.rejects(s2.get(cidB), { code: 'ERR_CID_MISMATCH' })
     await assert.rejects(s2.get(cidC), { code: 'ERR_CID_UNSUPPORTED', message: /hash function 0x16/ })
+    await s2.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('a sync whose fdatasync failed does not count as synced: the next check still covers its bytes', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    s.put(randomBytes(1000))
+    const first = await s.syncStart()
+    await first.durable
+    const pack = (s as unknown as { files: { packs: Map<number, { fh: { datasync: () => Promise<void> } }> } }).files.packs.get(first.wm.pack)!
+    const real = pack.fh.datasync.bind(pack.fh)
+    let fail = true
+    pack.fh.datasync = async () => {
+      if (fail) { fail = false; throw Object.assign(new Error('EIO'), { code: 'EIO' }) }
+      await real()
+    }
+    s.put(randomBytes(2000))
+    const failed = await s.syncStart()
+    assert.equal(failed.check?.from, first.wm.offset)
+    await assert.rejects(failed.durable, { code: 'ERR_IO' })
+    s.put(randomBytes(3000))
+    const next = await s.syncStart()
+    assert.equal(next.check?.from, first.wm.offset, 'from the last sync that reached the disk, not from the failed one')
+    const all = readFileSync(join(dir, '00000001.pack')).subarray(first.wm.offset, next.wm.offset)
+    assert.equal(next.check?.crc, crc32(all), 'the CRC covers the failed sync\'s bytes too')
+    await next.durable
+    s.put(randomBytes(500))
+    const after = await s.syncStart()
+    assert.equal(after.check?.from, next.wm.offset, 'a sync that succeeded moves the start')
+    await after.durable
+    await s.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('putFresh stores bytes without a dedupe probe: readable before the flush, after it and after a reopen', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    const a = seal(randomBytes(32), { type: SealType.Block, objectId: randomBytes(16), index: 0 }, randomBytes(5000))
+    const cid = s.putFresh(cidOf(a), a)
+    assert.deepEqual(Buffer.from(await s.get(cid)), a, 'before the flush')
+    const wm = await s.sync()
+    assert.deepEqual(Buffer.from(await s.get(cid)), a, 'after it')
+    await s.close()
+    const s2 = await PackStore.open(dir, wm)
+    assert.deepEqual(Buffer.from(await s2.get(cid)), a, 'after a reopen')
     await s2.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })

@@ -301,7 +301,7 @@ test('4 KiB rewrites of one segment keep one patch, and the block folds only onc
   sameBytes(await readAll(again, await again.lookup('/r') as FileNode), model, 'reopened')
 })
 
-test('64 KiB writes: the second half of a block written after the first is sealed whole without reading the block, and past the fold a write loads only what it does not cover', async () => {
+test('64 KiB writes: the second half of a block written after the first leaves two patches over every segment (nothing read, the base dropped), and past the fold a write loads only what it does not cover', async () => {
   const { tree, sink, store } = memoryTree()
   const f = await tree.create('/h', 0o644)
   const model = randomBytes(4 * B)
@@ -322,7 +322,8 @@ test('64 KiB writes: the second half of a block written after the first is seale
   await half(1, 0)
   assert.ok(isPatched(f.blocks!.get(1)!), 'the first half: a 16-segment patch')
   await half(1, 1)
-  assert.ok(!isPatched(f.blocks!.get(1)!), 'both halves written: sealed whole')
+  const both = f.blocks!.get(1)!
+  assert.ok(isPatched(both) && both.patches.length === 2 && both.base == null, 'both halves written: two 16-segment patches, no base (64 KiB appended, not a whole block)')
   assert.deepEqual(reads, [], 'nothing read: the kept buffer held the first half, the write the second')
   // Block 2 past the fold (24 distinct segments in patches), no kept buffer: a 64 KiB write of
   // its second half loads segments 0-15 only.
@@ -345,4 +346,35 @@ test('64 KiB writes: the second half of a block written after the first is seale
   sameBytes(await readAll(tree, f), model, 'after the halves')
   const again = sink.reopen(store)
   sameBytes(await readAll(again, await again.lookup('/h') as FileNode), model, 'reopened')
+})
+
+test('a block written in a few large runs (a log\'s frames appended) stays patched: each byte is appended once, and the block reads and reopens as written', async () => {
+  const { tree, sink, store } = memoryTree()
+  const f = await tree.create('/wal', 0o644)
+  const model = randomBytes(4 * B)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  const before = store.bytes
+  // Frames of 4,120 bytes, 11 per transaction (~45 KiB), each transaction committed: block 1 gets three runs.
+  const frames = 11
+  const FRAME = 4120
+  let at = B
+  let appended = 0
+  while (at + frames * FRAME <= 2 * B + frames * FRAME && at < 2 * B) {
+    const n = Math.min(frames * FRAME, 2 * B - at)
+    const data = randomBytes(n)
+    await tree.write(f, data, at)
+    data.copy(model, at)
+    await tree.commit()
+    at += n
+    appended += n
+  }
+  const ref = f.blocks!.get(1)!
+  assert.ok(isPatched(ref) && ref.patches.length <= 4 && ref.base == null, `patches over every segment, no base: ${JSON.stringify(isPatched(ref) ? ref.patches.map(p => [p.first, p.count]) : 'whole')}`)
+  const grown = store.bytes - before
+  // The runs (each rounded out to whole segments) and their map nodes; a whole block (131,597 bytes) more before.
+  assert.ok(grown < appended + 4 * SEGMENT + 8 * 1024, `${grown} bytes stored for ${appended} written`)
+  sameBytes(await readAll(tree, f), model, 'read back')
+  const again = sink.reopen(store)
+  sameBytes(await readAll(again, await again.lookup('/wal') as FileNode), model, 'reopened')
 })

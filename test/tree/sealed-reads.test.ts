@@ -152,3 +152,28 @@ test('the table of checked objects lets the least recently used go first: an obj
   const kept = v.get('base')
   assert.ok(kept != null && kept.subarray(0, 12).equals(nonce) && kept.readUInt32BE(12) === 4125)
 })
+
+test('the table of checked objects keeps each entry\'s own nonce and length as it grows and reuses the slots of entries let go', () => {
+  const v = new Verified(100)
+  const nonces = Array.from({ length: 250 }, () => randomBytes(12))
+  for (let i = 0; i < 250; i++) {
+    v.set(`k${i}`, nonces[i], 4125 + i)
+    if (i % 7 === 0) v.get(`k${Math.max(0, i - 50)}`) // some read again: most recently used
+  }
+  let present = 0
+  for (let i = 0; i < 250; i++) {
+    const e = v.get(`k${i}`)
+    if (e == null) continue
+    present++
+    assert.ok(e.subarray(0, 12).equals(nonces[i]), `entry ${i}: its own nonce`)
+    assert.equal(e.readUInt32BE(12), 4125 + i)
+  }
+  assert.equal(present, 100, 'the limit')
+  const held = v.get('k249')!
+  v.set('new', randomBytes(12), 1) // reuses the least recently used entry's slot
+  assert.ok(held.subarray(0, 12).equals(nonces[249]), 'an entry handed out is a copy: a reused slot does not change it')
+  v.clear()
+  assert.equal(v.get('k249'), undefined)
+  v.set('again', nonces[0], 7)
+  assert.ok(v.get('again')!.subarray(0, 12).equals(nonces[0]))
+})

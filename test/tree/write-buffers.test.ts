@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
-import { SEGMENT } from '../../src/crypto/index.js'
+import { SEGMENT, sealedLength } from '../../src/crypto/index.js'
 import type { FileNode } from '../../src/fs/tree/nodes.js'
 import type { Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree } from '../helpers/memory-store.js'
@@ -135,4 +135,45 @@ test('a kept buffer is not used once its block was sealed again in another way (
   assert.ok((await readAll(tree, f)).equals(model), 'before the commit')
   await tree.commit()
   assert.ok((await readAll(tree, f)).equals(model), 'after the commit')
+})
+
+test('patches are sealed into memory the store handed back: a second round of 4 KiB writes seals into the first round\'s buffers', async () => {
+  const { tree, store } = memoryTree()
+  const model = randomBytes(64 * B)
+  const f = await tree.create('/db', 0o644)
+  await tree.write(f, Buffer.from(model), 0)
+  await tree.commit()
+  let seen = new Set<ArrayBufferLike>()
+  const put = store.putWithCid.bind(store)
+  store.putWithCid = (cid, bytes, release) => {
+    if (bytes.length === sealedLength(SEGMENT)) seen.add(bytes.buffer) // the 1-segment patches
+    return put(cid, bytes, release)
+  }
+  const round = async (seg: number): Promise<Set<ArrayBufferLike>> => {
+    seen = new Set()
+    for (let i = 0; i < 64; i++) { const p = randomBytes(SEGMENT); await tree.write(f, p, i * B + seg * SEGMENT); p.copy(model, i * B + seg * SEGMENT) }
+    await tree.commit()
+    return seen
+  }
+  const first = await round(3)
+  const second = await round(7)
+  assert.ok(first.size >= 1 && second.size >= 1)
+  const reused = [...second].filter(b => first.has(b)).length
+  assert.equal(reused, second.size, `${reused} of ${second.size} patch buffers reused`)
+  assert.equal(second.size, 1, 'the store released each at once: one buffer for 64 patches')
+  assert.ok((await readAll(tree, f)).equals(model), 'content after both rounds')
+})
+
+test('what the tree seals (patches, blocks, map nodes) is stored as fresh, and a commit of nothing new stores nothing', async () => {
+  const { tree, store } = memoryTree()
+  const f = await tree.create('/db', 0o644)
+  await tree.write(f, randomBytes(64 * B), 0) // past the blocks a directory entry holds inline: a block map of its own
+  await tree.commit()
+  const before = store.fresh
+  for (let i = 0; i < 8; i++) await tree.write(f, randomBytes(SEGMENT), i * 8 * B + SEGMENT)
+  await tree.commit()
+  assert.ok(store.fresh - before >= 9, `8 patches and the map's root at least: ${store.fresh - before}`)
+  const after = store.fresh
+  await tree.commit()
+  assert.equal(store.fresh, after)
 })

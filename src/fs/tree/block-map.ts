@@ -11,6 +11,7 @@ import { fail } from './errors.js'
 import { type BlockRef, fromEntry, isPatched } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
+import { cidOf } from '../../store/cid.js'
 
 /** Blocks per leaf of the wide shape: 2 MiB of file. Why 16: docs/performance.md, "Block map tree". */
 export const LEAF_BLOCKS = 16
@@ -100,7 +101,9 @@ function patchedIn (blocks: Map<number, BlockRef>, k: number, leaf: number): num
  * holding `f.changedBlocks` and their ancestors, or every node when the map must be rewritten
  * whole (`f.blockMapDirty`, no tree known for the current root, the tree's height changed).
  */
-export function sealMapTree (f: FileNode, store: Pick<BlockStore, 'put'>): CID {
+export function sealMapTree (f: FileNode, to: Pick<BlockStore, 'put'> & Partial<Pick<BlockStore, 'putFresh'>>): CID {
+  // Every node is sealed here under a fresh nonce: stored without a dedupe probe where the store can.
+  const store = to.putFresh != null ? { put: (b: Uint8Array) => to.putFresh!(cidOf(b), b) } : to
   const blocks = f.blocks!
   const old = f.mapTree
   let whole = f.blockMapDirty || old == null || f.blockMap == null || !old.root.equals(f.blockMap)

@@ -27,6 +27,13 @@ export const SEGMENTS = BLOCK_SIZE / SEGMENT
  */
 export const FOLD_SEGMENTS = 24
 
+/**
+ * Patches a block may keep however many segments they hold: a block written in a few large runs
+ * (a database log's frames appended, 64 KiB writes of its halves) stays patched instead of being
+ * sealed whole again, which wrote each of its bytes twice (docs/format.md, "Fold").
+ */
+export const FEW_PATCHES = 4
+
 export const isPatched = (r: BlockRef): r is PatchedBlock => (r as PatchedBlock).patches != null
 
 export const baseOf = (r: BlockRef): CID | null => isPatched(r) ? r.base : r
@@ -67,8 +74,21 @@ export function withPatch (r: BlockRef | undefined, p: Patch): PatchedBlock {
     covered |= m
   }
   kept.reverse()
-  return { base: r != null ? baseOf(r) : null, patches: kept }
+  // Patches over every segment: nothing reads the base any more (it may be reclaimed).
+  return { base: r != null && covered >>> 0 !== 0xffffffff ? baseOf(r) : null, patches: kept }
 }
+
+/** Patches block `r` keeps once the runs of `written` (a segment mask) are added over it. */
+export function patchesAfter (r: BlockRef | undefined, written: number): number {
+  let runs = 0
+  for (let s = 0; s < SEGMENTS; s++) if ((written & (1 << s)) !== 0 && (s === 0 || (written & (1 << (s - 1))) === 0)) runs++
+  let kept = 0
+  if (r != null) for (const p of patchesOf(r)) if ((segmentMask(p.first, p.count) & ~written) !== 0) kept++
+  return kept + runs
+}
+
+/** Whether the next write into `r` makes the block whole again: its patches hold FOLD_SEGMENTS segments, in more than FEW_PATCHES patches. */
+export const foldsAt = (r: BlockRef | undefined): boolean => r != null && patchesOf(r).length > FEW_PATCHES && patchedSegments(r) >= FOLD_SEGMENTS
 
 /** The object segment `s` of a block is read from (a patch's, or the base's; cid null: a hole). */
 export function sourceOf (r: BlockRef, s: number): { cid: CID | null, first: number } {

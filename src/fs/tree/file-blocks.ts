@@ -21,9 +21,9 @@
 //      (`clean`, with its known segments) for the next write into it, only while the block's
 //      reference is the one that seal set.
 //   6. A dirty block in f.patching (made dirty by a write into a full block that was sealed, or a
-//      hole, whose patches hold fewer than FOLD_SEGMENTS segments) is sealed as patches: one v2 object
-//      per run of written segments, numbered by their place in the block, appended to the
-//      block's reference. Its buffer holds only the `known` segments (written, or loaded because
+//      hole, not past the fold: block-ref.ts foldsAt) is sealed as patches: one v2 object per
+//      run of written segments, numbered by their place in the block, appended to the block's
+//      reference (at most FEW_PATCHES patches over every segment drop the base). Its buffer holds only the `known` segments (written, or loaded because
 //      a write covered part of one); reads take the others from the sealed block. Anything but
 //      write() that changes a dirty block (truncate, zeroing) first completes it (completeDirty)
 //      and takes it out of f.patching, so it is sealed whole. A block sealed whole drops its
@@ -34,21 +34,22 @@
 //      block); once every segment is known the block is sealed whole. A commit that finds it
 //      incomplete (a load still running) seals it as patches.
 import type { CID } from 'multiformats/cid'
-import { seal, sealPatch, SEGMENT } from '../../crypto/index.js'
-import { cidFromBlake3 } from '../../store/cid.js'
+import { seal, sealPatchInto, sealedLength, SEGMENT, type SealPosition } from '../../crypto/index.js'
+import { cidFromBlake3, cidOf } from '../../store/cid.js'
+import { SealedBuffers } from './sealed-buffers.js'
 import { BLOCK_SIZE } from './format.js'
 import type { FileNode } from './nodes.js'
 import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
-import { FOLD_SEGMENTS, SEGMENTS, patchedMask, patchedSegments, popcount, withPatch, type BlockRef } from './block-ref.js'
+import { FEW_PATCHES, SEGMENTS, foldsAt, patchedMask, patchesAfter, popcount, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land (default; FileBlocksDeps.maxSeals). */
 const MAX_SEALS = 192
 
 export interface FileBlocksDeps {
-  store: Pick<BlockStore, 'put' | 'putWithCid'>
+  store: Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'>
   cache: Pick<BlockCache, 'set'>
   /** Seals full blocks off the event loop; without one they are sealed inline. */
   sealer: BlockSealer | null
@@ -86,6 +87,8 @@ export class FileBlocks {
    */
   private readonly clean = new Map<FileNode, Map<number, Clean>>()
   private readonly cleanOrder = new Set<Clean>()
+  /** Memory the patches are sealed into, back from the store once written. */
+  private readonly sealedBuffers = new SealedBuffers()
 
   constructor (private readonly deps: FileBlocksDeps) {
     this.maxFree = deps.keptBuffers ?? Math.max(32, Math.floor(deps.dirtyBudget / BLOCK_SIZE))
@@ -149,6 +152,7 @@ export class FileBlocks {
     this.freeBuffers.length = 0
     this.clean.clear()
     this.cleanOrder.clear()
+    this.sealedBuffers.drop()
   }
 
   /** Plaintext bytes of dirty blocks are over the budget: seal them now. */
@@ -284,7 +288,7 @@ export class FileBlocks {
       if (patchable && !whole && full) {
         // Patches while under the fold; past it the block is sealed whole, from what a kept
         // buffer knows, what the write covers and the segments loaded for the rest (invariant 7).
-        const fold = patchedSegments(cid) >= FOLD_SEGMENTS
+        const fold = foldsAt(cid)
         buf = kept?.buf ?? this.takeBuffer(cid == null)
         this.markDirty(f, idx, buf)
         f.setPatching(idx, { written: 0, known: cid == null ? ALL : kept?.known ?? 0, over: cid, fold }) // a hole's segments are zeros
@@ -316,10 +320,12 @@ export class FileBlocks {
     const len = bytesInBlock(f.size, idx)
     const patching = f.patching.get(idx)
     this.unmarkDirty(f, idx)
-    // Patches unless the block is past the fold or they would hold every segment, and the
-    // buffer holds all of it: then it is sealed whole. (A partly known buffer is never sealed whole.)
+    // Patches unless the block is past the fold or they would hold every segment in more than
+    // FEW_PATCHES patches, and the buffer holds all of it: then it is sealed whole. (A partly
+    // known buffer is never sealed whole.)
     if (patching != null && ((patching.known >>> 0) !== ALL ||
-        (patching.fold !== true && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over && popcount(patchedMask(patching.over) | patching.written) < SEGMENTS))) {
+        (patching.fold !== true && len === BLOCK_SIZE && f.blocks!.get(idx) === patching.over &&
+         (popcount(patchedMask(patching.over) | patching.written) < SEGMENTS || patchesAfter(patching.over, patching.written) <= FEW_PATCHES)))) {
       this.sealPatches(f, idx, buf, f.blocks!.get(idx), patching.written)
       this.keepClean(f, idx, buf, patching.known, f.blocks!.get(idx))
       return
@@ -328,7 +334,7 @@ export class FileBlocks {
     const plainLen = paddedLength(len)
     let plain = buf.subarray(0, plainLen)
     if (plain.length < plainLen) { plain = Buffer.alloc(plainLen); buf.copy(plain) }
-    const cid = this.deps.store.put(seal(f.key, blockPosition(f, idx), plain))
+    const cid = this.putSealed(f, blockPosition(f, idx), 0, plain)
     f.setBlock(idx, cid)
     // Cache an exact-size copy: a view would pin the whole 128 KiB buffer while the LRU counts
     // only the view's length.
@@ -348,12 +354,20 @@ export class FileBlocks {
       while (e < SEGMENTS && (written & (1 << e)) !== 0) e++
       let plain = buf.subarray(s * SEGMENT, e * SEGMENT)
       if (plain.length < (e - s) * SEGMENT) { const p = Buffer.alloc((e - s) * SEGMENT); plain.copy(p); plain = p } // a buffer that started small
-      const cid = this.deps.store.put(sealPatch(f.key, pos, s, plain))
+      const cid = this.putSealed(f, pos, s, plain)
       ref = withPatch(ref, { cid, first: s, count: e - s })
       s = e
     }
     if (ref == null) return // nothing written after all: the block stays as it was
     f.setBlock(idx, ref)
+  }
+
+  /** Seals segments first... of a block (0: the whole block) into pooled memory the store hands back once written; their CID. */
+  private putSealed (f: FileNode, pos: SealPosition, first: number, plain: Uint8Array): CID {
+    const { buf, release } = this.sealedBuffers.take(sealedLength(plain.length))
+    sealPatchInto(f.key, pos, first, plain, buf)
+    const { store } = this.deps
+    return store.putFresh != null ? store.putFresh(cidOf(buf), buf, release) : store.putWithCid(cidOf(buf), buf, release)
   }
 
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */

@@ -81,42 +81,48 @@ export interface FileReadDeps {
  * CID -> nonce and sealed length of a v2 object checked whole against that CID in this process,
  * or sealed here. Least recently used first out: every seal enters it now, and under a stream of
  * small writes a block read all along must not fall out behind patches nobody reads again (its
- * next read would hash its whole record again).
+ * next read would hash its whole record again). The 16 bytes of each entry live in one slab, a
+ * slot per entry: a Buffer of its own per entry (one per object sealed, at every write) was an
+ * ArrayBuffer for the collector to track and finalize.
  */
 export class Verified {
-  /**
-   * CID -> slot in `slab` (16 bytes each). One slab, not a Buffer per entry: each of those had an
-   * ArrayBuffer of its own (~400 B of heap and malloc per entry, ~25 MiB at 64k, the 4 GiB
-   * read-back's peak); a slot is ~130 B with its key.
-   */
-  private readonly map = new Map<string, number>()
+  private readonly slots = new Map<string, number>()
   private slab: Buffer | null = null
   private used = 0
   constructor (private readonly limit = MAX_VERIFIED) {}
-  /** A copy (callers hold it across awaits while the slot may be reused). */
+
+  /** A copy of the entry (nonce, then the sealed length u32be): a slot may be reused while the caller awaits. */
   get (key: string): Buffer | undefined {
-    const slot = this.map.get(key)
-    if (slot === undefined) return undefined
-    this.map.delete(key); this.map.set(key, slot) // most recently used
-    return Buffer.from(this.slab!.subarray(slot * 16, slot * 16 + 16))
+    const at = this.slots.get(key)
+    if (at === undefined) return undefined
+    this.slots.delete(key); this.slots.set(key, at) // most recently used
+    return Buffer.from(this.slab!.subarray(at * 16, at * 16 + 16))
   }
 
   set (key: string, nonce: Uint8Array, sealedLength: number): void {
-    if (this.map.has(key)) return
-    let slot: number
-    if (this.map.size >= this.limit) { // the least recently used goes, its slot taken over
-      const [k, s] = this.map.entries().next().value!
-      this.map.delete(k)
-      slot = s
-    } else slot = this.used++
-    // Untouched pages of the slab are not resident: a small working set costs only its slots.
-    this.slab ??= Buffer.allocUnsafeSlow(this.limit * 16)
-    this.slab.set(nonce.subarray(0, 12), slot * 16)
-    this.slab.writeUInt32BE(sealedLength, slot * 16 + 12)
-    this.map.set(key, slot)
+    if (this.slots.has(key)) return
+    let at: number
+    if (this.slots.size >= this.limit) { // least recently used out, its slot reused
+      const oldest = this.slots.keys().next().value!
+      at = this.slots.get(oldest)!
+      this.slots.delete(oldest)
+    } else at = this.used++
+    const need = (at + 1) * 16
+    if (this.slab == null || this.slab.length < need) {
+      const grown = Buffer.allocUnsafeSlow(Math.min(this.limit * 16, Math.max(need, 2 * (this.slab?.length ?? 1024))))
+      this.slab?.copy(grown)
+      this.slab = grown
+    }
+    this.slab.set(nonce.subarray(0, 12), at * 16)
+    this.slab.writeUInt32BE(sealedLength, at * 16 + 12)
+    this.slots.set(key, at)
   }
 
-  clear (): void { this.map.clear(); this.slab = null; this.used = 0 }
+  clear (): void {
+    this.slots.clear()
+    this.used = 0
+    this.slab = null
+  }
 }
 
 export class FileReader {
@@ -137,8 +143,13 @@ export class FileReader {
    * segments it needs instead of reading and hashing the whole record (docs/format.md, "What a
    * read checks"). Bytes read back from the pack are still checked, by their segments' tags.
    */
-  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid'>): Pick<BlockStore, 'put' | 'putWithCid'> {
+  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'>): Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'> {
+    const fresh = store.putFresh?.bind(store)
     return {
+      putFresh: (cid, bytes, release) => {
+        this.sealedHere(cid, bytes)
+        return fresh != null ? fresh(cid, bytes, release) : store.putWithCid(cid, bytes, release)
+      },
       put: bytes => {
         const cid = store.put(bytes)
         this.sealedHere(cid, bytes)

@@ -9,6 +9,8 @@ import type { CommitRecord } from './format.js'
 export interface BlockStore {
   put: (bytes: Uint8Array) => CID
   putWithCid: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
+  /** putWithCid() of bytes sealed just now under a fresh nonce: stored without a dedupe probe (optional). */
+  putFresh?: (cid: CID, bytes: Uint8Array, release?: () => void) => CID
   get: (cid: CID, scratch?: Buffer) => Promise<Uint8Array>
   /**
    * Where a block's sealed bytes lie on disk (null: only in memory, or not a file store);
