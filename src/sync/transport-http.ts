@@ -9,7 +9,7 @@ import type { DeviceCertificate } from '../keys/identity.js'
 import { isLoopback } from '../keys/vault-client.js'
 import { b64u, fromB64u } from '../keys/vault-protocol.js'
 import type { CID } from '../store/cid.js'
-import { BufferPool, type Lease } from '../store/buffer-pool.js'
+import { BufferPool, Lease } from '../store/buffer-pool.js'
 import type { BlockTransport, TransferOptions, TransferProgress } from './transport.js'
 import { carHeader, checkBlock, readCar, readCarIn, sectionLength, sectionPrefix, type Block } from './transport-car.js'
 import { RawHttp, type RawAnswer } from './transport-raw.js'
@@ -85,6 +85,8 @@ function hubError (status: number, body: Buffer): TransportError {
  * (with 6, B allocated 36 fresh ones per GiB: 324 MiB of external memory).
  */
 const fetchPool = new BufferPool(9 * 1024 * 1024, 12)
+/** Fetch answers up to this size get a buffer of their own (fetchInPlace). */
+const SMALL_ANSWER = 1024 * 1024
 
 /** CIDs per fetch request at most when cut by size (small files: a few requests, still several in flight). */
 const MAX_FETCH_CHUNK = 512
@@ -327,7 +329,9 @@ export class HttpBlockTransport implements BlockTransport {
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: CAR_TYPE },
         body,
         signal,
-        into: n => { if (n > maxBytes) return null; lease = fetchPool.lease(n); return lease.buf }
+        // A small answer (an on-demand fetch of a node or two) in a buffer of its size: a
+        // pooled 9 MiB one would be held until the store has written its blocks.
+        into: n => { if (n > maxBytes) return null; lease = n <= SMALL_ANSWER ? new Lease(Buffer.allocUnsafe(n), null) : fetchPool.lease(n); return lease.buf }
       })
       if (a.status !== 401 || attempt > 0) break
       if (this.token?.value === token) this.token = null

@@ -40,7 +40,7 @@ export class Loader {
   private readonly maps = new Map<FileNode, number>()
   private mapBlocks = 0
 
-  constructor (private readonly store: Pick<BlockStore, 'get'>, private readonly log: (line: string) => void, private readonly links: LinkTable, private readonly mapBudget = MAP_BUDGET_BLOCKS) {}
+  constructor (private readonly store: Pick<BlockStore, 'get'>, private readonly log: (line: string) => void, private readonly links: LinkTable, private readonly mapBudget = MAP_BUDGET_BLOCKS, private readonly keepReadBuffers = 16) {}
 
   /** Block references held by the loaded block maps counted here. */
   get loadedMapBlocks (): number { return this.mapBlocks }
@@ -104,7 +104,7 @@ export class Loader {
         throw this.integrityError(what, cid, err, 'open')
       }
     } finally {
-      if (this.readBuffers.length < 16) this.readBuffers.push(scratch)
+      if (this.readBuffers.length < this.keepReadBuffers) this.readBuffers.push(scratch)
     }
   }
 
