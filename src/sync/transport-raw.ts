@@ -292,7 +292,7 @@ export class RawHttp {
     if (req.signal?.aborted === true) throw new TransportError('ERR_UNAVAILABLE', 'fetch aborted')
     req.signal?.addEventListener('abort', onAbort, { once: true })
     c.sock.setTimeout(this.timeoutMs, stop(new Error('no answer in time')))
-    const a = await c.send(req, `${this.host}:${this.port}`).catch(err => { req.signal?.removeEventListener('abort', onAbort); throw err })
+    const a = await c.send(req, `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`).catch(err => { req.signal?.removeEventListener('abort', onAbort); throw err })
     if (a.filled == null) { req.signal?.removeEventListener('abort', onAbort); return a }
     // The body is still arriving: the abort stays until it is in (the timeout until release()).
     const it = a.filled
