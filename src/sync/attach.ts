@@ -179,7 +179,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       return true
     },
     keys: () => ({ root: { i: tree.root.id, k: tree.root.key }, links: { i: tree.links.id, k: tree.links.key } }),
-    store: { get: async (cid: CID) => await store.get(cid), put: (bytes: Uint8Array) => drive.store.put(bytes) },
+    store: { get: async (cid: CID, scratch?: Buffer) => await store.get(cid, scratch), put: (bytes: Uint8Array) => drive.store.put(bytes) },
     blockSize: (cid: CID) => drive.store.locate(cid)?.length ?? 0
   }
   let sync: DeviceSync

@@ -225,17 +225,37 @@ function varintIn (buf: Buffer, pos: number, end: number): [number, number] | nu
  */
 async function * readIntoOne (source: AsyncIterable<Uint8Array>, length: number, into: Buffer | undefined, maxBlock: number, onRoots?: (roots: CID[]) => void): AsyncGenerator<Block> {
   const out = into ?? Buffer.allocUnsafe(length)
-  let have = 0
-  let pos = 0
-  let header = true
   // Pulled by hand, as the chunked reader does: a for-await would end the source's iterator on
   // a refusal, and the hub reads the rest of a refused body through it before it answers.
   const it = source[Symbol.asyncIterator]()
-  for (let r = await it.next(); r.done !== true; r = await it.next()) {
-    const c = r.value
-    if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)
-    out.set(c, have)
-    have += c.length
+  let have = 0
+  const filled: AsyncIterator<number> = {
+    next: async () => {
+      const r = await it.next()
+      if (r.done === true) return { done: true, value: undefined }
+      const c = r.value
+      if (have + c.length > length) throw new TransportError('ERR_CAR_FORMAT', `CAR stream is longer than the ${length} bytes it declared`)
+      out.set(c, have)
+      have += c.length
+      return { done: false, value: have }
+    }
+  }
+  yield * readCarIn(out, length, filled, { maxBlockBytes: maxBlock, onRoots })
+}
+
+/**
+ * The blocks of a CAR v1 stream of exactly `length` bytes that its reader puts into `out` itself
+ * (a socket read in place: transport-raw.ts): `filled` yields how many bytes are there after
+ * each read. Each block is checked against its CID (checkBlock) once its section is all there
+ * and yielded as a view of `out`.
+ */
+export async function * readCarIn (out: Buffer, length: number, filled: AsyncIterator<number>, opts: Pick<CarReadOptions, 'maxBlockBytes' | 'onRoots'> = {}): AsyncGenerator<Block> {
+  const maxBlock = opts.maxBlockBytes ?? MAX_BLOCK_BYTES
+  let have = 0
+  let pos = 0
+  let header = true
+  for (let r = await filled.next(); r.done !== true; r = await filled.next()) {
+    have = r.value
     for (;;) {
       const v = varintIn(out, pos, have)
       if (v === null) break
@@ -249,7 +269,7 @@ async function * readIntoOne (source: AsyncIterable<Uint8Array>, length: number,
       if (header) {
         header = false
         const roots = decodeHeader(body)
-        onRoots?.(roots)
+        opts.onRoots?.(roots)
       } else {
         yield sectionBlock(body, maxBlock)
       }

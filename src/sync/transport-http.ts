@@ -9,9 +9,10 @@ import type { DeviceCertificate } from '../keys/identity.js'
 import { isLoopback } from '../keys/vault-client.js'
 import { b64u, fromB64u } from '../keys/vault-protocol.js'
 import type { CID } from '../store/cid.js'
-import { BufferPool } from '../store/buffer-pool.js'
+import { BufferPool, Lease } from '../store/buffer-pool.js'
 import type { BlockTransport, TransferOptions, TransferProgress } from './transport.js'
-import { carHeader, checkBlock, readCar, sectionLength, sectionPrefix, type Block } from './transport-car.js'
+import { carHeader, checkBlock, readCar, readCarIn, sectionLength, sectionPrefix, type Block } from './transport-car.js'
+import { RawHttp, type RawAnswer } from './transport-raw.js'
 import { TransportError } from './transport-errors.js'
 import { CAR_TYPE, certificateToJson, deviceAuthMessage, MAX_BLOCK_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, type SyncErrorBody } from './transport-protocol.js'
 
@@ -34,6 +35,8 @@ export interface HttpTransportOptions {
   /** 'car' (default): a batch per request; 'raw': one GET /ipfs/{cid}?format=raw per block. */
   getMode?: 'car' | 'raw'
   timeoutMs?: number
+  /** Fetch answers through node's http client even over plain http (transport-raw.ts is the default there). */
+  nodeHttpFetch?: boolean
 }
 
 type Body = Buffer | ((req: ClientRequest) => Promise<void>)
@@ -76,8 +79,14 @@ function hubError (status: number, body: Buffer): TransportError {
   return new TransportError('ERR_HUB', message, opts)
 }
 
-/** Fetched batches (~8 MiB CARs, inFlight at once), reused once the store has written their blocks. */
-const fetchPool = new BufferPool(9 * 1024 * 1024, 6)
+/**
+ * Fetched batches (~8 MiB CARs, inFlight at once), reused once the store has written their
+ * blocks. Kept: more than in flight, since a batch stays leased until the store has written it
+ * (with 6, B allocated 36 fresh ones per GiB: 324 MiB of external memory).
+ */
+const fetchPool = new BufferPool(9 * 1024 * 1024, 12)
+/** Fetch answers up to this size get a buffer of their own (fetchInPlace). */
+const SMALL_ANSWER = 1024 * 1024
 
 /** CIDs per fetch request at most when cut by size (small files: a few requests, still several in flight). */
 const MAX_FETCH_CHUNK = 512
@@ -91,6 +100,8 @@ export class HttpBlockTransport implements BlockTransport {
   private readonly batchBytes: number
   private readonly inFlight: number
   private readonly fetchBlocks: number
+  /** Plain http: fetch answers read in place (transport-raw.ts). */
+  private readonly rawHttp: RawHttp | null
 
   constructor (hub: string, private readonly creds: DeviceCredentials, private readonly opts: HttpTransportOptions = {}) {
     try {
@@ -110,6 +121,9 @@ export class HttpBlockTransport implements BlockTransport {
     const agentOpts = { keepAlive: true, maxSockets: Math.max(8, this.inFlight + 2), scheduling: 'lifo' as const }
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent(agentOpts) : new HttpAgent(agentOpts)
     this.request = this.base.protocol === 'https:' ? httpsRequest as unknown as typeof httpRequest : httpRequest
+    this.rawHttp = this.base.protocol === 'http:' && opts.nodeHttpFetch !== true
+      ? new RawHttp(this.base.hostname.replace(/^\[(.*)\]$/, '$1'), Number(this.base.port === '' ? 80 : this.base.port), opts.timeoutMs ?? 60_000)
+      : null
   }
 
   private raw (method: string, path: string, call: Call = {}): Promise<IncomingMessage> {
@@ -283,6 +297,7 @@ export class HttpBlockTransport implements BlockTransport {
 
   private async fetchChunk (cids: CID[], signal?: AbortSignal): Promise<Block[]> {
     if (this.opts.getMode === 'raw') return await Promise.all(cids.map(async c => await this.getRaw(c, signal)))
+    if (this.rawHttp != null) return await this.fetchInPlace(this.rawHttp, cids, signal)
     const res = await this.authed('POST', SYNC_API.fetch, { headers: { 'content-type': 'application/json', accept: CAR_TYPE }, body: Buffer.from(JSON.stringify({ cids: cids.map(c => c.toString()) })), signal })
     const out: Block[] = []
     // A declared length (the hub's answers have one): the batch is read into one buffer, its blocks views of it.
@@ -295,6 +310,51 @@ export class HttpBlockTransport implements BlockTransport {
         throw new TransportError('ERR_UNEXPECTED_BLOCK', `hub sent block ${b.cid.toString()} where ${want?.toString() ?? 'the end of the batch'} was expected`)
       }
       out.push(b)
+    }
+    if (out.length !== cids.length) throw new TransportError('ERR_UNEXPECTED_BLOCK', `hub's batch ended after ${out.length} of ${cids.length} blocks (next: ${cids[out.length].toString()})`)
+    return out
+  }
+
+  /** fetchChunk over transport-raw.ts: the answer is read by the kernel into a pooled buffer, its blocks checked as their sections complete. */
+  private async fetchInPlace (raw: RawHttp, cids: CID[], signal?: AbortSignal): Promise<Block[]> {
+    const body = Buffer.from(JSON.stringify({ cids: cids.map(c => c.toString()) }))
+    const maxBytes = 1024 + cids.length * (MAX_BLOCK_BYTES + 80)
+    let lease: ReturnType<typeof fetchPool.lease> | null = null
+    let a: RawAnswer
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.bearer()
+      a = await raw.request({
+        method: 'POST',
+        path: SYNC_API.fetch,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: CAR_TYPE },
+        body,
+        signal,
+        // A small answer (an on-demand fetch of a node or two) in a buffer of its size: a
+        // pooled 9 MiB one would be held until the store has written its blocks.
+        into: n => { if (n > maxBytes) return null; lease = n <= SMALL_ANSWER ? new Lease(Buffer.allocUnsafe(n), null) : fetchPool.lease(n); return lease.buf }
+      })
+      if (a.status !== 401 || attempt > 0) break
+      if (this.token?.value === token) this.token = null
+    }
+    if (a.status < 200 || a.status >= 300) throw hubError(a.status, a.bytes ?? Buffer.alloc(0))
+    if (a.filled == null || lease == null) {
+      if (a.status === 200 && Number(a.headers.get('content-length')) > maxBytes) throw new TransportError('ERR_TOO_LARGE', `CAR stream of ${a.headers.get('content-length') ?? '?'} bytes is larger than ${maxBytes} bytes`)
+      throw new TransportError('ERR_HUB', 'hub answered a fetch without a length')
+    }
+    const held: Lease = lease
+    const out: Block[] = []
+    try {
+      for await (const b of readCarIn(held.buf, a.length!, a.filled)) {
+        const want = cids[out.length]
+        if (want === undefined || !want.equals(b.cid)) throw new TransportError('ERR_UNEXPECTED_BLOCK', `hub sent block ${b.cid.toString()} where ${want?.toString() ?? 'the end of the batch'} was expected`)
+        b.release = held.hold()
+        out.push(b)
+      }
+    } catch (err) {
+      a.close() // before the buffer can go back to the pool: no read lands in it after this
+      throw err
+    } finally {
+      held.done()
     }
     if (out.length !== cids.length) throw new TransportError('ERR_UNEXPECTED_BLOCK', `hub's batch ended after ${out.length} of ${cids.length} blocks (next: ${cids[out.length].toString()})`)
     return out
@@ -314,7 +374,7 @@ export class HttpBlockTransport implements BlockTransport {
     return r.records.map(s => fromB64u(s)).filter((b): b is Buffer => b !== undefined)
   }
 
-  async close (): Promise<void> { this.agent.destroy() }
+  async close (): Promise<void> { this.agent.destroy(); this.rawHttp?.close() }
 }
 
 /** Sends an identity-signed revocation record (encodeRevocation) to the hub; no token needed. */

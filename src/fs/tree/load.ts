@@ -30,6 +30,9 @@ export function canDropMap (f: FileNode): boolean {
     f.changedBlocks.size === 0 && f.dirty.size === 0 && f.sealing.size === 0 && f.patching.size === 0
 }
 
+/** Objects above this size read with no scratch free add one to the pool (smaller ones are read into their own small buffer). */
+const SCRATCH_MIN = 16 * 1024
+
 export class Loader {
   /** Scratch buffers the sealed bytes land in; only the plaintext (what the cache keeps) is new. */
   private readonly readBuffers: Buffer[] = []
@@ -90,7 +93,12 @@ export class Loader {
 
   /** The plaintext of the sealed object `cid`, opened under `key` at `pos` (a patch: its segments numbered from `first`). */
   async openSealed (key: Buffer, pos: SealPosition, cid: CID, what: string, first = 0): Promise<Buffer> {
-    const scratch = this.readBuffers.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE + 64)
+    // No scratch free: the store's buffer of the object's own size. A block map node is ~1 KiB,
+    // and a map level is read at once: a 128 KiB scratch for each (B: ~2,200 per GiB replicated)
+    // was short-lived external memory that starts V8's full collections. The pool grows on
+    // large objects only, up to 16.
+    const scratch = this.readBuffers.pop()
+    let grow = false
     try {
       let sealed: Uint8Array
       try {
@@ -98,13 +106,14 @@ export class Loader {
       } catch (err) {
         throw this.integrityError(what, cid, err, 'read')
       }
+      grow = scratch == null && sealed.length > SCRATCH_MIN
       try {
         return first === 0 ? open(key, pos, sealed) : openPatch(key, pos, first, sealed)
       } catch (err) {
         throw this.integrityError(what, cid, err, 'open')
       }
     } finally {
-      if (this.readBuffers.length < 16) this.readBuffers.push(scratch)
+      if (this.readBuffers.length < 16 && (scratch != null || grow)) this.readBuffers.push(scratch ?? Buffer.allocUnsafe(BLOCK_SIZE + 64))
     }
   }
 
