@@ -28,6 +28,8 @@ import { trace } from './trace.js'
 /** What the engine needs of the hub's entry API. */
 export interface EntryHub {
   append: (entry: Uint8Array) => Promise<void>
+  /** One log's next entries in one request, accepted or refused as a whole (pusher.ts). */
+  appendGroup?: (entries: Uint8Array[]) => Promise<void>
   /** Entries of this drive's logs past `after` (device key hex -> seq); waits up to `timeoutMs` for one. */
   since: (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal) => Promise<Uint8Array[]>
   /** The identity's revocation records the hub holds (each is checked here against the identity). */

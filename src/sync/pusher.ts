@@ -11,7 +11,11 @@ import { trace } from './trace.js'
 import { inOrder } from '../store/block-runs.js'
 
 /** What the pusher needs of the hub's entry API. */
-export interface EntrySink { append: (entry: Uint8Array) => Promise<void> }
+export interface EntrySink {
+  append: (entry: Uint8Array) => Promise<void>
+  /** One log's next entries, accepted as a whole or refused as a whole (one request, one hub transaction). */
+  appendGroup?: (entries: Uint8Array[]) => Promise<void>
+}
 /** What the pusher needs of the local store. */
 export interface LocalBlocks { get: (cid: CID) => Promise<Uint8Array> }
 
@@ -130,7 +134,16 @@ export class Pusher {
     // recorded too. A crash before the record re-appends them: the hub answers duplicates.
     let appended = 0
     try {
-      for (const e of group) {
+      if (entries.appendGroup != null && group.length > 1) {
+        // The group at once; refused (one entry of it, or the hub away), one by one: the entries
+        // before the one at fault still get in, and its refusal is the error.
+        try {
+          await entries.appendGroup(group.map(e => e.bytes))
+          appended = group.length
+          this.totals.entries += group.length
+        } catch {}
+      }
+      for (const e of group.slice(appended)) {
         await entries.append(e.bytes)
         appended++
         this.totals.entries++
