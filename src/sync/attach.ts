@@ -18,6 +18,9 @@ import { hubTransport, readSyncConfig, startDeviceSync, type SyncConfig, type De
 import type { LiveDrive, LocalHead, SyncEvent, SyncStatus } from './engine.js'
 import type { PathChange } from './snapshot-write.js'
 
+/** How long merges and prefetches must have been quiet before the download scans the merged tree. */
+const SCAN_QUIET_MS = 1000
+
 /** What sync needs of the mount (daemon.ts MountedDrive). */
 export interface MountView {
   drive: Drive
@@ -159,6 +162,34 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       log: opts.log,
       onProgress: d => opts.onEvent?.({ kind: 'download', files: d.pending.files, bytes: d.pending.bytes, done: d.progress.done, total: d.progress.total })
     })
+  // After a merge the background download scans the merged tree for blocks not here. While
+  // entries' listed blocks are being fetched ahead (LiveDrive.prefetch), that scan would mostly
+  // find them in flight (and read every growing file's block map again, per merge): it waits
+  // until merges and prefetches have been quiet for a moment, then scans the newest tree once.
+  const prefetchAbort = new AbortController()
+  let prefetches = 0
+  let lastPrefetch = 0
+  let deferred: { ref: LocalHead['ref'], timer: NodeJS.Timeout } | null = null
+  const scan = (ref: LocalHead['ref']): void => {
+    if (deferred != null) { clearTimeout(deferred.timer); deferred = null }
+    if (prefetches === 0 && Date.now() - lastPrefetch > SCAN_QUIET_MS) { downloader?.schedule(ref); return }
+    deferred = { ref, timer: setTimeout(() => { deferred = null; scan(ref) }, SCAN_QUIET_MS) }
+    deferred.timer.unref()
+  }
+  // SPACE_SYNC_PREFETCH=0: blocks only by the background download and on demand (a test of reads
+  // on demand needs blocks that are not fetched ahead).
+  const prefetch = fetching == null || downloader == null || (config.download ?? 'all') !== 'all' || process.env.SPACE_SYNC_PREFETCH === '0'
+    ? undefined
+    : async (cids: CID[]): Promise<void> => {
+      prefetches++
+      lastPrefetch = Date.now()
+      try {
+        await fetching.prefetch(cids, undefined, prefetchAbort.signal)
+      } finally {
+        prefetches--
+        lastPrefetch = Date.now()
+      }
+    }
   const live: LiveDrive = {
     commit: async () => {
       await drive.commit()
@@ -175,12 +206,13 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       if (info == null) return false
       await invalidate(m.kernel, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)
-      downloader?.schedule(ref)
+      scan(ref)
       return true
     },
     keys: () => ({ root: { i: tree.root.id, k: tree.root.key }, links: { i: tree.links.id, k: tree.links.key } }),
     store: { get: async (cid: CID, scratch?: Buffer) => await store.get(cid, scratch), put: (bytes: Uint8Array) => drive.store.put(bytes) },
-    blockSize: (cid: CID) => drive.store.locate(cid)?.length ?? 0
+    blockSize: (cid: CID) => drive.store.locate(cid)?.length ?? 0,
+    prefetch
   }
   let sync: DeviceSync
   try {
@@ -204,6 +236,12 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
     revoke: async record => await sync.engine.revoke(record),
     seen: dev => sync.engine.seen(dev),
     revokedAfter: dev => sync.engine.revokedAfter(dev),
-    stop: async () => { unsubscribe(); await downloader?.stop(); await sync.stop() }
+    stop: async () => {
+      unsubscribe()
+      if (deferred != null) clearTimeout(deferred.timer)
+      prefetchAbort.abort()
+      await downloader?.stop()
+      await sync.stop()
+    }
   }
 }

@@ -83,7 +83,7 @@ export async function startDeviceSync (opts: {
     drive: opts.drive, log, state, entries, transport: opts.transport, hub, driveId,
     identity: account.identity.signing.publicKey, syncKey, names: new DeviceNames(syncKey),
     device: { publicKey: account.device.publicKey, name: config.deviceName },
-    logLine: opts.log, onEvent: opts.onEvent
+    logLine: opts.log, onEvent: opts.onEvent, appended: opts.recent
   })
   // The hub lists this device under `space devices` from its record; entries carry it as well.
   hub.putDevice(encodeDeviceRecord(record)).catch(err => opts.log?.(`sync: recording this device on the hub: ${(err as Error).message}`))

@@ -9,12 +9,14 @@
 // Knows no HTTP and no FUSE: the hub is behind BlockTransport and EntryHub, the drive behind
 // LiveDrive; each is declared here as the engine needs it.
 import type { CID } from 'multiformats/cid'
-import { decodeEntry, decodeBlockListBlock, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
+import { decodeEntry, decodeBlockListBlock, readBlockList, verifyEntry, type SignedEntry, type EntryHead } from './entry.js'
 import { openRoot, type RootPayload } from './entry-keys.js'
 import type { LogState } from './log-state.js'
 import { decodeRevocation, deviceLabel, type DeviceNames, type Revocation } from './devices.js'
 import type { LocalLog } from './local-log.js'
 import { Pusher } from './pusher.js'
+import { Uplink } from './uplink.js'
+import type { NewBlock } from './new-blocks.js'
 import type { BlockTransport } from './transport.js'
 import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snapshot.js'
 import type { Conflict } from './merge.js'
@@ -28,6 +30,8 @@ import { trace } from './trace.js'
 /** What the engine needs of the hub's entry API. */
 export interface EntryHub {
   append: (entry: Uint8Array) => Promise<void>
+  /** One log's next entries in one request, accepted or refused as a whole (pusher.ts). */
+  appendGroup?: (entries: Uint8Array[]) => Promise<void>
   /** Entries of this drive's logs past `after` (device key hex -> seq); waits up to `timeoutMs` for one. */
   since: (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal) => Promise<Uint8Array[]>
   /** The identity's revocation records the hub holds (each is checked here against the identity). */
@@ -54,6 +58,12 @@ export interface LiveDrive {
   store: { get: (cid: CID) => Promise<Uint8Array>, put: (bytes: Uint8Array) => CID }
   /** A local block's stored size, or 0 when it is not here. */
   blockSize?: (cid: CID) => number
+  /**
+   * Fetches those of `cids` not here yet (kept, as fetched blocks are): the blocks an accepted
+   * entry lists, asked for as soon as it is accepted, while it merges. Absent: blocks come on
+   * demand and with the background download only (a device that keeps files on the hub).
+   */
+  prefetch?: (cids: CID[]) => Promise<void>
 }
 
 export interface EngineDeps {
@@ -71,6 +81,8 @@ export interface EngineDeps {
   device: { publicKey: Buffer, name: string }
   logLine?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
+  /** The store's appends as they happen (new-blocks.ts AppendedBlocks): they go up early (uplink.ts). */
+  appended?: { onBlock: ((b: NewBlock) => void) | null }
 }
 
 export type SyncEvent =
@@ -98,12 +110,18 @@ export interface SyncStatus {
 export interface Refusal { device: string, seq: number, code: string, message: string, at: number }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const isNew = (r: { status: string } | Error): boolean => !(r instanceof Error) && r.status === 'new'
 /** The longest wait between retries: a hub back from a restart is found within this. */
 const MAX_BACKOFF_MS = 10_000
 const MAX_REFUSALS = 20
+/** Entries of one log in a poll answer whose listed blocks are fetched ahead; past it, none of them. */
+const MAX_PREFETCH_ENTRIES = 64
+/** Listed blocks per prefetch call at most (~512 MiB of 128 KiB blocks). */
+const MAX_PREFETCH_BLOCKS = 4096
 
 export class SyncEngine {
   private readonly pusher: Pusher
+  private readonly uplink: Uplink | null
   /** The newest entry of each other log that the drive's tree has merged (the next entry's heads). */
   private readonly merged = new Map<string, EntryHead>()
   private publishing: Promise<unknown> = Promise.resolve()
@@ -121,12 +139,19 @@ export class SyncEngine {
   /** The latest entries refused on receipt, oldest first: `space sync status` shows them. */
   private readonly refused: Refusal[] = []
   private pushBackoff = 500
+  /** The newest local commit not yet published, with the heads its tree had merged. */
+  private newest: { head: LocalHead, heads: EntryHead[] } | null = null
   /** The highest entry of our own log the hub has sent back (polls ask past it). */
   private ownSeen = 0
+  /** Accepted entries' block lists being read, in order; then their blocks queued for the prefetch worker. */
+  private lists: Promise<void> = Promise.resolve()
+  private prefetchWant: CID[] = []
+  private prefetchWorker: Promise<void> | null = null
 
   constructor (private readonly deps: EngineDeps) {
+    this.uplink = deps.appended == null ? null : new Uplink(deps.transport, deps.drive.store)
     this.pusher = new Pusher({
-      log: deps.log, transport: deps.transport, entries: deps.hub, store: deps.drive.store, logLine: deps.logLine,
+      log: deps.log, transport: deps.transport, entries: deps.hub, store: deps.drive.store, logLine: deps.logLine, uplink: this.uplink ?? undefined,
       onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) },
       onUpload: u => {
         this.lastContact = Date.now()
@@ -143,14 +168,22 @@ export class SyncEngine {
     if (last.seq > 0) for (const h of decodeEntry((await this.deps.log.entry(last.seq)).bytes).entry.heads) this.merged.set(hexOf(h.dev), h)
     this.kickPush()
     this.pulling = this.pullLoop()
+    if (this.uplink != null && this.deps.appended != null) {
+      const uplink = this.uplink
+      this.deps.appended.onBlock = b => uplink.add(b)
+    }
   }
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.deps.appended != null) this.deps.appended.onBlock = null
+    this.uplink?.stop()
     if (this.pushRetry != null) clearTimeout(this.pushRetry)
     this.abort.abort()
     await this.pulling?.catch(() => {})
     await this.publishing.catch(() => {})
+    await this.lists
+    await this.prefetchWorker
   }
 
   /**
@@ -161,8 +194,15 @@ export class SyncEngine {
    */
   committed (head: LocalHead): void {
     const heads = [...this.merged.values()]
+    // Commits that came while an earlier publish ran are published as one entry, the newest: its
+    // block range holds theirs and its heads theirs (fewer entries while the disk is slow, each
+    // of them three fsyncs here, an append on the hub and a merge on every other device).
+    if (this.newest == null || head.localSeq > this.newest.head.localSeq) this.newest = { head, heads }
     this.publishing = this.publishing.then(async () => {
-      if (head.localSeq <= this.deps.log.state.localSeq) return
+      const next = this.newest
+      if (next == null || next.head.localSeq <= this.deps.log.state.localSeq) return
+      this.newest = null
+      const { head, heads } = next
       const signed = await this.deps.log.publish({ localSeq: head.localSeq, time: head.time, payload: head.ref as RootPayload, watermark: head.watermark }, heads)
       // The push needs only the queue; the entry cache (ancestor searches) is written meanwhile,
       // and merges wait for this chain before they search.
@@ -180,7 +220,8 @@ export class SyncEngine {
       logs: this.deps.state.heads().map(h => ({ device: hexOf(h.dev), name: this.deps.state.head(h.dev)?.name ?? null, seq: h.seq, cid: h.cid.toString(), revokedAfter: this.deps.state.revocation(h.dev)?.after ?? null })),
       lastContact: this.lastContact,
       lastError: this.lastError ?? this.pusher.lastError?.message ?? null,
-      pushed: { ...this.pusher.totals },
+      // Blocks sent early count as pushed: they are on the hub.
+      pushed: { entries: this.pusher.totals.entries, blocks: this.pusher.totals.blocks + (this.uplink?.totals.blocks ?? 0), bytes: this.pusher.totals.bytes + (this.uplink?.totals.bytes ?? 0) },
       uploading: this.pusher.current == null ? null : { ...this.pusher.current },
       refused: [...this.refused]
     }
@@ -267,28 +308,80 @@ export class SyncEngine {
   async receive (batch: Uint8Array[]): Promise<void> {
     const ours = hexOf(this.deps.device.publicKey)
     const decoded = batch.map(b => decodeEntry(b)).sort((x, y) => Buffer.compare(x.entry.dev, y.entry.dev) || x.entry.seq - y.entry.seq)
+    const accepted: Array<{ s: SignedEntry, known: boolean }> = []
+    const knownBefore = new Set(this.deps.state.heads().map(h => hexOf(h.dev)))
+    const theirs: SignedEntry[] = []
     for (const s of decoded) {
-      const dev = hexOf(s.entry.dev)
-      if (dev === ours) { this.ownSeen = Math.max(this.ownSeen, s.entry.seq); continue }
+      if (hexOf(s.entry.dev) === ours) this.ownSeen = Math.max(this.ownSeen, s.entry.seq)
+      else theirs.push(s)
+    }
+    for (const s of theirs) this.nameOf(s) // the state records it: sync status names the device
+    // The group at once: in the cache before the state names them (a crash between the two leaves
+    // entries the state does not know, taken again next time, never a head without its entry),
+    // then one state write for all of them (one fsync, not two per entry).
+    const pre = this.deps.state.checkAll(theirs)
+    theirs.forEach((s, i) => { const r = pre[i]; if (r instanceof Error) this.refuse(s, r) })
+    const fresh = theirs.filter((_, i) => isNew(pre[i]))
+    await Promise.all(fresh.map(async s => await this.deps.entries.put(s)))
+    const results = fresh.length === 0 ? [] : await this.deps.state.acceptAll(fresh)
+    fresh.forEach((s, i) => {
+      const r = results[i]
+      if (r instanceof Error) this.refuse(s, r)
+      else if (r.status === 'new') accepted.push({ s, known: knownBefore.has(hexOf(s.entry.dev)) })
+    })
+    this.prefetchListed(accepted)
+    await this.mergePending()
+  }
+
+  private refuse (s: SignedEntry, err: Error): void {
+    const code = (err as { code?: string }).code ?? 'ERR_SYNC'
+    const dev = hexOf(s.entry.dev)
+    const refusal = { device: deviceLabel(s.entry.dev, this.nameOf(s)), seq: s.entry.seq, code, message: err.message, at: Date.now() }
+    this.deps.logLine?.(`sync: refused ${refusal.device} entry ${refusal.seq} (${code}): ${refusal.message}; nothing of it is applied`)
+    this.refused.push(refusal)
+    if (this.refused.length > MAX_REFUSALS) this.refused.shift()
+    this.deps.onEvent?.({ kind: 'refused', device: this.nameOf(s), seq: s.entry.seq, code, message: err.message })
+    if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
+  }
+
+  /**
+   * Starts fetching the blocks the accepted entries list (what each one's commit added), so they
+   * arrive while the entries merge instead of after the merged tree is scanned. Only for logs
+   * followed live (this device had seen the log before the batch) and a few entries at a time:
+   * a device catching up on a long history (a fresh device, days offline) would fetch every
+   * superseded version; its background download fetches what the merged tree holds instead.
+   */
+  private prefetchListed (accepted: Array<{ s: SignedEntry, known: boolean }>): void {
+    const { prefetch, store } = this.deps.drive
+    if (prefetch == null) return
+    const perLog = new Map<string, number>()
+    for (const a of accepted) perLog.set(hexOf(a.s.entry.dev), (perLog.get(hexOf(a.s.entry.dev)) ?? 0) + 1)
+    const wanted = accepted.filter(a => a.known && a.s.entry.blocks !== null && (perLog.get(hexOf(a.s.entry.dev)) ?? 0) <= MAX_PREFETCH_ENTRIES)
+    if (wanted.length === 0) return
+    const t0 = Date.now()
+    // The lists of all of them at once (their blocks are asked for in one request), then their blocks.
+    const lists = Promise.all(wanted.map(async ({ s }) => await readBlockList(s.entry.blocks!, async cid => await store.get(cid))))
+    this.lists = this.lists.then(async () => {
+      const got = await lists
+      const cids = got.flatMap(l => l.cids)
+      trace(() => `prefetch entries ${wanted.map(w => w.s.entry.seq).join(',')}: ${cids.length} listed blocks (lists read in ${Date.now() - t0} ms)`)
+      this.prefetchWant.push(...cids)
+      this.prefetchWorker ??= this.prefetchLoop(prefetch).finally(() => { this.prefetchWorker = null })
+    }).catch(err => { if (!this.stopped) trace(() => `prefetch: ${(err as Error).message}`) }) // the download and the reads fetch what did not come
+  }
+
+  /** Fetches the queued listed blocks, all that is queued at a time (the transport keeps its requests in flight across entries). */
+  private async prefetchLoop (prefetch: (cids: CID[]) => Promise<void>): Promise<void> {
+    while (this.prefetchWant.length > 0 && !this.stopped) {
+      const take = this.prefetchWant.splice(0, MAX_PREFETCH_BLOCKS)
+      const t0 = Date.now()
       try {
-        verifyEntry(s, { drive: this.deps.driveId, identity: this.deps.identity })
-        this.nameOf(s) // the state records it: sync status names the device
-        if (this.deps.state.check(s).status === 'duplicate') continue
-        // In the cache before the state names it: a crash between the two leaves an entry the
-        // state does not know (taken again next time), never a head without its entry.
-        await this.deps.entries.put(s)
-        await this.deps.state.accept(s)
+        await prefetch(take)
+        trace(() => `prefetch: ${take.length} blocks in ${Date.now() - t0} ms`)
       } catch (err) {
-        const code = (err as { code?: string }).code ?? 'ERR_SYNC'
-        const refusal = { device: deviceLabel(s.entry.dev, this.nameOf(s)), seq: s.entry.seq, code, message: (err as Error).message, at: Date.now() }
-        this.deps.logLine?.(`sync: refused ${refusal.device} entry ${refusal.seq} (${code}): ${refusal.message}; nothing of it is applied`)
-        this.refused.push(refusal)
-        if (this.refused.length > MAX_REFUSALS) this.refused.shift()
-        this.deps.onEvent?.({ kind: 'refused', device: this.nameOf(s), seq: s.entry.seq, code, message: (err as Error).message })
-        if (code === 'ERR_SYNC_REVOKED') this.refusedUpTo.set(dev, Math.max(this.refusedUpTo.get(dev) ?? 0, s.entry.seq))
+        if (!this.stopped) trace(() => `prefetch: ${(err as Error).message}`) // the download and the reads fetch what did not come
       }
     }
-    await this.mergePending()
   }
 
   /**

@@ -4,17 +4,37 @@
 import type { EntryHub } from './engine.js'
 import type { HttpBlockTransport } from './transport-http.js'
 import { TransportError } from './transport-errors.js'
+import * as cbor from '@ipld/dag-cbor'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 export class HttpEntryHub implements EntryHub {
   private readonly path: string
+  private readonly groupPath: string
+  /** False once the hub answered that it has no group route (an older hub): one entry per request. */
+  private groups = true
   constructor (private readonly http: HttpBlockTransport, drive: Uint8Array) {
     this.path = `/sync/v1/drives/${hex(drive)}/entries`
+    this.groupPath = `/sync/v1/drives/${hex(drive)}/entry-groups`
   }
 
   async append (entry: Uint8Array): Promise<void> {
     await this.http.call('POST', this.path, { body: Buffer.from(entry), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
+  }
+
+  /**
+   * One log's next entries in one request, accepted by the hub as a whole (one durability check
+   * of their blocks, one transaction) or refused as a whole. A hub without the route: one by one.
+   */
+  async appendGroup (entries: Uint8Array[]): Promise<void> {
+    if (!this.groups || entries.length === 1) { for (const e of entries) await this.append(e); return }
+    try {
+      await this.http.call('POST', this.groupPath, { body: Buffer.from(cbor.encode(entries.map(e => new Uint8Array(e.buffer, e.byteOffset, e.byteLength)))), headers: { 'content-type': 'application/vnd.ipld.dag-cbor' } })
+    } catch (err) {
+      if (!(err instanceof TransportError) || err.code !== 'ERR_NOT_FOUND' || err.hubCode === 'sync_blocks_missing') throw err
+      this.groups = false
+      for (const e of entries) await this.append(e)
+    }
   }
 
   async since (after: Record<string, number>, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array[]> {

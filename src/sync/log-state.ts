@@ -168,6 +168,44 @@ export class LogState {
     })
   }
 
+  /**
+   * check() of a group in order, each entry against the state as if the ones before it that
+   * pass were accepted; changes nothing. Per entry its result or the error that refuses it.
+   */
+  checkAll (group: SignedEntry[]): Array<CheckResult | Error> { return this.checkGroup(group).results }
+
+  /**
+   * checkAll(), then the new heads are made durable at once (one state write for the group, not
+   * one per entry) before this resolves; a failed write changes nothing, in memory or on disk.
+   */
+  async acceptAll (group: SignedEntry[]): Promise<Array<CheckResult | Error>> {
+    return await this.serial(async () => {
+      const { results, logs } = this.checkGroup(group)
+      if (results.some(r => !(r instanceof Error) && r.status === 'new')) {
+        await this.persist(logs, this.revoked)
+        this.logs = logs
+      }
+      return results
+    })
+  }
+
+  private checkGroup (group: SignedEntry[]): { results: Array<CheckResult | Error>, logs: Map<string, LogHead> } {
+    const logs = new Map(this.logs)
+    const results = group.map(s => {
+      try {
+        const e = s.entry
+        verifyEntry(s, { drive: this.drive, identity: this.identity })
+        checkNotRevoked(e, this.revoked.get(hex(e.dev)))
+        const status = checkSequence(e, s.cid, logs.get(hex(e.dev)))
+        if (status === 'new') logs.set(hex(e.dev), { seq: e.seq, cid: s.cid, name: e.cert.name })
+        return { status, device: hex(e.dev), seq: e.seq, cid: s.cid }
+      } catch (err) {
+        return err as Error
+      }
+    })
+    return { results, logs }
+  }
+
   /** Records a revocation signed by this identity; of two for one device the smaller `after` stays. */
   async revoke (r: Revocation): Promise<void> {
     await this.serial(async () => {

@@ -43,6 +43,8 @@ export class AppendedBlocks {
    * that has to be scanned lists them (harmless: the hub answers that it holds them).
    */
   fromHub: ((cid: CID) => boolean) | null = null
+  /** Told of every block listed (appended here, not fetched from the hub), as it is appended: the early upload. */
+  onBlock: ((b: NewBlock) => void) | null = null
 
   constructor (store: AppendSource, private readonly max = 65_536) {
     this.since = store.onAppended((cid, at) => {
@@ -52,7 +54,9 @@ export class AppendedBlocks {
         this.since = { pack: last.pack, offset: last.offset + last.length }
         this.list = []
       }
-      this.list.push({ cid, pack: at.pack, offset: at.offset, length: at.length })
+      const b = { cid, pack: at.pack, offset: at.offset, length: at.length }
+      this.list.push(b)
+      this.onBlock?.(b)
     })
   }
 

@@ -11,9 +11,14 @@ import { trace } from './trace.js'
 import { inOrder } from '../store/block-runs.js'
 import { BufferPool, type Lease } from '../store/buffer-pool.js'
 import { SEGMENT_SEALED, V2_HEADER } from '../crypto/aead.js'
+import type { Uplink } from './uplink.js'
 
 /** What the pusher needs of the hub's entry API. */
-export interface EntrySink { append: (entry: Uint8Array) => Promise<void> }
+export interface EntrySink {
+  append: (entry: Uint8Array) => Promise<void>
+  /** One log's next entries, accepted as a whole or refused as a whole (one request, one hub transaction). */
+  appendGroup?: (entries: Uint8Array[]) => Promise<void>
+}
 /**
  * What the pusher needs of the local store: a block's bytes, checked against its CID, read into
  * `scratch` (a view of it returned) when it fits.
@@ -31,6 +36,8 @@ export interface PusherDeps {
   /** After each acknowledged batch of an entry's blocks. */
   onUpload?: (u: NonNullable<Pusher['current']>) => void
   logLine?: (line: string) => void
+  /** The early upload of appended blocks (uplink.ts): a group's blocks it sent are not looked up or sent again. */
+  uplink?: Uplink
 }
 
 export class Pusher {
@@ -51,7 +58,10 @@ export class Pusher {
       try {
         do { this.again = false; await this.round() } while (this.again)
         this.lastError = null
+        this.deps.uplink?.resume()
       } catch (err) {
+        // What the uplink had sent may be gone with a hub that restarted: looked up again next round.
+        this.deps.uplink?.reset()
         // Said once per cause, not once per retry: offline hours must not fill the log.
         if (this.lastError?.message !== (err as Error).message) this.deps.logLine?.(`sync: push failed: ${(err as Error).message}`)
         this.lastError = err as Error
@@ -111,7 +121,11 @@ export class Pusher {
       for (const c of e.cids) cids.push(c)
     }
     const t0 = Date.now()
-    const missing = cids.length === 0 ? [] : await transport.missing(uniq(cids))
+    const all = uniq(cids)
+    // Blocks the uplink has sent are stored on the hub (durable with these entries): not asked about.
+    const ask = this.deps.uplink == null ? all : await this.deps.uplink.settle(all)
+    const tEarly = Date.now()
+    const missing = ask.length === 0 ? [] : await transport.missing(ask)
     const t1 = Date.now()
     const seq = group[group.length - 1].seq
     this.current = { seq, blocks: 0, bytes: 0, totalBlocks: missing.length }
@@ -123,7 +137,7 @@ export class Pusher {
         durable: 'with-entry',
         onProgress: p => { this.current = { seq, ...p, totalBlocks: missing.length }; this.deps.onUpload?.(this.current) }
       }).finally(() => { this.current = null })
-    return { cids: cids.length, missing: missing.length, missingMs: t1 - t0, sent, putMs: Date.now() - t1 }
+    return { cids: cids.length, early: all.length - ask.length, earlyMs: tEarly - t0, missing: missing.length, missingMs: t1 - tEarly, sent, putMs: Date.now() - t1, all }
   }
 
   private async append (group: Group, up: Uploaded): Promise<void> {
@@ -135,7 +149,16 @@ export class Pusher {
     // recorded too. A crash before the record re-appends them: the hub answers duplicates.
     let appended = 0
     try {
-      for (const e of group) {
+      if (entries.appendGroup != null && group.length > 1) {
+        // The group at once; refused (one entry of it, or the hub away), one by one: the entries
+        // before the one at fault still get in, and its refusal is the error.
+        try {
+          await entries.appendGroup(group.map(e => e.bytes))
+          appended = group.length
+          this.totals.entries += group.length
+        } catch {}
+      }
+      for (const e of group.slice(appended)) {
         await entries.append(e.bytes)
         appended++
         this.totals.entries++
@@ -146,13 +169,14 @@ export class Pusher {
     this.totals.blocks += up.sent.blocks
     this.totals.bytes += up.sent.bytes
     this.lastSuccess = Date.now()
-    trace(() => `push entries ${group[0].seq}..${group[group.length - 1].seq}: ${up.cids} cids, ${up.missing} missing (${up.missingMs} ms), put ${up.sent.bytes} B (${up.putMs} ms), append+pushed ${Date.now() - t2} ms`)
+    this.deps.uplink?.forget(up.all)
+    trace(() => `push entries ${group[0].seq}..${group[group.length - 1].seq}: ${up.cids} cids, ${up.early} sent early (settled in ${up.earlyMs} ms), ${up.missing} missing (${up.missingMs} ms), put ${up.sent.bytes} B (${up.putMs} ms), append+pushed ${Date.now() - t2} ms`)
     this.deps.onProgress?.({ ...this.totals, pendingEntries: log.pending().length })
   }
 }
 
 type Group = Array<{ seq: number, bytes: Uint8Array, list: Block[], cids: CID[] }>
-interface Uploaded { cids: number, missing: number, missingMs: number, sent: { blocks: number, bytes: number }, putMs: number }
+interface Uploaded { cids: number, early: number, earlyMs: number, missing: number, missingMs: number, sent: { blocks: number, bytes: number }, putMs: number, all: CID[] }
 
 /** Listed blocks per upload at most (~128 MiB of 128 KiB blocks): a backlog goes up in parts, each acknowledged, so the other devices can start fetching the first part while the next goes up. */
 const MAX_GROUP_CIDS = 1024
@@ -181,7 +205,7 @@ const FULL_BLOCK = V2_HEADER + 32 * SEGMENT_SEALED
 const readPool = new BufferPool(FULL_BLOCK, 384)
 
 /** A block read from the store (checked against its CID) into a pooled buffer. */
-async function readPooled (store: LocalBlocks, cid: CID): Promise<Block> {
+export async function readPooled (store: LocalBlocks, cid: CID): Promise<Block> {
   const lease: Lease = readPool.lease(FULL_BLOCK)
   try {
     const bytes = await store.get(cid, lease.buf)

@@ -106,6 +106,51 @@ describe('hub entry store', () => {
     store.close()
   })
 
+  it('accepts a group of entries whole: one durability check of all their blocks, one transaction', async () => {
+    const blocks = new Blocks()
+    let checks = 0
+    const counting: DurableBlocks = { hasBlocks: cids => { checks++; return blocks.hasBlocks(cids) }, getBlock: blocks.getBlock }
+    const store = new EntryStore(tmp(), counting)
+    const w = new LogWriter(laptop)
+    const group = [0, 1, 2, 3].map(i => {
+      const content = [cidOf(Buffer.from(`g${i}a`)), cidOf(Buffer.from(`g${i}b`))]
+      const list = encodeBlockList(content)
+      for (const b of list.blocks) blocks.put(b.cid, b.bytes)
+      for (const c of content) blocks.put(c, Buffer.alloc(1))
+      return w.next({ blocks: list.head })
+    })
+    const rs = await store.appendAll(owner, drive, group.map(s => s.bytes))
+    assert.deepEqual(rs.map(r => [r.seq, r.status]), [[1, 'new'], [2, 'new'], [3, 'new'], [4, 'new']])
+    assert.equal(checks, 1, 'the blocks of the four entries are checked (and made durable) at once')
+    assert.deepEqual(store.list(owner.user, drive, laptop.key.publicKey, 0).map(e => e.cid.toString()), group.map(s => s.cid.toString()))
+    // Sent again (an answer lost on the way): duplicates, nothing new; a group past them is new.
+    const again = await store.appendAll(owner, drive, [...group.slice(2), w.next()].map(s => s.bytes))
+    assert.deepEqual(again.map(r => r.status), ['duplicate', 'duplicate', 'new'])
+    store.close()
+  })
+
+  it('refuses a group as a whole when one of its entries fails a check: nothing of it is stored', async () => {
+    const { store, blocks } = open()
+    const w = new LogWriter(laptop)
+    const first = w.next()
+    await store.append(owner, drive, first.bytes)
+    // Entry 2 fine, entry 3 a fork of the group's own entry 2's successor chain (prev not entry 2).
+    const two = w.next()
+    const bad = w.build({ prev: first.cid })
+    await refuses(store.appendAll(owner, drive, [two.bytes, bad.bytes]), 'ERR_SYNC_PREV', /entry 3 does not follow entry 2/)
+    // A skip inside the group, a bad signature, blocks not here: each refuses the group.
+    const skip = new LogWriter(laptop); skip.seq = 3; skip.prev = two.cid
+    await refuses(store.appendAll(owner, drive, [two.bytes, skip.build({ seq: 5 }).bytes]), 'ERR_SYNC_SKIP', /entry 5 skips: the highest seen is 2/)
+    await refuses(store.appendAll(owner, drive, [two.bytes, remap(w.build().bytes, m => { m.time = 9 })]), 'ERR_SYNC_SIGNATURE', /entry 3 of device "laptop"/)
+    const content = [cidOf(Buffer.from('never uploaded'))]
+    const list = encodeBlockList(content)
+    for (const b of list.blocks) blocks.put(b.cid, b.bytes)
+    await refuses(store.appendAll(owner, drive, [two.bytes, w.build({ blocks: list.head }).bytes]), 'ERR_SYNC_BLOCKS_MISSING', /entries 2\.\.3 of device "laptop".*not every one of their 1 blocks is durable/)
+    assert.deepEqual(store.list(owner.user, drive, laptop.key.publicKey, 0).map(e => e.seq), [1], 'entry 2 was not stored with any of the refused groups')
+    assert.equal((await store.appendAll(owner, drive, [two.bytes, w.next({ prev: two.cid }).bytes]))[1].status, 'new')
+    store.close()
+  })
+
   it('of two racing uploads with one sequence number, one is stored and the other is a fork', async () => {
     const blocks = new Blocks()
     let release!: () => void

@@ -149,3 +149,31 @@ test('a group\'s entries are recorded as pushed together; when one is refused, t
     rmSync(base, { recursive: true, force: true })
   }
 })
+
+test('a group\'s entries go to a hub that takes groups in one request; a refused group is sent again one by one, so those before the refusal get in', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-pusher-'))
+  try {
+    const { store, log, publish } = await fixture(base)
+    for (let n = 1; n <= 3; n++) await publish(n, 2)
+    const hub = new RecordingHub()
+    const grouping = {
+      append: async (entry: Uint8Array): Promise<void> => await hub.append(entry),
+      appendGroup: async (entries: Uint8Array[]): Promise<void> => {
+        const seqs = entries.map(e => decodeEntry(e).entry.seq)
+        if (seqs.includes(5)) throw new Error('hub refused the group: entry 5')
+        hub.events.push(`group ${seqs.join(',')}`)
+      }
+    }
+    await new Pusher({ log, transport: hub, entries: grouping, store }).kick()
+    assert.deepEqual(hub.events, ['put 9', 'group 1,2,3'])
+    assert.equal(log.state.pushed, 3)
+    for (let n = 4; n <= 6; n++) await publish(n, 2)
+    const refusing = { ...grouping, append: async (entry: Uint8Array): Promise<void> => { if (decodeEntry(entry).entry.seq === 5) throw new Error('hub refused entry 5'); await hub.append(entry) } }
+    await assert.rejects(new Pusher({ log, transport: hub, entries: refusing, store }).kick(), /refused entry 5/)
+    assert.deepEqual(hub.events.slice(2), ['put 9', 'entry 4'])
+    assert.deepEqual({ pushed: log.state.pushed, pending: log.pending() }, { pushed: 4, pending: [5, 6] })
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})

@@ -28,14 +28,22 @@ describe('kill -9 mid-transfer', { timeout: 150_000 }, () => {
   let proxies: HubProxy[] = []
   let devs: Device[] = []
 
+  const prefetch = process.env.SPACE_SYNC_PREFETCH
   before(async () => {
+    // Blocks read on demand (the second test kills beta mid-read): none fetched ahead with their
+    // entries (the daemons inherit this environment).
+    process.env.SPACE_SYNC_PREFETCH = '0'
     c = await Cluster.start('space-crash', ['alpha', 'beta'], { proxies: true })
     ;({ hub, proxies, devs } = c)
     writeFileSync(devs[0].path('warm.txt'), 'up\n')
     await until('a first file across', () => read(devs[1].path('warm.txt')) === 'up\n')
   })
 
-  after(async () => { await c?.stop() })
+  after(async () => {
+    if (prefetch === undefined) delete process.env.SPACE_SYNC_PREFETCH
+    else process.env.SPACE_SYNC_PREFETCH = prefetch
+    await c?.stop()
+  })
 
   it('a device killed while it uploads a large file pushes it after the restart, and the other device gets it whole', async () => {
     const [A, B] = devs

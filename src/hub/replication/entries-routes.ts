@@ -10,16 +10,22 @@ import { send } from '../http.js'
 import type { DeviceAuth, DeviceSession } from './auth.js'
 import type { EntryStore, Owner } from './entries.js'
 import { SyncError } from '../../sync/errors.js'
+import * as cbor from '@ipld/dag-cbor'
 
 export const ENTRY_API = {
   /** POST an entry (body: its dag-cbor bytes); GET ?after=DEV:SEQ,...&wait=MS: entries past those. */
   entries: (drive: string) => `/sync/v1/drives/${drive}/entries`,
+  /** POST a group of one log's next entries (body: a dag-cbor list of their bytes): all accepted or none. */
+  entryGroups: (drive: string) => `/sync/v1/drives/${drive}/entry-groups`,
   devices: '/sync/v1/devices'
 } as const
 
 const MAX_ENTRY_BYTES = 1024 * 1024
 const MAX_WAIT_MS = 30_000
 const MAX_ANSWER_ENTRIES = 1000
+/** Entries per group at most, and the group's body (a pusher's group is ~10 entries of a few KiB). */
+export const MAX_GROUP_ENTRIES = 256
+const MAX_GROUP_BYTES = 16 * 1024 * 1024
 
 export interface EntryRouteDeps {
   auth: Pick<DeviceAuth, 'authenticate'>
@@ -53,6 +59,17 @@ function parseAfter (q: string | null): Array<{ dev: Buffer, seq: number }> {
   })
 }
 
+/** A group's body: a dag-cbor list of 1..MAX_GROUP_ENTRIES byte strings, each an entry's bytes. */
+function parseGroup (body: Buffer): Uint8Array[] {
+  let v: unknown
+  try { v = cbor.decode(body) } catch { throw badRequest('an entry group is a dag-cbor list of entries (byte strings)') }
+  if (!Array.isArray(v) || !v.every(e => e instanceof Uint8Array)) throw badRequest('an entry group is a dag-cbor list of entries (byte strings)')
+  if (v.length === 0) throw badRequest('an entry group holds at least one entry')
+  if (v.length > MAX_GROUP_ENTRIES) throw new HubError(413, 'too_large', `at most ${MAX_GROUP_ENTRIES} entries per group`)
+  if (v.some(e => (e as Uint8Array).length > MAX_ENTRY_BYTES)) throw new HubError(413, 'too_large', `an entry is at most ${MAX_ENTRY_BYTES} bytes`)
+  return v as Uint8Array[]
+}
+
 function syncRefusal (err: SyncError): HubError {
   const status = err.code === 'ERR_SYNC_BLOCKS_MISSING' ? 409 : err.code === 'ERR_SYNC_REVOKED' ? 403 : 422
   return new HubError(status, err.code.toLowerCase().replace(/^err_/, ''), err.message)
@@ -62,8 +79,9 @@ function syncRefusal (err: SyncError): HubError {
 export async function entryRoutes (deps: EntryRouteDeps, req: IncomingMessage, res: ServerResponse, method: string, url: URL): Promise<boolean> {
   const path = url.pathname
   const m = /^\/sync\/v1\/drives\/([^/]+)\/entries$/.exec(path)
+  const g = /^\/sync\/v1\/drives\/([^/]+)\/entry-groups$/.exec(path)
   const isDevices = path === ENTRY_API.devices
-  if (m == null && !isDevices) return false
+  if (m == null && g == null && !isDevices) return false
   const session: DeviceSession = deps.auth.authenticate(req)
   const identity = deps.identityOf(session.userId)
   if (identity === undefined) throw new HubError(401, 'unauthorized', 'unknown user')
@@ -73,6 +91,12 @@ export async function entryRoutes (deps: EntryRouteDeps, req: IncomingMessage, r
       const drive = driveOf(m[1])
       const r = await deps.entries.append(owner, drive, await readBytes(req, MAX_ENTRY_BYTES))
       send(res, 200, { status: r.status, seq: r.seq, cid: r.cid.toString() })
+      return true
+    }
+    if (g != null && method === 'POST') {
+      const drive = driveOf(g[1])
+      const rs = await deps.entries.appendAll(owner, drive, parseGroup(await readBytes(req, MAX_GROUP_BYTES)))
+      send(res, 200, { results: rs.map(r => ({ status: r.status, seq: r.seq, cid: r.cid.toString() })) })
       return true
     }
     if (m != null && method === 'GET') {

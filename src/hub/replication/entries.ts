@@ -73,27 +73,40 @@ export class EntryStore {
    * An entry identical to one stored is a duplicate: answered as accepted, nothing new.
    */
   async append (owner: Owner, drive: Uint8Array, bytes: Uint8Array, expected?: CID): Promise<CheckResult> {
-    const s = decodeEntry(bytes, expected)
-    const first = this.check(owner, drive, s)
-    if (first.status === 'duplicate') return first
-    await this.checkBlocks(s, owner.user)
+    return (await this.appendAll(owner, drive, [bytes], expected))[0]
+  }
+
+  /**
+   * Accepts a group of entries of drive `drive` (one device's next entries, in order) as one:
+   * each gets every receipt check an entry alone gets (signature, certificate, chain: the second
+   * follows the first, ...), the blocks all of them list are made durable together (one group
+   * commit) and the entries are recorded in one transaction (one fsync). Refused as a whole: a
+   * SyncError naming the entry at fault, and nothing of the group is stored.
+   */
+  async appendAll (owner: Owner, drive: Uint8Array, entries: Uint8Array[], expected?: CID): Promise<CheckResult[]> {
+    const signed = entries.map((b, i) => decodeEntry(b, i === 0 ? expected : undefined))
+    const first = this.checkAll(owner, drive, signed)
+    if (first.every(r => r.status === 'duplicate')) return first
+    await this.checkBlocks(signed.filter((_, i) => first[i].status === 'new'), owner.user)
     // The awaits above let other appends run: check again and insert without yielding.
-    const r = this.check(owner, drive, s)
-    if (r.status === 'duplicate') return r
-    const e = s.entry
+    const results = this.checkAll(owner, drive, signed)
+    const fresh = signed.map((s, i) => ({ s, bytes: entries[i] })).filter((_, i) => results[i].status === 'new')
+    if (fresh.length === 0) return results
     this.db.exec('BEGIN IMMEDIATE')
     try {
       this.db.prepare('INSERT OR IGNORE INTO drives (user, drive, identity, created_at) VALUES (?, ?, ?, ?)').run(owner.user, drive, owner.identity, this.now())
-      this.db.prepare('INSERT INTO entries (user, drive, dev, seq, cid, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(owner.user, drive, e.dev, e.seq, s.cid.bytes, bytes, this.now())
-      this.storeDevice(owner.user, e.cert)
+      const insert = this.db.prepare('INSERT INTO entries (user, drive, dev, seq, cid, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      for (const { s, bytes } of fresh) {
+        insert.run(owner.user, drive, s.entry.dev, s.entry.seq, s.cid.bytes, bytes, this.now())
+        this.storeDevice(owner.user, s.entry.cert)
+      }
       this.db.exec('COMMIT')
     } catch (err) {
       this.db.exec('ROLLBACK')
       throw err
     }
     this.wake(owner.user, drive)
-    return r
+    return results
   }
 
   /** Records a device (its identity-signed record) before or besides its entries: `space devices`. */
@@ -195,7 +208,25 @@ export class EntryStore {
     })
   }
 
-  private check (owner: Owner, drive: Uint8Array, s: SignedEntry): CheckResult {
+  /**
+   * The receipt checks of a group, in order: an entry's chain is checked against the entries
+   * before it in the group as if those were stored (the group is stored whole or not at all).
+   */
+  private checkAll (owner: Owner, drive: Uint8Array, group: SignedEntry[]): CheckResult[] {
+    const ahead = new Map<string, Map<number, CID>>() // dev -> seq -> cid, of this group's new entries
+    return group.map(s => {
+      const dev = hexOf(s.entry.dev)
+      const mine = ahead.get(dev)
+      const r = this.check(owner, drive, s, mine)
+      if (r.status === 'new') {
+        if (mine === undefined) ahead.set(dev, new Map([[s.entry.seq, s.cid]]))
+        else mine.set(s.entry.seq, s.cid)
+      }
+      return r
+    })
+  }
+
+  private check (owner: Owner, drive: Uint8Array, s: SignedEntry, ahead?: Map<number, CID>): CheckResult {
     const e = s.entry
     const bound = this.db.prepare('SELECT identity FROM drives WHERE user = ? AND drive = ?').get(owner.user, drive) as { identity: Uint8Array } | undefined
     if (bound !== undefined && !buf(bound.identity).equals(Buffer.from(owner.identity))) {
@@ -203,21 +234,39 @@ export class EntryStore {
     }
     verifyEntry(s, { drive, identity: owner.identity })
     checkNotRevoked(e, this.revocation(owner.user, e.dev))
-    const last = this.lastOf(owner.user, drive, e.dev)
-    const status = checkSequence(e, s.cid, last, seq => this.cidAt(owner.user, drive, e.dev, seq))
+    let last = this.lastOf(owner.user, drive, e.dev)
+    if (ahead !== undefined && ahead.size > 0) {
+      const seq = Math.max(...ahead.keys())
+      if (last === undefined || seq > last.seq) last = { seq, cid: ahead.get(seq)! }
+    }
+    const status = checkSequence(e, s.cid, last, seq => ahead?.get(seq) ?? this.cidAt(owner.user, drive, e.dev, seq))
     return { status, device: hexOf(e.dev), seq: e.seq, cid: s.cid }
   }
 
-  private async checkBlocks (s: SignedEntry, user: Uint8Array): Promise<void> {
-    const e = s.entry
-    if (e.blocks === null) return
-    const who = `entry ${e.seq} of ${deviceLabel(e.dev, e.cert.name)}`
-    const list = await readBlockList(e.blocks, async cid => await this.blocks.getBlock(cid, user))
-    if (list.missing !== null) {
-      throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: its block list block ${list.missing.toString()} is not here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
+  /**
+   * Every block the entries list is durable here (their block list blocks are read first): one
+   * durability check, so one group commit, for the whole group.
+   */
+  private async checkBlocks (group: SignedEntry[], user: Uint8Array): Promise<void> {
+    const all: CID[] = []
+    let count = 0
+    for (const s of group) {
+      const e = s.entry
+      if (e.blocks === null) continue
+      const who = `entry ${e.seq} of ${deviceLabel(e.dev, e.cert.name)}`
+      const list = await readBlockList(e.blocks, async cid => await this.blocks.getBlock(cid, user))
+      if (list.missing !== null) {
+        throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: its block list block ${list.missing.toString()} is not here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
+      }
+      all.push(...list.listBlocks, ...list.cids)
+      count += list.cids.length
     }
-    if (!await this.blocks.hasBlocks([...list.listBlocks, ...list.cids], user)) {
-      throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: not every one of its ${list.cids.length} blocks is durable here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
+    if (all.length === 0) return
+    if (!await this.blocks.hasBlocks(all, user)) {
+      const e = group[0].entry
+      const who = group.length === 1 ? `entry ${e.seq} of ${deviceLabel(e.dev, e.cert.name)}` : `entries ${e.seq}..${group[group.length - 1].entry.seq} of ${deviceLabel(e.dev, e.cert.name)}`
+      const them = group.length === 1 ? 'its' : 'their'
+      throw new SyncError('ERR_SYNC_BLOCKS_MISSING', `${who}: not every one of ${them} ${count} blocks is durable here yet; upload blocks before the entry`, { device: hexOf(e.dev), seq: e.seq })
     }
   }
 
