@@ -1,5 +1,6 @@
 // When a mounted drive commits: about once a second while something changed, so writes without
-// fsync become durable within about a second, like a journaling file system. With quick commits
+// fsync become durable within about a second (up to MAX_STRETCH seconds while commits are heavy,
+// see below), like a journaling file system. With quick commits
 // on (a hub is configured: a commit is what the other devices see), also QUIET_MS after changes
 // pause, so a small file saved reaches them in a fraction of the interval; a steady stream of
 // writes still commits once per interval. Commits whose sealing holds the event loop long (a

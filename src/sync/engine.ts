@@ -18,7 +18,7 @@ import { Pusher } from './pusher.js'
 import { Uplink } from './uplink.js'
 import type { NewBlock } from './new-blocks.js'
 import type { BlockTransport } from './transport.js'
-import { readSnapshot, emptySnapshot, type Snapshot, type TreeRef } from './snapshot.js'
+import { readSnapshot, emptySnapshot, ROOT, type Snapshot, type TreeRef } from './snapshot.js'
 import type { Conflict } from './merge.js'
 import { materialize, diffSnapshots, type PathChange } from './snapshot-write.js'
 import { EntryCache } from './entry-cache.js'
@@ -361,6 +361,8 @@ export class SyncEngine {
     const t0 = Date.now()
     // The lists of all of them at once (their blocks are asked for in one request), then their blocks.
     const lists = Promise.all(wanted.map(async ({ s }) => await readBlockList(s.entry.blocks!, async cid => await store.get(cid))))
+    // Handled below once the batches before it are done; until then a rejection must not be unhandled (it ends the process).
+    lists.catch(() => {})
     this.lists = this.lists.then(async () => {
       const got = await lists
       const cids = got.flatMap(l => l.cids)
@@ -434,6 +436,24 @@ export class SyncEngine {
     if (first != null) throw first
   }
 
+  /**
+   * Whether entry `s` of another log, read as `snap`, holds exactly the tree of the entry of this
+   * device's log that it names as merged: it merged ours and changed nothing.
+   */
+  private async echoes (s: SignedEntry, snap: Snapshot): Promise<boolean> {
+    const mine = s.entry.heads.find(h => h.dev.equals(this.deps.device.publicKey))
+    if (mine == null || mine.seq > this.deps.log.state.seq) return false
+    let own: SignedEntry
+    try {
+      own = decodeEntry((await this.deps.log.entry(mine.seq)).bytes)
+    } catch { return false }
+    if (!own.cid.equals(mine.cid)) return false
+    const ownSnap = await readSnapshot(await this.refOf(own), this.deps.drive.store)
+    // Each device's root directory has its own id and key (the root's content): that alone is no change.
+    const bare = (x: Snapshot): string => JSON.stringify({ ...x.nodes.get(ROOT), content: null }, (_k, v) => typeof v === 'bigint' ? String(v) : v)
+    return diffSnapshots(ownSnap, snap).every(c => c.id === ROOT && bare(ownSnap) === bare(snap))
+  }
+
   /** Records a revocation this device made (space devices revoke): its later entries are refused from now on. */
   async revoke (bytes: Uint8Array): Promise<void> {
     await this.deps.state.revoke(decodeRevocation(bytes))
@@ -474,6 +494,16 @@ export class SyncEngine {
       return (await foldHeads(hs, async (f, n) => await baseOf(f, n, depth + 1))).snapshot
     }
     const label = heads.map(s => `${deviceLabel(s.entry.dev, this.nameOf(s))} entry ${s.entry.seq}`).join(', ')
+    // Entries that only merged ours: merged as they are. Merging would commit this device's
+    // writes so far first and publish them, the other device would echo that too, and so on: a
+    // commit per round trip for as long as this device writes.
+    let echoes = true
+    for (let i = 0; i < heads.length && echoes; i++) echoes = await this.echoes(heads[i], theirs[i].snapshot)
+    if (echoes) {
+      for (const s of heads) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid })
+      trace(() => `merge ${label}: holds our entry's tree, nothing to merge`)
+      return
+    }
     const t1 = Date.now()
     for (let attempt = 0; attempt < 20; attempt++) {
       const ta = Date.now()
