@@ -20,6 +20,8 @@ import type { PathChange } from './snapshot-write.js'
 
 /** How long merges and prefetches must have been quiet before the download scans the merged tree. */
 const SCAN_QUIET_MS = 1000
+/** The longest the download's scan waits for that quiet moment. */
+const SCAN_DEFER_MAX_MS = 10_000
 
 /** What sync needs of the mount (daemon.ts MountedDrive). */
 export interface MountView {
@@ -170,9 +172,14 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   let prefetches = 0
   let lastPrefetch = 0
   let deferred: { ref: LocalHead['ref'], timer: NodeJS.Timeout } | null = null
+  let deferredSince = 0 // when the scan first waited (0: it is not waiting)
   const scan = (ref: LocalHead['ref']): void => {
     if (deferred != null) { clearTimeout(deferred.timer); deferred = null }
-    if (prefetches === 0 && Date.now() - lastPrefetch > SCAN_QUIET_MS) { downloader?.schedule(ref); return }
+    // At most SCAN_DEFER_MAX_MS in all: a device that commits every half second would otherwise
+    // hold off the download of what its prefetches do not cover for as long as it writes.
+    const overdue = deferredSince !== 0 && Date.now() - deferredSince > SCAN_DEFER_MAX_MS
+    if (overdue || (prefetches === 0 && Date.now() - lastPrefetch > SCAN_QUIET_MS)) { deferredSince = 0; downloader?.schedule(ref); return }
+    if (deferredSince === 0) deferredSince = Date.now()
     deferred = { ref, timer: setTimeout(() => { deferred = null; scan(ref) }, SCAN_QUIET_MS) }
     deferred.timer.unref()
   }

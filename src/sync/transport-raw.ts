@@ -306,7 +306,9 @@ export class RawHttp {
         throw err
       }
     }
-    return { ...a, filled: { next } }
+    // An answer given up before its end (a refused block) is closed: the abort goes with it.
+    const close = (): void => { req.signal?.removeEventListener('abort', onAbort); a.close() }
+    return { ...a, filled: { next }, close }
   }
 
   private release (c: Conn): void {
