@@ -10,7 +10,8 @@ import type { LocalLog } from './local-log.js'
 import { trace } from './trace.js'
 import { inOrder } from '../store/block-runs.js'
 import { BufferPool, type Lease } from '../store/buffer-pool.js'
-import { SEGMENT_SEALED, V2_HEADER } from '../crypto/aead.js'
+import { sealedLength } from '../crypto/aead.js'
+import { BLOCK_SIZE } from '../fs/tree/format.js'
 import type { Uplink } from './uplink.js'
 
 /** What the pusher needs of the hub's entry API. */
@@ -193,8 +194,8 @@ function readAhead (cids: CID[], read: (cid: CID) => Block | Promise<Block>): As
   return inOrder(cids, READ_AHEAD, async cid => await read(cid))
 }
 
-/** A whole 128 KiB block as sealed (format 2: the nonce, then 32 segments and their tags). */
-const FULL_BLOCK = V2_HEADER + 32 * SEGMENT_SEALED
+/** A whole 128 KiB block as sealed. */
+const FULL_BLOCK = sealedLength(BLOCK_SIZE)
 /**
  * Buffers the blocks to upload are read into, given back once the hub has answered their batch
  * (Block.release, called by the transport): a fresh 128 KiB Buffer per block was 1 GiB of

@@ -9,7 +9,7 @@
 // (forgetMaps): a file's block map, once read, otherwise stayed for the life of the process (250
 // files of 1,000 blocks read: 72 -> 466 MiB). A dropped map loads again on the next use.
 import type { CID } from 'multiformats/cid'
-import { open, openPatch, AuthError, type SealPosition } from '../../crypto/index.js'
+import { open, openPatch, sealedLength, AuthError, type SealPosition } from '../../crypto/index.js'
 import { BLOCK_SIZE, isLinkName } from './format.js'
 import { TreeError } from './errors.js'
 import type { Node, DirNode, FileNode, LinkTable } from './nodes.js'
@@ -32,6 +32,8 @@ export function canDropMap (f: FileNode): boolean {
 
 /** Objects above this size read with no scratch free add one to the pool (smaller ones are read into their own small buffer). */
 const SCRATCH_MIN = 16 * 1024
+/** A scratch buffer holds a whole sealed block (BLOCK_SIZE + 64 held no format 2 block: each was read into a fresh one). */
+const SCRATCH_SIZE = sealedLength(BLOCK_SIZE)
 
 export class Loader {
   /** Scratch buffers the sealed bytes land in; only the plaintext (what the cache keeps) is new. */
@@ -113,7 +115,7 @@ export class Loader {
         throw this.integrityError(what, cid, err, 'open')
       }
     } finally {
-      if (this.readBuffers.length < 16 && (scratch != null || grow)) this.readBuffers.push(scratch ?? Buffer.allocUnsafe(BLOCK_SIZE + 64))
+      if (this.readBuffers.length < 16 && (scratch != null || grow)) this.readBuffers.push(scratch ?? Buffer.allocUnsafe(SCRATCH_SIZE))
     }
   }
 
