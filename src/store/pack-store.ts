@@ -127,9 +127,10 @@ export class PackStore implements BlockStore {
 
   /**
    * Tells `fn` of every record appended from now on, in append order (sync lists a commit's new
-   * blocks from this instead of reading them back); returns where the next record will go.
+   * blocks from this instead of reading them back, and uploads their bytes from `body`, which is
+   * valid only during the call); returns where the next record will go.
    */
-  onAppended (fn: (cid: CID, at: Location) => void): Watermark {
+  onAppended (fn: (cid: CID, at: Location, body: Uint8Array) => void): Watermark {
     this.writer.onAppended = fn
     return this.writer.end
   }

@@ -53,8 +53,11 @@ export class PackWriter {
   private unsyncedBytes = 0
   private writeback: Promise<void> | null = null
 
-  /** Told of every record appended, in append order (PackStore.onAppended). */
-  onAppended: ((cid: CID, at: Location) => void) | null = null
+  /**
+   * Told of every record appended, in append order, with its body (PackStore.onAppended): a view
+   * of the owner's memory, valid only during the call (released right after).
+   */
+  onAppended: ((cid: CID, at: Location, body: Uint8Array) => void) | null = null
   /**
    * Where the last sync that reached the disk ended, and the CRC-32 of the bytes appended since
    * (null: too many, or another pack). A sync under way only becomes it once its fdatasync has
@@ -150,7 +153,7 @@ export class PackWriter {
         for (const s of this.syncing) if (s.crc != null) s.crc = crc32(r.body, crc32(r.header, s.crc))
         const at = { pack: pack.id, offset: off + r.header.length, length: r.body.length }
         this.index.add(r.key, at, r.cid.multihash.digest, r.cid.multihash.code)
-        this.onAppended?.(r.cid, at)
+        this.onAppended?.(r.cid, at, r.body)
         this.unflushed.delete(r.key)
         r.release?.()
         off += recordLength(r)

@@ -82,7 +82,7 @@ export interface EngineDeps {
   logLine?: (line: string) => void
   onEvent?: (e: SyncEvent) => void
   /** The store's appends as they happen (new-blocks.ts AppendedBlocks): they go up early (uplink.ts). */
-  appended?: { onBlock: ((b: NewBlock) => void) | null }
+  appended?: { onBlock: ((b: NewBlock, body: Uint8Array) => void) | null }
 }
 
 export type SyncEvent =
@@ -149,7 +149,8 @@ export class SyncEngine {
   private prefetchWorker: Promise<void> | null = null
 
   constructor (private readonly deps: EngineDeps) {
-    this.uplink = deps.appended == null ? null : new Uplink(deps.transport, deps.drive.store)
+    const t = deps.transport
+    this.uplink = deps.appended == null || t.putCar == null ? null : new Uplink({ putCar: async (car, o) => await t.putCar!(car, o) }, deps.drive.store)
     this.pusher = new Pusher({
       log: deps.log, transport: deps.transport, entries: deps.hub, store: deps.drive.store, logLine: deps.logLine, uplink: this.uplink ?? undefined,
       onProgress: p => { this.lastContact = Date.now(); deps.onEvent?.({ kind: 'pushed', entries: p.entries, blocks: p.blocks, bytes: p.bytes }) },
@@ -170,7 +171,7 @@ export class SyncEngine {
     this.pulling = this.pullLoop()
     if (this.uplink != null && this.deps.appended != null) {
       const uplink = this.uplink
-      this.deps.appended.onBlock = b => uplink.add(b)
+      this.deps.appended.onBlock = (b, body) => uplink.add(b, body)
     }
   }
 

@@ -17,7 +17,7 @@ const RAW = 0x55
 const packPath = (dir: string, id: number): string => join(dir, `${String(id).padStart(8, '0')}.pack`)
 
 /** What AppendedBlocks needs of the store: to be told of its appends. */
-export interface AppendSource { onAppended: (fn: (cid: CID, at: { pack: number, offset: number, length: number }) => void) => Watermark }
+export interface AppendSource { onAppended: (fn: (cid: CID, at: { pack: number, offset: number, length: number }, body: Uint8Array) => void) => Watermark }
 
 const before = (a: Watermark, b: Watermark): boolean => a.pack < b.pack || (a.pack === b.pack && a.offset < b.offset)
 
@@ -43,11 +43,14 @@ export class AppendedBlocks {
    * that has to be scanned lists them (harmless: the hub answers that it holds them).
    */
   fromHub: ((cid: CID) => boolean) | null = null
-  /** Told of every block listed (appended here, not fetched from the hub), as it is appended: the early upload. */
-  onBlock: ((b: NewBlock) => void) | null = null
+  /**
+   * Told of every block listed (appended here, not fetched from the hub), as it is appended, with
+   * its sealed bytes (valid only during the call): the early upload.
+   */
+  onBlock: ((b: NewBlock, body: Uint8Array) => void) | null = null
 
   constructor (store: AppendSource, private readonly max = 65_536) {
-    this.since = store.onAppended((cid, at) => {
+    this.since = store.onAppended((cid, at, body) => {
       if (this.fromHub?.(cid) === true) return
       if (this.list.length >= this.max) {
         const last = this.list[this.list.length - 1]
@@ -56,7 +59,7 @@ export class AppendedBlocks {
       }
       const b = { cid, pack: at.pack, offset: at.offset, length: at.length }
       this.list.push(b)
-      this.onBlock?.(b)
+      this.onBlock?.(b, body)
     })
   }
 

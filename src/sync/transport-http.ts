@@ -257,6 +257,13 @@ export class HttpBlockTransport implements BlockTransport {
     await readAll(res, 64 * 1024)
   }
 
+  /** One CAR batch framed by the caller (the early upload's), in one request, its buffer written as it is. */
+  async putCar (car: Buffer, opts: Pick<TransferOptions, 'durable' | 'signal'> = {}): Promise<void> {
+    const path = opts.durable === 'with-entry' ? `${SYNC_API.blocks}?durable=with-entry` : SYNC_API.blocks
+    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE }, body: car, signal: opts.signal })
+    await readAll(res, 64 * 1024)
+  }
+
   async * get (cids: CID[], opts: TransferOptions = {}): AsyncGenerator<Block> {
     const chunks: CID[][] = []
     if (opts.sizeOf == null) {

@@ -37,6 +37,12 @@ export interface BlockTransport {
    */
   put: (blocks: AsyncIterable<Block> | Iterable<Block>, opts?: TransferOptions) => Promise<TransferProgress>
   /**
+   * put() of one CAR v1 batch the caller framed (header, then sections), sent as it is in one
+   * request; resolves once every block in it is acknowledged (as put()). The early upload's
+   * (uplink.ts): it frames the sealed bytes as they are appended.
+   */
+  putCar?: (car: Buffer, opts?: Pick<TransferOptions, 'durable' | 'signal'>) => Promise<void>
+  /**
    * The blocks of `cids`, in that order, each checked against its CID before it is yielded: a
    * wrong block is a TransportError ERR_BLOCK_MISMATCH naming the CID, never yielded.
    */

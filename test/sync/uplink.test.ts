@@ -16,6 +16,7 @@ import { Uplink } from '../../src/sync/uplink.js'
 import { AppendedBlocks } from '../../src/sync/new-blocks.js'
 import { decodeEntry, readBlockList } from '../../src/sync/entry.js'
 import type { Block, BlockTransport } from '../../src/sync/transport.js'
+import { readCar } from '../../src/sync/transport-car.js'
 import { deriveDriveId, deriveSyncKey } from '../../src/sync/entry-keys.js'
 import { device, identity, payload } from './helpers.js'
 
@@ -49,23 +50,46 @@ class Hub implements BlockTransport {
   }
 
   lose (): void { this.held.clear() }
+
+  /** The early upload's CAR batches: each block checked against its CID as it is read (readCar). */
+  cars = 0
+  /** While set, a CAR batch waits for it before it is answered (a slow hub). */
+  gate: Promise<void> | null = null
+  async putCar (car: Buffer): Promise<void> {
+    const got: Block[] = []
+    const copy = Buffer.from(car) // the uplink reuses its buffer once answered
+    for await (const b of readCar((async function * () { yield copy })())) got.push(b)
+    if (this.gate != null) await this.gate
+    if (this.failPuts > 0) { this.failPuts--; throw new Error('hub went away') }
+    for (const b of got) { this.held.set(b.cid.toString(), b.bytes); this.sent.push(b.cid.toString()) }
+    this.cars++
+    this.events.push(`car ${got.length}`)
+  }
 }
 
-async function fixture (base: string, hub: Hub): Promise<{ store: PackStore, log: LocalLog, uplink: Uplink, write: (blocks: number) => Promise<void>, publish: (n: number) => Promise<void> }> {
+/** The pack store with its reads counted: the uplink sends from the appends' bytes, not from reads. */
+function counted (store: PackStore): { store: PackStore, reads: () => number } {
+  let reads = 0
+  const get = store.get.bind(store)
+  store.get = async (cid, scratch) => { reads++; return await get(cid, scratch) }
+  return { store, reads: () => reads }
+}
+
+async function fixture (base: string, hub: Hub, opts: { inFlight?: number, ready?: number } = {}): Promise<{ store: PackStore, log: LocalLog, uplink: Uplink, reads: () => number, write: (blocks: number) => Promise<void>, publish: (n: number) => Promise<void> }> {
   const packs = join(base, 'packs')
-  const store = await PackStore.open(packs, null)
+  const { store, reads } = counted(await PackStore.open(packs, null))
   const recent = new AppendedBlocks(store)
   const dev = device('alpha', 7)
   const id = identity()
   const log = await LocalLog.open({ dir: join(base, 'out'), packsDir: packs, drive: deriveDriveId(id.driveMaster), syncKey: deriveSyncKey(id.driveMaster), device: { privateKey: dev.key.privateKey, record: dev.record }, recent })
-  const uplink = new Uplink(hub, store, { batchBytes: 64 * 1024, lingerMs: 10 })
-  recent.onBlock = b => uplink.add(b)
+  const uplink = new Uplink(hub, store, { batchBytes: 64 * 1024, lingerMs: 10, ...opts })
+  recent.onBlock = (b, body) => uplink.add(b, body)
   // Appended (and so told of) once the pack writer has written them: a flush, as the drive's writes do.
   const write = async (blocks: number): Promise<void> => { for (let i = 0; i < blocks; i++) store.put(randomBytes(20_000)); await store.flush() }
   const publish = async (n: number): Promise<void> => {
     await log.publish({ localSeq: n, time: 1_764_000_000_000 + n, payload: payload(n), watermark: await store.sync() }, [])
   }
-  return { store, log, uplink, write, publish }
+  return { store, log, uplink, reads, write, publish }
 }
 
 const settle = async (): Promise<void> => await new Promise(resolve => setTimeout(resolve, 200))
@@ -74,10 +98,13 @@ test('blocks go up as the store appends them, before their entry exists; the pus
   const base = mkdtempSync(join(tmpdir(), 'space-uplink-'))
   try {
     const hub = new Hub()
-    const { store, log, uplink, write, publish } = await fixture(base, hub)
+    const { store, log, uplink, reads, write, publish } = await fixture(base, hub)
     await write(12)
     await settle()
     assert.equal(hub.sent.length, 12, 'every appended block is on the hub before any entry is published')
+    assert.equal(reads(), 0, 'sent from the bytes the pack writer appended: none read back from the pack')
+    assert.equal(uplink.totals.copied, 12)
+    assert.ok(hub.cars >= 4, `in CAR batches of at most 64 KiB (${hub.cars})`)
     assert.equal(log.state.seq, 0)
     await publish(1)
     await new Pusher({ log, transport: hub, entries: hub, store, uplink }).kick()
@@ -120,6 +147,64 @@ test('an early upload that failed is sent by the push; one a restarted hub lost 
     await pusher.kick()
     assert.equal(hub.events.at(-1), 'entry 2')
     assert.equal(log.state.pushed, 2)
+    uplink.stop()
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('with the hub slower than the writes, the uplink holds at most its buffers; what found none is read back from the pack later, checked, and nothing goes twice', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-uplink-'))
+  try {
+    const hub = new Hub()
+    let open!: () => void
+    hub.gate = new Promise(resolve => { open = resolve })
+    // One request in flight, one buffer filling, none waiting: two 64 KiB buffers at most.
+    const { store, log, uplink, reads, write, publish } = await fixture(base, hub, { inFlight: 1, ready: 0 })
+    let most = 0
+    for (let i = 0; i < 10; i++) {
+      await write(3)
+      most = Math.max(most, uplink.held.buffers)
+    }
+    await settle()
+    assert.ok(most <= 2, `at most two batch buffers held (${most})`)
+    assert.equal(hub.sent.length, 0, 'the hub has answered nothing yet')
+    assert.ok(uplink.totals.copied <= 6, `only what fits two buffers was copied (${uplink.totals.copied})`)
+    open()
+    hub.gate = null
+    await new Promise(resolve => setTimeout(resolve, 500))
+    assert.equal(hub.sent.length, 30, 'every block went up early')
+    assert.equal(new Set(hub.sent).size, 30, 'nothing sent twice')
+    assert.ok(uplink.totals.readBack >= 24, `the rest read back (${uplink.totals.readBack})`)
+    assert.equal(reads(), uplink.totals.readBack, 'one read per block read back, none for those copied')
+    assert.equal(uplink.held.buffers, 0, 'no batch memory held once everything is answered')
+    await publish(1)
+    await new Pusher({ log, transport: hub, entries: hub, store, uplink }).kick()
+    assert.equal(hub.sent.length, 31, 'the push sent only the list block')
+    assert.equal(log.state.pushed, 1)
+    uplink.stop()
+    await store.close()
+  } finally {
+    rmSync(base, { recursive: true, force: true })
+  }
+})
+
+test('the push waits for blocks copied into a batch that has not gone yet, instead of reading and sending them itself', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'space-uplink-'))
+  try {
+    const hub = new Hub()
+    const { store, log, uplink, reads, write, publish } = await fixture(base, hub)
+    // A long linger: the part-filled batch would wait; the push's settle() sends it at once.
+    ;(uplink as unknown as { lingerMs: number }).lingerMs = 60_000
+    await write(2)
+    assert.equal(hub.sent.length, 0, 'two 20 kB blocks wait in a part-filled batch')
+    await publish(1)
+    const t0 = Date.now()
+    await new Pusher({ log, transport: hub, entries: hub, store, uplink }).kick()
+    assert.ok(Date.now() - t0 < 5000)
+    assert.deepEqual(hub.events, ['car 2', 'put 1', 'entry 1'], 'the batch went first, then the list block, then the entry')
+    assert.equal(reads(), 0)
     uplink.stop()
     await store.close()
   } finally {
