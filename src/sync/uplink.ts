@@ -71,6 +71,8 @@ export class Uplink {
   /** CID -> the batch carrying it (copied, waiting or in flight). */
   private readonly carried = new Map<string, Promise<boolean>>()
   private timer: NodeJS.Timeout | null = null
+  /** Waiting for a batch to end (settle()): told when one is answered or dropped. */
+  private wake: Array<() => void> = []
   /** After a failed batch: no early uploads until a push round succeeds (resume()). */
   private off = false
   private stopped = false
@@ -130,14 +132,18 @@ export class Uplink {
   }
 
   /**
-   * For the pusher, before it asks the hub what a group lacks: the blocks of `cids` still waiting
-   * to be read back here are left to it (taken out), those copied into a batch go now and are
-   * waited for, as are those in flight; resolves to the CIDs not acknowledged here, which the
-   * pusher must look up and send.
+   * For the pusher, before it asks the hub what a group lacks: the blocks of `cids` this uplink
+   * was told of go up now (those waiting to be read back are read into its batches first, so the
+   * push needs no memory of its own for them) and are waited for, as are those in flight;
+   * resolves to the CIDs not acknowledged here, which the pusher must look up and send.
    */
   async settle (cids: CID[]): Promise<CID[]> {
     const want = new Set(cids.map(c => c.toString()))
-    if (this.later.some(b => want.has(b.cid.toString()))) this.later = this.later.filter(b => !want.has(b.cid.toString()))
+    while (!this.off && !this.stopped && this.later.some(b => want.has(b.cid.toString()))) {
+      const changed = new Promise<void>(resolve => this.wake.push(resolve))
+      this.pump(true)
+      await changed
+    }
     const waits: Array<Promise<boolean>> = []
     for (const k of want) { const p = this.carried.get(k); if (p != null) waits.push(p) }
     if (waits.length > 0) this.pump(true)
@@ -165,6 +171,8 @@ export class Uplink {
 
   stop (): void {
     this.stopped = true
+    const t = this.totals
+    trace(() => `uplink: ${t.blocks} blocks (${t.bytes} B) in ${t.batches} batches; ${t.copied} copied as appended, ${t.readBack} read back`)
     this.drop()
   }
 
@@ -175,6 +183,13 @@ export class Uplink {
     this.ready = []
     this.filling = null
     this.later = []
+    this.tell()
+  }
+
+  private tell (): void {
+    const w = this.wake
+    this.wake = []
+    for (const f of w) f()
   }
 
   private release (b: Batch, ok: boolean): void {
@@ -182,6 +197,7 @@ export class Uplink {
     b.lease.done()
     this.buffers--
     b.settle(ok)
+    this.tell()
   }
 
   /** Starts requests while there is room: full batches at once, a part-filled one (or read-back) after lingerMs. */

@@ -154,7 +154,7 @@ test('an early upload that failed is sent by the push; one a restarted hub lost 
   }
 })
 
-test('with the hub slower than the writes, the uplink holds at most its buffers; what found none is read back from the pack later, checked, and nothing goes twice', async () => {
+test('with the hub slower than the writes, the uplink holds at most its buffers; what found none is read back from the pack later (also when the push asks for it), and nothing goes twice', async () => {
   const base = mkdtempSync(join(tmpdir(), 'space-uplink-'))
   try {
     const hub = new Hub()
@@ -171,17 +171,22 @@ test('with the hub slower than the writes, the uplink holds at most its buffers;
     assert.ok(most <= 2, `at most two batch buffers held (${most})`)
     assert.equal(hub.sent.length, 0, 'the hub has answered nothing yet')
     assert.ok(uplink.totals.copied <= 6, `only what fits two buffers was copied (${uplink.totals.copied})`)
+    // The push starts while the hub is still slow: it leaves the blocks to the uplink and waits.
+    await publish(1)
+    const pusher = new Pusher({ log, transport: hub, entries: hub, store, uplink })
+    const pushed = pusher.kick()
+    await settle()
+    assert.equal(hub.events.filter(e => e.startsWith('entry')).length, 0, 'no entry before its blocks')
     open()
     hub.gate = null
-    await new Promise(resolve => setTimeout(resolve, 500))
-    assert.equal(hub.sent.length, 30, 'every block went up early')
-    assert.equal(new Set(hub.sent).size, 30, 'nothing sent twice')
-    assert.ok(uplink.totals.readBack >= 24, `the rest read back (${uplink.totals.readBack})`)
-    assert.equal(reads(), uplink.totals.readBack, 'one read per block read back, none for those copied')
+    await pushed
+    assert.equal(hub.sent.length, 31, 'every block went up early, and the push sent only the list block')
+    assert.equal(new Set(hub.sent).size, 31, 'nothing sent twice')
+    assert.equal(pusher.totals.blocks, 1)
+    assert.ok(uplink.totals.readBack >= 24, `the rest read back into the uplink's batches (${uplink.totals.readBack})`)
+    assert.equal(reads(), uplink.totals.readBack, 'one read per block read back, none for those copied, none by the push')
     assert.equal(uplink.held.buffers, 0, 'no batch memory held once everything is answered')
-    await publish(1)
-    await new Pusher({ log, transport: hub, entries: hub, store, uplink }).kick()
-    assert.equal(hub.sent.length, 31, 'the push sent only the list block')
+    assert.equal(hub.events.at(-1), 'entry 1')
     assert.equal(log.state.pushed, 1)
     uplink.stop()
     await store.close()
