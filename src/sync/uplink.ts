@@ -14,7 +14,8 @@
 // read back from the pack (checked against its CID) into a batch once a buffer is free.
 import type { CID } from 'multiformats/cid'
 import type { TransferOptions } from './transport.js'
-import { carHeader, sectionPrefix, sectionSize } from './transport-car.js'
+import { varint } from 'multiformats'
+import { carHeader, sectionSize } from './transport-car.js'
 import { BufferPool, type Lease } from '../store/buffer-pool.js'
 import { copyBytes } from '../crypto/copy.js'
 import { trace } from './trace.js'
@@ -54,6 +55,15 @@ interface Batch {
 }
 
 const EMPTY_HEADER = carHeader([])
+
+/** Writes a block's section prefix (varint(len(CID) + length) | CID) at buf[at]; returns where its bytes go. */
+function prefixInto (buf: Buffer, at: number, b: Appended): number {
+  const c = b.cid.bytes
+  varint.encodeTo(c.length + b.length, buf, at)
+  at += varint.encodingLength(c.length + b.length)
+  buf.set(c, at)
+  return at + c.length
+}
 
 export class Uplink {
   /** The batch blocks are copied into as they are appended. */
@@ -103,7 +113,7 @@ export class Uplink {
     if (batch == null) {
       this.later.push(b)
     } else {
-      batch.used += sectionPrefix(b.cid, b.length).copy(batch.lease.buf, batch.used)
+      batch.used = prefixInto(batch.lease.buf, batch.used, b)
       batch.used += copyBytes(batch.lease.buf, batch.used, bytes!) // the bytes may be a sealing slot's shared memory
       batch.blocks.push(b)
       this.carried.set(b.cid.toString(), batch.done)
@@ -240,7 +250,7 @@ export class Uplink {
       const size = sectionSize(b.cid, b.length)
       if (batch.blocks.length > 0 && batch.used + size > batch.lease.buf.length) break
       this.later.shift()
-      batch.used += sectionPrefix(b.cid, b.length).copy(batch.lease.buf, batch.used)
+      batch.used = prefixInto(batch.lease.buf, batch.used, b)
       at.push(batch.used)
       batch.used += b.length
       batch.blocks.push(b)
