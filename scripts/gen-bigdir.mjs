@@ -8,10 +8,11 @@
 //     rename, unlink) and the shards that commit sealed. With --creates K, then K creates of new
 //     names in /big, a commit every 1,000: create and commit CPU per file (this process's, all
 //     threads), objects and bytes appended to the packs per file (the curve's point at N).
-//   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20] [--settle-ms 0]
+//   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20] [--settle-ms 0] [--threads]
 //     `space mount` of DIR/data: the first stat(2) of a name in /big through the mount (cold),
 //     --settle-ms after it answered, and the median of more, with the daemon's CPU per stat (all
-//     threads, and its JS thread) and its threads' run-queue wait; then SIGTERM.
+//     threads, and its JS thread) and its threads' run-queue wait; --threads: the first stat's
+//     CPU per thread name; then SIGTERM.
 //   node scripts/gen-bigdir.mjs list DIR [--drop-caches] [--space BIN] [--cmd 'ls -f']
 //     `space mount` of DIR/data, then CMD run on DIR's folder (`ls -f big`, `ls -l big`, `find
 //     big`; in the mount): the time to its first line of output and to its end, the lines, and
@@ -128,13 +129,16 @@ if (mode === 'gen') {
       // The daemon's CPU and run-queue wait per stat (ns from /proc/PID/task/TID/schedstat, all threads):
       // steady under load, where the wall time is mostly waiting for a CPU.
       const sched = () => { let cpu = 0, wait = 0, js = 0; for (const t of readdirSync(`/proc/${child.pid}/task`)) { try { const [c, w] = readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number); cpu += c; wait += w; if (Number(t) === child.pid) js = c } catch {} } return { cpu, wait, js } }
-      const timed = async () => { const s0 = sched(); const t = performance.now(); await stat(join(mnt, 'big', pick())); const s1 = sched(); return { ms: ms(t), cpuMs: (s1.cpu - s0.cpu) / 1e6, jsCpuMs: (s1.js - s0.js) / 1e6, waitMs: (s1.wait - s0.wait) / 1e6 } }
+      // Per thread name (--threads): which of the daemon's threads ran during the first stat.
+      const byThread = () => { const m = new Map(); for (const t of readdirSync(`/proc/${child.pid}/task`)) { try { const c = Number(readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); const n = Number(t) === child.pid ? "js" : `${readFileSync(`/proc/${child.pid}/task/${t}/comm`, "utf8").trim()}${process.env.BIGDIR_TIDS === "1" ? "+" + (Number(t) - child.pid) : ""}`; m.set(t, { n, c }) } catch {} } return m }
+      const threadDelta = (a, b) => { const out = {}; for (const [t, { n, c }] of b) { const d = (c - (a.get(t)?.c ?? 0)) / 1e6; if (d > 0.01) out[n] = +((out[n] ?? 0) + d).toFixed(3) } return out }
+      const timed = async () => { const th0 = byThread(); const s0 = sched(); const t = performance.now(); await stat(join(mnt, 'big', pick())); const s1 = sched(); return { ms: ms(t), cpuMs: (s1.cpu - s0.cpu) / 1e6, jsCpuMs: (s1.js - s0.js) / 1e6, waitMs: (s1.wait - s0.wait) / 1e6, threads: threadDelta(th0, byThread()) } }
       await new Promise(res => setTimeout(res, Number(opt('settle-ms', 0)))) // after the mount's own start-up work (--settle-ms)
       const first = await timed() // async: the daemon's FUSE thread is this process's child, never block on it
       const more = []
       for (let i = 0; i < Number(opt('lookups', 20)); i++) more.push(await timed())
       const med = k => +median(more.map(x => x[k])).toFixed(3)
-      console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: first.ms, statColdMedianMs: med('ms'), daemonCpuMs: { first: +first.cpuMs.toFixed(3), median: med('cpuMs') }, jsThreadCpuMs: { first: +first.jsCpuMs.toFixed(3), median: med('jsCpuMs') }, daemonWaitMs: { first: +first.waitMs.toFixed(3), median: med('waitMs') } }))
+      console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: first.ms, statColdMedianMs: med('ms'), daemonCpuMs: { first: +first.cpuMs.toFixed(3), median: med('cpuMs') }, jsThreadCpuMs: { first: +first.jsCpuMs.toFixed(3), median: med('jsCpuMs') }, daemonWaitMs: { first: +first.waitMs.toFixed(3), median: med('waitMs') }, ...(flag('threads') ? { firstThreadsCpuMs: first.threads } : {}) }))
     } else {
       const cmd = opt('cmd', 'ls -f big')
       const cpuS = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
