@@ -149,7 +149,8 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     warming = new Promise(resolve => setImmediate(resolve)).then(async () => {
       const t0 = performance.now()
       const n = await warmLookups({
-        getattr: (p, cb) => { if (stopped) cb(0); else ops.getattr(p, cb) },
+        // Through the kernel: its lookups, libfuse's path walk, the dispatch to JS and the reply run once too.
+        getattr: (p, cb) => { if (stopped) cb(0); else fsp.lstat(join(mountpoint, p)).then(() => cb(0), () => cb(0)) },
         rootDirs: async max => await loadedNames(drive.tree, '/', max, true),
         loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null
       })

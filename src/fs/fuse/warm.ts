@@ -3,10 +3,12 @@
 // code for the first time on the first stat: V8 compiles each function on its first call and its
 // inline caches start empty. In-process, the first stat of /big/NAME cost 7-9 ms of the JS
 // thread's CPU (/big 2.5-3.7, the name 4.6-5.7) against 1.5-2.0 for later ones (1M folder, load
-// 6-17). Here getattr runs, through the ops the kernel calls, on each of the root's first
-// WARM_DIRS subdirectories and on a name not in them: the frontend, the path walk, a sharded
-// folder's shard loads and decoding and the ENOENT reply run once, and those folders' top shards
-// stay loaded (a few store reads; the shards are let go like any others).
+// 6-17). Here getattr runs, through the kernel (daemon.ts: lstat in the mount, so libfuse's path
+// walk, the dispatch to JS and the reply run too), on each of the root's first WARM_DIRS
+// subdirectories and on a name not in them: the frontend, the path walk, a sharded folder's shard
+// loads and decoding and the ENOENT reply run once, and those folders' top shards stay loaded (a
+// few store reads; the shards are let go like any others). The mount is announced once this is
+// done (WARM_WAIT_MS at most): run beside the first stat, it took the CPU from it.
 import type { Cb, StatLike } from './binding.js'
 import { Kind } from '../tree/format.js'
 import type { DirNode, Node } from '../tree/nodes.js'
