@@ -285,3 +285,23 @@ test('a change deep inside a subdirectory of a sharded folder is committed, whet
   assert.equal((await again.stat(await again.lookup('/big/sub-3/inner'))).mode & 0o777, 0o600)
   assert.equal((await names(again, '/big')).length, 3020)
 })
+
+test('a commit stores directory nodes and shards as fresh puts (sealed under a new nonce): no dedupe probe of the store per shard', async () => {
+  class Counting extends CheckedStore {
+    plain = 0 // and `fresh`, counted by MemoryBlockStore
+    override put (bytes: Uint8Array): CID { this.plain++; return super.put(bytes) }
+  }
+  const store = new Counting()
+  const { tree } = memoryTree({ store })
+  await tree.mkdir('/big', 0o755)
+  await fill(tree, '/big', 0, 2000)
+  await tree.commit()
+  assert.ok((await dirAt(tree, '/big')).shards != null)
+  assert.equal(store.plain, 0, 'no put() of a directory node or shard')
+  assert.ok(store.fresh >= 17, `${store.fresh} fresh puts: the shards and the root`)
+  store.fresh = 0
+  await tree.create(`/big/${fname(5000)}`, 0o644)
+  await tree.commit()
+  assert.equal(store.plain, 0)
+  assert.ok(store.fresh >= 3 && store.fresh <= 5, `one create: ${store.fresh} objects stored (its leaf, the folder's root shard, the root directory)`)
+})
