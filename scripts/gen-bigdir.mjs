@@ -17,11 +17,12 @@
 //     `space mount` of DIR/data, then CMD run on DIR's folder (`ls -f big`, `ls -l big`, `find
 //     big`; in the mount): the time to its first line of output and to its end, the lines, and
 //     the daemon's VmRSS before, at its peak while CMD runs (sampled every 50 ms) and after.
-//   node scripts/gen-bigdir.mjs create DIR [--files 10000] [--drop-caches] [--space BIN] [--in-place]
+//   node scripts/gen-bigdir.mjs create DIR [--files 10000] [--drop-caches] [--space BIN] [--in-place] [--threads]
 //     `space mount` of a copy of DIR (DIR itself with --in-place), then --files creates of new
 //     names in /big through the mount (open O_CREAT|O_EXCL + close, as the bench's bigdir row):
 //     per range (the first 1,000, the rest) the wall time, the daemon's CPU (all threads) and this
-//     process's CPU per file, and the bytes the commits appended to the packs per file; then one
+//     process's CPU per file (--threads: the daemon's per thread kind), and the bytes the commits
+//     appended to the packs per file; then one
 //     change at a time (create, chmod, rename, unlink), each followed by the daemon's next commit
 //     (the journal grows): the bytes it appended to the packs, the change's cost through FUSE.
 // Needs a build (npm run build) of this tree. Prints one JSON line.
@@ -158,7 +159,9 @@ if (mode === 'gen') {
       const journalBytes = () => statSync(join(storeDir, 'data', 'journal')).size
       const tick = 100 // USER_HZ
       const daemonCpuMs = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 1000 / tick }
-      const snap = () => { const u = process.cpuUsage(); return { t: performance.now(), d: daemonCpuMs(), user: u.user / 1000, system: u.system / 1000, packs: bytesOf() } }
+      // Per thread kind (--threads): the JS thread, libuv's pool, the rest (FUSE workers, V8's threads, the sealing worker).
+      const threadsMs = () => { const o = { js: 0, libuv: 0, other: 0 }; for (const t of readdirSync(`/proc/${child.pid}/task`)) { try { const c = Number(readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e6; const n = readFileSync(`/proc/${child.pid}/task/${t}/comm`, 'utf8').trim(); const k = Number(t) === child.pid ? 'js' : n === 'libuv-worker' ? 'libuv' : process.env.BIGDIR_TIDS === '1' ? `${n}+${Number(t) - child.pid}` : 'other'; o[k] = (o[k] ?? 0) + c } catch {} } return o }
+      const snap = () => { const u = process.cpuUsage(); return { t: performance.now(), d: daemonCpuMs(), user: u.user / 1000, system: u.system / 1000, packs: bytesOf(), th: flag('threads') ? threadsMs() : null } }
       /** Resolves once the daemon committed (its journal grew past `from`), or after 15 s. */
       const committed = async (from) => { const end = Date.now() + 15000; while (journalBytes() <= from && Date.now() < end) await new Promise(res => setTimeout(res, 5)); return journalBytes() > from }
       const k = Number(opt('files', 10000))
@@ -176,7 +179,7 @@ if (mode === 'gen') {
           const r1 = snap()
           const n = i + 1 - from
           const us = x => +(x * 1000 / n).toFixed(1)
-          ranges.push({ files: `${from + 1}-${i + 1}`, wallUs: us(r1.t - r0.t), daemonCpuUs: us(r1.d - r0.d), callerUserUs: us(r1.user - r0.user), callerSystemUs: us(r1.system - r0.system), packBytesPerFile: Math.round((r1.packs - r0.packs) / n) })
+          ranges.push({ files: `${from + 1}-${i + 1}`, wallUs: us(r1.t - r0.t), daemonCpuUs: us(r1.d - r0.d), callerUserUs: us(r1.user - r0.user), callerSystemUs: us(r1.system - r0.system), packBytesPerFile: Math.round((r1.packs - r0.packs) / n), ...(r1.th != null ? { threadCpuUs: Object.fromEntries(Object.keys(r1.th).map(k => [k, us(r1.th[k] - (r0.th[k] ?? 0))]).filter(([, v]) => v > 1)) } : {}) })
           r0 = snap()
           from = i + 1
         }
