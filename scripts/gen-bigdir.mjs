@@ -11,7 +11,8 @@
 //   node scripts/gen-bigdir.mjs mount DIR [--drop-caches] [--space BIN] [--lookups 20] [--settle-ms 0] [--threads]
 //     `space mount` of DIR/data: the first stat(2) of a name in /big through the mount (cold),
 //     --settle-ms after it answered, and the median of more, with the daemon's CPU per stat (all
-//     threads, and its JS thread) and its threads' run-queue wait; --threads: the first stat's
+//     threads, and its JS thread), its threads' run-queue wait, its read syscalls and the bytes
+//     they fetched from the disk (/proc/PID/io); --threads: the first stat's
 //     CPU per thread name; then SIGTERM.
 //   node scripts/gen-bigdir.mjs list DIR [--drop-caches] [--space BIN] [--cmd 'ls -f']
 //     `space mount` of DIR/data, then CMD run on DIR's folder (`ls -f big`, `ls -l big`, `find
@@ -145,13 +146,15 @@ if (mode === 'gen') {
       // Per thread name (--threads): which of the daemon's threads ran during the first stat.
       const byThread = () => { const m = new Map(); for (const t of readdirSync(`/proc/${child.pid}/task`)) { try { const c = Number(readFileSync(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); const n = Number(t) === child.pid ? "js" : `${readFileSync(`/proc/${child.pid}/task/${t}/comm`, "utf8").trim()}${process.env.BIGDIR_TIDS === "1" ? "+" + (Number(t) - child.pid) : ""}`; m.set(t, { n, c }) } catch {} } return m }
       const threadDelta = (a, b) => { const out = {}; for (const [t, { n, c }] of b) { const d = (c - (a.get(t)?.c ?? 0)) / 1e6; if (d > 0.01) out[n] = +((out[n] ?? 0) + d).toFixed(3) } return out }
-      const timed = async () => { const th0 = byThread(); const s0 = sched(); const t = performance.now(); await stat(join(mnt, 'big', pick())); const s1 = sched(); return { ms: ms(t), cpuMs: (s1.cpu - s0.cpu) / 1e6, jsCpuMs: (s1.js - s0.js) / 1e6, waitMs: (s1.wait - s0.wait) / 1e6, threads: threadDelta(th0, byThread()) } }
+      // The daemon's read syscalls and the bytes they fetched from the disk (/proc/PID/io): store reads per stat, and how many missed the page cache.
+      const io = () => { const m = {}; for (const l of readFileSync(`/proc/${child.pid}/io`, 'utf8').split('\n')) { const [k, v] = l.split(': '); if (k) m[k] = Number(v) } return m }
+      const timed = async () => { const th0 = byThread(); const s0 = sched(); const io0 = io(); const t = performance.now(); await stat(join(mnt, 'big', pick())); const s1 = sched(); const io1 = io(); return { ms: ms(t), cpuMs: (s1.cpu - s0.cpu) / 1e6, jsCpuMs: (s1.js - s0.js) / 1e6, waitMs: (s1.wait - s0.wait) / 1e6, threads: threadDelta(th0, byThread()), reads: io1.syscr - io0.syscr, diskKiB: (io1.read_bytes - io0.read_bytes) / 1024 } }
       await new Promise(res => setTimeout(res, Number(opt('settle-ms', 0)))) // after the mount's own start-up work (--settle-ms)
       const first = await timed() // async: the daemon's FUSE thread is this process's child, never block on it
       const more = []
       for (let i = 0; i < Number(opt('lookups', 20)); i++) more.push(await timed())
       const med = k => +median(more.map(x => x[k])).toFixed(3)
-      console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: first.ms, statColdMedianMs: med('ms'), daemonCpuMs: { first: +first.cpuMs.toFixed(3), median: med('cpuMs') }, jsThreadCpuMs: { first: +first.jsCpuMs.toFixed(3), median: med('jsCpuMs') }, daemonWaitMs: { first: +first.waitMs.toFixed(3), median: med('waitMs') }, ...(flag('threads') ? { firstThreadsCpuMs: first.threads } : {}) }))
+      console.log(JSON.stringify({ entries, mountS: +mountS.toFixed(3), statColdFirstMs: first.ms, statColdMedianMs: med('ms'), daemonCpuMs: { first: +first.cpuMs.toFixed(3), median: med('cpuMs') }, jsThreadCpuMs: { first: +first.jsCpuMs.toFixed(3), median: med('jsCpuMs') }, daemonWaitMs: { first: +first.waitMs.toFixed(3), median: med('waitMs') }, readSyscalls: { first: first.reads, median: med('reads') }, diskReadKiB: { first: first.diskKiB, median: med('diskKiB') }, ...(flag('threads') ? { firstThreadsCpuMs: first.threads } : {}) }))
     } else if (mode === 'create') {
       const { openSync, closeSync, chmodSync, renameSync, unlinkSync } = await import('node:fs')
       const packs = join(storeDir, 'data', 'packs')

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { Mount, tempDirs, removeDirs, sh, type Dirs } from '../helpers/mount.js'
 import { genBigDir, bigName } from '../tree/gen-bigdir.js'
-import { warmLookups, WARM_DIRS } from '../../src/fs/fuse/warm.js'
+import { warmLookups, WARM_DIRS, WARM_TOP_ENTRIES } from '../../src/fs/fuse/warm.js'
 
 const ENTRIES = Number(process.env.SPACE_TEST_BIGDIR_ENTRIES ?? 100_000)
 const dirs: Dirs = tempDirs('space-bigstat-', '/var/tmp')
@@ -63,14 +63,17 @@ test(`stat of a name in a folder of ${ENTRIES.toLocaleString('en')} entries, col
   m = null
 })
 
-test('the warm-up looks up a miss in the root, then in each of its first folders the folder, a miss and a loaded name; a failing tree only ends it', async () => {
+test('the warm-up looks up a miss in the root, then in each of its first folders the folder, a miss and a loaded name, and loads a big one\'s top shards; a failing tree only ends it', async () => {
   const seen: string[] = []
+  const tops: string[] = []
   const dirs = Array.from({ length: 12 }, (_, i) => `d${i}`)
   const n = await warmLookups({
     rootDirs: async max => dirs.slice(0, max),
     loadedName: async p => p === '/d1' ? null : 'x',
-    getattr: (p, cb) => { seen.push(p); setImmediate(() => cb(p.includes('.space-warm-') ? -2 : 0)) }
+    getattr: (p, cb) => { seen.push(p); setImmediate(() => cb(p.includes('.space-warm-') ? -2 : 0)) },
+    loadTop: async (p, min) => { assert.equal(min, WARM_TOP_ENTRIES); tops.push(p); return 16 }
   })
+  assert.deepEqual(tops, dirs.slice(0, WARM_DIRS).map(d => `/${d}`), 'each warmed folder, after its lookups')
   const miss = seen[0].slice(1)
   assert.match(miss, /^\.space-warm-/)
   assert.deepEqual(seen.slice(1, 7), ['/d0', `/d0/${miss}`, '/d0/x', '/d1', `/d1/${miss}`, '/d2'])
