@@ -6,10 +6,12 @@
 //     before and after, then the cost of CID lookups (known CIDs, then absent ones) and one file
 //     read through the tree. --code runs another build's dist/ (e.g. main's, for "before").
 //     --drop-caches: sync; echo 3 > /proc/sys/vm/drop_caches first (root).
-//   node scripts/gen-store.mjs mount DIR [--drop-caches] [--space BIN]
+//   node scripts/gen-store.mjs mount DIR [--drop-caches] [--space BIN] [--idle-s 0]
 //     `space mount` (BIN: default this tree's bin/space) of DIR/data with DIR as config dir (its
 //     master.key): seconds until it prints "mounted", the daemon's VmRSS then and 5 s later
-//     (idle), one `ls` of /gen through the mount; then SIGTERM and the daemon's exit.
+//     (idle), one `ls` of /gen through the mount; with --idle-s S, then S seconds idle: the
+//     daemon's CPU over them (all threads, % of one core) and its VmRSS at their end (issue 11
+//     point 2: under 0.5% and 128 MiB whatever the store size); then SIGTERM and the daemon's exit.
 // Needs a build (npm run build) of this tree.
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
@@ -64,11 +66,21 @@ if (mode === 'gen') {
   const t1 = performance.now()
   const names = ls(join(mnt, 'gen')).length
   const lsMs = Math.round(performance.now() - t1)
+  let idle = null
+  const idleS = Number(opt('idle-s', 0))
+  if (idleS > 0) {
+    const cpuS = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
+    const c0 = cpuS()
+    const i0 = performance.now()
+    await new Promise(res => setTimeout(res, idleS * 1000))
+    const wall = (performance.now() - i0) / 1000
+    idle = { seconds: +wall.toFixed(1), cpuS: +(cpuS() - c0).toFixed(2), cpuPct: +((cpuS() - c0) * 100 / wall).toFixed(2), rssMiB: vmRss() }
+  }
   const exited = new Promise(res => child.on('exit', code => res(code)))
   child.kill('SIGTERM')
   const code = await exited
   rmSync(base, { recursive: true, force: true })
-  console.log(JSON.stringify({ bin, mountS: +mountS.toFixed(3), rssMountedMiB: rssMounted, rssIdle5sMiB: rssIdle, lsGenMs: lsMs, files: names, exit: code }))
+  console.log(JSON.stringify({ bin, mountS: +mountS.toFixed(3), rssMountedMiB: rssMounted, rssIdle5sMiB: rssIdle, lsGenMs: lsMs, files: names, idle, exit: code }))
 } else if (mode === 'open') {
   if (flag('drop-caches')) { execFileSync('sync'); writeFileSync('/proc/sys/vm/drop_caches', '3\n') }
   // A fresh process, so that RSS and caches are those of a daemon starting.

@@ -13,7 +13,7 @@ import { DriveError } from './drive/errors.js'
 import { checkMountpoint, raiseReadahead } from './drive/mountpoint.js'
 import { CommitPolicy } from './drive/commit-policy.js'
 import { MemoryTrim } from './memory.js'
-import { warmLookups, loadedNames } from './fs/fuse/warm.js'
+import { warmLookups, loadedNames, untilWarm, WARM_WAIT_MS } from './fs/fuse/warm.js'
 import { forgetOpenedDirs } from './sync/snapshot.js' // the merge's directory cache, given back with the rest
 import { logOptions } from './fs/tree/nodes.js'
 import { findRetiredKey, rekey } from './drive/rekey.js'
@@ -149,13 +149,22 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
     warming = new Promise(resolve => setImmediate(resolve)).then(async () => {
       const t0 = performance.now()
       const n = await warmLookups({
-        getattr: (p, cb) => { if (stopped) cb(0); else ops.getattr(p, cb) },
+        // Through the kernel: its lookups, libfuse's path walk, the dispatch to JS and the reply run once too.
+        getattr: (p, cb) => { if (stopped) cb(0); else fsp.lstat(join(mountpoint, p)).then(() => cb(0), () => cb(0)) },
         rootDirs: async max => await loadedNames(drive.tree, '/', max, true),
-        loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null
+        loadedName: async p => (await loadedNames(drive.tree, p, 1))[0] ?? null,
+        loadTop: async (p, min) => await drive.tree.loadTopShards(p, min)
       })
       log(`warm: ${n} lookups in ${(performance.now() - t0).toFixed(1)} ms`)
     })
   }
+  // Announced once warm (5-30 ms on the 1M store) and once the sealing thread has started (40-60
+  // ms of CPU from Drive.open on), not while a first stat would share the CPUs with them.
+  let warmed = warming == null
+  let started = false
+  void warming?.then(() => { warmed = true })
+  void drive.started.then(() => { started = true })
+  if (!await untilWarm(Promise.all([warming, drive.started]))) log(`mount: announced after ${WARM_WAIT_MS} ms, the warm-up ${warmed ? 'done' : 'still running'}, the sealing thread ${started ? 'started' : 'still starting'}`)
   let stopping: Promise<void> | null = null
   return {
     drive,

@@ -35,3 +35,5 @@ port.on('message', (job: SealJob) => {
     port.postMessage({ id: job.id, length: 0, digest: new Uint8Array(0), error: (err as Error).message } satisfies SealResult)
   }
 })
+// Loaded: the pool's `ready` (a mount is announced once its worker no longer competes for a CPU).
+port.postMessage({ id: 0, length: 0, digest: new Uint8Array(0) } satisfies SealResult)

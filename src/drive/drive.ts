@@ -135,6 +135,9 @@ export class Drive {
 
   async commit (): Promise<CommitInfo> { return await this.tree.commit() }
 
+  /** Resolves once the sealing threads have started (SealPool.ready): the mount is announced after it. */
+  get started (): Promise<void> { return this.sealer.ready }
+
   /**
    * Gives back what only speeds up the next burst of work: the decrypted blocks cached, the
    * pages of the sealing slots, the block maps of files not in use and, with `unloadTree` (no

@@ -285,3 +285,46 @@ test('a change deep inside a subdirectory of a sharded folder is committed, whet
   assert.equal((await again.stat(await again.lookup('/big/sub-3/inner'))).mode & 0o777, 0o600)
   assert.equal((await names(again, '/big')).length, 3020)
 })
+
+test('a commit stores directory nodes and shards as fresh puts (sealed under a new nonce): no dedupe probe of the store per shard', async () => {
+  class Counting extends CheckedStore {
+    plain = 0 // and `fresh`, counted by MemoryBlockStore
+    override put (bytes: Uint8Array): CID { this.plain++; return super.put(bytes) }
+  }
+  const store = new Counting()
+  const { tree } = memoryTree({ store })
+  await tree.mkdir('/big', 0o755)
+  await fill(tree, '/big', 0, 2000)
+  await tree.commit()
+  assert.ok((await dirAt(tree, '/big')).shards != null)
+  assert.equal(store.plain, 0, 'no put() of a directory node or shard')
+  assert.ok(store.fresh >= 17, `${store.fresh} fresh puts: the shards and the root`)
+  store.fresh = 0
+  await tree.create(`/big/${fname(5000)}`, 0o644)
+  await tree.commit()
+  assert.equal(store.plain, 0)
+  assert.ok(store.fresh >= 3 && store.fresh <= 5, `one create: ${store.fresh} objects stored (its leaf, the folder's root shard, the root directory)`)
+})
+
+test('loadTopShards loads the first level of a big folder read back, after which a cold lookup there opens one shard fewer; a folder under the minimum is left alone', async () => {
+  const { tree, store, sink } = fresh()
+  await tree.mkdir('/big', 0o755)
+  await fill(tree, '/big', 0, 20000)
+  await tree.mkdir('/small', 0o755)
+  await fill(tree, '/small', 0, 2000)
+  await tree.commit()
+  const gets = async (t: Tree, name: string): Promise<number> => { const g = store.gets; await t.lookup(name); return store.gets - g }
+  const plain = sink.reopen(store)
+  await plain.children(await dirAt(plain, '/big')) // its root shard, as the warm-up's lookups leave it
+  const without = await gets(plain, `/big/${fname(4321)}`)
+  const warm = sink.reopen(store)
+  await warm.lookup('/big')
+  const g0 = store.gets
+  assert.equal(await warm.loadTopShards('/big', 10_000), 16)
+  assert.equal(store.gets - g0, 1 + 16, 'the folder\'s root shard, then its 16 children')
+  assert.equal(await warm.loadTopShards('/big', 10_000), 0, 'loaded once')
+  assert.equal(await gets(warm, `/big/${fname(4321)}`), without - 1)
+  assert.equal(await warm.loadTopShards('/small', 10_000), 0, '2,000 entries: under the minimum')
+  assert.equal(await warm.loadTopShards(`/big/${fname(1)}`, 0), 0, 'a file: nothing')
+  assert.equal((await warm.readdir('/big')).length, 20000, 'the folder lists whole after it')
+})

@@ -8,11 +8,12 @@ import { sealDirectory } from './dir-entries.js'
 import { entryOf, linkedRecordOf, sealDirShard, sealLinkTable } from './codec.js'
 import type { FileBlocks } from './file-blocks.js'
 import type { BlockStore, CommitSink, CommitInfo } from './ports.js'
+import { cidOf } from '../../store/cid.js'
 
 export interface CommitDeps {
   root: DirNode
   links: LinkTable
-  store: Pick<BlockStore, 'put' | 'sync' | 'syncStart' | 'backlog'>
+  store: Pick<BlockStore, 'put' | 'sync' | 'syncStart' | 'backlog'> & Partial<Pick<BlockStore, 'putFresh'>>
   sink: CommitSink
   fileBlocks: Pick<FileBlocks, 'sealsInFlight' | 'waitForAllSeals' | 'takeOverSeals' | 'sealAllDirty'>
   now: () => number
@@ -134,7 +135,11 @@ export class Committer {
   /** Seals one dirty directory (its node, or its changed shards), its dirty subdirectories first, and sets its `cid`. */
   private sealDir (dir: DirNode): void {
     const store = this.deps.store
-    dir.cid = sealDirectory(dir, sub => this.sealDir(sub), (name, node) => entryOf(node, store, name), (index, body) => store.put(sealDirShard(dir, index, body)))
+    // Sealed under a fresh nonce, a shard is bytes no record holds yet: no dedupe probe of the
+    // current pack's index (a cold .idx read per shard, on the event loop: 0.4 ms per create into
+    // the 1M folder read from disk).
+    const put = store.putFresh != null ? (b: Uint8Array) => store.putFresh!(cidOf(b), b) : (b: Uint8Array) => store.put(b)
+    dir.cid = sealDirectory(dir, sub => this.sealDir(sub), (name, node) => entryOf(node, store, name), (index, body) => put(sealDirShard(dir, index, body)))
     dir.dirty = false
   }
 

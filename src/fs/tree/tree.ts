@@ -125,6 +125,24 @@ export class Tree {
     return entryMap(dir)
   }
 
+  /**
+   * Loads the children of a big sharded folder's root shard (the mount's warm-up, fs/fuse/warm.ts:
+   * a cold lookup there then opens one shard fewer). Folders under `minEntries` are left alone
+   * (their first level may be leaves: every entry). Returns the shards loaded.
+   */
+  loadTopShards (path: string, minEntries: number): Promise<number> {
+    return this.edits.other(async () => {
+      const dir = await this.ns.lookup(path)
+      if (!(dir instanceof DirNode)) return 0
+      await this.loader.loadRoot(dir)
+      const trie = dir.shards
+      if (trie == null || trie.count < minEntries) return 0
+      const top = [...trie.root.kids?.values() ?? []].filter(s => !s.loaded && s.loading == null)
+      await this.loader.loadListed(dir, trie, top)
+      return top.length
+    }, false)
+  }
+
   // Calls that change the tree, or hand out a node the caller keeps, are told to `edits`: a
   // merge swapped in (adopt) must not fall across one, nor drop what it changed.
   lookup (path: string): Promise<Node> { return this.edits.other(async () => await this.ns.lookup(path), false) }
