@@ -14,7 +14,7 @@ import type { BlockTransport, TransferOptions, TransferProgress } from './transp
 import { carHeader, checkBlock, readCar, readCarIn, sectionLength, sectionPrefix, type Block } from './transport-car.js'
 import { RawHttp, type RawAnswer } from './transport-raw.js'
 import { TransportError } from './transport-errors.js'
-import { CAR_TYPE, certificateToJson, deviceAuthMessage, MAX_BLOCK_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, type SyncErrorBody } from './transport-protocol.js'
+import { CAR_TYPE, certificateToJson, deviceAuthMessage, MAX_BLOCK_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, UPLOAD_UPGRADE, type SyncErrorBody } from './transport-protocol.js'
 
 export interface DeviceCredentials {
   /** The user id the hub gave the identity at registration (16 bytes). */
@@ -37,6 +37,11 @@ export interface HttpTransportOptions {
   timeoutMs?: number
   /** Fetch answers through node's http client even over plain http (transport-raw.ts is the default there). */
   nodeHttpFetch?: boolean
+  /**
+   * Over plain http, ask the hub to read each PUT's body from the socket itself (UPLOAD_UPGRADE;
+   * default true). Not over https: a TLS front end would not pass the header on anyway.
+   */
+  uploadInPlace?: boolean
 }
 
 type Body = Buffer | ((req: ClientRequest) => Promise<void>)
@@ -253,7 +258,9 @@ export class HttpBlockTransport implements BlockTransport {
       }
     }
     const path = withEntry ? `${SYNC_API.blocks}?durable=with-entry` : SYNC_API.blocks
-    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE }, body, length, signal })
+    // The hub answers an upload read in place with `connection: close`: one connection per batch.
+    const inPlace: Record<string, string> = this.base.protocol === 'http:' && this.opts.uploadInPlace !== false ? { connection: 'Upgrade', upgrade: UPLOAD_UPGRADE } : {}
+    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE, ...inPlace }, body, length, signal })
     await readAll(res, 64 * 1024)
   }
 
