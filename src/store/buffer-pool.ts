@@ -9,8 +9,11 @@ export class BufferPool {
   /** Pooled buffers made and not let go of: free, or leased (a lease never released stays counted). */
   private made = 0
 
-  /** `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free ones kept at most. */
-  constructor (readonly size: number, private readonly keep: number) { pools.add(new WeakRef(this)) }
+  /**
+   * `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free
+   * ones kept at most; `aligned`: the pooled buffers start on a page (O_DIRECT reads into them).
+   */
+  constructor (readonly size: number, private readonly keep: number, readonly aligned = false) { pools.add(new WeakRef(this)) }
 
   /** Lets go of the free buffers (the next leases allocate again). */
   drop (): void { this.made -= this.free.length; this.free.length = 0 }
@@ -19,7 +22,7 @@ export class BufferPool {
   lease (n: number): Lease {
     if (n > this.size) return new Lease(Buffer.allocUnsafe(n), null)
     let whole = this.free.pop()
-    if (whole === undefined) { whole = Buffer.allocUnsafeSlow(this.size); this.made++ }
+    if (whole === undefined) { whole = this.aligned ? pageAligned(this.size) : Buffer.allocUnsafeSlow(this.size); this.made++ }
     const w = whole
     return new Lease(w.subarray(0, n), () => { if (this.free.length < this.keep) this.free.push(w); else this.made-- })
   }
@@ -29,6 +32,11 @@ export class BufferPool {
 
   /** Free buffers held (for tests and status). */
   get idle (): number { return this.free.length }
+}
+
+/** `n` bytes starting on a page: WebAssembly memory is page-aligned by construction (as store/direct-append.ts's). */
+function pageAligned (n: number): Buffer {
+  return Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(n / 65536) }).buffer, 0, n)
 }
 
 const pools = new Set<WeakRef<BufferPool>>()
