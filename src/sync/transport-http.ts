@@ -89,9 +89,11 @@ function hubError (status: number, body: Buffer): TransportError {
 /**
  * Fetched batches (~4 MiB CARs, inFlight at once), reused once the store has written their
  * blocks. Kept: more than in flight, since a batch stays leased until the store has written it
- * (with 6, B allocated 36 fresh ones per GiB: 324 MiB of external memory).
+ * (with 6 of 9 MiB, B allocated 36 fresh ones per GiB: 324 MiB of external memory); as many as
+ * the download and the prefetch of listed blocks hold at once (14-16 seen), since a buffer let
+ * go of is allocated again soon after.
  */
-const fetchPool = new BufferPool(5 * 1024 * 1024, 12)
+const fetchPool = new BufferPool(5 * 1024 * 1024, 20)
 /** Fetch answers up to this size get a buffer of their own (fetchInPlace). */
 const SMALL_ANSWER = 1024 * 1024
 
