@@ -29,8 +29,11 @@ interface UserBufferHandle { useUserBuffer?: (buf: Uint8Array) => void }
 /** Whether sockets of this node can be read in place (else the hub serves such a PUT as a plain one). */
 export const inPlaceReads = fields != null
 
-/** What the reads after the body go to (dropped): a pipelined byte, or the rest of a refused body. */
-const SCRATCH_BYTES = 64 * 1024
+/**
+ * What the reads after the body go to (dropped): a pipelined byte, or the rest of a refused body.
+ * One for every upload: its bytes are never looked at.
+ */
+const SCRATCH = Buffer.allocUnsafeSlow(64 * 1024)
 
 /**
  * A request body of `length` bytes read from `socket` into `out` (the first of them already
@@ -45,7 +48,7 @@ export class SocketBody {
   private inOut = true
   private waiter: { resolve: () => void, reject: (err: Error) => void } | null = null
   private error: Error | null = null
-  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES)
+  private readonly scratch = SCRATCH
   private readonly handle: UserBufferHandle | null
 
   /** `out` null: the body is only read and dropped (a refusal answered after it). */
