@@ -10,7 +10,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { loadAddon } from './crypto/addon.js'
 import { forgetCidStrings } from './store/cid.js'
-import { dropPooledBuffers } from './store/buffer-pool.js'
+import { dropPooledBuffers, pooledBytes } from './store/buffer-pool.js'
 
 /** malloc_trim(0) and mallopt (native/src/space_sys.c); null where the addon is not built. */
 const mallocTrim = loadAddon<() => boolean>('space_sys', 'mallocTrim')
@@ -110,6 +110,14 @@ function youngGrown (): boolean {
   return (v8.getHeapSpaceStatistics().find(s => s.space_name === 'new_space')?.space_size ?? 0) > YOUNG_GROWN
 }
 
+/**
+ * RSS less the pooled batch buffers (store/buffer-pool.ts): what the heap tuning and the trims
+ * weigh. No collection can give pooled memory back, and counting it kept the hub and a
+ * downloading device (108 MiB of fetch buffers) under pressure for a whole 1 GiB replication:
+ * B ran 59-77 major collections per GiB against 12 without the tuning.
+ */
+function netRss (): number { return process.memoryUsage.rss() - pooledBytes() }
+
 /** RSS above which tuneHeap keeps V8's heap near what is live. */
 const PRESSURE_RSS = 192 * 1024 * 1024
 
@@ -145,7 +153,7 @@ export class MemoryTrim {
   start (): void {
     if (this.timer != null) return
     this.lastCpu = cpuMs()
-    this.trimmedAt = process.memoryUsage.rss()
+    this.trimmedAt = netRss()
     this.timer = setInterval(() => this.check(), this.opts.checkMs ?? CHECK_MS)
     this.timer.unref()
   }
@@ -164,7 +172,7 @@ export class MemoryTrim {
     dropPooledBuffers()
     fullGc()
     trimMalloc()
-    this.trimmedAt = process.memoryUsage.rss()
+    this.trimmedAt = netRss()
     this.lastCpu = cpuMs() // its own CPU is not work
     this.workMs = 0
     this.counts.releases++
@@ -173,7 +181,7 @@ export class MemoryTrim {
     this.settle = setTimeout(() => {
       this.settle = null
       trimMalloc()
-      this.trimmedAt = process.memoryUsage.rss()
+      this.trimmedAt = netRss()
       this.lastCpu = cpuMs()
       this.workMs = 0
       this.opts.log?.(`memory: settled: rss ${this.trimmedAt >> 20} MiB`)
@@ -186,7 +194,7 @@ export class MemoryTrim {
     const used = cpu - this.lastCpu
     const busy = used > (this.opts.busyCpuMs ?? BUSY_CPU_MS * (this.opts.checkMs ?? CHECK_MS) / CHECK_MS)
     this.lastCpu = cpu
-    const rss = process.memoryUsage.rss()
+    const rss = netRss()
     const pressed = tuneHeap(rss, this.opts.pressureRss) // every look: a Worker started since put V8's flags back (a few microseconds)
     if (busy) {
       this.workMs += used
@@ -198,7 +206,7 @@ export class MemoryTrim {
         if (shrink) this.shrunkAt = Date.now()
         fullGc(shrink)
         trimMalloc()
-        this.trimmedAt = process.memoryUsage.rss()
+        this.trimmedAt = netRss()
         this.lastCpu = cpuMs()
         this.counts.trims++
         this.opts.log?.(`memory: trimmed while working${shrink ? ' (young generation shrunk)' : ''}: rss ${rss >> 20} -> ${this.trimmedAt >> 20} MiB`)

@@ -2,7 +2,7 @@
 // auth, blocks, the IPFS Trustless Gateway; docs/hub.md). Plain node:http; a thin router over
 // the services; binds 127.0.0.1 unless told otherwise (put TLS in front for anything public).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { API } from '../keys/vault-protocol.js'
 import { VERSION } from '../version.js'
 import { HubDb } from './db.js'
@@ -15,6 +15,7 @@ import { DeviceAuth, type DeviceSession } from './replication/auth.js'
 import { openReplicationDb } from './replication/blocks-db.js'
 import { blockRoutes } from './replication/blocks-routes.js'
 import { HubBlocks } from './replication/blocks-store.js'
+import { inPlaceReads } from './replication/socket-body.js'
 import { EntryStore } from './replication/entries.js'
 import { entryRoutes } from './replication/entries-routes.js'
 import { SYNC_API } from '../sync/transport-protocol.js'
@@ -83,10 +84,11 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     getBlock: async (cid, user) => await blocks.get(user, cid)
   })
   const auth = new DeviceAuth(db, entries)
-  const blockRoute = blockRoutes({ auth, blocks })
+  const blockRoute = blockRoutes({ auth, blocks, log })
   const entryDeps = { auth, entries, identityOf: (id: Uint8Array) => db.userById(id)?.publicKey }
 
-  async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** The request allowance: a HubError 429 past it. The client's key, for the registration limit. */
+  function admit (req: IncomingMessage): string {
     // A device with a valid token has its own, larger allowance; everyone else shares the
     // address's.
     const session = auth.sessionOf(req)
@@ -95,6 +97,11 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
       ? flood.take([[`dev:${session.devicePublicKey.toString('hex')}`, deviceRequestLimit]])
       : flood.take([[`req:${client}`, requestLimit]])
     if (!limited.ok) throw new HubError(429, 'rate_limited', 'too many requests', { 'Retry-After': String(limited.retryAfter) })
+    return client
+  }
+
+  async function route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = admit(req)
     const url = new URL(req.url ?? '/', 'http://hub')
     const path = url.pathname
     const method = req.method ?? 'GET'
@@ -102,7 +109,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     if (method === 'POST' && path === SYNC_API.token) return send(res, 200, auth.token(await readJson(req)))
     if (method === 'POST' && path === SYNC_API.revoke) return send(res, 200, auth.revoke(await readJson(req)))
     if (method === 'GET' && path === SYNC_API.revoked) return send(res, 200, { records: auth.revocations(auth.authenticate(req).userId) })
-    if (await blockRoute(req, res, url)) return
+    if (await blockRoute.route(req, res, url)) return
     if (await entryRoutes(entryDeps, req, res, method, url)) return
     if (method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, version: VERSION })
     if (method === 'POST' && path === API.users) {
@@ -132,6 +139,9 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
       send(res, 500, { error: 'internal', message: 'internal error' })
     })
   })
+  // Block uploads whose body is read from the socket in place (docs/hub.md); without the
+  // listener (a node that cannot), such a request is served as a plain PUT.
+  if (inPlaceReads) server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => { void blockRoute.upgrade(req, socket, head, () => { admit(req) }) })
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   server.headersTimeout = 10_000
   // A whole request body must arrive within this: a 32 MiB CAR batch needs ~2.2 Mbit/s.
@@ -163,6 +173,7 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     close: async () => {
       trim.stop()
       server.closeAllConnections()
+      blockRoute.closeAll()
       await new Promise<void>(resolve => server.close(() => resolve()))
       await blocks.close()
       entries.close()

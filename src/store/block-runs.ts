@@ -23,37 +23,51 @@ export const MAX_RUN_BYTES = 1024 * 1024
 /** Bytes between two records (a record header) up to which they still count as one run. */
 const MAX_GAP = 256
 
-/** One read: `cids` lie in [position, position + length) of `fd`, the i-th at offsets[i]. */
-interface Run { fd: number, position: number, length: number, cids: CID[], offsets: number[], lengths: number[] }
+/** O_DIRECT's unit: a direct run is read from and to page boundaries. */
+const PAGE = 4096
+/** What a pool's buffers must hold for direct runs: a run and the pages it starts and ends in. */
+export const DIRECT_RUN_BYTES = MAX_RUN_BYTES + 2 * PAGE
+
+/**
+ * One read: `cids` lie in [position, position + length) of `fd`, the i-th at offsets[i];
+ * `direct`: fd is an O_DIRECT descriptor (read by whole pages into a page-aligned buffer).
+ */
+interface Run { fd: number, position: number, length: number, cids: CID[], offsets: number[], lengths: number[], direct: boolean }
 type Part = Run | { cid: CID }
 
 /**
  * `cids` cut into runs (in order): consecutive blocks of one file whose records follow each other
  * with at most a record header between them, up to MAX_RUN_BYTES; a block not on disk is a part
- * of its own (read with get()).
+ * of its own (read with get()). `direct`: runs of large records are planned on the store's
+ * O_DIRECT descriptors (PackStore.locate), where the disk writes into the reader's buffer: a
+ * buffered read of blocks the store appended with O_DIRECT (so not cached) cost the kernel a
+ * page-cache fill and a copy, 0.9 s of CPU per GiB here against 0.15 s direct.
  */
-export function planRuns (src: Pick<RunSource, 'locate'>, cids: CID[], maxRun = MAX_RUN_BYTES): Part[] {
+export function planRuns (src: Pick<RunSource, 'locate'>, cids: CID[], maxRun = MAX_RUN_BYTES, direct = false): Part[] {
   const parts: Part[] = []
   let run: Run | null = null
   for (const cid of cids) {
-    const at = src.locate(cid, true)
+    let at = src.locate(cid, !direct)
+    if (at?.direct === true && at.length > maxRun) at = src.locate(cid, true) // a block bigger than a run: buffered, on its own
     if (at == null) { run = null; parts.push({ cid }); continue }
+    const isDirect = at.direct === true
     const end = run == null ? 0 : run.position + run.length
-    if (run != null && at.fd === run.fd && at.position >= end && at.position - end <= MAX_GAP && at.position + at.length - run.position <= maxRun) {
+    if (run != null && at.fd === run.fd && run.direct === isDirect && at.position >= end && at.position - end <= MAX_GAP && at.position + at.length - run.position <= maxRun) {
       run.offsets.push(at.position - run.position)
       run.lengths.push(at.length)
       run.cids.push(cid)
       run.length = at.position + at.length - run.position
       continue
     }
-    run = { fd: at.fd, position: at.position, length: at.length, cids: [cid], offsets: [0], lengths: [at.length] }
+    run = { fd: at.fd, position: at.position, length: at.length, cids: [cid], offsets: [0], lengths: [at.length], direct: isDirect }
     parts.push(run)
   }
   return parts
 }
 
-async function pread (fd: number, buf: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < buf.length;) {
+/** Reads buf's bytes at `position` of `fd` until at least `need` are in (the file may end after them: a direct read asks for whole pages). */
+async function pread (fd: number, buf: Buffer, position: number, need = buf.length): Promise<void> {
+  for (let done = 0; done < need;) {
     const n = await new Promise<number>((resolve, reject) => fsRead(fd, buf, done, buf.length - done, position + done, (err, bytesRead) => err != null ? reject(err) : resolve(bytesRead)))
     if (n === 0) throw corrupt(`a run of blocks is cut short at ${position + done}`)
     done += n
@@ -62,11 +76,21 @@ async function pread (fd: number, buf: Buffer, position: number): Promise<void> 
 
 async function readPart (src: RunSource, p: Part, pool?: BufferPool): Promise<RunBlock[]> {
   if (!('fd' in p)) return [{ cid: p.cid, bytes: await src.get(p.cid) }]
-  const lease = pool?.lease(p.length) ?? null
-  const buf = lease?.buf ?? Buffer.allocUnsafe(p.length)
+  // A direct run is read from the page holding its start to the page boundary after its end.
+  const lead = p.direct ? p.position % PAGE : 0
+  const span = p.direct ? Math.ceil((lead + p.length) / PAGE) * PAGE : p.length
+  const lease = pool?.lease(span) ?? null
+  const buf = lease?.buf ?? Buffer.allocUnsafe(span)
   try {
-    await pread(p.fd, buf, p.position)
-    return p.cids.map((cid, i) => ({ cid, bytes: buf.subarray(p.offsets[i], p.offsets[i] + p.lengths[i]), release: lease?.hold() }))
+    try {
+      await pread(p.fd, buf, p.position - lead, lead + p.length)
+    } catch (err) {
+      if (!p.direct) throw err
+      // The kernel refused the direct read after all (a file system without O_DIRECT for this
+      // file): each block through the store's checked get().
+      return await Promise.all(p.cids.map(async cid => ({ cid, bytes: await src.get(cid) })))
+    }
+    return p.cids.map((cid, i) => ({ cid, bytes: buf.subarray(lead + p.offsets[i], lead + p.offsets[i] + p.lengths[i]), release: lease?.hold() }))
   } finally {
     lease?.done()
   }
@@ -74,11 +98,13 @@ async function readPart (src: RunSource, p: Part, pool?: BufferPool): Promise<Ru
 
 /**
  * The blocks of `cids`, in order, unchecked (see above), up to `ahead` runs being read at once;
- * from `pool`, each block carries its release.
+ * from `pool`, each block carries its release. With a pool of page-aligned buffers of at least
+ * DIRECT_RUN_BYTES, runs of large records are read with O_DIRECT (planRuns).
  * A block the store lacks throws the store's not-found.
  */
 export async function * readRuns (src: RunSource, cids: CID[], pool?: BufferPool, ahead = 4): AsyncGenerator<RunBlock> {
-  for await (const blocks of inOrder(planRuns(src, cids), ahead, async part => await readPart(src, part, pool))) yield * blocks
+  const direct = pool != null && pool.aligned && pool.size >= DIRECT_RUN_BYTES
+  for await (const blocks of inOrder(planRuns(src, cids, MAX_RUN_BYTES, direct), ahead, async part => await readPart(src, part, pool))) yield * blocks
 }
 
 /**

@@ -6,22 +6,37 @@
 // (hold()). A holder that never releases only costs the reuse: the buffer is then freed by GC.
 export class BufferPool {
   private readonly free: Buffer[] = []
+  /** Pooled buffers made and not let go of: free, or leased (a lease never released stays counted). */
+  private made = 0
 
-  /** `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free ones kept at most. */
-  constructor (readonly size: number, private readonly keep: number) { pools.add(new WeakRef(this)) }
+  /**
+   * `size`: the pooled buffers' size (bigger requests get a buffer of their own); `keep`: free
+   * ones kept at most; `aligned`: the pooled buffers start on a page (O_DIRECT reads into them).
+   */
+  constructor (readonly size: number, private readonly keep: number, readonly aligned = false) { pools.add(new WeakRef(this)) }
 
   /** Lets go of the free buffers (the next leases allocate again). */
-  drop (): void { this.free.length = 0 }
+  drop (): void { this.made -= this.free.length; this.free.length = 0 }
 
   /** A buffer of `n` bytes, pooled when n <= size. */
   lease (n: number): Lease {
     if (n > this.size) return new Lease(Buffer.allocUnsafe(n), null)
-    const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)
-    return new Lease(whole.subarray(0, n), () => { if (this.free.length < this.keep) this.free.push(whole) })
+    let whole = this.free.pop()
+    if (whole === undefined) { whole = this.aligned ? pageAligned(this.size) : Buffer.allocUnsafeSlow(this.size); this.made++ }
+    const w = whole
+    return new Lease(w.subarray(0, n), () => { if (this.free.length < this.keep) this.free.push(w); else this.made-- })
   }
+
+  /** Bytes of the pooled buffers this pool holds, free or leased. */
+  get bytes (): number { return this.made * this.size }
 
   /** Free buffers held (for tests and status). */
   get idle (): number { return this.free.length }
+}
+
+/** `n` bytes starting on a page: WebAssembly memory is page-aligned by construction (as store/direct-append.ts's). */
+function pageAligned (n: number): Buffer {
+  return Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(n / 65536) }).buffer, 0, n)
 }
 
 const pools = new Set<WeakRef<BufferPool>>()
@@ -36,6 +51,16 @@ export function dropPooledBuffers (): void {
     if (p == null) pools.delete(r)
     else p.drop()
   }
+}
+
+/**
+ * Bytes every pool holds, free or leased: memory that no garbage collection can give back while
+ * it is in use, which src/memory.ts leaves out of the RSS it weighs V8's heap against.
+ */
+export function pooledBytes (): number {
+  let n = 0
+  for (const r of pools) n += r.deref()?.bytes ?? 0
+  return n
 }
 
 export class Lease {

@@ -14,7 +14,7 @@ import type { BlockTransport, TransferOptions, TransferProgress } from './transp
 import { carHeader, checkBlock, readCar, readCarIn, sectionLength, sectionPrefix, type Block } from './transport-car.js'
 import { RawHttp, type RawAnswer } from './transport-raw.js'
 import { TransportError } from './transport-errors.js'
-import { CAR_TYPE, certificateToJson, deviceAuthMessage, MAX_BLOCK_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, type SyncErrorBody } from './transport-protocol.js'
+import { CAR_TYPE, certificateToJson, deviceAuthMessage, MAX_BLOCK_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, UPLOAD_UPGRADE, type SyncErrorBody } from './transport-protocol.js'
 
 export interface DeviceCredentials {
   /** The user id the hub gave the identity at registration (16 bytes). */
@@ -30,13 +30,20 @@ export interface HttpTransportOptions {
   batchBytes?: number
   /** Requests in flight at once, both ways (default 4). */
   inFlight?: number
-  /** Blocks per fetch request (default 64: ~8 MiB of 128 KiB blocks). */
+  /** Blocks per fetch request (default 32: ~4 MiB of 128 KiB blocks). */
   fetchBlocks?: number
+  /** Target size of one fetch answer when the sizes are known (default 4 MiB). */
+  fetchBytes?: number
   /** 'car' (default): a batch per request; 'raw': one GET /ipfs/{cid}?format=raw per block. */
   getMode?: 'car' | 'raw'
   timeoutMs?: number
   /** Fetch answers through node's http client even over plain http (transport-raw.ts is the default there). */
   nodeHttpFetch?: boolean
+  /**
+   * Over plain http, ask the hub to read each PUT's body from the socket itself (UPLOAD_UPGRADE;
+   * default true). Not over https: a TLS front end would not pass the header on anyway.
+   */
+  uploadInPlace?: boolean
 }
 
 type Body = Buffer | ((req: ClientRequest) => Promise<void>)
@@ -80,11 +87,13 @@ function hubError (status: number, body: Buffer): TransportError {
 }
 
 /**
- * Fetched batches (~8 MiB CARs, inFlight at once), reused once the store has written their
+ * Fetched batches (~4 MiB CARs, inFlight at once), reused once the store has written their
  * blocks. Kept: more than in flight, since a batch stays leased until the store has written it
- * (with 6, B allocated 36 fresh ones per GiB: 324 MiB of external memory).
+ * (with 6 of 9 MiB, B allocated 36 fresh ones per GiB: 324 MiB of external memory); as many as
+ * the download and the prefetch of listed blocks hold at once (14-16 seen), since a buffer let
+ * go of is allocated again soon after.
  */
-const fetchPool = new BufferPool(9 * 1024 * 1024, 12)
+const fetchPool = new BufferPool(5 * 1024 * 1024, 20)
 /** Fetch answers up to this size get a buffer of their own (fetchInPlace). */
 const SMALL_ANSWER = 1024 * 1024
 
@@ -98,6 +107,7 @@ export class HttpBlockTransport implements BlockTransport {
   private token: { value: string, expires: number } | null = null
   private pendingToken: Promise<string> | null = null
   private readonly batchBytes: number
+  private readonly fetchBytes: number
   private readonly inFlight: number
   private readonly fetchBlocks: number
   /** Plain http: fetch answers read in place (transport-raw.ts). */
@@ -115,7 +125,10 @@ export class HttpBlockTransport implements BlockTransport {
     }
     this.inFlight = opts.inFlight ?? 4
     this.batchBytes = opts.batchBytes ?? 8 * 1024 * 1024
-    this.fetchBlocks = Math.min(opts.fetchBlocks ?? 64, MAX_CIDS)
+    // Fetch answers are held until the store has written them (up to 64 MiB behind, besides 4 in
+    // flight per download): 4 MiB ones took B's pooled memory from ~108 to ~60 MiB at the same rate.
+    this.fetchBytes = opts.fetchBytes ?? 4 * 1024 * 1024
+    this.fetchBlocks = Math.min(opts.fetchBlocks ?? 32, MAX_CIDS)
     // Keep-alive: a batch or block per request costs no handshake; a few spare sockets beyond
     // the in-flight count for the token and missing-list calls.
     const agentOpts = { keepAlive: true, maxSockets: Math.max(8, this.inFlight + 2), scheduling: 'lifo' as const }
@@ -253,14 +266,20 @@ export class HttpBlockTransport implements BlockTransport {
       }
     }
     const path = withEntry ? `${SYNC_API.blocks}?durable=with-entry` : SYNC_API.blocks
-    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE }, body, length, signal })
+    const res = await this.authed('PUT', path, { headers: this.uploadHeaders(), body, length, signal })
     await readAll(res, 64 * 1024)
+  }
+
+  /** An upload's headers: over plain http the hub is asked to read the body in place (it answers with `connection: close`: one connection per batch). */
+  private uploadHeaders (): Record<string, string> {
+    const inPlace: Record<string, string> = this.base.protocol === 'http:' && this.opts.uploadInPlace !== false ? { connection: 'Upgrade', upgrade: UPLOAD_UPGRADE } : {}
+    return { 'content-type': CAR_TYPE, ...inPlace }
   }
 
   /** One CAR batch framed by the caller (the early upload's), in one request, its buffer written as it is. */
   async putCar (car: Buffer, opts: Pick<TransferOptions, 'durable' | 'signal'> = {}): Promise<void> {
     const path = opts.durable === 'with-entry' ? `${SYNC_API.blocks}?durable=with-entry` : SYNC_API.blocks
-    const res = await this.authed('PUT', path, { headers: { 'content-type': CAR_TYPE }, body: car, signal: opts.signal })
+    const res = await this.authed('PUT', path, { headers: this.uploadHeaders(), body: car, signal: opts.signal })
     await readAll(res, 64 * 1024)
   }
 
@@ -269,13 +288,13 @@ export class HttpBlockTransport implements BlockTransport {
     if (opts.sizeOf == null) {
       for (let i = 0; i < cids.length; i += this.fetchBlocks) chunks.push(cids.slice(i, i + this.fetchBlocks))
     } else {
-      // ~batchBytes per request by the sizes given (a block of unknown size counts as 128 KiB).
+      // ~fetchBytes per request by the sizes given (a block of unknown size counts as 128 KiB).
       let chunk: CID[] = []
       let bytes = 0
       for (const c of cids) {
         chunk.push(c)
         bytes += opts.sizeOf(c) ?? 128 * 1024
-        if (bytes >= this.batchBytes || chunk.length >= MAX_FETCH_CHUNK) { chunks.push(chunk); chunk = []; bytes = 0 }
+        if (bytes >= this.fetchBytes || chunk.length >= MAX_FETCH_CHUNK) { chunks.push(chunk); chunk = []; bytes = 0 }
       }
       if (chunk.length > 0) chunks.push(chunk)
     }

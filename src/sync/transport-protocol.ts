@@ -16,6 +16,14 @@ export const SYNC_API = {
   gateway: '/ipfs/' // GET /ipfs/{cid}?format=raw|car (bearer)
 } as const
 
+/**
+ * What a device on plain http sends as `Upgrade` (with `Connection: Upgrade`) on a block PUT: the
+ * hub then reads the body from the socket into its batch buffer itself (hub/replication/
+ * socket-body.ts), answers as for any PUT and closes the connection. The protocol is never
+ * switched: a hub or a proxy that ignores the header serves it as a plain PUT.
+ */
+export const UPLOAD_UPGRADE = 'space-car-body'
+
 export const CAR_TYPE = 'application/vnd.ipld.car'
 export const RAW_TYPE = 'application/vnd.ipld.raw'
 

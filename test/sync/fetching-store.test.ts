@@ -63,3 +63,21 @@ test('on-demand misses asked for in one turn go to the hub as one request; a blo
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a background download looks each missing block up in the local store once, and keeps every one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-fetching-'))
+  try {
+    const store = await PackStore.open(dir, null)
+    const blocks = Array.from({ length: 40 }, () => randomBytes(2000)).map(bytes => ({ cid: cidOf(bytes), bytes }))
+    // Counts the store's has(): for a block in no pack, each is a probe of every pack's index.
+    let looks = 0
+    const counted = new Proxy(store, { get: (t, p, r) => p === 'has' ? (cid: CID) => { looks++; return t.has(cid) } : (typeof Reflect.get(t, p, r) === 'function' ? Reflect.get(t, p, r).bind(t) : Reflect.get(t, p, r)) })
+    const fetching = new FetchingStore(counted, () => hub(blocks))
+    await fetching.prefetch(blocks.map(b => b.cid))
+    assert.equal(looks, 40, 'one look per block: the filter before the request, none again on arrival')
+    assert.ok(blocks.every(b => store.has(b.cid)), 'kept')
+    assert.equal(fetching.fetched.blocks, 40)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -62,9 +62,9 @@ describe('fetch answers over the raw client', () => {
     for await (const b of t.get(blocks.map(b => b.cid))) got.push(b)
     assert.deepEqual(got.map(b => b.cid.toString()), blocks.map(b => b.cid.toString()))
     for (let i = 0; i < blocks.length; i++) assert.ok(Buffer.from(got[i].bytes).equals(Buffer.from(blocks[i].bytes)), `block ${i} bytes`)
-    // Views of a batch buffer (9 MiB, pooled), each with its release; not a buffer per socket read.
+    // Views of a batch buffer (5 MiB, pooled), each with its release; not a buffer per socket read.
     for (const b of got) {
-      assert.equal(b.bytes.buffer.byteLength, 9 * 1024 * 1024)
+      assert.equal(b.bytes.buffer.byteLength, 5 * 1024 * 1024)
       assert.equal(typeof b.release, 'function')
     }
     assert.equal(new Set(got.slice(0, 10).map(b => b.bytes.buffer)).size, 1, 'one batch, one buffer')

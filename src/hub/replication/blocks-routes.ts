@@ -3,13 +3,15 @@
 // convention. Every route needs a device token: a user reads only blocks they uploaded, and a
 // stranger cannot probe which CIDs the hub holds (an unknown block and another user's block
 // both answer 404).
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { CID } from '../../store/cid.js'
-import { carHeader, readCar, sectionPrefix, sectionSize, unsupportedCid, type Block } from '../../sync/transport-car.js'
+import { carHeader, readCar, readCarIn, sectionPrefix, sectionSize, unsupportedCid, type Block } from '../../sync/transport-car.js'
 import { StoreError } from '../../store/errors.js'
-import { BufferPool } from '../../store/buffer-pool.js'
+import { BufferPool, type Lease } from '../../store/buffer-pool.js'
 import { TransportError } from '../../sync/transport-errors.js'
-import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API } from '../../sync/transport-protocol.js'
+import { CAR_TYPE, MAX_CAR_BYTES, MAX_CIDS, RAW_TYPE, SYNC_API, UPLOAD_UPGRADE } from '../../sync/transport-protocol.js'
+import { SocketBody } from './socket-body.js'
 import { badRequest, HubError } from '../errors.js'
 import { readJson, send } from '../http.js'
 import type { DeviceAuth } from './auth.js'
@@ -27,6 +29,33 @@ const MAX_CID_LIST_BODY = 1024 * 1024
 export interface BlockRouteDeps {
   auth: Pick<DeviceAuth, 'authenticate'>
   blocks: Pick<HubBlocks, 'commit' | 'missing' | 'get' | 'heldRuns'>
+  log?: (line: string) => void
+}
+
+export interface BlockRoutes {
+  /** Serves the request when it is a block route's; false otherwise. */
+  route: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
+  /**
+   * The server's 'upgrade' event: a block PUT whose body is read from the socket in place
+   * (UPLOAD_UPGRADE); `admit` is the server's request allowance (throws its HubError). Anything
+   * else asking to upgrade is refused. Never rejects.
+   */
+  upgrade: (req: IncomingMessage, socket: Socket, head: Buffer, admit: () => void) => Promise<void>
+  /** Ends the uploads being read in place (the HTTP server no longer counts their sockets as its own). */
+  closeAll: () => void
+}
+
+/** A whole answer written on a socket taken from the HTTP server; the connection ends with it. */
+function answerOn (socket: Socket, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (socket.destroyed) return
+  const text = JSON.stringify(body)
+  const all = { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers, 'content-length': String(Buffer.byteLength(text)), connection: 'close' }
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`
+  for (const [k, v] of Object.entries(all)) head += `${k}: ${v}\r\n`
+  socket.end(head + '\r\n' + text)
+  // The device closes on `connection: close`; one that does not is cut off.
+  socket.once('end', () => socket.destroy())
+  socket.setTimeout(10_000, () => socket.destroy())
 }
 
 /** Parses a CID string as the block routes accept them: CIDv1, a codec and hash we store. */
@@ -95,10 +124,12 @@ async function drained (it: AsyncIterator<unknown>, err: HubError): Promise<HubE
 /** Upload bodies (~8 MiB CARs, one per upload in flight), reused once the store has written them. */
 const uploadPool = new BufferPool(9 * 1024 * 1024, 6)
 
-export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> {
+export function blockRoutes (deps: BlockRouteDeps): BlockRoutes {
   const { auth, blocks } = deps
 
   let uploads = 0
+  /** Sockets taken over by upgraded(), until they close. */
+  const taken = new Set<Socket>()
   async function put (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const s = auth.authenticate(req)
     // Each upload holds its batch in memory until it checks out: bounded by the cap times this.
@@ -137,6 +168,72 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     } catch (err) {
       if (err instanceof StoreError && err.code === 'ERR_NO_SPACE') throw new HubError(507, 'no_space', 'the hub\'s disk is full; nothing of this batch was acknowledged')
       throw err
+    }
+  }
+
+  /** A PUT whose body this reads from the socket itself: as putBatch, without a Buffer per chunk. */
+  async function upgraded (req: IncomingMessage, socket: Socket, head: Buffer, admit: () => void): Promise<void> {
+    const declared = Number(req.headers['content-length'] ?? NaN)
+    const length = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined
+    let body: SocketBody | null = null
+    let lease: Lease | null = null
+    let counted = false
+    taken.add(socket)
+    socket.once('close', () => taken.delete(socket))
+    socket.setTimeout(60_000, () => socket.destroy()) // no byte in this long: the device is gone
+    socket.on('error', () => {}) // seen by the body reader; nothing to answer on a broken socket
+    /** A refusal once the body's rest is read (up to LINGER_BYTES; past it the connection closes). */
+    const refuse = async (err: HubError): Promise<void> => {
+      body ??= length !== undefined ? new SocketBody(socket, head, null, length) : null
+      if (body != null && !(await body.discard(LINGER_BYTES).then(() => true, () => false))) return // the connection broke
+      answerOn(socket, err.status, { error: err.code, message: err.message }, err.headers)
+    }
+    try {
+      const url = new URL(req.url ?? '/', 'http://hub')
+      const token = (req.headers.upgrade ?? '').toLowerCase()
+      if (req.method !== 'PUT' || url.pathname !== SYNC_API.blocks || token !== UPLOAD_UPGRADE) {
+        answerOn(socket, 400, { error: 'bad_request', message: `this hub upgrades PUT ${SYNC_API.blocks} with Upgrade: ${UPLOAD_UPGRADE} only` })
+        return
+      }
+      if (length === undefined) throw new HubError(411, 'length_required', 'a block upload in place needs a content-length')
+      admit()
+      const s = auth.authenticate(req)
+      const type = req.headers['content-type']
+      if (type !== undefined && type.split(';')[0].trim() !== CAR_TYPE) throw new HubError(415, 'unsupported_media_type', `send the blocks as ${CAR_TYPE}`)
+      if (length > MAX_CAR_BYTES) throw new HubError(413, 'too_large', `a CAR body is at most ${MAX_CAR_BYTES} bytes; send smaller batches`)
+      if (uploads >= MAX_UPLOADS) throw new HubError(503, 'busy', 'too many uploads at once', { 'Retry-After': '1' })
+      uploads++
+      counted = true
+      lease = uploadPool.lease(length)
+      body = new SocketBody(socket, head, lease.buf, length)
+      // Held until the whole batch has checked out: a bad block anywhere stores nothing of it.
+      const batch: Block[] = []
+      try {
+        for await (const b of readCarIn(lease.buf, length, body.filled())) { b.release = lease.hold(); batch.push(b) }
+      } catch (err) {
+        for (const b of batch) b.release?.()
+        if (err instanceof TransportError) throw carError(err)
+        throw err
+      }
+      body.stop() // no read lands in the batch buffer from here on
+      let stored
+      try {
+        stored = await blocks.commit(s.userId, batch, url.searchParams.get('durable') !== 'with-entry')
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'ERR_NO_SPACE') throw new HubError(507, 'no_space', 'the hub\'s disk is full; nothing of this batch was acknowledged')
+        throw err
+      }
+      answerOn(socket, 200, stored)
+    } catch (err) {
+      if (err instanceof HubError) await refuse(err)
+      else if (!socket.destroyed) { // else the device went away mid-upload: nobody to answer
+        deps.log?.(`hub: internal error on an upload in place: ${err instanceof Error ? err.stack : String(err)}`)
+        await refuse(new HubError(500, 'internal', 'internal error'))
+      }
+    } finally {
+      body?.stop()
+      lease?.done()
+      if (counted) uploads--
     }
   }
 
@@ -200,7 +297,7 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     res.end(body[body.length - 1])
   }
 
-  return async (req, res, url) => {
+  const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     const method = req.method ?? 'GET'
     const path = url.pathname
     if (method === 'PUT' && path === SYNC_API.blocks) { await put(req, res, url); return true }
@@ -213,6 +310,11 @@ export function blockRoutes (deps: BlockRouteDeps): (req: IncomingMessage, res: 
     if (method === 'POST' && path === SYNC_API.fetch) { await fetchCar(req, res); return true }
     if ((method === 'GET' || method === 'HEAD') && path.startsWith(SYNC_API.gateway)) { await gateway(req, res, url, method); return true }
     return false
+  }
+  return {
+    route,
+    upgrade: async (req, socket, head, admit) => await upgraded(req, socket, head, admit).catch(() => { socket.destroy() }),
+    closeAll: () => { for (const s of taken) s.destroy() }
   }
 }
 

@@ -9,7 +9,7 @@ import type { DatabaseSync } from 'node:sqlite'
 import { PackStore } from '../../store/pack-store.js'
 import type { BlockStore } from '../../store/types.js'
 import type { CID } from '../../store/cid.js'
-import { MAX_RUN_BYTES, readRuns, type RunBlock } from '../../store/block-runs.js'
+import { DIRECT_RUN_BYTES, readRuns, type RunBlock } from '../../store/block-runs.js'
 import { BufferPool } from '../../store/buffer-pool.js'
 import { BlockRefs, type BlockRef } from './blocks-db.js'
 import { trace } from '../../sync/trace.js'
@@ -21,8 +21,11 @@ export const BLOCKS_DIR = 'blocks'
  */
 const PENDING_MAX_MS = 2000
 
-/** Runs read for fetch answers (4 ahead per answer), reused once the socket took them. */
-const runPool = new BufferPool(MAX_RUN_BYTES, 32)
+/**
+ * Runs read for fetch answers (4 ahead per answer), reused once the socket took them; page-aligned,
+ * so runs of blocks the store appended with O_DIRECT are read that way too (no page-cache fill).
+ */
+const runPool = new BufferPool(DIRECT_RUN_BYTES, 32, true)
 
 export interface StoredBatch { blocks: number, bytes: number, added: number }
 
