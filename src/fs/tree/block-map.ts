@@ -5,10 +5,10 @@
 // file's in-memory block list. The in-memory list (FileNode.blocks) stays whole: only the sealed
 // form is split.
 import type { CID } from 'multiformats/cid'
-import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
+import { seal, sealedLength, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import { type BlockEntry, BLOCK_SIZE, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type BlockRef, fromEntry, isPatched } from './block-ref.js'
+import { type BlockRef, type NoncedEntry, entryNonce, fromEntry, fromNoncedEntry, isPatched, patchLength, plainEntry, statedCount } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
 import { cidOf } from '../../store/cid.js'
@@ -22,6 +22,11 @@ export const FLAT_MAP = 1
 export const TREE_MAP = 2
 /** Body version of a narrow tree's root, which names its shape (its other nodes are TREE_MAP). */
 export const SHAPED_MAP = 3
+/**
+ * Body version of a leaf whose entries state each object's nonce (docs/format.md, "Nonces in
+ * the entries"): what every leaf is sealed as now. Leaves of TREE_MAP still read, in any tree.
+ */
+export const NONCED_LEAF = 4
 /** Most blocks a file can have (2^36: 8 PiB): what bounds a tree's height. */
 const MAX_BLOCKS = 2 ** 36
 /** Node positions: level (0 = leaves) and number within the level; the root is index 0. */
@@ -57,7 +62,7 @@ export interface MapTree {
 /** Bodies of the three node kinds (dag-cbor, padded frame); a narrow root has `l` and `f`. */
 interface RootBody { v: number, h: number, c: Array<[number, CID]>, l?: number, f?: number }
 interface InnerBody { v: number, c: Array<[number, CID]> }
-interface LeafBody { v: number, b: BlockEntry[] }
+interface LeafBody { v: number, b: BlockEntry[] | NoncedEntry[] }
 interface FlatBody { v: number, b: BlockEntry[] }
 
 /** The position index of node `k` of level `level` (the root is not one of them: index 0). */
@@ -186,13 +191,15 @@ function children (nodes: Map<number, CID>, level: number, k: number, fanout: nu
  * its block changes): a leaf is resealed when one of its blocks changed, and its other blocks
  * are not encoded again (dag-cbor of CIDs is most of a commit's CPU otherwise).
  */
-const entryBytes = new WeakMap<BlockRef, { idx: number, bytes: Uint8Array }>()
+const entryBytes = new WeakMap<BlockRef, { idx: number, stated: number, bytes: Uint8Array }>()
 
 function encodedEntry (idx: number, r: BlockRef): Uint8Array {
   const c = entryBytes.get(r)
-  if (c?.idx === idx) return c.bytes
+  // A read that checked an object whole since states its nonce: the entry records it now.
+  const stated = statedCount(r)
+  if (c?.idx === idx && c.stated === stated) return c.bytes
   const bytes = entryBody(idx, r)
-  entryBytes.set(r, { idx, bytes })
+  entryBytes.set(r, { idx, stated, bytes })
   return bytes
 }
 
@@ -231,17 +238,28 @@ function cborUint (n: number): number[] {
 /** CBOR array head of `n` items. */
 const arrayHead = (n: number): number[] => { const u = cborUint(n); u[0] |= 0x80; return u }
 
+/** The dag-cbor of a stated nonce: a byte string of 12, or null. */
+const nonceCbor = (n: Uint8Array | null): Uint8Array | number[] => {
+  if (n == null) return [0xf6]
+  const e = new Uint8Array(1 + n.length)
+  e[0] = 0x40 | n.length // bytes(12)
+  e.set(n, 1)
+  return e
+}
+
 /**
- * The dag-cbor of block `idx`'s map entry, `[idx, cid]` or `[idx, base | null, [[cid, first,
- * count], ...]]`, from the cached encodings of its CIDs: the bytes encode() writes
- * (test/tree/block-map.test.ts) at a fraction of its cost (a commit encodes every changed block's entry).
+ * The dag-cbor of block `idx`'s v4 leaf entry, `[idx, cid, nonce]` or `[idx, base | null,
+ * [[cid, first, count, nonce], ...], base nonce]` (a nonce: 12 bytes or null), from the cached
+ * encodings of its CIDs: the bytes encode() writes (test/tree/block-map.test.ts) at a fraction
+ * of its cost (a commit encodes every changed block's entry).
  */
 export function entryBody (idx: number, r: BlockRef): Uint8Array {
   const parts: Array<Uint8Array | number[]> = []
-  if (!isPatched(r)) parts.push([0x82], cborUint(idx), cidCbor(r))
+  if (!isPatched(r)) parts.push([0x83], cborUint(idx), cidCbor(r), nonceCbor(entryNonce(r, FULL_BLOCK)))
   else {
-    parts.push([0x83], cborUint(idx), r.base != null ? cidCbor(r.base) : [0xf6], arrayHead(r.patches.length))
-    for (const p of r.patches) parts.push([0x83], cidCbor(p.cid), cborUint(p.first), cborUint(p.count))
+    parts.push([0x84], cborUint(idx), r.base != null ? cidCbor(r.base) : [0xf6], arrayHead(r.patches.length))
+    for (const p of r.patches) parts.push([0x84], cidCbor(p.cid), cborUint(p.first), cborUint(p.count), nonceCbor(entryNonce(p.cid, patchLength(p.count))))
+    parts.push(nonceCbor(entryNonce(r.base, FULL_BLOCK)))
   }
   let len = 0
   for (const x of parts) len += x.length
@@ -251,8 +269,11 @@ export function entryBody (idx: number, r: BlockRef): Uint8Array {
   return out
 }
 
+/** Sealed length of a whole block: the only one whose nonce a v4 entry records for a block. */
+const FULL_BLOCK = sealedLength(BLOCK_SIZE)
+
 /**
- * The dag-cbor body of leaf `k`, `{ v: 2, b: [...] }` with its keys in canonical order (b, v),
+ * The dag-cbor body of leaf `k`, `{ v: 4, b: [...] }` with its keys in canonical order (b, v),
  * built from the encoded entries; null when the leaf holds no block.
  */
 export function leafBody (blocks: Map<number, BlockRef>, k: number, leaf = LEAF_BLOCKS): Uint8Array | null {
@@ -270,7 +291,7 @@ export function leafBody (blocks: Map<number, BlockRef>, k: number, leaf = LEAF_
   out.set([0xa2, 0x61, 0x62, 0x80 | parts.length]) // map(2), "b", array(n): n <= 16 < 24 fits the head byte
   let o = 4
   for (const e of parts) { out.set(e, o); o += e.length }
-  out.set([0x61, 0x76, TREE_MAP], o) // "v", 2
+  out.set([0x61, 0x76, NONCED_LEAF], o) // "v", 4
   return out
 }
 
@@ -339,9 +360,11 @@ export async function readMapTree (label: string, root: CID, framed: Buffer, ope
       const what = `file ${label} block map node ${l}/${n}`
       if (l === 0) {
         const leaf = bodyOf<LeafBody>(await openNode(cid, index), what)
-        pairs.push(...checkedEntries(leaf.b, n * shape.leaf, (n + 1) * shape.leaf, label))
+        pairs.push(...checkedEntries(leaf.b, n * shape.leaf, (n + 1) * shape.leaf, label, leafVersion(leaf, what)))
       } else {
-        next.push({ k: n, c: checkedChildren(bodyOf<InnerBody>(await openNode(cid, index), what).c, label, shape.fanout) })
+        const inner = bodyOf<InnerBody>(await openNode(cid, index), what)
+        if (inner.v !== TREE_MAP) fail('ERR_FORMAT', `${what}: an inner node of version ${inner.v}`)
+        next.push({ k: n, c: checkedChildren(inner.c, label, shape.fanout) })
       }
     })))
     level = next
@@ -375,7 +398,7 @@ function rootShape (body: RootBody, what: string): { shape: MapShape, height: nu
  * index) and returns its plaintext or null (it could not be read: a problem it recorded), and
  * `entries` gets the block entries of each leaf (or of a flat map).
  */
-export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid: CID, index: number) => Promise<Buffer | null>, entries: (b: BlockEntry[]) => Promise<void>): Promise<void> {
+export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid: CID, index: number) => Promise<Buffer | null>, entries: (b: BlockEntry[], nonced?: NoncedEntry[]) => Promise<void>): Promise<void> {
   const body = bodyOf<RootBody & FlatBody>(rootPlain, what)
   if (body.v === FLAT_MAP) { await entries(body.b ?? []); return }
   const { shape, height } = rootShape(body, what)
@@ -384,8 +407,11 @@ export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid:
       const n = k * shape.fanout + s
       const plain = await visit(cid, nodeIndex(level, n))
       if (plain == null) continue
-      if (level === 0) await entries(bodyOf<LeafBody>(plain, what).b ?? [])
-      else await walk(level - 1, n, bodyOf<InnerBody>(plain, what).c)
+      if (level === 0) {
+        const leaf = bodyOf<LeafBody>(plain, what)
+        const b = leaf.b ?? []
+        await entries(leafVersion(leaf, what) === NONCED_LEAF ? (b as NoncedEntry[]).map(plainEntry) : b as BlockEntry[], leaf.v === NONCED_LEAF ? b as NoncedEntry[] : undefined)
+      } else await walk(level - 1, n, bodyOf<InnerBody>(plain, what).c)
     }
   }
   await walk(height - 1, 0, body.c)
@@ -393,7 +419,13 @@ export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid:
 
 function bodyOf<T extends { v: number }> (framed: Buffer, what: string): T {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `${what}: bad framing`)
-  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP, SHAPED_MAP])
+  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP, SHAPED_MAP, NONCED_LEAF])
+}
+
+/** A leaf's body version: TREE_MAP (entries without nonces) or NONCED_LEAF; anything else is refused. */
+function leafVersion (leaf: LeafBody, what: string): number {
+  if (leaf.v !== TREE_MAP && leaf.v !== NONCED_LEAF) fail('ERR_FORMAT', `${what}: a leaf of version ${leaf.v}`)
+  return leaf.v
 }
 
 function checkedChildren (c: unknown, label: string, fanout: number): Array<[number, CID]> {
@@ -406,9 +438,9 @@ function checkedChildren (c: unknown, label: string, fanout: number): Array<[num
   return c as Array<[number, CID]>
 }
 
-function checkedEntries (b: BlockEntry[] | undefined, from: number, to: number, label: string): Array<[number, BlockRef]> {
+function checkedEntries (b: BlockEntry[] | NoncedEntry[] | undefined, from: number, to: number, label: string, version = FLAT_MAP): Array<[number, BlockRef]> {
   if (!Array.isArray(b)) return fail('ERR_FORMAT', `file ${label} block map: a leaf without blocks`)
-  const pairs = b.map(fromEntry)
+  const pairs = version === NONCED_LEAF ? (b as NoncedEntry[]).map(fromNoncedEntry) : (b as BlockEntry[]).map(fromEntry)
   let last = from - 1
   for (const [i] of pairs) {
     if (!Number.isInteger(i) || i <= last || i >= to) fail('ERR_FORMAT', `file ${label} block map: block ${String(i)} out of place`)
