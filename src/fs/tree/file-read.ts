@@ -12,7 +12,7 @@
 // Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
 // nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, V2_HEADER, type FileRange } from '../../crypto/index.js'
+import { adPrefixInto, copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, AD_V2_PREFIX, NONCE_LEN, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -20,7 +20,7 @@ import { blockPosition } from './codec.js'
 import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
-import { type BlockRef, type Patch, SEGMENTS, isPatched, sourceOf, sourceRuns, state, statedOf } from './block-ref.js'
+import { type BlockRef, type Patch, type PatchedBlock, SEGMENTS, isPatched, sourceRuns, state, statedOf } from './block-ref.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -29,8 +29,6 @@ const RUN_GAP = 256
 /** Blocks per run at most (the addon's scratch buffer per pool thread grows to the largest run). */
 const RUN_BLOCKS = 16
 
-/** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
-const AD_V1_LEN = 30
 
 /**
  * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
@@ -53,6 +51,15 @@ export const SEG_HOLE = 255
 export const SEG_UNKNOWN = 254
 /** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
 const MAX_OBJECTS = 33
+
+/** What offer() hands the shortcut, in memory reused for every offer (put copies it). */
+const offerObjs = new Float64Array(MAX_OBJECTS * 4)
+const offerNonces = Buffer.alloc(MAX_OBJECTS * NONCE_LEN)
+const offerSeg = new Uint8Array(SEGMENTS)
+const offerAd = Buffer.alloc(AD_V2_PREFIX)
+
+/** The sealed length in a stated nonce's string (its last 4 bytes, u32 big-endian). */
+const statedLength = (s: string): number => ((s.charCodeAt(12) << 24) | (s.charCodeAt(13) << 16) | (s.charCodeAt(14) << 8) | s.charCodeAt(15)) >>> 0
 
 /** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
 const TO_THE_END = 2 ** 31 - 1
@@ -132,29 +139,38 @@ export class FileReader {
     const s = this.shortcut
     if (s == null || this.busy.has(f) || !s.wants(f)) return
     if (f.blocks?.get(idx) !== ref || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
-    const objects: Array<{ cid: CID, first: number }> = isPatched(ref)
-      ? [...(ref.base != null ? [{ cid: ref.base, first: 0 }] : []), ...ref.patches.map(p => ({ cid: p.cid, first: p.first }))]
-      : [{ cid: ref, first: 0 }]
-    if (objects.length > MAX_OBJECTS) return
-    const objs = new Float64Array(objects.length * 4)
-    const nonces = new Uint8Array(objects.length * 12)
-    const usable = objects.map(({ cid, first }, i) => {
-      const known = knownOf(cid)
-      const at = known != null ? this.deps.store.locate?.(cid, true) : null
-      if (known == null || at == null || at.direct === true || at.length !== known.readUInt32BE(12)) return false
-      objs.set([at.fd, at.position, at.length, first], i * 4)
-      nonces.set(known.subarray(0, 12), i * 12)
-      return true
-    })
-    const seg = new Uint8Array(SEGMENTS)
-    let any = false
-    for (let k = 0; k < SEGMENTS; k++) {
-      const src = sourceOf(ref, k)
-      const i = src.cid == null ? -1 : objects.findIndex(o => o.cid === src.cid && o.first === src.first)
-      seg[k] = src.cid == null ? SEG_HOLE : i < 0 || !usable[i] ? SEG_UNKNOWN : i
-      any ||= seg[k] !== SEG_UNKNOWN
+    // Object 0 is the base (if any), then the patches in write order; a segment is read from the
+    // last object that holds it (block-ref.ts sourceOf), so painting them in order gives `seg`.
+    // The arrays are this module's: put() copies them before it returns.
+    const patches = isPatched(ref) ? ref.patches : null
+    const base = patches != null ? (ref as PatchedBlock).base : ref as CID
+    if ((base != null ? 1 : 0) + (patches?.length ?? 0) > MAX_OBJECTS) return
+    let n = 0
+    if (base != null) offerSeg.fill(this.offerObject(base, 0, n++) ? 0 : SEG_UNKNOWN)
+    else offerSeg.fill(SEG_HOLE)
+    for (const p of patches ?? []) {
+      const i = n++
+      offerSeg.fill(this.offerObject(p.cid, p.first, i) ? i : SEG_UNKNOWN, p.first, p.first + p.count)
     }
-    if (any) s.put(f, idx, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN), objs, nonces, seg)
+    let any = false
+    for (let k = 0; k < SEGMENTS && !any; k++) any = offerSeg[k] !== SEG_UNKNOWN
+    if (!any) return
+    adPrefixInto(blockPosition(f, idx), offerAd)
+    s.put(f, idx, offerAd, offerObjs.subarray(0, n * 4), offerNonces.subarray(0, n * NONCE_LEN), offerSeg)
+  }
+
+  /** Places object `i` (segments from `first`) in the offer's arrays; false when its nonce is not stated or its record cannot be read natively. */
+  private offerObject (cid: CID, first: number, i: number): boolean {
+    const stated = statedOf(cid)
+    if (stated == null) return false
+    const at = this.deps.store.locate?.(cid, true)
+    if (at == null || at.direct === true || at.length !== statedLength(stated)) return false
+    offerObjs[i * 4] = at.fd
+    offerObjs[i * 4 + 1] = at.position
+    offerObjs[i * 4 + 2] = at.length
+    offerObjs[i * 4 + 3] = first
+    offerNonces.write(stated, i * NONCE_LEN, NONCE_LEN, 'latin1')
+    return true
   }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
