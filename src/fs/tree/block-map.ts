@@ -5,10 +5,10 @@
 // file's in-memory block list. The in-memory list (FileNode.blocks) stays whole: only the sealed
 // form is split.
 import type { CID } from 'multiformats/cid'
-import { seal, sealedLength, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
+import { seal, sealedLength, NONCE_LEN, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import { type BlockEntry, BLOCK_SIZE, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type BlockRef, type NoncedEntry, entryNonce, fromEntry, fromNoncedEntry, isPatched, patchLength, plainEntry, statedCount } from './block-ref.js'
+import { type BlockRef, type NoncedEntry, type PatchedBlock, fromEntry, fromNoncedEntry, isPatched, patchLength, plainEntry, statedCount, statedOf } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
 import { cidOf } from '../../store/cid.js'
@@ -166,25 +166,33 @@ export function sealMapTree (f: FileNode, to: Pick<BlockStore, 'put'> & Partial<
     const up = new Set<number>()
     for (const k of dirty) up.add(Math.floor(k / shape.fanout))
     for (const k of up) {
-      const c = children(nodes, level - 1, k, shape.fanout)
+      const n = gather(nodes, level - 1, k, shape.fanout)
       const index = nodeIndex(level, k)
-      if (c.length === 0) nodes.delete(index)
-      else nodes.set(index, store.put(sealBody(f, index, nodeBody(c, null))))
+      if (n === 0) nodes.delete(index)
+      else nodes.set(index, store.put(sealBody(f, index, gatheredBody(n, null, WIDE))))
     }
     dirty = up
   }
-  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0, shape.fanout), height, shape)))
+  const root = store.put(sealBody(f, 0, gatheredBody(gather(nodes, height - 1, 0, shape.fanout), height, shape)))
   f.mapTree = { root, height, nodes, shape, patched, leafPatched, small }
   f.clearChanged()
   return root
 }
 
-/** The non-empty children of node `k` one level above `level`: [slot, CID], by slot. */
-function children (nodes: Map<number, CID>, level: number, k: number, fanout: number): Array<[number, CID]> {
-  const c: Array<[number, CID]> = []
-  for (let s = 0; s < fanout; s++) { const cid = nodes.get(nodeIndex(level, k * fanout + s)); if (cid != null) c.push([s, cid]) }
-  return c
+/**
+ * The non-empty children of node `k` one level above `level`, by slot, into gatheredSlots and
+ * gatheredCids (reused: a [slot, CID] pair per child per commit was garbage); their number.
+ */
+function gather (nodes: Map<number, CID>, level: number, k: number, fanout: number): number {
+  let n = 0
+  for (let s = 0; s < fanout; s++) {
+    const cid = nodes.get(nodeIndex(level, k * fanout + s))
+    if (cid != null) { gatheredSlots[n] = s; gatheredCids[n] = cid; n++ }
+  }
+  return n
 }
+const gatheredSlots: number[] = []
+const gatheredCids: CID[] = []
 
 /**
  * Encoded block entries by block reference (a reference object is replaced, never changed, when
@@ -225,47 +233,69 @@ function cidCbor (cid: CID): Uint8Array {
   return e
 }
 
-/** Bytes of a CBOR unsigned integer (major type 0) of `n` < 2^53. */
-function cborUint (n: number): number[] {
-  if (n < 24) return [n]
-  if (n < 0x100) return [0x18, n]
-  if (n < 0x10000) return [0x19, n >> 8, n & 0xff]
-  if (n < 0x100000000) return [0x1a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+/** Bytes of the head of a CBOR item of major type `major` (0: unsigned, 0x80: array) and argument `n` < 2^53. */
+const headLen = (n: number): number => n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
+
+/** Writes that head at out[o]; returns the offset after it. */
+function putHead (out: Uint8Array, o: number, major: number, n: number): number {
+  if (n < 24) { out[o] = major | n; return o + 1 }
+  if (n < 0x100) { out[o] = major | 24; out[o + 1] = n; return o + 2 }
+  if (n < 0x10000) { out[o] = major | 25; out[o + 1] = n >> 8; out[o + 2] = n & 0xff; return o + 3 }
   const hi = Math.floor(n / 0x100000000)
-  return [0x1b, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+  if (hi === 0) { out[o++] = major | 26 } else {
+    out[o++] = major | 27
+    out[o++] = hi >>> 24; out[o++] = (hi >>> 16) & 0xff; out[o++] = (hi >>> 8) & 0xff; out[o++] = hi & 0xff
+  }
+  out[o++] = n >>> 24; out[o++] = (n >>> 16) & 0xff; out[o++] = (n >>> 8) & 0xff; out[o++] = n & 0xff
+  return o
 }
 
-/** CBOR array head of `n` items. */
-const arrayHead = (n: number): number[] => { const u = cborUint(n); u[0] |= 0x80; return u }
+/** The stated nonce of `cid` (as its latin1 string) if stated at sealed length `full`, the only one a v4 entry records. */
+function recordedNonce (cid: CID | null, full: number): string | null {
+  const s = cid != null ? statedOf(cid) : undefined
+  return s != null && ((s.charCodeAt(12) << 24) | (s.charCodeAt(13) << 16) | (s.charCodeAt(14) << 8) | s.charCodeAt(15)) >>> 0 === full ? s : null
+}
 
-/** The dag-cbor of a stated nonce: a byte string of 12, or null. */
-const nonceCbor = (n: Uint8Array | null): Uint8Array | number[] => {
-  if (n == null) return [0xf6]
-  const e = new Uint8Array(1 + n.length)
-  e[0] = 0x40 | n.length // bytes(12)
-  e.set(n, 1)
-  return e
+/** Writes a recorded nonce (a byte string of 12) or null at out[o]; returns the offset after it. */
+function putNonce (out: Uint8Array, o: number, n: string | null): number {
+  if (n == null) { out[o] = 0xf6; return o + 1 }
+  out[o++] = 0x40 | NONCE_LEN
+  for (let i = 0; i < NONCE_LEN; i++) out[o++] = n.charCodeAt(i)
+  return o
 }
 
 /**
  * The dag-cbor of block `idx`'s v4 leaf entry, `[idx, cid, nonce]` or `[idx, base | null,
  * [[cid, first, count, nonce], ...], base nonce]` (a nonce: 12 bytes or null), from the cached
- * encodings of its CIDs: the bytes encode() writes (test/tree/block-map.test.ts) at a fraction
- * of its cost (a commit encodes every changed block's entry).
+ * encodings of its CIDs, written once into its own buffer: the bytes encode() writes
+ * (test/tree/block-map.test.ts) at a fraction of its cost (a commit encodes every changed block's entry).
  */
 export function entryBody (idx: number, r: BlockRef): Uint8Array {
-  const parts: Array<Uint8Array | number[]> = []
-  if (!isPatched(r)) parts.push([0x83], cborUint(idx), cidCbor(r), nonceCbor(entryNonce(r, FULL_BLOCK)))
-  else {
-    parts.push([0x84], cborUint(idx), r.base != null ? cidCbor(r.base) : [0xf6], arrayHead(r.patches.length))
-    for (const p of r.patches) parts.push([0x84], cidCbor(p.cid), cborUint(p.first), cborUint(p.count), nonceCbor(entryNonce(p.cid, patchLength(p.count))))
-    parts.push(nonceCbor(entryNonce(r.base, FULL_BLOCK)))
+  const patches = isPatched(r) ? r.patches : null
+  const base = patches != null ? (r as PatchedBlock).base : r as CID
+  const baseNonce = recordedNonce(base, FULL_BLOCK)
+  const nonces = patches?.map(p => recordedNonce(p.cid, patchLength(p.count)))
+  let len = 1 + headLen(idx) + (base != null ? cidCbor(base).length : 1) + (baseNonce != null ? 1 + NONCE_LEN : 1)
+  if (patches != null) {
+    len += headLen(patches.length)
+    patches.forEach((p, i) => { len += 1 + cidCbor(p.cid).length + headLen(p.first) + headLen(p.count) + (nonces![i] != null ? 1 + NONCE_LEN : 1) })
   }
-  let len = 0
-  for (const x of parts) len += x.length
   const out = new Uint8Array(len)
-  let o = 0
-  for (const x of parts) { out.set(x, o); o += x.length }
+  out[0] = patches == null ? 0x83 : 0x84
+  let o = putHead(out, 1, 0, idx)
+  if (base != null) { const c = cidCbor(base); out.set(c, o); o += c.length } else out[o++] = 0xf6
+  if (patches != null) {
+    o = putHead(out, o, 0x80, patches.length)
+    patches.forEach((p, i) => {
+      out[o++] = 0x84
+      const c = cidCbor(p.cid)
+      out.set(c, o); o += c.length
+      o = putHead(out, o, 0, p.first)
+      o = putHead(out, o, 0, p.count)
+      o = putNonce(out, o, nonces![i])
+    })
+  }
+  putNonce(out, o, baseNonce)
   return out
 }
 
@@ -309,27 +339,31 @@ const cidBytes = new WeakMap<CID, Uint8Array>()
  * without encoding up to 64 CIDs per node per commit.
  */
 export function nodeBody (c: Array<[number, CID]>, height: number | null, shape: MapShape = WIDE): Uint8Array {
-  const parts: Uint8Array[] = []
+  c.forEach(([slot, cid], i) => { gatheredSlots[i] = slot; gatheredCids[i] = cid })
+  return gatheredBody(c.length, height, shape)
+}
+
+/** nodeBody() of the first `n` gathered children (gather()). */
+function gatheredBody (n: number, height: number | null, shape: MapShape): Uint8Array {
   let len = 0
-  for (const [slot, cid] of c) {
-    const e = cidCbor(cid)
-    parts.push(e)
-    len += 2 + (slot < 24 ? 0 : 1) + e.length
-  }
+  for (let i = 0; i < n; i++) len += 2 + (gatheredSlots[i] < 24 ? 0 : 1) + cidCbor(gatheredCids[i]).length
   const shaped = height != null && shape !== WIDE
-  const n = c.length // at most FANOUT (64) < 256
+  // n is at most FANOUT (64) < 256
   const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + (shaped ? 6 : 0) + 3)
   let o = 0
   out[o++] = height == null ? 0xa2 : shaped ? 0xa5 : 0xa3 // map(2) / map(5) / map(3)
   out[o++] = 0x61; out[o++] = 0x63 // "c"
   if (n < 24) out[o++] = 0x80 | n
   else { out[o++] = 0x98; out[o++] = n }
-  c.forEach(([slot], i) => {
+  for (let i = 0; i < n; i++) {
+    const slot = gatheredSlots[i]
     out[o++] = 0x82 // [slot, CID]
     if (slot < 24) out[o++] = slot
     else { out[o++] = 0x18; out[o++] = slot }
-    out.set(parts[i], o); o += parts[i].length
-  })
+    const e = cidCbor(gatheredCids[i])
+    out.set(e, o); o += e.length
+  }
+  gatheredCids.fill(undefined as unknown as CID, 0, n) // holds no CID past its commit
   if (shaped) { out[o++] = 0x61; out[o++] = 0x66; out[o++] = shape.fanout } // "f": fanout (16) < 24
   if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height (<= 11) < 24
   if (shaped) { out[o++] = 0x61; out[o++] = 0x6c; out[o++] = shape.leaf } // "l": blocks per leaf (2) < 24
