@@ -214,10 +214,10 @@ export class FileReader {
 
   /**
    * The whole plaintext of one object of block `idx` (segments numbered from `first`). From a
-   * pack, on the pool: an object whose nonce is known (checked, or sealed here) by its segments
-   * alone, no hash, through the page cache (a block loaded again and again for writes, such as a
-   * log's tail, is read from the disk once); else the whole record checked against its CID
-   * (O_DIRECT for a large one) and its nonce remembered. Not in a pack yet, or without the addon:
+   * pack, on the pool: an object whose nonce is stated (sealed here, recorded by its entry, or
+   * checked before) by its segments alone, no hash, through the page cache (a block loaded again
+   * and again for writes, such as a log's tail, is read from the disk once); else the whole record
+   * checked against its CID (O_DIRECT for a large one), which states its nonce. Not in a pack yet, or without the addon:
    * the store's checked get, opened here.
    */
   private async openObject (f: FileNode, idx: number, cid: CID, first: number): Promise<Buffer> {
@@ -356,9 +356,9 @@ export class FileReader {
 
   /**
    * Bytes [a, b) of block `idx` from one of its objects (segments numbered from `first`) into
-   * dst, zeros past the object's end. The first read of the object in this process checks it
-   * whole against its CID and remembers its nonce; later ones read and open only the segments
-   * they need under that nonce (docs/format.md, "What a read checks").
+   * dst, zeros past the object's end. An object whose nonce is stated (knownOf) is read by the
+   * segments asked for alone, under that nonce; else the read checks it whole against its CID
+   * once, which states its nonce (docs/format.md, "What a read checks").
    */
   private async readObjectPart (f: FileNode, idx: number, cid: CID, first: number, a: number, b: number, dst: Buffer): Promise<void> {
     const { store, loader } = this.deps
