@@ -2,7 +2,7 @@
 # Per-op latency of 4 KiB reads and writes inside a 256 MiB file (scripts/bench/per-op.mjs), on
 # our drive and on gocryptfs, same disk, one mounted at a time; remounted (and caches dropped)
 # after the layout so the first reads are cold:
-#   bash scripts/bench/per-op.sh [space|gocryptfs ...]     (as root: drop_caches)
+#   bash scripts/bench/per-op.sh [space|gocryptfs ...]     (as root: drop_caches; DIST=dir: another build of ours)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/env.sh
@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 start() {
   if [ "$1" = space ]; then
-    node dist/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
+    node "${DIST:-dist}"/src/cli/main.js mount "$W/mnt" --data-dir "$W/data" --config-dir "$W/config" --foreground > "$W/out" 2> "$W/log" &
     PID=$!
     until grep -qsx "mounted $W/mnt" "$W/out"; do kill -0 "$PID" || exit 1; sleep 0.1; done
   else

@@ -15,6 +15,7 @@
 # NODE_FLAGS="--trace-gc" passes flags NODE_OPTIONS refuses to the daemon's node.
 # PERF=1 adds `perf record -e cpu-clock -g` of the daemon (software clock: this VM has no PMU) and
 # prints the top shared objects and symbols. Unmounts and removes the temp dir at the end.
+# PAUSE=secs idles that long before the row (ours releases memory when quiet, checked nonces included).
 # DIST=dir runs the daemon from another build (default dist; e.g. a copy of the base's dist/ in the tree).
 # SPACE_NATIVE_READS=0 (passed to the daemon) sends every read to JS, for the side-by-side with
 # the native read path (native/src/fuse3/fastread.c); SPACE_DEBUG_NATIVE_READS=1 makes the daemon
@@ -73,11 +74,13 @@ if [ -n "${PRE:-}" ]; then # PRE="<row> <seconds>": run that row first, untimed 
   fio_cmd $pargs --runtime="$psecs" --time_based --output=/dev/null > /dev/null
   [ "$FS" != space ] || settle
 fi
+[ -z "${PAUSE:-}" ] || sleep "$PAUSE" # PAUSE=secs: idle first (ours: the quiet release forgets the checked nonces, as after a restart)
 sync; echo 3 > /proc/sys/vm/drop_caches
 [ "$ROW" != hot-direct ] || fio_cmd $ARGS --runtime=2 --time_based --output=/dev/null > /dev/null # warm the block cache
 threads() { # "<thread name> <ticks>" per thread
   for t in /proc/"$PID"/task/*; do
-    printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }')"
+    n=$(tr ' ' _ < "$t/comm"); [ "${t##*/}" != "$PID" ] || n="$n(main)" # the JS thread apart from libfuse's and V8's
+    printf '%s %s\n' "$n" "$(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }')"
   done 2>/dev/null
 }
 io() { awk '/^(read|write)_bytes:/ { printf "%s ", $2 }' "/proc/$PID/io"; }

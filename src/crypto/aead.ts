@@ -80,15 +80,35 @@ function checkId (objectId: Uint8Array): void {
   if (objectId.length !== ID_LEN) throw new RangeError(`object id must be ${ID_LEN} bytes`)
 }
 
+/** Length of v1's associated data. */
+const AD_V1_LEN = 4 + 2 + ID_LEN + 8
+
+/** An index (below 2^53) as u64 big-endian at out[at]: no BigInt per seal or read. */
+function writeIndex (out: Buffer, index: number, at: number): void {
+  out.writeUInt32BE(Math.floor(index / 0x100000000), at)
+  out.writeUInt32BE(index >>> 0, at + 4)
+}
+
+function writeV1 (out: Buffer, at: number, type: number, objectId: Uint8Array, index: number): void {
+  AD_V1.copy(out, at)
+  out[at + 4] = SEAL_V1
+  out[at + 5] = type
+  out.set(objectId, at + 6)
+  writeIndex(out, index, at + 6 + ID_LEN)
+}
+
+function writeV2Prefix (out: Buffer, at: number, type: number, objectId: Uint8Array, index: number): void {
+  AD_V2.copy(out, at)
+  out[at + 4] = type
+  out.set(objectId, at + 5)
+  writeIndex(out, index, at + 5 + ID_LEN)
+}
+
 /** v1's associated data (what v1 objects were sealed with). */
 export function associatedData (type: number, objectId: Uint8Array, index: number): Buffer {
   checkId(objectId)
-  const ad = Buffer.allocUnsafe(4 + 2 + ID_LEN + 8)
-  AD_V1.copy(ad, 0)
-  ad[4] = SEAL_V1
-  ad[5] = type
-  ad.set(objectId, 6)
-  ad.writeBigUInt64BE(BigInt(index), 6 + ID_LEN)
+  const ad = Buffer.allocUnsafe(AD_V1_LEN)
+  writeV1(ad, 0, type, objectId, index)
   return ad
 }
 
@@ -96,16 +116,35 @@ export function associatedData (type: number, objectId: Uint8Array, index: numbe
 export function associatedDataV2 (type: number, objectId: Uint8Array, index: number): Buffer {
   checkId(objectId)
   const ad = Buffer.alloc(AD_V2_LEN)
-  AD_V2.copy(ad, 0)
-  ad[4] = type
-  ad.set(objectId, 5)
-  ad.writeBigUInt64BE(BigInt(index), 5 + ID_LEN)
+  writeV2Prefix(ad, 0, type, objectId, index)
   return ad.subarray(0, AD_V2_PREFIX)
+}
+
+/**
+ * The v2 prefix of one position in memory of this module, valid until the next call: for the
+ * seals and opens here, which use it before they return (a fresh Buffer per seal and per read
+ * was garbage the collector chased under random I/O).
+ */
+const prefixScratch = Buffer.alloc(AD_V2_PREFIX)
+function scratchPrefix (type: number, objectId: Uint8Array, index: number): Buffer {
+  checkId(objectId)
+  writeV2Prefix(prefixScratch, 0, type, objectId, index)
+  return prefixScratch
 }
 
 /** The associated data of both versions for one position, as the native reader takes it. */
 export function positionData (pos: SealPosition): Buffer {
-  return Buffer.concat([associatedData(pos.type, pos.objectId, pos.index), associatedDataV2(pos.type, pos.objectId, pos.index)])
+  checkId(pos.objectId)
+  const ad = Buffer.allocUnsafe(AD_V1_LEN + AD_V2_PREFIX)
+  writeV1(ad, 0, pos.type, pos.objectId, pos.index)
+  writeV2Prefix(ad, AD_V1_LEN, pos.type, pos.objectId, pos.index)
+  return ad
+}
+
+/** v2's associated data prefix of `pos` into out[at, at + AD_V2_PREFIX) (the native read table's). */
+export function adPrefixInto (pos: SealPosition, out: Buffer, at = 0): void {
+  checkId(pos.objectId)
+  writeV2Prefix(out, at, pos.type, pos.objectId, pos.index)
 }
 
 /** Segment s's nonce: the object's nonce with u32be(s) XORed into its last 4 bytes. */
@@ -182,7 +221,7 @@ export function sealPatchInto (key: Uint8Array, pos: SealPosition, first: number
   out[0] = SEAL_V2
   const nonce = freshNonce()
   nonce.copy(out, 1)
-  return V2_HEADER + sealSegmentsInto(key, associatedDataV2(pos.type, pos.objectId, pos.index), nonce, first, plain, out, V2_HEADER)
+  return V2_HEADER + sealSegmentsInto(key, scratchPrefix(pos.type, pos.objectId, pos.index), nonce, first, plain, out, V2_HEADER)
 }
 
 /**
@@ -191,7 +230,7 @@ export function sealPatchInto (key: Uint8Array, pos: SealPosition, first: number
  */
 export function sealInto (key: Uint8Array, pos: SealPosition, plain: Uint8Array, out: Buffer): number {
   const nonce = freshNonce()
-  const prefix = associatedDataV2(pos.type, pos.objectId, pos.index)
+  const prefix = scratchPrefix(pos.type, pos.objectId, pos.index)
   // Ciphertext lands V2_HEADER bytes past its plaintext: sealed back to front, nothing unread is overwritten.
   const n = sealSegmentsInto(key, prefix, nonce, 0, plain, out, V2_HEADER)
   out[0] = SEAL_V2
@@ -261,7 +300,7 @@ export function openSegments (key: Uint8Array, pos: SealPosition, nonce: Uint8Ar
   const len = plainLen ?? segs.length - count * TAG_LEN
   if (count === 0 || len !== segs.length - count * TAG_LEN) throw new AuthError('sealed segments of a wrong length')
   const out = Buffer.allocUnsafe(len)
-  const prefix = associatedDataV2(pos.type, pos.objectId, pos.index)
+  const prefix = scratchPrefix(pos.type, pos.objectId, pos.index)
   if (nativeOpen != null) {
     if (nativeOpen(key, prefix, nonce, first, lastSegment, segs, out) !== len) throw new AuthError()
     return out

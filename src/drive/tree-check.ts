@@ -10,6 +10,7 @@ import { CID, checkCid } from '../store/cid.js'
 import { open, openPatch, SealType, unpadFrame } from '../crypto/index.js'
 import type { BlockEntry, CommitRecord, DirNodeRecord, EntryRecord, LinkNameRecord, LinkTableRecord } from '../fs/tree/format.js'
 import { walkMapTree } from '../fs/tree/block-map.js'
+import type { NoncedEntry } from '../fs/tree/block-ref.js'
 import { readAllRecords } from '../fs/tree/dir-shards.js'
 import type { BlockLoc } from './pack-scan.js'
 import { packName } from './quarantine.js'
@@ -99,11 +100,14 @@ export class TreeChecker {
     if (e.i == null || e.k == null) { problems.push({ path, what: 'file entry without id or key', cid: '' }); return }
     const id = Buffer.from(e.i)
     const key = Buffer.from(e.k)
-    const check = async (blocks: BlockEntry[]): Promise<void> => {
-      for (const [idx, cid, patches] of blocks) {
+    const check = async (blocks: BlockEntry[], nonced?: NoncedEntry[]): Promise<void> => {
+      for (const [k, [idx, cid, patches]] of blocks.entries()) {
         counts.blocks++
-        if (cid != null) await this.object(cid, key, SealType.Block, id, idx, path, problems, idx)
-        for (const [p, first] of patches ?? []) await this.object(p, key, SealType.Block, id, idx, path, problems, idx, first) // format 2: patches
+        // A leaf v4 records nonces: each must be its object's (block-map.ts; a wrong one reads as EIO).
+        const n = nonced?.[k]
+        const whole = n != null && n.length === 3 ? n[2] as Uint8Array | null : n?.[3] ?? null
+        if (cid != null) await this.object(cid, key, SealType.Block, id, idx, path, problems, idx, 0, whole)
+        for (const [j, [p, first]] of (patches ?? []).entries()) await this.object(p, key, SealType.Block, id, idx, path, problems, idx, first, n?.length === 4 ? n[2][j]?.[3] : null) // format 2: patches
       }
     }
     if (e.bm == null) { await check(e.b ?? []); return }
@@ -117,7 +121,7 @@ export class TreeChecker {
   }
 
   /** Reads, hashes and opens one object; null (and a problem) when any step fails. */
-  private async object (cid: CID, key: Buffer, type: SealType, id: Buffer, index: number, path: string, problems: TreeProblem[], block?: number, first = 0): Promise<Buffer | null> {
+  private async object (cid: CID, key: Buffer, type: SealType, id: Buffer, index: number, path: string, problems: TreeProblem[], block?: number, first = 0, nonce: Uint8Array | null = null): Promise<Buffer | null> {
     const k = `${cid.toString()}/${type}/${id.toString('hex')}/${index}`
     const known = this.seen.get(k)
     if (known !== undefined && (known !== null || type === SealType.Block)) {
@@ -135,6 +139,7 @@ export class TreeChecker {
         try {
           checkCid(cid, sealed) // the store's own check, as every read makes it
           try { plain = first === 0 ? open(key, { type, objectId: id, index }, sealed) : openPatch(key, { type, objectId: id, index }, first, sealed) } catch { what = 'fails authentication' }
+          if (what == null && nonce != null && !Buffer.from(nonce).equals(sealed.subarray(1, 13))) what = 'is named with another nonce than its own by its block map entry'
         } catch (err) {
           what = (err as { code?: string }).code === 'ERR_CID_MISMATCH'
             ? `bytes in pack ${loc.pack} at ${loc.offset} do not match the CID`

@@ -63,11 +63,20 @@ export class EntryList {
     this.count++
   }
 
-  /** Appends raw entries (an index file's entry section). */
+  /**
+   * Appends raw entries (an index file's entry section, laid out as push() lays them), in one
+   * copy: entry by entry, each checkpoint of the current pack's index made a view per entry it
+   * already held (~17% of all allocation under small random commits).
+   */
   pushRaw (entries: Buffer): void {
-    for (let at = 0; at + ENTRY <= entries.length; at += ENTRY) {
-      this.push(entries.subarray(at, at + DIGEST), entries[at + DIGEST], readU64(entries, at + 40), entries.readUInt32BE(at + 36))
+    const n = Math.floor(entries.length / ENTRY)
+    if ((this.count + n) * ENTRY > this.buf.length) {
+      const next = Buffer.alloc(Math.max(this.buf.length * 2, (this.count + n) * ENTRY))
+      this.buf.copy(next, 0, 0, this.count * ENTRY)
+      this.buf = next
     }
+    entries.copy(this.buf, this.count * ENTRY, 0, n * ENTRY)
+    this.count += n
   }
 
   /** Entry `i` (its digest copied). */

@@ -11,6 +11,9 @@ import { threeCommits, frames, hashes, packRecords } from './helpers.js'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { state } from '../../src/fs/tree/block-ref.js'
+import { sealedLength } from '../../src/crypto/index.js'
 
 async function contentOf (drive: Drive, path: string): Promise<string> {
   const f = await drive.tree.lookup(path) as FileNode
@@ -90,5 +93,34 @@ test('hard-linked files are checked through the link table: clean when intact, t
     const damaged = await fsckStore(dir, key)
     assert.equal(damaged.report.clean, false)
     assert.match(damaged.report.problems.join('\n'), /hard-linked file [0-9a-f]{16}\) block 0 .*do not match the CID/)
+  } finally { rmSync(dirname(dir), { recursive: true, force: true }) }
+})
+
+test('a block map entry that records another nonce than its block\'s is damage fsck names, and a fresh read of the block is EIO', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'space-fsck-nonce-')), 'data')
+  const key = randomBytes(32)
+  const B = 131072
+  try {
+    let drive = await Drive.open(dir, key)
+    const f = await drive.tree.create('/db', 0o644) as FileNode
+    await drive.tree.write(f, randomBytes(40 * B), 0)
+    await drive.commit()
+    // A writer's bug: block 5 named with a nonce that is not its own, sealed into its leaf by a
+    // change to block 6 (same leaf).
+    const five = f.blocks!.get(5) as CID
+    f.setBlock(5, state(CID.decode(five.bytes), randomBytes(12), sealedLength(B)))
+    await drive.tree.write(f, randomBytes(4096), 6 * B)
+    await drive.commit()
+    await drive.close()
+    const { report } = await fsckStore(dir, key)
+    assert.equal(report.clean, false)
+    assert.equal(report.problems.length, 1, report.problems.join('\n'))
+    assert.match(report.problems[0], /\/db.*another nonce/)
+    drive = await Drive.open(dir, key)
+    try {
+      const g = await drive.tree.lookup('/db') as FileNode
+      await assert.rejects(drive.tree.read(g, Buffer.alloc(4096), 4096, 5 * B), { code: 'ERR_INTEGRITY' })
+      assert.equal(await drive.tree.read(g, Buffer.alloc(4096), 4096, 7 * B), 4096, 'the other blocks read')
+    } finally { await drive.close() }
   } finally { rmSync(dirname(dir), { recursive: true, force: true }) }
 })

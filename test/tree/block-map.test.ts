@@ -7,12 +7,12 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
-import { open, seal, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
+import { open, seal, sealedLength, SealType, padFrame, unpadFrame } from '../../src/crypto/index.js'
 import { BLOCK_SIZE, encode, decode, decodeAny } from '../../src/fs/tree/format.js'
 import { sealBlockMap, blockMapPosition } from '../../src/fs/tree/codec.js'
 import { FANOUT, LEAF_BLOCKS, NARROW, WIDE, heightFor, nodeIndex, leafBody, nodeBody, entryBody, shapeFor, SMALL_COMMITS } from '../../src/fs/tree/block-map.js'
 import { cidOf } from '../../src/store/cid.js'
-import { entryOf } from '../../src/fs/tree/block-ref.js'
+import { noncedEntryOf, state } from '../../src/fs/tree/block-ref.js'
 import { FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE } from '../../src/fs/tree/file-write.js'
 import type { FileNode, Tree } from '../../src/fs/tree/tree.js'
 import { memoryTree } from '../helpers/memory-store.js'
@@ -204,7 +204,7 @@ test('a leaf built from cached entry encodings is byte for byte the canonical da
   for (const i of [16, 17, 20, 31]) await tree.write(f, randomBytes(B), i * B) // whole blocks
   for (const i of [18, 20, 25]) await tree.write(f, randomBytes(PAGE), i * B + 3 * PAGE) // patches over a hole and over a block
   await tree.commit()
-  const canonical = (): Uint8Array => encode({ v: 2, b: [...f.blocks!].filter(([i]) => i >= 16 && i < 32).sort((x, y) => x[0] - y[0]).map(([i, r]) => entryOf(i, r)) })
+  const canonical = (): Uint8Array => encode({ v: 4, b: [...f.blocks!].filter(([i]) => i >= 16 && i < 32).sort((x, y) => x[0] - y[0]).map(([i, r]) => noncedEntryOf(i, r)) })
   assert.deepEqual(leafBody(f.blocks!, 1), canonical())
   await tree.write(f, randomBytes(PAGE), 17 * B) // one entry changes, the others come from the cache
   await tree.commit()
@@ -243,19 +243,27 @@ test('inner and root node bodies built from cached CID encodings are the bytes d
   }
 })
 
-test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list', () => {
-  const cid = (): CID => cidOf(randomBytes(40))
+test('block entries built from cached CID encodings are the bytes dag-cbor encodes, for any index and patch list, nonces stated or not', () => {
+  let k = 0
+  // Every third CID states a nonce at the length its place implies, every third one at another (not recorded).
+  const cid = (full = sealedLength(B)): CID => {
+    const c = cidOf(randomBytes(40))
+    k++
+    return k % 3 === 0 ? c : state(c, randomBytes(12), k % 3 === 1 ? full : full - 1)
+  }
   // CIDs of other lengths than this store's (a sha2-256 CID of v0.1, an identity CID) too.
   for (const c of [CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), CID.create(1, 0x55, identity.digest(randomBytes(300)))]) {
-    assert.deepEqual(Buffer.from(entryBody(3, c)), Buffer.from(encode(entryOf(3, c))), `CID of ${c.bytes.length} bytes`)
+    assert.deepEqual(Buffer.from(entryBody(3, c)), Buffer.from(encode(noncedEntryOf(3, c))), `CID of ${c.bytes.length} bytes`)
   }
   for (const idx of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 36 + 12345]) {
     const whole = cid()
-    assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(entryOf(idx, whole))), `whole block ${idx}`)
+    assert.deepEqual(Buffer.from(entryBody(idx, whole)), Buffer.from(encode(noncedEntryOf(idx, whole))), `whole block ${idx}`)
     for (const n of [1, 2, 16, 23, 24, 30]) {
-      const ref = { base: n % 2 === 0 ? null : cid(), patches: Array.from({ length: n }, (_, k) => ({ cid: cid(), first: (k * 7) % 32, count: 1 + (k % 3) })) }
-      ref.patches = ref.patches.map(p => ({ ...p, count: Math.min(p.count, 32 - p.first) }))
-      assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(entryOf(idx, ref))), `block ${idx}, ${n} patches`)
+      const ref = { base: n % 2 === 0 ? null : cid(), patches: Array.from({ length: n }, (_, k) => ({ first: (k * 7) % 32, count: 1 + (k % 3) })).map(p => {
+        const count = Math.min(p.count, 32 - p.first)
+        return { cid: cid(sealedLength(count * PAGE)), first: p.first, count }
+      }) }
+      assert.deepEqual(Buffer.from(entryBody(idx, ref)), Buffer.from(encode(noncedEntryOf(idx, ref))), `block ${idx}, ${n} patches`)
     }
   }
 })

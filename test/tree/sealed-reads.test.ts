@@ -1,7 +1,8 @@
-// Reads of blocks sealed in this process (file-read.ts, FileReader.sealedThrough): what the seal
-// produced (nonce, sealed length, CID) is remembered as a whole-record check would have, so the
-// first read of a fresh block or patch reads only the segments it needs, never the whole record;
-// bytes read back from the store are still checked (a substituted segment fails its tag).
+// Reads by segment of objects whose nonce is stated (block-ref.ts state): sealed in this process
+// (the seal states the nonce it drew), or named by a v4 block map leaf that records it, so even a
+// process that never read the object reads only the segments it needs, never the whole record;
+// bytes read back from the store are still checked (a substituted segment fails its tag), and a
+// record whose length is not the stated one is refused.
 import type { CID } from 'multiformats/cid'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,9 +14,8 @@ import { Drive } from '../../src/daemon.js'
 import type { FileNode } from '../../src/fs/tree/nodes.js'
 import type { BlockStore } from '../../src/fs/tree/tree.js'
 import { BLOCK_SIZE } from '../../src/fs/tree/format.js'
-import { isPatched } from '../../src/fs/tree/block-ref.js'
-import { SEGMENT, SEGMENT_SEALED, segmentOffset } from '../../src/crypto/index.js'
-import { Verified } from '../../src/fs/tree/file-read.js'
+import { cidsOf, isPatched, statedOf, type BlockRef, type PatchedBlock } from '../../src/fs/tree/block-ref.js'
+import { SEGMENT, SEGMENT_SEALED, segmentOffset, sealedLength } from '../../src/crypto/index.js'
 import { BlockCache } from '../../src/store/block-cache.js'
 import { PackStore } from '../../src/store/pack-store.js'
 import { Tree } from '../../src/fs/tree/tree.js'
@@ -142,38 +142,83 @@ test('a write that loads a block sealed here (a growing file\'s tail) reads it b
   }
 })
 
-test('the table of checked objects lets the least recently used go first: an object read all along stays while new seals stream in', () => {
-  const v = new Verified(4)
-  const nonce = randomBytes(12)
-  for (const k of ['base', 'p1', 'p2', 'p3']) v.set(k, nonce, 4125)
-  assert.ok(v.get('base') != null) // read again: the most recently used now
-  v.set('p4', nonce, 4125) // a fifth entry: the least recently used goes
-  assert.equal(v.get('p1'), undefined)
-  const kept = v.get('base')
-  assert.ok(kept != null && kept.subarray(0, 12).equals(nonce) && kept.readUInt32BE(12) === 4125)
+/** A file of more than 32 blocks (its entries in a block map, leaves v4), committed, in a fresh tree over the same store. */
+async function reopened (blocks: number, patch: boolean): Promise<{ data: Buffer, store: MemoryBlockStore, again: Tree, f: FileNode }> {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/db', 0o644)
+  const data = randomBytes(blocks * B)
+  await tree.write(f, data, 0)
+  await tree.commit()
+  if (patch) {
+    const page = randomBytes(SEGMENT)
+    page.copy(data, 33 * B + 7 * SEGMENT)
+    await tree.write(f, page, 33 * B + 7 * SEGMENT)
+    await tree.commit()
+    assert.ok(isPatched(f.blocks!.get(33)!))
+  }
+  const again = sink.reopen(store)
+  return { data, store, again, f: await again.lookup('/db') as FileNode }
+}
+
+test('a process that never read a block reads one segment of it under the nonce its map entry records, not the whole record', async () => {
+  const { data, store, again, f } = await reopened(48, true)
+  await again.blocksOf(f) // the map: its nodes are read whole, as always
+  const seen = watch(store)
+  const out = Buffer.alloc(2 * SEGMENT)
+  await again.read(f, out, 2 * SEGMENT, 33 * B + 6 * SEGMENT) // base segment 6, patch segment 7
+  assert.ok(out.equals(data.subarray(33 * B + 6 * SEGMENT, 33 * B + 8 * SEGMENT)))
+  await again.read(f, out, SEGMENT, 45 * B + 31 * SEGMENT)
+  assert.ok(out.subarray(0, SEGMENT).equals(data.subarray(45 * B + 31 * SEGMENT, 46 * B)))
+  assert.equal(seen.gets, 0, 'no whole-record read of the base, the patch or the whole block')
+  assert.deepEqual(seen.ranges, [SEGMENT_SEALED, SEGMENT_SEALED, SEGMENT_SEALED])
 })
 
-test('the table of checked objects keeps each entry\'s own nonce and length as it grows and reuses the slots of entries let go', () => {
-  const v = new Verified(100)
-  const nonces = Array.from({ length: 250 }, () => randomBytes(12))
-  for (let i = 0; i < 250; i++) {
-    v.set(`k${i}`, nonces[i], 4125 + i)
-    if (i % 7 === 0) v.get(`k${Math.max(0, i - 50)}`) // some read again: most recently used
+test('under a nonce its entry records, a segment of an older sealed version of the block is refused, and so is a record of another length', async () => {
+  const { tree, store, sink } = memoryTree()
+  const f = await tree.create('/db', 0o644)
+  await tree.write(f, randomBytes(40 * B), 0)
+  await tree.commit()
+  const older = Buffer.from(await store.get(f.blocks!.get(33)! as CID))
+  const data = randomBytes(B)
+  await tree.write(f, data, 33 * B)
+  await tree.commit()
+  const cid = f.blocks!.get(33)! as CID
+  const current = Buffer.from(await store.get(cid))
+  const again = sink.reopen(store)
+  const g = await again.lookup('/db') as FileNode
+  await again.blocksOf(g)
+  const out = Buffer.alloc(SEGMENT)
+  const seg = (o: Buffer, k: number): Buffer => o.subarray(segmentOffset(k), segmentOffset(k + 1))
+  const swapped = Buffer.from(current)
+  seg(older, 6).copy(swapped, segmentOffset(6))
+  store.replace(cid, swapped) // same length, the older version's segment 6 in place
+  await assert.rejects(again.read(g, out, SEGMENT, 33 * B + 6 * SEGMENT), { code: 'ERR_INTEGRITY' })
+  await again.read(g, out, SEGMENT, 33 * B + 7 * SEGMENT) // the next segment is this version's
+  assert.ok(out.equals(data.subarray(7 * SEGMENT, 8 * SEGMENT)))
+  store.replace(cid, current.subarray(0, segmentOffset(31))) // cut after 31 segments: segment 30 would open as the last
+  await assert.rejects(again.read(g, out, SEGMENT, 33 * B + 31 * SEGMENT), { code: 'ERR_INTEGRITY' })
+})
+
+test('a block map leaf records the nonce of every whole block and patch sealed in the process that wrote it, at their full lengths only', async () => {
+  const { again, f } = await reopened(40, true)
+  const blocks = await again.blocksOf(f) as Map<number, BlockRef>
+  for (const [i, r] of blocks) {
+    for (const c of cidsOf(r)) {
+      const stated = statedOf(c)
+      assert.ok(stated != null, `block ${i}: its nonce is stated`)
+      const len = Buffer.from(stated, 'latin1').readUInt32BE(12)
+      assert.equal(len, isPatched(r) && c !== (r as PatchedBlock).base ? sealedLength(SEGMENT) : sealedLength(B))
+    }
   }
-  let present = 0
-  for (let i = 0; i < 250; i++) {
-    const e = v.get(`k${i}`)
-    if (e == null) continue
-    present++
-    assert.ok(e.subarray(0, 12).equals(nonces[i]), `entry ${i}: its own nonce`)
-    assert.equal(e.readUInt32BE(12), 4125 + i)
-  }
-  assert.equal(present, 100, 'the limit')
-  const held = v.get('k249')!
-  v.set('new', randomBytes(12), 1) // reuses the least recently used entry's slot
-  assert.ok(held.subarray(0, 12).equals(nonces[249]), 'an entry handed out is a copy: a reused slot does not change it')
-  v.clear()
-  assert.equal(v.get('k249'), undefined)
-  v.set('again', nonces[0], 7)
-  assert.ok(v.get('again')!.subarray(0, 12).equals(nonces[0]))
+  // The last block, short (padded): its nonce is not recorded (its length is not implied).
+  const { tree, sink, store } = memoryTree()
+  const g = await tree.create('/t', 0o644)
+  await tree.write(g, randomBytes(40 * B + 1000), 0)
+  await tree.commit()
+  assert.ok(statedOf(g.blocks!.get(40) as CID) != null, 'stated in memory at its seal')
+  const back = sink.reopen(store)
+  const h = await back.lookup('/t') as FileNode
+  const m = await back.blocksOf(h) as Map<number, BlockRef>
+  assert.equal(statedOf(m.get(40) as CID), undefined)
+  assert.ok(statedOf(m.get(39) as CID) != null)
 })

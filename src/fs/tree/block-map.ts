@@ -5,10 +5,10 @@
 // file's in-memory block list. The in-memory list (FileNode.blocks) stays whole: only the sealed
 // form is split.
 import type { CID } from 'multiformats/cid'
-import { seal, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
+import { seal, sealedLength, NONCE_LEN, SealType, padFrame, unpadFrame, type SealPosition } from '../../crypto/index.js'
 import { type BlockEntry, BLOCK_SIZE, decodeAny } from './format.js'
 import { fail } from './errors.js'
-import { type BlockRef, fromEntry, isPatched } from './block-ref.js'
+import { type BlockRef, type NoncedEntry, type PatchedBlock, fromEntry, fromNoncedEntry, isPatched, patchLength, plainEntry, statedCount, statedOf } from './block-ref.js'
 import type { FileNode } from './nodes.js'
 import type { BlockStore } from './ports.js'
 import { cidOf } from '../../store/cid.js'
@@ -22,6 +22,11 @@ export const FLAT_MAP = 1
 export const TREE_MAP = 2
 /** Body version of a narrow tree's root, which names its shape (its other nodes are TREE_MAP). */
 export const SHAPED_MAP = 3
+/**
+ * Body version of a leaf whose entries state each object's nonce (docs/format.md, "Nonces in
+ * the entries"): what every leaf is sealed as now. Leaves of TREE_MAP still read, in any tree.
+ */
+export const NONCED_LEAF = 4
 /** Most blocks a file can have (2^36: 8 PiB): what bounds a tree's height. */
 const MAX_BLOCKS = 2 ** 36
 /** Node positions: level (0 = leaves) and number within the level; the root is index 0. */
@@ -57,7 +62,7 @@ export interface MapTree {
 /** Bodies of the three node kinds (dag-cbor, padded frame); a narrow root has `l` and `f`. */
 interface RootBody { v: number, h: number, c: Array<[number, CID]>, l?: number, f?: number }
 interface InnerBody { v: number, c: Array<[number, CID]> }
-interface LeafBody { v: number, b: BlockEntry[] }
+interface LeafBody { v: number, b: BlockEntry[] | NoncedEntry[] }
 interface FlatBody { v: number, b: BlockEntry[] }
 
 /** The position index of node `k` of level `level` (the root is not one of them: index 0). */
@@ -161,38 +166,48 @@ export function sealMapTree (f: FileNode, to: Pick<BlockStore, 'put'> & Partial<
     const up = new Set<number>()
     for (const k of dirty) up.add(Math.floor(k / shape.fanout))
     for (const k of up) {
-      const c = children(nodes, level - 1, k, shape.fanout)
+      const n = gather(nodes, level - 1, k, shape.fanout)
       const index = nodeIndex(level, k)
-      if (c.length === 0) nodes.delete(index)
-      else nodes.set(index, store.put(sealBody(f, index, nodeBody(c, null))))
+      if (n === 0) nodes.delete(index)
+      else nodes.set(index, store.put(sealBody(f, index, gatheredBody(n, null, WIDE))))
     }
     dirty = up
   }
-  const root = store.put(sealBody(f, 0, nodeBody(children(nodes, height - 1, 0, shape.fanout), height, shape)))
+  const root = store.put(sealBody(f, 0, gatheredBody(gather(nodes, height - 1, 0, shape.fanout), height, shape)))
   f.mapTree = { root, height, nodes, shape, patched, leafPatched, small }
   f.clearChanged()
   return root
 }
 
-/** The non-empty children of node `k` one level above `level`: [slot, CID], by slot. */
-function children (nodes: Map<number, CID>, level: number, k: number, fanout: number): Array<[number, CID]> {
-  const c: Array<[number, CID]> = []
-  for (let s = 0; s < fanout; s++) { const cid = nodes.get(nodeIndex(level, k * fanout + s)); if (cid != null) c.push([s, cid]) }
-  return c
+/**
+ * The non-empty children of node `k` one level above `level`, by slot, into gatheredSlots and
+ * gatheredCids (reused: a [slot, CID] pair per child per commit was garbage); their number.
+ */
+function gather (nodes: Map<number, CID>, level: number, k: number, fanout: number): number {
+  let n = 0
+  for (let s = 0; s < fanout; s++) {
+    const cid = nodes.get(nodeIndex(level, k * fanout + s))
+    if (cid != null) { gatheredSlots[n] = s; gatheredCids[n] = cid; n++ }
+  }
+  return n
 }
+const gatheredSlots: number[] = []
+const gatheredCids: CID[] = []
 
 /**
  * Encoded block entries by block reference (a reference object is replaced, never changed, when
  * its block changes): a leaf is resealed when one of its blocks changed, and its other blocks
  * are not encoded again (dag-cbor of CIDs is most of a commit's CPU otherwise).
  */
-const entryBytes = new WeakMap<BlockRef, { idx: number, bytes: Uint8Array }>()
+const entryBytes = new WeakMap<BlockRef, { idx: number, stated: number, bytes: Uint8Array }>()
 
 function encodedEntry (idx: number, r: BlockRef): Uint8Array {
   const c = entryBytes.get(r)
-  if (c?.idx === idx) return c.bytes
+  // A read that checked an object whole since states its nonce: the entry records it now.
+  const stated = statedCount(r)
+  if (c?.idx === idx && c.stated === stated) return c.bytes
   const bytes = entryBody(idx, r)
-  entryBytes.set(r, { idx, bytes })
+  entryBytes.set(r, { idx, stated, bytes })
   return bytes
 }
 
@@ -218,41 +233,77 @@ function cidCbor (cid: CID): Uint8Array {
   return e
 }
 
-/** Bytes of a CBOR unsigned integer (major type 0) of `n` < 2^53. */
-function cborUint (n: number): number[] {
-  if (n < 24) return [n]
-  if (n < 0x100) return [0x18, n]
-  if (n < 0x10000) return [0x19, n >> 8, n & 0xff]
-  if (n < 0x100000000) return [0x1a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+/** Bytes of the head of a CBOR item of major type `major` (0: unsigned, 0x80: array) and argument `n` < 2^53. */
+const headLen = (n: number): number => n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
+
+/** Writes that head at out[o]; returns the offset after it. */
+function putHead (out: Uint8Array, o: number, major: number, n: number): number {
+  if (n < 24) { out[o] = major | n; return o + 1 }
+  if (n < 0x100) { out[o] = major | 24; out[o + 1] = n; return o + 2 }
+  if (n < 0x10000) { out[o] = major | 25; out[o + 1] = n >> 8; out[o + 2] = n & 0xff; return o + 3 }
   const hi = Math.floor(n / 0x100000000)
-  return [0x1b, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]
+  if (hi === 0) { out[o++] = major | 26 } else {
+    out[o++] = major | 27
+    out[o++] = hi >>> 24; out[o++] = (hi >>> 16) & 0xff; out[o++] = (hi >>> 8) & 0xff; out[o++] = hi & 0xff
+  }
+  out[o++] = n >>> 24; out[o++] = (n >>> 16) & 0xff; out[o++] = (n >>> 8) & 0xff; out[o++] = n & 0xff
+  return o
 }
 
-/** CBOR array head of `n` items. */
-const arrayHead = (n: number): number[] => { const u = cborUint(n); u[0] |= 0x80; return u }
+/** The stated nonce of `cid` (as its latin1 string) if stated at sealed length `full`, the only one a v4 entry records. */
+function recordedNonce (cid: CID | null, full: number): string | null {
+  const s = cid != null ? statedOf(cid) : undefined
+  return s != null && ((s.charCodeAt(12) << 24) | (s.charCodeAt(13) << 16) | (s.charCodeAt(14) << 8) | s.charCodeAt(15)) >>> 0 === full ? s : null
+}
+
+/** Writes a recorded nonce (a byte string of 12) or null at out[o]; returns the offset after it. */
+function putNonce (out: Uint8Array, o: number, n: string | null): number {
+  if (n == null) { out[o] = 0xf6; return o + 1 }
+  out[o++] = 0x40 | NONCE_LEN
+  for (let i = 0; i < NONCE_LEN; i++) out[o++] = n.charCodeAt(i)
+  return o
+}
 
 /**
- * The dag-cbor of block `idx`'s map entry, `[idx, cid]` or `[idx, base | null, [[cid, first,
- * count], ...]]`, from the cached encodings of its CIDs: the bytes encode() writes
+ * The dag-cbor of block `idx`'s v4 leaf entry, `[idx, cid, nonce]` or `[idx, base | null,
+ * [[cid, first, count, nonce], ...], base nonce]` (a nonce: 12 bytes or null), from the cached
+ * encodings of its CIDs, written once into its own buffer: the bytes encode() writes
  * (test/tree/block-map.test.ts) at a fraction of its cost (a commit encodes every changed block's entry).
  */
 export function entryBody (idx: number, r: BlockRef): Uint8Array {
-  const parts: Array<Uint8Array | number[]> = []
-  if (!isPatched(r)) parts.push([0x82], cborUint(idx), cidCbor(r))
-  else {
-    parts.push([0x83], cborUint(idx), r.base != null ? cidCbor(r.base) : [0xf6], arrayHead(r.patches.length))
-    for (const p of r.patches) parts.push([0x83], cidCbor(p.cid), cborUint(p.first), cborUint(p.count))
+  const patches = isPatched(r) ? r.patches : null
+  const base = patches != null ? (r as PatchedBlock).base : r as CID
+  const baseNonce = recordedNonce(base, FULL_BLOCK)
+  const nonces = patches?.map(p => recordedNonce(p.cid, patchLength(p.count)))
+  let len = 1 + headLen(idx) + (base != null ? cidCbor(base).length : 1) + (baseNonce != null ? 1 + NONCE_LEN : 1)
+  if (patches != null) {
+    len += headLen(patches.length)
+    patches.forEach((p, i) => { len += 1 + cidCbor(p.cid).length + headLen(p.first) + headLen(p.count) + (nonces![i] != null ? 1 + NONCE_LEN : 1) })
   }
-  let len = 0
-  for (const x of parts) len += x.length
   const out = new Uint8Array(len)
-  let o = 0
-  for (const x of parts) { out.set(x, o); o += x.length }
+  out[0] = patches == null ? 0x83 : 0x84
+  let o = putHead(out, 1, 0, idx)
+  if (base != null) { const c = cidCbor(base); out.set(c, o); o += c.length } else out[o++] = 0xf6
+  if (patches != null) {
+    o = putHead(out, o, 0x80, patches.length)
+    patches.forEach((p, i) => {
+      out[o++] = 0x84
+      const c = cidCbor(p.cid)
+      out.set(c, o); o += c.length
+      o = putHead(out, o, 0, p.first)
+      o = putHead(out, o, 0, p.count)
+      o = putNonce(out, o, nonces![i])
+    })
+  }
+  putNonce(out, o, baseNonce)
   return out
 }
 
+/** Sealed length of a whole block: the only one whose nonce a v4 entry records for a block. */
+const FULL_BLOCK = sealedLength(BLOCK_SIZE)
+
 /**
- * The dag-cbor body of leaf `k`, `{ v: 2, b: [...] }` with its keys in canonical order (b, v),
+ * The dag-cbor body of leaf `k`, `{ v: 4, b: [...] }` with its keys in canonical order (b, v),
  * built from the encoded entries; null when the leaf holds no block.
  */
 export function leafBody (blocks: Map<number, BlockRef>, k: number, leaf = LEAF_BLOCKS): Uint8Array | null {
@@ -270,7 +321,7 @@ export function leafBody (blocks: Map<number, BlockRef>, k: number, leaf = LEAF_
   out.set([0xa2, 0x61, 0x62, 0x80 | parts.length]) // map(2), "b", array(n): n <= 16 < 24 fits the head byte
   let o = 4
   for (const e of parts) { out.set(e, o); o += e.length }
-  out.set([0x61, 0x76, TREE_MAP], o) // "v", 2
+  out.set([0x61, 0x76, NONCED_LEAF], o) // "v", 4
   return out
 }
 
@@ -288,27 +339,31 @@ const cidBytes = new WeakMap<CID, Uint8Array>()
  * without encoding up to 64 CIDs per node per commit.
  */
 export function nodeBody (c: Array<[number, CID]>, height: number | null, shape: MapShape = WIDE): Uint8Array {
-  const parts: Uint8Array[] = []
+  c.forEach(([slot, cid], i) => { gatheredSlots[i] = slot; gatheredCids[i] = cid })
+  return gatheredBody(c.length, height, shape)
+}
+
+/** nodeBody() of the first `n` gathered children (gather()). */
+function gatheredBody (n: number, height: number | null, shape: MapShape): Uint8Array {
   let len = 0
-  for (const [slot, cid] of c) {
-    const e = cidCbor(cid)
-    parts.push(e)
-    len += 2 + (slot < 24 ? 0 : 1) + e.length
-  }
+  for (let i = 0; i < n; i++) len += 2 + (gatheredSlots[i] < 24 ? 0 : 1) + cidCbor(gatheredCids[i]).length
   const shaped = height != null && shape !== WIDE
-  const n = c.length // at most FANOUT (64) < 256
+  // n is at most FANOUT (64) < 256
   const out = new Uint8Array(1 + 2 + (n < 24 ? 1 : 2) + len + (height != null ? 3 : 0) + (shaped ? 6 : 0) + 3)
   let o = 0
   out[o++] = height == null ? 0xa2 : shaped ? 0xa5 : 0xa3 // map(2) / map(5) / map(3)
   out[o++] = 0x61; out[o++] = 0x63 // "c"
   if (n < 24) out[o++] = 0x80 | n
   else { out[o++] = 0x98; out[o++] = n }
-  c.forEach(([slot], i) => {
+  for (let i = 0; i < n; i++) {
+    const slot = gatheredSlots[i]
     out[o++] = 0x82 // [slot, CID]
     if (slot < 24) out[o++] = slot
     else { out[o++] = 0x18; out[o++] = slot }
-    out.set(parts[i], o); o += parts[i].length
-  })
+    const e = cidCbor(gatheredCids[i])
+    out.set(e, o); o += e.length
+  }
+  gatheredCids.fill(undefined as unknown as CID, 0, n) // holds no CID past its commit
   if (shaped) { out[o++] = 0x61; out[o++] = 0x66; out[o++] = shape.fanout } // "f": fanout (16) < 24
   if (height != null) { out[o++] = 0x61; out[o++] = 0x68; out[o++] = height } // "h": height (<= 11) < 24
   if (shaped) { out[o++] = 0x61; out[o++] = 0x6c; out[o++] = shape.leaf } // "l": blocks per leaf (2) < 24
@@ -339,9 +394,11 @@ export async function readMapTree (label: string, root: CID, framed: Buffer, ope
       const what = `file ${label} block map node ${l}/${n}`
       if (l === 0) {
         const leaf = bodyOf<LeafBody>(await openNode(cid, index), what)
-        pairs.push(...checkedEntries(leaf.b, n * shape.leaf, (n + 1) * shape.leaf, label))
+        pairs.push(...checkedEntries(leaf.b, n * shape.leaf, (n + 1) * shape.leaf, label, leafVersion(leaf, what)))
       } else {
-        next.push({ k: n, c: checkedChildren(bodyOf<InnerBody>(await openNode(cid, index), what).c, label, shape.fanout) })
+        const inner = bodyOf<InnerBody>(await openNode(cid, index), what)
+        if (inner.v !== TREE_MAP) fail('ERR_FORMAT', `${what}: an inner node of version ${inner.v}`)
+        next.push({ k: n, c: checkedChildren(inner.c, label, shape.fanout) })
       }
     })))
     level = next
@@ -375,7 +432,7 @@ function rootShape (body: RootBody, what: string): { shape: MapShape, height: nu
  * index) and returns its plaintext or null (it could not be read: a problem it recorded), and
  * `entries` gets the block entries of each leaf (or of a flat map).
  */
-export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid: CID, index: number) => Promise<Buffer | null>, entries: (b: BlockEntry[]) => Promise<void>): Promise<void> {
+export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid: CID, index: number) => Promise<Buffer | null>, entries: (b: BlockEntry[], nonced?: NoncedEntry[]) => Promise<void>): Promise<void> {
   const body = bodyOf<RootBody & FlatBody>(rootPlain, what)
   if (body.v === FLAT_MAP) { await entries(body.b ?? []); return }
   const { shape, height } = rootShape(body, what)
@@ -384,8 +441,11 @@ export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid:
       const n = k * shape.fanout + s
       const plain = await visit(cid, nodeIndex(level, n))
       if (plain == null) continue
-      if (level === 0) await entries(bodyOf<LeafBody>(plain, what).b ?? [])
-      else await walk(level - 1, n, bodyOf<InnerBody>(plain, what).c)
+      if (level === 0) {
+        const leaf = bodyOf<LeafBody>(plain, what)
+        const b = leaf.b ?? []
+        await entries(leafVersion(leaf, what) === NONCED_LEAF ? (b as NoncedEntry[]).map(plainEntry) : b as BlockEntry[], leaf.v === NONCED_LEAF ? b as NoncedEntry[] : undefined)
+      } else await walk(level - 1, n, bodyOf<InnerBody>(plain, what).c)
     }
   }
   await walk(height - 1, 0, body.c)
@@ -393,7 +453,13 @@ export async function walkMapTree (rootPlain: Buffer, what: string, visit: (cid:
 
 function bodyOf<T extends { v: number }> (framed: Buffer, what: string): T {
   const body = unpadFrame(framed) ?? fail('ERR_INTEGRITY', `${what}: bad framing`)
-  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP, SHAPED_MAP])
+  return decodeAny<T>(body, what, [FLAT_MAP, TREE_MAP, SHAPED_MAP, NONCED_LEAF])
+}
+
+/** A leaf's body version: TREE_MAP (entries without nonces) or NONCED_LEAF; anything else is refused. */
+function leafVersion (leaf: LeafBody, what: string): number {
+  if (leaf.v !== TREE_MAP && leaf.v !== NONCED_LEAF) fail('ERR_FORMAT', `${what}: a leaf of version ${leaf.v}`)
+  return leaf.v
 }
 
 function checkedChildren (c: unknown, label: string, fanout: number): Array<[number, CID]> {
@@ -406,9 +472,9 @@ function checkedChildren (c: unknown, label: string, fanout: number): Array<[num
   return c as Array<[number, CID]>
 }
 
-function checkedEntries (b: BlockEntry[] | undefined, from: number, to: number, label: string): Array<[number, BlockRef]> {
+function checkedEntries (b: BlockEntry[] | NoncedEntry[] | undefined, from: number, to: number, label: string, version = FLAT_MAP): Array<[number, BlockRef]> {
   if (!Array.isArray(b)) return fail('ERR_FORMAT', `file ${label} block map: a leaf without blocks`)
-  const pairs = b.map(fromEntry)
+  const pairs = version === NONCED_LEAF ? (b as NoncedEntry[]).map(fromNoncedEntry) : (b as BlockEntry[]).map(fromEntry)
   let last = from - 1
   for (const [i] of pairs) {
     if (!Number.isInteger(i) || i <= last || i >= to) fail('ERR_FORMAT', `file ${label} block map: block ${String(i)} out of place`)

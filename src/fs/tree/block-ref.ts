@@ -3,7 +3,7 @@
 // (docs/format.md, "Block map node"). How a block map entry encodes either, which object holds
 // each segment, and when a block has collected enough patches to be sealed whole again.
 import type { CID } from 'multiformats/cid'
-import { SEGMENT } from '../../crypto/index.js'
+import { NONCE_LEN, SEGMENT, sealedLength } from '../../crypto/index.js'
 import { BLOCK_SIZE, type BlockEntry } from './format.js'
 import { fail } from './errors.js'
 import { compactCid } from '../../store/cid.js'
@@ -14,6 +14,11 @@ export interface Patch { cid: CID, first: number, count: number }
 export interface PatchedBlock { base: CID | null, patches: Patch[] }
 
 export type BlockRef = CID | PatchedBlock
+
+/** A patch in a v4 leaf: its CID, segments and nonce (12 bytes, or null: not stated). */
+export type NoncedPatch = [CID, number, number, Uint8Array | null]
+/** One block in a v4 leaf: [index, CID, nonce] whole, or [index, base | null, patches, base nonce] (docs/format.md, "Block map node"). */
+export type NoncedEntry = [number, CID, Uint8Array | null] | [number, CID | null, NoncedPatch[], Uint8Array | null]
 
 /** Segments per block. */
 export const SEGMENTS = BLOCK_SIZE / SEGMENT
@@ -118,7 +123,50 @@ export function sourceRuns (r: BlockRef, s0: number, s1: number): Array<{ cid: C
 /** Every CID a block names (its base and its patches): what it keeps reachable. */
 export const cidsOf = (r: BlockRef): CID[] => isPatched(r) ? [...(r.base != null ? [r.base] : []), ...r.patches.map(p => p.cid)] : [r]
 
-/** The block map entry of block `idx`. */
+/**
+ * What an authenticated source says of the v2 object a CID names: its nonce and sealed length,
+ * as the 16 bytes the read path takes (nonce[12] | u32be length) in a latin1 string (no
+ * ArrayBuffer per CID for the collector to track). The sources: the seal that made the object in
+ * this process, a read that hashed the object whole against the CID, and the block map leaf (v4)
+ * that names it (docs/format.md, "Block map node", "Nonces in the entries"). A reader holding it
+ * opens the object's segments alone, as for a nonce it remembers from a check.
+ */
+interface Stated { stated?: string }
+
+/** The nonce and sealed length stated for `cid`'s object (16 bytes as latin1), if any. */
+export const statedOf = (cid: CID): string | undefined => (cid as CID & Stated).stated
+
+/** States `cid`'s object's nonce and sealed length (see Stated); only from an authenticated source. */
+export function state (cid: CID, nonce: Uint8Array, sealedLen: number): CID {
+  const b = Buffer.allocUnsafe(NONCE_LEN + 4)
+  b.set(nonce.subarray(0, NONCE_LEN))
+  b.writeUInt32BE(sealedLen, NONCE_LEN)
+  ;(cid as CID & Stated).stated = b.toString('latin1')
+  return cid
+}
+
+/** A whole block's sealed length, the only one a v4 entry states a block's nonce for. */
+const FULL_BLOCK = sealedLength(BLOCK_SIZE)
+
+/** The nonce a v4 leaf entry records for an object of `full` sealed bytes (a whole block's, or a patch's of its count): only one stated at that length. */
+export function entryNonce (cid: CID | null, full: number): Uint8Array | null {
+  const s = cid != null ? statedOf(cid) : undefined
+  if (s == null) return null
+  const b = Buffer.from(s, 'latin1')
+  return b.readUInt32BE(NONCE_LEN) === full ? b.subarray(0, NONCE_LEN) : null
+}
+
+/** The sealed length of a patch of `count` segments (always full ones: patches are written over blocks the file fills). */
+export const patchLength = (count: number): number => sealedLength(count * SEGMENT)
+
+/** Objects of `r` whose nonce is stated (what a v4 entry of it records, when at full length). */
+export function statedCount (r: BlockRef): number {
+  let n = 0
+  for (const c of cidsOf(r)) if (statedOf(c) != null) n++
+  return n
+}
+
+/** The block map entry of block `idx` (the forms without nonces: directory entries, flat maps, leaves v2). */
 export function entryOf (idx: number, r: BlockRef): BlockEntry {
   return isPatched(r) ? [idx, r.base, r.patches.map(p => [p.cid, p.first, p.count])] : [idx, r]
 }
@@ -129,9 +177,57 @@ export function entryOf (idx: number, r: BlockRef): BlockEntry {
  */
 export function fromEntry (e: BlockEntry): [number, BlockRef] {
   if (e.length === 2) return [e[0], compactCid(e[1])]
+  if (e.length !== 3 || !Array.isArray(e[2])) fail('ERR_FORMAT', `block ${String(e[0])}: an entry of ${String(e.length)} items`)
   const patches = e[2].map(([cid, first, count]) => {
-    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > SEGMENTS) fail('ERR_FORMAT', `block ${e[0]}: a patch of segments ${first} + ${count}`)
+    checkPatch(e[0], first, count)
     return { cid: compactCid(cid), first, count }
   })
   return [e[0], { base: e[1] != null ? compactCid(e[1]) : null, patches }]
+}
+
+function checkPatch (idx: number, first: number, count: number): void {
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > SEGMENTS) fail('ERR_FORMAT', `block ${idx}: a patch of segments ${first} + ${count}`)
+}
+
+/** A stated nonce as decoded: 12 bytes, or null. */
+function nonceField (idx: number, n: unknown): Uint8Array | null {
+  if (n === null) return null
+  if (!(n instanceof Uint8Array) || n.length !== NONCE_LEN) return fail('ERR_FORMAT', `block ${idx}: a nonce that is not ${NONCE_LEN} bytes`)
+  return n
+}
+
+/**
+ * An entry of a v4 leaf as a block reference, each object's CID stating the nonce the entry
+ * records (at the full length its form implies: a whole block's, or its patch's count).
+ */
+export function fromNoncedEntry (e: NoncedEntry): [number, BlockRef] {
+  const idx = e[0]
+  const compact = (cid: CID, nonce: unknown, full: number): CID => {
+    const c = compactCid(cid)
+    const n = nonceField(idx, nonce)
+    return n != null ? state(c, n, full) : c
+  }
+  if (e.length === 3 && !Array.isArray(e[2])) return [idx, compact(e[1], e[2], FULL_BLOCK)]
+  if (e.length !== 4 || !Array.isArray(e[2])) return fail('ERR_FORMAT', `block ${String(idx)}: an entry of ${String(e.length)} items`)
+  const patches = e[2].map(p => {
+    if (!Array.isArray(p) || p.length !== 4) fail('ERR_FORMAT', `block ${idx}: a patch of ${String((p as unknown[])?.length)} items`)
+    const [cid, first, count, nonce] = p
+    checkPatch(idx, first, count)
+    return { cid: compact(cid, nonce, patchLength(count)), first, count }
+  })
+  if (e[1] == null && e[3] != null) fail('ERR_FORMAT', `block ${idx}: a nonce for a hole`)
+  return [idx, { base: e[1] != null ? compact(e[1], e[3], FULL_BLOCK) : null, patches }]
+}
+
+/** Block `idx`'s v4 leaf entry, each object's nonce where stated at its full length (what block-map.ts's entryBody encodes by hand). */
+export function noncedEntryOf (idx: number, r: BlockRef): NoncedEntry {
+  if (!isPatched(r)) return [idx, r, entryNonce(r, FULL_BLOCK)]
+  return [idx, r.base, r.patches.map(p => [p.cid, p.first, p.count, entryNonce(p.cid, patchLength(p.count))]), entryNonce(r.base, FULL_BLOCK)]
+}
+
+/** A v4 entry in the forms without nonces (what fsck walks: docs/format.md). */
+export function plainEntry (e: NoncedEntry): BlockEntry {
+  if (e.length === 3 && !Array.isArray(e[2])) return [e[0], e[1]]
+  const p = e as [number, CID | null, Array<[CID, number, number, Uint8Array | null]>, Uint8Array | null]
+  return [p[0], p[1], (p[2] ?? []).map(([cid, first, count]) => [cid, first, count])]
 }

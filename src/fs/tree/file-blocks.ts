@@ -34,7 +34,7 @@
 //      block); once every segment is known the block is sealed whole. A commit that finds it
 //      incomplete (a load still running) seals it as patches.
 import type { CID } from 'multiformats/cid'
-import { seal, sealPatchInto, sealedLength, SEGMENT, type SealPosition } from '../../crypto/index.js'
+import { seal, sealPatchInto, sealedLength, SEGMENT, V2_HEADER, type SealPosition } from '../../crypto/index.js'
 import { cidFromBlake3, cidOf } from '../../store/cid.js'
 import { SealedBuffers } from './sealed-buffers.js'
 import { BLOCK_SIZE } from './format.js'
@@ -43,7 +43,7 @@ import { blockPosition } from './codec.js'
 import { touch } from './changes.js'
 import { blockStart, bytesInBlock, bytesOfBlocks, bufferSizeFor, paddedLength } from './block-range.js'
 import type { BlockStore, BlockCache, BlockSealer } from './ports.js'
-import { FEW_PATCHES, SEGMENTS, foldsAt, patchedMask, patchesAfter, popcount, withPatch, type BlockRef } from './block-ref.js'
+import { FEW_PATCHES, SEGMENTS, foldsAt, patchedMask, patchesAfter, popcount, state, withPatch, type BlockRef } from './block-ref.js'
 
 /** Seal jobs in flight beyond which a write waits for one to land (default; FileBlocksDeps.maxSeals). */
 const MAX_SEALS = 192
@@ -362,12 +362,17 @@ export class FileBlocks {
     f.setBlock(idx, ref)
   }
 
-  /** Seals segments first... of a block (0: the whole block) into pooled memory the store hands back once written; their CID. */
+  /**
+   * Seals segments first... of a block (0: the whole block) into pooled memory the store hands
+   * back once written; their CID, stating the nonce drawn here (block-ref.ts state): reads of it
+   * open its segments alone, and its block map entry records the nonce.
+   */
   private putSealed (f: FileNode, pos: SealPosition, first: number, plain: Uint8Array): CID {
     const { buf, release } = this.sealedBuffers.take(sealedLength(plain.length))
     sealPatchInto(f.key, pos, first, plain, buf)
     const { store } = this.deps
-    return store.putFresh != null ? store.putFresh(cidOf(buf), buf, release) : store.putWithCid(cidOf(buf), buf, release)
+    const cid = state(cidOf(buf), buf.subarray(1, V2_HEADER), buf.length) // before the store may hand `buf` back
+    return store.putFresh != null ? store.putFresh(cid, buf, release) : store.putWithCid(cid, buf, release)
   }
 
   /** Seals a full block on the thread pool; until it lands, reads see the plaintext buffer. */
@@ -387,10 +392,12 @@ export class FileBlocks {
       if (sealer != null) {
         const s = await sealer.seal(f.key, pos, buf)
         if (f.sealing.get(idx) !== buf) { s.release(); return } // superseded: newer write, truncate or commit
-        cid = store.putWithCid(cidFromBlake3(s.digest), s.sealed, s.release)
+        const stated = state(cidFromBlake3(s.digest), s.sealed.subarray(1, V2_HEADER), s.sealed.length) // before the slot goes back
+        cid = store.putWithCid(stated, s.sealed, s.release)
       } else {
         if (f.sealing.get(idx) !== buf) return
-        cid = store.put(seal(f.key, pos, buf))
+        const sealed = seal(f.key, pos, buf)
+        cid = state(store.put(sealed), sealed.subarray(1, V2_HEADER), sealed.length)
       }
       f.deleteSealing(idx)
       f.setBlock(idx, cid)

@@ -1,9 +1,9 @@
 // Reading file content. Blocks held in memory (dirty, sealing) are copied at once; whole blocks
 // on disk are opened by the native run reader straight from their pack into the reply buffer,
 // blocks lying back to back in one pack as one run (readRun); part of a block is read segment
-// by segment (readSegments: the first read of an object checks all of it against its CID, later
-// ones read only the 4 KiB segments asked for, under the nonce remembered from that check; an
-// object sealed in this process is remembered at its seal, sealedThrough, so even its first read does);
+// by segment (readSegments: an object whose nonce is stated, by its seal here, its block map
+// entry or an earlier check, is read only by the 4 KiB segments asked for, under that nonce; one
+// whose nonce is not is checked whole against its CID once, which states it: block-ref.ts state);
 // without the addon or a pack, whole blocks go through the decrypted-block cache (readBlock).
 // Every job settles before read() answers.
 // Native reads: a v2 block sealed whole, checked here and unchanged since, is offered to the
@@ -12,7 +12,7 @@
 // Tree calls it first thing in write, truncate, fallocate; contentReplaced() is a merge's) and
 // nothing is offered while a change runs: entries only ever name what a read here would return.
 import type { CID } from 'multiformats/cid'
-import { copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, positionData, segmentsOf, segmentOffset, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, V2_HEADER, type FileRange } from '../../crypto/index.js'
+import { adPrefixInto, copyBytes, openRun, readPart, openSegments, nonceOf, plainLength, segmentsOf, segmentOffset, AD_V2_PREFIX, NONCE_LEN, SEAL_V1, SEAL_V2, SEGMENT, SEGMENT_SEALED, type FileRange } from '../../crypto/index.js'
 import { BLOCK_SIZE } from './format.js'
 import type { TreeError } from './errors.js'
 import type { FileNode } from './nodes.js'
@@ -20,7 +20,7 @@ import { blockPosition } from './codec.js'
 import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
-import { type BlockRef, type Patch, SEGMENTS, isPatched, sourceOf, sourceRuns } from './block-ref.js'
+import { type BlockRef, type Patch, type PatchedBlock, SEGMENTS, isPatched, sourceRuns, state, statedOf } from './block-ref.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -29,14 +29,6 @@ const RUN_GAP = 256
 /** Blocks per run at most (the addon's scratch buffer per pool thread grows to the largest run). */
 const RUN_BLOCKS = 16
 
-/**
- * Objects whose nonce the process remembers (each verified whole against its CID once, or sealed here): 16
- * bytes per CID (nonce, sealed length) and the key, ~10 MB for 64k objects (8 GiB of blocks).
- */
-const MAX_VERIFIED = 64 * 1024
-
-/** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
-const AD_V1_LEN = 30
 
 /**
  * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
@@ -60,6 +52,15 @@ export const SEG_UNKNOWN = 254
 /** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
 const MAX_OBJECTS = 33
 
+/** What offer() hands the shortcut, in memory reused for every offer (put copies it). */
+const offerObjs = new Float64Array(MAX_OBJECTS * 4)
+const offerNonces = Buffer.alloc(MAX_OBJECTS * NONCE_LEN)
+const offerSeg = new Uint8Array(SEGMENTS)
+const offerAd = Buffer.alloc(AD_V2_PREFIX)
+
+/** The sealed length in a stated nonce's string (its last 4 bytes, u32 big-endian). */
+const statedLength = (s: string): number => ((s.charCodeAt(12) << 24) | (s.charCodeAt(13) << 16) | (s.charCodeAt(14) << 8) | s.charCodeAt(15)) >>> 0
+
 /** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
 const TO_THE_END = 2 ** 31 - 1
 
@@ -78,96 +79,23 @@ export interface FileReadDeps {
 }
 
 /**
- * CID -> nonce and sealed length of a v2 object checked whole against that CID in this process,
- * or sealed here. Least recently used first out: every seal enters it now, and under a stream of
- * small writes a block read all along must not fall out behind patches nobody reads again (its
- * next read would hash its whole record again). The 16 bytes of each entry live in one slab, a
- * slot per entry: a Buffer of its own per entry (one per object sealed, at every write) was an
- * ArrayBuffer for the collector to track and finalize.
+ * The nonce and sealed length (nonce[12] | u32be length) `cid`'s object's segments may be opened
+ * under without reading and hashing it whole: stated by its seal here, by the v4 leaf entry that
+ * names it, or by an earlier read that checked it whole (block-ref.ts state; docs/format.md,
+ * "What a read checks"). A fresh copy: the caller may hold it across awaits.
  */
-export class Verified {
-  private readonly slots = new Map<string, number>()
-  private slab: Buffer | null = null
-  private used = 0
-  constructor (private readonly limit = MAX_VERIFIED) {}
-
-  /** A copy of the entry (nonce, then the sealed length u32be): a slot may be reused while the caller awaits. */
-  get (key: string): Buffer | undefined {
-    const at = this.slots.get(key)
-    if (at === undefined) return undefined
-    this.slots.delete(key); this.slots.set(key, at) // most recently used
-    return Buffer.from(this.slab!.subarray(at * 16, at * 16 + 16))
-  }
-
-  set (key: string, nonce: Uint8Array, sealedLength: number): void {
-    if (this.slots.has(key)) return
-    let at: number
-    if (this.slots.size >= this.limit) { // least recently used out, its slot reused
-      const oldest = this.slots.keys().next().value!
-      at = this.slots.get(oldest)!
-      this.slots.delete(oldest)
-    } else at = this.used++
-    const need = (at + 1) * 16
-    if (this.slab == null || this.slab.length < need) {
-      const grown = Buffer.allocUnsafeSlow(Math.min(this.limit * 16, Math.max(need, 2 * (this.slab?.length ?? 1024))))
-      this.slab?.copy(grown)
-      this.slab = grown
-    }
-    this.slab.set(nonce.subarray(0, 12), at * 16)
-    this.slab.writeUInt32BE(sealedLength, at * 16 + 12)
-    this.slots.set(key, at)
-  }
-
-  clear (): void {
-    this.slots.clear()
-    this.used = 0
-    this.slab = null
-  }
+function knownOf (cid: CID): Buffer | undefined {
+  const s = statedOf(cid)
+  return s != null ? Buffer.from(s, 'latin1') : undefined
 }
 
 export class FileReader {
   private readonly inflight = new Map<string, Promise<Buffer>>()
-  private readonly verified = new Verified()
   private shortcut: ReadShortcut | null = null
   /** Changes to a file's content under way: nothing is offered to the shortcut meanwhile. */
   private readonly busy = new Map<FileNode, number>()
 
   constructor (private readonly deps: FileReadDeps) {}
-
-  /**
-   * `store` as the write path puts content through it (FileBlocks): each v2 object put there is
-   * remembered as if a read had checked it whole. It was sealed in this process under a nonce
-   * drawn here, and its CID computed here from these very bytes (put hashes them; putWithCid's
-   * CID is the seal worker's hash of the slot it sealed into), so its nonce and sealed length are
-   * what that read would learn: the first read of a block sealed here reads and opens only the
-   * segments it needs instead of reading and hashing the whole record (docs/format.md, "What a
-   * read checks"). Bytes read back from the pack are still checked, by their segments' tags.
-   */
-  sealedThrough (store: Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'>): Pick<BlockStore, 'put' | 'putWithCid' | 'putFresh'> {
-    const fresh = store.putFresh?.bind(store)
-    return {
-      putFresh: (cid, bytes, release) => {
-        this.sealedHere(cid, bytes)
-        return fresh != null ? fresh(cid, bytes, release) : store.putWithCid(cid, bytes, release)
-      },
-      put: bytes => {
-        const cid = store.put(bytes)
-        this.sealedHere(cid, bytes)
-        return cid
-      },
-      putWithCid: (cid, bytes, release) => {
-        this.sealedHere(cid, bytes) // before: `release` may hand the slot back
-        return store.putWithCid(cid, bytes, release)
-      }
-    }
-  }
-
-  private sealedHere (cid: CID, sealed: Uint8Array): void {
-    if (sealed.length > V2_HEADER && sealed[0] === SEAL_V2) this.verified.set(cid.toString(), sealed.subarray(1, V2_HEADER), sealed.length)
-  }
-
-  /** Forgets the verified nonces (the quiet daemon's release: ~25 MiB at 64k; objects are checked whole again on their next read). */
-  forgetVerified (): void { this.verified.clear() }
 
   /** Offers checked blocks to `s` from now on (null: to no one). */
   setShortcut (s: ReadShortcut | null): void {
@@ -211,29 +139,38 @@ export class FileReader {
     const s = this.shortcut
     if (s == null || this.busy.has(f) || !s.wants(f)) return
     if (f.blocks?.get(idx) !== ref || f.dirty.has(idx) || f.sealing.has(idx) || f.patching.has(idx) || idx * BLOCK_SIZE >= f.size) return
-    const objects: Array<{ cid: CID, first: number }> = isPatched(ref)
-      ? [...(ref.base != null ? [{ cid: ref.base, first: 0 }] : []), ...ref.patches.map(p => ({ cid: p.cid, first: p.first }))]
-      : [{ cid: ref, first: 0 }]
-    if (objects.length > MAX_OBJECTS) return
-    const objs = new Float64Array(objects.length * 4)
-    const nonces = new Uint8Array(objects.length * 12)
-    const usable = objects.map(({ cid, first }, i) => {
-      const known = this.verified.get(cid.toString())
-      const at = known != null ? this.deps.store.locate?.(cid, true) : null
-      if (known == null || at == null || at.direct === true || at.length !== known.readUInt32BE(12)) return false
-      objs.set([at.fd, at.position, at.length, first], i * 4)
-      nonces.set(known.subarray(0, 12), i * 12)
-      return true
-    })
-    const seg = new Uint8Array(SEGMENTS)
-    let any = false
-    for (let k = 0; k < SEGMENTS; k++) {
-      const src = sourceOf(ref, k)
-      const i = src.cid == null ? -1 : objects.findIndex(o => o.cid === src.cid && o.first === src.first)
-      seg[k] = src.cid == null ? SEG_HOLE : i < 0 || !usable[i] ? SEG_UNKNOWN : i
-      any ||= seg[k] !== SEG_UNKNOWN
+    // Object 0 is the base (if any), then the patches in write order; a segment is read from the
+    // last object that holds it (block-ref.ts sourceOf), so painting them in order gives `seg`.
+    // The arrays are this module's: put() copies them before it returns.
+    const patches = isPatched(ref) ? ref.patches : null
+    const base = patches != null ? (ref as PatchedBlock).base : ref as CID
+    if ((base != null ? 1 : 0) + (patches?.length ?? 0) > MAX_OBJECTS) return
+    let n = 0
+    if (base != null) offerSeg.fill(this.offerObject(base, 0, n++) ? 0 : SEG_UNKNOWN)
+    else offerSeg.fill(SEG_HOLE)
+    for (const p of patches ?? []) {
+      const i = n++
+      offerSeg.fill(this.offerObject(p.cid, p.first, i) ? i : SEG_UNKNOWN, p.first, p.first + p.count)
     }
-    if (any) s.put(f, idx, positionData(blockPosition(f, idx)).subarray(AD_V1_LEN), objs, nonces, seg)
+    let any = false
+    for (let k = 0; k < SEGMENTS && !any; k++) any = offerSeg[k] !== SEG_UNKNOWN
+    if (!any) return
+    adPrefixInto(blockPosition(f, idx), offerAd)
+    s.put(f, idx, offerAd, offerObjs.subarray(0, n * 4), offerNonces.subarray(0, n * NONCE_LEN), offerSeg)
+  }
+
+  /** Places object `i` (segments from `first`) in the offer's arrays; false when its nonce is not stated or its record cannot be read natively. */
+  private offerObject (cid: CID, first: number, i: number): boolean {
+    const stated = statedOf(cid)
+    if (stated == null) return false
+    const at = this.deps.store.locate?.(cid, true)
+    if (at == null || at.direct === true || at.length !== statedLength(stated)) return false
+    offerObjs[i * 4] = at.fd
+    offerObjs[i * 4 + 1] = at.position
+    offerObjs[i * 4 + 2] = at.length
+    offerObjs[i * 4 + 3] = first
+    offerNonces.write(stated, i * NONCE_LEN, NONCE_LEN, 'latin1')
+    return true
   }
 
   /** Plaintext of one block (BLOCK_SIZE or shorter; a patched block: BLOCK_SIZE), or null for a hole. */
@@ -277,19 +214,19 @@ export class FileReader {
 
   /**
    * The whole plaintext of one object of block `idx` (segments numbered from `first`). From a
-   * pack, on the pool: an object whose nonce is known (checked, or sealed here) by its segments
-   * alone, no hash, through the page cache (a block loaded again and again for writes, such as a
-   * log's tail, is read from the disk once); else the whole record checked against its CID
-   * (O_DIRECT for a large one) and its nonce remembered. Not in a pack yet, or without the addon:
+   * pack, on the pool: an object whose nonce is stated (sealed here, recorded by its entry, or
+   * checked before) by its segments alone, no hash, through the page cache (a block loaded again
+   * and again for writes, such as a log's tail, is read from the disk once); else the whole record
+   * checked against its CID (O_DIRECT for a large one), which states its nonce. Not in a pack yet, or without the addon:
    * the store's checked get, opened here.
    */
   private async openObject (f: FileNode, idx: number, cid: CID, first: number): Promise<Buffer> {
     const { store, loader } = this.deps
     const what = `file ${f.label()} block ${idx}`
-    const key = cid.toString()
-    const known = this.verified.get(key)
+    const known = knownOf(cid)
     const at = readPart != null ? store.locate?.(cid, known != null) : null
     if (at == null) return await loader.openSealed(f.key, blockPosition(f, idx), cid, what, first)
+    if (known != null) checkLength(at.length, known, what, cid, loader)
     const room = Math.max(0, plainLength(SEAL_V1, at.length), plainLength(SEAL_V2, at.length))
     const dst = Buffer.allocUnsafe(room)
     let r: Awaited<ReturnType<NonNullable<typeof readPart>>>
@@ -299,7 +236,7 @@ export class FileReader {
       throw loader.integrityError(what, cid, err, 'read')
     }
     if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
-    if (r.nonce != null && known == null) this.verified.set(key, r.nonce, at.length)
+    if (r.nonce != null && known == null) state(cid, r.nonce, at.length)
     return dst.subarray(0, r.n)
   }
 
@@ -419,18 +356,18 @@ export class FileReader {
 
   /**
    * Bytes [a, b) of block `idx` from one of its objects (segments numbered from `first`) into
-   * dst, zeros past the object's end. The first read of the object in this process checks it
-   * whole against its CID and remembers its nonce; later ones read and open only the segments
-   * they need under that nonce (docs/format.md, "What a read checks").
+   * dst, zeros past the object's end. An object whose nonce is stated (knownOf) is read by the
+   * segments asked for alone, under that nonce; else the read checks it whole against its CID
+   * once, which states its nonce (docs/format.md, "What a read checks").
    */
   private async readObjectPart (f: FileNode, idx: number, cid: CID, first: number, a: number, b: number, dst: Buffer): Promise<void> {
     const { store, loader } = this.deps
-    const key = cid.toString()
-    const known = this.verified.get(key)
+    const known = knownOf(cid)
     const what = `file ${f.label()} block ${idx}`
     const pos = blockPosition(f, idx)
     const at = readPart != null ? store.locate?.(cid, known != null) : null
     if (at != null) {
+      if (known != null) checkLength(at.length, known, what, cid, loader)
       let r: Awaited<ReturnType<NonNullable<typeof readPart>>>
       try {
         r = await readPart!(at, f.key, { pos, hash: cid.multihash, first, from: a, to: b }, known?.subarray(0, 12) ?? null, dst)
@@ -438,7 +375,7 @@ export class FileReader {
         throw loader.integrityError(what, cid, err, 'read')
       }
       if (r.n instanceof Error) throw loader.integrityError(what, cid, r.n, 'open')
-      if (r.nonce != null) this.verified.set(key, r.nonce, at.length)
+      if (r.nonce != null && known == null) state(cid, r.nonce, at.length)
       if (r.n < dst.length) dst.fill(0, r.n)
       return
     }
@@ -451,7 +388,7 @@ export class FileReader {
         return
       }
       const nonce = nonceOf(sealed)
-      if (nonce != null) this.verified.set(key, nonce, sealed.length)
+      if (nonce != null) state(cid, nonce, sealed.length)
       this.openPart(f, idx, cid, nonce, sealed.length, first, a, b, dst, s => sealed.subarray(s.offset, s.offset + s.length))
       return
     }
@@ -532,7 +469,7 @@ export class FileReader {
         const nonce = nonces.subarray(i * 12, i * 12 + 12)
         // v2: its segments can be read alone now. (Not offered to the shortcut: a streaming
         // read would pay for entries it never uses; a later partial read offers the block.)
-        if (nonce.some(x => x !== 0)) this.verified.set(b.cid.toString(), nonce, b.at.length)
+        if (nonce.some(x => x !== 0) && statedOf(b.cid) == null) state(b.cid, nonce, b.at.length)
       }
     })
     if (failed != null) throw failed
@@ -543,6 +480,16 @@ export class FileReader {
     const lastIdx = lastBlock(f.size)
     for (let i = from; i < from + count && i <= lastIdx; i++) this.readBlock(f, i).catch(() => {})
   }
+}
+
+/**
+ * Refuses a record whose length in the pack index is not the one stated for its object: the
+ * stated length says which segment is the last (and where the plaintext ends), so an index that
+ * lied about it could make a read return zeros for segments it never opened.
+ */
+function checkLength (length: number, known: Buffer, what: string, cid: CID, loader: Pick<Loader, 'integrityError'>): void {
+  const want = known.readUInt32BE(12)
+  if (length !== want) throw loader.integrityError(what, cid, new Error(`its record is ${length} bytes, not the ${want} its entry states`), 'read')
 }
 
 /**

@@ -94,7 +94,7 @@ export class Tree {
     this.io = { store, log }
     this.reader = new FileReader({ store, cache, loader: this.loader })
     this.fileBlocks = new FileBlocks({
-      store: this.reader.sealedThrough(store), cache, log,
+      store, cache, log,
       sealer: opts.sealer ?? null,
       readBlock: (f, idx) => this.reader.readBlock(f, idx),
       readSegments: (f, idx, ref, from, to, dst) => this.reader.readSegments(f, idx, ref, from, to, dst),
@@ -174,7 +174,7 @@ export class Tree {
 
   /**
    * Gives back what loads again on the next use (memory.ts calls it once the daemon is quiet):
-   * the block maps of clean files not in use, the read path's verified nonces, and with `unloadTree` (the caller knows that no
+   * the block maps of clean files not in use, and with `unloadTree` (the caller knows that no
    * file or directory is open) every node loaded below the root, if everything is committed, no
    * call or commit is running and no hard link is loaded: the root's entries load again from its
    * committed node, as after a merge swapped in (adopt.ts). 35,000 small files copied in kept
@@ -182,7 +182,6 @@ export class Tree {
    */
   releaseMemory (opts: { unloadTree?: boolean } = {}): { maps: number, unloaded: boolean } {
     const maps = this.loader.forgetMaps()
-    this.reader.forgetVerified()
     const unloaded = opts.unloadTree === true && this.unloadIdle()
     return { maps, unloaded }
   }
