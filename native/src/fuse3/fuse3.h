@@ -69,6 +69,7 @@ typedef struct slot {
   uint64_t *offs;         // readdir: each entry's offset (its position in the listing)
   bool more;              // readdir: the listing goes on after this page
   napi_ref copybuf;       // read without external buffers: the JS buffer to copy back from
+  napi_ref extbuf;        // read/write: the external Buffer over libfuse's memory, detached at the reply
   uint64_t inval_wait;    // invalidations (inval.c) this reply must not overtake
 } slot_t;
 
