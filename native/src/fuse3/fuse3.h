@@ -167,6 +167,7 @@ napi_value FastFile (napi_env env, napi_callback_info info);
 napi_value FastFree (napi_env env, napi_callback_info info);
 napi_value FastBind (napi_env env, napi_callback_info info);
 napi_value FastPut (napi_env env, napi_callback_info info);
+napi_value FastPutStream (napi_env env, napi_callback_info info);
 napi_value FastDrop (napi_env env, napi_callback_info info);
 napi_value FastStats (napi_env env, napi_callback_info info);
 

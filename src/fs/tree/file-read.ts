@@ -37,6 +37,8 @@ const MAX_VERIFIED = 64 * 1024
 
 /** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
 const AD_V1_LEN = 30
+/** positionData()'s length: v1's associated data, then v2's prefix. */
+const POS_AD_LEN = AD_V1_LEN + 29
 
 /**
  * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
@@ -53,12 +55,28 @@ export interface ReadShortcut {
   put: (f: FileNode, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => void
   /** Forget blocks from..to of `f` (the size stays); to = -1: all of them and the size. */
   drop: (f: FileNode, from: number, to: number) => void
+  /**
+   * Streaming entries: blocks from `first` on of `f`, each one v2 object sealed whole and not
+   * checked yet (`objs`: n x [buffered fd, fd to read it whole with, 1 if that one is O_DIRECT,
+   * position, length]; all zeros: none for that block), each checked against its digest
+   * (`hashes`: n x [multihash code, 32 bytes]) at its first read there. Optional.
+   */
+  putStream?: (f: FileNode, first: number, adPrefixes: Uint8Array, objs: Float64Array, hashes: Uint8Array) => void
+  /** The first block index from which nothing was put ahead for `f` since its entries were last dropped. */
+  aheadOf?: (f: FileNode) => number
 }
 
 export const SEG_HOLE = 255
 export const SEG_UNKNOWN = 254
 /** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
 const MAX_OBJECTS = 33
+
+/**
+ * Blocks put ahead of a stream (ReadShortcut.putStream) by a read that reached JS: 128 MiB, ~110
+ * bytes of table each; the stream's reads up to there never reach JS. Put again once a read
+ * comes within half of it of the end of what was put.
+ */
+const STREAM_AHEAD = 1024
 
 /** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
 const TO_THE_END = 2 ** 31 - 1
@@ -335,7 +353,8 @@ export class FileReader {
       if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
     }
     let run: RunPart[] = []
-    const endRun = (): void => { if (run.length > 0) pending.push(this.readRun(f, run, out)); run = [] }
+    let streamed = false
+    const endRun = (): void => { if (run.length > 0) { pending.push(this.readRun(f, run, out)); streamed = true } run = [] }
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
@@ -377,6 +396,40 @@ export class FileReader {
       else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
     endRun()
+    if (streamed) this.putAhead(f, last + 1)
+  }
+
+  /**
+   * A stream reached JS at block `from`: the blocks after it that are sealed whole, clean and in
+   * a pack go to the shortcut as streaming entries (checked against their CID where they are
+   * read), so the stream's next reads are answered without JS.
+   */
+  private putAhead (f: FileNode, from: number): void {
+    const s = this.shortcut
+    if (s?.putStream == null || this.busy.has(f) || !s.wants(f)) return
+    const start = Math.max(from, s.aheadOf?.(f) ?? 0)
+    const end = Math.min(lastBlock(f.size) + 1, from + STREAM_AHEAD)
+    if (start >= end || start - from > STREAM_AHEAD / 2) return
+    const n = end - start
+    const ads = new Uint8Array(n * (POS_AD_LEN - AD_V1_LEN))
+    const objs = new Float64Array(n * 5)
+    const hashes = new Uint8Array(n * 33)
+    const store = this.deps.store
+    for (let k = 0; k < n; k++) {
+      const i = start + k
+      const ref = f.blocks?.get(i)
+      if (ref == null || isPatched(ref) || f.dirty.has(i) || f.sealing.has(i) || f.patching.has(i)) continue
+      const mh = ref.multihash
+      if ((mh.code !== 0x1e && mh.code !== 0x12) || mh.digest.length !== 32) continue
+      const whole = store.locate?.(ref)
+      const buffered = whole?.direct === true ? store.locate?.(ref, true) : whole
+      if (whole == null || buffered == null || buffered.direct === true || buffered.position !== whole.position || buffered.length !== whole.length) continue
+      objs.set([buffered.fd, whole.fd, whole.direct === true ? 1 : 0, whole.position, whole.length], k * 5)
+      hashes[k * 33] = mh.code
+      hashes.set(mh.digest, k * 33 + 1)
+      ads.set(positionData(blockPosition(f, i)).subarray(AD_V1_LEN), k * (POS_AD_LEN - AD_V1_LEN))
+    }
+    s.putStream(f, start, ads, objs, hashes)
   }
 
   /**
