@@ -21,6 +21,7 @@ import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
 import { type BlockRef, type Patch, SEGMENTS, isPatched, sourceOf, sourceRuns } from './block-ref.js'
+import { putAhead } from './stream-ahead.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -37,8 +38,6 @@ const MAX_VERIFIED = 64 * 1024
 
 /** v1's associated data leads positionData(); v2's prefix (what native reads need) follows. */
 const AD_V1_LEN = 30
-/** positionData()'s length: v1's associated data, then v2's prefix. */
-const POS_AD_LEN = AD_V1_LEN + 29
 
 /**
  * Where reads of checked blocks can be answered without JS (the FUSE binding's native table).
@@ -70,13 +69,6 @@ export const SEG_HOLE = 255
 export const SEG_UNKNOWN = 254
 /** Objects a block is read from at most (a base and its patches; blocks fold at FOLD_SEGMENTS). */
 const MAX_OBJECTS = 33
-
-/**
- * Blocks put ahead of a stream (ReadShortcut.putStream) by a read that reached JS: 128 MiB, ~110
- * bytes of table each; the stream's reads up to there never reach JS. Put again once a read
- * comes within half of it of the end of what was put.
- */
-const STREAM_AHEAD = 1024
 
 /** A block index past any file's last (ReadShortcut.drop's `to`: every block from `from` on). */
 const TO_THE_END = 2 ** 31 - 1
@@ -399,37 +391,10 @@ export class FileReader {
     if (streamed) this.putAhead(f, last + 1)
   }
 
-  /**
-   * A stream reached JS at block `from`: the blocks after it that are sealed whole, clean and in
-   * a pack go to the shortcut as streaming entries (checked against their CID where they are
-   * read), so the stream's next reads are answered without JS.
-   */
+  /** A stream reached JS at block `from`: the clean blocks after it go to the shortcut as streaming entries (stream-ahead.ts). */
   private putAhead (f: FileNode, from: number): void {
     const s = this.shortcut
-    if (s?.putStream == null || this.busy.has(f) || !s.wants(f)) return
-    const start = Math.max(from, s.aheadOf?.(f) ?? 0)
-    const end = Math.min(lastBlock(f.size) + 1, from + STREAM_AHEAD)
-    if (start >= end || start - from > STREAM_AHEAD / 2) return
-    const n = end - start
-    const ads = new Uint8Array(n * (POS_AD_LEN - AD_V1_LEN))
-    const objs = new Float64Array(n * 5)
-    const hashes = new Uint8Array(n * 33)
-    const store = this.deps.store
-    for (let k = 0; k < n; k++) {
-      const i = start + k
-      const ref = f.blocks?.get(i)
-      if (ref == null || isPatched(ref) || f.dirty.has(i) || f.sealing.has(i) || f.patching.has(i)) continue
-      const mh = ref.multihash
-      if ((mh.code !== 0x1e && mh.code !== 0x12) || mh.digest.length !== 32) continue
-      const whole = store.locate?.(ref)
-      const buffered = whole?.direct === true ? store.locate?.(ref, true) : whole
-      if (whole == null || buffered == null || buffered.direct === true || buffered.position !== whole.position || buffered.length !== whole.length) continue
-      objs.set([buffered.fd, whole.fd, whole.direct === true ? 1 : 0, whole.position, whole.length], k * 5)
-      hashes[k * 33] = mh.code
-      hashes.set(mh.digest, k * 33 + 1)
-      ads.set(positionData(blockPosition(f, i)).subarray(AD_V1_LEN), k * (POS_AD_LEN - AD_V1_LEN))
-    }
-    s.putStream(f, start, ads, objs, hashes)
+    if (s?.putStream != null && !this.busy.has(f) && s.wants(f)) putAhead(s, this.deps.store, f, from)
   }
 
   /**
