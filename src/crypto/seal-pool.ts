@@ -26,6 +26,15 @@ export interface SealedSlot {
 /** madvise(MADV_DONTNEED) of a view's whole pages (native/src/space_sys.c); null where not built. */
 const discard = loadAddon<(view: Uint8Array) => number>('space_sys', 'discard')
 
+/** SPACE_SEAL_BATCH=0: a message per job (to measure against). */
+const BATCH = process.env.SPACE_SEAL_BATCH !== '0'
+/**
+ * Jobs per message at most. Results come back a message at a time, so a long batch holds its
+ * first slots until its last block is sealed: a whole turn's jobs (13 on average in a 1 GiB
+ * write) in one message made the write slower (4.7-5.4 against 3.1-5.1 s, load ~8).
+ */
+const BATCH_JOBS = 4
+
 /** Bytes at the end of each slot for the digest of what was sealed in it. */
 const DIGEST_TAIL = 32
 
@@ -40,7 +49,7 @@ export class SealPool {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private turn = 0
-  /** Jobs of this turn of the event loop, posted together once it ends (setImmediate). */
+  /** Jobs of this turn of the event loop, posted BATCH_JOBS at a time, the rest once it ends (setImmediate). */
   private batch: SealJob[] = []
   /** Messages posted to the workers, and the jobs in them. */
   readonly counts = { messages: 0, jobs: 0 }
@@ -99,8 +108,9 @@ export class SealPool {
       // Workers keep the process alive only while they have work.
       if (this.pending.size === 0) for (const w of this.workers) w.ref()
       this.pending.set(job.id, { resolve, reject, slot })
-      if (this.batch.length === 0) setImmediate(() => this.post()) // after this turn: a write's blocks seal between its awaits
       this.batch.push(job)
+      if (!BATCH || this.batch.length >= BATCH_JOBS) this.post()
+      else if (this.batch.length === 1) setImmediate(() => this.post()) // the rest of this turn's (a write's blocks seal between its awaits)
     })
   }
 
