@@ -104,6 +104,43 @@ test('an older sealed version of block 0 written over the current one reads as E
   assert.equal(await m.stop(), 0)
 })
 
+test('an older sealed version of a block deep in a stream is refused there (EIO), where the stream is answered without JS', async () => {
+  const d = fresh()
+  const n = 32
+  const data = randomBytes(n * B)
+  let m = await mount(d)
+  writeAndCommit(m.path('s.bin'), data)
+  const rewritten = randomBytes(B)
+  const fd = openSync(m.path('s.bin'), 'r+')
+  writeSync(fd, rewritten, 0, B, 20 * B)
+  fsyncSync(fd)
+  closeSync(fd)
+  assert.equal(await m.stop(), 0)
+  // The first commit sealed blocks 0..31 in order; the second, block 20 again.
+  const full = records(d).filter(r => r.length === B + 13 + 32 * 16)
+  assert.equal(full.length, n + 1, 'the 32 blocks and block 20 again')
+  substitute(full[20], full[n])
+
+  process.env.SPACE_DEBUG_NATIVE_READS = '1'
+  try {
+    m = await mount(d)
+  } finally { delete process.env.SPACE_DEBUG_NATIVE_READS }
+  const got = join(d.base, 'stream.out')
+  // 1 MiB requests: the first reaches JS and puts the blocks after it ahead of the stream; the
+  // second (blocks 8-15) is answered without JS; the third holds block 20.
+  const r = sh(`dd if=${m.path('s.bin')} of=${got} bs=1M iflag=direct status=none`, { allowFail: true })
+  assert.notEqual(r.status, 0, 'the stream fails')
+  assert.match(r.stderr, /Input\/output error/)
+  const out = readFileSync(got)
+  assert.equal(out.length, 16 * B, 'the stream stops at the request holding block 20')
+  assert.ok(out.equals(data.subarray(0, 16 * B)), 'the blocks before it read back')
+  await m.waitForLog(/integrity: file id [0-9a-f]{16} block 20: block \S+ does not match its CID/)
+  assert.equal(await m.stop(), 0)
+  assert.ok(!m.stderr.includes('authentication failed'), 'the old version authenticates: only the CID check refuses it')
+  const line = /native reads: (\d+) answered natively/.exec(m.stderr)
+  assert.ok(line != null && Number(line[1]) >= 1, `the stream was answered natively in part: ${line?.[0] ?? 'no stats'}`)
+})
+
 test('an older root directory node written over the current one does not bring a deleted file back: the listing is EIO', async () => {
   const d = fresh()
   let m = await mount(d)

@@ -69,6 +69,7 @@ typedef struct slot {
   uint64_t *offs;         // readdir: each entry's offset (its position in the listing)
   bool more;              // readdir: the listing goes on after this page
   napi_ref copybuf;       // read without external buffers: the JS buffer to copy back from
+  napi_ref extbuf;        // read/write: the external Buffer over libfuse's memory, detached at the reply
   uint64_t inval_wait;    // invalidations (inval.c) this reply must not overtake
 } slot_t;
 
@@ -166,6 +167,7 @@ napi_value FastFile (napi_env env, napi_callback_info info);
 napi_value FastFree (napi_env env, napi_callback_info info);
 napi_value FastBind (napi_env env, napi_callback_info info);
 napi_value FastPut (napi_env env, napi_callback_info info);
+napi_value FastPutStream (napi_env env, napi_callback_info info);
 napi_value FastDrop (napi_env env, napi_callback_info info);
 napi_value FastStats (napi_env env, napi_callback_info info);
 

@@ -255,7 +255,7 @@ static napi_value Init (napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "invalidateEntry", fn);
   static const struct { const char *name; napi_callback fn; } fast[] = {
     { "nativeReads", FastEnable }, { "readFile", FastFile }, { "readFileFree", FastFree }, { "readBind", FastBind },
-    { "readPut", FastPut }, { "readDrop", FastDrop }, { "readStats", FastStats }
+    { "readPut", FastPut }, { "readPutStream", FastPutStream }, { "readDrop", FastDrop }, { "readStats", FastStats }
   };
   for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++) {
     napi_create_function(env, fast[i].name, NAPI_AUTO_LENGTH, fast[i].fn, NULL, &fn);

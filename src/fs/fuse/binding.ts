@@ -120,6 +120,13 @@ export interface NativeReadTable {
    * (255: a hole, 254: not checked: JS answers); false: not kept.
    */
   put: (fid: number, size: number, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => boolean
+  /**
+   * Blocks first.. of file `fid` (now `size` bytes), each one v2 object not checked yet (`objs`:
+   * n x [buffered fd, fd to read it whole with, 1 if O_DIRECT, position, length]; zeros: none),
+   * checked against its digest (`hashes`: n x 33) at its first read there; blocks with an entry
+   * keep it. Returns the entries kept. Absent where the addon has no streaming entries.
+   */
+  putStream?: (fid: number, size: number, first: number, adPrefixes: Uint8Array, objs: Float64Array, hashes: Uint8Array) => number
   /** Forgets blocks from..to of file `fid` (to = -1: all, and its size). */
   drop: (fid: number, from: number, to: number) => void
   stats: () => { hits: number, fallbacks: number, entries: number, files: number }

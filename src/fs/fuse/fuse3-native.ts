@@ -24,6 +24,7 @@ interface Addon {
   invalidateEntry: (h: Handle, dir: string, name: string) => Promise<number>
   // Native reads (fastread.c)
   nativeReads: (h: Handle, on: boolean) => void
+  readPutStream?: (h: Handle, fid: number, size: number, first: number, ads: Uint8Array, objs: Float64Array, hashes: Uint8Array) => number
   readFile: (h: Handle, key: Uint8Array) => number
   readFileFree: (h: Handle, fid: number) => void
   readBind: (h: Handle, fh: number, fid: number) => boolean
@@ -216,6 +217,9 @@ export class Fuse3Binding implements FuseBinding {
         freeFile: fid => { a.readFileFree(h, fid) },
         bind: (fh, fid) => { a.readBind(h, fh, fid) },
         put: (fid, size, idx, adPrefix, objs, nonces, seg) => a.readPut(h, fid, size, idx, adPrefix, objs, nonces, seg),
+        putStream: typeof a.readPutStream === 'function' && process.env.SPACE_STREAM_ENTRIES !== '0'
+          ? (fid, size, first, ads, objs, hashes) => a.readPutStream!(h, fid, size, first, ads, objs, hashes)
+          : undefined,
         drop: (fid, from, to) => { a.readDrop(h, fid, from, to) },
         stats: () => { const [hits, fallbacks, entries, files] = a.readStats(h); return { hits, fallbacks, entries, files } }
       }

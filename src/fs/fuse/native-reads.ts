@@ -7,7 +7,8 @@ import type { FileNode, ReadShortcut } from '../tree/tree.js'
 import type { NativeReadTable } from './binding.js'
 
 export class NativeReads implements ReadShortcut {
-  private readonly files = new Map<FileNode, { fid: number, handles: number }>()
+  /** Per file: its number in the table, its bound handles, and the first block index not put ahead (putStream). */
+  private readonly files = new Map<FileNode, { fid: number, handles: number, ahead: number }>()
   private readonly handles = new Map<number, FileNode>()
 
   constructor (private readonly table: NativeReadTable) {}
@@ -20,7 +21,7 @@ export class NativeReads implements ReadShortcut {
     if (file == null) {
       const fid = this.table.file(f.key)
       if (fid < 0) return // the table is full: this file's reads stay with JS
-      file = { fid, handles: 0 }
+      file = { fid, handles: 0, ahead: 0 }
       this.files.set(f, file)
     }
     file.handles++
@@ -47,9 +48,20 @@ export class NativeReads implements ReadShortcut {
     if (file != null) this.table.put(file.fid, f.size, idx, adPrefix, objs, nonces, seg)
   }
 
+  putStream (f: FileNode, first: number, adPrefixes: Uint8Array, objs: Float64Array, hashes: Uint8Array): void {
+    const file = this.files.get(f)
+    if (file == null || this.table.putStream == null) return
+    this.table.putStream(file.fid, f.size, first, adPrefixes, objs, hashes)
+    file.ahead = Math.max(file.ahead, first + objs.length / 5)
+  }
+
+  aheadOf (f: FileNode): number { return this.files.get(f)?.ahead ?? 0 }
+
   drop (f: FileNode, from: number, to: number): void {
     const file = this.files.get(f)
-    if (file != null) this.table.drop(file.fid, from, to)
+    if (file == null) return
+    this.table.drop(file.fid, from, to)
+    file.ahead = to < 0 ? 0 : Math.min(file.ahead, from)
   }
 
   stats (): ReturnType<NativeReadTable['stats']> { return this.table.stats() }

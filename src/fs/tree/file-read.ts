@@ -21,6 +21,7 @@ import type { Loader } from './load.js'
 import { blockSpan, blockStart, blockEnd, lastBlock } from './block-range.js'
 import type { BlockStore, BlockCache } from './ports.js'
 import { type BlockRef, type Patch, type PatchedBlock, SEGMENTS, isPatched, sourceRuns, state, statedOf } from './block-ref.js'
+import { putAhead } from './stream-ahead.js'
 
 /** One block of a run read straight from its pack (readRun). */
 interface RunPart { idx: number, cid: CID, at: FileRange, dst: number, span: number }
@@ -45,6 +46,15 @@ export interface ReadShortcut {
   put: (f: FileNode, idx: number, adPrefix: Uint8Array, objs: Float64Array, nonces: Uint8Array, seg: Uint8Array) => void
   /** Forget blocks from..to of `f` (the size stays); to = -1: all of them and the size. */
   drop: (f: FileNode, from: number, to: number) => void
+  /**
+   * Streaming entries: blocks from `first` on of `f`, each one v2 object sealed whole and not
+   * checked yet (`objs`: n x [buffered fd, fd to read it whole with, 1 if that one is O_DIRECT,
+   * position, length]; all zeros: none for that block), each checked against its digest
+   * (`hashes`: n x [multihash code, 32 bytes]) at its first read there. Optional.
+   */
+  putStream?: (f: FileNode, first: number, adPrefixes: Uint8Array, objs: Float64Array, hashes: Uint8Array) => void
+  /** The first block index from which nothing was put ahead for `f` since its entries were last dropped. */
+  aheadOf?: (f: FileNode) => number
 }
 
 export const SEG_HOLE = 255
@@ -272,7 +282,8 @@ export class FileReader {
       if (avail < to - from) out.fill(0, dst + avail, dst + (to - from))
     }
     let run: RunPart[] = []
-    const endRun = (): void => { if (run.length > 0) pending.push(this.readRun(f, run, out)); run = [] }
+    let streamed = false
+    const endRun = (): void => { if (run.length > 0) { pending.push(this.readRun(f, run, out)); streamed = true } run = [] }
     // Blocks held in memory are copied before any await: their buffers are recycled once sealed.
     for (let i = first; i <= last; i++) {
       const mem = f.dirty.get(i) ?? f.sealing.get(i)
@@ -314,6 +325,13 @@ export class FileReader {
       else pending.push(this.readSegments(f, i, ref, from - start, to - start, out.subarray(from - pos, to - pos)))
     }
     endRun()
+    if (streamed) this.putAhead(f, last + 1)
+  }
+
+  /** A stream reached JS at block `from`: the clean blocks after it go to the shortcut as streaming entries (stream-ahead.ts). */
+  private putAhead (f: FileNode, from: number): void {
+    const s = this.shortcut
+    if (s?.putStream != null && !this.busy.has(f) && s.wants(f)) putAhead(s, this.deps.store, f, from)
   }
 
   /**
