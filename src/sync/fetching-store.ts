@@ -33,6 +33,9 @@ export class FetchingStore {
     return new Proxy(local, {
       get: (target, prop, receiver) => {
         if (prop === 'get') return async (cid: CID, scratch?: Buffer) => await this.get(cid, scratch)
+        // A part of a block not here yet (a read by recorded nonce): the whole block is fetched
+        // and checked against its CID, kept, and the part served from it.
+        if (prop === 'getRange') return async (cid: CID, offset: number, length: number) => await this.getRange(cid, offset, length)
         const v = Reflect.get(target, prop, receiver)
         return typeof v === 'function' ? v.bind(target) : v
       }
@@ -40,6 +43,13 @@ export class FetchingStore {
   }
 
   has (cid: CID): boolean { return this.local.has(cid) }
+
+  private async getRange (cid: CID, offset: number, length: number): Promise<Uint8Array> {
+    if (this.local.has(cid)) return await this.local.getRange(cid, offset, length)
+    const whole = await this.get(cid)
+    if (offset < 0 || length < 0 || offset + length > whole.length) throw new RangeError(`bytes ${offset} + ${length} of a ${whole.length}-byte block`)
+    return whole.subarray(offset, offset + length)
+  }
 
   async get (cid: CID, scratch?: Buffer): Promise<Uint8Array> {
     if (this.local.has(cid)) return await this.local.get(cid, scratch)

@@ -81,3 +81,24 @@ test('a background download looks each missing block up in the local store once,
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a part of a block not here yet (a read by recorded nonce) fetches the whole block, checked, keeps it, and serves the part', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'space-fetching-'))
+  try {
+    const store = await PackStore.open(dir, null)
+    const bytes = randomBytes(9000)
+    const b = { cid: cidOf(bytes), bytes }
+    const h = hub([b])
+    const fetching = new FetchingStore(store, () => h)
+    const part = await fetching.store.getRange(b.cid, 4096, 1000)
+    assert.ok(Buffer.from(part).equals(bytes.subarray(4096, 5096)))
+    assert.equal(h.requests.length, 1)
+    assert.ok(store.has(b.cid), 'kept')
+    assert.ok(Buffer.from(await fetching.store.getRange(b.cid, 0, 10)).equals(bytes.subarray(0, 10)))
+    assert.equal(h.requests.length, 1, 'served from the local store once kept')
+    await assert.rejects(fetching.store.getRange(b.cid, 8999, 2), RangeError)
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
