@@ -153,7 +153,9 @@ export class PackWriter {
         for (const s of this.syncing) if (s.crc != null) s.crc = crc32(r.body, crc32(r.header, s.crc))
         const at = { pack: pack.id, offset: off + r.header.length, length: r.body.length }
         this.index.add(r.key, at, r.cid.multihash.digest, r.cid.multihash.code)
-        this.onAppended?.(r.cid, at, r.body)
+        // A listener that throws (an allocation failing under pressure) is dropped, never left
+        // between the index and pack.size: the next append would overwrite indexed records.
+        try { this.onAppended?.(r.cid, at, r.body) } catch { this.onAppended = null }
         this.unflushed.delete(r.key)
         r.release?.()
         off += recordLength(r)

@@ -3,6 +3,7 @@
 // it records its watermark, and a block already in the store is never appended twice, so the
 // ranges of consecutive commits together hold every block any of them references: pushing each
 // range before its entry is what "blocks first, entry after" needs, without walking trees.
+import { trace } from './trace.js'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -59,7 +60,12 @@ export class AppendedBlocks {
       }
       const b = { cid, pack: at.pack, offset: at.offset, length: at.length }
       this.list.push(b)
-      this.onBlock?.(b, body)
+      try {
+        this.onBlock?.(b, body)
+      } catch (err) {
+        this.onBlock = null // the block stays listed: the push sends it
+        trace(() => `early upload off: ${(err as Error).message}`)
+      }
     })
   }
 

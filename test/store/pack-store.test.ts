@@ -215,3 +215,24 @@ test('putFresh stores bytes without a dedupe probe: readable before the flush, a
     await s2.close()
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
+
+test('a listener of appended blocks that throws is dropped and leaves the pack whole: later appends overwrite nothing', async () => {
+  const dir = tmp()
+  try {
+    const s = await PackStore.open(dir, null)
+    let calls = 0
+    s.onAppended(() => { if (++calls === 2) throw new RangeError('Array buffer allocation failed') })
+    const blocks = Array.from({ length: 4 }, () => randomBytes(3000))
+    const cids = blocks.map(b => s.put(b))
+    await s.flush()
+    const more = randomBytes(7000)
+    const cidMore = s.put(more)
+    const wm = await s.sync()
+    await s.close()
+    assert.equal(calls, 2, 'not called again once it threw')
+    const s2 = await PackStore.open(dir, wm)
+    for (let i = 0; i < blocks.length; i++) assert.deepEqual(Buffer.from(await s2.get(cids[i])), blocks[i])
+    assert.deepEqual(Buffer.from(await s2.get(cidMore)), more)
+    await s2.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
