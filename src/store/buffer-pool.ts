@@ -6,7 +6,7 @@
 // (hold()). A holder that never releases only costs the reuse: the buffer is then freed by GC.
 export class BufferPool {
   private readonly free: Buffer[] = []
-  /** Pooled buffers made and not let go of: free, or leased (a lease never released stays counted). */
+  /** Pooled buffers made and not let go of: free, or leased (a lease never released counts until GC frees it). */
   private made = 0
 
   /**
@@ -15,17 +15,34 @@ export class BufferPool {
    */
   constructor (readonly size: number, private readonly keep: number, readonly aligned = false) { pools.add(new WeakRef(this)) }
 
+  private readonly self = new WeakRef(this)
+
   /** Lets go of the free buffers (the next leases allocate again). */
-  drop (): void { this.made -= this.free.length; this.free.length = 0 }
+  drop (): void {
+    for (const w of this.free) uncounted.unregister(w.buffer)
+    this.made -= this.free.length
+    this.free.length = 0
+  }
 
   /** A buffer of `n` bytes, pooled when n <= size. */
   lease (n: number): Lease {
     if (n > this.size) return new Lease(Buffer.allocUnsafe(n), null)
     let whole = this.free.pop()
-    if (whole === undefined) { whole = this.aligned ? pageAligned(this.size) : Buffer.allocUnsafeSlow(this.size); this.made++ }
+    if (whole === undefined) {
+      whole = this.aligned ? pageAligned(this.size) : Buffer.allocUnsafeSlow(this.size)
+      this.made++
+      // A lease never released is counted until its memory is collected, not for good.
+      uncounted.register(whole.buffer, this.self, whole.buffer)
+    }
     const w = whole
-    return new Lease(w.subarray(0, n), () => { if (this.free.length < this.keep) this.free.push(w); else this.made-- })
+    return new Lease(w.subarray(0, n), () => {
+      if (this.free.length < this.keep) this.free.push(w)
+      else { uncounted.unregister(w.buffer); this.made-- }
+    })
   }
+
+  /** A pooled buffer of a lease never released was collected (the registry's callback). */
+  onCollected (): void { this.made-- }
 
   /** Bytes of the pooled buffers this pool holds, free or leased. */
   get bytes (): number { return this.made * this.size }
@@ -40,6 +57,8 @@ function pageAligned (n: number): Buffer {
 }
 
 const pools = new Set<WeakRef<BufferPool>>()
+/** Pooled buffers' memory, until it is let go of by the pool or collected while still leased. */
+const uncounted = new FinalizationRegistry<WeakRef<BufferPool>>(r => { r.deref()?.onCollected() })
 
 /**
  * Every pool lets go of its free buffers: what an idle process does before it collects and

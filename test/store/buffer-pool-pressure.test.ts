@@ -36,3 +36,29 @@ test('memory held in pooled buffers does not count as pressure: V8\'s young gene
     pool.drop()
   }
 })
+
+test('a lease never released counts as pooled only until its memory is collected; released ones are counted once', async () => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = (await import('node:vm')).runInNewContext('gc') as () => void
+  const pool = new BufferPool(MiB, 1)
+  const twoBack = (): void => {
+    const a = pool.lease(MiB)
+    const b = pool.lease(MiB)
+    a.done() // back to the free list (keep 1)
+    b.done() // the list is full: let go of
+  }
+  twoBack()
+  assert.equal(pool.bytes, MiB)
+  const never = (n: number): void => { pool.lease(n).buf.fill(2) } // holders that never release
+  never(100) // the free one
+  never(MiB) // a new one
+  assert.equal(pool.bytes, 2 * MiB)
+  for (let i = 0; i < 20 && pool.bytes > 0; i++) { gc(); await sleep(10) }
+  assert.equal(pool.bytes, 0, 'both unreleased leases were collected and uncounted')
+  const c = pool.lease(MiB)
+  c.done()
+  gc(); await sleep(20)
+  assert.equal(pool.bytes, MiB, 'a free buffer stays counted')
+  pool.drop()
+  assert.equal(pool.bytes, 0)
+})
