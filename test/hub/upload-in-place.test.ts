@@ -157,6 +157,23 @@ describe('uploads read in place', () => {
     }
   })
 
+  it('ends an upload at once when its client half-closes mid-body, and stores nothing of it', async () => {
+    const blocks = randomBlocks(40)
+    const body = carOf(blocks)
+    const u = new URL(hub!.url)
+    const started = Date.now()
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(Number(u.port), u.hostname)
+      sock.on('error', () => {})
+      sock.on('data', () => {})
+      sock.on('close', () => resolve())
+      sock.once('connect', () => { sock.write(putHead(body.length)); sock.write(body.subarray(0, body.length >> 1), () => sock.end()) })
+      setTimeout(() => { sock.destroy(); reject(new Error('the hub kept a half-closed upload open for 20 s')) }, 20_000).unref()
+    })
+    assert.ok(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`)
+    assert.equal(await missing(blocks), 40)
+  })
+
   it('is what the device transport uses over plain http, and a plain PUT still works beside it', async () => {
     for (const uploadInPlace of [true, false]) {
       const blocks = randomBlocks(40)

@@ -77,6 +77,8 @@ export class SocketBody {
     const fail = (err: Error): void => { this.error ??= err; this.wake() }
     socket.on('error', fail)
     socket.on('close', () => fail(new Error('connection closed inside the upload')))
+    // A half-close (http.Server sockets allow it) before the last byte: no more is coming.
+    socket.on('end', () => { if (this.have + this.dropped < this.length) { fail(new Error('the client ended the upload before its last byte')); socket.destroy() } })
     socket.resume()
   }
 
