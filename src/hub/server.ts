@@ -1,7 +1,7 @@
 // `space hub`: the backup node's HTTP API: the vault service and the replication API (device
 // auth, blocks, the IPFS Trustless Gateway; docs/hub.md). Plain node:http; a thin router over
 // the services; binds 127.0.0.1 unless told otherwise (put TLS in front for anything public).
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { API } from '../keys/vault-protocol.js'
 import { VERSION } from '../version.js'
@@ -16,6 +16,7 @@ import { openReplicationDb } from './replication/blocks-db.js'
 import { blockRoutes } from './replication/blocks-routes.js'
 import { HubBlocks } from './replication/blocks-store.js'
 import { inPlaceReads } from './replication/socket-body.js'
+import { UPLOAD_UPGRADE } from '../sync/transport-protocol.js'
 import { EntryStore } from './replication/entries.js'
 import { entryRoutes } from './replication/entries-routes.js'
 import { SYNC_API } from '../sync/transport-protocol.js'
@@ -129,7 +130,10 @@ export async function startHub (opts: HubOptions): Promise<RunningHub> {
     throw new HubError(404, 'not_found', `no route ${method} ${path}`)
   }
 
-  const server = createServer((req, res) => {
+  // Only the in-place block upload is an upgrade: a request with any other Upgrade header (h2c,
+  // websocket) is served as a plain one (a node without this option sends all to the listener).
+  const upgrades = { shouldUpgradeCallback: (req: IncomingMessage) => inPlaceReads && (req.headers.upgrade ?? '').toLowerCase() === UPLOAD_UPGRADE }
+  const server = createServer(upgrades as ServerOptions, (req, res) => {
     route(req, res).catch((err: unknown) => {
       // The client went away mid-request (an interrupted upload): nobody to answer, nothing wrong here.
       if (!(err instanceof HubError) && (req.destroyed || res.destroyed) && (err as NodeJS.ErrnoException)?.code === 'ECONNRESET') return
