@@ -208,14 +208,15 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       // that changes one of them (another device edited it) waits until it is closed: the engine
       // retries, and once closed the file's last state is merged like any other.
       const writers = m.handles.writers()
-      if (changesAny(changes, writers)) return false
+      if (changesAny(changes, writers)) return 'open'
       const info = await tree.adopt(ref, expect, () => m.handles.openFiles(), { writers: () => m.handles.writers(), swapped })
-      if (info == null) return false
+      if (info == null) return 'changed'
       await invalidate(m.kernel, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)
       scan(ref)
-      return true
+      return 'adopted'
     },
+    hold: maxMs => tree.hold(maxMs),
     keys: () => ({ root: { i: tree.root.id, k: tree.root.key }, links: { i: tree.links.id, k: tree.links.key } }),
     store: { get: async (cid: CID, scratch?: Buffer) => await store.get(cid, scratch), put: (bytes: Uint8Array) => drive.store.put(bytes) },
     blockSize: (cid: CID) => drive.store.locate(cid)?.length ?? 0,

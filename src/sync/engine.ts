@@ -46,12 +46,18 @@ export interface LiveDrive {
   /** Commits whatever changed locally; the head after it. */
   commit: () => Promise<LocalHead>
   /**
-   * Swaps in `ref` as the drive's tree and commits it, unless the drive changed since local
-   * commit `expect` (then false: merge again). Invalidates the kernel's caches for `changes`.
-   * `swapped` runs at the swap, before the commit that records it (any commit after it holds
-   * the merge; one before it must not be published with the merge's heads).
+   * Swaps in `ref` as the drive's tree and commits it ('adopted'), unless the drive changed
+   * since local commit `expect` ('changed': merge again) or `changes` touch a file open for
+   * writing ('open': merge again once it is closed). Invalidates the kernel's caches for
+   * `changes`. `swapped` runs at the swap, before the commit that records it (any commit after
+   * it holds the merge; one before it must not be published with the merge's heads).
    */
-  adopt: (ref: TreeRef, changes: PathChange[], expect: number, swapped: () => void) => Promise<boolean>
+  adopt: (ref: TreeRef, changes: PathChange[], expect: number, swapped: () => void) => Promise<'adopted' | 'changed' | 'open'>
+  /**
+   * Holds the drive's changes of names and attributes (and lookups) until the release is called
+   * or `maxMs` passed; writes to open files go on (Tree.hold). Absent: never held.
+   */
+  hold?: (maxMs: number) => () => void
   /** The root directory's and the link table's ids and keys: a tree swapped in must keep them. */
   keys: () => { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
   /** Blocks: local first, fetched from the hub (and kept) when missing. */
@@ -65,6 +71,9 @@ export interface LiveDrive {
    */
   prefetch?: (cids: CID[]) => Promise<void>
 }
+
+/** The longest a merge holds the drive's changes of names (LiveDrive.hold): FUSE calls wait that long at worst. */
+const HOLD_MS = 2000
 
 export interface EngineDeps {
   drive: LiveDrive
@@ -506,40 +515,51 @@ export class SyncEngine {
       return
     }
     const t1 = Date.now()
+    let changed = 0 // attempts refused because local changes landed first
     for (let attempt = 0; attempt < 20; attempt++) {
-      const ta = Date.now()
-      const head = await drive.commit()
-      await this.publishing // our entry for `head` exists before the ancestor search
-      const tb = Date.now()
-      const ours = await readSnapshot(head.ref, drive.store)
-      const tc = Date.now()
-      this.origins.apply(ours)
-      // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
-      // that changed nothing publishes nothing): its history is its entry and those heads.
-      const own = this.deps.log.state.cid
-      const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
-      const folded = await foldHeads([mine, ...theirs], baseOf)
-      const td = Date.now()
-      // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
-      const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
-      const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
-      if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
-      const m = materialize(snapshot, drive.store, { before: ours })
-      // Set at the swap: the commit it makes is published with these heads, and a commit of the
-      // tree before it (while the drive prepares the swap) is not. Undone when the swap is
-      // refused, or the next attempt would take its own input as its base.
-      const before = new Map(this.merged)
-      const te = Date.now()
-      const adopted = await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, done)
-      trace(() => `merge ${label}: theirs read ${t1 - t0} ms, commit ${tb - ta} ms, ours read ${tc - tb} ms, fold ${td - tc} ms, materialize ${te - td} ms, adopt ${Date.now() - te} ms (${adopted ? 'adopted' : 'refused'}, ${ours.nodes.size} nodes)`)
-      if (adopted) {
-        this.origins.remember(snapshot)
-        this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
-        heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
-        return
+      // After two such refusals the drive's changes of names wait while this attempt runs (a
+      // device creating file after file would refuse every one): at most HOLD_MS, released at
+      // the swap. Not for a file open for writing: holding would not make it close.
+      const release = changed >= 2 ? drive.hold?.(HOLD_MS) : undefined
+      try {
+        const ta = Date.now()
+        const head = await drive.commit()
+        await this.publishing // our entry for `head` exists before the ancestor search
+        const tb = Date.now()
+        const ours = await readSnapshot(head.ref, drive.store)
+        const tc = Date.now()
+        this.origins.apply(ours)
+        // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
+        // that changed nothing publishes nothing): its history is its entry and those heads.
+        const own = this.deps.log.state.cid
+        const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
+        const folded = await foldHeads([mine, ...theirs], baseOf)
+        const td = Date.now()
+        // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
+        const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
+        const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
+        if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
+        const m = materialize(snapshot, drive.store, { before: ours })
+        // Set at the swap: the commit it makes is published with these heads, and a commit of the
+        // tree before it (while the drive prepares the swap) is not. Undone when the swap is
+        // refused, or the next attempt would take its own input as its base.
+        const before = new Map(this.merged)
+        const te = Date.now()
+        const swapped = (): void => { release?.(); done() }
+        const outcome = await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, swapped)
+        trace(() => `merge ${label}: theirs read ${t1 - t0} ms, commit ${tb - ta} ms, ours read ${tc - tb} ms, fold ${td - tc} ms, materialize ${te - td} ms, adopt ${Date.now() - te} ms (${outcome}${release != null ? ', held' : ''}, ${ours.nodes.size} nodes)`)
+        if (outcome === 'adopted') {
+          this.origins.remember(snapshot)
+          this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
+          heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
+          return
+        }
+        this.merged.clear()
+        for (const [k, v] of before) this.merged.set(k, v)
+        if (outcome === 'changed') changed++
+      } finally {
+        release?.()
       }
-      this.merged.clear()
-      for (const [k, v] of before) this.merged.set(k, v)
       // Refused: a local change landed first, or the merge changes a file open for writing. Wait a little.
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 50 * (attempt + 1))).unref())
     }

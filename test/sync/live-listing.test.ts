@@ -102,7 +102,10 @@ describe('a mount while the other device\'s changes merge in', { timeout: 240_00
       await beta.stop()
     }
     t.diagnostic(`${made.size} files written on alpha, ${theirs.size} on beta, ${checked} checks after merges on alpha (${merges(A)} merges)`)
-    assert.ok(checked > 0, 'beta\'s changes merged into alpha while alpha wrote')
+    // Beta commits every few hundred ms: its changes keep merging into alpha while alpha creates
+    // file after file (engine.ts holds alpha's new names for the swap: unheld, every create
+    // refused it, and a loaded machine saw 0 merges in the 20 s).
+    assert.ok(checked >= 4, `beta's changes kept merging into alpha while alpha wrote (${checked} checks after merges)`)
     assert.deepEqual(problems.slice(0, 10), [], 'alpha\'s mount names every file alpha closed')
     const all = new Map([...made, ...theirs])
     await until('every file on alpha', () => missing(A, all).length === 0, 60_000).catch(() => { assert.deepEqual(missing(A, all).slice(0, 10), []) })

@@ -29,12 +29,38 @@ export class Edits {
 
   now (): number { return this.clock }
 
+  /** Set while a merge holds the tree still (hold): new calls of `other` wait for it. */
+  private held: { until: Promise<void>, release: () => void } | null = null
+
+  /**
+   * Makes calls that change names or attributes, or resolve nodes, wait from now until the
+   * returned release is called (or `maxMs` passed): calls already running finish, writes to open
+   * files go on. For a merge whose swap kept being refused because such changes landed first
+   * (src/sync/engine.ts): without it a device that keeps creating files never takes the other
+   * devices' changes in. Releasing twice is harmless.
+   */
+  hold (maxMs: number): () => void {
+    if (this.held != null) return () => {}
+    let release!: () => void
+    const until = new Promise<void>(resolve => {
+      const timer = setTimeout(() => { release() }, maxMs) // kept ref'd: calls wait on it
+      release = () => {
+        clearTimeout(timer)
+        if (this.held?.until === until) this.held = null
+        resolve()
+      }
+    })
+    this.held = { until, release }
+    return release
+  }
+
   /**
    * A call that changes names or attributes, or resolves a node its caller keeps (lookup: open()
    * adds a handle to it). Counted as running until the caller's continuation has run (the next
    * turn of the event loop), so a swap never falls between a lookup and the handle made of it.
    */
   async other<T> (run: () => Promise<T>, changes = true): Promise<T> {
+    while (this.held != null) await this.held.until
     this.running++
     try {
       return await run()

@@ -280,6 +280,9 @@ export class Tree {
    * (as functions): a file opened for writing meanwhile refuses it. `swapped` runs at the swap,
    * before any commit of the new tree.
    */
+  /** Holds changes of names and attributes, and lookups, until the returned release (Edits.hold). */
+  hold (maxMs: number): () => void { return this.edits.hold(maxMs) }
+
   async adopt (ref: TreeRef, expect: number, open: Files = [], opts: { writers?: Files, swapped?: () => void } = {}): Promise<CommitInfo | null> {
     if (!Buffer.from(ref.root.i ?? []).equals(this.root.id) || !Buffer.from(ref.root.k ?? []).equals(this.root.key)) {
       throw new Error('bug: an adopted tree must keep the root directory\'s id and key')
