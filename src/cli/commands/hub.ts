@@ -29,12 +29,14 @@ Prints "space hub listening on <url>" once it accepts connections.`,
   // Loaded here, not at the top: node:sqlite prints an experimental warning on import.
   const { startHub } = await import('../../hub/server.js')
   const hub = await startHub({ dataDir, host: (values.host as string | undefined) ?? '127.0.0.1', port, trustedProxies: trusted, ...(maxConnections !== undefined ? { maxConnections } : {}), log: line => err(ctx, line) })
+  // Handlers before the line: a signal sent the moment it is read must close the hub, not kill it.
+  let stopped!: () => void
+  const signalled = new Promise<void>(resolve => { stopped = resolve })
+  const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); stopped() }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
   out(ctx, `space hub listening on ${hub.url} (data: ${dataDir})`)
-  await new Promise<void>(resolve => {
-    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve() }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  await signalled
   await hub.close()
   err(ctx, 'space hub: stopped')
   return ExitCode.OK

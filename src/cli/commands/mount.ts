@@ -52,14 +52,15 @@ export async function serve (ctx: CommandContext, o: ServeOptions): Promise<numb
     ctx.stderr.write(`space: ${(e as Error).message}\n`)
     return exitCodeOfAny(e)
   }
-  log(`control socket ${o.socket}`)
-  out(o.mountpoint !== null ? `mounted ${service.mountpoint ?? o.mountpoint}` : `serving ${o.socket}`)
+  // Handlers first: a signal sent the moment "mounted" is read must unmount, not kill.
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
   const onSignal = (sig: string): void => {
     log(`${sig}: ${service.mountpoint !== null ? `unmounting ${service.mountpoint}` : 'stopping'}`)
     service.stop().catch(e => log(`stop failed: ${(e as Error).message}`))
   }
   for (const s of signals) process.on(s, onSignal)
+  log(`control socket ${o.socket}`)
+  out(o.mountpoint !== null ? `mounted ${service.mountpoint ?? o.mountpoint}` : `serving ${o.socket}`)
   let last = service.mountpoint
   const track = setInterval(() => { last = service.mountpoint ?? last }, 200)
   try {
