@@ -3,19 +3,18 @@
 // error gets the names after it, once each. The addon is mounted here in this process over a
 // small directory served by the test's own ops (the binding is what is tested), and a real
 // program (perl: opendir, telldir, rewinddir, seekdir) lists it from a child process.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { tempDirs, removeDirs, bindingName, type Dirs } from '../helpers/mount.js'
-import { defaultBinding } from '../../src/fs/fuse/select.js'
-import type { FuseMount, FuseOps, StatLike, DirPageLike } from '../../src/fs/fuse/binding.js'
+import type { Dirs } from '../helpers/mount.js'
+import { mountOps, skipUnlessFuse3 } from '../helpers/ops-mount.js'
+import type { FuseOps, StatLike, DirPageLike } from '../../src/fs/fuse/binding.js'
 
 const run = promisify(execFile)
-const skip = bindingName() !== 'fuse3' && 'needs the libfuse 3 binding (SPACE_FUSE=fuse3)'
+const skip = skipUnlessFuse3
 const ENOENT = -2
 const EIO = -5
-const ENOSYS = -38
 
 const NAMES = ['a1', 'b2', 'c3', 'd4', 'e5', 'f6']
 const now = Date.now()
@@ -24,8 +23,6 @@ const stat = (dir: boolean, ino = 1): StatLike => ({
   blksize: 4096, blocks: 1, mtime: now, atime: now, ctime: now
 })
 
-let dirs: Dirs
-let mnt: FuseMount | undefined
 /** Fetches of a listing from its start so far; the one numbered `failAt` fails with EIO. */
 let fromStart = 0
 let failAt = -1
@@ -52,24 +49,8 @@ const ops: Partial<FuseOps> = {
     cb(0, page(after))
   }
 }
-const handler: ProxyHandler<Partial<FuseOps>> = {
-  get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (k === 'readdirPage' || k === 'nativeReads' || k === 'flush' || k === 'fallocate'
-    ? undefined
-    : (...args: unknown[]) => { const cb = args[args.length - 1]; if (typeof cb === 'function') (cb as (e: number) => void)(ENOSYS) })
-}
-
-before(async () => {
-  if (skip !== false) return
-  dirs = tempDirs('space-listing-')
-  mnt = await defaultBinding().mount(dirs.mnt, new Proxy(ops, handler) as FuseOps, {
-    fsname: 'space-listing-test', allowOther: false, defaultPermissions: false, maxWrite: 131072, attrTimeout: 0, entryTimeout: 0
-  })
-})
-
-after(async () => {
-  await mnt?.unmount()
-  if (dirs != null) removeDirs(dirs)
-})
+const mounted = mountOps('listing', ops, { maxWrite: 131072 })
+const dirs = (): Dirs => mounted.dirs
 
 test('a listing resumed at its position after a failed page fetch lists each name once', { skip }, async () => {
   fromStart = 0
@@ -85,7 +66,7 @@ test('a listing resumed at its position after a failed page fetch lists each nam
     seekdir($d, $pos);
     my @rest = readdir($d);
     print join("\\n", @first, @rest), "\\n";`
-  const { stdout } = await run('perl', ['-e', script, dirs.mnt])
+  const { stdout } = await run('perl', ['-e', script, dirs().mnt])
   const [rewind, ...names] = stdout.trim().split('\n')
   assert.equal(rewind, 'rewind:5', 'the failed fetch reaches the program as EIO')
   const listed = names.filter(n => n !== '.' && n !== '..')

@@ -3,20 +3,19 @@
 // an undetached one as external memory until it is collected, and a stream of 1 MiB requests
 // started a full collection every ~32 MiB. The addon is mounted here in this process over one
 // file served by the test's own ops; a child process reads and writes it.
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { tempDirs, removeDirs, bindingName, type Dirs } from '../helpers/mount.js'
-import { defaultBinding } from '../../src/fs/fuse/select.js'
-import type { FuseMount, FuseOps, StatLike } from '../../src/fs/fuse/binding.js'
+import type { Dirs } from '../helpers/mount.js'
+import { mountOps, skipUnlessFuse3 } from '../helpers/ops-mount.js'
+import type { FuseOps, StatLike } from '../../src/fs/fuse/binding.js'
 
 const run = promisify(execFile)
-const skip = bindingName() !== 'fuse3' && 'needs the libfuse 3 binding (SPACE_FUSE=fuse3)'
+const skip = skipUnlessFuse3
 const ENOENT = -2
-const ENOSYS = -38
 const SIZE = 4 << 20
 
 const now = Date.now()
@@ -27,8 +26,6 @@ const stat = (dir: boolean): StatLike => ({
 /** The file's byte at `pos`. */
 const byteAt = (pos: number): number => (pos * 7 + (pos >> 12)) & 0xff
 
-let dirs: Dirs
-let mnt: FuseMount | undefined
 /** Per request: the Buffer's length when JS got it and once the reply went. */
 const seen: Array<{ op: 'read' | 'write', before: number, after: number }> = []
 const written: Buffer[] = []
@@ -56,29 +53,13 @@ const ops: Partial<FuseOps> = {
     setImmediate(() => { cb(len); entry.after = buf.length })
   }
 }
-const handler: ProxyHandler<Partial<FuseOps>> = {
-  get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (k === 'readdirPage' || k === 'nativeReads' || k === 'flush' || k === 'fallocate'
-    ? undefined
-    : (...args: unknown[]) => { const cb = args[args.length - 1]; if (typeof cb === 'function') (cb as (e: number) => void)(ENOSYS) })
-}
-
-before(async () => {
-  if (skip !== false) return
-  dirs = tempDirs('space-reqbuf-')
-  mnt = await defaultBinding().mount(dirs.mnt, new Proxy(ops, handler) as FuseOps, {
-    fsname: 'space-reqbuf-test', allowOther: false, defaultPermissions: false, maxWrite: 1 << 20, attrTimeout: 0, entryTimeout: 0
-  })
-})
-
-after(async () => {
-  await mnt?.unmount()
-  if (dirs != null) removeDirs(dirs)
-})
+const mounted = mountOps('reqbuf', ops, { maxWrite: 1 << 20 })
+const dirs = (): Dirs => mounted.dirs
 
 test('a read reply\'s Buffer is empty once answered, and the reader got every byte', { skip }, async () => {
   seen.length = 0
-  const copy = join(dirs.base, 'copy')
-  await run('dd', [`if=${join(dirs.mnt, 'f')}`, `of=${copy}`, 'bs=1M', 'iflag=direct', 'status=none'])
+  const copy = join(dirs().base, 'copy')
+  await run('dd', [`if=${join(dirs().mnt, 'f')}`, `of=${copy}`, 'bs=1M', 'iflag=direct', 'status=none'])
   const got = fs.readFileSync(copy)
   assert.equal(got.length, SIZE)
   for (let i = 0; i < SIZE; i += 4093) assert.equal(got[i], byteAt(i), `byte ${i}`)
@@ -91,11 +72,11 @@ test('a read reply\'s Buffer is empty once answered, and the reader got every by
 test('a write\'s data Buffer is empty once answered, and the data reached the handler', { skip }, async () => {
   seen.length = 0
   written.length = 0
-  const src = join(dirs.base, 'src')
+  const src = join(dirs().base, 'src')
   const data = Buffer.alloc(2 << 20)
   for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff
   fs.writeFileSync(src, data)
-  await run('dd', [`if=${src}`, `of=${join(dirs.mnt, 'f')}`, 'bs=1M', 'conv=notrunc', 'status=none'])
+  await run('dd', [`if=${src}`, `of=${join(dirs().mnt, 'f')}`, 'bs=1M', 'conv=notrunc', 'status=none'])
   assert.deepEqual(Buffer.concat(written), data)
   const writes = seen.filter(s => s.op === 'write')
   assert.ok(writes.length >= 2, `${writes.length} writes`)
