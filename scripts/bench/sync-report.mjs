@@ -41,8 +41,13 @@ if (ran('bulk')) {
   const oa = pick(ours, 'bulk', r => r.cpuSeconds.a / gib(r.bytes)); const ob = pick(ours, 'bulk', r => r.cpuSeconds.b / gib(r.bytes))
   const ta = pick(theirs, 'bulk', r => r.cpuSeconds.a / gib(r.bytes)); const tb = pick(theirs, 'bulk', r => r.cpuSeconds.b / gib(r.bytes))
   rows.push(['device CPU per GiB (A / B)', `${fmt(oa, 's', 1)} / ${fmt(ob, 's', 1)}`, `${fmt(ta, 's', 1)} / ${fmt(tb, 's', 1)}`, '-', '-'])
-  const seen = pick(ours, 'bulk', r => r.seenSeconds); const total = pick(ours, 'bulk', r => r.seconds)
-  if (seen != null) notes.push(`ours, bulk: every file at full size in B's mount after ${seen.toFixed(1)} s, every byte read back and checked after ${total.toFixed(1)} s`)
+  const phases = (rs, there) => {
+    const w = pick(rs, 'bulk', r => r.writtenSeconds); const seen = pick(rs, 'bulk', r => r.seenSeconds); const total = pick(rs, 'bulk', r => r.seconds)
+    return seen == null ? null : `written on A after ${w?.toFixed(1) ?? '?'} s, ${there} after ${seen.toFixed(1)} s, every byte read back on B and checked after ${total.toFixed(1)} s`
+  }
+  const po = phases(ours, 'every file at full size in B\'s mount'); const pt = phases(theirs, 'B in sync')
+  if (po != null) notes.push(`ours, bulk: ${po}`)
+  if (pt != null) notes.push(`Syncthing, bulk: ${pt}`)
 }
 // 2. latency: close() on A until B shows it, median; target <= 1 s and <= Syncthing's.
 if (ran('latency')) {

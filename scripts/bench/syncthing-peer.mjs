@@ -3,15 +3,17 @@
 // loopback, each with its own home and folder, file watcher at its minimum delay (1 s), no
 // discovery, relays or NAT traversal. Runs the replication workloads on them and prints one JSON
 // object per workload on stdout:
-//   bulk      BYTES of new data written into A's folder; seconds until B's folder holds every byte
+//   bulk      BYTES of new data written into A's folder; seconds until B's folder gives back every
+//             byte (in sync, then every file read from B's folder and its SHA-256 checked, as
+//             sync-space.mjs does through B's mount: the same work on both sides)
 //   latency   N small files, one after another: close() on A until B shows the file (median, ms)
 //   fresh     N small files already on A; a fresh device B joins: seconds until B holds them all
 // Usage: node scripts/bench/syncthing-peer.mjs WORKDIR [bulk|latency|fresh ...]
 // Environment: SYNC_BULK_MB (1024), SYNC_LATENCY_N (20), SYNC_FRESH_FILES (10000).
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, statSync, existsSync, openSync, writeSync, closeSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, statSync, existsSync, openSync, readSync, writeSync, closeSync } from 'node:fs'
+import { randomBytes, createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -122,11 +124,22 @@ function peakRssMiB (pid) {
   return peak
 }
 
+/** Writes `bytes` random bytes to `path` in 8 MiB writes; its SHA-256. */
 function writeRandomFile (path, bytes) {
+  const h = createHash('sha256')
   const fd = openSync(path, 'w')
   const chunk = randomBytes(8 << 20)
-  for (let done = 0; done < bytes;) { const n = Math.min(chunk.length, bytes - done); writeSync(fd, chunk, 0, n); done += n; randomBytes(8 << 20).copy(chunk) }
+  for (let done = 0; done < bytes;) { const n = Math.min(chunk.length, bytes - done); writeSync(fd, chunk, 0, n); h.update(chunk.subarray(0, n)); done += n; randomBytes(8 << 20).copy(chunk) }
   closeSync(fd)
+  return h.digest('hex')
+}
+
+function sha256File (path) {
+  const h = createHash('sha256')
+  const fd = openSync(path, 'r')
+  const buf = Buffer.allocUnsafe(1 << 20)
+  try { for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n)) } finally { closeSync(fd) }
+  return h.digest('hex')
 }
 
 async function bulk () {
@@ -136,10 +149,16 @@ async function bulk () {
   const files = Math.max(1, Math.round(BULK_MB / 128))
   const cpu0 = [cpuSeconds(a.pid), cpuSeconds(b.pid)]
   const t0 = performance.now()
-  for (let i = 0; i < files; i++) writeRandomFile(join(a.folder, `bulk-${i}.bin`), Math.floor(bytes / files))
+  const sums = []
+  for (let i = 0; i < files; i++) sums.push(writeRandomFile(join(a.folder, `bulk-${i}.bin`), Math.floor(bytes / files)))
+  const written = (performance.now() - t0) / 1000
   await waitSynced(b, bytes, files)
+  const synced = (performance.now() - t0) / 1000
+  for (let i = 0; i < files; i++) {
+    if (sha256File(join(b.folder, `bulk-${i}.bin`)) !== sums[i]) throw new Error(`bulk-${i}.bin differs in B's folder`)
+  }
   const s = (performance.now() - t0) / 1000
-  return { workload: 'bulk', bytes, seconds: s, mbPerSec: bytes / 1e6 / s, cpuSeconds: { a: cpuSeconds(a.pid) - cpu0[0], b: cpuSeconds(b.pid) - cpu0[1] }, peakRssMiB: { a: peakRssMiB(a.pid), b: peakRssMiB(b.pid) } }
+  return { workload: 'bulk', bytes, seconds: s, mbPerSec: bytes / 1e6 / s, writtenSeconds: written, seenSeconds: synced, cpuSeconds: { a: cpuSeconds(a.pid) - cpu0[0], b: cpuSeconds(b.pid) - cpu0[1] }, peakRssMiB: { a: peakRssMiB(a.pid), b: peakRssMiB(b.pid) } }
 }
 
 async function latency () {
