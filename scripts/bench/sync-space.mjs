@@ -12,7 +12,10 @@
 //             hub, mount): seconds until B's mount lists them all and every one reads back right
 // Usage: node scripts/bench/sync-space.mjs WORKDIR [bulk|latency|fresh ...]  (after a build)
 // Environment: SYNC_BULK_MB (1024), SYNC_LATENCY_N (20), SYNC_FRESH_FILES (10000),
-// the hub's and daemons' stderr go to WORKDIR/NAME.log.
+// SPACE_SYNC_TRACE=1 (stage lines in the daemons' logs); diagnosis of bulk, printed on stderr
+// after the timed part: SYNC_BULK_THREADS=1 (each process's CPU by thread, and its /proc io
+// counters), SYNC_BULK_REREAD=1 (B's and A's mounts read back again, warm and cold).
+// The hub's and daemons' stderr go to WORKDIR/NAME.log.
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -134,6 +137,21 @@ function procStats (pid) {
   return { cpu, peakRssMiB: Math.round(hwm) }
 }
 
+/** CPU seconds (user / system) of each of `pid`'s threads, by thread name, summed over threads of one name. */
+function threadCpu (pid) {
+  const out = {}
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')
+      const name = `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}:${t === String(pid) ? 'main' : t}`
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const o = out[name] ??= { user: 0, sys: 0 }
+      o.user += Number(f[11]) / 100; o.sys += Number(f[12]) / 100
+    } catch {}
+  }
+  return out
+}
+
 /** Polls `ok` every `ms` until true; throws after `timeoutMs`. */
 async function until (what, ok, timeoutMs, ms = 5) {
   const t0 = performance.now()
@@ -198,6 +216,23 @@ async function bulk () {
     const s = (performance.now() - t0) / 1000
     const after = { h: procStats(h.pid), a: procStats(a.pid), b: procStats(b.pid) }
     const gib = files * per / 2 ** 30
+    if (process.env.SYNC_BULK_THREADS === '1') { // diagnosis: where each process's CPU went, by thread (from its start)
+      for (const [name, d] of [['hub', h], ['A', a], ['B', b]]) {
+        const t = threadCpu(d.pid)
+        console.error(`io ${name}: ${readFileSync(`/proc/${d.pid}/io`, 'utf8').split('\n').slice(0, 2).join(' ')}`)
+        console.error(`threads ${name}: ${Object.entries(t).filter(([, v]) => v.user + v.sys >= 0.05).sort((x, y) => (y[1].user + y[1].sys) - (x[1].user + x[1].sys)).map(([k, v]) => `${k} ${v.user.toFixed(2)}u/${v.sys.toFixed(2)}s`).join(', ')}`)
+      }
+    }
+    if (process.env.SYNC_BULK_REREAD === '1') { // diagnosis, outside the row: B's and A's read-back again, warm and cold
+      for (const [name, d] of [['B', b], ['A', a]]) {
+        for (const cold of [false, true]) {
+          if (cold) spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
+          const r0 = performance.now(); const c0 = procStats(d.pid).cpu
+          for (let i = 0; i < files; i++) sha256File(d.path(`bulk-${i}.bin`))
+          console.error(`reread ${name} ${cold ? 'cold' : 'warm'}: ${((performance.now() - r0) / 1000).toFixed(2)} s, daemon CPU ${(procStats(d.pid).cpu - c0).toFixed(2)} s; ${readFileSync(`/proc/${d.pid}/io`, 'utf8').split('\n').slice(0, 2).join(' ')}`)
+        }
+      }
+    }
     return {
       workload: 'bulk', bytes: files * per, seconds: s, mbPerSec: files * per / 1e6 / s, writtenSeconds: written, seenSeconds: seen,
       cpuSeconds: { hub: after.h.cpu - before.h.cpu, a: after.a.cpu - before.a.cpu, b: after.b.cpu - before.b.cpu },

@@ -204,12 +204,26 @@ export class PackIndexes implements BlockIndex {
     }).catch(err => { this.log(`index: pack ${id} could not be rebuilt: ${(err as Error).message}`) })
   }
 
+  /** Index files being written by seal and checkpoint: one at a time, in the order asked. */
+  private writing: Promise<void> = Promise.resolve()
+
+  /** Resolves once the index files asked for so far are written (or failed). */
+  written (): Promise<void> { return this.writing }
+
+  private inTurn (run: () => Promise<void>): Promise<void> {
+    const r = this.writing.then(run)
+    this.writing = r.catch(() => {})
+    return r
+  }
+
   /** The pack is full (or the store closes): every record of it goes into its index file. */
   async seal (pack: Pack): Promise<void> {
-    if (pack.size <= PACK_HEADER_LENGTH) return
-    const f = this.files.get(pack.id)
-    if (f != null && f.meta.to >= pack.size && ![...this.tail.values()].some(t => t.pack === pack.id)) return
-    await this.writePack(pack, pack.size)
+    await this.inTurn(async () => {
+      if (pack.size <= PACK_HEADER_LENGTH) return
+      const f = this.files.get(pack.id)
+      if (f != null && f.meta.to >= pack.size && ![...this.tail.values()].some(t => t.pack === pack.id)) return
+      await this.writePack(pack, pack.size)
+    })
   }
 
   /**
@@ -218,9 +232,12 @@ export class PackIndexes implements BlockIndex {
    * scans at most that much and a pack of small records is not rewritten at every commit.
    */
   async checkpoint (pack: Pack, end: number): Promise<void> {
-    const indexed = this.files.get(pack.id)?.count ?? 0
-    if (this.tailBytes < TAIL_BYTES && this.tail.size < Math.max(TAIL_RECORDS, indexed / 8)) return
-    await this.writePack(pack, end)
+    await this.inTurn(async () => {
+      const f = this.files.get(pack.id)
+      if (f != null && f.meta.to >= end) return // sealed (or written this far) meanwhile
+      if (this.tailBytes < TAIL_BYTES && this.tail.size < Math.max(TAIL_RECORDS, (f?.count ?? 0) / 8)) return
+      await this.writePack(pack, end)
+    })
   }
 
   /** Writes pack `pack`'s index up to `end`: its file's entries, `more`, and its tail before `end`. */
@@ -243,6 +260,7 @@ export class PackIndexes implements BlockIndex {
 
   async close (): Promise<void> {
     await this.rebuilding
+    await this.writing
     for (const f of this.files.values()) await f.close()
     this.files.clear()
     this.order = []

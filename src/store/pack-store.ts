@@ -62,6 +62,8 @@ export class PackStore implements BlockStore {
 
   /** What the open cost: packs opened, indexes used as they were or rebuilt, records scanned. */
   get indexStats (): IndexStats { return { ...this.index.stats } }
+  /** Resolves once the index files a sync or a rotation started are written (they go after the sync returns). */
+  indexesWritten (): Promise<void> { return this.index.written() }
 
   /** Resolves once index rebuilds started by lookups (a damaged index file) are done. */
   async settled (): Promise<void> { await this.index.rebuilding }
