@@ -14,7 +14,8 @@
 // Environment: SYNC_BULK_MB (1024), SYNC_LATENCY_N (20), SYNC_FRESH_FILES (10000),
 // SPACE_SYNC_TRACE=1 (stage lines in the daemons' logs); diagnosis of bulk, printed on stderr
 // after the timed part: SYNC_BULK_THREADS=1 (each process's CPU by thread, and its /proc io
-// counters), SYNC_BULK_REREAD=1 (B's and A's mounts read back again, warm and cold).
+// counters), SYNC_BULK_REREAD=1 (B's and A's mounts read back again, warm and cold),
+// SYNC_BULK_READ_TIMES=1 (when each file's timed read-back from B's mount began, and how long it took).
 // The hub's and daemons' stderr go to WORKDIR/NAME.log.
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, spawnSync } from 'node:child_process'
@@ -211,7 +212,9 @@ async function bulk () {
     await until('every bulk file at full size in B\'s mount', () => sums.every((_, i) => statSync(b.path(`bulk-${i}.bin`)).size === per), 30 * 60_000, 20)
     const seen = (performance.now() - t0) / 1000
     for (let i = 0; i < files; i++) {
+      const r0 = performance.now()
       if (sha256File(b.path(`bulk-${i}.bin`)) !== sums[i]) throw new Error(`bulk-${i}.bin differs in B's mount`)
+      if (process.env.SYNC_BULK_READ_TIMES === '1') console.error(`read-back bulk-${i}.bin ${((r0 - t0) / 1000).toFixed(2)} +${((performance.now() - r0) / 1000).toFixed(2)} s`)
     }
     const s = (performance.now() - t0) / 1000
     const after = { h: procStats(h.pid), a: procStats(a.pid), b: procStats(b.pid) }

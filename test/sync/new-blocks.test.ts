@@ -2,7 +2,7 @@
 // once, in order.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -79,6 +79,15 @@ test('the appends a process saw list the same blocks as a scan of the packs, and
     assert.equal(seen1.length, 40)
     assert.deepEqual(strip(seen1), strip(await blocksBetween(dir, w0, w1)))
     assert.deepEqual(strip(recent.between(w1, w2)!), strip(await blocksBetween(dir, w1, w2)))
+    // From the start, only what came before this process is read from the packs: with the packs
+    // it wrote alone gone, the listing is still whole and the same as the scan's.
+    const whole = strip(await blocksBetween(dir, null, w2))
+    const gone = readdirSync(dir).filter(f => /^\d{8}\.pack$/.test(f) && Number(f.slice(0, 8)) > recent.covered.pack)
+    assert.ok(gone.length > 0)
+    for (const f of gone) renameSync(join(dir, f), join(dir, `${f}.away`))
+    assert.deepEqual(strip(await blocksBetween(dir, null, w2, recent)), whole)
+    await assert.rejects(blocksBetween(dir, null, w2), { code: 'ENOENT' }, 'a scan of it all needs them')
+    for (const f of gone) renameSync(join(dir, `${f}.away`), join(dir, f))
     recent.forget(w1)
     assert.deepEqual(strip(recent.between(w1, w2)!), strip(await blocksBetween(dir, w1, w2)))
     // Before this process opened the store, or from the start: the packs are scanned.
