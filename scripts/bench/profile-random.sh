@@ -8,7 +8,8 @@
 # Mounts one file system in a fresh temp dir the way scripts/bench.sh does, lays out the fio files
 # (4 x BENCH_FIO_SIZE_MB, default 256 MiB), drops caches and runs the row for [seconds] (default
 # 20) while counting, for the daemon: CPU per thread (grouped by thread name, /proc/PID/task),
-# /proc/PID/io, store growth (ours) and the records appended (scripts/bench/pack-records.mjs).
+# /proc/PID/io, fio's mean latency per read, write and fsync, store growth (ours) and the records
+# appended (scripts/bench/pack-records.mjs).
 # PRE="randrw 20" runs that row first, untimed, on the same files (as scripts/bench.sh does before
 # randrw_fsync: the blocks then carry its patches).
 # LOG_TO=FILE keeps the daemon's log (with SPACE_DEBUG_COMMITS=1: a line per commit) and its stdout (FILE.out);
@@ -90,7 +91,7 @@ commits() { python3 -c 'import sys,struct
 d=open(sys.argv[1],"rb").read(); o=n=0
 while o+8<=len(d): o+=8+struct.unpack(">I",d[o:o+4])[0]; n+=1
 print(n)' "$W/data/journal" 2>/dev/null || echo 0; } # journal frames: length u32 BE | crc u32 | payload
-threads > "$W/t0"; io0=$(io); s0=$(store); p0=$(packs_end); j0=$(commits); c0=$(proc_cpu); t0=$EPOCHREALTIME
+threads > "$W/t0"; io0=$(io); s0=$(store); p0=$([ "$FS" != space ] || packs_end); j0=$(commits); c0=$(proc_cpu); t0=$EPOCHREALTIME
 if [ "${PERF:-0}" = 1 ]; then perf record -q -e cpu-clock -F 999 -g -p "$PID" -o "$W/perf.data" -- sleep "$SECS" > /dev/null 2>&1 & PERFPID=$!; fi
 # shellcheck disable=SC2086
 fio_cmd $ARGS --runtime="$SECS" --time_based --output-format=json --output="$W/fio.json" > /dev/null
@@ -104,6 +105,8 @@ echo "$FS $ROW: ${SECS}s, read $rmib MiB/s, write $wmib MiB/s, $rops reads, $wop
 hz=$(getconf CLK_TCK)
 awk -v a="$t0" -v f="$tf" -v b="$t1" -v c=$((c1 - c0)) -v cf=$((cf - c0)) -v hz="$hz" -v el="$(jq '.jobs[0].elapsed' "$W/fio.json")" 'BEGIN {
   printf "wall: fio %.1f s (fio says %s s elapsed), then settling %.1f s; daemon CPU %.1f s during fio, %.1f s in all\n", f - a, el, b - f, cf / hz, c / hz }'
+# Where a job's wall time goes: each job runs one op at a time, so its cycle is the sum of these.
+jq -r '.jobs[0] | "latency per op (mean): read \(.read.clat_ns.mean / 1000 | floor) us, write \(.write.clat_ns.mean / 1000 | floor) us" + (if .sync.lat_ns.N > 0 then ", fsync \(.sync.lat_ns.mean / 1000 | floor) us (\(.sync.lat_ns.N) fsyncs)" else "" end)' "$W/fio.json"
 echo "daemon CPU per op (us), by thread:"
 awk -v hz="$hz" -v ops="$ops" 'NR == FNR { a[$1] += $2; next } { b[$1] += $2; n[$1]++ }
   END { for (k in b) { d = b[k] - a[k]; tot += d; if (d > 0) printf "  %-16s x%-3d %7.1f\n", k, n[k], d * 1e6 / hz / ops }
