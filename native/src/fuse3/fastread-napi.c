@@ -16,6 +16,7 @@ static fastread_t *args (napi_env env, napi_callback_info info, size_t want, nap
 }
 
 static napi_value num (napi_env env, double v) { napi_value r; napi_create_double(env, v, &r); return r; }
+static napi_value boolean (napi_env env, bool v) { napi_value r; napi_get_boolean(env, v, &r); return r; }
 
 // nativeReads(h, on): turns the native read path on or off (off: every read goes to JS).
 napi_value FastEnable (napi_env env, napi_callback_info info) {
@@ -80,9 +81,26 @@ napi_value FastBind (napi_env env, napi_callback_info info) {
   if (fid < 0 || fr_file_of(fr, (int32_t)fid) == NULL) fr_unbind(fr, (uint64_t)fh);
   else ok = fr_bind(fr, (uint64_t)fh, (int32_t)fid);
   pthread_mutex_unlock(&fr->mu);
-  napi_value r;
-  napi_get_boolean(env, ok, &r);
-  return r;
+  return boolean(env, ok);
+}
+
+// readDrop(h, fid, from, to): forgets blocks from..to of file fid (to < 0: all of them, and its size).
+napi_value FastDrop (napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  fastread_t *fr = args(env, info, 4, argv);
+  int64_t fid, from, to;
+  if (fr == NULL || !arg_i64(env, argv[1], &fid) || !arg_i64(env, argv[2], &from) || !arg_i64(env, argv[3], &to)) {
+    napi_throw_type_error(env, NULL, "readDrop(handle, fid, from, to)");
+    return NULL;
+  }
+  pthread_mutex_lock(&fr->mu);
+  fr_file_t *f = fr_file_of(fr, (int32_t)fid);
+  if (f != NULL) {
+    if (to < 0) fr_drop_all(fr, f); // the size goes with them: nothing answers until JS puts again
+    else if (from >= 0 && to >= from) fr_drop_range(fr, f, (uint64_t)from, (uint64_t)to);
+  }
+  pthread_mutex_unlock(&fr->mu);
+  return NULL;
 }
 
 // readPut(h, fid, size, idx, adPrefix: Uint8Array(29), objs: Float64Array(n x [fd, position,
@@ -143,9 +161,7 @@ napi_value FastPut (napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&fr->mu);
   free(px); // not kept
   explicit_bzero(ob, sizeof ob);
-  napi_value r;
-  napi_get_boolean(env, ok, &r);
-  return r;
+  return boolean(env, ok);
 }
 
 // readPutStream(h, fid, size, first, ads: Uint8Array(n x 29), objs: Float64Array(n x [fd,
@@ -199,25 +215,6 @@ napi_value FastPutStream (napi_env env, napi_callback_info info) {
   if (f != NULL && kept > 0) f->size = (uint64_t)size;
   pthread_mutex_unlock(&fr->mu);
   return num(env, kept);
-}
-
-// readDrop(h, fid, from, to): forgets blocks from..to of file fid (to < 0: all of them, and its size).
-napi_value FastDrop (napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  fastread_t *fr = args(env, info, 4, argv);
-  int64_t fid, from, to;
-  if (fr == NULL || !arg_i64(env, argv[1], &fid) || !arg_i64(env, argv[2], &from) || !arg_i64(env, argv[3], &to)) {
-    napi_throw_type_error(env, NULL, "readDrop(handle, fid, from, to)");
-    return NULL;
-  }
-  pthread_mutex_lock(&fr->mu);
-  fr_file_t *f = fr_file_of(fr, (int32_t)fid);
-  if (f != NULL) {
-    if (to < 0) fr_drop_all(fr, f); // the size goes with them: nothing answers until JS puts again
-    else if (from >= 0 && to >= from) fr_drop_range(fr, f, (uint64_t)from, (uint64_t)to);
-  }
-  pthread_mutex_unlock(&fr->mu);
-  return NULL;
 }
 
 // readStats(h) -> [reads answered here, reads handed to JS, entries, files with a key]
