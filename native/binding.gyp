@@ -6,7 +6,8 @@
         "blake3": "<!(bash ../scripts/build-native.sh --blake3-dir)"
       },
       "sources": ["src/fuse3/napi-util.c", "src/fuse3/requests.c", "src/fuse3/ops.c", "src/fuse3/listing.c",
-                  "src/fuse3/inval.c", "src/fuse3/mount.c", "src/fuse3/fastread.c", "src/block/segments.c",
+                  "src/fuse3/inval.c", "src/fuse3/mount.c", "src/fuse3/fastread.c", "src/fuse3/fastread-table.c",
+                  "src/fuse3/fastread-napi.c", "src/block/segments.c",
                   "src/block/seal.c", "<(blake3)/blake3.c", "<(blake3)/blake3_dispatch.c", "<(blake3)/blake3_portable.c"],
       "include_dirs": ["<(blake3)"],
       "defines": ["NAPI_VERSION=8"],

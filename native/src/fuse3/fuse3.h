@@ -3,7 +3,8 @@
 //   napi-util.c  small N-API helpers                requests.c  slots, workers, dispatch and reply
 //   ops.c        the libfuse operations table        listing.c   readdir listings (opendir..releasedir)
 //   inval.c      kernel-cache invalidation threads   mount.c     mount, unmount, module init
-//   fastread.c   reads of checked blocks answered on the worker, without JS
+//   fastread.c   reads of checked blocks answered on the worker, without JS (its table:
+//                fastread-table.c; JS's calls on it: fastread-napi.c)
 // The threading model is described in requests.c, the invalidation API in inval.c.
 #ifndef SPACE_FUSE3_H
 #define SPACE_FUSE3_H
@@ -157,7 +158,7 @@ napi_value Invalidate (napi_env env, napi_callback_info info);
 napi_value InvalidatePath (napi_env env, napi_callback_info info);
 napi_value InvalidateEntry (napi_env env, napi_callback_info info);
 
-// fastread.c
+// fastread.c, fastread-table.c, fastread-napi.c
 fastread_t *fastread_new (void);
 void fastread_free (fastread_t *fr);
 /** Answers a read from the table: bytes placed in buf, or -1 when JS must answer it. */
