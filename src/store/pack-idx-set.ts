@@ -193,18 +193,26 @@ export class PackIndexes implements BlockIndex {
     this.files.delete(id)
     this.order = this.order.filter(x => x !== id)
     void f.close()
-    this.rebuilding = this.rebuilding.then(async () => {
+    // In turn with checkpoints and seals: one of those meanwhile would find no file for the pack
+    // and write one of its tail alone, which the rebuild would then replace.
+    this.rebuildingPacks.add(id)
+    this.rebuilding = this.inTurn(async () => {
       const pack = this.packs.packs.get(id)
       if (pack == null) return
+      if ((this.files.get(id)?.meta.to ?? -1) >= to) return // a seal rebuilt it whole first
       const scan = await this.scan(pack, PACK_HEADER_LENGTH, to)
       await writeIndex(this.packs.idxPath(id), { pack: id, from: PACK_HEADER_LENGTH, to, damage: scan.damage }, scan.entries)
       this.install(await IdxFile.open(this.packs.idxPath(id), id, this.cache))
       this.stats.rebuilt++
       this.log(`index: pack ${id} rebuilt from its ${scan.records} records (${reason})`)
     }).catch(err => { this.log(`index: pack ${id} could not be rebuilt: ${(err as Error).message}`) })
+      .finally(() => { this.rebuildingPacks.delete(id) })
   }
 
-  /** Index files being written by seal and checkpoint: one at a time, in the order asked. */
+  /** Packs whose damaged index file waits for its rebuild (damaged()). */
+  private readonly rebuildingPacks = new Set<number>()
+
+  /** Index files being written by seal, checkpoint and rebuild: one at a time, in the order asked. */
   private writing: Promise<void> = Promise.resolve()
 
   /** Resolves once the index files asked for so far are written (or failed). */
@@ -220,6 +228,14 @@ export class PackIndexes implements BlockIndex {
   async seal (pack: Pack): Promise<void> {
     await this.inTurn(async () => {
       if (pack.size <= PACK_HEADER_LENGTH) return
+      if (this.rebuildingPacks.has(pack.id) && this.files.get(pack.id) == null) {
+        // Its file was found damaged and its rebuild comes later: built whole from the pack now.
+        const scan = await this.scan(pack, PACK_HEADER_LENGTH, pack.size)
+        await writeIndex(this.packs.idxPath(pack.id), { pack: pack.id, from: PACK_HEADER_LENGTH, to: pack.size, damage: scan.damage }, scan.entries)
+        this.install(await IdxFile.open(this.packs.idxPath(pack.id), pack.id, this.cache))
+        for (const [k, t] of this.tail) if (t.pack === pack.id) { this.tailBytes -= t.length; this.tail.delete(k) }
+        return
+      }
       const f = this.files.get(pack.id)
       if (f != null && f.meta.to >= pack.size && ![...this.tail.values()].some(t => t.pack === pack.id)) return
       await this.writePack(pack, pack.size)
@@ -233,6 +249,7 @@ export class PackIndexes implements BlockIndex {
    */
   async checkpoint (pack: Pack, end: number): Promise<void> {
     await this.inTurn(async () => {
+      if (this.rebuildingPacks.has(pack.id)) return // its rebuild writes it (and the next checkpoint the tail)
       const f = this.files.get(pack.id)
       if (f != null && f.meta.to >= end) return // sealed (or written this far) meanwhile
       if (this.tailBytes < TAIL_BYTES && this.tail.size < Math.max(TAIL_RECORDS, (f?.count ?? 0) / 8)) return

@@ -210,7 +210,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       const writers = m.handles.writers()
       if (changesAny(changes, writers)) return 'open'
       const info = await tree.adopt(ref, expect, () => m.handles.openFiles(), { writers: () => m.handles.writers(), swapped })
-      if (info == null) return 'changed'
+      if (info == null) return tree.refused === 'writer' ? 'open' : 'changed'
       await invalidate(m.kernel, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)
       scan(ref)

@@ -57,7 +57,7 @@ export interface LiveDrive {
    * Holds the drive's changes of names and attributes (and lookups) until the release is called
    * or `maxMs` passed; writes to open files go on (Tree.hold). Absent: never held.
    */
-  hold?: (maxMs: number) => () => void
+  hold?: (maxMs: number) => Promise<(() => void) | null>
   /** The root directory's and the link table's ids and keys: a tree swapped in must keep them. */
   keys: () => { root: { i: Buffer, k: Buffer }, links: { i: Buffer, k: Buffer } }
   /** Blocks: local first, fetched from the hub (and kept) when missing. */
@@ -74,6 +74,8 @@ export interface LiveDrive {
 
 /** The longest a merge holds the drive's changes of names (LiveDrive.hold): FUSE calls wait that long at worst. */
 const HOLD_MS = 2000
+/** Attempts of one merge that may hold the drive (the mount's name calls wait up to HOLD_MS in each). */
+const HOLDS = 3
 
 export interface EngineDeps {
   drive: LiveDrive
@@ -516,11 +518,14 @@ export class SyncEngine {
     }
     const t1 = Date.now()
     let changed = 0 // attempts refused because local changes landed first
+    let held = 0
     for (let attempt = 0; attempt < 20; attempt++) {
       // After two such refusals the drive's changes of names wait while this attempt runs (a
       // device creating file after file would refuse every one): at most HOLD_MS, released at
-      // the swap. Not for a file open for writing: holding would not make it close.
-      const release = changed >= 2 ? drive.hold?.(HOLD_MS) : undefined
+      // the swap, and in at most HOLDS attempts (each stalls the mount's name calls). Not for a
+      // file open for writing: holding would not make it close.
+      const release = changed >= 2 && held < HOLDS ? await drive.hold?.(HOLD_MS) ?? undefined : undefined
+      if (release != null) held++
       try {
         const ta = Date.now()
         const head = await drive.commit()

@@ -25,7 +25,7 @@ test('a create landing after the merge\'s commit refuses the swap; held, it wait
 
   // Held from before the commit: the create waits, a write to an open file does not.
   const log = await tree.lookup('/log.txt') as FileNode
-  const release = tree.hold(10_000)
+  const release = (await tree.hold(10_000))!
   await tree.commit()
   expect = tree.head.seq
   let created = false
@@ -42,11 +42,10 @@ test('a create landing after the merge\'s commit refuses the swap; held, it wait
   assert.deepEqual(await listTree(sink.reopen(store)), { 'a.txt': 'a', 'log.txt': 'log more', 'mine-1.txt': '', 'mine-2.txt': 'two', 'theirs/': {} })
 })
 
-test('a hold ends by itself after its time, and a second hold while one is on adds nothing', async () => {
+test('a hold ends by itself after its time, and a second hold while one is on is refused', async () => {
   const { tree } = await buildTree({ 'a.txt': 'a' })
-  const release = tree.hold(50)
-  const again = tree.hold(10_000)
-  again() // not the hold that is on: releases nothing
+  const release = (await tree.hold(50))!
+  assert.equal(await tree.hold(10_000), null, 'a hold is on already')
   let done = false
   const t0 = Date.now()
   const made = tree.mkdir('/d', 0o755).then(() => { done = true })
@@ -56,4 +55,31 @@ test('a hold ends by itself after its time, and a second hold while one is on ad
   assert.ok(Date.now() - t0 >= 45, `released by its timer (${Date.now() - t0} ms)`)
   release() // after the timer: harmless
   await tree.mkdir('/e', 0o755)
+})
+
+test('a hold taken while a create runs waits for it: the commit after it counts the create, and the swap goes through', async () => {
+  const { tree, store, sink } = await buildTree({ 'a.txt': 'a' })
+  await tree.commit()
+  const theirs = await otherDevice(store, sink.last!, async t => { await t.mkdir('/theirs', 0o755) })
+  const running = tree.create('/mine.txt', 0o644) // running as the hold is taken
+  const release = (await tree.hold(10_000))!
+  await running
+  await tree.commit()
+  const info = await tree.adopt(theirs, tree.head.seq, [], { writers: [], swapped: release })
+  assert.ok(info != null, 'swapped in: the create finished before the hold counted as quiet')
+})
+
+test('the second step of a chmod of a folder is not held apart from its first: the change lands in the tree', async () => {
+  const { tree, store, sink } = await buildTree({ 'd/x.txt': 'x' })
+  await tree.commit()
+  const chmod = tree.chmod('/d', 0o700) // resolves /d, then changes it
+  const release = (await tree.hold(10_000))!
+  await tree.commit() // what the engine merges against
+  const theirs = await otherDevice(store, sink.last!, async t => { await t.mkdir('/theirs', 0o755) })
+  const info = await tree.adopt(theirs, tree.head.seq, [], { writers: [], swapped: release })
+  await chmod
+  await tree.commit()
+  assert.ok(info != null, 'swapped in')
+  const reopened = sink.reopen(store)
+  assert.equal((await reopened.lookup('/d')).attrs.mode & 0o7777, 0o700, 'the chmod is in the merged tree')
 })

@@ -37,10 +37,10 @@ export class Edits {
    * returned release is called (or `maxMs` passed): calls already running finish, writes to open
    * files go on. For a merge whose swap kept being refused because such changes landed first
    * (src/sync/engine.ts): without it a device that keeps creating files never takes the other
-   * devices' changes in. Releasing twice is harmless.
+   * devices' changes in. Releasing twice is harmless. Null when a hold is on already.
    */
-  hold (maxMs: number): () => void {
-    if (this.held != null) return () => {}
+  hold (maxMs: number): (() => void) | null {
+    if (this.held != null) return null
     let release!: () => void
     const until = new Promise<void>(resolve => {
       const timer = setTimeout(() => { release() }, maxMs) // kept ref'd: calls wait on it
@@ -59,8 +59,11 @@ export class Edits {
    * adds a handle to it). Counted as running until the caller's continuation has run (the next
    * turn of the event loop), so a swap never falls between a lookup and the handle made of it.
    */
-  async other<T> (run: () => Promise<T>, changes = true): Promise<T> {
-    while (this.held != null) await this.held.until
+  async other<T> (run: () => Promise<T>, changes = true, admitted = false): Promise<T> {
+    // `admitted`: the second step of a call whose first step ran (resolve, then change): it
+    // must not wait for a hold taken in between, or the swap could fall between the two and
+    // the change go to a node of the tree before it.
+    while (this.held != null && !admitted) await this.held.until
     this.running++
     try {
       return await run()
@@ -75,6 +78,16 @@ export class Edits {
   private release (): void {
     if (this.finished++ > 0) return
     setImmediate(() => { this.running -= this.finished; this.finished = 0 })
+  }
+
+  /**
+   * Resolves once no call of `other` runs (those running when a hold was taken have finished and
+   * been counted out), or after `maxMs`. A commit asked for before then would count their
+   * changes as after it, and the swap be refused although the tree was held.
+   */
+  async drained (maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs
+    while ((this.running > 0 || this.finished > 0) && Date.now() < until) await new Promise(resolve => setImmediate(resolve))
   }
 
   /** A change of one file's content or attributes (write, truncate, chmod of the file...). */

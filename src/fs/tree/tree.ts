@@ -66,6 +66,12 @@ export class Tree {
   private readonly reader: FileReader
   private readonly writer: FileWriter
   private readonly committer: Committer
+  /**
+   * Why the last adopt returned null: 'changed' (a change since `expect` that was not a write to
+   * a writer: made again, it may go through) or 'writer' (a file open for writing stands in the
+   * way until it is closed).
+   */
+  refused: 'changed' | 'writer' = 'changed'
   /** Changes since each commit, for adopt (edits.ts). */
   private readonly edits = new Edits()
   /** Leaves listings are past, let go once nothing else runs (dir-listing.ts). */
@@ -211,7 +217,7 @@ export class Tree {
   private async attrChange (target: Node | string, run: (n: Node) => Promise<void>): Promise<void> {
     const node = await this.edits.other(async () => await this.ns.target(target), false)
     if (node instanceof FileNode) await this.edits.content(node, async () => { await run(node) })
-    else await this.edits.other(async () => { await run(node) })
+    else await this.edits.other(async () => { await run(node) }, true, true)
   }
 
   removexattr (target: Node | string, name: string): Promise<void> { return this.attrChange(target, async n => { await this.attrs.removexattr(n, name) }) }
@@ -270,6 +276,16 @@ export class Tree {
   }
 
   /**
+   * Holds changes of names and attributes, and lookups, from now until the returned release or
+   * `maxMs` (Edits.hold), once the calls running now have finished; null when a hold is on.
+   */
+  async hold (maxMs: number): Promise<(() => void) | null> {
+    const release = this.edits.hold(maxMs)
+    if (release != null) await this.edits.drained(maxMs)
+    return release
+  }
+
+  /**
    * Swaps in the committed tree `ref` (a merge, src/sync) under the running mount and commits it,
    * if nothing changed since commit `expect` but what `writers` wrote (else null, and nothing
    * happened). The root and link table keep their ids and keys: `ref` must be sealed under them.
@@ -280,9 +296,6 @@ export class Tree {
    * (as functions): a file opened for writing meanwhile refuses it. `swapped` runs at the swap,
    * before any commit of the new tree.
    */
-  /** Holds changes of names and attributes, and lookups, until the returned release (Edits.hold). */
-  hold (maxMs: number): () => void { return this.edits.hold(maxMs) }
-
   async adopt (ref: TreeRef, expect: number, open: Files = [], opts: { writers?: Files, swapped?: () => void } = {}): Promise<CommitInfo | null> {
     if (!Buffer.from(ref.root.i ?? []).equals(this.root.id) || !Buffer.from(ref.root.k ?? []).equals(this.root.key)) {
       throw new Error('bug: an adopted tree must keep the root directory\'s id and key')
@@ -292,11 +305,13 @@ export class Tree {
     }
     const writers = new Set(filesOf(opts.writers))
     // A linked file's record is in the link table, loaded apart: such a writer waits (the merge with it).
+    this.refused = 'writer'
     for (const f of writers) if (f.link != null) return null
+    this.refused = 'changed'
     const swappable = (): boolean => this.committer.head.seq >= expect && this.edits.confinedTo(expect, writers)
     if (!swappable()) return null
     const prepared = await prepare(ref, { root: this.root, links: this.links }, writers, this.io)
-    if (prepared == null) return null
+    if (prepared == null) { this.refused = 'writer'; return null } // a writer's entry is not the same file there
     // No commit may run across the swap (it would record the old tree after it), nor a call
     // holding a node of the old tree. Waits a little for them.
     for (let i = 0; i < 200 && (this.commitsRunning > 0 || !this.edits.quiet(writers)); i++) {
