@@ -123,10 +123,12 @@ export async function mountDrive (drive: Drive, cfg: MountConfig): Promise<Mount
       defaultPermissions: true,
       // libfuse 3 takes up to 1 MiB per write; libfuse 2 caps it at 128 KiB.
       maxWrite: 1024 * 1024,
-      // The kernel's writeback cache, for measuring only (SPACE_WRITEBACK_CACHE=1): it merges
-      // small writes into page writes (SQLite: 35 -> 9 write requests per transaction), but the
-      // kernel then keeps a file's size as it knows it, so a change swapped in under the mount
-      // (a merge) shows the old size (test/fs/kernel-cache fails). docs/performance.md, "Random I/O".
+      // The kernel's writeback cache, off by default (SPACE_WRITEBACK_CACHE=1): it merges small
+      // writes into page writes (SQLite: 35 -> 9 write requests per transaction), but the kernel
+      // then keeps a file's size as it knows it while it holds the inode. A merge's entry
+      // invalidation drops inodes nothing holds; a file open across the merge shows the old size
+      // until its last close (then attach.ts invalidates it again), so test/fs/kernel-cache's
+      // open-descriptor case fails with it. docs/performance.md, "Random I/O".
       writebackCache: process.env.SPACE_WRITEBACK_CACHE === '1',
       // 1 s. A hard-linked node's other names are invalidated when it changes (kernel-names.ts);
       // 0 would make every lstat ~30x slower (5 -> 185 us here).

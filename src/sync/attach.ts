@@ -26,7 +26,7 @@ const SCAN_DEFER_MAX_MS = 10_000
 /** What sync needs of the mount (daemon.ts MountedDrive). */
 export interface MountView {
   drive: Drive
-  handles: { openFiles: () => FileNode[], writers: () => FileNode[] }
+  handles: { openFiles: () => FileNode[], writers: () => FileNode[], afterClose: (node: FileNode, fn: () => void) => void }
   kernel: { invalidatePath: (path: string) => Promise<number>, invalidateEntry: (dir: string, name: string) => Promise<number> }
 }
 
@@ -142,6 +142,23 @@ async function invalidate (kernel: MountView['kernel'], changes: PathChange[]): 
   await kernel.invalidatePath('/').catch(() => 0)
 }
 
+/**
+ * Files the merge changed that are open here: the kernel's inode outlives the invalidation
+ * (with the writeback cache it keeps its old size, fuse_get_cache_mask), so their names are
+ * invalidated again after the last close, when nothing holds the inode and the kernel drops it.
+ */
+function staleWhileOpen (m: MountView, changes: PathChange[]): void {
+  const ids = new Set(changes.map(c => c.id))
+  for (const f of m.handles.openFiles()) {
+    if (!ids.has(f.id.toString('hex'))) continue
+    m.handles.afterClose(f, () => {
+      if (f.parent == null) return
+      const { dir, name } = parentOf(f.path())
+      m.kernel.invalidateEntry(dir, name).catch(() => 0)
+    })
+  }
+}
+
 export async function attachSync (prep: PreparedSync, m: MountView, opts: {
   configDir: string
   log?: (line: string) => void
@@ -212,6 +229,7 @@ export async function attachSync (prep: PreparedSync, m: MountView, opts: {
       const info = await tree.adopt(ref, expect, () => m.handles.openFiles(), { writers: () => m.handles.writers(), swapped })
       if (info == null) return tree.refused === 'writer' ? 'open' : 'changed'
       await invalidate(m.kernel, changes)
+      staleWhileOpen(m, changes)
       for (const c of changeEvents(changes)) opts.onChange?.(c)
       scan(ref)
       return 'adopted'

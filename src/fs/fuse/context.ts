@@ -37,6 +37,21 @@ export class Handles {
     if (h == null) return
     this.table.delete(fh)
     if (h.node instanceof FileNodeClass) h.node.pins--
+    const fn = this.closed.get(h.node)
+    if (fn != null && !this.isOpen(h.node)) {
+      this.closed.delete(h.node)
+      fn()
+    }
+  }
+
+  // Under the kernel's writeback cache the kernel keeps the size it knows of a file for as long
+  // as it holds the inode; an open file pins it, so a merge's invalidation cannot drop it. What a
+  // merge changed under an open file is invalidated again once its last handle is released.
+  private readonly closed = new Map<Node, () => void>()
+  /** Runs `fn` when `node` has no open handle left (at once if it has none now). */
+  afterClose (node: Node, fn: () => void): void {
+    if (!this.isOpen(node)) { fn(); return }
+    this.closed.set(node, fn)
   }
 
   /** The files with open handles (a merge swapped in under the mount keeps them their nodes). */
