@@ -138,7 +138,7 @@ function procStats (pid) {
   return { cpu, peakRssMiB: Math.round(hwm) }
 }
 
-/** CPU seconds (user / system) of each of `pid`'s threads, by thread name, summed over threads of one name. */
+/** CPU seconds (user / system) of each of `pid`'s threads, keyed by name:tid (USER_HZ taken as 100, as procStats does). */
 function threadCpu (pid) {
   const out = {}
   for (const t of readdirSync(`/proc/${pid}/task`)) {
@@ -229,7 +229,7 @@ async function bulk () {
     if (process.env.SYNC_BULK_REREAD === '1') { // diagnosis, outside the row: B's and A's read-back again, warm and cold
       for (const [name, d] of [['B', b], ['A', a]]) {
         for (const cold of [false, true]) {
-          if (cold) spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
+          if (cold && spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']).status !== 0) console.error('reread: could not drop the caches (not root?): the cold pass is warm')
           const r0 = performance.now(); const c0 = procStats(d.pid).cpu
           for (let i = 0; i < files; i++) sha256File(d.path(`bulk-${i}.bin`))
           console.error(`reread ${name} ${cold ? 'cold' : 'warm'}: ${((performance.now() - r0) / 1000).toFixed(2)} s, daemon CPU ${(procStats(d.pid).cpu - c0).toFixed(2)} s; ${readFileSync(`/proc/${d.pid}/io`, 'utf8').split('\n').slice(0, 2).join(' ')}`)
