@@ -77,9 +77,7 @@ export class PackIndexes implements BlockIndex {
       else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') reason = `unreadable: ${(err as Error).message}`
     }
     if (idx == null) {
-      const scan = await this.scan(pack, PACK_HEADER_LENGTH, end)
-      await writeIndex(path, { pack: id, from: PACK_HEADER_LENGTH, to: end, damage: scan.damage }, scan.entries)
-      this.install(await IdxFile.open(path, id, this.cache))
+      const scan = await this.indexFromPack(pack, end)
       this.stats.rebuilt++
       this.log(`index: pack ${id} rebuilt from its ${scan.records} records (${reason})`)
       return
@@ -200,13 +198,19 @@ export class PackIndexes implements BlockIndex {
       const pack = this.packs.packs.get(id)
       if (pack == null) return
       if ((this.files.get(id)?.meta.to ?? -1) >= to) return // a seal rebuilt it whole first
-      const scan = await this.scan(pack, PACK_HEADER_LENGTH, to)
-      await writeIndex(this.packs.idxPath(id), { pack: id, from: PACK_HEADER_LENGTH, to, damage: scan.damage }, scan.entries)
-      this.install(await IdxFile.open(this.packs.idxPath(id), id, this.cache))
+      const scan = await this.indexFromPack(pack, to)
       this.stats.rebuilt++
       this.log(`index: pack ${id} rebuilt from its ${scan.records} records (${reason})`)
     }).catch(err => { this.log(`index: pack ${id} could not be rebuilt: ${(err as Error).message}`) })
       .finally(() => { this.rebuildingPacks.delete(id) })
+  }
+
+  /** Writes and installs `pack`'s index file of every record before `to`, read from the pack. */
+  private async indexFromPack (pack: Pack, to: number): ReturnType<PackIndexes['scan']> {
+    const scan = await this.scan(pack, PACK_HEADER_LENGTH, to)
+    await writeIndex(this.packs.idxPath(pack.id), { pack: pack.id, from: PACK_HEADER_LENGTH, to, damage: scan.damage }, scan.entries)
+    this.install(await IdxFile.open(this.packs.idxPath(pack.id), pack.id, this.cache))
+    return scan
   }
 
   /** Packs whose damaged index file waits for its rebuild (damaged()). */
@@ -230,9 +234,7 @@ export class PackIndexes implements BlockIndex {
       if (pack.size <= PACK_HEADER_LENGTH) return
       if (this.rebuildingPacks.has(pack.id) && this.files.get(pack.id) == null) {
         // Its file was found damaged and its rebuild comes later: built whole from the pack now.
-        const scan = await this.scan(pack, PACK_HEADER_LENGTH, pack.size)
-        await writeIndex(this.packs.idxPath(pack.id), { pack: pack.id, from: PACK_HEADER_LENGTH, to: pack.size, damage: scan.damage }, scan.entries)
-        this.install(await IdxFile.open(this.packs.idxPath(pack.id), pack.id, this.cache))
+        await this.indexFromPack(pack, pack.size)
         for (const [k, t] of this.tail) if (t.pack === pack.id) { this.tailBytes -= t.length; this.tail.delete(k) }
         return
       }
