@@ -20,7 +20,8 @@
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { appendFileSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { appendFileSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { sha256File } from './sha256-file.mjs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -167,14 +168,6 @@ async function until (what, ok, timeoutMs, ms = 5) {
 function pushedAll (d) {
   const s = JSON.parse(readFileSync(join(d.data, 'sync', 'out', 'state.json'), 'utf8'))
   return s.seq > 0 && s.pushed === s.seq
-}
-
-function sha256File (path) {
-  const h = createHash('sha256')
-  const fd = openSync(path, 'r')
-  const buf = Buffer.allocUnsafe(1 << 20)
-  try { for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n)) } finally { closeSync(fd) }
-  return h.digest('hex')
 }
 
 /**

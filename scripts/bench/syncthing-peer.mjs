@@ -12,7 +12,8 @@
 // Environment: SYNC_BULK_MB (1024), SYNC_LATENCY_N (20), SYNC_FRESH_FILES (10000).
 // Every process it starts is stopped by PID on exit; WORKDIR is left for the caller to remove.
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, statSync, existsSync, openSync, readSync, writeSync, closeSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, statSync, existsSync, openSync, writeSync, closeSync } from 'node:fs'
+import { sha256File } from './sha256-file.mjs'
 import { randomBytes, createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -131,14 +132,6 @@ function writeRandomFile (path, bytes) {
   const chunk = randomBytes(8 << 20)
   for (let done = 0; done < bytes;) { const n = Math.min(chunk.length, bytes - done); writeSync(fd, chunk, 0, n); h.update(chunk.subarray(0, n)); done += n; randomBytes(8 << 20).copy(chunk) }
   closeSync(fd)
-  return h.digest('hex')
-}
-
-function sha256File (path) {
-  const h = createHash('sha256')
-  const fd = openSync(path, 'r')
-  const buf = Buffer.allocUnsafe(1 << 20)
-  try { for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n)) } finally { closeSync(fd) }
   return h.digest('hex')
 }
 
