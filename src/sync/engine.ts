@@ -77,6 +77,17 @@ const HOLD_MS = 2000
 /** Attempts of one merge that may hold the drive (the mount's name calls wait up to HOLD_MS in each). */
 const HOLDS = 3
 
+/** What each attempt of one merge needs (SyncEngine.mergeHeads, mergeOnce). */
+interface MergeJob {
+  entries: SignedEntry[]
+  theirs: Head[]
+  baseOf: (folded: CID[], next: CID[]) => Promise<Snapshot>
+  label: string
+  /** When the merge started, and when the other heads' trees had been read (for the trace). */
+  t0: number
+  t1: number
+}
+
 export interface EngineDeps {
   drive: LiveDrive
   log: LocalLog
@@ -516,7 +527,7 @@ export class SyncEngine {
       trace(() => `merge ${label}: holds our entry's tree, nothing to merge`)
       return
     }
-    const t1 = Date.now()
+    const job: MergeJob = { entries, theirs, baseOf, label, t0, t1: Date.now() }
     let changed = 0 // attempts refused because local changes landed first
     let held = 0
     for (let attempt = 0; attempt < 20; attempt++) {
@@ -526,48 +537,61 @@ export class SyncEngine {
       // file open for writing: holding would not make it close.
       const release = changed >= 2 && held < HOLDS ? await drive.hold?.(HOLD_MS) ?? undefined : undefined
       if (release != null) held++
+      let outcome: 'adopted' | 'changed' | 'open'
       try {
-        const ta = Date.now()
-        const head = await drive.commit()
-        await this.publishing // our entry for `head` exists before the ancestor search
-        const tb = Date.now()
-        const ours = await readSnapshot(head.ref, drive.store)
-        const tc = Date.now()
-        this.origins.apply(ours)
-        // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
-        // that changed nothing publishes nothing): its history is its entry and those heads.
-        const own = this.deps.log.state.cid
-        const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
-        const folded = await foldHeads([mine, ...theirs], baseOf)
-        const td = Date.now()
-        // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
-        const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
-        const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
-        if (changes.length === 0) { done(); return } // nothing new for this tree: the next entry carries the heads
-        const m = materialize(snapshot, drive.store, { before: ours })
-        // Set at the swap: the commit it makes is published with these heads, and a commit of the
-        // tree before it (while the drive prepares the swap) is not. Undone when the swap is
-        // refused, or the next attempt would take its own input as its base.
-        const before = new Map(this.merged)
-        const te = Date.now()
-        const swapped = (): void => { release?.(); done() }
-        const outcome = await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, swapped)
-        trace(() => `merge ${label}: theirs read ${t1 - t0} ms, commit ${tb - ta} ms, ours read ${tc - tb} ms, fold ${td - tc} ms, materialize ${te - td} ms, adopt ${Date.now() - te} ms (${outcome}${release != null ? ', held' : ''}, ${ours.nodes.size} nodes)`)
-        if (outcome === 'adopted') {
-          this.origins.remember(snapshot)
-          this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
-          heads.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
-          return
-        }
-        this.merged.clear()
-        for (const [k, v] of before) this.merged.set(k, v)
-        if (outcome === 'changed') changed++
+        outcome = await this.mergeOnce(job, release)
       } finally {
         release?.()
       }
+      if (outcome === 'adopted') return
+      if (outcome === 'changed') changed++
       // Refused: a local change landed first, or the merge changes a file open for writing. Wait a little.
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 50 * (attempt + 1))).unref())
     }
     throw new Error(`could not merge ${label}: local changes kept landing first`)
+  }
+
+  /**
+   * One attempt of mergeHeads: commits, folds the heads into the tree it committed and swaps the
+   * result in ('adopted', also when there was nothing new for this tree), or says why the swap was
+   * refused. `release` ends the drive's hold (if one is on) at the swap.
+   */
+  private async mergeOnce (job: MergeJob, release: (() => void) | undefined): Promise<'adopted' | 'changed' | 'open'> {
+    const { drive } = this.deps
+    const { entries, theirs, baseOf, label, t0, t1 } = job
+    const ta = Date.now()
+    const head = await drive.commit()
+    await this.publishing // our entry for `head` exists before the ancestor search
+    const tb = Date.now()
+    const ours = await readSnapshot(head.ref, drive.store)
+    const tc = Date.now()
+    this.origins.apply(ours)
+    // The drive's tree holds what it merged even where no entry of its own says so yet (a merge
+    // that changed nothing publishes nothing): its history is its entry and those heads.
+    const own = this.deps.log.state.cid
+    const mine: Head = { device: this.deps.device.name, key: hexOf(this.deps.device.publicKey), cids: [...(own != null ? [own] : []), ...[...this.merged.values()].map(h => h.cid)], snapshot: ours }
+    const folded = await foldHeads([mine, ...theirs], baseOf)
+    const td = Date.now()
+    // Merged once the tree holds them: the drive's history (mine, above) counts these heads.
+    const done = (): void => { for (const s of entries) this.merged.set(hexOf(s.entry.dev), { dev: s.entry.dev, seq: s.entry.seq, cid: s.cid }) }
+    const { snapshot, changes } = adoptable(folded.snapshot, ours, drive.keys())
+    if (changes.length === 0) { done(); return 'adopted' } // nothing new for this tree: the next entry carries the heads
+    const m = materialize(snapshot, drive.store, { before: ours })
+    // Set at the swap: the commit it makes is published with these heads, and a commit of the
+    // tree before it (while the drive prepares the swap) is not. Undone when the swap is
+    // refused, or the next attempt would take its own input as its base.
+    const before = new Map(this.merged)
+    const te = Date.now()
+    const outcome = await drive.adopt({ root: m.root, links: m.links }, changes, head.localSeq, () => { release?.(); done() })
+    trace(() => `merge ${label}: theirs read ${t1 - t0} ms, commit ${tb - ta} ms, ours read ${tc - tb} ms, fold ${td - tc} ms, materialize ${te - td} ms, adopt ${Date.now() - te} ms (${outcome}${release != null ? ', held' : ''}, ${ours.nodes.size} nodes)`)
+    if (outcome === 'adopted') {
+      this.origins.remember(snapshot)
+      this.deps.logLine?.(`sync: merged ${label}: ${changes.length} changes, ${folded.conflicts.length} resolved`)
+      entries.forEach((s, i) => this.deps.onEvent?.({ kind: 'merged', device: this.nameOf(s), seq: s.entry.seq, changes: changes.length, conflicts: i === 0 ? folded.conflicts : [] }))
+      return outcome
+    }
+    this.merged.clear()
+    for (const [k, v] of before) this.merged.set(k, v)
+    return outcome
   }
 }
